@@ -1,0 +1,96 @@
+# lathe - RL post-training workbench.
+#   make            build build/lathe and every built-in plugin
+#   make demo       build, then run the default recipe (installs Debian deps as root)
+#   make test       build and run the unit tests and the end-to-end tests
+#   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make bench      side-by-side benchmarks against PyTorch (bench/README.md)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make format     clang-format every source file
+
+PREFIX ?= /usr/local
+B ?= build
+CC ?= cc
+PKGS = lua5.4 libuv lmdb ncursesw json-c openblas
+
+# Warnings are errors. -Wshadow and -Wstrict-prototypes catch the mistakes
+# that have bitten C codebases most; -Wno-unused-parameter because plugin
+# callbacks take parameters they may not need.
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
+OPT ?= -O2 -g
+SAN ?=
+CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -fPIC -pthread $(CFLAGS) \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl -pthread
+
+NN_SRC = $(wildcard workbench/nn/*.c)
+CORE_SRC = $(filter-out workbench/main.c,$(wildcard workbench/*.c)) \
+	$(wildcard lua/*.c) $(wildcard storage/*.c) $(wildcard ui/*.c)
+PLUGINS = $(notdir $(wildcard plugins/*))
+TEST_SRC = $(wildcard tests/*.c)
+
+NN_OBJ = $(NN_SRC:%.c=$(B)/obj/%.o)
+CORE_OBJ = $(CORE_SRC:%.c=$(B)/obj/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(B)/obj/%.o)
+PLUGIN_SO = $(PLUGINS:%=$(B)/plugins/%.so)
+
+all: $(B)/.deps $(B)/lathe $(PLUGIN_SO)
+
+$(B)/.deps: scripts/deps.sh
+	@mkdir -p $(B)
+	@sh scripts/deps.sh
+	@touch $@
+
+$(B)/obj/%.o: %.c $(B)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(B)/libnn.a: $(NN_OBJ)
+	ar rcs $@ $^
+
+$(B)/lathe: $(B)/obj/workbench/main.o $(CORE_OBJ) $(B)/libnn.a
+	$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+
+# A plugin is its folder's sources plus the nn core, linked into one .so.
+.SECONDEXPANSION:
+$(B)/plugins/%.so: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard plugins/%/*.c)) $(B)/libnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -shared -o $@ $^ $(shell pkg-config --libs openblas json-c) -lm
+
+$(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
+	$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+
+test: all $(B)/test-unit
+	$(B)/test-unit
+	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins sh tests/e2e.sh
+
+demo: all
+	cd $(B) && LATHE_PLUGIN_DIR=$(CURDIR)/$(B)/plugins ./lathe run $(CURDIR)/share/recipes/demo.lua
+
+asan:
+	$(MAKE) B=build/asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+bench: all
+	sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lathe/plugins \
+		$(DESTDIR)$(PREFIX)/include/lathe/nn $(DESTDIR)$(PREFIX)/share/lathe/recipes \
+		$(DESTDIR)$(PREFIX)/share/lathe/examples $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(B)/lathe $(DESTDIR)$(PREFIX)/bin/lathe
+	install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/plugins/
+	install -m 644 $(B)/libnn.a $(DESTDIR)$(PREFIX)/lib/lathe/
+	install -m 644 workbench/lathe.h $(DESTDIR)$(PREFIX)/include/lathe/
+	install -m 644 workbench/nn/nn.h $(DESTDIR)$(PREFIX)/include/lathe/nn/
+	install -m 644 share/plugins.lua $(DESTDIR)$(PREFIX)/share/lathe/
+	install -m 644 share/recipes/*.lua $(DESTDIR)$(PREFIX)/share/lathe/recipes/
+	install -m 644 share/examples/* $(DESTDIR)$(PREFIX)/share/lathe/examples/
+	install -m 644 share/man/lathe.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+.PHONY: all test demo asan bench install format clean
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages lathe builds against, if any are missing.
+# As root it runs apt-get (update once, then install); otherwise it names
+# exactly what to install and exits 1.
+set -e
+PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libuv1-dev liblmdb-dev libncurses-dev libjson-c-dev"
+[ -n "$LATHE_DEPS_EXTRA" ] && PKGS="$PKGS $LATHE_DEPS_EXTRA"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq $missing >&2
+else
+  echo "deps: missing Debian packages:$missing" >&2
+  echo "deps: run: sudo apt-get install$missing" >&2
+  exit 1
+fi

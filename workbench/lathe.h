@@ -1,0 +1,200 @@
+/* lathe.h - the one public header for lathe plugins.
+ *
+ * A plugin is a shared object that exports one function,
+ *
+ *     const lathe_plugin_t *lathe_plugin_entry(int host_apiver);
+ *
+ * returning a static descriptor, or NULL when it cannot serve that API version.
+ * The host dlopen()s built-in plugins through exactly this path, so a user's own
+ * plugin is no different from ours. Build one with (see share/examples/):
+ *
+ *     cc -shared -fPIC -I$PREFIX/include/lathe my.c -o my.so
+ *
+ * Kinds. An "algorithm" trains: the host calls step() again and again on a worker
+ * thread until it returns LATHE_DONE. An "environment" also fills env_* (Gymnasium
+ * semantics: reset(seed) then step(action) -> obs, reward, terminated, truncated).
+ * A "task" or "generator" is an algorithm-shaped plugin that scores or produces data.
+ *
+ * Ownership. The descriptor and its option table are static and owned by the plugin.
+ * An instance (void *self) is created by create(), owned by the host, and released
+ * by destroy(). Strings and pointers handed to a plugin by the host are borrowed for
+ * the duration of the call unless stated otherwise.
+ *
+ * Threads. create/step/save/load/destroy of one instance are called from one worker
+ * thread, never concurrently. Host services may be called from that thread only.
+ *
+ * Errors. Functions return 0 (LATHE_OK) on success and a negative lathe error code
+ * on failure, after calling host->fail() with a one-line message naming what is wrong.
+ *
+ * Caveats. save() must capture everything that influences later steps (parameters,
+ * optimizer moments, RNG states, replay buffers, environment states, counters), so a
+ * run resumed from a checkpoint is bit-identical to one never stopped.
+ */
+#ifndef LATHE_H
+#define LATHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LATHE_PLUGIN_APIVER 1
+
+/* step() results */
+#define LATHE_CONTINUE 0
+#define LATHE_DONE 1
+
+/* Errors: negative, in a band clear of LMDB's and of negated errno values. */
+#define LATHE_ERRNO_MAP(X)                                                                         \
+  X(OK, 0, "success")                                                                              \
+  X(EUSAGE, -32000, "usage error")                                                                 \
+  X(ECONFIG, -32001, "invalid configuration")                                                      \
+  X(ERECIPE, -32002, "recipe error")                                                               \
+  X(ESTORE, -32003, "store error")                                                                 \
+  X(ENOPLUGIN, -32004, "no such plugin")                                                           \
+  X(EAPIVER, -32005, "plugin API version mismatch")                                                \
+  X(EPLUGIN, -32006, "plugin error")                                                               \
+  X(ENAN, -32007, "training diverged (non-finite value)")                                          \
+  X(ESHAPE, -32008, "shape mismatch")                                                              \
+  X(ECKPT, -32009, "bad checkpoint")                                                               \
+  X(EDATA, -32010, "bad data")                                                                     \
+  X(ENOMEM, -32011, "out of memory")                                                               \
+  X(EIO, -32012, "input/output error")                                                             \
+  X(ENOTFOUND, -32013, "not found")                                                                \
+  X(EINTR, -32014, "interrupted")
+
+enum {
+#define LATHE_ERR_ENUM(name, code, text) LATHE_##name = (code),
+  LATHE_ERRNO_MAP(LATHE_ERR_ENUM)
+#undef LATHE_ERR_ENUM
+};
+
+/* ---- byte buffers (checkpoint payloads) ---------------------------------- */
+
+/* A growable byte buffer. The writer owns p (free with free()). A reader views
+ * bytes it does not own: p/n stay valid only while the host says so. */
+typedef struct lathe_buf {
+  uint8_t *p;
+  size_t n, cap, off; /* off: read cursor */
+  int err;            /* sticky: set on overflow or short read */
+} lathe_buf_t;
+
+/* Append n bytes. Sets b->err on allocation failure. */
+static inline void lathe_buf_put(lathe_buf_t *b, const void *src, size_t n) {
+  if (b->err) return;
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n) cap *= 2;
+    uint8_t *p = (uint8_t *)realloc(b->p, cap);
+    if (!p) {
+      b->err = LATHE_ENOMEM;
+      return;
+    }
+    b->p = p, b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->n, src, n);
+  b->n += n;
+}
+/* Read n bytes at the cursor into dst. Sets b->err (and zero-fills) if short. */
+static inline void lathe_buf_get(lathe_buf_t *b, void *dst, size_t n) {
+  if (b->err || b->off + n > b->n) {
+    b->err = LATHE_ECKPT;
+    memset(dst, 0, n);
+    return;
+  }
+  memcpy(dst, b->p + b->off, n);
+  b->off += n;
+}
+static inline void lathe_buf_free(lathe_buf_t *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+#define LATHE_PUT(b, v) lathe_buf_put((b), &(v), sizeof(v))
+#define LATHE_GET(b, v) lathe_buf_get((b), &(v), sizeof(v))
+
+/* ---- configuration schema ------------------------------------------------ */
+
+typedef enum { LATHE_INT, LATHE_NUM, LATHE_BOOL, LATHE_STR } lathe_type_t;
+
+/* One option of a plugin's config. def is the default written as text
+ * ("0.99", "true", "hl_gauss"); min/max bound INT and NUM (ignored when
+ * min > max); choices, for STR, is a '|'-separated list or NULL for free text. */
+typedef struct lathe_opt {
+  const char *key;
+  lathe_type_t type;
+  const char *def;
+  double min, max;
+  const char *choices;
+  const char *doc;
+} lathe_opt_t;
+
+typedef struct lathe_ctx lathe_ctx_t; /* the host's per-run context, opaque */
+struct lathe_plugin;
+
+/* Host services, passed to every call. */
+typedef struct lathe_host {
+  int apiver;
+  /* Resolved config values (already validated against the schema). */
+  int64_t (*cfg_int)(lathe_ctx_t *, const char *key);
+  double (*cfg_num)(lathe_ctx_t *, const char *key);
+  const char *(*cfg_str)(lathe_ctx_t *, const char *key); /* valid for the run */
+  /* The run's seed and numeric thread count. */
+  uint64_t (*seed)(lathe_ctx_t *);
+  /* Record metric NAME = v at the host's current step. NaN/Inf are recorded
+   * as-is; the host's guard decides whether the run diverged. */
+  void (*metric)(lathe_ctx_t *, const char *name, double v);
+  /* Tell the host the total number of steps when known (for ETA), 0 if not. */
+  void (*set_total)(lathe_ctx_t *, int64_t total);
+  /* A log line for the run's event pane and headless stream. */
+  void (*log)(lathe_ctx_t *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+  /* Report a failure: one line, naming what is wrong. Returns code. */
+  int (*fail)(lathe_ctx_t *, int code, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+  /* Datasets in the store: number of records of NAME (negative error if none),
+   * and record i as compact JSON text (malloc'd; caller frees). */
+  int64_t (*dataset_count)(lathe_ctx_t *, const char *name);
+  char *(*dataset_get)(lathe_ctx_t *, const char *name, int64_t i);
+  /* Create an instance of another registered plugin (e.g. an environment) with
+   * config given as "key=value" strings. Destroy with plugin_destroy. */
+  int (*plugin_create)(lathe_ctx_t *, const char *name, const char *const *kv, int nkv,
+                       const struct lathe_plugin **plugin, void **self);
+  void (*plugin_destroy)(lathe_ctx_t *, const struct lathe_plugin *plugin, void *self);
+} lathe_host_t;
+
+/* Describes a space: "discrete" with n actions, or "box" with dim floats in [low, high]. */
+typedef struct lathe_space {
+  int discrete; /* 1: integers 0..n-1; 0: box */
+  int n;        /* discrete: number of values; box: dimension */
+  float low[16], high[16];
+} lathe_space_t;
+
+typedef struct lathe_plugin {
+  int apiver;          /* LATHE_PLUGIN_APIVER the plugin was built against */
+  const char *name;    /* registry name, e.g. "dqn" */
+  const char *kind;    /* "algorithm" | "environment" | "task" | "generator" */
+  const char *version; /* the plugin's own version, e.g. "1.0.0" */
+  const char *doc;     /* one line */
+  const lathe_opt_t *opts; /* terminated by an entry with key == NULL */
+  const char *main_metric; /* shown by `lathe runs`, may be NULL */
+
+  /* Create an instance from the validated config. */
+  int (*create)(const lathe_host_t *h, lathe_ctx_t *ctx, void **self);
+  /* One bounded unit of work (an env step plus an update, a batch...).
+   * Returns LATHE_CONTINUE, LATHE_DONE, or a negative error. */
+  int (*step)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx);
+  /* Append the complete state to out / restore it from in. */
+  int (*save)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
+  int (*load)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *in);
+  void (*destroy)(void *self);
+
+  /* Environments only (NULL otherwise). obs has obs_space.n floats. */
+  int (*env_spaces)(void *self, lathe_space_t *obs, lathe_space_t *act);
+  int (*env_reset)(void *self, uint64_t seed, float *obs);
+  /* action: act.discrete ? one float holding the integer : act.n floats. */
+  int (*env_step)(void *self, const float *action, float *obs, double *reward, int *terminated,
+                  int *truncated);
+} lathe_plugin_t;
+
+typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);
+
+#endif

@@ -1,0 +1,296 @@
+/* nn.h - lathe's float32 numerical core on OpenBLAS.
+ *
+ * In the spirit of llm.c: plain C, explicit forward and backward per layer, every
+ * matrix product through nn_matmul_* (cblas_sgemm), no graph interpreter.
+ *
+ * Dimension letters used in shape comments: N rows (batch, or B*T), B batch,
+ * T time, C channels, IC/OC in/out channels, H heads, V vocabulary, K classes.
+ * All arrays are contiguous row-major float32.
+ *
+ * Conventions.
+ *  - Forward functions overwrite their outputs.
+ *  - Backward functions ACCUMULATE (+=) into parameter gradients and into the
+ *    input gradient, so a caller zeroes gradients once per step (nn_params_zero_grad)
+ *    and branches sum naturally. The one exception is noted where it occurs.
+ *  - Nothing here allocates on a hot path except the model arenas, which grow
+ *    when a larger batch than ever before arrives.
+ *  - Everything random takes an explicit nn_rng_t, so runs are reproducible and
+ *    resumable bit for bit. Results are deterministic for a given thread count.
+ *
+ * Ownership: nn_params_t owns its values, gradients and optimizer moments (one
+ * block each). Models own their nn_params_t and activation arena; *_free releases all.
+ */
+#ifndef LATHE_NN_H
+#define LATHE_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../lathe.h"
+
+/* ======================================================================== */
+/* Random numbers: xoshiro256** whose whole state is the four words below.  */
+
+typedef struct nn_rng {
+  uint64_t s[4];
+} nn_rng_t;
+
+/* Seed from one 64-bit value (splitmix64 expansion). Any seed is valid. */
+void nn_rng_seed(nn_rng_t *r, uint64_t seed);
+uint64_t nn_rng_u64(nn_rng_t *r);
+/* Uniform in [0, 1) with 24 bits (float) or 53 bits (double). */
+float nn_rng_uniform(nn_rng_t *r);
+double nn_rng_uniform_d(nn_rng_t *r);
+/* Standard normal by Box-Muller (one draw consumes two uniforms; no cached spare,
+ * so the state is exactly s[]). */
+float nn_rng_normal(nn_rng_t *r);
+/* Uniform integer in [0, n). */
+uint32_t nn_rng_below(nn_rng_t *r, uint32_t n);
+
+/* ======================================================================== */
+/* Threads and matrix products.                                             */
+
+/* Set OpenBLAS's thread count (n >= 1). */
+void nn_set_threads(int n);
+int nn_get_threads(void);
+
+/* out(N,OC) = inp(N,IC) @ w(OC,IC)^T (+ b(OC) if b). Overwrites out. */
+void nn_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC,
+                       int OC);
+/* Given dout(N,OC): dinp(N,IC) += dout @ w (skipped if dinp NULL);
+ * dw(OC,IC) += dout^T @ inp; db(OC) += column sums of dout (skipped if NULL). */
+void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, int N, int IC, int OC);
+
+/* ======================================================================== */
+/* Elementwise activations. forward: out = f(inp) over n values.             */
+/* backward: dinp += dout * f'(.) computed from inp (or out where noted).    */
+
+typedef enum { NN_RELU, NN_GELU, NN_TANH, NN_SILU, NN_IDENTITY } nn_act_t;
+
+/* Parse "relu" | "gelu" | "tanh" | "silu" | "identity"; -1 if unknown. */
+int nn_act_parse(const char *name);
+void nn_act_forward(nn_act_t a, float *out, const float *inp, size_t n);
+void nn_act_backward(nn_act_t a, float *dinp, const float *dout, const float *inp, size_t n);
+
+/* LayerNorm over the last dim C of inp(N,C): out = (x-mean)*rstd*w + b.
+ * Saves mean(N) and rstd(N) for backward. eps = 1e-5. */
+void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int N, int C);
+void nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* out(B,T,C) = wte[tok[b,t]] + wpe[t]. */
+void nn_embed_forward(float *out, const int *tok, const float *wte, const float *wpe, int B, int T,
+                      int C);
+void nn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
+                       int C);
+
+/* Causal multi-head self-attention. qkv(B,T,3C) packs q,k,v; out(B,T,C).
+ * att(B,H,T,T) holds the softmax weights (kept for backward). */
+void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H);
+/* dqkv(B,T,3C) += ..., using scratch datt of at least T*T floats (overwritten). */
+void nn_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                           const float *att, int B, int T, int C, int H);
+
+/* Inverted dropout with keep-probability 1-p: mask(n) in {0, 1/(1-p)}, out = inp*mask.
+ * p = 0 copies. Draws n uniforms from r when p > 0. */
+void nn_dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, nn_rng_t *r);
+/* dinp += dout * mask (mask NULL: dinp += dout). */
+void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n, float p);
+
+/* y += x over n values (residual add forward); its backward is the same call. */
+void nn_add(float *y, const float *x, size_t n);
+
+/* Row-wise softmax / log-softmax of x(N,K), numerically stable. */
+void nn_softmax(float *out, const float *x, int N, int K);
+void nn_log_softmax(float *out, const float *x, int N, int K);
+
+/* ======================================================================== */
+/* Losses. Each returns the mean loss over rows and OVERWRITES dpred/dlogits  */
+/* with d(mean loss)/d(input) (pass NULL to skip). Scale by w for weighting. */
+
+/* Mean squared error: mean over N of (pred-target)^2; gradient 2(pred-target)/N. */
+float nn_mse_loss(float *dpred, const float *pred, const float *target, int N);
+/* Huber with threshold delta (smooth L1 times delta): mean over N. */
+float nn_huber_loss(float *dpred, const float *pred, const float *target, int N, float delta);
+/* Cross-entropy of logits(N,K) against soft targets(N,K) (rows sum to 1):
+ * mean_n -sum_k t_nk log softmax(x_n)_k. Gradient (softmax - t)/N. */
+float nn_soft_ce_loss(float *dlogits, const float *logits, const float *target, int N, int K);
+/* Token cross-entropy: logits(B,T,V) predict tgt(B,T); positions with mask 0
+ * are excluded (mask NULL: all count). Mean over counted positions. */
+float nn_token_ce_loss(float *dlogits, const float *logits, const int *tgt, const float *mask,
+                       int B, int T, int V);
+/* Sequence log-probabilities: lp[b] = sum_t mask[b,t] * log softmax(logits[b,t])[tgt[b,t]].
+ * No gradient here; see nn_seq_logprob_backward. */
+void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B,
+                    int T, int V);
+/* dlogits(B,T,V) += dlp[b] * mask[b,t] * (onehot(tgt) - softmax(logits)). */
+void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logits, const int *tgt,
+                             const float *mask, int B, int T, int V);
+
+/* ======================================================================== */
+/* Named parameters.                                                        */
+
+#define NN_NAME_MAX 48
+
+typedef struct nn_param {
+  char name[NN_NAME_MAX]; /* e.g. "h.2.attn.qkv.w" */
+  int ndim, shape[4];
+  size_t off, n; /* offset into the value block, element count */
+  int decay;     /* 1 if AdamW weight decay applies (matrices), 0 (biases, norms) */
+} nn_param_t;
+
+typedef struct nn_params {
+  nn_param_t *p;
+  int np, cap;
+  size_t total;   /* number of floats */
+  float *w, *g;   /* values, gradients (total each) */
+  float *m, *v;   /* Adam moments, allocated by the optimizer on first step */
+  int64_t t;      /* Adam step count */
+} nn_params_t;
+
+/* Declare a parameter; returns its index. Call before nn_params_alloc. */
+int nn_params_add(nn_params_t *ps, const char *name, int decay, int ndim, const int *shape);
+/* Allocate values and gradients (zeroed). Returns 0 or LATHE_ENOMEM. */
+int nn_params_alloc(nn_params_t *ps);
+void nn_params_free(nn_params_t *ps);
+/* Pointers into the blocks for parameter index i. Valid until nn_params_free. */
+static inline float *nn_w(nn_params_t *ps, int i) { return ps->w + ps->p[i].off; }
+static inline float *nn_g(nn_params_t *ps, int i) { return ps->g + ps->p[i].off; }
+/* Index of a parameter by name, -1 if none. */
+int nn_params_find(const nn_params_t *ps, const char *name);
+void nn_params_zero_grad(nn_params_t *ps);
+/* Copy values of src into dst (same layout). */
+void nn_params_copy(nn_params_t *dst, const nn_params_t *src);
+/* Polyak averaging: dst = (1-tau)*dst + tau*src. */
+void nn_params_polyak(nn_params_t *dst, const nn_params_t *src, float tau);
+/* Global L2 norm of the gradients; if max_norm > 0 and the norm exceeds it,
+ * scale all gradients by max_norm/norm. Returns the norm before clipping. */
+float nn_clip_grad_norm(nn_params_t *ps, float max_norm);
+/* 1 if every value (and gradient) is finite. */
+int nn_params_finite(const nn_params_t *ps);
+
+/* Serialize values (+ optimizer moments and step when with_opt) into b.
+ * Format (little-endian, version 1): "LNNP" u32 version u32 count u8 with_opt
+ * u64 t; per param: u16 namelen, name, u8 ndim, i32 shape[ndim], f32 data[n];
+ * then if with_opt and moments exist, f32 m[total], f32 v[total]. */
+void nn_params_save(const nn_params_t *ps, lathe_buf_t *b, int with_opt);
+/* Restore into an already-declared, allocated set with the same names and
+ * shapes. Returns 0, LATHE_ECKPT (format/version) or LATHE_ESHAPE (layout). */
+int nn_params_load(nn_params_t *ps, lathe_buf_t *b);
+
+/* Initialise parameter i: normal(0, std), uniform(-a, a), or constant c. */
+void nn_init_normal(nn_params_t *ps, int i, float std, nn_rng_t *r);
+void nn_init_uniform(nn_params_t *ps, int i, float a, nn_rng_t *r);
+void nn_init_const(nn_params_t *ps, int i, float c);
+
+/* ======================================================================== */
+/* Optimizers and schedules.                                                */
+
+typedef struct nn_adamw {
+  float lr, beta1, beta2, eps, weight_decay; /* weight_decay 0: plain Adam */
+} nn_adamw_t;
+
+/* PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0. */
+nn_adamw_t nn_adamw_default(void);
+/* One AdamW step with bias correction and decoupled weight decay applied only
+ * to params with decay = 1, using learning rate lr (pass o->lr for constant).
+ * Allocates moments on the first call. Returns 0 or LATHE_ENOMEM. */
+int nn_adamw_step(nn_params_t *ps, const nn_adamw_t *o, float lr);
+
+typedef enum { NN_SCHED_CONSTANT, NN_SCHED_LINEAR, NN_SCHED_COSINE } nn_sched_t;
+/* Learning rate at step t of total: linear warm-up over warmup steps, then constant,
+ * linear decay to min_ratio*lr, or cosine decay to min_ratio*lr. */
+float nn_lr_at(nn_sched_t s, float lr, int64_t t, int64_t warmup, int64_t total, float min_ratio);
+
+/* ======================================================================== */
+/* MLP: Linear -> [LayerNorm] -> act, repeated, then a final Linear.        */
+
+typedef struct nn_mlp {
+  int nlayers;     /* number of Linear layers */
+  int width[9];    /* width[0] = input, width[nlayers] = output */
+  nn_act_t act;
+  int layernorm;
+  nn_params_t params;
+  int iw[8], ib[8], ilnw[8], ilnb[8]; /* parameter indices */
+  /* activation arena for maxN rows */
+  int maxN, N;
+  float *arena;
+  float *x[9];        /* x[0]: input copy (N,width[0]); x[l]: input of layer l */
+  float *pre[8];      /* pre-activation outputs of Linear l (N,width[l+1]) */
+  float *ln[8];       /* LayerNorm outputs (if layernorm) */
+  float *mean[8], *rstd[8];
+  float *d0, *d1;     /* scratch gradients (N, max width) */
+} nn_mlp_t;
+
+/* Build an MLP with nlayers Linear layers of the given widths (nlayers+1 entries).
+ * Weights use PyTorch's default init (kaiming-uniform, a=sqrt(5)) drawn from r;
+ * parameter names are "<prefix>.<l>.w", ".b", ".ln.w", ".ln.b". */
+int nn_mlp_init(nn_mlp_t *m, const char *prefix, int nlayers, const int *width, nn_act_t act,
+                int layernorm, nn_rng_t *r);
+void nn_mlp_free(nn_mlp_t *m);
+/* Forward x(N,width[0]) -> returns out(N,width[nlayers]) owned by m, valid until
+ * the next forward. Keeps activations for backward. */
+float *nn_mlp_forward(nn_mlp_t *m, const float *x, int N);
+/* Backward of the last forward: grads += ..., dx(N,width[0]) += ... if dx. */
+void nn_mlp_backward(nn_mlp_t *m, const float *dout, float *dx);
+
+/* ======================================================================== */
+/* GPT: token + position embedding, L pre-LN blocks (attn, MLP 4C with GELU),  */
+/* final LayerNorm, logits through the tied token embedding.                */
+
+typedef struct nn_gpt_config {
+  int vocab, ctx, layers, heads, width;
+} nn_gpt_config_t;
+
+typedef struct nn_gpt {
+  nn_gpt_config_t cfg;
+  nn_params_t params;
+  int iwte, iwpe, ilnfw, ilnfb;
+  int (*il)[12]; /* per layer: ln1w ln1b qkvw qkvb projw projb ln2w ln2b fcw fcb fcpw fcpb */
+  /* activations for B x T */
+  int B, T, maxBT;
+  float *acts;
+  size_t acts_n;
+  int *tok;
+  float *encoded, *residual3, *lnf, *lnf_mean, *lnf_rstd, *logits;
+  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
+  float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj;
+  float *grad_scratch; /* backward scratch */
+  size_t scratch_n;
+} nn_gpt_t;
+
+/* Build a GPT with GPT-2's init (normal 0.02, residual projections scaled by
+ * 1/sqrt(2L)). Names: "wte", "wpe", "h.<l>.ln1.w", "h.<l>.attn.qkv.w", ..., "lnf.w". */
+int nn_gpt_init(nn_gpt_t *g, nn_gpt_config_t cfg, nn_rng_t *r);
+void nn_gpt_free(nn_gpt_t *g);
+/* Forward tok(B,T) (T <= ctx) -> logits(B,T,V) owned by g, valid until next forward. */
+float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T);
+/* Backward from dlogits(B,T,V) of the last forward; accumulates parameter grads.
+ * dlogits is used as scratch (its contents are consumed). */
+void nn_gpt_backward(nn_gpt_t *g, float *dlogits);
+/* Per-sequence masked log-probabilities of tok[b,t+1] given tok[b,..t]:
+ * lp[b] = sum_{t<T-1} mask[b,t+1] * log p(tok[b,t+1]). Runs a forward. */
+void nn_gpt_logprobs(nn_gpt_t *g, float *lp, const int *tok, const float *mask, int B, int T);
+/* Backward of nn_gpt_logprobs given dlp(B) (d loss / d lp). */
+void nn_gpt_logprobs_backward(nn_gpt_t *g, const float *dlp, const float *mask);
+
+/* KV cache for incremental decoding of up to B sequences of ctx tokens. */
+typedef struct nn_kvcache {
+  int B, ctx, pos;
+  float *k, *v; /* (L, B, ctx, C) each */
+  float *scratch;
+} nn_kvcache_t;
+
+int nn_kvcache_init(nn_kvcache_t *kv, const nn_gpt_t *g, int B);
+void nn_kvcache_free(nn_kvcache_t *kv);
+/* Feed one token per sequence tok(B) at position kv->pos; writes logits(B,V)
+ * and advances pos. Matches nn_gpt_forward's last-position logits. */
+int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits);
+
+/* Sample one index from logits(V) with temperature (0: argmax), top_k (0: off)
+ * and top_p (1: off). Uses scratch(2V) floats. */
+int nn_sample(const float *logits, int V, float temperature, int top_k, float top_p, nn_rng_t *r,
+              float *scratch);
+
+#endif
