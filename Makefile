@@ -10,7 +10,7 @@
 PREFIX ?= /usr/local
 B ?= build
 CC ?= cc
-PKGS = lua5.4 libuv lmdb ncursesw json-c openblas
+PKGS = lua5.4 libuv lmdb ncursesw json-c openblas zlib
 
 # Warnings are errors. -Wshadow and -Wstrict-prototypes catch the mistakes
 # that have bitten C codebases most; -Wno-unused-parameter because plugin
@@ -42,26 +42,32 @@ $(B)/.deps: scripts/deps.sh
 
 $(B)/obj/%.o: %.c $(B)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(B)/libnn.a: $(NN_OBJ)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/lathe: $(B)/obj/workbench/main.o $(CORE_OBJ) $(B)/libnn.a
-	$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+	@echo "  LINK    $@"
+	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
 
 # A plugin is its folder's sources plus the nn core, linked into one .so.
-.SECONDEXPANSION:
-$(B)/plugins/%.so: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard plugins/%/*.c)) $(B)/libnn.a
-	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -shared -o $@ $^ $(shell pkg-config --libs openblas json-c) -lm
+define plugin_rule
+$(B)/plugins/$(1).so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/$(1)/*.c)) $(B)/libnn.a
+	@mkdir -p $$(dir $$@)
+	@echo "  PLUGIN  $$@"
+	@$$(CC) $$(SAN) -shared -o $$@ $$^ $$(shell pkg-config --libs openblas json-c) -lm
+endef
+$(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
 $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
-	$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+	@echo "  LINK    $@"
+	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
 
 test: all $(B)/test-unit
 	$(B)/test-unit
-	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins sh tests/e2e.sh
+	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/e2e.sh
 
 demo: all
 	cd $(B) && LATHE_PLUGIN_DIR=$(CURDIR)/$(B)/plugins ./lathe run $(CURDIR)/share/recipes/demo.lua

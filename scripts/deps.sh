@@ -3,7 +3,7 @@
 # As root it runs apt-get (update once, then install); otherwise it names
 # exactly what to install and exits 1.
 set -e
-PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libuv1-dev liblmdb-dev libncurses-dev libjson-c-dev"
+PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libuv1-dev liblmdb-dev libncurses-dev libjson-c-dev zlib1g-dev"
 [ -n "$LATHE_DEPS_EXTRA" ] && PKGS="$PKGS $LATHE_DEPS_EXTRA"
 missing=""
 for p in $PKGS; do

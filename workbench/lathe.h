@@ -39,6 +39,7 @@
 #include <string.h>
 
 #define LATHE_PLUGIN_APIVER 1
+#define LATHE_VERSION "0.1.0"
 
 /* step() results */
 #define LATHE_CONTINUE 0
@@ -61,7 +62,8 @@
   X(ENOMEM, -32011, "out of memory")                                                               \
   X(EIO, -32012, "input/output error")                                                             \
   X(ENOTFOUND, -32013, "not found")                                                                \
-  X(EINTR, -32014, "interrupted")
+  X(EINTR, -32014, "interrupted")                                                                  \
+  X(ERUN, -32015, "run failed")
 
 enum {
 #define LATHE_ERR_ENUM(name, code, text) LATHE_##name = (code),

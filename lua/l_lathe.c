@@ -1,0 +1,694 @@
+/* l_lathe.c - the `lathe` Lua module and the recipe runner.
+ *
+ * The recipe's main chunk runs as a coroutine. lathe.run / lathe.wait yield
+ * with the set of runs they wait for; when the worker reports that the last of
+ * them ended (on_end, on the loop thread), the coroutine is resumed. Every call
+ * into Lua goes through resume_recipe(), which turns errors into one message
+ * with file:line and a traceback.
+ */
+#include "l_lathe.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/dataset.h"
+#include "../ui/headless.h"
+#include "../workbench/error.h"
+#include "../workbench/registry.h"
+
+typedef struct recipe {
+  lathe_session_t *s;
+  lua_State *L, *co;
+  int co_ref;
+  int running;      /* coroutine alive (suspended or running) */
+  lathe_run_t **waiting;
+  int nwaiting;
+  int err;          /* first failure code */
+  char errmsg[4096];
+  int err_code_hint; /* set by C functions before raising a Lua error */
+} recipe_t;
+
+static recipe_t *get_recipe(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "lathe.recipe");
+  recipe_t *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* "file:line" of the Lua caller, for messages. */
+static void where(lua_State *L, char *buf, size_t n) {
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+  else
+    snprintf(buf, n, "recipe");
+}
+
+/* ---- JSON <-> Lua ---------------------------------------------------------------- */
+
+static void push_json(lua_State *L, json_object *o) {
+  switch (json_object_get_type(o)) {
+  case json_type_null: lua_pushnil(L); break;
+  case json_type_boolean: lua_pushboolean(L, json_object_get_boolean(o)); break;
+  case json_type_int: lua_pushinteger(L, json_object_get_int64(o)); break;
+  case json_type_double: lua_pushnumber(L, json_object_get_double(o)); break;
+  case json_type_string: lua_pushstring(L, json_object_get_string(o)); break;
+  case json_type_array:
+    lua_createtable(L, (int)json_object_array_length(o), 0);
+    for (size_t i = 0; i < json_object_array_length(o); i++) {
+      push_json(L, json_object_array_get_idx(o, i));
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    break;
+  case json_type_object:
+    lua_newtable(L);
+    json_object_object_foreach(o, k, v) {
+      push_json(L, v);
+      lua_setfield(L, -2, k);
+    }
+    break;
+  }
+}
+
+static json_object *to_json(lua_State *L, int idx, int depth) {
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TBOOLEAN: return json_object_new_boolean(lua_toboolean(L, idx));
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) return json_object_new_int64(lua_tointeger(L, idx));
+    return json_object_new_double(lua_tonumber(L, idx));
+  case LUA_TSTRING: return json_object_new_string(lua_tostring(L, idx));
+  case LUA_TTABLE: {
+    if (depth > 32) return NULL;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    if (n > 0) {
+      json_object *a = json_object_new_array();
+      for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        json_object_array_add(a, to_json(L, -1, depth + 1));
+        lua_pop(L, 1);
+      }
+      return a;
+    }
+    json_object *o = json_object_new_object();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      if (lua_type(L, -2) == LUA_TSTRING)
+        json_object_object_add(o, lua_tostring(L, -2), to_json(L, -1, depth + 1));
+      lua_pop(L, 1);
+    }
+    return o;
+  }
+  default: return NULL;
+  }
+}
+
+/* ---- run handles ----------------------------------------------------------------- */
+
+/* Set id, plugin, status, step, summary, error on the table at idx. */
+static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
+  idx = lua_absindex(L, idx);
+  lua_pushinteger(L, r->id), lua_setfield(L, idx, "id");
+  lua_pushstring(L, r->plugin->name), lua_setfield(L, idx, "plugin");
+  lua_pushinteger(L, (lua_Integer)r->seed), lua_setfield(L, idx, "seed");
+  if (r->sess->check_only) {
+    lua_pushstring(L, "checked"), lua_setfield(L, idx, "status");
+    lua_pushinteger(L, 0), lua_setfield(L, idx, "step");
+    /* results read as 0 so the rest of the recipe can be checked too */
+    if (luaL_dostring(L, "return setmetatable({}, {__index = function() return 0 end})"))
+      lua_pushnil(L);
+    lua_setfield(L, idx, "summary");
+    return;
+  }
+  lua_pushstring(L, lathe_status_name(atomic_load(&r->status)));
+  lua_setfield(L, idx, "status");
+  pthread_mutex_lock(&r->sess->mu);
+  json_object *rec = r->record ? json_tokener_parse(r->record) : NULL;
+  pthread_mutex_unlock(&r->sess->mu);
+  json_object *v;
+  if (rec && json_object_object_get_ex(rec, "step", &v))
+    lua_pushinteger(L, json_object_get_int64(v)), lua_setfield(L, idx, "step");
+  if (rec && json_object_object_get_ex(rec, "summary", &v)) push_json(L, v);
+  else lua_newtable(L);
+  lua_setfield(L, idx, "summary");
+  if (rec && json_object_object_get_ex(rec, "config", &v))
+    push_json(L, v), lua_setfield(L, idx, "config");
+  if (r->errmsg[0]) lua_pushstring(L, r->errmsg), lua_setfield(L, idx, "error");
+  json_object_put(rec);
+}
+
+static lathe_run_t *find_run(lathe_session_t *s, uint32_t id) {
+  for (int i = 0; i < s->nruns; i++)
+    if (s->runs[i]->id == id) return s->runs[i];
+  return NULL;
+}
+
+/* Create and start a run from (plugin, config) at stack 1, 2; push a handle. */
+static lathe_run_t *start_run(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *plugin = luaL_checkstring(L, 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  char at[256];
+  where(L, at, sizeof at);
+  const char *keys[256], *vals[256];
+  char valbuf[256][64];
+  int n = 0;
+  if (lua_istable(L, 2)) {
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      if (n == 256) luaL_error(L, "config of %s has too many keys", plugin);
+      if (lua_type(L, -2) != LUA_TSTRING) {
+        rc->err_code_hint = LATHE_ECONFIG;
+        luaL_error(L, "%s: config keys must be strings", plugin);
+      }
+      keys[n] = lua_tostring(L, -2);
+      switch (lua_type(L, -1)) {
+      case LUA_TBOOLEAN: vals[n] = lua_toboolean(L, -1) ? "true" : "false"; break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, -1))
+          snprintf(valbuf[n], 64, "%lld", (long long)lua_tointeger(L, -1));
+        else
+          snprintf(valbuf[n], 64, "%.17g", lua_tonumber(L, -1));
+        vals[n] = valbuf[n];
+        break;
+      case LUA_TSTRING: vals[n] = lua_tostring(L, -1); break;
+      default:
+        rc->err_code_hint = LATHE_ECONFIG;
+        luaL_error(L, "%s: config key '%s' has a %s value (want number, string or bool)",
+                   plugin, keys[n], luaL_typename(L, -1));
+      }
+      n++;
+      lua_pop(L, 1); /* keys stay referenced by the table at 2 */
+    }
+  }
+  lathe_run_t *r;
+  int err = lathe_run_new(rc->s, plugin, keys, vals, n, at, &r);
+  if (!err) err = lathe_run_start(r);
+  if (err) { /* the message already names file:line */
+    rc->err_code_hint = err;
+    lua_pushstring(L, lathe_lasterr());
+    lua_error(L);
+  }
+  lua_newtable(L);
+  fill_handle(L, -1, r);
+  return r;
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Yield until every run in rc->waiting has ended (unless already). */
+static int wait_for(lua_State *L, int nresults_from) {
+  recipe_t *rc = get_recipe(L);
+  int pending = 0;
+  for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;
+  if (!pending || rc->s->check_only) return wait_k(L, LUA_OK, nresults_from);
+  return lua_yieldk(L, 0, nresults_from, wait_k);
+}
+
+/* After the wait: refresh the handle tables from index ctx on, return them. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  recipe_t *rc = get_recipe(L);
+  int first = (int)ctx, top = lua_gettop(L);
+  for (int i = first; i <= top; i++) {
+    if (!lua_istable(L, i)) continue;
+    lua_getfield(L, i, "id");
+    lathe_run_t *r = find_run(rc->s, (uint32_t)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    if (r) fill_handle(L, i, r);
+  }
+  rc->nwaiting = 0;
+  return top - first + 1;
+}
+
+static int l_run(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  lathe_run_t *r = start_run(L);
+  rc->waiting = realloc(rc->waiting, sizeof *rc->waiting);
+  rc->waiting[0] = r, rc->nwaiting = 1;
+  return wait_for(L, lua_gettop(L));
+}
+
+static int l_spawn(lua_State *L) {
+  start_run(L);
+  return 1;
+}
+
+static int l_wait(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  /* lathe.wait{h1, h2} or lathe.wait(h1, h2) */
+  if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) > 0) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 1, i);
+    lua_remove(L, 1);
+  }
+  int n = lua_gettop(L);
+  rc->waiting = realloc(rc->waiting, (n ? n : 1) * sizeof *rc->waiting);
+  rc->nwaiting = 0;
+  for (int i = 1; i <= n; i++) {
+    luaL_checktype(L, i, LUA_TTABLE);
+    lua_getfield(L, i, "id");
+    lathe_run_t *r = find_run(rc->s, (uint32_t)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    if (!r) luaL_argerror(L, i, "not a run handle of this recipe");
+    rc->waiting[rc->nwaiting++] = r;
+  }
+  return wait_for(L, 1);
+}
+
+static int l_register(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "name");
+  lua_getfield(L, 1, "so");
+  const char *name = lua_tostring(L, -2), *so = lua_tostring(L, -1);
+  char at[256];
+  where(L, at, sizeof at);
+  if (!so) luaL_error(L, "lathe.register: 'so' (the shared object) is required");
+  char path[1024];
+  if (!name) {
+    snprintf(path, sizeof path, "%s", so);
+  } else
+    snprintf(path, sizeof path, "%s", so);
+  if (lathe_registry_add(name, path, at)) {
+    recipe_t *rc = get_recipe(L);
+    if (rc) rc->err_code_hint = lathe_lasterr_code();
+    luaL_error(L, "%s", lathe_lasterr());
+  }
+  return 0;
+}
+
+/* lathe.opt(name, default): the value of --set name=..., typed like default. */
+static int l_opt(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *name = luaL_checkstring(L, 1);
+  size_t len = strlen(name);
+  for (int i = rc->s->nsets - 1; i >= 0; i--) {
+    const char *kv = rc->s->sets[i];
+    if (strncmp(kv, name, len) || kv[len] != '=') continue;
+    const char *val = kv + len + 1;
+    rc->s->set_used[i] = 2;
+    switch (lua_type(L, 2)) {
+    case LUA_TNUMBER: {
+      char *end;
+      double x = strtod(val, &end);
+      if (end == val || *end) {
+        rc->err_code_hint = LATHE_ECONFIG;
+        luaL_error(L, "--set %s: '%s' is not a number", name, val);
+      }
+      if (lua_isinteger(L, 2) && x == floor(x)) lua_pushinteger(L, (lua_Integer)x);
+      else lua_pushnumber(L, x);
+      return 1;
+    }
+    case LUA_TBOOLEAN: lua_pushboolean(L, !strcmp(val, "true") || !strcmp(val, "1")); return 1;
+    default: lua_pushstring(L, val); return 1;
+    }
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
+typedef struct {
+  lua_State *L;
+  int n;
+} pts_args;
+static int push_point(uint64_t step, double value, double time, void *arg) {
+  pts_args *a = arg;
+  a->n++;
+  lua_pushinteger(a->L, (lua_Integer)step), lua_rawseti(a->L, -4, a->n);
+  lua_pushnumber(a->L, value), lua_rawseti(a->L, -3, a->n);
+  lua_pushnumber(a->L, time), lua_rawseti(a->L, -2, a->n);
+  return 0;
+}
+typedef struct {
+  uint32_t id;
+  const char *name;
+  pts_args pa;
+} metric_args;
+static int metric_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  metric_args *a = arg;
+  return lathe_store_metric_each(st, txn, a->id, a->name, push_point, &a->pa);
+}
+
+/* lathe.metrics(run, name) -> steps, values, times */
+static int l_metrics(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  uint32_t id;
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "id");
+    id = (uint32_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  } else
+    id = (uint32_t)luaL_checkinteger(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  lua_newtable(L), lua_newtable(L), lua_newtable(L);
+  if (!rc->s->store) return 3;
+  metric_args a = {id, name, {L, 0}};
+  if (lathe_store_read(rc->s->store, metric_txn, &a)) luaL_error(L, "%s", lathe_lasterr());
+  return 3;
+}
+
+static int push_record(uint32_t id, const char *json, size_t n, void *arg) {
+  lua_State *L = arg;
+  json_tokener *tok = json_tokener_new();
+  json_object *o = json_tokener_parse_ex(tok, json, (int)n);
+  json_tokener_free(tok);
+  push_json(L, o);
+  json_object_put(o);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+static int runs_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  return lathe_store_run_each(st, txn, push_record, arg);
+}
+static int l_runs(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  lua_newtable(L);
+  if (rc->s->store && lathe_store_read(rc->s->store, runs_txn, L))
+    luaL_error(L, "%s", lathe_lasterr());
+  return 1;
+}
+
+static int l_print(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lathe_headless_print(rc->s, lua_tostring(L, -1));
+  return 0;
+}
+
+static int l_log(lua_State *L) {
+  int n = lua_gettop(L);
+  fputs("lathe: ", stderr);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) fputc(' ', stderr);
+    fputs(luaL_tolstring(L, i, NULL), stderr);
+    lua_pop(L, 1);
+  }
+  fputc('\n', stderr);
+  return 0;
+}
+
+/* ---- datasets from Lua ---------------------------------------------------------- */
+
+static int l_data_import(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *file = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2),
+             *schema = luaL_optstring(L, 3, "any");
+  int64_t count;
+  if (lathe_dataset_import(rc->s->check_only ? NULL : rc->s->store, file, name, schema, &count)) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+static int l_data_create(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *name = luaL_checkstring(L, 1), *schema = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  json_object *recs = json_object_new_array();
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    json_object_array_add(recs, to_json(L, -1, 0));
+    lua_pop(L, 1);
+  }
+  char at[256];
+  where(L, at, sizeof at);
+  int err = lathe_dataset_create(rc->s->check_only ? NULL : rc->s->store, name, schema, recs, at);
+  json_object_put(recs);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+typedef struct {
+  const char *name;
+  int64_t i;
+  lua_State *L;
+  int found;
+} dget_args;
+static int dget_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  dget_args *a = arg;
+  if (a->i < 0) { /* count */
+    char *man;
+    if (lathe_store_ds_get_manifest(st, txn, a->name, &man)) return 0;
+    json_object *m = json_tokener_parse(man), *c;
+    lua_pushinteger(a->L, m && json_object_object_get_ex(m, "count", &c)
+                              ? json_object_get_int64(c)
+                              : 0);
+    json_object_put(m);
+    free(man);
+    a->found = 1;
+    return 0;
+  }
+  MDB_val v;
+  if (lathe_store_ds_get(st, txn, a->name, (uint64_t)a->i, &v)) return 0;
+  json_tokener *tok = json_tokener_new();
+  json_object *o = json_tokener_parse_ex(tok, v.mv_data, (int)v.mv_size);
+  json_tokener_free(tok);
+  push_json(a->L, o);
+  json_object_put(o);
+  a->found = 1;
+  return 0;
+}
+
+/* lathe.data.count(name) -> n or nil; lathe.data.get(name, i) (1-based) -> table or nil */
+static int l_data_count(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  dget_args a = {luaL_checkstring(L, 1), -1, L, 0};
+  if (rc->s->store) lathe_store_read(rc->s->store, dget_txn, &a);
+  if (!a.found) lua_pushnil(L);
+  return 1;
+}
+static int l_data_get(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  dget_args a = {luaL_checkstring(L, 1), luaL_checkinteger(L, 2) - 1, L, 0};
+  if (a.i >= 0 && rc->s->store) lathe_store_read(rc->s->store, dget_txn, &a);
+  if (!a.found) lua_pushnil(L);
+  return 1;
+}
+
+/* Helpers written in Lua: tables and statistics for recipes. */
+static const char *prelude =
+    "local lathe = ...\n"
+    "local stats = {}\n"
+    "function stats.mean(t) local s = 0 for _, x in ipairs(t) do s = s + x end\n"
+    "  return #t > 0 and s / #t or 0/0 end\n"
+    "function stats.sem(t) local n = #t if n < 2 then return 0 end\n"
+    "  local m, s = stats.mean(t), 0 for _, x in ipairs(t) do s = s + (x - m)^2 end\n"
+    "  return math.sqrt(s / (n - 1)) / math.sqrt(n) end\n"
+    "function stats.iqm(t) -- interquartile mean: mean of the middle 50%\n"
+    "  local c = {} for i, x in ipairs(t) do c[i] = x end table.sort(c)\n"
+    "  local n = #c if n == 0 then return 0/0 end\n"
+    "  local lo, hi = n * 0.25, n * 0.75 local s, w = 0, 0\n"
+    "  for i = 1, n do local a, b = math.max(i - 1, lo), math.min(i, hi)\n"
+    "    if b > a then s = s + c[i] * (b - a) w = w + (b - a) end end\n"
+    "  return s / w end\n"
+    "lathe.stats = stats\n"
+    "function lathe.table(header, rows) -- print aligned columns\n"
+    "  local w = {} local function cell(v) if type(v) == 'number' then\n"
+    "    return v == math.floor(v) and math.abs(v) < 1e15 and string.format('%d', v)\n"
+    "      or string.format('%.4g', v) end return tostring(v) end\n"
+    "  local all = {header} for _, r in ipairs(rows) do all[#all + 1] = r end\n"
+    "  for _, r in ipairs(all) do for i, v in ipairs(r) do\n"
+    "    w[i] = math.max(w[i] or 0, #cell(v)) end end\n"
+    "  for k, r in ipairs(all) do local parts = {} for i, v in ipairs(r) do\n"
+    "    local c = cell(v) parts[i] = type(v) == 'number' and string.rep(' ', w[i] - #c) .. c\n"
+    "      or c .. string.rep(' ', w[i] - #c) end print(table.concat(parts, '  '))\n"
+    "    if k == 1 then local d = {} for i = 1, #r do d[i] = string.rep('-', w[i]) end\n"
+    "      print(table.concat(d, '  ')) end end end\n";
+
+static const luaL_Reg lathe_funcs[] = {
+    {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
+    {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
+    {NULL, NULL}};
+static const luaL_Reg data_funcs[] = {{"import", l_data_import}, {"create", l_data_create},
+                                      {"count", l_data_count},   {"get", l_data_get},
+                                      {NULL, NULL}};
+
+static int open_lathe(lua_State *L) {
+  luaL_newlib(L, lathe_funcs);
+  luaL_newlib(L, data_funcs);
+  lua_setfield(L, -2, "data");
+  lua_pushstring(L, LATHE_VERSION), lua_setfield(L, -2, "version");
+  if (luaL_loadstring(L, prelude)) return lua_error(L);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+static lua_State *new_state(recipe_t *rc) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  lua_pushlightuserdata(L, rc);
+  lua_setfield(L, LUA_REGISTRYINDEX, "lathe.recipe");
+  luaL_requiref(L, "lathe", open_lathe, 1);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_print);
+  lua_setglobal(L, "print");
+  return L;
+}
+
+static int declare(lua_State *L) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/plugins.lua", lathe_share_dir());
+  if (luaL_dofile(L, path)) {
+    int code = lathe_lasterr_code();
+    lathe_seterr(code ? code : LATHE_EPLUGIN, "%s", lua_tostring(L, -1));
+    return code ? code : LATHE_EPLUGIN;
+  }
+  return lathe_registry_add_env();
+}
+
+int lathe_declare_builtins(void) {
+  static int done;
+  if (done) return 0;
+  recipe_t rc = {0};
+  lua_State *L = new_state(&rc);
+  if (!L) return lathe_seterr(LATHE_ENOMEM, "cannot create a Lua state");
+  int err = declare(L);
+  lua_close(L);
+  if (!err) done = 1;
+  return err;
+}
+
+/* ---- running the recipe ------------------------------------------------------- */
+
+static void fail(recipe_t *rc, int code, const char *msg) {
+  if (rc->err) return;
+  rc->err = code;
+  snprintf(rc->errmsg, sizeof rc->errmsg, "%s", msg);
+}
+
+/* Stop the loop once nothing can happen: the recipe ended (or a signal
+ * abandoned it) and the worker holds no run. */
+static void maybe_stop(recipe_t *rc) {
+  if ((!rc->running || rc->s->signal) && lathe_session_active(rc->s) == 0)
+    uv_stop(&rc->s->loop);
+}
+
+/* Resume the coroutine; on error record file:line + traceback. */
+static void resume_recipe(recipe_t *rc, int nargs) {
+  int nres;
+  rc->err_code_hint = 0;
+  int st = lua_resume(rc->co, rc->L, nargs, &nres);
+  if (st == LUA_YIELD) {
+    lua_pop(rc->co, nres);
+    return;
+  }
+  rc->running = 0;
+  if (st != LUA_OK) {
+    const char *msg = lua_tostring(rc->co, -1);
+    luaL_traceback(rc->L, rc->co, msg ? msg : "(error object is not a string)", 0);
+    /* configuration, plugin and store errors keep their exit status; any other
+     * error at run time is a failed recipe (exit 1) */
+    int code = rc->err_code_hint;
+    if (code != LATHE_ECONFIG && code != LATHE_ENOPLUGIN && code != LATHE_EPLUGIN &&
+        code != LATHE_EAPIVER && code != LATHE_ESTORE)
+      code = LATHE_ERUN;
+    fail(rc, code, lua_tostring(rc->L, -1));
+    lua_pop(rc->L, 1);
+    /* runs the recipe started and still running are affected: stop them */
+    for (int i = 0; i < rc->s->nruns; i++)
+      if (rc->s->runs[i]->active) {
+        snprintf(rc->s->runs[i]->errmsg, sizeof rc->s->runs[i]->errmsg,
+                 "stopped: the recipe failed");
+        atomic_store(&rc->s->runs[i]->stop_req, 2);
+      }
+  }
+}
+
+static void on_end(lathe_session_t *s, lathe_run_t *r) {
+  recipe_t *rc = s->lua;
+  if (r->err && r->err != LATHE_ENAN) {
+    char msg[700];
+    snprintf(msg, sizeof msg, "run %u failed: %s", r->id, r->errmsg);
+    if (!s->signal) fail(rc, r->err == LATHE_ESTORE ? LATHE_ESTORE : LATHE_ERUN, msg);
+  } else if (r->err == LATHE_ENAN && !rc->err) {
+    char msg[700];
+    snprintf(msg, sizeof msg, "run %u diverged: %s", r->id, r->errmsg);
+    fail(rc, LATHE_ENAN, msg);
+  }
+  if (rc->running && rc->nwaiting && !s->signal) {
+    int pending = 0;
+    for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;
+    if (!pending) resume_recipe(rc, 0);
+  }
+  maybe_stop(rc);
+}
+
+int lathe_recipe_run(lathe_session_t *s, const char *path) {
+  recipe_t rc = {0};
+  rc.s = s;
+  s->lua = &rc;
+  s->on_end = on_end;
+  FILE *f = fopen(path, "rb");
+  if (!f) return lathe_seterr(LATHE_ERECIPE, "cannot open recipe %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc(n > 0 ? n : 1);
+  if (!text || (n > 0 && fread(text, 1, n, f) != (size_t)n)) {
+    fclose(f);
+    free(text);
+    return lathe_seterr(LATHE_ERECIPE, "cannot read recipe %s", path);
+  }
+  fclose(f);
+  snprintf(s->recipe_path, sizeof s->recipe_path, "%s", path);
+  lathe_hash_hex(text, n, s->recipe_hash);
+  rc.L = new_state(&rc);
+  if (!rc.L) {
+    free(text);
+    return lathe_seterr(LATHE_ENOMEM, "cannot create a Lua state");
+  }
+  char chunk[4200];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  int err = luaL_loadbufferx(rc.L, text, n, chunk, "t");
+  free(text);
+  if (err) {
+    lathe_seterr(LATHE_ERECIPE, "%s", lua_tostring(rc.L, -1));
+    lua_close(rc.L);
+    return LATHE_ERECIPE;
+  }
+  rc.co = lua_newthread(rc.L);
+  rc.co_ref = luaL_ref(rc.L, LUA_REGISTRYINDEX);
+  lua_xmove(rc.L, rc.co, 1); /* the chunk */
+  rc.running = 1;
+  resume_recipe(&rc, 0);
+  if (rc.running || lathe_session_active(s)) uv_run(&s->loop, UV_RUN_DEFAULT);
+  /* a coroutine still suspended here was abandoned (signal) */
+  int result = rc.err;
+  if (s->signal) result = LATHE_EINTR;
+  if (result) lathe_seterr(result, "%s", rc.err ? rc.errmsg : "stopped by a signal");
+  else lathe_clearerr();
+  /* --set keys nobody used are a mistake the user wants to hear about */
+  for (int i = 0; !result && i < s->nsets; i++)
+    if (!s->set_used[i])
+      result = lathe_seterr(LATHE_ECONFIG, "--set %s: no run or lathe.opt used this key",
+                            s->sets[i]);
+  luaL_unref(rc.L, LUA_REGISTRYINDEX, rc.co_ref);
+  lua_close(rc.L);
+  free(rc.waiting);
+  s->lua = NULL;
+  s->on_end = NULL;
+  return result;
+}

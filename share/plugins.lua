@@ -1,0 +1,6 @@
+-- The built-in plugins, declared the way a user declares their own:
+-- lathe.register{name = ..., so = ...} with `so` relative to the plugin
+-- directory (`lathe doctor` prints it). Loading is lazy: a plugin's shared
+-- object is opened the first time a run, `lathe plugins` or another plugin
+-- asks for it.
+lathe.register{name = "regress", so = "regress.so"}

@@ -1,0 +1,272 @@
+/* dataset.c - schema-checked datasets (see dataset.h). */
+#include "dataset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "../workbench/error.h"
+#include "../workbench/run.h"
+
+typedef struct {
+  const char *name;
+  const char *fields[7]; /* NULL-terminated */
+  const char *types; /* per field: s string, b bool, n number, v number array, a number|array */
+} schema_t;
+
+static const schema_t schemas[] = {
+    {"prefs", {"prompt", "chosen", "rejected"}, "sss"},
+    {"sft", {"prompt", "response"}, "ss"},
+    {"math", {"question", "answer"}, "ss"},
+    {"text", {"text"}, "s"},
+    {"transitions", {"obs", "action", "reward", "next_obs", "terminated", "truncated"}, "vanvbb"},
+    {"any", {NULL}, ""},
+};
+
+static const schema_t *find_schema(const char *name) {
+  for (size_t i = 0; i < sizeof schemas / sizeof *schemas; i++)
+    if (!strcmp(schemas[i].name, name)) return &schemas[i];
+  return NULL;
+}
+
+int lathe_schema_known(const char *schema) { return find_schema(schema) != NULL; }
+const char *lathe_schema_list(void) { return "prefs, sft, math, text, transitions, any"; }
+
+static const char *type_word(json_object *v) {
+  switch (json_object_get_type(v)) {
+  case json_type_null: return "null";
+  case json_type_boolean: return "a bool";
+  case json_type_double:
+  case json_type_int: return "a number";
+  case json_type_string: return "a string";
+  case json_type_array: return "an array";
+  default: return "an object";
+  }
+}
+
+static int is_num(json_object *v) {
+  return json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int);
+}
+
+static int num_array(json_object *v) {
+  if (!json_object_is_type(v, json_type_array)) return 0;
+  for (size_t i = 0; i < json_object_array_length(v); i++)
+    if (!is_num(json_object_array_get_idx(v, i))) return 0;
+  return 1;
+}
+
+int lathe_schema_check(const char *schema, json_object *rec) {
+  const schema_t *s = find_schema(schema);
+  if (!s) return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
+                              lathe_schema_list());
+  if (!json_object_is_type(rec, json_type_object))
+    return lathe_seterr(LATHE_EDATA, "record is %s, want an object", type_word(rec));
+  for (int i = 0; s->fields[i]; i++) {
+    json_object *v;
+    if (!json_object_object_get_ex(rec, s->fields[i], &v) || !v)
+      return lathe_seterr(LATHE_EDATA, "field '%s' missing", s->fields[i]);
+    int ok = 0;
+    const char *want = "";
+    switch (s->types[i]) {
+    case 's': ok = json_object_is_type(v, json_type_string), want = "a string"; break;
+    case 'b': ok = json_object_is_type(v, json_type_boolean), want = "a bool"; break;
+    case 'n': ok = is_num(v), want = "a number"; break;
+    case 'v': ok = num_array(v), want = "an array of numbers"; break;
+    case 'a': ok = is_num(v) || num_array(v), want = "a number or an array of numbers"; break;
+    }
+    if (!ok) return lathe_seterr(LATHE_EDATA, "field '%s' is %s, want %s", s->fields[i],
+                                 type_word(v), want);
+  }
+  return 0;
+}
+
+/* ---- import --------------------------------------------------------------------- */
+
+typedef struct {
+  const char *name, *schema, *source;
+  json_object *records; /* array */
+  char sha[17];
+} write_args;
+
+static int manifest_exists(lathe_store_t *st, MDB_txn *txn, const char *name) {
+  char *m;
+  if (lathe_store_ds_get_manifest(st, txn, name, &m)) return 0;
+  free(m);
+  return 1;
+}
+
+static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  write_args *a = arg;
+  if (manifest_exists(st, txn, a->name))
+    return lathe_seterr(LATHE_EUSAGE, "dataset '%s' already exists (lathe data rm %s first)",
+                        a->name, a->name);
+  size_t n = json_object_array_length(a->records);
+  for (size_t i = 0; i < n; i++) {
+    const char *txt = json_object_to_json_string_ext(json_object_array_get_idx(a->records, i),
+                                                     JSON_C_TO_STRING_PLAIN);
+    int rc = lathe_store_ds_put(st, txn, a->name, i, txt, strlen(txt));
+    if (rc) return rc;
+  }
+  json_object *m = json_object_new_object();
+  json_object_object_add(m, "name", json_object_new_string(a->name));
+  json_object_object_add(m, "schema", json_object_new_string(a->schema));
+  json_object_object_add(m, "count", json_object_new_int64((int64_t)n));
+  json_object_object_add(m, "source", json_object_new_string(a->source ? a->source : ""));
+  json_object_object_add(m, "created", json_object_new_double(lathe_now()));
+  json_object_object_add(m, "sha", json_object_new_string(a->sha));
+  int rc = lathe_store_ds_put_manifest(st, txn, a->name,
+                                       json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+  json_object_put(m);
+  return rc;
+}
+
+static int valid_name(const char *name) {
+  if (!*name || strlen(name) > 128) return 0;
+  for (const char *p = name; *p; p++)
+    if (!(*p == '-' || *p == '_' || *p == '.' || *p == '/' || (*p >= '0' && *p <= '9') ||
+          (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+      return 0;
+  return 1;
+}
+
+int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
+                         json_object *records, const char *source) {
+  if (!valid_name(name))
+    return lathe_seterr(LATHE_EUSAGE, "bad dataset name '%s' (letters, digits, - _ . /)", name);
+  if (!lathe_schema_known(schema))
+    return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
+                        lathe_schema_list());
+  size_t n = json_object_array_length(records);
+  for (size_t i = 0; i < n; i++)
+    if (lathe_schema_check(schema, json_object_array_get_idx(records, i)))
+      return lathe_seterr(LATHE_EDATA, "%s: record %zu: %s", name, i + 1, lathe_lasterr());
+  write_args a = {name, schema, source, records, ""};
+  const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN);
+  lathe_hash_hex(all, strlen(all), a.sha);
+  return st ? lathe_store_write(st, write_txn, &a) : 0;
+}
+
+int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
+                         const char *schema, int64_t *count) {
+  *count = 0;
+  if (!valid_name(name))
+    return lathe_seterr(LATHE_EUSAGE, "bad dataset name '%s' (letters, digits, - _ . /)", name);
+  if (!lathe_schema_known(schema))
+    return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
+                        lathe_schema_list());
+  gzFile gz = gzopen(file, "rb");
+  if (!gz) return lathe_seterr(LATHE_EIO, "cannot open %s", file);
+  json_object *records = json_object_new_array();
+  json_tokener *tok = json_tokener_new();
+  size_t cap = 1 << 16, len = 0;
+  char *line = malloc(cap);
+  long lineno = 0;
+  int rc = 0, eof = 0;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  while (!rc && !eof) {
+    /* read one whole line of any length */
+    len = 0;
+    for (;;) {
+      if (!gzgets(gz, line + len, (int)(cap - len))) {
+        eof = 1;
+        break;
+      }
+      len += strlen(line + len);
+      if (len && line[len - 1] == '\n') break;
+      if (len + 1 >= cap) {
+        char *p = realloc(line, cap * 2);
+        if (!p) {
+          rc = LATHE_ENOMEM;
+          break;
+        }
+        line = p, cap *= 2;
+      }
+    }
+    if (rc || (eof && len == 0)) break;
+    lineno++;
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)line[i]) * 0x100000001b3ULL;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    size_t sp = 0;
+    while (sp < len && (line[sp] == ' ' || line[sp] == '\t')) sp++;
+    if (sp == len) continue; /* blank line */
+    if (memchr(line, 0, len)) {
+      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: NUL byte in line", file, lineno);
+      break;
+    }
+    json_tokener_reset(tok);
+    json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (jerr != json_tokener_success || !obj) {
+      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: invalid JSON: %s", file, lineno,
+                        jerr == json_tokener_continue ? "truncated record"
+                                                      : json_tokener_error_desc(jerr));
+      json_object_put(obj);
+      break;
+    }
+    if (json_tokener_get_parse_end(tok) < len) {
+      size_t k = json_tokener_get_parse_end(tok);
+      while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
+      if (k < len) {
+        rc = lathe_seterr(LATHE_EDATA, "%s:%ld: invalid JSON: trailing text after the record",
+                          file, lineno);
+        json_object_put(obj);
+        break;
+      }
+    }
+    if (lathe_schema_check(schema, obj)) {
+      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: %s (schema %s)", file, lineno, lathe_lasterr(),
+                        schema);
+      json_object_put(obj);
+      break;
+    }
+    json_object_array_add(records, obj);
+  }
+  int gzerr;
+  const char *gzmsg = gzerror(gz, &gzerr);
+  if (!rc && gzerr != Z_OK && gzerr != Z_STREAM_END)
+    rc = lathe_seterr(LATHE_EDATA, "%s:%ld: cannot read: %s", file, lineno + 1, gzmsg);
+  gzclose(gz);
+  free(line);
+  json_tokener_free(tok);
+  if (!rc && json_object_array_length(records) == 0)
+    rc = lathe_seterr(LATHE_EDATA, "%s: no records", file);
+  if (!rc) {
+    write_args a = {name, schema, file, records, ""};
+    snprintf(a.sha, sizeof a.sha, "%016llx", (unsigned long long)h);
+    rc = st ? lathe_store_write(st, write_txn, &a) : 0;
+    if (!rc) *count = (int64_t)json_object_array_length(records);
+  }
+  json_object_put(records);
+  return rc;
+}
+
+/* ---- export --------------------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  FILE *f;
+} export_args;
+
+static int export_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  export_args *a = arg;
+  char *man;
+  int rc = lathe_store_ds_get_manifest(st, txn, a->name, &man);
+  if (rc) return rc;
+  json_object *m = json_tokener_parse(man), *c;
+  int64_t n = m && json_object_object_get_ex(m, "count", &c) ? json_object_get_int64(c) : 0;
+  json_object_put(m);
+  free(man);
+  for (int64_t i = 0; i < n; i++) {
+    MDB_val v;
+    if ((rc = lathe_store_ds_get(st, txn, a->name, (uint64_t)i, &v))) return rc;
+    fwrite(v.mv_data, 1, v.mv_size, a->f);
+    fputc('\n', a->f);
+  }
+  return 0;
+}
+
+int lathe_dataset_export(lathe_store_t *st, const char *name, FILE *f) {
+  export_args a = {name, f};
+  return lathe_store_read(st, export_txn, &a);
+}

@@ -1,0 +1,40 @@
+/* dataset.h - datasets in the store: JSON Lines import and export with schema
+ * checks, and writing records built in memory.
+ *
+ * Schemas (fields every record must have, with their JSON types):
+ *   prefs        prompt, chosen, rejected: string
+ *   sft          prompt, response: string
+ *   math         question, answer: string
+ *   text         text: string
+ *   transitions  obs, next_obs: array of numbers; action: number or array of numbers;
+ *                reward: number; terminated, truncated: bool
+ *   any          any JSON object
+ * Extra fields are kept. Records are stored as compact JSON, indexed 0..count-1;
+ * the manifest is {"name","schema","count","source","created","sha"}.
+ */
+#ifndef LATHE_DATASET_H
+#define LATHE_DATASET_H
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "store.h"
+
+/* 1 if schema is one of the names above. */
+int lathe_schema_known(const char *schema);
+const char *lathe_schema_list(void);
+/* Check one record against schema; on failure set a message "field 'x' ..." (no location). */
+int lathe_schema_check(const char *schema, json_object *rec);
+/* Import a JSON Lines file (plain or gzip) atomically: every line is checked
+ * first; any bad line fails the whole import with "file:line: ..." and leaves
+ * the store unchanged. Refuses an existing name. With store NULL, only checks.
+ * *count receives the number of records. */
+int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
+                         const char *schema, int64_t *count);
+/* Write records (an array of JSON objects, borrowed) as dataset name. */
+int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
+                         json_object *records, const char *source);
+/* Write every record of name to f as JSON Lines. */
+int lathe_dataset_export(lathe_store_t *st, const char *name, FILE *f);
+
+#endif

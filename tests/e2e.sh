@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# e2e.sh - end-to-end tests of the `lathe` binary: CLI, recipes, exact resume
+# after SIGKILL, signals, bad input (listed in tests/README.md), the example
+# user plugin. Prints one line per check and "e2e: N passed, N failed".
+#   LATHE=build/lathe LATHE_PLUGIN_DIR=build/plugins bash tests/e2e.sh [FILTER]
+set -u
+LATHE=$(cd "$(dirname "${LATHE:-build/lathe}")" && pwd)/$(basename "${LATHE:-build/lathe}")
+export LATHE_PLUGIN_DIR=$(cd "${LATHE_PLUGIN_DIR:-build/plugins}" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$ROOT/tests/lua
+FILTER=${1:-}
+KILLS=${LATHE_KILLS:-20}
+WORK=$(mktemp -d /tmp/lathe-e2e-XXXXXX)
+trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+cd "$WORK"
+unset LATHE_STORE LATHE_PLUGIN_PATH
+export LATHE_THREADS=1
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$1"; }
+bad() { fail=$((fail + 1)); printf 'FAIL %s\n' "$1"; shift; [ $# -gt 0 ] && printf '     %s\n' "$@"; }
+want() { [ -z "$FILTER" ] || [[ "$1" == *"$FILTER"* ]]; }
+
+# expect NAME CODE PATTERN -- CMD...: exit status CODE and stderr matching PATTERN
+expect() {
+  local name=$1 code=$2 pat=$3
+  shift 4
+  want "$name" || return 0
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  local rc=$?
+  if [ "$rc" != "$code" ]; then bad "$name" "exit $rc, want $code" "$(head -c 600 "$WORK/err")"
+  elif [ -n "$pat" ] && ! grep -Eq -- "$pat" "$WORK/err" "$WORK/out"; then
+    bad "$name" "output lacks /$pat/" "$(head -c 600 "$WORK/err")"
+  else ok "$name"; fi
+}
+
+# metric values of run $2 in store $1, without wall times
+curve() { "$LATHE" metrics "$2" --store "$1" | cut -d, -f1-3; }
+hash_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "ckpt_hash": *"\([0-9a-f]*\)".*/\1/p'; }
+status_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "status": *"\([a-z]*\)".*/\1/p'; }
+
+# ---- the command line ----
+expect cli_no_args 2 "examples" -- "$LATHE"
+expect cli_help 0 "" -- "$LATHE" help
+expect cli_run_help 0 "examples" -- "$LATHE" run --help
+expect cli_suggest 2 "did you mean 'run'" -- "$LATHE" runn
+expect cli_bad_option 2 "unknown option '--bogus'" -- "$LATHE" runs --bogus
+expect cli_missing_value 2 "needs a value" -- "$LATHE" run x.lua --threads
+expect cli_bad_threads 2 "--threads wants" -- "$LATHE" run x.lua --threads 0
+expect cli_version 0 "" -- "$LATHE" version
+expect cli_doctor 0 "" -- "$LATHE" doctor
+if want cli_doctor_content; then
+  "$LATHE" doctor | grep -q "openblas .*threads" && "$LATHE" doctor | grep -q "^lmdb" &&
+    ok cli_doctor_content || bad cli_doctor_content
+fi
+expect plugins_list 0 "" -- "$LATHE" plugins
+if want plugins_list_has_regress; then
+  "$LATHE" plugins | grep -q "^regress *algorithm" && ok plugins_list_has_regress || bad plugins_list_has_regress
+fi
+expect plugins_one 0 "" -- "$LATHE" plugins regress
+expect plugins_unknown 5 "did you mean 'regress'" -- "$LATHE" plugins regres
+expect runs_no_store 4 "no store at" -- "$LATHE" runs --store "$WORK/none.lmdb"
+
+# ---- recipes ----
+expect recipe_sweep 0 "" -- "$LATHE" run "$T/sweep.lua" --store s1.lmdb
+if want recipe_sweep_output; then
+  grep -q '"text":"sweep ok"' "$WORK/out" && ok recipe_sweep_output || bad recipe_sweep_output "$(tail -3 "$WORK/out")"
+fi
+if want headless_json_valid; then
+  "$LATHE" run "$T/one.lua" --store hj.lmdb --headless >hj.out 2>/dev/null
+  if python3 -c '
+import json, sys
+types = set()
+for line in open(sys.argv[1]):
+    o = json.loads(line); types.add(o["type"]); assert o["v"] == 1
+assert {"start", "metric", "ckpt", "end", "print"} <= types, types
+' hj.out; then ok headless_json_valid; else bad headless_json_valid; fi
+fi
+expect check_ok 0 "ok \(3 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/demo.lua"
+expect check_bad_key 3 "unknown config key 'stpes' \(did you mean 'steps'\?\)" -- "$LATHE" check "$T/badkey.lua"
+if want check_writes_nothing; then
+  [ ! -e lathe.lmdb ] && ok check_writes_nothing || bad check_writes_nothing
+fi
+expect recipe_syntax 3 "syntax.lua:1:" -- "$LATHE" run "$T/syntax.lua" --store bad.lmdb
+expect recipe_runtime 1 "runtime.lua:2: attempt to index a nil value" -- "$LATHE" run "$T/runtime.lua" --store bad.lmdb
+if want recipe_runtime_traceback; then
+  grep -q "stack traceback:" "$WORK/err" && grep -q "runtime.lua:3: in main chunk" "$WORK/err" &&
+    ok recipe_runtime_traceback || bad recipe_runtime_traceback "$(cat "$WORK/err")"
+fi
+expect recipe_bad_key 3 "badkey.lua:1: regress: unknown config key 'stpes'" -- "$LATHE" run "$T/badkey.lua" --store bad.lmdb
+expect recipe_bad_type 3 "badtype.lua:1: regress: steps = 'many' is not a int" -- "$LATHE" run "$T/badtype.lua" --store bad.lmdb
+expect recipe_bad_range 3 "lr = -1 is out of range" -- "$LATHE" run "$T/badrange.lua" --store bad.lmdb
+expect recipe_bad_choice 3 "is not one of relu\|gelu\|tanh\|silu" -- "$LATHE" run "$T/badchoice.lua" --store bad.lmdb
+expect recipe_no_plugin 5 "no plugin 'regres' \(did you mean 'regress'\?\)" -- "$LATHE" run "$T/noplugin.lua" --store bad.lmdb
+expect recipe_missing 3 "cannot open recipe" -- "$LATHE" run "$WORK/nope.lua" --store bad.lmdb
+expect set_unknown 3 "--set stepz=5: .*did you mean 'steps'" -- "$LATHE" run "$T/one.lua" --store bad.lmdb --set stepz=5
+expect set_bad_value 3 "--set regress.lr=abc" -- "$LATHE" run "$T/one.lua" --store bad.lmdb --set regress.lr=abc
+expect set_unused 3 "--set other.x=1: no run" -- "$LATHE" run "$T/one.lua" --store bad.lmdb --set other.x=1 --set steps=20
+expect run_fail 1 "injected failure at step 7" -- "$LATHE" run "$T/one.lua" --store f.lmdb --set fail_at=7
+if want run_fail_status; then
+  [ "$(status_of f.lmdb 1)" = failed ] && ok run_fail_status || bad run_fail_status "$(status_of f.lmdb 1)"
+fi
+expect run_diverged 6 "diverged: non-finite metric at step 150; the last finite checkpoint is at step 100" -- \
+  "$LATHE" run "$T/one.lua" --store nan.lmdb --set nan_at=150
+if want diverged_keeps_finite_ckpt; then
+  "$LATHE" show 1 --store nan.lmdb --json >nan.json
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] == "diverged" and r["step"] == 150, r
+assert [c["step"] for c in r["checkpoints"]] == [100], r["checkpoints"]' nan.json &&
+    ok diverged_keeps_finite_ckpt || bad diverged_keeps_finite_ckpt "$(head -c 300 nan.json)"
+fi
+
+# ---- determinism: same recipe, seed, threads -> identical curves ----
+if want determinism; then
+  "$LATHE" run "$T/one.lua" --store d1.lmdb --set steps=400 >/dev/null 2>&1
+  "$LATHE" run "$T/one.lua" --store d2.lmdb --set steps=400 >/dev/null 2>&1
+  "$LATHE" run "$T/one.lua" --store d3.lmdb --set steps=400 --seed 5 >/dev/null 2>&1
+  if [ -n "$(curve d1.lmdb 1)" ] && [ "$(curve d1.lmdb 1)" = "$(curve d2.lmdb 1)" ] &&
+     [ "$(hash_of d1.lmdb 1)" = "$(hash_of d2.lmdb 1)" ] && [ "$(curve d1.lmdb 1)" != "$(curve d3.lmdb 1)" ]; then
+    ok determinism
+  else bad determinism; fi
+fi
+
+# ---- exact resume after SIGKILL at random moments ----
+if want resume_after_sigkill; then
+  ARGS="--set steps=3000 --set hidden=128 --set batch=128 --set every=25"
+  "$LATHE" run "$T/one.lua" --store ref.lmdb $ARGS >/dev/null 2>&1
+  RANDOM=7
+  "$LATHE" run "$T/one.lua" --store k.lmdb $ARGS >/dev/null 2>k.err &
+  pid=$!
+  sleep 0.4
+  kills=0
+  while kill -0 $pid 2>/dev/null; do
+    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
+    wait $pid 2>/dev/null
+    st=$(status_of k.lmdb 1)
+    [ "$st" = done ] && break
+    "$LATHE" resume 1 --store k.lmdb >/dev/null 2>>k.err &
+    pid=$!
+    sleep "$(printf '0.%02d' $((RANDOM % 25 + 5)))"
+  done
+  wait $pid 2>/dev/null
+  while [ "$(status_of k.lmdb 1)" != done ]; do "$LATHE" resume 1 --store k.lmdb >/dev/null 2>>k.err || break; done
+  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref.lmdb 1)" = "$(curve k.lmdb 1)" ] &&
+     [ "$(hash_of ref.lmdb 1)" = "$(hash_of k.lmdb 1)" ] && [ -n "$(hash_of k.lmdb 1)" ]; then
+    ok "resume_after_sigkill ($kills kills)"
+  else
+    bad resume_after_sigkill "kills=$kills status=$(status_of k.lmdb 1) ref=$(hash_of ref.lmdb 1) got=$(hash_of k.lmdb 1)" \
+      "$(diff <(curve ref.lmdb 1) <(curve k.lmdb 1) | head -5)"
+  fi
+fi
+
+# ---- signals: SIGINT / SIGTERM checkpoint and stop; resume finishes identically ----
+for sig in INT TERM; do
+  want "signal_$sig" || continue
+  code=130; [ $sig = TERM ] && code=143
+  "$LATHE" run "$T/one.lua" --store sig$sig.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
+    --set every=100000 >/dev/null 2>sig.err &
+  pid=$!
+  sleep 0.5
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  st=$(status_of sig$sig.lmdb 1)
+  "$LATHE" resume 1 --store sig$sig.lmdb >/dev/null 2>&1
+  if [ $rc = $code ] && [ "$st" = interrupted ] && [ "$(status_of sig$sig.lmdb 1)" = done ] &&
+     [ "$(hash_of sig$sig.lmdb 1)" = "$(hash_of ref.lmdb 1)" ]; then
+    ok "signal_$sig"
+  else bad "signal_$sig" "exit $rc (want $code), status after signal '$st'" "$(cat sig.err | head -3)"; fi
+done
+expect resume_done 2 "already done" -- "$LATHE" resume 1 --store ref.lmdb
+expect resume_missing 1 "no run 99" -- "$LATHE" resume 99 --store ref.lmdb
+
+# ---- store commands ----
+expect show_run 0 "" -- "$LATHE" show 1 --store ref.lmdb
+expect show_missing 1 "no run 42" -- "$LATHE" show 42 --store ref.lmdb
+expect metrics_one 0 "" -- "$LATHE" metrics 1 --store ref.lmdb --metric eval_loss --jsonl
+expect metrics_unknown 1 "no metric 'nope'" -- "$LATHE" metrics 1 --store ref.lmdb --metric nope
+expect runs_list 0 "" -- "$LATHE" runs --store s1.lmdb
+if want runs_list_rows; then
+  [ "$("$LATHE" runs --store s1.lmdb | grep -c 'regress *done')" = 3 ] && ok runs_list_rows || bad runs_list_rows
+fi
+expect rm_run 0 "removed run 2" -- "$LATHE" rm 2 --store s1.lmdb
+if want rm_gone; then
+  ! "$LATHE" show 2 --store s1.lmdb >/dev/null 2>&1 && ! "$LATHE" metrics 2 --store s1.lmdb >/dev/null 2>&1 &&
+    ok rm_gone || bad rm_gone
+fi
+expect store_not_dir 4 "not a directory" -- "$LATHE" runs --store "$T/one.lua"
+if want store_readonly; then
+  mkdir ro && chmod 555 ro
+  if [ "$(id -u)" = 0 ] && touch ro/x 2>/dev/null; then ok "store_readonly (skipped: root ignores modes)"
+  else expect store_readonly 4 "cannot (open|create) store" -- "$LATHE" run "$T/one.lua" --store ro/s.lmdb; fi
+fi
+if want store_full_disk; then
+  # a 200 KiB file-size limit stands in for a full disk: the run fails with a one-line
+  # error and exit 4, and the store stays readable with the run recorded
+  ( ulimit -f 200; LATHE_STORE_MAPSIZE=65536 "$LATHE" run "$T/one.lua" --store full.lmdb \
+      --set steps=4000 --set hidden=256 --set every=10 >/dev/null 2>full.err ); rc=$?
+  if [ $rc = 4 ] && grep -q "disk full?" full.err && "$LATHE" runs --store full.lmdb >/dev/null 2>&1; then
+    ok store_full_disk
+  else bad store_full_disk "exit $rc" "$(head -3 full.err)"; fi
+fi
+if want store_grows; then
+  LATHE_STORE_MAPSIZE=65536 "$LATHE" run "$T/one.lua" --store grow.lmdb --set hidden=128 >/dev/null 2>grow.err &&
+    [ "$(status_of grow.lmdb 1)" = done ] && ok store_grows || bad store_grows "$(head -3 grow.err)"
+fi
+if want two_writers; then
+  "$LATHE" run "$T/one.lua" --store tw.lmdb >/dev/null 2>&1 &
+  p1=$!
+  "$LATHE" run "$T/one.lua" --store tw.lmdb --set s=2 >/dev/null 2>&1 &
+  p2=$!
+  wait $p1; r1=$?; wait $p2; r2=$?
+  [ $r1 = 0 ] && [ $r2 = 0 ] && [ "$("$LATHE" runs --store tw.lmdb | grep -c done)" = 2 ] &&
+    ok two_writers || bad two_writers "exits $r1 $r2"
+fi
+if want reader_while_writing; then
+  "$LATHE" run "$T/one.lua" --store rw.lmdb --set steps=3000 --set hidden=128 --set batch=128 >/dev/null 2>&1 &
+  pid=$!
+  sleep 0.5
+  out=$("$LATHE" runs --store rw.lmdb 2>&1)
+  wait $pid
+  echo "$out" | grep -q "regress *running" && ok reader_while_writing || bad reader_while_writing "$out"
+fi
+
+# ---- datasets ----
+printf '{"prompt":"p1","chosen":"a","rejected":"b"}\n{"prompt":"p2","chosen":"c","rejected":"d","extra":1}\n' >good.jsonl
+printf '{"prompt":"p1","chosen":"a","rejected":"b"}\n{"prompt":"p2","chosen":"c"\n' >trunc.jsonl
+printf '{"prompt":"p1","chosen":"a","rejected":"b"}\n\n{"prompt":"p2","chosen":3,"rejected":"d"}\n' >wrongtype.jsonl
+printf '{"prompt":"p1","chosen":"a","rejected":"b"}\n{"prompt":"p2","rejected":"d"}\n' >missing.jsonl
+printf '{"prompt":"p1","chosen":"a","rejected":"b"} trailing\n' >trailing.jsonl
+printf '[1,2]\n' >notobj.jsonl
+: >empty.jsonl
+gzip -c good.jsonl >good.jsonl.gz
+expect data_import 0 "imported 2 records" -- "$LATHE" data import good.jsonl --name p --schema prefs --store ds.lmdb
+expect data_import_gz 0 "imported 2 records" -- "$LATHE" data import good.jsonl.gz --name pz --schema prefs --store ds.lmdb
+expect data_dup 2 "already exists" -- "$LATHE" data import good.jsonl --name p --schema prefs --store ds.lmdb
+expect data_truncated 2 "trunc.jsonl:2: invalid JSON: truncated record" -- "$LATHE" data import trunc.jsonl --name t --schema prefs --store ds.lmdb
+expect data_wrong_type 2 "wrongtype.jsonl:3: field 'chosen' is a number, want a string" -- "$LATHE" data import wrongtype.jsonl --name t --schema prefs --store ds.lmdb
+expect data_missing_field 2 "missing.jsonl:2: field 'chosen' missing" -- "$LATHE" data import missing.jsonl --name t --schema prefs --store ds.lmdb
+expect data_trailing 2 "trailing.jsonl:1: invalid JSON: trailing text" -- "$LATHE" data import trailing.jsonl --name t --schema prefs --store ds.lmdb
+expect data_not_object 2 "notobj.jsonl:1: record is an array" -- "$LATHE" data import notobj.jsonl --name t --schema any --store ds.lmdb
+expect data_empty 2 "no records" -- "$LATHE" data import empty.jsonl --name t --schema prefs --store ds.lmdb
+expect data_no_file 2 "cannot open" -- "$LATHE" data import nofile.jsonl --name t --schema prefs --store ds.lmdb
+expect data_bad_schema 2 "unknown schema 'pref'" -- "$LATHE" data import good.jsonl --name t --schema pref --store ds.lmdb
+if want data_failed_imports_left_nothing; then
+  [ "$("$LATHE" data ls --store ds.lmdb | tail -n +2 | awk '{print $1}' | tr '\n' ' ')" = "p pz " ] &&
+    ok data_failed_imports_left_nothing || bad data_failed_imports_left_nothing "$("$LATHE" data ls --store ds.lmdb)"
+fi
+if want data_export_roundtrip; then
+  "$LATHE" data export p --store ds.lmdb >exp.jsonl
+  python3 -c '
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open(sys.argv[2])]
+assert a == b, (a, b)' good.jsonl exp.jsonl && ok data_export_roundtrip || bad data_export_roundtrip
+fi
+expect data_rm 0 "" -- "$LATHE" data rm p --store ds.lmdb
+expect data_rm_missing 1 "no dataset 'p'" -- "$LATHE" data rm p --store ds.lmdb
+expect data_suggest 2 "did you mean 'ls'" -- "$LATHE" data lss --store ds.lmdb
+if want data_hh_rlhf; then
+  hh=$ROOT/../shared/data/preference/hh-rlhf/helpful-base/test.jsonl.gz
+  if [ -f "$hh" ]; then
+    expect data_hh_rlhf 0 "imported [0-9]+ records" -- "$LATHE" data import "$hh" --name hh --schema any --store ds.lmdb
+  fi
+fi
+
+# ---- the example user plugin, built with the documented cc command ----
+if want user_plugin; then
+  if cc -shared -fPIC -I"$ROOT/workbench" "$ROOT/share/examples/hello.c" -o hello.so 2>cc.err; then
+    expect user_plugin_recipe 0 "" -- "$LATHE" run "$T/user_plugin.lua" --store up.lmdb --set so="$WORK/hello.so"
+    LATHE_PLUGIN_PATH=$WORK/hello.so expect user_plugin_env 0 "" -- "$LATHE" plugins hello
+    if want user_plugin_env_list; then
+      LATHE_PLUGIN_PATH=$WORK "$LATHE" plugins | grep -q "^hello" && ok user_plugin_env_list || bad user_plugin_env_list
+    fi
+  else bad user_plugin "cc failed" "$(cat cc.err)"; fi
+fi
+printf '#include <lathe.h>\nconst lathe_plugin_t *lathe_plugin_entry(int v) { static lathe_plugin_t p = {99, "old"}; return &p; }\n' >old.c
+cc -shared -fPIC -I"$ROOT/workbench" old.c -o old.so 2>/dev/null
+LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "built for plugin API 99" -- "$LATHE" plugins
+printf 'int x;\n' >noentry.c
+cc -shared -fPIC noentry.c -o noentry.so 2>/dev/null
+LATHE_PLUGIN_PATH=$WORK/noentry.so expect plugin_no_entry 5 "has no lathe_plugin_entry" -- "$LATHE" plugins
+
+echo "e2e: $pass passed, $fail failed"
+[ $fail = 0 ]

@@ -1,0 +1,1 @@
+lathe.run("regress", {stpes = 20})

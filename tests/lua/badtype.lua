@@ -1,0 +1,1 @@
+lathe.run("regress", {steps = "many"})

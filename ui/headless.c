@@ -1,0 +1,126 @@
+/* headless.c - JSON lines and plain progress (see headless.h). */
+#include "headless.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static void emit(json_object *o) {
+  fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
+  fputc('\n', stdout);
+  fflush(stdout);
+  json_object_put(o);
+}
+
+static json_object *base(lathe_session_t *s, const char *type, const lathe_event_t *ev) {
+  json_object *o = json_object_new_object();
+  json_object_object_add(o, "v", json_object_new_int(1));
+  json_object_object_add(o, "type", json_object_new_string(type));
+  if (ev) {
+    json_object_object_add(o, "run", json_object_new_int64(ev->run));
+    json_object_object_add(o, "step", json_object_new_int64((int64_t)ev->step));
+  }
+  json_object_object_add(o, "time", json_object_new_double(ev ? ev->time : lathe_now()));
+  json_object_object_add(o, "elapsed",
+                         json_object_new_double((ev ? ev->time : lathe_now()) - s->t0));
+  return o;
+}
+
+static lathe_run_t *find_run(lathe_session_t *s, uint32_t id) {
+  for (int i = 0; i < s->nruns; i++)
+    if (s->runs[i]->id == id) return s->runs[i];
+  return NULL;
+}
+
+static void progress_line(lathe_session_t *s, lathe_run_t *r) {
+  double el = lathe_now() - r->started;
+  int64_t step = r->view_step;
+  double rate = el > 0 ? step / el : 0;
+  char eta[32] = "";
+  if (r->total > 0 && rate > 0) {
+    double left = (r->total - step) / rate;
+    snprintf(eta, sizeof eta, " ETA %dm%02ds", (int)(left / 60), (int)fmod(left, 60));
+  }
+  fprintf(stderr, "run %u %s step %lld", r->id, r->plugin->name, (long long)step);
+  if (r->total > 0) fprintf(stderr, "/%lld", (long long)r->total);
+  fprintf(stderr, " (%.0f/s%s)", rate, eta);
+  const char *mm = r->plugin->main_metric;
+  for (int i = 0, shown = 0; i < r->nview && shown < 4; i++)
+    if (i < 3 || (mm && !strcmp(mm, r->view[i].name)))
+      fprintf(stderr, " %s=%.4g", r->view[i].name, r->view[i].value), shown++;
+  fputc('\n', stderr);
+}
+
+static void on_tick(uv_timer_t *t) {
+  lathe_session_t *s = t->data;
+  for (int i = 0; i < s->nruns; i++)
+    if (s->runs[i]->active && atomic_load(&s->runs[i]->status) == RUN_RUNNING)
+      progress_line(s, s->runs[i]);
+}
+
+void lathe_headless_start(lathe_session_t *s) {
+  if (!s->progress) return;
+  uv_timer_start(&s->tick, on_tick, 1000, 1000);
+  uv_unref((uv_handle_t *)&s->tick);
+}
+
+void lathe_headless_print(lathe_session_t *s, const char *text) {
+  if (!s->json_out) {
+    fputs(text, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return;
+  }
+  json_object *o = base(s, "print", NULL);
+  json_object_object_add(o, "text", json_object_new_string(text));
+  emit(o);
+}
+
+void lathe_headless_event(lathe_session_t *s, const lathe_event_t *ev) {
+  lathe_run_t *r = find_run(s, ev->run);
+  if (s->progress && r) {
+    if (ev->type == EV_LOG) fprintf(stderr, "run %u: %s\n", ev->run, ev->text);
+    if (ev->type == EV_END)
+      fprintf(stderr, "run %u %s: %s at step %llu%s%s\n", ev->run, r->plugin->name, ev->name,
+              (unsigned long long)ev->step, ev->text ? ": " : "", ev->text ? ev->text : "");
+  }
+  if (!s->json_out) return;
+  json_object *o, *rec = NULL, *v;
+  switch (ev->type) {
+  case EV_START:
+    o = base(s, "start", ev);
+    if (r) {
+      json_object_object_add(o, "plugin", json_object_new_string(r->plugin->name));
+      json_object_object_add(o, "config", lathe_cfg_json(&r->cfg));
+      json_object_object_add(o, "seed", json_object_new_int64((int64_t)r->seed));
+      json_object_object_add(o, "resumed", json_object_new_boolean(r->resume));
+    }
+    break;
+  case EV_METRIC:
+    o = base(s, "metric", ev);
+    json_object_object_add(o, "name", json_object_new_string(ev->name));
+    json_object_object_add(o, "value", isfinite(ev->value) ? json_object_new_double(ev->value)
+                                                           : NULL);
+    break;
+  case EV_LOG:
+    o = base(s, "log", ev);
+    json_object_object_add(o, "text", json_object_new_string(ev->text ? ev->text : ""));
+    break;
+  case EV_CKPT: o = base(s, "ckpt", ev); break;
+  case EV_END:
+    o = base(s, "end", ev);
+    json_object_object_add(o, "status", json_object_new_string(ev->name));
+    if (r) {
+      pthread_mutex_lock(&s->mu);
+      rec = r->record ? json_tokener_parse(r->record) : NULL;
+      pthread_mutex_unlock(&s->mu);
+    }
+    if (rec && json_object_object_get_ex(rec, "summary", &v))
+      json_object_object_add(o, "summary", json_object_get(v));
+    json_object_put(rec);
+    if (ev->text) json_object_object_add(o, "error", json_object_new_string(ev->text));
+    break;
+  default: return;
+  }
+  emit(o);
+}

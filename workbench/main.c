@@ -1,0 +1,721 @@
+/* main.c - the `lathe` command: argv -> subcommand.
+ *
+ * Data goes to stdout, everything else to stderr. Exit statuses (man page,
+ * EXIT STATUS): 0 ok, 1 run failed, 2 usage, 3 recipe or config, 4 store,
+ * 5 plugin, 6 diverged, 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
+ * Only this file calls exit().
+ */
+#include <cblas.h>
+#include <curses.h>
+#include <lmdb.h>
+#include <lua.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../lua/l_lathe.h"
+#include "../storage/dataset.h"
+#include "../ui/headless.h"
+#include "error.h"
+#include "registry.h"
+#include "run.h"
+
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+
+typedef struct opts {
+  const char *store;
+  int headless, json, csv, jsonl, threads;
+  long long seed;
+  int have_seed;
+  const char *metric, *name, *schema, *out;
+  char **sets;
+  int nsets;
+  char **args; /* positional */
+  int nargs;
+} opts_t;
+
+static int usage_err(const char *cmd, const char *fmt, const char *arg) {
+  fprintf(stderr, "lathe%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see `lathe %s --help`)\n", cmd ? cmd : "help");
+  return 2;
+}
+
+/* ---- help texts: examples first ---- */
+
+static const struct {
+  const char *name, *summary, *help;
+} cmds[] = {
+    {"run", "run a recipe",
+     "examples:\n"
+     "  lathe run share/recipes/hlgauss_cartpole.lua\n"
+     "  lathe run my.lua --headless --seed 3 --set lr=3e-4 --set dqn.batch_size=64\n"
+     "usage: lathe run RECIPE.lua [--store PATH] [--headless] [--set KEY=VALUE]...\n"
+     "                            [--seed N] [--threads N]\n"
+     "  --store PATH     the store (default ./lathe.lmdb, or $LATHE_STORE)\n"
+     "  --headless       JSON lines on stdout (the default when stdout is not a terminal)\n"
+     "  --set KEY=VALUE  override a config key of every run (PLUGIN.KEY for one plugin)\n"
+     "                   or a recipe option read with lathe.opt(KEY, default)\n"
+     "  --seed N         add N to the seed of every run\n"
+     "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"},
+    {"resume", "continue an interrupted or crashed run",
+     "examples:\n"
+     "  lathe resume 12\n"
+     "usage: lathe resume RUN [--store PATH] [--headless] [--threads N]\n"
+     "  Continues RUN from its newest checkpoint; the result is bit-identical to a\n"
+     "  run never stopped (same thread count).\n"},
+    {"runs", "list runs",
+     "examples:\n"
+     "  lathe runs\n"
+     "  lathe runs --json | jq .\n"
+     "usage: lathe runs [--store PATH] [--json]\n"},
+    {"show", "print a run's config, status, checkpoints and latest metrics",
+     "examples:\n"
+     "  lathe show 3\n"
+     "usage: lathe show RUN [--store PATH] [--json]\n"},
+    {"metrics", "export a run's curves",
+     "examples:\n"
+     "  lathe metrics 3 --csv > run3.csv\n"
+     "  lathe metrics 3 --metric loss\n"
+     "usage: lathe metrics RUN [--csv|--jsonl] [--metric NAME] [--store PATH]\n"
+     "  Default output: CSV with columns metric,step,value,time.\n"},
+    {"rm", "delete runs with their metrics and checkpoints",
+     "examples:\n"
+     "  lathe rm 3 4\n"
+     "usage: lathe rm RUN... [--store PATH]\n"},
+    {"plugins", "list plugins, or show one plugin's options",
+     "examples:\n"
+     "  lathe plugins\n"
+     "  lathe plugins dqn\n"
+     "usage: lathe plugins [NAME]\n"},
+    {"data", "manage datasets in the store",
+     "examples:\n"
+     "  lathe data import pairs.jsonl --name hh --schema prefs\n"
+     "  lathe data ls\n"
+     "  lathe data export hh > hh.jsonl\n"
+     "  lathe data rm hh\n"
+     "usage: lathe data ls|import|export|rm ... [--store PATH]\n"
+     "  import FILE.jsonl[.gz] --name NAME --schema SCHEMA\n"
+     "      schemas: prefs (prompt, chosen, rejected), sft (prompt, response),\n"
+     "      math (question, answer), text (text), transitions (obs, action, reward,\n"
+     "      next_obs, terminated, truncated), any. The import is atomic: a bad line\n"
+     "      fails it whole with FILE:LINE and the field at fault.\n"},
+    {"check", "validate a recipe and every config in it without running",
+     "examples:\n"
+     "  lathe check share/recipes/demo.lua\n"
+     "usage: lathe check RECIPE.lua [--set KEY=VALUE]...\n"},
+    {"doctor", "print versions and environment facts for bug reports",
+     "examples:\n"
+     "  lathe doctor\n"
+     "usage: lathe doctor [--store PATH]\n"},
+    {"help", "show help for a command", "usage: lathe help [COMMAND]\n"},
+    {"version", "print the version", "usage: lathe version\n"},
+};
+#define NCMDS (int)(sizeof cmds / sizeof *cmds)
+
+static void short_usage(FILE *f) {
+  fprintf(f, "lathe %s - RL post-training workbench\n\n"
+             "examples:\n"
+             "  lathe run share/recipes/hlgauss_cartpole.lua\n"
+             "  lathe runs\n\n"
+             "commands:\n",
+          LATHE_VERSION);
+  for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
+  fprintf(f, "\n`lathe COMMAND --help` for one command, `man lathe` for everything.\n");
+}
+
+static int cmd_help(const char *name) {
+  if (!name) {
+    short_usage(stdout);
+    return 0;
+  }
+  for (int i = 0; i < NCMDS; i++)
+    if (!strcmp(cmds[i].name, name)) {
+      printf("lathe %s - %s\n\n%s", cmds[i].name, cmds[i].summary, cmds[i].help);
+      return 0;
+    }
+  return usage_err(NULL, "no command '%s'", name);
+}
+
+/* ---- argument parsing ---- */
+
+static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->store = getenv("LATHE_STORE");
+  if (!o->store || !*o->store) o->store = "lathe.lmdb";
+  const char *th = getenv("LATHE_THREADS");
+  if (th) o->threads = atoi(th);
+  o->sets = calloc(argc + 1, sizeof *o->sets);
+  o->args = calloc(argc + 1, sizeof *o->args);
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = NULL;
+#define OPTVAL(flag)                                                                               \
+  (!strcmp(a, flag) ? (i + 1 < argc ? (val = argv[++i]) : NULL)                                    \
+                    : (!strncmp(a, flag "=", strlen(flag) + 1) ? (val = a + strlen(flag) + 1)     \
+                                                                : NULL))
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      cmd_help(cmd);
+      return 1;
+    } else if (!strcmp(a, "--headless")) o->headless = 1;
+    else if (!strcmp(a, "--json")) o->json = 1;
+    else if (!strcmp(a, "--csv")) o->csv = 1;
+    else if (!strcmp(a, "--jsonl")) o->jsonl = 1;
+    else if (OPTVAL("--store") || OPTVAL("-s")) o->store = val;
+    else if (OPTVAL("--set")) {
+      if (!strchr(val, '=') || val[0] == '=')
+        return usage_err(cmd, "--set wants KEY=VALUE, got '%s'", val);
+      o->sets[o->nsets++] = (char *)val;
+    } else if (OPTVAL("--seed")) {
+      char *end;
+      o->seed = strtoll(val, &end, 10), o->have_seed = 1;
+      if (*end || o->seed < 0) return usage_err(cmd, "--seed wants a non-negative integer, got '%s'", val);
+    } else if (OPTVAL("--threads")) {
+      char *end;
+      o->threads = (int)strtol(val, &end, 10);
+      if (*end || o->threads < 1 || o->threads > 1024)
+        return usage_err(cmd, "--threads wants an integer >= 1, got '%s'", val);
+    } else if (OPTVAL("--metric")) o->metric = val;
+    else if (OPTVAL("--name")) o->name = val;
+    else if (OPTVAL("--schema")) o->schema = val;
+    else if (OPTVAL("-o") || OPTVAL("--output")) o->out = val;
+    else if (a[0] == '-' && a[1]) {
+      if (!strcmp(a, "--store") || !strcmp(a, "--set") || !strcmp(a, "--seed") ||
+          !strcmp(a, "--threads") || !strcmp(a, "--metric") || !strcmp(a, "--name") ||
+          !strcmp(a, "--schema") || !strcmp(a, "-o"))
+        return usage_err(cmd, "option %s needs a value", a);
+      return usage_err(cmd, "unknown option '%s'", a);
+    } else
+      o->args[o->nargs++] = (char *)a;
+#undef OPTVAL
+  }
+  return 0;
+}
+
+static void free_opts(opts_t *o) {
+  free(o->sets);
+  free(o->args);
+}
+
+static int fail(int code) {
+  const char *m = lathe_lasterr();
+  fprintf(stderr, "lathe: %s\n", m[0] ? m : lathe_strerror(code));
+  return lathe_exit_code(code);
+}
+
+static int open_store(const opts_t *o, int readonly, lathe_store_t **st) {
+  int rc = lathe_store_open(o->store, readonly, st);
+  return rc ? fail(rc) : 0;
+}
+
+static int parse_run_id(const char *cmd, const char *s, uint32_t *id) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*end || v <= 0 || v > 0xffffffffL) return usage_err(cmd, "'%s' is not a run id", s);
+  *id = (uint32_t)v;
+  return 0;
+}
+
+/* ---- run / resume / check ---- */
+
+static int session_exit(lathe_session_t *s, int rc) {
+  if (rc == LATHE_EINTR) return s->signal == SIGTERM ? 143 : 130;
+  return rc ? fail(rc) : 0;
+}
+
+static void session_output(lathe_session_t *s, const opts_t *o) {
+  s->json_out = o->headless || !isatty(STDOUT_FILENO);
+  s->progress = isatty(STDERR_FILENO);
+  s->on_event = lathe_headless_event;
+}
+
+static int cmd_run(opts_t *o, int check) {
+  const char *cmd = check ? "check" : "run";
+  if (o->nargs != 1) return usage_err(cmd, "%s", "wants exactly one RECIPE.lua");
+  int rc = lathe_declare_builtins();
+  if (rc) return fail(rc);
+  lathe_store_t *st = NULL;
+  if (!check && (rc = open_store(o, 0, &st))) return rc;
+  lathe_session_t s = {0};
+  s.threads = o->threads, s.seed_offset = o->have_seed ? (uint64_t)o->seed : 0;
+  s.check_only = check;
+  s.sets = o->sets, s.nsets = o->nsets;
+  s.set_used = calloc(o->nsets + 1, sizeof *s.set_used);
+  if (check) s.json_out = 0, s.progress = 0;
+  else session_output(&s, o);
+  if ((rc = lathe_session_init(&s, st))) {
+    lathe_store_close(st);
+    free(s.set_used);
+    return fail(rc);
+  }
+  lathe_headless_start(&s);
+  rc = lathe_recipe_run(&s, o->args[0]);
+  int exit_code = session_exit(&s, rc);
+  if (check && !rc) fprintf(stderr, "lathe: %s: ok (%d runs checked)\n", o->args[0], s.nruns);
+  lathe_session_close(&s);
+  free(s.set_used);
+  lathe_store_close(st);
+  return exit_code;
+}
+
+static void resume_end(lathe_session_t *s, lathe_run_t *r) {
+  if (lathe_session_active(s) == 0) uv_stop(&s->loop);
+}
+
+static int cmd_resume(opts_t *o) {
+  uint32_t id;
+  if (o->nargs != 1) return usage_err("resume", "%s", "wants exactly one RUN");
+  int rc = parse_run_id("resume", o->args[0], &id);
+  if (rc) return rc;
+  if ((rc = lathe_declare_builtins())) return fail(rc);
+  lathe_store_t *st;
+  if ((rc = open_store(o, 0, &st))) return rc;
+  lathe_session_t s = {0};
+  s.threads = o->threads;
+  session_output(&s, o);
+  s.on_end = resume_end;
+  lathe_run_t *r = NULL;
+  if (!(rc = lathe_session_init(&s, st)) && !(rc = lathe_run_reopen(&s, id, &r)) &&
+      !(rc = lathe_run_start(r))) {
+    lathe_headless_start(&s);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+  }
+  lathe_session_close(&s); /* joins the worker: r's final state is known */
+  if (!rc && s.signal) rc = LATHE_EINTR;
+  else if (!rc && r && r->err)
+    rc = lathe_seterr(r->err == LATHE_ESTORE || r->err == LATHE_ENAN ? r->err : LATHE_ERUN,
+                      "run %u: %s", id, r->errmsg);
+  int code = session_exit(&s, rc);
+  lathe_store_close(st);
+  return code;
+}
+
+/* ---- runs / show / metrics / rm ---- */
+
+typedef struct {
+  lathe_store_t *st;
+  MDB_txn *txn;
+  int json;
+  json_object *all;
+} list_args;
+
+static const char *age(double t, char *buf, size_t n) {
+  double d = lathe_now() - t;
+  if (d < 120) snprintf(buf, n, "%.0fs", d);
+  else if (d < 7200) snprintf(buf, n, "%.0fm", d / 60);
+  else if (d < 172800) snprintf(buf, n, "%.0fh", d / 3600);
+  else snprintf(buf, n, "%.0fd", d / 86400);
+  return buf;
+}
+
+static const char *jstr(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "";
+}
+
+static int list_cb(uint32_t id, const char *json, size_t n, void *arg) {
+  list_args *a = arg;
+  json_tokener *tok = json_tokener_new();
+  json_object *o = json_tokener_parse_ex(tok, json, (int)n), *v, *sum;
+  json_tokener_free(tok);
+  if (!o) {
+    fprintf(stderr, "lathe: run %u: corrupt record\n", id);
+    return 0;
+  }
+  if (a->json) {
+    json_object_array_add(a->all, o);
+    return 0;
+  }
+  char buf[32], val[48] = "-";
+  const char *mm = jstr(o, "main_metric");
+  if (*mm && json_object_object_get_ex(o, "summary", &sum) &&
+      json_object_object_get_ex(sum, mm, &v) && v)
+    snprintf(val, sizeof val, "%s=%.4g", mm, json_object_get_double(v));
+  const char *recipe = jstr(o, "recipe"), *slash = strrchr(recipe, '/');
+  json_object_object_get_ex(o, "updated", &v);
+  printf("%-5u %-24s %-12s %-11s %9s %5s  %s\n", id, slash ? slash + 1 : recipe,
+         jstr(o, "plugin"), jstr(o, "status"), jstr(o, "step"),
+         age(json_object_get_double(v), buf, sizeof buf), val);
+  json_object_put(o);
+  return 0;
+}
+
+static int list_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  return lathe_store_run_each(st, txn, list_cb, arg);
+}
+
+static int cmd_runs(opts_t *o) {
+  lathe_store_t *st;
+  int rc = open_store(o, 1, &st);
+  if (rc) return rc;
+  list_args a = {st, NULL, o->json, json_object_new_array()};
+  if (!o->json)
+    printf("%-5s %-24s %-12s %-11s %9s %5s  %s\n", "ID", "RECIPE", "PLUGIN", "STATUS", "STEP",
+           "AGE", "MAIN METRIC");
+  rc = lathe_store_read(st, list_txn, &a);
+  if (o->json && !rc)
+    printf("%s\n", json_object_to_json_string_ext(a.all, JSON_C_TO_STRING_PRETTY));
+  json_object_put(a.all);
+  lathe_store_close(st);
+  return rc ? fail(rc) : 0;
+}
+
+typedef struct {
+  uint32_t id;
+  json_object *out;
+  lathe_store_t *st;
+  MDB_txn *txn;
+} show_args;
+
+static int ckpt_cb(uint64_t step, size_t bytes, void *arg) {
+  show_args *a = arg;
+  json_object *c = json_object_new_object();
+  json_object_object_add(c, "step", json_object_new_int64((int64_t)step));
+  json_object_object_add(c, "bytes", json_object_new_int64((int64_t)bytes));
+  json_object_array_add(json_object_object_get(a->out, "checkpoints"), c);
+  return 0;
+}
+
+static int last_point(uint64_t step, double value, double time, void *arg) {
+  double *p = arg;
+  p[0] = (double)step, p[1] = value, p[2] = 1;
+  return 0;
+}
+
+static int name_cb(const char *name, void *arg) {
+  show_args *a = arg;
+  double p[3] = {0, 0, 0};
+  lathe_store_metric_each(a->st, a->txn, a->id, name, last_point, p);
+  json_object *m = json_object_new_object();
+  json_object_object_add(m, "step", json_object_new_int64((int64_t)p[0]));
+  json_object_object_add(m, "value", isfinite(p[1]) ? json_object_new_double(p[1]) : NULL);
+  json_object_object_add(json_object_object_get(a->out, "metrics"), name, m);
+  return 0;
+}
+
+static int show_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  show_args *a = arg;
+  char *rec;
+  int rc = lathe_store_run_get(st, txn, a->id, &rec);
+  if (rc) return rc;
+  a->out = json_tokener_parse(rec);
+  free(rec);
+  if (!a->out) return lathe_seterr(LATHE_ESTORE, "run %u: corrupt record", a->id);
+  a->st = st, a->txn = txn;
+  json_object_object_add(a->out, "checkpoints", json_object_new_array());
+  json_object_object_add(a->out, "metrics", json_object_new_object());
+  if ((rc = lathe_store_ckpt_each(st, txn, a->id, ckpt_cb, a))) return rc;
+  /* a hash of the newest checkpoint: equal hashes mean equal complete states */
+  uint64_t step;
+  MDB_val v;
+  if (!lathe_store_ckpt_latest(st, txn, a->id, &step, &v)) {
+    char h[17];
+    lathe_hash_hex(v.mv_data, v.mv_size, h);
+    json_object_object_add(a->out, "ckpt_hash", json_object_new_string(h));
+  }
+  lathe_clearerr();
+  return lathe_store_metric_names(st, txn, a->id, name_cb, a);
+}
+
+static int cmd_show(opts_t *o) {
+  uint32_t id;
+  if (o->nargs != 1) return usage_err("show", "%s", "wants exactly one RUN");
+  int rc = parse_run_id("show", o->args[0], &id);
+  if (rc) return rc;
+  lathe_store_t *st;
+  if ((rc = open_store(o, 1, &st))) return rc;
+  show_args a = {id, NULL};
+  rc = lathe_store_read(st, show_txn, &a);
+  lathe_store_close(st);
+  if (rc) {
+    json_object_put(a.out);
+    return fail(rc);
+  }
+  if (o->json) {
+    printf("%s\n", json_object_to_json_string_ext(a.out, JSON_C_TO_STRING_PRETTY));
+  } else {
+    json_object *v;
+    printf("run %u  %s %s  (%s)\n", id, jstr(a.out, "plugin"), jstr(a.out, "plugin_version"),
+           jstr(a.out, "status"));
+    printf("recipe      %s (hash %s)\n", jstr(a.out, "recipe"), jstr(a.out, "recipe_hash"));
+    printf("step        %s of %s\n", jstr(a.out, "step"), jstr(a.out, "total"));
+    printf("seed        %s   threads %s   host %s\n", jstr(a.out, "seed"),
+           jstr(a.out, "threads"), jstr(a.out, "host"));
+    if (*jstr(a.out, "error")) printf("error       %s\n", jstr(a.out, "error"));
+    printf("config\n");
+    if (json_object_object_get_ex(a.out, "config", &v)) {
+      json_object_object_foreach(v, k, x) printf("  %-22s %s\n", k, json_object_get_string(x));
+    }
+    printf("checkpoints");
+    json_object *ck = json_object_object_get(a.out, "checkpoints");
+    for (size_t i = 0; i < json_object_array_length(ck); i++)
+      printf(" %s", jstr(json_object_array_get_idx(ck, i), "step"));
+    if (*jstr(a.out, "ckpt_hash")) printf("  (newest hash %s)", jstr(a.out, "ckpt_hash"));
+    printf("\nmetrics (latest)\n");
+    json_object_object_foreach(json_object_object_get(a.out, "metrics"), k, x)
+        printf("  %-22s %-14s step %s\n", k, jstr(x, "value"), jstr(x, "step"));
+  }
+  json_object_put(a.out);
+  return 0;
+}
+
+typedef struct {
+  uint32_t id;
+  const char *only, *cur;
+  int jsonl;
+} export_args;
+
+static int print_point(uint64_t step, double value, double time, void *arg) {
+  export_args *a = arg;
+  if (a->jsonl) {
+    if (isfinite(value))
+      printf("{\"run\":%u,\"metric\":\"%s\",\"step\":%llu,\"value\":%.17g,\"time\":%.3f}\n", a->id,
+             a->cur, (unsigned long long)step, value, time);
+    else
+      printf("{\"run\":%u,\"metric\":\"%s\",\"step\":%llu,\"value\":null,\"time\":%.3f}\n", a->id,
+             a->cur, (unsigned long long)step, time);
+  } else
+    printf("%s,%llu,%.17g,%.3f\n", a->cur, (unsigned long long)step, value, time);
+  return 0;
+}
+
+typedef struct {
+  export_args *ea;
+  lathe_store_t *st;
+  MDB_txn *txn;
+  int found;
+} export_ctx;
+
+static int export_name(const char *name, void *arg) {
+  export_ctx *c = arg;
+  if (c->ea->only && strcmp(c->ea->only, name)) return 0;
+  c->found = 1;
+  c->ea->cur = name;
+  return lathe_store_metric_each(c->st, c->txn, c->ea->id, name, print_point, c->ea);
+}
+
+static int export_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  export_ctx *c = arg;
+  char *rec;
+  int rc = lathe_store_run_get(st, txn, c->ea->id, &rec);
+  if (rc) return rc;
+  free(rec);
+  c->st = st, c->txn = txn;
+  if ((rc = lathe_store_metric_names(st, txn, c->ea->id, export_name, c))) return rc;
+  if (c->ea->only && !c->found)
+    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s'", c->ea->id, c->ea->only);
+  return 0;
+}
+
+static int cmd_metrics(opts_t *o) {
+  uint32_t id;
+  if (o->nargs != 1) return usage_err("metrics", "%s", "wants exactly one RUN");
+  int rc = parse_run_id("metrics", o->args[0], &id);
+  if (rc) return rc;
+  lathe_store_t *st;
+  if ((rc = open_store(o, 1, &st))) return rc;
+  export_args ea = {id, o->metric, NULL, o->jsonl};
+  export_ctx c = {&ea};
+  if (!o->jsonl) printf("metric,step,value,time\n");
+  rc = lathe_store_read(st, export_txn, &c);
+  lathe_store_close(st);
+  return rc ? fail(rc) : 0;
+}
+
+static int rm_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  return lathe_store_run_del(st, txn, *(uint32_t *)arg);
+}
+
+static int cmd_rm(opts_t *o) {
+  if (o->nargs < 1) return usage_err("rm", "%s", "wants at least one RUN");
+  uint32_t ids[o->nargs];
+  for (int i = 0; i < o->nargs; i++) {
+    int rc = parse_run_id("rm", o->args[i], &ids[i]);
+    if (rc) return rc;
+  }
+  lathe_store_t *st;
+  int rc = open_store(o, 0, &st);
+  if (rc) return rc;
+  for (int i = 0; i < o->nargs && !rc; i++)
+    if (!(rc = lathe_store_write(st, rm_txn, &ids[i]))) fprintf(stderr, "removed run %u\n", ids[i]);
+  lathe_store_close(st);
+  return rc ? fail(rc) : 0;
+}
+
+/* ---- plugins ---- */
+
+static int cmd_plugins(opts_t *o) {
+  int rc = lathe_declare_builtins();
+  if (rc) return fail(rc);
+  if (o->nargs == 0) {
+    printf("%-14s %-12s %-8s %s\n", "NAME", "KIND", "VERSION", "DESCRIPTION");
+    for (int i = 0; i < lathe_registry_count(); i++) {
+      const lathe_plugin_t *p;
+      if (lathe_registry_get(lathe_registry_name(i), &p)) {
+        fprintf(stderr, "lathe: %s\n", lathe_lasterr());
+        rc = LATHE_EPLUGIN;
+        continue;
+      }
+      printf("%-14s %-12s %-8s %s\n", p->name, p->kind, p->version ? p->version : "",
+             p->doc ? p->doc : "");
+    }
+    return rc ? lathe_exit_code(rc) : 0;
+  }
+  const lathe_plugin_t *p;
+  if ((rc = lathe_registry_get(o->args[0], &p))) return fail(rc);
+  printf("%s %s (%s): %s\n\n", p->name, p->version ? p->version : "", p->kind,
+         p->doc ? p->doc : "");
+  printf("%-20s %-7s %-12s %-16s %s\n", "KEY", "TYPE", "DEFAULT", "RANGE", "DESCRIPTION");
+  for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
+    char range[64] = "";
+    if (x->type == LATHE_STR && x->choices) snprintf(range, sizeof range, "%s", x->choices);
+    else if ((x->type == LATHE_INT || x->type == LATHE_NUM) && x->min <= x->max)
+      snprintf(range, sizeof range, "[%g, %g]", x->min, x->max);
+    printf("%-20s %-7s %-12s %-16s %s\n", x->key, lathe_type_name(x->type), x->def, range,
+           x->doc ? x->doc : "");
+  }
+  printf("\nEvery run also takes: seed, ckpt_every, ckpt_keep, max_steps (see `man lathe`).\n");
+  return 0;
+}
+
+/* ---- data ---- */
+
+static int ds_list_cb(const char *name, const char *manifest, void *arg) {
+  json_object *m = json_tokener_parse(manifest);
+  printf("%-24s %-12s %8s  %s\n", name, jstr(m, "schema"), jstr(m, "count"), jstr(m, "source"));
+  json_object_put(m);
+  return 0;
+}
+static int ds_list_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  return lathe_store_ds_each(st, txn, ds_list_cb, arg);
+}
+static int ds_rm_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  return lathe_store_ds_del(st, txn, arg);
+}
+
+static int cmd_data(opts_t *o) {
+  if (o->nargs < 1) return usage_err("data", "%s", "wants ls, import, export or rm");
+  const char *sub = o->args[0];
+  lathe_store_t *st;
+  int rc;
+  if (!strcmp(sub, "ls")) {
+    if ((rc = open_store(o, 1, &st))) return rc;
+    printf("%-24s %-12s %8s  %s\n", "NAME", "SCHEMA", "RECORDS", "SOURCE");
+    rc = lathe_store_read(st, ds_list_txn, NULL);
+  } else if (!strcmp(sub, "import")) {
+    if (o->nargs != 2 || !o->name || !o->schema)
+      return usage_err("data", "%s", "import wants FILE --name NAME --schema SCHEMA");
+    if (!lathe_schema_known(o->schema))
+      return usage_err("data", "unknown schema '%s' (prefs, sft, math, text, transitions, any)",
+                       o->schema);
+    if ((rc = open_store(o, 0, &st))) return rc;
+    int64_t n;
+    rc = lathe_dataset_import(st, o->args[1], o->name, o->schema, &n);
+    if (!rc) fprintf(stderr, "imported %lld records as '%s' (%s)\n", (long long)n, o->name,
+                     o->schema);
+  } else if (!strcmp(sub, "export")) {
+    if (o->nargs != 2) return usage_err("data", "%s", "export wants NAME");
+    if ((rc = open_store(o, 1, &st))) return rc;
+    rc = lathe_dataset_export(st, o->args[1], stdout);
+  } else if (!strcmp(sub, "rm")) {
+    if (o->nargs != 2) return usage_err("data", "%s", "rm wants NAME");
+    if ((rc = open_store(o, 0, &st))) return rc;
+    rc = lathe_store_write(st, ds_rm_txn, o->args[1]);
+  } else {
+    const char *subs[] = {"ls", "import", "export", "rm"};
+    const char *near = lathe_nearest(sub, subs, 4);
+    fprintf(stderr, "lathe data: no subcommand '%s'%s%s%s\n", sub, near ? " (did you mean '" : "",
+            near ? near : "", near ? "'?)" : "");
+    return 2;
+  }
+  lathe_store_close(st);
+  if (rc == LATHE_EUSAGE) return fail(rc);
+  return rc ? fail(rc == LATHE_EDATA || rc == LATHE_EIO ? LATHE_EUSAGE : rc) : 0;
+}
+
+/* ---- doctor ---- */
+
+static int cmd_doctor(opts_t *o) {
+  struct utsname u;
+  uname(&u);
+  char cwd[4096] = "";
+  if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+  printf("lathe       %s (plugin API %d, store format %u)\n", LATHE_VERSION, LATHE_PLUGIN_APIVER,
+         LATHE_STORE_FORMAT);
+  printf("system      %s %s %s, %ld cores\n", u.sysname, u.release, u.machine,
+         sysconf(_SC_NPROCESSORS_ONLN));
+  printf("lua         %s\n", LUA_RELEASE);
+  printf("libuv       %s\n", uv_version_string());
+  printf("lmdb        %s\n", mdb_version(NULL, NULL, NULL));
+  printf("ncurses     %s\n", curses_version());
+  printf("json-c      %s\n", json_c_version());
+  printf("openblas    %s (core %s, %d threads)\n", openblas_get_config(), openblas_get_corename(),
+         openblas_get_num_threads());
+  const char *env[] = {"OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "LATHE_STORE",
+                       "LATHE_THREADS", "LATHE_PLUGIN_PATH", "TERM", "LANG", "NO_COLOR"};
+  for (size_t i = 0; i < sizeof env / sizeof *env; i++)
+    if (getenv(env[i])) printf("env         %s=%s\n", env[i], getenv(env[i]));
+  printf("plugins     %s\n", lathe_plugin_dir());
+  printf("share       %s\n", lathe_share_dir());
+  printf("store       %s%s%s (%s)\n", o->store[0] == '/' ? "" : cwd, o->store[0] == '/' ? "" : "/",
+         o->store, access(o->store, F_OK) ? "does not exist yet" : lathe_store_fs_name(o->store));
+  const char *term = getenv("TERM");
+  const char *lang = getenv("LC_ALL") ? getenv("LC_ALL") : getenv("LANG");
+  printf("terminal    stdout %s, TERM=%s, UTF-8 %s, colour %s\n",
+         isatty(STDOUT_FILENO) ? "is a tty" : "is not a tty", term ? term : "(unset)",
+         lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8")) ? "yes" : "no",
+         getenv("NO_COLOR") && *getenv("NO_COLOR") ? "off (NO_COLOR)" : "on");
+  return 0;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN); /* a file-size limit shows up as EFBIG, handled as disk full */
+  if (argc < 2) {
+    short_usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return cmd_help(NULL);
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+    printf("lathe %s\n", LATHE_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "help")) return cmd_help(argc > 2 ? argv[2] : NULL);
+  opts_t o;
+  int rc = parse(cmd, argc - 2, argv + 2, &o);
+  if (rc) {
+    free_opts(&o);
+    return rc == 1 ? 0 : rc;
+  }
+  if (!strcmp(cmd, "run")) rc = cmd_run(&o, 0);
+  else if (!strcmp(cmd, "check")) rc = cmd_run(&o, 1);
+  else if (!strcmp(cmd, "resume")) rc = cmd_resume(&o);
+  else if (!strcmp(cmd, "runs") || !strcmp(cmd, "ls")) rc = cmd_runs(&o);
+  else if (!strcmp(cmd, "show")) rc = cmd_show(&o);
+  else if (!strcmp(cmd, "metrics")) rc = cmd_metrics(&o);
+  else if (!strcmp(cmd, "rm")) rc = cmd_rm(&o);
+  else if (!strcmp(cmd, "plugins")) rc = cmd_plugins(&o);
+  else if (!strcmp(cmd, "data")) rc = cmd_data(&o);
+  else if (!strcmp(cmd, "doctor")) rc = cmd_doctor(&o);
+  else {
+    const char *names[NCMDS];
+    for (int i = 0; i < NCMDS; i++) names[i] = cmds[i].name;
+    const char *near = lathe_nearest(cmd, names, NCMDS);
+    fprintf(stderr, "lathe: no command '%s'", cmd);
+    if (near) fprintf(stderr, "; did you mean '%s'?", near);
+    fprintf(stderr, " (see `lathe help`)\n");
+    rc = 2;
+  }
+  free_opts(&o);
+  return rc;
+}

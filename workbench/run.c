@@ -1,0 +1,869 @@
+/* run.c - run records, the worker thread, checkpoints and exact resume.
+ *
+ * A checkpoint is one value in the ckpts table, written in the same
+ * transaction as the metrics up to its step and the run record:
+ *   "LCKP" u32 version(1) u64 step
+ *   u32 count, then per metric: u8 namelen, name, u64 step, f64 value (the summary)
+ *   the plugin's own save() payload
+ * Resuming loads the newest checkpoint, deletes metric points written after
+ * its step (they will be produced again, identically), and continues.
+ */
+#include "run.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "registry.h"
+#include "nn/nn.h"
+
+#define CKPT_VERSION 1u
+
+/* Options every run has, whatever its plugin. */
+static const lathe_opt_t host_opts[] = {
+    {"seed", LATHE_INT, "0", 0, 9007199254740991.0, NULL,
+     "random seed of the run (lathe run --seed N adds N)"},
+    {"ckpt_every", LATHE_INT, "1000", 0, 1e15, NULL,
+     "checkpoint every N steps (0: only when the run ends or is stopped)"},
+    {"ckpt_keep", LATHE_INT, "2", 1, 1000, NULL, "checkpoints kept per run"},
+    {"max_steps", LATHE_INT, "0", 0, 1e15, NULL, "stop after N steps (0: the plugin decides)"},
+    {NULL}};
+
+const char *lathe_status_name(lathe_status_t s) {
+  static const char *n[] = {"pending", "running", "done", "failed", "interrupted", "diverged"};
+  return n[s];
+}
+
+double lathe_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void lathe_hash_hex(const void *data, size_t n, char out[17]) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const uint8_t *p = data;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* ---- events to the loop ------------------------------------------------------ */
+
+static void push_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, const char *name,
+                       double value, char *text) {
+  uint64_t step = (uint64_t)r->step + (type == EV_METRIC || type == EV_LOG);
+  lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
+  if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
+  pthread_mutex_lock(&s->mu);
+  if (s->nevents == s->capevents) {
+    int cap = s->capevents ? 2 * s->capevents : 256;
+    lathe_event_t *e = realloc(s->events, cap * sizeof *e);
+    if (!e) {
+      pthread_mutex_unlock(&s->mu);
+      free(text);
+      return;
+    }
+    s->events = e, s->capevents = cap;
+  }
+  s->events[s->nevents++] = ev;
+  pthread_mutex_unlock(&s->mu);
+  uv_async_send(&s->wake);
+}
+
+/* ---- run records ---------------------------------------------------------------- */
+
+static char *make_record(lathe_run_t *r, lathe_status_t st) {
+  json_object *o = json_object_new_object();
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  json_object_object_add(o, "id", json_object_new_int64(r->id));
+  json_object_object_add(o, "plugin", json_object_new_string(r->plugin->name));
+  json_object_object_add(o, "plugin_version",
+                         json_object_new_string(r->plugin->version ? r->plugin->version : ""));
+  json_object_object_add(o, "recipe", json_object_new_string(r->sess->recipe_path));
+  json_object_object_add(o, "recipe_hash", json_object_new_string(r->sess->recipe_hash));
+  json_object_object_add(o, "config", lathe_cfg_json(&r->cfg));
+  json_object_object_add(o, "seed", json_object_new_int64((int64_t)r->seed));
+  json_object_object_add(o, "threads", json_object_new_int(r->sess->threads));
+  json_object_object_add(o, "status", json_object_new_string(lathe_status_name(st)));
+  json_object_object_add(o, "step", json_object_new_int64(r->step));
+  json_object_object_add(o, "total", json_object_new_int64(r->total));
+  json_object_object_add(o, "created", json_object_new_double(r->created));
+  json_object_object_add(o, "updated", json_object_new_double(lathe_now()));
+  json_object_object_add(o, "host", json_object_new_string(host));
+  if (r->plugin->main_metric)
+    json_object_object_add(o, "main_metric", json_object_new_string(r->plugin->main_metric));
+  json_object *sum = json_object_new_object();
+  for (int i = 0; i < r->nlast; i++)
+    json_object_object_add(sum, r->last[i].name,
+                           isfinite(r->last[i].value) ? json_object_new_double(r->last[i].value)
+                                                      : NULL);
+  json_object_object_add(o, "summary", sum);
+  if (r->errmsg[0]) json_object_object_add(o, "error", json_object_new_string(r->errmsg));
+  char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  json_object_put(o);
+  return out;
+}
+
+static void set_record(lathe_run_t *r, char *rec) {
+  pthread_mutex_lock(&r->sess->mu);
+  free(r->record);
+  r->record = rec;
+  pthread_mutex_unlock(&r->sess->mu);
+}
+
+typedef struct {
+  lathe_run_t *r;
+  const char *rec;
+  const lathe_buf_t *ckpt; /* NULL: no checkpoint */
+  int truncate;            /* resume: drop metric points after r->step */
+} write_args;
+
+/* One transaction: pending metrics, optional checkpoint, run record. */
+static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  write_args *a = arg;
+  lathe_run_t *r = a->r;
+  int rc = 0;
+  if (a->truncate && (rc = lathe_store_metric_trunc(st, txn, r->id, (uint64_t)r->step))) return rc;
+  for (int i = 0; i < r->npending && !rc; i++) {
+    lathe_point_t *p = &r->pending[i];
+    rc = lathe_store_metric_put(st, txn, r->id, p->name, p->step, p->value, p->time);
+  }
+  if (!rc && a->ckpt)
+    rc = lathe_store_ckpt_put(st, txn, r->id, (uint64_t)r->step, a->ckpt->p, a->ckpt->n,
+                              (int)r->ckpt_keep);
+  if (!rc && a->rec) rc = lathe_store_run_put(st, txn, r->id, a->rec);
+  return rc;
+}
+
+static int flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int truncate) {
+  char *rec = make_record(r, st);
+  write_args a = {r, rec, ckpt, truncate};
+  int rc = lathe_store_write(r->sess->store, write_txn, &a);
+  if (rc) {
+    free(rec);
+    return rc;
+  }
+  r->npending = 0;
+  r->last_flush = lathe_now();
+  set_record(r, rec);
+  return 0;
+}
+
+/* ---- host services --------------------------------------------------------------- */
+
+static int64_t h_cfg_int(lathe_ctx_t *c, const char *k) { return lathe_cfg_int(c->cfg, k); }
+static double h_cfg_num(lathe_ctx_t *c, const char *k) { return lathe_cfg_num(c->cfg, k); }
+static const char *h_cfg_str(lathe_ctx_t *c, const char *k) { return lathe_cfg_str(c->cfg, k); }
+static uint64_t h_seed(lathe_ctx_t *c) { return c->run->seed; }
+static void h_set_total(lathe_ctx_t *c, int64_t total) { c->run->total = total; }
+
+static void h_metric(lathe_ctx_t *c, const char *name, double v) {
+  lathe_run_t *r = c->run;
+  if (r->npending == r->cappending) {
+    int cap = r->cappending ? 2 * r->cappending : 256;
+    lathe_point_t *p = realloc(r->pending, cap * sizeof *p);
+    if (!p) return;
+    r->pending = p, r->cappending = cap;
+  }
+  /* the step being executed: metrics of step N belong to the checkpoint at N */
+  lathe_point_t pt = {"", (uint64_t)r->step + 1, v, lathe_now()};
+  snprintf(pt.name, sizeof pt.name, "%s", name);
+  r->pending[r->npending++] = pt;
+  int i;
+  for (i = 0; i < r->nlast; i++)
+    if (!strcmp(r->last[i].name, pt.name)) break;
+  if (i == r->nlast) {
+    if (r->nlast == r->caplast) {
+      int cap = r->caplast ? 2 * r->caplast : 16;
+      lathe_point_t *p = realloc(r->last, cap * sizeof *p);
+      if (!p) return;
+      r->last = p, r->caplast = cap;
+    }
+    r->nlast++;
+  }
+  r->last[i] = pt;
+  if (!isfinite(v)) r->diverged = 1;
+  push_event(r->sess, EV_METRIC, r, name, v, NULL);
+}
+
+static void h_log(lathe_ctx_t *c, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  push_event(c->run->sess, EV_LOG, c->run, NULL, 0, strdup(buf));
+}
+
+static int h_fail(lathe_ctx_t *c, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->run->errmsg, sizeof c->run->errmsg, fmt, ap);
+  va_end(ap);
+  return lathe_seterr(code, "%s", c->run->errmsg);
+}
+
+typedef struct {
+  const char *name;
+  int64_t i, count;
+  char *out;
+} ds_args;
+
+static int ds_count_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  ds_args *a = arg;
+  char *man;
+  int rc = lathe_store_ds_get_manifest(st, txn, a->name, &man);
+  if (rc) return rc;
+  json_object *o = json_tokener_parse(man), *n;
+  a->count = o && json_object_object_get_ex(o, "count", &n) ? json_object_get_int64(n) : 0;
+  json_object_put(o);
+  free(man);
+  return 0;
+}
+
+static int64_t h_dataset_count(lathe_ctx_t *c, const char *name) {
+  ds_args a = {name, 0, 0, NULL};
+  int rc = lathe_store_read(c->run->sess->store, ds_count_txn, &a);
+  return rc ? rc : a.count;
+}
+
+static int ds_get_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  ds_args *a = arg;
+  MDB_val v;
+  int rc = lathe_store_ds_get(st, txn, a->name, (uint64_t)a->i, &v);
+  if (rc) return rc;
+  if (!(a->out = malloc(v.mv_size + 1))) return LATHE_ENOMEM;
+  memcpy(a->out, v.mv_data, v.mv_size);
+  a->out[v.mv_size] = 0;
+  return 0;
+}
+
+static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
+  ds_args a = {name, i, 0, NULL};
+  lathe_store_read(c->run->sess->store, ds_get_txn, &a);
+  return a.out;
+}
+
+static const lathe_host_t host;
+
+static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
+                           const lathe_plugin_t **plugin, void **self) {
+  lathe_run_t *r = c->run;
+  const lathe_plugin_t *p;
+  int rc = lathe_registry_get(name, &p);
+  if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
+  lathe_child_t *ch = calloc(1, sizeof *ch);
+  lathe_child_t **list = realloc(r->children, (r->nchildren + 1) * sizeof *list);
+  if (!ch || !list) {
+    free(ch);
+    return LATHE_ENOMEM;
+  }
+  r->children = list;
+  if ((rc = lathe_cfg_init(&ch->cfg, p->name, p->opts, NULL))) {
+    free(ch);
+    return h_fail(c, rc, "%s", lathe_lasterr());
+  }
+  for (int i = 0; i < nkv; i++) {
+    char key[128];
+    const char *eq = strchr(kv[i], '=');
+    if (!eq || eq - kv[i] >= (long)sizeof key) {
+      rc = lathe_seterr(LATHE_ECONFIG, "%s: bad option '%s' (want key=value)", name, kv[i]);
+      break;
+    }
+    memcpy(key, kv[i], eq - kv[i]);
+    key[eq - kv[i]] = 0;
+    if ((rc = lathe_cfg_set(&ch->cfg, key, eq + 1))) break;
+  }
+  ch->ctx.run = r, ch->ctx.cfg = &ch->cfg, ch->p = p;
+  if (!rc) rc = p->create(&host, &ch->ctx, &ch->self);
+  if (rc) {
+    if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
+    lathe_cfg_free(&ch->cfg);
+    free(ch);
+    return rc;
+  }
+  r->children[r->nchildren++] = ch;
+  *plugin = p, *self = ch->self;
+  return 0;
+}
+
+static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self) {
+  lathe_run_t *r = c->run;
+  for (int i = 0; i < r->nchildren; i++)
+    if (r->children[i]->self == self) {
+      lathe_child_t *ch = r->children[i];
+      p->destroy(self);
+      lathe_cfg_free(&ch->cfg);
+      free(ch);
+      r->children[i] = r->children[--r->nchildren];
+      return;
+    }
+}
+
+static const lathe_host_t host = {
+    LATHE_PLUGIN_APIVER, h_cfg_int,       h_cfg_num,     h_cfg_str,       h_seed,
+    h_metric,            h_set_total,     h_log,         h_fail,          h_dataset_count,
+    h_dataset_get,       h_plugin_create, h_plugin_destroy};
+
+/* ---- creating runs -------------------------------------------------------------- */
+
+static int apply_sets(lathe_session_t *s, lathe_run_t *r, const char *where) {
+  const char *pname = r->plugin->name;
+  size_t plen = strlen(pname);
+  for (int i = 0; i < s->nsets; i++) {
+    if (s->set_used[i] == 2) continue; /* consumed by lathe.opt */
+    const char *kv = s->sets[i], *eq = strchr(kv, '=');
+    char key[128];
+    size_t klen = (size_t)(eq - kv);
+    if (klen >= sizeof key) klen = sizeof key - 1;
+    memcpy(key, kv, klen);
+    key[klen] = 0;
+    const char *k = key;
+    if (!strncmp(key, pname, plen) && key[plen] == '.') k = key + plen + 1;
+    else if (strchr(key, '.')) continue; /* addressed to another plugin */
+    int rc = lathe_cfg_set(&r->cfg, k, eq + 1);
+    if (rc) return lathe_seterr(rc, "--set %s: %s", kv, lathe_lasterr());
+    s->set_used[i] = 1;
+  }
+  (void)where;
+  return 0;
+}
+
+static int new_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  lathe_run_t *r = arg;
+  int rc = lathe_store_run_new(st, txn, &r->id);
+  if (rc) return rc;
+  char *rec = make_record(r, RUN_PENDING);
+  rc = lathe_store_run_put(st, txn, r->id, rec);
+  if (rc) free(rec);
+  else set_record(r, rec);
+  return rc;
+}
+
+static int add_run(lathe_session_t *s, lathe_run_t *r) {
+  if (s->nruns == s->capruns) {
+    int cap = s->capruns ? 2 * s->capruns : 16;
+    lathe_run_t **p = realloc(s->runs, cap * sizeof *p);
+    if (!p) return LATHE_ENOMEM;
+    s->runs = p, s->capruns = cap;
+  }
+  s->runs[s->nruns++] = r;
+  return 0;
+}
+
+static void run_free(lathe_run_t *r) {
+  lathe_cfg_free(&r->cfg);
+  free(r->pending), free(r->last), free(r->children), free(r->record), free(r->view);
+  free(r);
+}
+
+static lathe_run_t *run_alloc(lathe_session_t *s, const lathe_plugin_t *p) {
+  lathe_run_t *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->sess = s, r->plugin = p;
+  r->ctx.run = r, r->ctx.cfg = &r->cfg;
+  r->created = lathe_now();
+  atomic_init(&r->status, RUN_PENDING);
+  return r;
+}
+
+static void read_host_opts(lathe_run_t *r) {
+  r->seed = (uint64_t)lathe_cfg_int(&r->cfg, "seed");
+  r->ckpt_every = lathe_cfg_int(&r->cfg, "ckpt_every");
+  r->ckpt_keep = lathe_cfg_int(&r->cfg, "ckpt_keep");
+}
+
+int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *keys,
+                  const char *const *vals, int n, const char *where, lathe_run_t **out) {
+  *out = NULL;
+  const lathe_plugin_t *p;
+  int rc = lathe_registry_get(plugin, &p);
+  if (rc) return lathe_seterr(rc, "%s: %s", where, lathe_lasterr());
+  lathe_run_t *r = run_alloc(s, p);
+  if (!r) return LATHE_ENOMEM;
+  if ((rc = lathe_cfg_init(&r->cfg, p->name, p->opts, host_opts))) {
+    free(r);
+    return lathe_seterr(rc, "%s: %s", where, lathe_lasterr());
+  }
+  for (int i = 0; i < n && !rc; i++) rc = lathe_cfg_set(&r->cfg, keys[i], vals[i]);
+  if (rc) rc = lathe_seterr(rc, "%s: %s", where, lathe_lasterr());
+  if (!rc) rc = apply_sets(s, r, where);
+  if (!rc && s->seed_offset) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu",
+             (unsigned long long)(lathe_cfg_int(&r->cfg, "seed") + s->seed_offset));
+    rc = lathe_cfg_set(&r->cfg, "seed", buf);
+  }
+  if (rc) {
+    run_free(r);
+    return rc;
+  }
+  read_host_opts(r);
+  if (!s->check_only && (rc = lathe_store_write(s->store, new_record_txn, r))) {
+    run_free(r);
+    return rc;
+  }
+  if ((rc = add_run(s, r))) {
+    run_free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+typedef struct {
+  uint32_t id;
+  char *rec;
+} get_args;
+static int get_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  get_args *a = arg;
+  return lathe_store_run_get(st, txn, a->id, &a->rec);
+}
+
+int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out) {
+  *out = NULL;
+  get_args a = {id, NULL};
+  int rc = lathe_store_read(s->store, get_record_txn, &a);
+  if (rc) return rc;
+  json_object *o = json_tokener_parse(a.rec), *v;
+  free(a.rec);
+  if (!o || !json_object_object_get_ex(o, "plugin", &v)) {
+    json_object_put(o);
+    return lathe_seterr(LATHE_ESTORE, "run %u: corrupt run record", id);
+  }
+  const lathe_plugin_t *p;
+  if ((rc = lathe_registry_get(json_object_get_string(v), &p))) {
+    json_object_put(o);
+    return lathe_seterr(rc, "resume run %u: %s", id, lathe_lasterr());
+  }
+  lathe_run_t *r = run_alloc(s, p);
+  json_object *cfg, *t;
+  rc = r ? lathe_cfg_init(&r->cfg, p->name, p->opts, host_opts) : LATHE_ENOMEM;
+  if (!rc && json_object_object_get_ex(o, "config", &cfg)) rc = lathe_cfg_from_json(&r->cfg, cfg);
+  if (!rc && json_object_object_get_ex(o, "status", &v) &&
+      !strcmp(json_object_get_string(v), "done"))
+    rc = lathe_seterr(LATHE_EUSAGE, "run %u is already done", id);
+  if (!rc) {
+    if (json_object_object_get_ex(o, "recipe", &v))
+      snprintf(s->recipe_path, sizeof s->recipe_path, "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(o, "recipe_hash", &v))
+      snprintf(s->recipe_hash, sizeof s->recipe_hash, "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(o, "created", &t)) r->created = json_object_get_double(t);
+    if (json_object_object_get_ex(o, "threads", &t) && s->threads != json_object_get_int(t))
+      fprintf(stderr,
+              "lathe: warning: run %u used %d threads, resuming with %d; results may differ in "
+              "the last bits\n",
+              id, json_object_get_int(t), s->threads);
+  }
+  json_object_put(o);
+  if (!rc) rc = add_run(s, r);
+  if (rc) {
+    if (r) run_free(r);
+    return rc;
+  }
+  r->id = id, r->resume = 1;
+  read_host_opts(r);
+  *out = r;
+  return 0;
+}
+
+int lathe_run_start(lathe_run_t *r) {
+  lathe_session_t *s = r->sess;
+  if (s->check_only) return 0;
+  pthread_mutex_lock(&s->mu);
+  if (s->nactive == s->capactive) {
+    int cap = s->capactive ? 2 * s->capactive : 16;
+    lathe_run_t **p = realloc(s->active, cap * sizeof *p);
+    if (!p) {
+      pthread_mutex_unlock(&s->mu);
+      return LATHE_ENOMEM;
+    }
+    s->active = p, s->capactive = cap;
+  }
+  s->active[s->nactive++] = r;
+  r->active = 1;
+  if (s->signal) atomic_store(&r->stop_req, 1);
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+/* ---- the worker ------------------------------------------------------------------ */
+
+static int checkpoint(lathe_run_t *r, lathe_status_t st) {
+  lathe_buf_t b = {0};
+  uint32_t version = CKPT_VERSION, count = (uint32_t)r->nlast;
+  uint64_t step = (uint64_t)r->step;
+  lathe_buf_put(&b, "LCKP", 4);
+  LATHE_PUT(&b, version), LATHE_PUT(&b, step), LATHE_PUT(&b, count);
+  for (int i = 0; i < r->nlast; i++) {
+    uint8_t len = (uint8_t)strlen(r->last[i].name);
+    LATHE_PUT(&b, len), lathe_buf_put(&b, r->last[i].name, len);
+    LATHE_PUT(&b, r->last[i].step), LATHE_PUT(&b, r->last[i].value);
+  }
+  int rc = 0;
+  if (r->plugin->save) rc = r->plugin->save(r->self, &host, &r->ctx, &b);
+  if (!rc && b.err) rc = lathe_seterr(b.err, "checkpoint of run %u: out of memory", r->id);
+  if (!rc) rc = flush(r, st, &b, 0);
+  lathe_buf_free(&b);
+  if (!rc) {
+    r->last_ckpt_step = (uint64_t)r->step;
+    r->last_ckpt_time = lathe_now();
+    push_event(r->sess, EV_CKPT, r, NULL, 0, NULL);
+  }
+  return rc;
+}
+
+typedef struct {
+  lathe_run_t *r;
+  lathe_buf_t buf; /* copy of the checkpoint bytes */
+  uint64_t step;
+  int found;
+} load_args;
+
+static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  load_args *a = arg;
+  MDB_val v;
+  int rc = lathe_store_ckpt_latest(st, txn, a->r->id, &a->step, &v);
+  if (rc == LATHE_ENOTFOUND) return 0;
+  if (rc) return rc;
+  a->found = 1;
+  lathe_buf_put(&a->buf, v.mv_data, v.mv_size);
+  return a->buf.err;
+}
+
+static int restore(lathe_run_t *r) {
+  load_args a = {r, {0}, 0, 0};
+  int rc = lathe_store_read(r->sess->store, load_txn, &a);
+  if (rc || !a.found) {
+    lathe_buf_free(&a.buf);
+    if (!rc) push_event(r->sess, EV_LOG, r, NULL, 0, strdup("no checkpoint: starting over"));
+    r->step = 0;
+    return rc ? rc : flush(r, RUN_RUNNING, NULL, 1);
+  }
+  lathe_buf_t *b = &a.buf;
+  char magic[4];
+  uint32_t version, count;
+  uint64_t step;
+  lathe_buf_get(b, magic, 4);
+  LATHE_GET(b, version), LATHE_GET(b, step), LATHE_GET(b, count);
+  if (b->err || memcmp(magic, "LCKP", 4) || version != CKPT_VERSION) {
+    lathe_buf_free(b);
+    return lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu has an unknown format",
+                        r->id, (unsigned long long)a.step);
+  }
+  r->nlast = 0;
+  for (uint32_t i = 0; i < count && !b->err; i++) {
+    uint8_t len;
+    lathe_point_t pt = {""};
+    LATHE_GET(b, len);
+    lathe_buf_get(b, pt.name, len < 63 ? len : 63);
+    LATHE_GET(b, pt.step), LATHE_GET(b, pt.value);
+    if (r->nlast == r->caplast) {
+      int cap = r->caplast ? 2 * r->caplast : 16;
+      lathe_point_t *p = realloc(r->last, cap * sizeof *p);
+      if (!p) break;
+      r->last = p, r->caplast = cap;
+    }
+    r->last[r->nlast++] = pt;
+  }
+  r->step = (int64_t)step;
+  rc = b->err ? LATHE_ECKPT : 0;
+  if (!rc && r->plugin->load) rc = r->plugin->load(r->self, &host, &r->ctx, b);
+  lathe_buf_free(b);
+  if (rc)
+    return lathe_seterr(rc == LATHE_ECKPT || rc == LATHE_ESHAPE ? LATHE_ECKPT : rc,
+                        "run %u: cannot restore checkpoint at step %llu: %s", r->id,
+                        (unsigned long long)step, r->errmsg[0] ? r->errmsg : lathe_lasterr());
+  r->last_ckpt_step = step;
+  char msg[96];
+  snprintf(msg, sizeof msg, "resumed from the checkpoint at step %llu", (unsigned long long)step);
+  push_event(r->sess, EV_LOG, r, NULL, 0, strdup(msg));
+  return flush(r, RUN_RUNNING, NULL, 1);
+}
+
+static void finish(lathe_run_t *r, lathe_status_t st, int err) {
+  int rc = 0;
+  if (st == RUN_DONE || st == RUN_INTERRUPTED) {
+    if (r->live) rc = checkpoint(r, st);
+    else rc = flush(r, st, NULL, 0);
+  } else {
+    if (err && !r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
+    rc = flush(r, st, NULL, 0);
+  }
+  if (rc) { /* the store refused the final write: report the run failed */
+    st = RUN_FAILED, err = rc;
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
+  }
+  for (int i = r->nchildren - 1; i >= 0; i--) {
+    r->children[i]->p->destroy(r->children[i]->self);
+    lathe_cfg_free(&r->children[i]->cfg);
+    free(r->children[i]);
+  }
+  r->nchildren = 0;
+  if (r->live) r->plugin->destroy(r->self);
+  r->self = NULL, r->live = 0;
+  r->err = err;
+  atomic_store(&r->status, st);
+  lathe_session_t *s = r->sess;
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->nactive; i++)
+    if (s->active[i] == r) {
+      memmove(s->active + i, s->active + i + 1, (s->nactive - i - 1) * sizeof *s->active);
+      s->nactive--;
+      break;
+    }
+  r->active = 0;
+  pthread_mutex_unlock(&s->mu);
+  push_event(s, EV_END, r, lathe_status_name(st), err, r->errmsg[0] ? strdup(r->errmsg) : NULL);
+}
+
+static void begin(lathe_run_t *r) {
+  r->started = lathe_now();
+  r->diverged = 0;
+  int rc = r->plugin->create(&host, &r->ctx, &r->self);
+  if (rc) {
+    finish(r, RUN_FAILED, rc);
+    return;
+  }
+  r->live = 1;
+  rc = r->resume ? restore(r) : flush(r, RUN_RUNNING, NULL, 0);
+  if (rc) {
+    finish(r, RUN_FAILED, rc);
+    return;
+  }
+  atomic_store(&r->status, RUN_RUNNING);
+  push_event(r->sess, EV_START, r, NULL, 0, NULL);
+}
+
+/* Step r for about `budget` seconds. Returns 1 if it made progress. */
+static int chunk(lathe_run_t *r, double budget) {
+  double t_end = lathe_now() + budget;
+  int64_t max_steps = lathe_cfg_int(&r->cfg, "max_steps");
+  int progressed = 0;
+  do {
+    int stop = atomic_load(&r->stop_req);
+    if (stop) { /* 1: a signal (checkpoint, interrupted); 2: the recipe failed */
+      finish(r, stop == 2 ? RUN_FAILED : RUN_INTERRUPTED, stop == 2 ? LATHE_ERECIPE : 0);
+      return 1;
+    }
+    if (atomic_exchange(&r->ckpt_req, 0) && checkpoint(r, RUN_RUNNING)) {
+      finish(r, RUN_FAILED, lathe_lasterr_code());
+      return 1;
+    }
+    if (atomic_load(&r->pause_req)) return progressed;
+    lathe_clearerr();
+    int rc = r->plugin->step(r->self, &host, &r->ctx);
+    progressed = 1;
+    if (rc < 0) {
+      if (!r->errmsg[0])
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: step %lld: %s", r->plugin->name,
+                 (long long)r->step, lathe_lasterr()[0] ? lathe_lasterr() : lathe_strerror(rc));
+      finish(r, RUN_FAILED, rc);
+      return 1;
+    }
+    r->step++;
+    if (r->diverged) {
+      snprintf(r->errmsg, sizeof r->errmsg,
+               "non-finite metric at step %lld; the last finite checkpoint is at step %llu",
+               (long long)r->step, (unsigned long long)r->last_ckpt_step);
+      finish(r, RUN_DIVERGED, LATHE_ENAN);
+      return 1;
+    }
+    if (rc == LATHE_DONE || (max_steps > 0 && r->step >= max_steps)) {
+      finish(r, RUN_DONE, 0);
+      return 1;
+    }
+    if (r->ckpt_every > 0 && r->step % r->ckpt_every == 0 && checkpoint(r, RUN_RUNNING)) {
+      finish(r, RUN_FAILED, lathe_lasterr_code());
+      return 1;
+    }
+  } while (lathe_now() < t_end);
+  if (lathe_now() - r->last_flush > 0.5 && r->npending && flush(r, RUN_RUNNING, NULL, 0))
+    finish(r, RUN_FAILED, lathe_lasterr_code());
+  return progressed;
+}
+
+static void *worker_main(void *arg) {
+  lathe_session_t *s = arg;
+  nn_set_threads(s->threads);
+  /* signals are the loop's: block them here */
+  sigset_t set;
+  sigfillset(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  lathe_run_t **snap = NULL;
+  int capsnap = 0;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    if (s->nactive == 0) {
+      if (s->quit) break;
+      pthread_cond_wait(&s->cv, &s->mu);
+      continue;
+    }
+    if (capsnap < s->nactive) {
+      capsnap = s->nactive;
+      snap = realloc(snap, capsnap * sizeof *snap);
+    }
+    int n = s->nactive;
+    memcpy(snap, s->active, n * sizeof *snap);
+    if (s->quit)
+      for (int i = 0; i < n; i++) atomic_store(&snap[i]->stop_req, 1);
+    pthread_mutex_unlock(&s->mu);
+    int progressed = 0;
+    double budget = n > 1 ? 0.02 : 0.1;
+    for (int i = 0; i < n; i++) {
+      lathe_run_t *r = snap[i];
+      if (!r->live) {
+        begin(r);
+        progressed = 1;
+      } else
+        progressed |= chunk(r, budget);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!progressed) { /* everything paused: wait a little */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 50000000;
+      if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  free(snap);
+  return NULL;
+}
+
+/* ---- the session and its loop ------------------------------------------------------ */
+
+/* Keep the loop's own copy of the latest values (the worker's is not ours). */
+static void view_update(lathe_run_t *r, const lathe_event_t *ev) {
+  r->view_step = (int64_t)ev->step;
+  if (ev->type != EV_METRIC) return;
+  int i;
+  for (i = 0; i < r->nview; i++)
+    if (!strcmp(r->view[i].name, ev->name)) break;
+  if (i == r->nview) {
+    if (r->nview == r->capview) {
+      int cap = r->capview ? 2 * r->capview : 16;
+      lathe_point_t *p = realloc(r->view, cap * sizeof *p);
+      if (!p) return;
+      r->view = p, r->capview = cap;
+    }
+    r->nview++;
+    snprintf(r->view[i].name, sizeof r->view[i].name, "%s", ev->name);
+  }
+  r->view[i].step = ev->step, r->view[i].value = ev->value, r->view[i].time = ev->time;
+}
+
+static void on_wake(uv_async_t *h) {
+  lathe_session_t *s = h->data;
+  pthread_mutex_lock(&s->mu);
+  lathe_event_t *ev = s->events;
+  int n = s->nevents;
+  s->events = NULL, s->nevents = s->capevents = 0;
+  pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < s->nruns; k++)
+      if (s->runs[k]->id == ev[i].run) view_update(s->runs[k], &ev[i]);
+    if (s->on_event) s->on_event(s, &ev[i]);
+    if (ev[i].type == EV_END && s->on_end)
+      for (int k = 0; k < s->nruns; k++)
+        if (s->runs[k]->id == ev[i].run && !s->runs[k]->active) s->on_end(s, s->runs[k]);
+    free(ev[i].text);
+  }
+  free(ev);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  lathe_session_t *s = h->data;
+  if (signum == SIGHUP) return; /* the terminal went away: keep training */
+  if (s->signal && signum == SIGINT) {
+    fprintf(stderr, "lathe: second interrupt: exiting now (the store stays consistent)\n");
+    _exit(130);
+  }
+  if (!s->signal) {
+    s->signal = signum;
+    fprintf(stderr, "lathe: %s: checkpointing and stopping (Ctrl-C again to quit at once)\n",
+            signum == SIGINT ? "interrupt" : "terminated");
+    lathe_session_stop_all(s);
+  }
+}
+
+int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
+  /* caller may have set options before; keep them */
+  s->store = store;
+  s->t0 = lathe_now();
+  if (s->threads < 1) s->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (s->threads < 1) s->threads = 1;
+  nn_set_threads(s->threads);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (uv_loop_init(&s->loop)) return lathe_seterr(LATHE_EIO, "cannot start the event loop");
+  uv_async_init(&s->loop, &s->wake, on_wake);
+  s->wake.data = s;
+  uv_signal_init(&s->loop, &s->sigint);
+  uv_signal_init(&s->loop, &s->sigterm);
+  uv_signal_init(&s->loop, &s->sighup);
+  s->sigint.data = s->sigterm.data = s->sighup.data = s;
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&s->sighup, on_signal, SIGHUP);
+  uv_unref((uv_handle_t *)&s->sigint);
+  uv_unref((uv_handle_t *)&s->sigterm);
+  uv_unref((uv_handle_t *)&s->sighup);
+  uv_timer_init(&s->loop, &s->tick);
+  s->tick.data = s;
+  if (store && !s->check_only) {
+    if (pthread_create(&s->worker, NULL, worker_main, s))
+      return lathe_seterr(LATHE_EIO, "cannot start the worker thread");
+    s->worker_started = 1;
+  }
+  return 0;
+}
+
+void lathe_session_stop_all(lathe_session_t *s) {
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->nactive; i++) atomic_store(&s->active[i]->stop_req, 1);
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int lathe_session_active(lathe_session_t *s) {
+  pthread_mutex_lock(&s->mu);
+  int n = s->nactive;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+void lathe_session_close(lathe_session_t *s) {
+  if (s->worker_started) {
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->worker, NULL);
+    s->worker_started = 0;
+    on_wake(&s->wake); /* deliver the last events */
+  }
+  uv_close((uv_handle_t *)&s->wake, close_cb);
+  uv_close((uv_handle_t *)&s->sigint, close_cb);
+  uv_close((uv_handle_t *)&s->sigterm, close_cb);
+  uv_close((uv_handle_t *)&s->sighup, close_cb);
+  uv_close((uv_handle_t *)&s->tick, close_cb);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+  for (int i = 0; i < s->nruns; i++) run_free(s->runs[i]);
+  free(s->runs), free(s->active), free(s->events);
+  s->runs = NULL, s->nruns = 0;
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+}

@@ -1,0 +1,160 @@
+/* run.h - runs, the worker thread that steps them, and the session that owns
+ * both together with the libuv loop and the store.
+ *
+ * Threads. The loop thread owns the session, Lua and all output; it never
+ * computes. One worker thread steps every active run in bounded chunks (round
+ * robin, so lathe.spawn'd runs advance side by side), writes metrics in
+ * batched transactions and checkpoints, and reports events back through a
+ * mutex-protected queue plus uv_async_send (a wake-up that carries no data).
+ *
+ * Ownership. The session owns every run it created (sess->runs) and frees
+ * them in lathe_session_close. Fields marked [worker] are touched only by the
+ * worker while the run is active; [loop] only by the loop thread; [any] under
+ * sess->mu.
+ */
+#ifndef LATHE_RUN_H
+#define LATHE_RUN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "../storage/store.h"
+#include "config.h"
+#include "lathe.h"
+
+typedef enum {
+  RUN_PENDING,
+  RUN_RUNNING,
+  RUN_DONE,
+  RUN_FAILED,
+  RUN_INTERRUPTED,
+  RUN_DIVERGED
+} lathe_status_t;
+
+const char *lathe_status_name(lathe_status_t s);
+
+typedef struct lathe_session lathe_session_t;
+
+typedef struct lathe_point {
+  char name[64];
+  uint64_t step;
+  double value, time;
+} lathe_point_t;
+
+struct lathe_ctx { /* what a plugin's host calls receive */
+  struct lathe_run *run;
+  lathe_cfg_t *cfg;
+};
+
+typedef struct lathe_child { /* plugins created by a plugin (environments...) */
+  const lathe_plugin_t *p;
+  void *self;
+  struct lathe_ctx ctx;
+  lathe_cfg_t cfg;
+} lathe_child_t;
+
+typedef struct lathe_run {
+  lathe_session_t *sess;
+  uint32_t id;
+  const lathe_plugin_t *plugin;
+  lathe_cfg_t cfg;
+  struct lathe_ctx ctx;
+  void *self;                  /* [worker] plugin instance */
+  int live, diverged;          /* [worker] instance created; non-finite metric seen */
+  int resume;                  /* start from the latest checkpoint */
+  uint64_t seed;
+  int64_t step, total;         /* [worker] steps done; budget if known */
+  int64_t ckpt_every, ckpt_keep;
+  uint64_t last_ckpt_step;     /* [worker] */
+  double created, started, last_flush, last_ckpt_time;
+  _Atomic int status;          /* lathe_status_t */
+  atomic_int stop_req;         /* 1: checkpoint and stop (interrupted) */
+  atomic_int ckpt_req, pause_req;
+  int err;                     /* code when failed */
+  char errmsg[512];
+  lathe_point_t *pending;      /* [worker] metrics not yet in the store */
+  int npending, cappending;
+  lathe_point_t *last;         /* [worker] last value of each metric (summary) */
+  int nlast, caplast;
+  lathe_child_t **children;    /* [worker] */
+  int nchildren;
+  char *record;                /* [any] the latest run record JSON */
+  lathe_point_t *view;         /* [loop] latest value of each metric, from events */
+  int nview, capview;
+  int64_t view_step;           /* [loop] step of the latest event */
+  int lua_waiters;             /* [loop] coroutines waiting on this run */
+  int active;                  /* [any] in the worker's list */
+} lathe_run_t;
+
+typedef enum { EV_START, EV_METRIC, EV_LOG, EV_CKPT, EV_END } lathe_ev_type_t;
+
+typedef struct lathe_event {
+  lathe_ev_type_t type;
+  uint32_t run;
+  uint64_t step;
+  double time, value;
+  char name[64];
+  char *text; /* owned: log line, or END summary JSON */
+} lathe_event_t;
+
+struct lathe_session {
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t tick;
+  lathe_store_t *store;
+  int json_out;        /* JSON lines on stdout */
+  int progress;        /* human progress on stderr */
+  int threads;
+  uint64_t seed_offset;
+  int check_only;      /* lathe check: validate, start nothing */
+  char **sets;         /* --set key=value, in order */
+  int *set_used, nsets;
+  char recipe_path[4096];
+  char recipe_hash[17];
+  lathe_run_t **runs;  /* [loop] every run created by this session */
+  int nruns, capruns;
+  /* worker */
+  pthread_t worker;
+  int worker_started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  lathe_run_t **active; /* [any] runs the worker steps */
+  int nactive, capactive;
+  int quit;
+  lathe_event_t *events; /* [any] queue to the loop */
+  int nevents, capevents;
+  /* signals */
+  int signal; /* first stop signal seen (SIGINT/SIGTERM), 0 if none */
+  void (*on_end)(lathe_session_t *, lathe_run_t *); /* [loop] run finished */
+  void (*on_event)(lathe_session_t *, const lathe_event_t *);
+  void *lua; /* the recipe's state (lua/l_lathe.c) */
+  double t0;
+};
+
+/* Set up the loop, signals, and (unless store is NULL) the worker. */
+int lathe_session_init(lathe_session_t *s, lathe_store_t *store);
+/* Stop the worker (runs still active are interrupted with a checkpoint),
+ * close the loop, free every run. The store is not closed. */
+void lathe_session_close(lathe_session_t *s);
+
+/* Create a run of plugin with config given as key/text pairs (the session's
+ * --set overrides and seed offset apply). Validates everything and writes the
+ * run record; does not start it. where names the caller for messages. */
+int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *keys,
+                  const char *const *vals, int n, const char *where, lathe_run_t **out);
+/* Re-create run id from its record, to continue from its latest checkpoint. */
+int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out);
+/* Hand a run to the worker. */
+int lathe_run_start(lathe_run_t *r);
+/* Ask every active run to checkpoint and stop. */
+void lathe_session_stop_all(lathe_session_t *s);
+/* Number of runs the worker still holds. */
+int lathe_session_active(lathe_session_t *s);
+
+double lathe_now(void);
+/* 64-bit FNV-1a as 16 hex digits into out[17]. */
+void lathe_hash_hex(const void *data, size_t n, char out[17]);
+
+#endif
