@@ -3,6 +3,7 @@
 #   make demo       build, then run the default recipe (installs Debian deps as root)
 #   make test       build and run the unit tests and the end-to-end tests
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make valgrind   one recipe under valgrind's leak checker
 #   make bench      side-by-side benchmarks against PyTorch (bench/README.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format     clang-format every source file
@@ -75,6 +76,13 @@ demo: all
 asan:
 	$(MAKE) B=build/asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
+# One recipe under valgrind: no leaks, no invalid accesses.
+valgrind: all
+	@LATHE_DEPS_EXTRA=valgrind sh scripts/deps.sh
+	cd $$(mktemp -d) && LATHE_PLUGIN_DIR=$(CURDIR)/$(B)/plugins valgrind -q --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect --error-exitcode=9 $(CURDIR)/$(B)/lathe run \
+		$(CURDIR)/share/recipes/demo.lua --set steps=100 --headless >/dev/null
+
 bench: all
 	sh bench/run.sh
 
@@ -98,5 +106,5 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all test demo asan bench install format clean
+.PHONY: all test demo asan valgrind bench install format clean
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
