@@ -19,7 +19,7 @@ PKGS = lua5.4 libuv lmdb ncursesw json-c openblas zlib
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 OPT ?= -O2 -g
 SAN ?=
-CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -fPIC -pthread $(CFLAGS) \
+CFLAGS_ALL = -std=gnu11 -ffp-contract=off $(OPT) $(SAN) $(WARN) -fPIC -pthread $(CFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl -pthread
 
@@ -67,7 +67,7 @@ $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
 	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
 
 test: all $(B)/test-unit
-	$(B)/test-unit
+	LATHE_PLUGIN_DIR=$(B)/plugins $(B)/test-unit
 	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/e2e.sh
 
 demo: all

@@ -4,3 +4,7 @@
 -- object is opened the first time a run, `lathe plugins` or another plugin
 -- asks for it.
 lathe.register{name = "regress", so = "regress.so"}
+lathe.register{name = "cartpole", so = "cartpole.so"}
+lathe.register{name = "acrobot", so = "acrobot.so"}
+lathe.register{name = "mountaincar", so = "mountaincar.so"}
+lathe.register{name = "pendulum", so = "pendulum.so"}

@@ -41,6 +41,8 @@
 #define LATHE_PLUGIN_APIVER 1
 #define LATHE_VERSION "0.1.0"
 
+#define LATHE_NO_SEED UINT64_MAX
+
 /* step() results */
 #define LATHE_CONTINUE 0
 #define LATHE_DONE 1
@@ -191,7 +193,12 @@ typedef struct lathe_plugin {
 
   /* Environments only (NULL otherwise). obs has obs_space.n floats. */
   int (*env_spaces)(void *self, lathe_space_t *obs, lathe_space_t *act);
+  /* Start an episode. seed LATHE_NO_SEED keeps the environment's RNG stream
+   * (Gymnasium's reset() without a seed); any other value reseeds it. */
   int (*env_reset)(void *self, uint64_t seed, float *obs);
+  /* Start an episode from an explicit state (the env's own state variables,
+   * in its documented order); returns LATHE_ESHAPE if n is wrong. */
+  int (*env_set_state)(void *self, const double *state, int n, float *obs);
   /* action: act.discrete ? one float holding the integer : act.n floats. */
   int (*env_step)(void *self, const float *action, float *obs, double *reward, int *terminated,
                   int *truncated);

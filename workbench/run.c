@@ -161,11 +161,15 @@ static int flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int
 static int64_t h_cfg_int(lathe_ctx_t *c, const char *k) { return lathe_cfg_int(c->cfg, k); }
 static double h_cfg_num(lathe_ctx_t *c, const char *k) { return lathe_cfg_num(c->cfg, k); }
 static const char *h_cfg_str(lathe_ctx_t *c, const char *k) { return lathe_cfg_str(c->cfg, k); }
-static uint64_t h_seed(lathe_ctx_t *c) { return c->run->seed; }
-static void h_set_total(lathe_ctx_t *c, int64_t total) { c->run->total = total; }
+/* Standalone instances (lathe.env, tests) have no run: seed 0, metrics dropped. */
+static uint64_t h_seed(lathe_ctx_t *c) { return c->run ? c->run->seed : 0; }
+static void h_set_total(lathe_ctx_t *c, int64_t total) {
+  if (c->run) c->run->total = total;
+}
 
 static void h_metric(lathe_ctx_t *c, const char *name, double v) {
   lathe_run_t *r = c->run;
+  if (!r) return;
   if (r->npending == r->cappending) {
     int cap = r->cappending ? 2 * r->cappending : 256;
     lathe_point_t *p = realloc(r->pending, cap * sizeof *p);
@@ -199,15 +203,18 @@ static void h_log(lathe_ctx_t *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  push_event(c->run->sess, EV_LOG, c->run, NULL, 0, strdup(buf));
+  if (c->run) push_event(c->run->sess, EV_LOG, c->run, NULL, 0, strdup(buf));
+  else fprintf(stderr, "lathe: %s\n", buf);
 }
 
 static int h_fail(lathe_ctx_t *c, int code, const char *fmt, ...) {
+  char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(c->run->errmsg, sizeof c->run->errmsg, fmt, ap);
+  vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  return lathe_seterr(code, "%s", c->run->errmsg);
+  if (c->run) snprintf(c->run->errmsg, sizeof c->run->errmsg, "%s", buf);
+  return lathe_seterr(code, "%s", buf);
 }
 
 typedef struct {
@@ -230,6 +237,7 @@ static int ds_count_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 
 static int64_t h_dataset_count(lathe_ctx_t *c, const char *name) {
   ds_args a = {name, 0, 0, NULL};
+  if (!c->run) return lathe_seterr(LATHE_ENOTFOUND, "no store outside a run");
   int rc = lathe_store_read(c->run->sess->store, ds_count_txn, &a);
   return rc ? rc : a.count;
 }
@@ -247,30 +255,26 @@ static int ds_get_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 
 static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
   ds_args a = {name, i, 0, NULL};
+  if (!c->run) return NULL;
   lathe_store_read(c->run->sess->store, ds_get_txn, &a);
   return a.out;
 }
 
 static const lathe_host_t host;
 
-static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
-                           const lathe_plugin_t **plugin, void **self) {
-  lathe_run_t *r = c->run;
+int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_run_t *run,
+                       lathe_child_t **out) {
+  *out = NULL;
   const lathe_plugin_t *p;
   int rc = lathe_registry_get(name, &p);
-  if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
+  if (rc) return rc;
   lathe_child_t *ch = calloc(1, sizeof *ch);
-  lathe_child_t **list = realloc(r->children, (r->nchildren + 1) * sizeof *list);
-  if (!ch || !list) {
-    free(ch);
-    return LATHE_ENOMEM;
-  }
-  r->children = list;
+  if (!ch) return lathe_seterr(LATHE_ENOMEM, "out of memory");
   if ((rc = lathe_cfg_init(&ch->cfg, p->name, p->opts, NULL))) {
     free(ch);
-    return h_fail(c, rc, "%s", lathe_lasterr());
+    return rc;
   }
-  for (int i = 0; i < nkv; i++) {
+  for (int i = 0; i < nkv && !rc; i++) {
     char key[128];
     const char *eq = strchr(kv[i], '=');
     if (!eq || eq - kv[i] >= (long)sizeof key) {
@@ -279,18 +283,39 @@ static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *
     }
     memcpy(key, kv[i], eq - kv[i]);
     key[eq - kv[i]] = 0;
-    if ((rc = lathe_cfg_set(&ch->cfg, key, eq + 1))) break;
+    rc = lathe_cfg_set(&ch->cfg, key, eq + 1);
   }
-  ch->ctx.run = r, ch->ctx.cfg = &ch->cfg, ch->p = p;
-  if (!rc) rc = p->create(&host, &ch->ctx, &ch->self);
+  ch->ctx.run = run, ch->ctx.cfg = &ch->cfg, ch->p = p;
+  if (!rc && (rc = p->create(&host, &ch->ctx, &ch->self)) && !lathe_lasterr()[0])
+    lathe_seterr(rc, "%s: cannot create: %s", name, lathe_strerror(rc));
   if (rc) {
-    if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
     lathe_cfg_free(&ch->cfg);
     free(ch);
     return rc;
   }
+  *out = ch;
+  return 0;
+}
+
+void lathe_instance_free(lathe_child_t *ch) {
+  if (!ch) return;
+  ch->p->destroy(ch->self);
+  lathe_cfg_free(&ch->cfg);
+  free(ch);
+}
+
+const lathe_host_t *lathe_host(void) { return &host; }
+
+static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
+                           const lathe_plugin_t **plugin, void **self) {
+  lathe_run_t *r = c->run;
+  lathe_child_t *ch, **list = realloc(r->children, (r->nchildren + 1) * sizeof *list);
+  if (!list) return LATHE_ENOMEM;
+  r->children = list;
+  int rc = lathe_instance_new(name, kv, nkv, r, &ch);
+  if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
   r->children[r->nchildren++] = ch;
-  *plugin = p, *self = ch->self;
+  *plugin = ch->p, *self = ch->self;
   return 0;
 }
 
@@ -298,10 +323,7 @@ static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self
   lathe_run_t *r = c->run;
   for (int i = 0; i < r->nchildren; i++)
     if (r->children[i]->self == self) {
-      lathe_child_t *ch = r->children[i];
-      p->destroy(self);
-      lathe_cfg_free(&ch->cfg);
-      free(ch);
+      lathe_instance_free(r->children[i]);
       r->children[i] = r->children[--r->nchildren];
       return;
     }
@@ -602,11 +624,7 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
     st = RUN_FAILED, err = rc;
     snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
   }
-  for (int i = r->nchildren - 1; i >= 0; i--) {
-    r->children[i]->p->destroy(r->children[i]->self);
-    lathe_cfg_free(&r->children[i]->cfg);
-    free(r->children[i]);
-  }
+  for (int i = r->nchildren - 1; i >= 0; i--) lathe_instance_free(r->children[i]);
   r->nchildren = 0;
   if (r->live) r->plugin->destroy(r->self);
   r->self = NULL, r->live = 0;

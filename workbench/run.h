@@ -153,6 +153,16 @@ void lathe_session_stop_all(lathe_session_t *s);
 /* Number of runs the worker still holds. */
 int lathe_session_active(lathe_session_t *s);
 
+/* A plugin instance outside the worker's control: an environment created by
+ * a plugin (run set: freed with the run) or by lathe.env / tests (run NULL:
+ * seed 0, metrics dropped). kv are "key=value" options. Free with
+ * lathe_instance_free. */
+int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_run_t *run,
+                       lathe_child_t **out);
+void lathe_instance_free(lathe_child_t *ch);
+/* The host service table handed to plugins. */
+const lathe_host_t *lathe_host(void);
+
 double lathe_now(void);
 /* 64-bit FNV-1a as 16 hex digits into out[17]. */
 void lathe_hash_hex(const void *data, size_t n, char out[17]);

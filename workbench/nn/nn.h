@@ -129,6 +129,43 @@ void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logi
                              const float *mask, int B, int T, int V);
 
 /* ======================================================================== */
+/* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
+
+typedef enum { NN_HEAD_MSE, NN_HEAD_HUBER, NN_HEAD_TWO_HOT, NN_HEAD_HL_GAUSS, NN_HEAD_C51 } nn_head_kind_t;
+#define NN_HEAD_MAX_BINS 512
+
+typedef struct nn_head {
+  nn_head_kind_t kind;
+  int bins;                 /* outputs per value: 1 for mse/huber, else K */
+  float v_min, v_max;       /* the support */
+  float sigma_ratio, sigma; /* hl_gauss: sigma = sigma_ratio * bin width */
+  float centers[NN_HEAD_MAX_BINS];
+} nn_head_t;
+
+/* "mse" | "huber" | "two_hot" | "hl_gauss" | "c51" -> kind, -1 if unknown. */
+int nn_head_parse(const char *name);
+/* Set up a head (bins, support and sigma ratio are ignored for mse/huber).
+ * hl_gauss uses the paper's bins (edges v_min + k z), two_hot and c51 atoms at
+ * linspace(v_min, v_max, K). LATHE_ESHAPE for K < 2, K > 512 or an empty support. */
+int nn_head_init(nn_head_t *h, nn_head_kind_t kind, int bins, float v_min, float v_max,
+                 float sigma_ratio);
+/* The value of one output row out(K): expectation of softmax over centres (K > 1). */
+float nn_head_decode(const nn_head_t *h, const float *out);
+/* Categorical target p(K) of scalar y, clipped into the support (hl_gauss, two_hot). */
+void nn_head_target(const nn_head_t *h, float y, float *p);
+/* C51: project the distribution next_p(K) on the atoms through r + discount * z
+ * (discount = gamma * (1 - terminated)) back onto the atoms; writes p(K). */
+void nn_head_c51_project(const nn_head_t *h, const float *next_p, float r, float discount,
+                         float *p);
+/* Mean loss of out(N,K) against targets: scalars target(N) for mse/huber,
+ * probabilities target(N,K) otherwise. OVERWRITES dout(N,K) with the gradient
+ * (for categorical heads (softmax - p)/N). */
+float nn_head_loss(const nn_head_t *h, const float *out, const float *target, int N, float *dout);
+/* Write the head's convention into a checkpoint / check one matches (LATHE_ESHAPE if not). */
+void nn_head_save(const nn_head_t *h, lathe_buf_t *b);
+int nn_head_check(const nn_head_t *h, lathe_buf_t *b);
+
+/* ======================================================================== */
 /* Named parameters.                                                        */
 
 #define NN_NAME_MAX 48

@@ -1,0 +1,77 @@
+/* envutil.h - what every environment plugin shares: Gymnasium's TimeLimit
+ * (truncated once the step counter reaches max_episode_steps, independent of
+ * terminated), optional Gaussian reward noise, reset seeding, and checkpoints
+ * of the whole (plain-data) environment struct. Header-only; included by the
+ * environment plugins. */
+#ifndef LATHE_ENVUTIL_H
+#define LATHE_ENVUTIL_H
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../workbench/lathe.h"
+#include "../workbench/nn/nn.h"
+
+/* Options every environment has. */
+#define ENV_COMMON_OPTS(steps)                                                                     \
+  {"max_episode_steps", LATHE_INT, steps, 1, 1e9, NULL, "time limit (TimeLimit truncation)"},      \
+      {"reward_noise", LATHE_NUM, "0", 0, 1e6, NULL,                                               \
+       "std of zero-mean Gaussian noise added to every reward (0: off)"}
+
+typedef struct env_common {
+  nn_rng_t rng, noise_rng; /* initial states; reward noise */
+  int64_t t, max_steps;    /* steps since reset; the time limit */
+  double noise;
+  int seeded;
+} env_common_t;
+
+static inline void env_common_init(env_common_t *c, const lathe_host_t *h, lathe_ctx_t *ctx) {
+  memset(c, 0, sizeof *c);
+  c->max_steps = h->cfg_int(ctx, "max_episode_steps");
+  c->noise = h->cfg_num(ctx, "reward_noise");
+  nn_rng_seed(&c->rng, 0), nn_rng_seed(&c->noise_rng, 1);
+}
+
+/* reset(seed): reseed unless LATHE_NO_SEED, zero the step counter. */
+static inline void env_common_reset(env_common_t *c, uint64_t seed) {
+  if (seed != LATHE_NO_SEED) {
+    nn_rng_seed(&c->rng, seed);
+    nn_rng_seed(&c->noise_rng, seed ^ 0x9e3779b97f4a7c15ULL);
+  }
+  c->t = 0;
+}
+
+/* uniform(low, high) in double, half-open, as NumPy's Generator.uniform */
+static inline double env_uniform(env_common_t *c, double low, double high) {
+  return low + (high - low) * nn_rng_uniform_d(&c->rng);
+}
+
+/* After the inner step: count it, truncate at the limit, add reward noise. */
+static inline void env_common_step(env_common_t *c, double *reward, int *truncated) {
+  c->t++;
+  *truncated = c->t >= c->max_steps;
+  if (c->noise > 0) *reward += c->noise * nn_rng_normal(&c->noise_rng);
+}
+
+/* Gymnasium-exact squares: libm pow(x, 2.0), which glibc does not always round like x*x. */
+static inline double env_pow2(double x) {
+  volatile double two = 2.0;
+  return pow(x, two);
+}
+
+#define ENV_SAVE_LOAD(type)                                                                        \
+  static int env_save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {        \
+    lathe_buf_put(b, self, sizeof(type));                                                          \
+    return 0;                                                                                      \
+  }                                                                                                \
+  static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {        \
+    lathe_buf_get(b, self, sizeof(type));                                                          \
+    return b->err ? LATHE_ECKPT : 0;                                                               \
+  }                                                                                                \
+  static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                      \
+    return h->fail(c, LATHE_EPLUGIN, "an environment cannot run alone: use it from an "         \
+                                     "algorithm or lathe.env()");                                  \
+  }
+
+#endif
