@@ -8,3 +8,4 @@ lathe.register{name = "cartpole", so = "cartpole.so"}
 lathe.register{name = "acrobot", so = "acrobot.so"}
 lathe.register{name = "mountaincar", so = "mountaincar.so"}
 lathe.register{name = "pendulum", so = "pendulum.so"}
+lathe.register{name = "dqn", so = "dqn.so"}

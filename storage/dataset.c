@@ -104,7 +104,7 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   size_t n = json_object_array_length(a->records);
   for (size_t i = 0; i < n; i++) {
     const char *txt = json_object_to_json_string_ext(json_object_array_get_idx(a->records, i),
-                                                     JSON_C_TO_STRING_PLAIN);
+                                                     JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     int rc = lathe_store_ds_put(st, txn, a->name, i, txt, strlen(txt));
     if (rc) return rc;
   }
@@ -116,7 +116,7 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   json_object_object_add(m, "created", json_object_new_double(lathe_now()));
   json_object_object_add(m, "sha", json_object_new_string(a->sha));
   int rc = lathe_store_ds_put_manifest(st, txn, a->name,
-                                       json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+                                       json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put(m);
   return rc;
 }
@@ -142,7 +142,7 @@ int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema
     if (lathe_schema_check(schema, json_object_array_get_idx(records, i)))
       return lathe_seterr(LATHE_EDATA, "%s: record %zu: %s", name, i + 1, lathe_lasterr());
   write_args a = {name, schema, source, records, ""};
-  const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN);
+  const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   lathe_hash_hex(all, strlen(all), a.sha);
   return st ? lathe_store_write(st, write_txn, &a) : 0;
 }

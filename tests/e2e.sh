@@ -36,7 +36,7 @@ expect() {
 }
 
 # metric values of run $2 in store $1, without wall times
-curve() { "$LATHE" metrics "$2" --store "$1" | cut -d, -f1-3; }
+curve() { "$LATHE" metrics "$2" --store "$1" | cut -d, -f1-3 | grep -v '^perf/'; }
 hash_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "ckpt_hash": *"\([0-9a-f]*\)".*/\1/p'; }
 status_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "status": *"\([a-z]*\)".*/\1/p'; }
 
@@ -125,33 +125,47 @@ if want determinism; then
 fi
 
 # ---- exact resume after SIGKILL at random moments ----
-if want resume_after_sigkill; then
-  ARGS="--set steps=3000 --set hidden=128 --set batch=128 --set every=25"
-  "$LATHE" run "$T/one.lua" --store ref.lmdb $ARGS >/dev/null 2>&1
+# kill_resume NAME RECIPE ARGS...: the run killed with SIGKILL at random moments
+# (at least $KILLS times), each time resumed, must end bit-identical to ref
+kill_resume() {
+  local name=$1 recipe=$2
+  shift 2
+  want "$name" || return 0
+  rm -rf ref_$name.lmdb k_$name.lmdb
+  "$LATHE" run "$recipe" --store ref_$name.lmdb "$@" >/dev/null 2>&1
   RANDOM=7
-  "$LATHE" run "$T/one.lua" --store k.lmdb $ARGS >/dev/null 2>k.err &
-  pid=$!
+  "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
+  local pid=$! kills=0
   sleep 0.4
-  kills=0
   while kill -0 $pid 2>/dev/null; do
     if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
     wait $pid 2>/dev/null
-    st=$(status_of k.lmdb 1)
-    [ "$st" = done ] && break
-    "$LATHE" resume 1 --store k.lmdb >/dev/null 2>>k.err &
+    [ "$(status_of k_$name.lmdb 1)" = done ] && break
+    "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err &
     pid=$!
     sleep "$(printf '0.%02d' $((RANDOM % 25 + 5)))"
   done
   wait $pid 2>/dev/null
-  while [ "$(status_of k.lmdb 1)" != done ]; do "$LATHE" resume 1 --store k.lmdb >/dev/null 2>>k.err || break; done
-  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref.lmdb 1)" = "$(curve k.lmdb 1)" ] &&
-     [ "$(hash_of ref.lmdb 1)" = "$(hash_of k.lmdb 1)" ] && [ -n "$(hash_of k.lmdb 1)" ]; then
-    ok "resume_after_sigkill ($kills kills)"
+  while [ "$(status_of k_$name.lmdb 1)" != done ]; do
+    "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err || break
+  done
+  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref_$name.lmdb 1)" = "$(curve k_$name.lmdb 1)" ] &&
+     [ -n "$(hash_of k_$name.lmdb 1)" ] && [ "$(hash_of ref_$name.lmdb 1)" = "$(hash_of k_$name.lmdb 1)" ]; then
+    ok "$name ($kills kills)"
   else
-    bad resume_after_sigkill "kills=$kills status=$(status_of k.lmdb 1) ref=$(hash_of ref.lmdb 1) got=$(hash_of k.lmdb 1)" \
-      "$(diff <(curve ref.lmdb 1) <(curve k.lmdb 1) | head -5)"
+    bad "$name" "kills=$kills status=$(status_of k_$name.lmdb 1) ref=$(hash_of ref_$name.lmdb 1) got=$(hash_of k_$name.lmdb 1)" \
+      "$(diff <(curve ref_$name.lmdb 1) <(curve k_$name.lmdb 1) | head -5)" "$(tail -3 k.err)"
   fi
-fi
+}
+kill_resume resume_after_sigkill "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
+kill_resume dqn_resume_after_sigkill "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
+cp -r ref_resume_after_sigkill.lmdb ref.lmdb 2>/dev/null
+
+# ---- DQN learns CartPole-v1 within 100k steps (mse and hl_gauss heads, seed 1) ----
+for head in mse hl_gauss; do
+  expect "dqn_learns_$head" 0 "done best_eval" -- "$LATHE" run "$T/dqn.lua" --store dl_$head.lmdb \
+    --set head=$head --set need=195
+done
 
 # ---- signals: SIGINT / SIGTERM checkpoint and stop; resume finishes identically ----
 for sig in INT TERM; do

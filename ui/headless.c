@@ -6,7 +6,7 @@
 #include <string.h>
 
 static void emit(json_object *o) {
-  fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
+  fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
   fputc('\n', stdout);
   fflush(stdout);
   json_object_put(o);

@@ -55,9 +55,8 @@ void lathe_hash_hex(const void *data, size_t n, char out[17]) {
 
 /* ---- events to the loop ------------------------------------------------------ */
 
-static void push_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, const char *name,
-                       double value, char *text) {
-  uint64_t step = (uint64_t)r->step + (type == EV_METRIC || type == EV_LOG);
+static void push_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint64_t step,
+                          const char *name, double value, char *text) {
   lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
   if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
   pthread_mutex_lock(&s->mu);
@@ -74,6 +73,12 @@ static void push_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r,
   s->events[s->nevents++] = ev;
   pthread_mutex_unlock(&s->mu);
   uv_async_send(&s->wake);
+}
+
+/* An event at the run's current step (the step in progress for logs). */
+static void push_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, const char *name,
+                       double value, char *text) {
+  push_event_at(s, type, r, (uint64_t)r->step + (type == EV_LOG), name, value, text);
 }
 
 /* ---- run records ---------------------------------------------------------------- */
@@ -106,7 +111,7 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
                                                       : NULL);
   json_object_object_add(o, "summary", sum);
   if (r->errmsg[0]) json_object_object_add(o, "error", json_object_new_string(r->errmsg));
-  char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put(o);
   return out;
 }
@@ -167,17 +172,21 @@ static void h_set_total(lathe_ctx_t *c, int64_t total) {
   if (c->run) c->run->total = total;
 }
 
+static void record_metric(lathe_run_t *r, uint64_t step, const char *name, double v);
+
 static void h_metric(lathe_ctx_t *c, const char *name, double v) {
-  lathe_run_t *r = c->run;
-  if (!r) return;
+  /* the step being executed: metrics of step N belong to the checkpoint at N */
+  if (c->run) record_metric(c->run, (uint64_t)c->run->step + 1, name, v);
+}
+
+static void record_metric(lathe_run_t *r, uint64_t step, const char *name, double v) {
   if (r->npending == r->cappending) {
     int cap = r->cappending ? 2 * r->cappending : 256;
     lathe_point_t *p = realloc(r->pending, cap * sizeof *p);
     if (!p) return;
     r->pending = p, r->cappending = cap;
   }
-  /* the step being executed: metrics of step N belong to the checkpoint at N */
-  lathe_point_t pt = {"", (uint64_t)r->step + 1, v, lathe_now()};
+  lathe_point_t pt = {"", step, v, lathe_now()};
   snprintf(pt.name, sizeof pt.name, "%s", name);
   r->pending[r->npending++] = pt;
   int i;
@@ -194,7 +203,7 @@ static void h_metric(lathe_ctx_t *c, const char *name, double v) {
   }
   r->last[i] = pt;
   if (!isfinite(v)) r->diverged = 1;
-  push_event(r->sess, EV_METRIC, r, name, v, NULL);
+  push_event_at(r->sess, EV_METRIC, r, step, name, v, NULL);
 }
 
 static void h_log(lathe_ctx_t *c, const char *fmt, ...) {
@@ -519,13 +528,18 @@ int lathe_run_start(lathe_run_t *r) {
 
 /* ---- the worker ------------------------------------------------------------------ */
 
+/* perf/ metrics measure wall-clock time: kept in the store, never in checkpoints */
+static int is_perf(const char *name) { return !strncmp(name, "perf/", 5); }
+
 static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   lathe_buf_t b = {0};
-  uint32_t version = CKPT_VERSION, count = (uint32_t)r->nlast;
+  uint32_t version = CKPT_VERSION, count = 0;
   uint64_t step = (uint64_t)r->step;
+  for (int i = 0; i < r->nlast; i++) count += !is_perf(r->last[i].name);
   lathe_buf_put(&b, "LCKP", 4);
   LATHE_PUT(&b, version), LATHE_PUT(&b, step), LATHE_PUT(&b, count);
   for (int i = 0; i < r->nlast; i++) {
+    if (is_perf(r->last[i].name)) continue;
     uint8_t len = (uint8_t)strlen(r->last[i].name);
     LATHE_PUT(&b, len), lathe_buf_put(&b, r->last[i].name, len);
     LATHE_PUT(&b, r->last[i].step), LATHE_PUT(&b, r->last[i].value);
@@ -704,7 +718,14 @@ static int chunk(lathe_run_t *r, double budget) {
       return 1;
     }
   } while (lathe_now() < t_end);
-  if (lathe_now() - r->last_flush > 0.5 && r->npending && flush(r, RUN_RUNNING, NULL, 0))
+  double now = lathe_now();
+  if (now - r->perf_time >= 1.0) { /* wall-clock throughput: the host's, never checkpointed */
+    if (r->perf_time > 0 && r->step > r->perf_step)
+      record_metric(r, (uint64_t)r->step, "perf/steps_per_sec",
+                    (r->step - r->perf_step) / (now - r->perf_time));
+    r->perf_time = now, r->perf_step = r->step;
+  }
+  if (now - r->last_flush > 0.5 && r->npending && flush(r, RUN_RUNNING, NULL, 0))
     finish(r, RUN_FAILED, lathe_lasterr_code());
   return progressed;
 }

@@ -65,6 +65,8 @@ typedef struct lathe_run {
   int resume;                  /* start from the latest checkpoint */
   uint64_t seed;
   int64_t step, total;         /* [worker] steps done; budget if known */
+  int64_t perf_step;           /* [worker] step and time of the last perf/steps_per_sec */
+  double perf_time;
   int64_t ckpt_every, ckpt_keep;
   uint64_t last_ckpt_step;     /* [worker] */
   double created, started, last_flush, last_ckpt_time;
