@@ -71,7 +71,7 @@ test: all $(B)/test-unit
 	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/e2e.sh
 
 demo: all
-	cd $(B) && LATHE_PLUGIN_DIR=$(CURDIR)/$(B)/plugins ./lathe run $(CURDIR)/share/recipes/demo.lua
+	$(B)/lathe run share/recipes/hlgauss_cartpole.lua --store $(B)/demo.lmdb --set seeds=2 --set steps=50000
 
 asan:
 	$(MAKE) B=build/asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

@@ -486,6 +486,122 @@ static int l_data_get(lua_State *L) {
   return 1;
 }
 
+/* ---- environments from Lua: lathe.env(name, {opts}) ----------------------------- */
+
+typedef struct {
+  lathe_child_t *e; /* NULL once closed */
+  int nobs, nact, discrete;
+} lenv_t;
+
+static lenv_t *check_env(lua_State *L) {
+  lenv_t *v = luaL_checkudata(L, 1, "lathe.Env");
+  if (!v->e) luaL_error(L, "environment is closed");
+  return v;
+}
+
+static void push_obs(lua_State *L, const float *obs, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) lua_pushnumber(L, obs[i]), lua_rawseti(L, -2, i + 1);
+}
+
+static int env_new(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *kv[64];
+  char buf[64][128];
+  int n = 0;
+  if (lua_istable(L, 2)) {
+    lua_pushnil(L);
+    while (lua_next(L, 2) && n < 64) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "lathe.env: option names must be strings");
+      const char *key = lua_tostring(L, -2), *val = luaL_tolstring(L, -1, NULL);
+      snprintf(buf[n], sizeof buf[n], "%s=%s", key, val);
+      lua_pop(L, 2); /* the string and the value; the key stays for lua_next */
+      kv[n] = buf[n], n++;
+    }
+  }
+  lenv_t *v = lua_newuserdatauv(L, sizeof *v, 0); /* created closed, then opened */
+  memset(v, 0, sizeof *v);
+  luaL_setmetatable(L, "lathe.Env");
+  if (lathe_instance_new(name, kv, n, NULL, &v->e)) luaL_error(L, "lathe.env: %s", lathe_lasterr());
+  if (!v->e->p->env_step) {
+    const char *kind = v->e->p->kind;
+    lathe_instance_free(v->e);
+    v->e = NULL;
+    luaL_error(L, "lathe.env: '%s' is not an environment (kind: %s)", name, kind);
+  }
+  lathe_space_t os, as;
+  v->e->p->env_spaces(v->e->self, &os, &as);
+  v->nobs = os.n, v->nact = as.n, v->discrete = as.discrete;
+  return 1;
+}
+
+static int env_reset(lua_State *L) {
+  lenv_t *v = check_env(L);
+  uint64_t seed = lua_isnoneornil(L, 2) ? LATHE_NO_SEED : (uint64_t)luaL_checkinteger(L, 2);
+  float obs[256];
+  v->e->p->env_reset(v->e->self, seed, obs);
+  push_obs(L, obs, v->nobs);
+  return 1;
+}
+
+static int env_set_state(lua_State *L) {
+  lenv_t *v = check_env(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  double st[64];
+  int n = (int)lua_rawlen(L, 2);
+  if (n > 64) luaL_argerror(L, 2, "state too long");
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    st[i] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  float obs[256];
+  if (!v->e->p->env_set_state || v->e->p->env_set_state(v->e->self, st, n, obs))
+    luaL_error(L, "%s: cannot set a state of %d values", v->e->p->name, n);
+  push_obs(L, obs, v->nobs);
+  return 1;
+}
+
+static int env_step(lua_State *L) {
+  lenv_t *v = check_env(L);
+  float a[64], obs[256];
+  if (v->discrete) a[0] = (float)luaL_checkinteger(L, 2);
+  else if (lua_istable(L, 2))
+    for (int i = 0; i < v->nact && i < 64; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      a[i] = (float)lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  else a[0] = (float)luaL_checknumber(L, 2);
+  double r;
+  int term, trunc;
+  if (v->e->p->env_step(v->e->self, a, obs, &r, &term, &trunc))
+    luaL_error(L, "%s: invalid action", v->e->p->name);
+  push_obs(L, obs, v->nobs);
+  lua_pushnumber(L, r), lua_pushboolean(L, term), lua_pushboolean(L, trunc);
+  return 4;
+}
+
+static int env_spaces(lua_State *L) {
+  lenv_t *v = check_env(L);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, v->nobs), lua_setfield(L, -2, "obs");
+  lua_pushinteger(L, v->nact), lua_setfield(L, -2, "actions");
+  lua_pushboolean(L, v->discrete), lua_setfield(L, -2, "discrete");
+  return 1;
+}
+
+static int env_close(lua_State *L) {
+  lenv_t *v = luaL_checkudata(L, 1, "lathe.Env");
+  lathe_instance_free(v->e);
+  v->e = NULL;
+  return 0;
+}
+
+static const luaL_Reg env_methods[] = {{"reset", env_reset}, {"set_state", env_set_state},
+                                       {"step", env_step},   {"spaces", env_spaces},
+                                       {"close", env_close}, {NULL, NULL}};
+
 /* Helpers written in Lua: tables and statistics for recipes. */
 static const char *prelude =
     "local lathe = ...\n"
@@ -519,12 +635,18 @@ static const char *prelude =
 static const luaL_Reg lathe_funcs[] = {
     {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
     {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
-    {NULL, NULL}};
+    {"env", env_new}, {NULL, NULL}};
 static const luaL_Reg data_funcs[] = {{"import", l_data_import}, {"create", l_data_create},
                                       {"count", l_data_count},   {"get", l_data_get},
                                       {NULL, NULL}};
 
 static int open_lathe(lua_State *L) {
+  luaL_newmetatable(L, "lathe.Env");
+  luaL_newlib(L, env_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, env_close), lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, env_close), lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
   luaL_newlib(L, lathe_funcs);
   luaL_newlib(L, data_funcs);
   lua_setfield(L, -2, "data");

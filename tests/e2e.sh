@@ -113,6 +113,8 @@ assert [c["step"] for c in r["checkpoints"]] == [100], r["checkpoints"]' nan.jso
     ok diverged_keeps_finite_ckpt || bad diverged_keeps_finite_ckpt "$(head -c 300 nan.json)"
 fi
 
+expect recipe_env 0 "env ok" -- "$LATHE" run "$T/env.lua" --store env.lmdb
+
 # ---- determinism: same recipe, seed, threads -> identical curves ----
 if want determinism; then
   "$LATHE" run "$T/one.lua" --store d1.lmdb --set steps=400 >/dev/null 2>&1
