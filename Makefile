@@ -83,7 +83,7 @@ valgrind: all
 		--errors-for-leak-kinds=definite,indirect --error-exitcode=9 $(CURDIR)/$(B)/lathe run \
 		$(CURDIR)/share/recipes/demo.lua --set steps=100 --headless >/dev/null
 
-bench: all
+bench: all $(B)/bench
 	sh bench/run.sh
 
 install: all
@@ -108,3 +108,7 @@ clean:
 
 .PHONY: all test demo asan valgrind bench install format clean
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+$(B)/bench: bench/bench.c $(B)/libnn.a
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LIBS)

@@ -126,6 +126,18 @@ if want determinism; then
   else bad determinism; fi
 fi
 
+# ---- results do not depend on how many workers step the runs ----
+if want workers_same_results; then
+  "$LATHE" run "$T/sweep_dqn.lua" --store w1.lmdb --workers 1 >/dev/null 2>&1
+  "$LATHE" run "$T/sweep_dqn.lua" --store w2.lmdb --workers 2 >/dev/null 2>&1
+  same=1
+  for id in 1 2 3 4; do
+    [ -n "$(curve w1.lmdb $id)" ] && [ "$(curve w1.lmdb $id)" = "$(curve w2.lmdb $id)" ] &&
+      [ "$(hash_of w1.lmdb $id)" = "$(hash_of w2.lmdb $id)" ] || same=0
+  done
+  [ $same = 1 ] && ok workers_same_results || bad workers_same_results
+fi
+
 # ---- exact resume after SIGKILL at random moments ----
 # kill_resume NAME RECIPE ARGS...: the run killed with SIGKILL at random moments
 # (at least $KILLS times), each time resumed, must end bit-identical to ref

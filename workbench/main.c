@@ -31,7 +31,7 @@ extern char *openblas_get_corename(void);
 
 typedef struct opts {
   const char *store;
-  int headless, json, csv, jsonl, threads;
+  int headless, json, csv, jsonl, threads, workers;
   long long seed;
   int have_seed;
   const char *metric, *name, *schema, *out;
@@ -58,17 +58,19 @@ static const struct {
      "  lathe run share/recipes/hlgauss_cartpole.lua\n"
      "  lathe run my.lua --headless --seed 3 --set lr=3e-4 --set dqn.batch_size=64\n"
      "usage: lathe run RECIPE.lua [--store PATH] [--headless] [--set KEY=VALUE]...\n"
-     "                            [--seed N] [--threads N]\n"
+     "                            [--seed N] [--threads N] [--workers N]\n"
      "  --store PATH     the store (default ./lathe.lmdb, or $LATHE_STORE)\n"
      "  --headless       JSON lines on stdout (the default when stdout is not a terminal)\n"
      "  --set KEY=VALUE  override a config key of every run (PLUGIN.KEY for one plugin)\n"
      "                   or a recipe option read with lathe.opt(KEY, default)\n"
      "  --seed N         add N to the seed of every run\n"
-     "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"},
+     "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"
+     "  --workers N      runs stepped in parallel (default 1); for sweeps of small\n"
+     "                   networks, --threads 1 --workers <cores> is fastest\n"},
     {"resume", "continue an interrupted or crashed run",
      "examples:\n"
      "  lathe resume 12\n"
-     "usage: lathe resume RUN [--store PATH] [--headless] [--threads N]\n"
+     "usage: lathe resume RUN [--store PATH] [--headless] [--threads N] [--workers N]\n"
      "  Continues RUN from its newest checkpoint; the result is bit-identical to a\n"
      "  run never stopped (same thread count).\n"},
     {"runs", "list runs",
@@ -150,8 +152,9 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
   memset(o, 0, sizeof *o);
   o->store = getenv("LATHE_STORE");
   if (!o->store || !*o->store) o->store = "lathe.lmdb";
-  const char *th = getenv("LATHE_THREADS");
+  const char *th = getenv("LATHE_THREADS"), *wk = getenv("LATHE_WORKERS");
   if (th) o->threads = atoi(th);
+  if (wk) o->workers = atoi(wk);
   o->sets = calloc(argc + 1, sizeof *o->sets);
   o->args = calloc(argc + 1, sizeof *o->args);
   for (int i = 0; i < argc; i++) {
@@ -182,13 +185,18 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
       o->threads = (int)strtol(val, &end, 10);
       if (*end || o->threads < 1 || o->threads > 1024)
         return usage_err(cmd, "--threads wants an integer >= 1, got '%s'", val);
+    } else if (OPTVAL("--workers")) {
+      char *end;
+      o->workers = (int)strtol(val, &end, 10);
+      if (*end || o->workers < 1 || o->workers > LATHE_MAX_WORKERS)
+        return usage_err(cmd, "--workers wants an integer from 1 to 64, got '%s'", val);
     } else if (OPTVAL("--metric")) o->metric = val;
     else if (OPTVAL("--name")) o->name = val;
     else if (OPTVAL("--schema")) o->schema = val;
     else if (OPTVAL("-o") || OPTVAL("--output")) o->out = val;
     else if (a[0] == '-' && a[1]) {
       if (!strcmp(a, "--store") || !strcmp(a, "--set") || !strcmp(a, "--seed") ||
-          !strcmp(a, "--threads") || !strcmp(a, "--metric") || !strcmp(a, "--name") ||
+          !strcmp(a, "--threads") || !strcmp(a, "--workers") || !strcmp(a, "--metric") || !strcmp(a, "--name") ||
           !strcmp(a, "--schema") || !strcmp(a, "-o"))
         return usage_err(cmd, "option %s needs a value", a);
       return usage_err(cmd, "unknown option '%s'", a);
@@ -244,7 +252,8 @@ static int cmd_run(opts_t *o, int check) {
   lathe_store_t *st = NULL;
   if (!check && (rc = open_store(o, 0, &st))) return rc;
   lathe_session_t s = {0};
-  s.threads = o->threads, s.seed_offset = o->have_seed ? (uint64_t)o->seed : 0;
+  s.threads = o->threads, s.workers = o->workers;
+  s.seed_offset = o->have_seed ? (uint64_t)o->seed : 0;
   s.check_only = check;
   s.sets = o->sets, s.nsets = o->nsets;
   s.set_used = calloc(o->nsets + 1, sizeof *s.set_used);
@@ -278,7 +287,7 @@ static int cmd_resume(opts_t *o) {
   lathe_store_t *st;
   if ((rc = open_store(o, 0, &st))) return rc;
   lathe_session_t s = {0};
-  s.threads = o->threads;
+  s.threads = o->threads, s.workers = o->workers;
   session_output(&s, o);
   s.on_end = resume_end;
   lathe_run_t *r = NULL;

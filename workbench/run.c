@@ -521,7 +521,7 @@ int lathe_run_start(lathe_run_t *r) {
   s->active[s->nactive++] = r;
   r->active = 1;
   if (s->signal) atomic_store(&r->stop_req, 1);
-  pthread_cond_signal(&s->cv);
+  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return 0;
 }
@@ -730,43 +730,37 @@ static int chunk(lathe_run_t *r, double budget) {
   return progressed;
 }
 
+/* A worker takes the next active run no other worker holds (round robin),
+ * steps it for a bounded chunk, and puts it back. Runs never interact, so
+ * results do not depend on how many workers there are or who stepped what. */
 static void *worker_main(void *arg) {
   lathe_session_t *s = arg;
-  nn_set_threads(s->threads);
-  /* signals are the loop's: block them here */
-  sigset_t set;
+  sigset_t set; /* signals are the loop's */
   sigfillset(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  lathe_run_t **snap = NULL;
-  int capsnap = 0;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    if (s->nactive == 0) {
-      if (s->quit) break;
-      pthread_cond_wait(&s->cv, &s->mu);
+    lathe_run_t *r = NULL;
+    for (int k = 0; k < s->nactive && !r; k++) {
+      lathe_run_t *c = s->active[(s->rr + k) % s->nactive];
+      if (!c->busy) r = c, s->rr = (s->rr + k + 1) % s->nactive;
+    }
+    if (!r) {
+      if (s->quit && s->nactive == 0) break;
+      pthread_cond_wait(&s->cv, &s->mu); /* a run was added or released, or quit */
       continue;
     }
-    if (capsnap < s->nactive) {
-      capsnap = s->nactive;
-      snap = realloc(snap, capsnap * sizeof *snap);
-    }
-    int n = s->nactive;
-    memcpy(snap, s->active, n * sizeof *snap);
-    if (s->quit)
-      for (int i = 0; i < n; i++) atomic_store(&snap[i]->stop_req, 1);
+    if (s->quit) atomic_store(&r->stop_req, 1);
+    r->busy = 1;
+    double budget = s->nactive > s->workers ? 0.02 : 0.1;
     pthread_mutex_unlock(&s->mu);
-    int progressed = 0;
-    double budget = n > 1 ? 0.02 : 0.1;
-    for (int i = 0; i < n; i++) {
-      lathe_run_t *r = snap[i];
-      if (!r->live) {
-        begin(r);
-        progressed = 1;
-      } else
-        progressed |= chunk(r, budget);
-    }
+    int progressed = 1;
+    if (!r->live) begin(r);
+    else progressed = chunk(r, budget);
     pthread_mutex_lock(&s->mu);
-    if (!progressed) { /* everything paused: wait a little */
+    r->busy = 0;
+    pthread_cond_broadcast(&s->cv);
+    if (!progressed) { /* paused: wait a little */
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
       ts.tv_nsec += 50000000;
@@ -775,7 +769,6 @@ static void *worker_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&s->mu);
-  free(snap);
   return NULL;
 }
 
@@ -859,18 +852,21 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
   uv_unref((uv_handle_t *)&s->sighup);
   uv_timer_init(&s->loop, &s->tick);
   s->tick.data = s;
-  if (store && !s->check_only) {
-    if (pthread_create(&s->worker, NULL, worker_main, s))
-      return lathe_seterr(LATHE_EIO, "cannot start the worker thread");
-    s->worker_started = 1;
-  }
+  if (s->workers < 1) s->workers = 1;
+  if (s->workers > LATHE_MAX_WORKERS) s->workers = LATHE_MAX_WORKERS;
+  if (store && !s->check_only)
+    for (int i = 0; i < s->workers; i++) {
+      if (pthread_create(&s->worker[i], NULL, worker_main, s))
+        return lathe_seterr(LATHE_EIO, "cannot start a worker thread");
+      s->worker_started = i + 1;
+    }
   return 0;
 }
 
 void lathe_session_stop_all(lathe_session_t *s) {
   pthread_mutex_lock(&s->mu);
   for (int i = 0; i < s->nactive; i++) atomic_store(&s->active[i]->stop_req, 1);
-  pthread_cond_signal(&s->cv);
+  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -887,9 +883,9 @@ void lathe_session_close(lathe_session_t *s) {
   if (s->worker_started) {
     pthread_mutex_lock(&s->mu);
     s->quit = 1;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->worker, NULL);
+    for (int i = 0; i < s->worker_started; i++) pthread_join(s->worker[i], NULL);
     s->worker_started = 0;
     on_wake(&s->wake); /* deliver the last events */
   }

@@ -2,10 +2,11 @@
  * both together with the libuv loop and the store.
  *
  * Threads. The loop thread owns the session, Lua and all output; it never
- * computes. One worker thread steps every active run in bounded chunks (round
- * robin, so lathe.spawn'd runs advance side by side), writes metrics in
- * batched transactions and checkpoints, and reports events back through a
- * mutex-protected queue plus uv_async_send (a wake-up that carries no data).
+ * computes. Worker threads (--workers, default 1) step the active runs in
+ * bounded chunks (round robin, so lathe.spawn'd runs advance side by side; a
+ * run is held by one worker at a time), write metrics in batched transactions
+ * and checkpoints, and report events back through a mutex-protected queue plus
+ * uv_async_send (a wake-up that carries no data).
  *
  * Ownership. The session owns every run it created (sess->runs) and frees
  * them in lathe_session_close. Fields marked [worker] are touched only by the
@@ -35,6 +36,7 @@ typedef enum {
 const char *lathe_status_name(lathe_status_t s);
 
 typedef struct lathe_session lathe_session_t;
+#define LATHE_MAX_WORKERS 64
 
 typedef struct lathe_point {
   char name[64];
@@ -86,7 +88,8 @@ typedef struct lathe_run {
   int nview, capview;
   int64_t view_step;           /* [loop] step of the latest event */
   int lua_waiters;             /* [loop] coroutines waiting on this run */
-  int active;                  /* [any] in the worker's list */
+  int active;                  /* [any] in the workers' list */
+  int busy;                    /* [any] held by a worker right now */
 } lathe_run_t;
 
 typedef enum { EV_START, EV_METRIC, EV_LOG, EV_CKPT, EV_END } lathe_ev_type_t;
@@ -117,9 +120,11 @@ struct lathe_session {
   char recipe_hash[17];
   lathe_run_t **runs;  /* [loop] every run created by this session */
   int nruns, capruns;
-  /* worker */
-  pthread_t worker;
+  /* workers */
+  int workers; /* how many (set before init; default 1) */
+  pthread_t worker[LATHE_MAX_WORKERS];
   int worker_started;
+  int rr; /* [any] round-robin position in active */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   lathe_run_t **active; /* [any] runs the worker steps */

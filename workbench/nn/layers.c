@@ -9,7 +9,37 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* ---- the one matrix-product entry point ---------------------------------- */
+
+static nn_gemm_t *trace;
+static int ntrace, captrace, tracing;
+
+void nn_gemm_trace(int on) {
+  tracing = on;
+  if (on) ntrace = 0;
+}
+
+int nn_gemm_traced(const nn_gemm_t **out) {
+  *out = trace;
+  return ntrace;
+}
+
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+  if (tracing) {
+    if (ntrace == captrace) {
+      int cap = captrace ? 2 * captrace : 256;
+      nn_gemm_t *t = realloc(trace, cap * sizeof *t);
+      if (t) trace = t, captrace = cap;
+    }
+    if (ntrace < captrace) trace[ntrace++] = (nn_gemm_t){ta, tb, M, N, K, lda, ldb, ldc, beta};
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 /* ---- linear ------------------------------------------------------------- */
 
@@ -20,17 +50,17 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, sizeof(float) * OC);
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
+  nn_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
               OC);
 }
 
 void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, int N, int IC, int OC) {
   if (dinp)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
+    nn_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
                 dinp, IC);
   if (dw)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
+    nn_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dw, IC);
   if (db)
     for (int n = 0; n < N; n++) {
@@ -178,7 +208,7 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
     for (int h = 0; h < H; h++) {
       const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
       float *a = att + ((size_t)b * H + h) * T * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f, a,
+      nn_sgemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a,
                   T);
       for (int t = 0; t < T; t++) {
         float *row = a + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
@@ -188,7 +218,7 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
         for (int u = 0; u <= t; u++) row[u] *= inv;
         for (int u = t + 1; u < T; u++) row[u] = 0.0f;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
+      nn_sgemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
                   out + (size_t)b * T * C + h * hs, C);
     }
 }
@@ -205,9 +235,9 @@ void nn_attention_backward(float *dqkv, float *datt, const float *dout, const fl
       const float *a = att + ((size_t)b * H + h) * T * T;
       const float *dy = dout + (size_t)b * T * C + h * hs;
       /* dA = dY V^T ; dV += A^T dY */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, datt,
+      nn_sgemm(0, 1, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, datt,
                   T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, 1.0f, dv,
+      nn_sgemm(1, 0, T, hs, T, 1.0f, a, T, dy, C, 1.0f, dv,
                   C3);
       /* softmax backward in place: dS = A * (dA - rowsum(A * dA)) * scale */
       for (int t = 0; t < T; t++) {
@@ -218,9 +248,9 @@ void nn_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int u = t + 1; u < T; u++) dr[u] = 0.0f;
       }
       /* dQ += dS K ; dK += dS^T Q */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, datt, T, k, C3, 1.0f,
+      nn_sgemm(0, 0, T, hs, T, 1.0f, datt, T, k, C3, 1.0f,
                   dq, C3);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, datt, T, q, C3, 1.0f, dk,
+      nn_sgemm(1, 0, T, hs, T, 1.0f, datt, T, q, C3, 1.0f, dk,
                   C3);
     }
 }

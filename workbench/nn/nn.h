@@ -53,6 +53,20 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n);
 void nn_set_threads(int n);
 int nn_get_threads(void);
 
+/* C(M,N) = alpha * op(A) op(B) + beta * C, row-major; op transposes when ta/tb.
+ * Every matrix product of the core goes through here (cblas_sgemm). */
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+/* Shape of one recorded product, for measuring what OpenBLAS alone would take. */
+typedef struct nn_gemm {
+  int ta, tb, M, N, K, lda, ldb, ldc;
+  float beta;
+} nn_gemm_t;
+/* Start (clearing) or stop recording the shapes of nn_sgemm calls (not thread-safe;
+ * for benchmarks). nn_gemm_traced returns the record, valid until the next start. */
+void nn_gemm_trace(int on);
+int nn_gemm_traced(const nn_gemm_t **out);
+
 /* out(N,OC) = inp(N,IC) @ w(OC,IC)^T (+ b(OC) if b). Overwrites out. */
 void nn_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC,
                        int OC);

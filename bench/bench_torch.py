@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""bench_torch.py - the same workloads as bench.c, in PyTorch, one per invocation:
+
+    /usr/bin/python3 bench/bench_torch.py WORKLOAD THREADS [REPS]
+
+Prints one JSON line like bench.c. The shapes and the work per step match
+bench.c exactly (see its comments); run.sh compares the two.
+"""
+import json, math, resource, sys, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+wl, threads = sys.argv[1], int(sys.argv[2])
+reps = min(int(sys.argv[3]) if len(sys.argv) > 3 else 20, 60)
+torch.set_num_threads(threads)
+torch.manual_seed(1)
+
+
+def mlp(widths):
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+# ---- workload 2: DQN update ----
+def dqn(hl):
+    A, K, B = 2, 51 if hl else 1, 128
+    q, tq = mlp([4, 120, 84, A * K]), mlp([4, 120, 84, A * K])
+    opt = torch.optim.Adam(q.parameters(), lr=2.5e-4)
+    obs, nxt = torch.randn(B, 4), torch.randn(B, 4)
+    rew, done = torch.ones(B), torch.zeros(B)
+    act = torch.arange(B) % 2
+    z = 120.0 / K
+    centers = -10 + (torch.arange(K) + 0.5) * z
+    edges = -10 + torch.arange(K + 1) * z
+    sigma = 0.75 * z
+
+    def step():
+        with torch.no_grad():
+            tn = tq(nxt).view(B, A, K)
+            v = (tn.softmax(-1) * centers).sum(-1) if hl else tn.squeeze(-1)
+            y = rew + 0.99 * (1 - done) * v.max(1).values
+            if hl:
+                y = y.clamp(-10, 110)
+                cdf = torch.erf((edges[None, :] - y[:, None]) / (math.sqrt(2) * sigma))
+                p = (cdf[:, 1:] - cdf[:, :-1]) / (cdf[:, -1:] - cdf[:, :1])
+        out = q(obs).view(B, A, K)[torch.arange(B), act]
+        loss = -(p * out.log_softmax(-1)).sum(-1).mean() if hl else F.mse_loss(out.squeeze(-1), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step, "updates/s", 1
+
+
+# ---- workload 1: SAC + CQL ----
+def sac_cql():
+    OBS, ACT, B, N = 29, 8, 256, 10
+    qs = [mlp([OBS + ACT, 256, 256, 256, 1]) for _ in range(2)]
+    tqs = [mlp([OBS + ACT, 256, 256, 256, 1]) for _ in range(2)]
+    pi = mlp([OBS, 256, 256, 256, 2 * ACT])
+    qopt = [torch.optim.Adam(q.parameters(), lr=3e-4) for q in qs]
+    popt = torch.optim.Adam(pi.parameters(), lr=3e-4)
+    obs, nxt, act = torch.randn(B, OBS), torch.randn(B, OBS), 0.5 * torch.randn(B, ACT)
+    rew, done = torch.randn(B), torch.zeros(B)
+    noise = torch.randn(2, B, N, ACT)
+
+    def sample(out, eps):
+        mu, ls = out[:, None, :ACT], out[:, None, ACT:].clamp(-5, 2)
+        u = mu + ls.exp() * eps
+        a = torch.tanh(u)
+        lp = (-0.5 * eps * eps - ls - 0.9189385 - torch.log(1 - a * a + 1e-6)).sum(-1)
+        return a, lp
+
+    def step():
+        with torch.no_grad():
+            a_next, lp_next = sample(pi(nxt), noise[1])
+            a_pi, lp_pi = sample(pi(obs), noise[0])
+            xn = torch.cat([nxt, a_next[:, 0]], 1)
+            y = rew + 0.99 * (1 - done) * (torch.min(tqs[0](xn), tqs[1](xn)).squeeze(1)
+                                           - 0.2 * lp_next[:, 0])
+            rep = obs[:, None, :].expand(B, N, OBS)
+            x = torch.cat([torch.cat([obs, act], 1),
+                           torch.cat([rep, noise[0]], 2).reshape(B * N, -1),
+                           torch.cat([rep, a_pi], 2).reshape(B * N, -1),
+                           torch.cat([rep, a_next], 2).reshape(B * N, -1)], 0)
+            lw = torch.cat([torch.full((B, N), ACT * math.log(2.0)), -lp_pi, -lp_next], 1)
+        for q, opt in zip(qs, qopt):
+            out = q(x).squeeze(1)
+            samp = torch.cat([out[B:B + B * N].view(B, N), out[B + B * N:B + 2 * B * N].view(B, N),
+                              out[B + 2 * B * N:].view(B, N)], 1)
+            loss = F.mse_loss(out[:B], y) + 5.0 * (torch.logsumexp(samp + lw, 1) - out[:B]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        a1, lp1 = sample(pi(obs), noise[0][:, :1])
+        x1 = torch.cat([obs, a1[:, 0]], 1)
+        qmin = torch.min(qs[0](x1), qs[1](x1)).squeeze(1)
+        ploss = (0.2 * lp1[:, 0] - qmin).mean()
+        popt.zero_grad()
+        ploss.backward()
+        popt.step()
+        with torch.no_grad():
+            for q, tq in zip(qs, tqs):
+                for p, tp in zip(q.parameters(), tq.parameters()):
+                    tp.mul_(0.995).add_(0.005 * p)
+    return step, "updates/s", 1
+
+
+# ---- workloads 3, 4: a GPT-2 style model written out as in nanoGPT ----
+class Block(nn.Module):
+    def __init__(self, C, H):
+        super().__init__()
+        self.ln1, self.ln2, self.H = nn.LayerNorm(C), nn.LayerNorm(C), H
+        self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.fc, self.fcp = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.register_buffer("causal", torch.tril(torch.ones(128, 128)))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, 2)
+        q, k, v = [t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v)]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))  # torch 1.13: no sdpa
+        att = att.masked_fill(self.causal[:T, :T] == 0, float("-inf")).softmax(-1)
+        y = att @ v
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.fcp(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, V, T, L, H, C):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        self.blocks = nn.ModuleList([Block(C, H) for _ in range(L)])
+        self.lnf = nn.LayerNorm(C)
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return self.lnf(x) @ self.wte.weight.T
+
+
+def gpt(width, layers, dpo):
+    V, T, B = 512, 128, 16
+    pol = GPT(V, T, layers, 4, width)
+    ref = GPT(V, T, layers, 4, width) if dpo else None
+    opt = torch.optim.AdamW(pol.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    tok, tgt = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    mask = (torch.arange(T) >= 32).float().expand(B, T)
+
+    def logps(model, tok):
+        lp = model(tok)[:, :-1].log_softmax(-1).gather(2, tok[:, 1:, None]).squeeze(2)
+        return (lp * mask[:, 1:]).sum(1)
+
+    def step():
+        if not dpo:
+            loss = F.cross_entropy(pol(tok).view(-1, V), tgt.view(-1))
+        else:
+            with torch.no_grad():
+                r = logps(ref, tok)
+            p = logps(pol, tok)
+            z = 0.1 * ((p[:8] - r[:8]) - (p[8:] - r[8:]))
+            loss = -F.logsigmoid(z).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
+        opt.step()
+    return step, ("pairs/s", 8) if dpo else ("tokens/s", B * T)
+
+
+if wl in ("dqn_mse", "dqn_hlgauss"):
+    step, unit, per = dqn(wl == "dqn_hlgauss")
+    reps *= 20
+elif wl == "sac_cql":
+    step, unit, per = sac_cql()
+elif wl in ("gpt128", "gpt256"):
+    step, (unit, per) = gpt(256 if wl == "gpt256" else 128, 6 if wl == "gpt256" else 4, False)
+elif wl == "dpo":
+    step, (unit, per) = gpt(128, 4, True)
+else:
+    sys.exit("bench_torch: no workload " + wl)
+
+for _ in range(3):
+    step()
+times = []
+for _ in range(reps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+times.sort()
+med = times[len(times) // 2]
+print(json.dumps({"impl": "torch", "workload": wl, "threads": threads, "median_s": med,
+                  "rate": per / med, "unit": unit,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

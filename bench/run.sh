@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run.sh - lathe's nn workloads beside the same work in PyTorch, at 1 and 2
+# threads, in one invocation (make bench). Each row: the median rate of each,
+# the ratio, the peak resident memory of each, and the fraction of the sgemm
+# limit lathe reaches (the step's matrix products replayed in OpenBLAS alone).
+# For 2 threads PyTorch is tried three ways (default, OMP_WAIT_POLICY=PASSIVE,
+# one intra-op thread with two BLAS threads) and the fastest is compared.
+# With 1 thread both are pinned to CPU 0.
+set -u
+cd "$(dirname "$0")/.."
+BENCH=build/bench
+PY=/usr/bin/python3
+REPS=${REPS:-20}
+WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo"}
+have_torch=1
+$PY -c "import torch" 2>/dev/null || have_torch=0
+[ $have_torch = 1 ] || echo "bench: python3-torch not installed: lathe only (apt-get install python3-torch)" >&2
+field() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+[ $have_torch = 1 ] && echo "torch: $($PY -c 'import torch; print(torch.__version__)')"
+printf '| %-11s | %s | %12s | %12s | %6s | %8s | %8s | %6s | %s |\n' workload thr lathe torch ratio "RSS MB" "torch MB" "sgemm%" unit
+printf '|%s|\n' "-------------|-----|--------------|--------------|--------|----------|----------|--------|------"
+for thr in 1 2; do
+  pin=""
+  [ $thr = 1 ] && command -v taskset >/dev/null && pin="taskset -c 0"
+  for wl in $WORKLOADS; do
+    l=$($pin $BENCH $wl $thr $REPS) || continue
+    lr=$(field "$l" rate) lm=$(field "$l" peak_rss_mb)
+    frac=$(awk -v a="$(field "$l" gemm_alone_s)" -v m="$(field "$l" median_s)" 'BEGIN{printf "%.0f", 100*a/m}')
+    tr=- tm=- ratio=-
+    if [ $have_torch = 1 ]; then
+      best=""
+      variants=("OMP_NUM_THREADS=$thr")
+      [ $thr = 2 ] && variants+=("OMP_WAIT_POLICY=PASSIVE" "OPENBLAS_NUM_THREADS=2 TORCH_ONE=1")
+      for v in "${variants[@]}"; do
+        tt=$thr
+        [[ $v == *TORCH_ONE* ]] && tt=1
+        t=$(env $v $pin $PY bench/bench_torch.py $wl $tt $REPS 2>/dev/null) || continue
+        r=$(field "$t" rate)
+        if [ -z "$best" ] || awk -v a="$r" -v b="$tr" 'BEGIN{exit !(a>b)}'; then best=$t tr=$r tm=$(field "$t" peak_rss_mb); fi
+      done
+      [ -n "$best" ] && ratio=$(awk -v a="$lr" -v b="$tr" 'BEGIN{printf "%.2f", a/b}')
+    fi
+    printf '| %-11s | %3s | %12.6g | %12s | %6s | %8.1f | %8s | %6s | %s |\n' $wl $thr "$lr" "$tr" "$ratio" "$lm" "$tm" "$frac" "$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")"
+  done
+done
+
+# the whole DQN loop on CartPole (environment steps per second), 1 thread
+tmp=$(mktemp -d)
+t0=$(date +%s.%N)
+taskset -c 0 build/lathe run bench/dqn_loop.lua --store "$tmp/s.lmdb" --threads 1 >/dev/null 2>&1
+t1=$(date +%s.%N)
+ls=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 50000/(b-a)}')
+ts=-
+[ $have_torch = 1 ] && ts=$(taskset -c 0 $PY bench/dqn_loop_torch.py 50000 1 | awk '{printf "%.0f", $1}')
+rm -rf "$tmp"
+echo
+echo "DQN loop on CartPole-v1 (50k env steps, CleanRL hyperparameters, 1 thread):"
+echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
