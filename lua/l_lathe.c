@@ -268,12 +268,7 @@ static int l_register(lua_State *L) {
   char at[256];
   where(L, at, sizeof at);
   if (!so) luaL_error(L, "lathe.register: 'so' (the shared object) is required");
-  char path[1024];
-  if (!name) {
-    snprintf(path, sizeof path, "%s", so);
-  } else
-    snprintf(path, sizeof path, "%s", so);
-  if (lathe_registry_add(name, path, at)) {
+  if (lathe_registry_add(name, so, at)) {
     recipe_t *rc = get_recipe(L);
     if (rc) rc->err_code_hint = lathe_lasterr_code();
     luaL_error(L, "%s", lathe_lasterr());

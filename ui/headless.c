@@ -33,9 +33,9 @@ static lathe_run_t *find_run(lathe_session_t *s, uint32_t id) {
 }
 
 static void progress_line(lathe_session_t *s, lathe_run_t *r) {
-  double el = lathe_now() - r->started;
+  double el = lathe_now() - r->view_t0;
   int64_t step = r->view_step;
-  double rate = el > 0 ? step / el : 0;
+  double rate = el > 0 ? (step - r->view_step0) / el : 0;
   char eta[32] = "";
   if (r->total > 0 && rate > 0) {
     double left = (r->total - step) / rate;

@@ -345,7 +345,7 @@ static const lathe_host_t host = {
 
 /* ---- creating runs -------------------------------------------------------------- */
 
-static int apply_sets(lathe_session_t *s, lathe_run_t *r, const char *where) {
+static int apply_sets(lathe_session_t *s, lathe_run_t *r) {
   const char *pname = r->plugin->name;
   size_t plen = strlen(pname);
   for (int i = 0; i < s->nsets; i++) {
@@ -363,7 +363,6 @@ static int apply_sets(lathe_session_t *s, lathe_run_t *r, const char *where) {
     if (rc) return lathe_seterr(rc, "--set %s: %s", kv, lathe_lasterr());
     s->set_used[i] = 1;
   }
-  (void)where;
   return 0;
 }
 
@@ -425,7 +424,7 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
   }
   for (int i = 0; i < n && !rc; i++) rc = lathe_cfg_set(&r->cfg, keys[i], vals[i]);
   if (rc) rc = lathe_seterr(rc, "%s: %s", where, lathe_lasterr());
-  if (!rc) rc = apply_sets(s, r, where);
+  if (!rc) rc = apply_sets(s, r);
   if (!rc && s->seed_offset) {
     char buf[32];
     snprintf(buf, sizeof buf, "%llu",
@@ -777,6 +776,7 @@ static void *worker_main(void *arg) {
 /* Keep the loop's own copy of the latest values (the worker's is not ours). */
 static void view_update(lathe_run_t *r, const lathe_event_t *ev) {
   r->view_step = (int64_t)ev->step;
+  if (ev->type == EV_START) r->view_t0 = ev->time, r->view_step0 = (int64_t)ev->step;
   if (ev->type != EV_METRIC) return;
   int i;
   for (i = 0; i < r->nview; i++)

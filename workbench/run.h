@@ -87,6 +87,8 @@ typedef struct lathe_run {
   lathe_point_t *view;         /* [loop] latest value of each metric, from events */
   int nview, capview;
   int64_t view_step;           /* [loop] step of the latest event */
+  double view_t0;              /* [loop] time and step the run (re)started at */
+  int64_t view_step0;
   int lua_waiters;             /* [loop] coroutines waiting on this run */
   int active;                  /* [any] in the workers' list */
   int busy;                    /* [any] held by a worker right now */
