@@ -26,7 +26,7 @@ LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl -pthread
 NN_SRC = $(wildcard workbench/nn/*.c)
 CORE_SRC = $(filter-out workbench/main.c,$(wildcard workbench/*.c)) \
 	$(wildcard lua/*.c) $(wildcard storage/*.c) $(wildcard ui/*.c)
-PLUGINS = $(notdir $(wildcard plugins/*))
+PLUGINS = $(notdir $(patsubst %/,%,$(wildcard plugins/*/)))
 TEST_SRC = $(wildcard tests/*.c)
 
 NN_OBJ = $(NN_SRC:%.c=$(B)/obj/%.o)
@@ -40,6 +40,10 @@ $(B)/.deps: scripts/deps.sh
 	@mkdir -p $(B)
 	@sh scripts/deps.sh
 	@touch $@
+
+# The nn core's elementwise loops (activations, AdamW, LayerNorm) must vectorise:
+# -O3 with errno-free sqrt. Contraction into FMA stays off everywhere.
+$(B)/obj/workbench/nn/%.o: OPT += -O3 -fno-math-errno
 
 $(B)/obj/%.o: %.c $(B)/.deps
 	@mkdir -p $(dir $@)

@@ -137,6 +137,19 @@ if want workers_same_results; then
   done
   [ $same = 1 ] && ok workers_same_results || bad workers_same_results
 fi
+if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
+  [ -d w1.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store w1.lmdb >/dev/null 2>&1
+  "$LATHE" run "$T/sweep_dqn.lua" --store rm4.lmdb --workers 2 >/dev/null 2>&1 &
+  pid=$!
+  sleep 1.5
+  kill -TERM $pid; wait $pid; rc=$?
+  "$LATHE" resume 1 2 3 4 --store rm4.lmdb --workers 2 >/dev/null 2>rm4.err; rc2=$?
+  same=1
+  for id in 1 2 3 4; do
+    [ "$(curve w1.lmdb $id)" = "$(curve rm4.lmdb $id)" ] && [ "$(hash_of w1.lmdb $id)" = "$(hash_of rm4.lmdb $id)" ] || same=0
+  done
+  [ $rc = 143 ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok resume_many || bad resume_many "exits $rc $rc2" "$(cat rm4.err)"
+fi
 
 # ---- exact resume after SIGKILL at random moments ----
 # kill_resume NAME RECIPE ARGS...: the run killed with SIGKILL at random moments

@@ -178,6 +178,31 @@ TEST(grad_attention) {
   gradcheck("qkv", qkv, dqkv, B * T * 3 * C, att_loss, &c);
 }
 
+/* ---- softmax and log-softmax ---- */
+typedef struct {
+  int log;
+  float *x, *y, *r;
+} sm_ctx;
+static double sm_loss(void *p) {
+  sm_ctx *c = p;
+  if (c->log) nn_log_softmax(c->y, c->x, 3, 5);
+  else nn_softmax(c->y, c->x, 3, 5);
+  return dot(c->y, c->r, 15);
+}
+TEST(grad_softmax) {
+  for (int lg = 0; lg < 2; lg++) {
+    nn_rng_t r;
+    nn_rng_seed(&r, 20 + lg);
+    float x[15], y[15], rr[15], dx[15] = {0};
+    fill(x, 15, 2, &r), fill(rr, 15, 1, &r);
+    sm_ctx c = {lg, x, y, rr};
+    sm_loss(&c);
+    if (lg) nn_log_softmax_backward(dx, rr, y, 3, 5);
+    else nn_softmax_backward(dx, rr, y, 3, 5);
+    gradcheck(lg ? "log_softmax" : "softmax", x, dx, 15, sm_loss, &c);
+  }
+}
+
 /* ---- losses ---- */
 typedef struct {
   int kind, N, K;

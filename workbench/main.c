@@ -67,12 +67,13 @@ static const struct {
      "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"
      "  --workers N      runs stepped in parallel (default 1); for sweeps of small\n"
      "                   networks, --threads 1 --workers <cores> is fastest\n"},
-    {"resume", "continue an interrupted or crashed run",
+    {"resume", "continue interrupted or crashed runs",
      "examples:\n"
      "  lathe resume 12\n"
-     "usage: lathe resume RUN [--store PATH] [--headless] [--threads N] [--workers N]\n"
-     "  Continues RUN from its newest checkpoint; the result is bit-identical to a\n"
-     "  run never stopped (same thread count).\n"},
+     "  lathe resume 3 4 5 --threads 1 --workers 2\n"
+     "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N]\n"
+     "  Continues each RUN from its newest checkpoint; the result is bit-identical to\n"
+     "  a run never stopped (same thread count).\n"},
     {"runs", "list runs",
      "examples:\n"
      "  lathe runs\n"
@@ -279,10 +280,11 @@ static void resume_end(lathe_session_t *s, lathe_run_t *r) {
 }
 
 static int cmd_resume(opts_t *o) {
-  uint32_t id;
-  if (o->nargs != 1) return usage_err("resume", "%s", "wants exactly one RUN");
-  int rc = parse_run_id("resume", o->args[0], &id);
-  if (rc) return rc;
+  if (o->nargs < 1) return usage_err("resume", "%s", "wants at least one RUN");
+  uint32_t ids[o->nargs];
+  int rc;
+  for (int i = 0; i < o->nargs; i++)
+    if ((rc = parse_run_id("resume", o->args[i], &ids[i]))) return rc;
   if ((rc = lathe_declare_builtins())) return fail(rc);
   lathe_store_t *st;
   if ((rc = open_store(o, 0, &st))) return rc;
@@ -290,17 +292,25 @@ static int cmd_resume(opts_t *o) {
   s.threads = o->threads, s.workers = o->workers;
   session_output(&s, o);
   s.on_end = resume_end;
-  lathe_run_t *r = NULL;
-  if (!(rc = lathe_session_init(&s, st)) && !(rc = lathe_run_reopen(&s, id, &r)) &&
-      !(rc = lathe_run_start(r))) {
+  lathe_run_t *runs[o->nargs];
+  int n = 0;
+  if (!(rc = lathe_session_init(&s, st))) {
+    for (int i = 0; i < o->nargs && !rc; i++)
+      if (!(rc = lathe_run_reopen(&s, ids[i], &runs[n]))) rc = lathe_run_start(runs[n++]);
+    if (rc) lathe_session_stop_all(&s); /* the ones already going checkpoint and stop */
     lathe_headless_start(&s);
-    uv_run(&s.loop, UV_RUN_DEFAULT);
+    if (n) uv_run(&s.loop, UV_RUN_DEFAULT);
   }
-  lathe_session_close(&s); /* joins the worker: r's final state is known */
-  if (!rc && s.signal) rc = LATHE_EINTR;
-  else if (!rc && r && r->err)
-    rc = lathe_seterr(r->err == LATHE_ESTORE || r->err == LATHE_ENAN ? r->err : LATHE_ERUN,
-                      "run %u: %s", id, r->errmsg);
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", lathe_lasterr());
+  lathe_session_close(&s); /* joins the workers: the runs' final states are known */
+  if (rc) lathe_seterr(rc, "%s", msg);
+  else if (s.signal) rc = LATHE_EINTR;
+  for (int i = 0; i < n && !rc; i++)
+    if (runs[i]->err)
+      rc = lathe_seterr(runs[i]->err == LATHE_ESTORE || runs[i]->err == LATHE_ENAN ? runs[i]->err
+                                                                                 : LATHE_ERUN,
+                        "run %u: %s", runs[i]->id, runs[i]->errmsg);
   int code = session_exit(&s, rc);
   lathe_store_close(st);
   return code;

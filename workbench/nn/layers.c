@@ -105,8 +105,11 @@ void nn_act_forward(nn_act_t a, float *out, const float *x, size_t n) {
 
 void nn_act_backward(nn_act_t a, float *dx, const float *dout, const float *x, size_t n) {
   switch (a) {
-  case NN_RELU:
-    for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+  case NN_RELU: /* unconditional loads, then a select: vectorises */
+    for (size_t i = 0; i < n; i++) {
+      float d = dout[i], g = x[i] > 0.0f ? d : 0.0f;
+      dx[i] += g;
+    }
     break;
   case NN_GELU:
     for (size_t i = 0; i < n; i++) {
@@ -295,6 +298,24 @@ void nn_log_softmax(float *out, const float *x, int N, int K) {
 void nn_softmax(float *out, const float *x, int N, int K) {
   nn_log_softmax(out, x, N, K);
   for (size_t i = 0; i < (size_t)N * K; i++) out[i] = expf(out[i]);
+}
+
+void nn_softmax_backward(float *dx, const float *dy, const float *y, int N, int K) {
+  for (int n = 0; n < N; n++) {
+    const float *yr = y + (size_t)n * K, *dr = dy + (size_t)n * K;
+    float dot = 0.0f;
+    for (int k = 0; k < K; k++) dot += yr[k] * dr[k];
+    for (int k = 0; k < K; k++) dx[(size_t)n * K + k] += yr[k] * (dr[k] - dot);
+  }
+}
+
+void nn_log_softmax_backward(float *dx, const float *dy, const float *y, int N, int K) {
+  for (int n = 0; n < N; n++) {
+    const float *yr = y + (size_t)n * K, *dr = dy + (size_t)n * K;
+    float sum = 0.0f;
+    for (int k = 0; k < K; k++) sum += dr[k];
+    for (int k = 0; k < K; k++) dx[(size_t)n * K + k] += dr[k] - expf(yr[k]) * sum;
+  }
 }
 
 /* ---- losses ------------------------------------------------------------- */

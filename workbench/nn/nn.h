@@ -118,6 +118,10 @@ void nn_add(float *y, const float *x, size_t n);
 /* Row-wise softmax / log-softmax of x(N,K), numerically stable. */
 void nn_softmax(float *out, const float *x, int N, int K);
 void nn_log_softmax(float *out, const float *x, int N, int K);
+/* Backward from the forward's output y(N,K): dx += y * (dy - rowsum(dy * y)). */
+void nn_softmax_backward(float *dx, const float *dy, const float *y, int N, int K);
+/* Backward from the forward's output y(N,K): dx += dy - exp(y) * rowsum(dy). */
+void nn_log_softmax_backward(float *dx, const float *dy, const float *y, int N, int K);
 
 /* ======================================================================== */
 /* Losses. Each returns the mean loss over rows and OVERWRITES dpred/dlogits  */
