@@ -311,6 +311,7 @@ int main(int argc, char **argv) {
   int threads = atoi(argv[2]), reps = argc > 3 ? atoi(argv[3]) : 20;
   if (reps > 60) reps = 60;
   nn_set_threads(threads);
+  nn_thread_init(); /* as lathe's worker threads */
   nn_rng_seed(&rng, 1);
   dqn_w dw;
   sac_w sw;

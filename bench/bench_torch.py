@@ -6,7 +6,7 @@
 Prints one JSON line like bench.c. The shapes and the work per step match
 bench.c exactly (see its comments); run.sh compares the two.
 """
-import json, math, resource, sys, time
+import json, math, os, resource, sys, time
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,8 @@ wl, threads = sys.argv[1], int(sys.argv[2])
 reps = min(int(sys.argv[3]) if len(sys.argv) > 3 else 20, 60)
 torch.set_num_threads(threads)
 torch.manual_seed(1)
+if os.environ.get("TORCH_FTZ"):  # flush denormals, as lathe's worker threads do
+    torch.set_flush_denormal(True)
 
 
 def mlp(widths):

@@ -3,8 +3,9 @@
 # threads, in one invocation (make bench). Each row: the median rate of each,
 # the ratio, the peak resident memory of each, and the fraction of the sgemm
 # limit lathe reaches (the step's matrix products replayed in OpenBLAS alone).
-# For 2 threads PyTorch is tried three ways (default, OMP_WAIT_POLICY=PASSIVE,
-# one intra-op thread with two BLAS threads) and the fastest is compared.
+# PyTorch is tried with and without flushing denormals (lathe flushes them), and
+# for 2 threads also with OMP_WAIT_POLICY=PASSIVE and with one intra-op thread
+# and two BLAS threads; the fastest variant is compared.
 # With 1 thread both are pinned to CPU 0.
 set -u
 cd "$(dirname "$0")/.."
@@ -31,8 +32,8 @@ for thr in 1 2; do
     tr=- tm=- ratio=-
     if [ $have_torch = 1 ]; then
       best=""
-      variants=("OMP_NUM_THREADS=$thr")
-      [ $thr = 2 ] && variants+=("OMP_WAIT_POLICY=PASSIVE" "OPENBLAS_NUM_THREADS=2 TORCH_ONE=1")
+      variants=("OMP_NUM_THREADS=$thr" "OMP_NUM_THREADS=$thr TORCH_FTZ=1")
+      [ $thr = 2 ] && variants+=("OMP_WAIT_POLICY=PASSIVE TORCH_FTZ=1" "OPENBLAS_NUM_THREADS=2 TORCH_ONE=1 TORCH_FTZ=1")
       for v in "${variants[@]}"; do
         tt=$thr
         [[ $v == *TORCH_ONE* ]] && tt=1
@@ -42,6 +43,7 @@ for thr in 1 2; do
       done
       [ -n "$best" ] && ratio=$(awk -v a="$lr" -v b="$tr" 'BEGIN{printf "%.2f", a/b}')
     fi
+    [ "$tr" != - ] && tr=$(printf '%.6g' "$tr") && tm=$(printf '%.1f' "$tm")
     printf '| %-11s | %3s | %12.6g | %12s | %6s | %8.1f | %8s | %6s | %s |\n' $wl $thr "$lr" "$tr" "$ratio" "$lm" "$tm" "$frac" "$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")"
   done
 done

@@ -36,8 +36,11 @@ static int cmp(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+void nn_thread_init(void);
+
 int main(int argc, char **argv) {
   static int passed, failed;
+  nn_thread_init(); /* as lathe's worker threads */
   qsort(tests, ntests, sizeof tests[0], cmp);
   char base[] = "/tmp/lathe-test-XXXXXX";
   if (!mkdtemp(base)) return 2;

@@ -48,6 +48,19 @@ static void gradcheck(const char *what, float *x, const float *g, size_t n, loss
   (void)worst;
 }
 
+TEST(fast_exp_accuracy) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.001373f) {
+    double want = exp((double)x), got = nn_expf(x);
+    worst = fmax(worst, fabs(got - want) / want);
+  }
+  if (!(worst < 3.0e-7)) test_fail(__FILE__, __LINE__, "worst relative error %.3g", worst);
+  ASSERT(nn_expf(-1000.0f) > 0.0f && nn_expf(-1000.0f) < 1e-37f);
+  ASSERT(isinf(nn_expf(1000.0f)) == 0 && nn_expf(1000.0f) > 1e38f);
+  ASSERT(isnan(nn_expf(NAN)));
+  ASSERT_NEAR(nn_expf(0.0f), 1.0, 0);
+}
+
 /* ---- linear ---- */
 typedef struct {
   int N, IC, OC;

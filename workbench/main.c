@@ -112,7 +112,7 @@ static const struct {
      "      fails it whole with FILE:LINE and the field at fault.\n"},
     {"check", "validate a recipe and every config in it without running",
      "examples:\n"
-     "  lathe check share/recipes/demo.lua\n"
+     "  lathe check share/recipes/hlgauss_cartpole.lua\n"
      "usage: lathe check RECIPE.lua [--set KEY=VALUE]...\n"},
     {"doctor", "print versions and environment facts for bug reports",
      "examples:\n"

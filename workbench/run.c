@@ -737,6 +737,7 @@ static void *worker_main(void *arg) {
   sigset_t set; /* signals are the loop's */
   sigfillset(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  nn_thread_init();
   pthread_mutex_lock(&s->mu);
   for (;;) {
     lathe_run_t *r = NULL;

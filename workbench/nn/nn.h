@@ -49,6 +49,10 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n);
 /* ======================================================================== */
 /* Threads and matrix products.                                             */
 
+/* Make the calling thread flush denormals to zero (x86 FTZ and DAZ). Every
+ * thread that runs the core calls it first: results stay deterministic, and
+ * values below 1.2e-38 never matter to training. */
+void nn_thread_init(void);
 /* Set OpenBLAS's thread count (n >= 1). */
 void nn_set_threads(int n);
 int nn_get_threads(void);
@@ -80,6 +84,10 @@ void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
 /* backward: dinp += dout * f'(.) computed from inp (or out where noted).    */
 
 typedef enum { NN_RELU, NN_GELU, NN_TANH, NN_SILU, NN_IDENTITY } nn_act_t;
+
+/* exp(x) within 2 ulp of expf on [-87, 88] (clamped outside), written so loops
+ * calling it vectorise; the core's softmaxes and GELU use it. */
+float nn_expf(float x);
 
 /* Parse "relu" | "gelu" | "tanh" | "silu" | "identity"; -1 if unknown. */
 int nn_act_parse(const char *name);
