@@ -141,7 +141,7 @@ if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
   [ -d w1.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store w1.lmdb >/dev/null 2>&1
   "$LATHE" run "$T/sweep_dqn.lua" --store rm4.lmdb --workers 2 >/dev/null 2>&1 &
   pid=$!
-  sleep 1.5
+  sleep 0.8
   kill -TERM $pid; wait $pid; rc=$?
   "$LATHE" resume 1 2 3 4 --store rm4.lmdb --workers 2 >/dev/null 2>rm4.err; rc2=$?
   same=1

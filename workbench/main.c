@@ -295,22 +295,31 @@ static int cmd_resume(opts_t *o) {
   lathe_run_t *runs[o->nargs];
   int n = 0;
   if (!(rc = lathe_session_init(&s, st))) {
-    for (int i = 0; i < o->nargs && !rc; i++)
-      if (!(rc = lathe_run_reopen(&s, ids[i], &runs[n]))) rc = lathe_run_start(runs[n++]);
+    for (int i = 0; i < o->nargs && !rc; i++) {
+      rc = lathe_run_reopen(&s, ids[i], &runs[n]);
+      if (rc == LATHE_EUSAGE && o->nargs > 1) { /* a finished run among several: skip it */
+        fprintf(stderr, "lathe: %s; skipping it\n", lathe_lasterr());
+        rc = 0;
+        continue;
+      }
+      if (!rc) rc = lathe_run_start(runs[n++]);
+    }
     if (rc) lathe_session_stop_all(&s); /* the ones already going checkpoint and stop */
     lathe_headless_start(&s);
     if (n) uv_run(&s.loop, UV_RUN_DEFAULT);
   }
-  char msg[1024];
-  snprintf(msg, sizeof msg, "%s", lathe_lasterr());
-  lathe_session_close(&s); /* joins the workers: the runs' final states are known */
-  if (rc) lathe_seterr(rc, "%s", msg);
-  else if (s.signal) rc = LATHE_EINTR;
+  /* every run has ended (the loop stops only then): read their outcomes
+   * before the session frees them */
+  if (!rc && s.signal) rc = LATHE_EINTR;
   for (int i = 0; i < n && !rc; i++)
     if (runs[i]->err)
       rc = lathe_seterr(runs[i]->err == LATHE_ESTORE || runs[i]->err == LATHE_ENAN ? runs[i]->err
                                                                                  : LATHE_ERUN,
                         "run %u: %s", runs[i]->id, runs[i]->errmsg);
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", lathe_lasterr());
+  lathe_session_close(&s);
+  if (rc) lathe_seterr(rc, "%s", msg);
   int code = session_exit(&s, rc);
   lathe_store_close(st);
   return code;

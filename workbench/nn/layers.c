@@ -30,7 +30,7 @@ static inline float fexp(float x) {
     float f;
     int32_t i;
   } u = {p};
-  u.i += (int32_t)n << 23;
+  u.i += (int32_t)((uint32_t)(int32_t)n << 23); /* shift unsigned: n may be negative */
   return u.f;
 }
 
