@@ -443,14 +443,9 @@ typedef struct {
 static int dget_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   dget_args *a = arg;
   if (a->i < 0) { /* count */
-    char *man;
-    if (lathe_store_ds_get_manifest(st, txn, a->name, &man)) return 0;
-    json_object *m = json_tokener_parse(man), *c;
-    lua_pushinteger(a->L, m && json_object_object_get_ex(m, "count", &c)
-                              ? json_object_get_int64(c)
-                              : 0);
-    json_object_put(m);
-    free(man);
+    int64_t n;
+    if (lathe_dataset_count(st, txn, a->name, &n)) return 0;
+    lua_pushinteger(a->L, n);
     a->found = 1;
     return 0;
   }

@@ -241,6 +241,17 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
   return rc;
 }
 
+int lathe_dataset_count(lathe_store_t *st, MDB_txn *txn, const char *name, int64_t *count) {
+  char *man;
+  int rc = lathe_store_ds_get_manifest(st, txn, name, &man);
+  if (rc) return rc;
+  json_object *m = json_tokener_parse(man), *c;
+  *count = m && json_object_object_get_ex(m, "count", &c) ? json_object_get_int64(c) : 0;
+  json_object_put(m);
+  free(man);
+  return 0;
+}
+
 /* ---- export --------------------------------------------------------------------- */
 
 typedef struct {
@@ -250,13 +261,9 @@ typedef struct {
 
 static int export_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   export_args *a = arg;
-  char *man;
-  int rc = lathe_store_ds_get_manifest(st, txn, a->name, &man);
+  int64_t n;
+  int rc = lathe_dataset_count(st, txn, a->name, &n);
   if (rc) return rc;
-  json_object *m = json_tokener_parse(man), *c;
-  int64_t n = m && json_object_object_get_ex(m, "count", &c) ? json_object_get_int64(c) : 0;
-  json_object_put(m);
-  free(man);
   for (int64_t i = 0; i < n; i++) {
     MDB_val v;
     if ((rc = lathe_store_ds_get(st, txn, a->name, (uint64_t)i, &v))) return rc;

@@ -34,6 +34,8 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
 /* Write records (an array of JSON objects, borrowed) as dataset name. */
 int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
                          json_object *records, const char *source);
+/* Number of records of dataset name (from its manifest); LATHE_ENOTFOUND if none. */
+int lathe_dataset_count(lathe_store_t *st, MDB_txn *txn, const char *name, int64_t *count);
 /* Write every record of name to f as JSON Lines. */
 int lathe_dataset_export(lathe_store_t *st, const char *name, FILE *f);
 

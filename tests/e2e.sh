@@ -152,27 +152,38 @@ if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
 fi
 
 # ---- exact resume after SIGKILL at random moments ----
-# kill_resume NAME RECIPE ARGS...: the run killed with SIGKILL at random moments
-# (at least $KILLS times), each time resumed, must end bit-identical to ref
+# kill_resume NAME TOTAL RECIPE ARGS...: the run (TOTAL steps) is killed with
+# SIGKILL at $KILLS+ moments spread over its length, whatever the machine's
+# speed: for each random target step it is (re)started, watched until its
+# stored step passes the target, given a random extra 0-0.1 s, and killed.
+# Each kill is followed by `lathe resume`; the end must be bit-identical to a
+# run never stopped.
+step_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "step": *\([0-9]*\).*/\1/p'; }
 kill_resume() {
-  local name=$1 recipe=$2
-  shift 2
+  local name=$1 total=$2 recipe=$3
+  shift 3
   want "$name" || return 0
   rm -rf ref_$name.lmdb k_$name.lmdb
   "$LATHE" run "$recipe" --store ref_$name.lmdb "$@" >/dev/null 2>&1
   RANDOM=7
-  "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
-  local pid=$! kills=0
-  sleep 0.4
-  while kill -0 $pid 2>/dev/null; do
+  local targets kills=0 pid first=1 target
+  targets=$(for i in $(seq $((KILLS + 4))); do echo $((RANDOM * 32768 + RANDOM)); done |
+            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.95)}' | sort -n)
+  for target in $targets; do
+    if [ $first = 1 ]; then "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
+    else "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err & fi
+    pid=$!
+    first=0
+    while kill -0 $pid 2>/dev/null; do
+      s=$(step_of k_$name.lmdb 1)
+      [ -n "$s" ] && [ "$s" -ge "$target" ] && break
+      sleep 0.03
+    done
+    sleep "$(printf '0.%02d' $((RANDOM % 10)))"
     if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
     wait $pid 2>/dev/null
     [ "$(status_of k_$name.lmdb 1)" = done ] && break
-    "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err &
-    pid=$!
-    sleep "$(printf '0.%02d' $((RANDOM % 25 + 5)))"
   done
-  wait $pid 2>/dev/null
   while [ "$(status_of k_$name.lmdb 1)" != done ]; do
     "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err || break
   done
@@ -184,8 +195,8 @@ kill_resume() {
       "$(diff <(curve ref_$name.lmdb 1) <(curve k_$name.lmdb 1) | head -5)" "$(tail -3 k.err)"
   fi
 }
-kill_resume resume_after_sigkill "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
-kill_resume dqn_resume_after_sigkill "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
+kill_resume resume_after_sigkill 3000 "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
+kill_resume dqn_resume_after_sigkill 40000 "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
 cp -r ref_resume_after_sigkill.lmdb ref.lmdb 2>/dev/null
 
 # ---- DQN learns CartPole-v1 within 100k steps (mse and hl_gauss heads, seed 1) ----

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../storage/dataset.h"
 #include "error.h"
 #include "registry.h"
 #include "nn/nn.h"
@@ -234,14 +235,7 @@ typedef struct {
 
 static int ds_count_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   ds_args *a = arg;
-  char *man;
-  int rc = lathe_store_ds_get_manifest(st, txn, a->name, &man);
-  if (rc) return rc;
-  json_object *o = json_tokener_parse(man), *n;
-  a->count = o && json_object_object_get_ex(o, "count", &n) ? json_object_get_int64(n) : 0;
-  json_object_put(o);
-  free(man);
-  return 0;
+  return lathe_dataset_count(st, txn, a->name, &a->count);
 }
 
 static int64_t h_dataset_count(lathe_ctx_t *c, const char *name) {
