@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the Debian packages lathe builds against, if any are missing.
+# Install the Debian packages lathe builds and tests against, if any are missing
+# (python3 only checks JSON output in tests/e2e.sh).
 # As root it runs apt-get (update once, then install); otherwise it names
 # exactly what to install and exits 1.
 set -e
-PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libuv1-dev liblmdb-dev libncurses-dev libjson-c-dev zlib1g-dev"
+PKGS="build-essential pkg-config libopenblas-dev liblua5.4-dev libuv1-dev liblmdb-dev libncurses-dev libjson-c-dev zlib1g-dev python3"
 [ -n "$LATHE_DEPS_EXTRA" ] && PKGS="$PKGS $LATHE_DEPS_EXTRA"
 missing=""
 for p in $PKGS; do
