@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "nn.h"
 
 int nn_head_parse(const char *name) {
@@ -46,12 +47,10 @@ int nn_head_init(nn_head_t *h, nn_head_kind_t kind, int bins, float v_min, float
 float nn_head_decode(const nn_head_t *h, const float *out) {
   if (h->bins == 1) return out[0];
   int K = h->bins;
-  float mx = -INFINITY, sum = 0.0f, v = 0.0f;
+  float mx = -INFINITY, sum = 0.0f, v = 0.0f, e[NN_HEAD_MAX_BINS];
   for (int k = 0; k < K; k++) mx = out[k] > mx ? out[k] : mx;
-  for (int k = 0; k < K; k++) {
-    float e = expf(out[k] - mx);
-    sum += e, v += e * h->centers[k];
-  }
+  for (int k = 0; k < K; k++) e[k] = fexp(out[k] - mx); /* vectorised */
+  for (int k = 0; k < K; k++) sum += e[k], v += e[k] * h->centers[k];
   return v / sum;
 }
 
@@ -64,20 +63,19 @@ void nn_head_target(const nn_head_t *h, float y, float *p) {
   y = clip(h, y);
   memset(p, 0, sizeof(float) * K);
   if (h->kind == NN_HEAD_HL_GAUSS) {
-    /* truncated Gaussian mass per bin; the 1/2 of Phi cancels in the ratio */
-    double z = ((double)h->v_max - h->v_min) / K, s = sqrt(2.0) * h->sigma;
-    double lo = erf((h->v_min - (double)y) / s), hi = erf((h->v_max - (double)y) / s);
-    double norm = hi - lo, prev = lo;
-    if (norm <= 0.0) { /* sigma so small the mass underflows: one-hot on y's bin */
+    /* truncated Gaussian mass per bin: differences of erf at the edges (the 1/2
+     * of Phi cancels in the ratio); the K+1 erfs in one vectorised loop */
+    float z = (h->v_max - h->v_min) / K, inv = 1.0f / (1.41421356f * h->sigma), e[NN_HEAD_MAX_BINS + 1];
+    e[0] = ferf((h->v_min - y) * inv);
+    for (int k = 1; k <= K; k++) e[k] = ferf((h->v_min + k * z - y) * inv);
+    float norm = e[K] - e[0];
+    if (!(norm > 0.0f)) { /* sigma so small the mass underflows: one-hot on y's bin */
       int k = (int)((y - h->v_min) / z);
       p[k < K ? k : K - 1] = 1.0f;
       return;
     }
-    for (int k = 0; k < K; k++) {
-      double e = erf((h->v_min + (k + 1) * z - (double)y) / s);
-      p[k] = (float)((e - prev) / norm);
-      prev = e;
-    }
+    float rn = 1.0f / norm;
+    for (int k = 0; k < K; k++) p[k] = (e[k + 1] - e[k]) * rn;
     return;
   }
   /* two-hot on the atoms */

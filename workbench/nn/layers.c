@@ -12,27 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a vectorisable exp ---------------------------------------------------- */
-/* exp(x) for float, branch-free so -O3 vectorises the loops that call it:
- * x = n ln2 + r with |r| <= ln2/2 (n rounded by the 1.5*2^23 trick), exp(r) by
- * its degree-6 Taylor polynomial (truncation < 1.3e-7 relative), times 2^n by
- * adding n to the exponent bits. Within 2 ulp of expf on [-87, 88]; inputs are
- * clamped there (exp(-87) is still a normal float). NaN stays NaN. */
-static inline float fexp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float t = x * 1.44269504088896341f;
-  float n = (t + 12582912.0f) - 12582912.0f;
-  float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
-                                                  r * (0.00833333377f + r * 0.00138888892f)))));
-  union {
-    float f;
-    int32_t i;
-  } u = {p};
-  u.i += (int32_t)((uint32_t)(int32_t)n << 23); /* shift unsigned: n may be negative */
-  return u.f;
-}
+#include "fastmath.h"
 
 float nn_expf(float x) { return fexp(x); }
 
@@ -311,7 +291,8 @@ void nn_add(float *y, const float *x, size_t n) {
 static void log_softmax_row(float *out, const float *x, int K) {
   float mx = -INFINITY, sum = 0.0f;
   for (int k = 0; k < K; k++) mx = x[k] > mx ? x[k] : mx;
-  for (int k = 0; k < K; k++) sum += expf(x[k] - mx);
+  for (int k = 0; k < K; k++) out[k] = fexp(x[k] - mx); /* vectorised; out as scratch */
+  for (int k = 0; k < K; k++) sum += out[k];
   float lse = mx + logf(sum);
   for (int k = 0; k < K; k++) out[k] = x[k] - lse;
 }
@@ -376,10 +357,10 @@ float nn_soft_ce_loss(float *dlogits, const float *logits, const float *target, 
   for (int n = 0; n < N; n++) {
     const float *x = logits + (size_t)n * K, *t = target + (size_t)n * K;
     log_softmax_row(lp, x, K);
-    for (int k = 0; k < K; k++) {
+    for (int k = 0; k < K; k++)
       if (t[k] != 0.0f) loss -= (double)t[k] * lp[k];
-      if (dlogits) dlogits[(size_t)n * K + k] = (expf(lp[k]) - t[k]) / N;
-    }
+    if (dlogits)
+      for (int k = 0; k < K; k++) dlogits[(size_t)n * K + k] = (fexp(lp[k]) - t[k]) / N;
   }
   return (float)(loss / N);
 }

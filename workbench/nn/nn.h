@@ -123,7 +123,8 @@ void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size
 /* y += x over n values (residual add forward); its backward is the same call. */
 void nn_add(float *y, const float *x, size_t n);
 
-/* Row-wise softmax / log-softmax of x(N,K), numerically stable. */
+/* Row-wise softmax / log-softmax of x(N,K), numerically stable; out must not
+ * overlap x. */
 void nn_softmax(float *out, const float *x, int N, int K);
 void nn_log_softmax(float *out, const float *x, int N, int K);
 /* Backward from the forward's output y(N,K): dx += y * (dy - rowsum(dy * y)). */
