@@ -315,8 +315,7 @@ int lathe_store_run_each(lathe_store_t *s, MDB_txn *txn, lathe_run_cb cb, void *
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Delete every key of db that starts with prefix (len bytes), optionally only
- * those whose key compares greater than `from` (same length as the keys). */
+/* Delete every key of db that starts with prefix (len bytes). */
 static int del_prefix(lathe_store_t *s, MDB_txn *txn, MDB_dbi db, const uint8_t *prefix,
                       size_t len) {
   MDB_cursor *c;

@@ -190,8 +190,7 @@ int lathe_registry_add_env(void) {
         size_t n = strlen(de->d_name);
         if (n < 4 || strcmp(de->d_name + n - 3, ".so")) continue;
         char p[PATH_MAX * 2];
-        snprintf(p, sizeof p, "%s%s%s", tok[0] == '/' ? "" : "./", tok, "");
-        snprintf(p + strlen(p), sizeof p - strlen(p), "/%s", de->d_name);
+        snprintf(p, sizeof p, "%s%s/%s", tok[0] == '/' ? "" : "./", tok, de->d_name);
         rc = lathe_registry_add(NULL, p, where);
       }
       if (d) closedir(d);

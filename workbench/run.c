@@ -544,7 +544,6 @@ static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   lathe_buf_free(&b);
   if (!rc) {
     r->last_ckpt_step = (uint64_t)r->step;
-    r->last_ckpt_time = lathe_now();
     push_event(r->sess, EV_CKPT, r, NULL, 0, NULL);
   }
   return rc;
@@ -651,7 +650,6 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
 }
 
 static void begin(lathe_run_t *r) {
-  r->started = lathe_now();
   r->diverged = 0;
   int rc = r->plugin->create(&host, &r->ctx, &r->self);
   if (rc) {

@@ -71,7 +71,7 @@ typedef struct lathe_run {
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
   uint64_t last_ckpt_step;     /* [worker] */
-  double created, started, last_flush, last_ckpt_time;
+  double created, last_flush;
   _Atomic int status;          /* lathe_status_t */
   atomic_int stop_req;         /* 1: checkpoint and stop (interrupted) */
   atomic_int ckpt_req, pause_req;
