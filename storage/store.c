@@ -124,7 +124,7 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
                             "no store at %s (run a recipe first, or pass --store PATH)", path);
       return lathe_seterr(LATHE_ESTORE, "store %s: %s", path, strerror(e));
     }
-    if (mkdir(path, 0755)) {
+    if (mkdir(path, 0755) && errno != EEXIST) { /* EEXIST: another process just made it */
       int e = errno;
       free(s);
       return lathe_seterr(LATHE_ESTORE, "cannot create store %s: %s", path, strerror(e));
