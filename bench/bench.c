@@ -67,8 +67,10 @@ static void dqn_step(dqn_w *w) {
       best = v > best ? v : best;
     }
     float yv = w->rew[b] + 0.99f * (1 - w->done[b]) * best;
-    if (K == 1) w->y[b] = yv;
-    else nn_head_target(&w->head, yv, w->y + b * K);
+    if (K == 1)
+      w->y[b] = yv;
+    else
+      nn_head_target(&w->head, yv, w->y + b * K);
   }
   float *out = nn_mlp_forward(&w->q, w->obs, B);
   for (int b = 0; b < B; b++) memcpy(w->gath + b * K, out + (b * A + w->act[b]) * K, 4 * K);
@@ -293,8 +295,8 @@ static double sgemm_alone(int reps, double *flops) {
   for (int r = 0; r < reps + 2; r++) {
     double t0 = now();
     for (int i = 0; i < n; i++)
-      nn_sgemm(g[i].ta, g[i].tb, g[i].M, g[i].N, g[i].K, 1.0f, A, g[i].lda, Bm, g[i].ldb,
-               g[i].beta, C, g[i].ldc);
+      nn_sgemm(g[i].ta, g[i].tb, g[i].M, g[i].N, g[i].K, 1.0f, A, g[i].lda, Bm, g[i].ldb, g[i].beta,
+               C, g[i].ldc);
     if (r >= 2) t[r - 2] = now() - t0;
   }
   qsort(t, reps, sizeof *t, cmpd);

@@ -25,10 +25,10 @@ typedef struct recipe {
   lathe_session_t *s;
   lua_State *L, *co;
   int co_ref;
-  int running;      /* coroutine alive (suspended or running) */
+  int running; /* coroutine alive (suspended or running) */
   lathe_run_t **waiting;
   int nwaiting;
-  int err;          /* first failure code */
+  int err; /* first failure code */
   char errmsg[4096];
   int err_code_hint; /* set by C functions before raising a Lua error */
 } recipe_t;
@@ -53,11 +53,21 @@ static void where(lua_State *L, char *buf, size_t n) {
 
 static void push_json(lua_State *L, json_object *o) {
   switch (json_object_get_type(o)) {
-  case json_type_null: lua_pushnil(L); break;
-  case json_type_boolean: lua_pushboolean(L, json_object_get_boolean(o)); break;
-  case json_type_int: lua_pushinteger(L, json_object_get_int64(o)); break;
-  case json_type_double: lua_pushnumber(L, json_object_get_double(o)); break;
-  case json_type_string: lua_pushstring(L, json_object_get_string(o)); break;
+  case json_type_null:
+    lua_pushnil(L);
+    break;
+  case json_type_boolean:
+    lua_pushboolean(L, json_object_get_boolean(o));
+    break;
+  case json_type_int:
+    lua_pushinteger(L, json_object_get_int64(o));
+    break;
+  case json_type_double:
+    lua_pushnumber(L, json_object_get_double(o));
+    break;
+  case json_type_string:
+    lua_pushstring(L, json_object_get_string(o));
+    break;
   case json_type_array:
     lua_createtable(L, (int)json_object_array_length(o), 0);
     for (size_t i = 0; i < json_object_array_length(o); i++) {
@@ -78,11 +88,13 @@ static void push_json(lua_State *L, json_object *o) {
 static json_object *to_json(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
-  case LUA_TBOOLEAN: return json_object_new_boolean(lua_toboolean(L, idx));
+  case LUA_TBOOLEAN:
+    return json_object_new_boolean(lua_toboolean(L, idx));
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) return json_object_new_int64(lua_tointeger(L, idx));
     return json_object_new_double(lua_tonumber(L, idx));
-  case LUA_TSTRING: return json_object_new_string(lua_tostring(L, idx));
+  case LUA_TSTRING:
+    return json_object_new_string(lua_tostring(L, idx));
   case LUA_TTABLE: {
     if (depth > 32) return NULL;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
@@ -104,7 +116,8 @@ static json_object *to_json(lua_State *L, int idx, int depth) {
     }
     return o;
   }
-  default: return NULL;
+  default:
+    return NULL;
   }
 }
 
@@ -133,8 +146,10 @@ static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   json_object *v;
   if (rec && json_object_object_get_ex(rec, "step", &v))
     lua_pushinteger(L, json_object_get_int64(v)), lua_setfield(L, idx, "step");
-  if (rec && json_object_object_get_ex(rec, "summary", &v)) push_json(L, v);
-  else lua_newtable(L);
+  if (rec && json_object_object_get_ex(rec, "summary", &v))
+    push_json(L, v);
+  else
+    lua_newtable(L);
   lua_setfield(L, idx, "summary");
   if (rec && json_object_object_get_ex(rec, "config", &v))
     push_json(L, v), lua_setfield(L, idx, "config");
@@ -168,7 +183,9 @@ static lathe_run_t *start_run(lua_State *L) {
       }
       keys[n] = lua_tostring(L, -2);
       switch (lua_type(L, -1)) {
-      case LUA_TBOOLEAN: vals[n] = lua_toboolean(L, -1) ? "true" : "false"; break;
+      case LUA_TBOOLEAN:
+        vals[n] = lua_toboolean(L, -1) ? "true" : "false";
+        break;
       case LUA_TNUMBER:
         if (lua_isinteger(L, -1))
           snprintf(valbuf[n], 64, "%lld", (long long)lua_tointeger(L, -1));
@@ -176,11 +193,13 @@ static lathe_run_t *start_run(lua_State *L) {
           snprintf(valbuf[n], 64, "%.17g", lua_tonumber(L, -1));
         vals[n] = valbuf[n];
         break;
-      case LUA_TSTRING: vals[n] = lua_tostring(L, -1); break;
+      case LUA_TSTRING:
+        vals[n] = lua_tostring(L, -1);
+        break;
       default:
         rc->err_code_hint = LATHE_ECONFIG;
-        luaL_error(L, "%s: config key '%s' has a %s value (want number, string or bool)",
-                   plugin, keys[n], luaL_typename(L, -1));
+        luaL_error(L, "%s: config key '%s' has a %s value (want number, string or bool)", plugin,
+                   keys[n], luaL_typename(L, -1));
       }
       n++;
       lua_pop(L, 1); /* keys stay referenced by the table at 2 */
@@ -294,12 +313,18 @@ static int l_opt(lua_State *L) {
         rc->err_code_hint = LATHE_ECONFIG;
         luaL_error(L, "--set %s: '%s' is not a number", name, val);
       }
-      if (lua_isinteger(L, 2) && x == floor(x)) lua_pushinteger(L, (lua_Integer)x);
-      else lua_pushnumber(L, x);
+      if (lua_isinteger(L, 2) && x == floor(x))
+        lua_pushinteger(L, (lua_Integer)x);
+      else
+        lua_pushnumber(L, x);
       return 1;
     }
-    case LUA_TBOOLEAN: lua_pushboolean(L, !strcmp(val, "true") || !strcmp(val, "1")); return 1;
-    default: lua_pushstring(L, val); return 1;
+    case LUA_TBOOLEAN:
+      lua_pushboolean(L, !strcmp(val, "true") || !strcmp(val, "1"));
+      return 1;
+    default:
+      lua_pushstring(L, val);
+      return 1;
     }
   }
   lua_settop(L, 2);
@@ -555,14 +580,16 @@ static int env_set_state(lua_State *L) {
 static int env_step(lua_State *L) {
   lenv_t *v = check_env(L);
   float a[64], obs[256];
-  if (v->discrete) a[0] = (float)luaL_checkinteger(L, 2);
+  if (v->discrete)
+    a[0] = (float)luaL_checkinteger(L, 2);
   else if (lua_istable(L, 2))
     for (int i = 0; i < v->nact && i < 64; i++) {
       lua_rawgeti(L, 2, i + 1);
       a[i] = (float)lua_tonumber(L, -1);
       lua_pop(L, 1);
     }
-  else a[0] = (float)luaL_checknumber(L, 2);
+  else
+    a[0] = (float)luaL_checknumber(L, 2);
   double r;
   int term, trunc;
   if (v->e->p->env_step(v->e->self, a, obs, &r, &term, &trunc))
@@ -622,12 +649,15 @@ static const char *prelude =
     "    if k == 1 then local d = {} for i = 1, #r do d[i] = string.rep('-', w[i]) end\n"
     "      print(table.concat(d, '  ')) end end end\n";
 
-static const luaL_Reg lathe_funcs[] = {
-    {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
-    {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
-    {"env", env_new}, {NULL, NULL}};
-static const luaL_Reg data_funcs[] = {{"import", l_data_import}, {"create", l_data_create},
-                                      {"count", l_data_count},   {"get", l_data_get},
+static const luaL_Reg lathe_funcs[] = {{"run", l_run},   {"spawn", l_spawn},
+                                       {"wait", l_wait}, {"register", l_register},
+                                       {"opt", l_opt},   {"metrics", l_metrics},
+                                       {"runs", l_runs}, {"log", l_log},
+                                       {"env", env_new}, {NULL, NULL}};
+static const luaL_Reg data_funcs[] = {{"import", l_data_import},
+                                      {"create", l_data_create},
+                                      {"count", l_data_count},
+                                      {"get", l_data_get},
                                       {NULL, NULL}};
 
 static int open_lathe(lua_State *L) {
@@ -694,8 +724,7 @@ static void fail(recipe_t *rc, int code, const char *msg) {
 /* Stop the loop once nothing can happen: the recipe ended (or a signal
  * abandoned it) and the worker holds no run. */
 static void maybe_stop(recipe_t *rc) {
-  if ((!rc->running || rc->s->signal) && lathe_session_active(rc->s) == 0)
-    uv_stop(&rc->s->loop);
+  if ((!rc->running || rc->s->signal) && lathe_session_active(rc->s) == 0) uv_stop(&rc->s->loop);
 }
 
 /* Resume the coroutine; on error record file:line + traceback. */
@@ -790,13 +819,15 @@ int lathe_recipe_run(lathe_session_t *s, const char *path) {
   /* a coroutine still suspended here was abandoned (signal) */
   int result = rc.err;
   if (s->signal) result = LATHE_EINTR;
-  if (result) lathe_seterr(result, "%s", rc.err ? rc.errmsg : "stopped by a signal");
-  else lathe_clearerr();
+  if (result)
+    lathe_seterr(result, "%s", rc.err ? rc.errmsg : "stopped by a signal");
+  else
+    lathe_clearerr();
   /* --set keys nobody used are a mistake the user wants to hear about */
   for (int i = 0; !result && i < s->nsets; i++)
     if (!s->set_used[i])
-      result = lathe_seterr(LATHE_ECONFIG, "--set %s: no run or lathe.opt used this key",
-                            s->sets[i]);
+      result =
+          lathe_seterr(LATHE_ECONFIG, "--set %s: no run or lathe.opt used this key", s->sets[i]);
   luaL_unref(rc.L, LUA_REGISTRYINDEX, rc.co_ref);
   lua_close(rc.L);
   free(rc.waiting);

@@ -15,9 +15,10 @@
 
 /* Options every environment has. */
 #define ENV_COMMON_OPTS(steps)                                                                     \
-  {"max_episode_steps", LATHE_INT, steps, 1, 1e9, NULL, "time limit (TimeLimit truncation)"},      \
-      {"reward_noise", LATHE_NUM, "0", 0, 1e6, NULL,                                               \
-       "std of zero-mean Gaussian noise added to every reward (0: off)"}
+  {"max_episode_steps", LATHE_INT, steps, 1, 1e9, NULL, "time limit (TimeLimit truncation)"}, {    \
+    "reward_noise", LATHE_NUM, "0", 0, 1e6, NULL,                                                  \
+        "std of zero-mean Gaussian noise added to every reward (0: off)"                           \
+  }
 
 typedef struct env_common {
   nn_rng_t rng, noise_rng; /* initial states; reward noise */
@@ -61,17 +62,18 @@ static inline double env_pow2(double x) {
 }
 
 #define ENV_SAVE_LOAD(type)                                                                        \
-  static int env_save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {        \
+  static int env_save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
     lathe_buf_put(b, self, sizeof(type));                                                          \
     return 0;                                                                                      \
   }                                                                                                \
-  static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {        \
+  static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
     lathe_buf_get(b, self, sizeof(type));                                                          \
     return b->err ? LATHE_ECKPT : 0;                                                               \
   }                                                                                                \
-  static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                      \
-    return h->fail(c, LATHE_EPLUGIN, "an environment cannot run alone: use it from an "         \
-                                     "algorithm or lathe.env()");                                  \
+  static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                       \
+    return h->fail(c, LATHE_EPLUGIN,                                                               \
+                   "an environment cannot run alone: use it from an "                              \
+                   "algorithm or lathe.env()");                                                    \
   }
 
 #endif

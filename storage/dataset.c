@@ -12,7 +12,7 @@
 typedef struct {
   const char *name;
   const char *fields[7]; /* NULL-terminated */
-  const char *types; /* per field: s string, b bool, n number, v number array, a number|array */
+  const char *types;     /* per field: s string, b bool, n number, v number array, a number|array */
 } schema_t;
 
 static const schema_t schemas[] = {
@@ -30,18 +30,28 @@ static const schema_t *find_schema(const char *name) {
   return NULL;
 }
 
-int lathe_schema_known(const char *schema) { return find_schema(schema) != NULL; }
-const char *lathe_schema_list(void) { return "prefs, sft, math, text, transitions, any"; }
+int lathe_schema_known(const char *schema) {
+  return find_schema(schema) != NULL;
+}
+const char *lathe_schema_list(void) {
+  return "prefs, sft, math, text, transitions, any";
+}
 
 static const char *type_word(json_object *v) {
   switch (json_object_get_type(v)) {
-  case json_type_null: return "null";
-  case json_type_boolean: return "a bool";
+  case json_type_null:
+    return "null";
+  case json_type_boolean:
+    return "a bool";
   case json_type_double:
-  case json_type_int: return "a number";
-  case json_type_string: return "a string";
-  case json_type_array: return "an array";
-  default: return "an object";
+  case json_type_int:
+    return "a number";
+  case json_type_string:
+    return "a string";
+  case json_type_array:
+    return "an array";
+  default:
+    return "an object";
   }
 }
 
@@ -58,8 +68,9 @@ static int num_array(json_object *v) {
 
 int lathe_schema_check(const char *schema, json_object *rec) {
   const schema_t *s = find_schema(schema);
-  if (!s) return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
-                              lathe_schema_list());
+  if (!s)
+    return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
+                        lathe_schema_list());
   if (!json_object_is_type(rec, json_type_object))
     return lathe_seterr(LATHE_EDATA, "record is %s, want an object", type_word(rec));
   for (int i = 0; s->fields[i]; i++) {
@@ -69,14 +80,25 @@ int lathe_schema_check(const char *schema, json_object *rec) {
     int ok = 0;
     const char *want = "";
     switch (s->types[i]) {
-    case 's': ok = json_object_is_type(v, json_type_string), want = "a string"; break;
-    case 'b': ok = json_object_is_type(v, json_type_boolean), want = "a bool"; break;
-    case 'n': ok = is_num(v), want = "a number"; break;
-    case 'v': ok = num_array(v), want = "an array of numbers"; break;
-    case 'a': ok = is_num(v) || num_array(v), want = "a number or an array of numbers"; break;
+    case 's':
+      ok = json_object_is_type(v, json_type_string), want = "a string";
+      break;
+    case 'b':
+      ok = json_object_is_type(v, json_type_boolean), want = "a bool";
+      break;
+    case 'n':
+      ok = is_num(v), want = "a number";
+      break;
+    case 'v':
+      ok = num_array(v), want = "an array of numbers";
+      break;
+    case 'a':
+      ok = is_num(v) || num_array(v), want = "a number or an array of numbers";
+      break;
     }
-    if (!ok) return lathe_seterr(LATHE_EDATA, "field '%s' is %s, want %s", s->fields[i],
-                                 type_word(v), want);
+    if (!ok)
+      return lathe_seterr(LATHE_EDATA, "field '%s' is %s, want %s", s->fields[i], type_word(v),
+                          want);
   }
   return 0;
 }
@@ -103,8 +125,9 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
                         a->name, a->name);
   size_t n = json_object_array_length(a->records);
   for (size_t i = 0; i < n; i++) {
-    const char *txt = json_object_to_json_string_ext(json_object_array_get_idx(a->records, i),
-                                                     JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *txt =
+        json_object_to_json_string_ext(json_object_array_get_idx(a->records, i),
+                                       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     int rc = lathe_store_ds_put(st, txn, a->name, i, txt, strlen(txt));
     if (rc) return rc;
   }
@@ -115,8 +138,9 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   json_object_object_add(m, "source", json_object_new_string(a->source ? a->source : ""));
   json_object_object_add(m, "created", json_object_new_double(lathe_now()));
   json_object_object_add(m, "sha", json_object_new_string(a->sha));
-  int rc = lathe_store_ds_put_manifest(st, txn, a->name,
-                                       json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  int rc = lathe_store_ds_put_manifest(
+      st, txn, a->name,
+      json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put(m);
   return rc;
 }
@@ -142,13 +166,14 @@ int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema
     if (lathe_schema_check(schema, json_object_array_get_idx(records, i)))
       return lathe_seterr(LATHE_EDATA, "%s: record %zu: %s", name, i + 1, lathe_lasterr());
   write_args a = {name, schema, source, records, ""};
-  const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+  const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE);
   lathe_hash_hex(all, strlen(all), a.sha);
   return st ? lathe_store_write(st, write_txn, &a) : 0;
 }
 
-int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
-                         const char *schema, int64_t *count) {
+int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, const char *schema,
+                         int64_t *count) {
   *count = 0;
   if (!valid_name(name))
     return lathe_seterr(LATHE_EUSAGE, "bad dataset name '%s' (letters, digits, - _ . /)", name);
@@ -208,8 +233,8 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
       size_t k = json_tokener_get_parse_end(tok);
       while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
       if (k < len) {
-        rc = lathe_seterr(LATHE_EDATA, "%s:%ld: invalid JSON: trailing text after the record",
-                          file, lineno);
+        rc = lathe_seterr(LATHE_EDATA, "%s:%ld: invalid JSON: trailing text after the record", file,
+                          lineno);
         json_object_put(obj);
         break;
       }

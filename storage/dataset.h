@@ -29,8 +29,8 @@ int lathe_schema_check(const char *schema, json_object *rec);
  * first; any bad line fails the whole import with "file:line: ..." and leaves
  * the store unchanged. Refuses an existing name. With store NULL, only checks.
  * *count receives the number of records. */
-int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name,
-                         const char *schema, int64_t *count);
+int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, const char *schema,
+                         int64_t *count);
 /* Write records (an array of JSON objects, borrowed) as dataset name. */
 int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
                          json_object *records, const char *source);

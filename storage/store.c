@@ -50,11 +50,11 @@ static const struct {
   const char *name;
   int network;
 } fstypes[] = {
-    {0xEF53, "ext4", 0},       {0x58465342, "xfs", 0},     {0x9123683E, "btrfs", 0},
-    {0x01021994, "tmpfs", 0},  {0x794C7630, "overlay", 0}, {0x2FC12FC1, "zfs", 0},
-    {0x6969, "nfs", 1},        {0x517B, "smb", 1},         {0xFF534D42, "cifs", 1},
-    {0xFE534D42, "smb2", 1},   {0x65735546, "fuse", 1},    {0x6B414653, "afs", 1},
-    {0x47504653, "gpfs", 1},   {0x0BD00BD0, "lustre", 1},  {0x00C36400, "ceph", 1},
+    {0xEF53, "ext4", 0},      {0x58465342, "xfs", 0},     {0x9123683E, "btrfs", 0},
+    {0x01021994, "tmpfs", 0}, {0x794C7630, "overlay", 0}, {0x2FC12FC1, "zfs", 0},
+    {0x6969, "nfs", 1},       {0x517B, "smb", 1},         {0xFF534D42, "cifs", 1},
+    {0xFE534D42, "smb2", 1},  {0x65735546, "fuse", 1},    {0x6B414653, "afs", 1},
+    {0x47504653, "gpfs", 1},  {0x0BD00BD0, "lustre", 1},  {0x00C36400, "ceph", 1},
 };
 
 int lathe_store_fs_is_network(long f_type) {
@@ -89,8 +89,7 @@ static int open_dbs(lathe_store_t *s, MDB_txn *txn, void *arg) {
   rc = mdb_get(txn, s->meta, &k, &v);
   if (rc == MDB_NOTFOUND) {
     if (s->readonly)
-      return lathe_seterr(LATHE_ESTORE, "store %s: not a lathe store (no format record)",
-                          s->path);
+      return lathe_seterr(LATHE_ESTORE, "store %s: not a lathe store (no format record)", s->path);
     uint32_t f = LATHE_STORE_FORMAT;
     v.mv_size = 4, v.mv_data = &f;
     if ((rc = mdb_put(txn, s->meta, &k, &v, 0))) return mdb_fail(rc, "writing format", s);
@@ -256,8 +255,10 @@ int lathe_store_read(lathe_store_t *s, lathe_txn_fn fn, void *arg) {
     }
     rc = fn(s, txn, arg);
     /* commit, not abort: table handles opened in a read transaction survive only a commit */
-    if (rc) mdb_txn_abort(txn);
-    else mdb_txn_commit(txn);
+    if (rc)
+      mdb_txn_abort(txn);
+    else
+      mdb_txn_commit(txn);
     pthread_rwlock_unlock(&gate);
     return rc;
   }
@@ -265,8 +266,7 @@ int lathe_store_read(lathe_store_t *s, lathe_txn_fn fn, void *arg) {
 }
 
 /* A put that maps MDB_MAP_FULL through unchanged (lathe_store_write retries). */
-static int put(lathe_store_t *s, MDB_txn *txn, MDB_dbi db, MDB_val *k, MDB_val *v,
-               unsigned flags) {
+static int put(lathe_store_t *s, MDB_txn *txn, MDB_dbi db, MDB_val *k, MDB_val *v, unsigned flags) {
   int rc = mdb_put(txn, db, k, v, flags);
   if (rc && rc != MDB_MAP_FULL) return mdb_fail(rc, "put", s);
   return rc;
@@ -537,7 +537,8 @@ int lathe_store_ds_get_manifest(lathe_store_t *s, MDB_txn *txn, const char *name
   uint8_t key[220];
   MDB_val k = {ds_key(key, 'm', name, 0, 0), key}, v;
   int rc = mdb_get(txn, s->datasets, &k, &v);
-  if (rc == MDB_NOTFOUND) return lathe_seterr(LATHE_ENOTFOUND, "no dataset '%s' in %s", name, s->path);
+  if (rc == MDB_NOTFOUND)
+    return lathe_seterr(LATHE_ENOTFOUND, "no dataset '%s' in %s", name, s->path);
   if (rc) return mdb_fail(rc, "reading dataset manifest", s);
   *json = malloc(v.mv_size + 1);
   if (!*json) return LATHE_ENOMEM;
@@ -553,8 +554,7 @@ int lathe_store_ds_put(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_
   return put(s, txn, s->datasets, &k, &v, 0);
 }
 
-int lathe_store_ds_get(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_t i,
-                       MDB_val *val) {
+int lathe_store_ds_get(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_t i, MDB_val *val) {
   uint8_t key[220];
   MDB_val k = {ds_key(key, 'r', name, 1, i), key};
   int rc = mdb_get(txn, s->datasets, &k, val);

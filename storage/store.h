@@ -87,14 +87,12 @@ int lathe_store_ckpt_each(lathe_store_t *s, MDB_txn *txn, uint32_t run, lathe_ck
                           void *arg);
 
 /* ---- datasets ---- */
-int lathe_store_ds_put_manifest(lathe_store_t *s, MDB_txn *txn, const char *name,
-                                const char *json);
+int lathe_store_ds_put_manifest(lathe_store_t *s, MDB_txn *txn, const char *name, const char *json);
 int lathe_store_ds_get_manifest(lathe_store_t *s, MDB_txn *txn, const char *name, char **json);
 int lathe_store_ds_put(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_t i,
                        const char *json, size_t n);
 /* *val views LMDB memory. */
-int lathe_store_ds_get(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_t i,
-                       MDB_val *val);
+int lathe_store_ds_get(lathe_store_t *s, MDB_txn *txn, const char *name, uint64_t i, MDB_val *val);
 int lathe_store_ds_del(lathe_store_t *s, MDB_txn *txn, const char *name);
 /* Calls cb(name, manifest) for each dataset. */
 typedef int (*lathe_ds_cb)(const char *name, const char *manifest, void *arg);

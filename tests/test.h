@@ -17,7 +17,9 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 
 #define TEST(name)                                                                                 \
   static void test_##name(void);                                                                   \
-  __attribute__((constructor)) static void reg_##name(void) { test_register(#name, test_##name); } \
+  __attribute__((constructor)) static void reg_##name(void) {                                      \
+    test_register(#name, test_##name);                                                             \
+  }                                                                                                \
   static void test_##name(void)
 
 #define ASSERT(c)                                                                                  \

@@ -32,8 +32,8 @@ typedef struct {
   double obs[6], reward;
 } row_t;
 
-static void replay(const char *name, const double *s0, int ns, const double *obs0, const row_t *rows,
-                   int nrows, int nobs, const double *final, int line) {
+static void replay(const char *name, const double *s0, int ns, const double *obs0,
+                   const row_t *rows, int nrows, int nobs, const double *final, int line) {
   lathe_child_t *e = make_env(name, NULL, 0);
   float obs[8];
   ASSERT_EQ(e->p->env_set_state(e->self, s0, ns, obs), 0);
@@ -49,21 +49,22 @@ static void replay(const char *name, const double *s0, int ns, const double *obs
   /* the exact double state, read back through a checkpoint of the env */
   lathe_buf_t b = {0};
   e->p->save(e->self, lathe_host(), &e->ctx, &b);
-  const double *st = (const double *)(b.p + sizeof(env_common_t) /* each env struct starts with it */);
+  const double *st =
+      (const double *)(b.p + sizeof(env_common_t) /* each env struct starts with it */);
   for (int i = 0; i < ns; i++)
-    if (st[i] != final[i]) test_fail(__FILE__, line, "state[%d] = %.17g, want %.17g", i, st[i], final[i]);
+    if (st[i] != final[i])
+      test_fail(__FILE__, line, "state[%d] = %.17g, want %.17g", i, st[i], final[i]);
   lathe_buf_free(&b);
   lathe_instance_free(e);
 }
 
 TEST(env_cartpole_vector) {
   const double s0[] = {0.01, -0.02, 0.03, 0.04}, o0[] = {0.01, -0.02, 0.03, 0.04};
-  const row_t rows[] = {
-      {1, {0.0096, 0.1746792, 0.0308, -0.2430687}, 1},
-      {0, {0.01309358, -0.02086885, 0.02593863, 0.059168}, 1},
-      {0, {0.01267621, -0.2163529, 0.02712199, 0.3599206}, 1},
-      {1, {0.008349149, -0.0216268, 0.0343204, 0.0759117}, 1},
-      {1, {0.007916613, 0.1729868, 0.03583863, -0.2057485}, 1}};
+  const row_t rows[] = {{1, {0.0096, 0.1746792, 0.0308, -0.2430687}, 1},
+                        {0, {0.01309358, -0.02086885, 0.02593863, 0.059168}, 1},
+                        {0, {0.01267621, -0.2163529, 0.02712199, 0.3599206}, 1},
+                        {1, {0.008349149, -0.0216268, 0.0343204, 0.0759117}, 1},
+                        {1, {0.007916613, 0.1729868, 0.03583863, -0.2057485}, 1}};
   const double fin[] = {0.00791661253107495, 0.17298676004769037, 0.035838631046105324,
                         -0.20574851582677406};
   replay("cartpole", s0, 4, o0, rows, 5, 4, fin, __LINE__);
@@ -228,7 +229,7 @@ TEST(env_seeding_and_noise) {
   int t1, t2, u1, u2;
   a->p->env_step(a->self, &act, oa, &ra, &t1, &u1);
   b->p->env_step(b->self, &act, ob, &rb, &t2, &u2);
-  ASSERT(ra == rb && ra != 1.0); /* noisy, and reproducibly so */
+  ASSERT(ra == rb && ra != 1.0);               /* noisy, and reproducibly so */
   a->p->env_reset(a->self, LATHE_NO_SEED, oa); /* no seed: the stream continues */
   b->p->env_reset(b->self, 12, ob);
   ASSERT(memcmp(oa, ob, sizeof oa));

@@ -36,7 +36,7 @@ TEST(hl_gauss_spec_vectors) {
     if (p[k] > 0) ent -= p[k] * log(p[k]);
   ASSERT_NEAR(ent, 1.200252, 2e-5);
   nn_head_target(&h, 5.0f, p);
-  const double p5[] = {0, 0.000032, 0.003799, 0.087381, 0.408789,
+  const double p5[] = {0,        0.000032, 0.003799, 0.087381, 0.408789,
                        0.408789, 0.087381, 0.003799, 0.000032, 0};
   assert_probs(p, p5, 10, 2e-6, __LINE__);
   ASSERT_NEAR(decode_probs(&h, p), 5.0, 1e-5);
@@ -106,7 +106,7 @@ TEST(two_hot_and_atoms) {
   ASSERT_NEAR(p[28], 0.75, 1e-5);
   ASSERT_NEAR(p[29], 0.25, 1e-5);
   ASSERT_NEAR(decode_probs(&h, p), 1.3, 1e-5); /* two-hot decodes exactly */
-  nn_head_target(&h, 10.0f, p);                 /* on the last atom */
+  nn_head_target(&h, 10.0f, p);                /* on the last atom */
   ASSERT_NEAR(p[50], 1.0, 0);
   nn_head_target(&h, -50.0f, p);
   ASSERT_NEAR(p[0], 1.0, 0);

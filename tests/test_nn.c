@@ -198,8 +198,10 @@ typedef struct {
 } sm_ctx;
 static double sm_loss(void *p) {
   sm_ctx *c = p;
-  if (c->log) nn_log_softmax(c->y, c->x, 3, 5);
-  else nn_softmax(c->y, c->x, 3, 5);
+  if (c->log)
+    nn_log_softmax(c->y, c->x, 3, 5);
+  else
+    nn_softmax(c->y, c->x, 3, 5);
   return dot(c->y, c->r, 15);
 }
 TEST(grad_softmax) {
@@ -210,8 +212,10 @@ TEST(grad_softmax) {
     fill(x, 15, 2, &r), fill(rr, 15, 1, &r);
     sm_ctx c = {lg, x, y, rr};
     sm_loss(&c);
-    if (lg) nn_log_softmax_backward(dx, rr, y, 3, 5);
-    else nn_softmax_backward(dx, rr, y, 3, 5);
+    if (lg)
+      nn_log_softmax_backward(dx, rr, y, 3, 5);
+    else
+      nn_softmax_backward(dx, rr, y, 3, 5);
     gradcheck(lg ? "log_softmax" : "softmax", x, dx, 15, sm_loss, &c);
   }
 }
@@ -226,10 +230,14 @@ typedef struct {
 static double loss_loss(void *p) {
   loss_ctx *c = p;
   switch (c->kind) {
-  case 0: return nn_mse_loss(NULL, c->x, c->t, c->N);
-  case 1: return nn_huber_loss(NULL, c->x, c->t, c->N, 1.0f);
-  case 2: return nn_soft_ce_loss(NULL, c->x, c->t, c->N, c->K);
-  default: return nn_token_ce_loss(NULL, c->x, c->tgt, c->mask, 2, c->N / 2, c->K);
+  case 0:
+    return nn_mse_loss(NULL, c->x, c->t, c->N);
+  case 1:
+    return nn_huber_loss(NULL, c->x, c->t, c->N, 1.0f);
+  case 2:
+    return nn_soft_ce_loss(NULL, c->x, c->t, c->N, c->K);
+  default:
+    return nn_token_ce_loss(NULL, c->x, c->tgt, c->mask, 2, c->N / 2, c->K);
   }
 }
 TEST(grad_losses) {
@@ -428,7 +436,8 @@ TEST(gpt_kvcache_matches_forward) {
     int step[2] = {tok[t], tok[7 + t]};
     ASSERT_EQ(nn_gpt_decode(&g, &kv, step, logits), 0);
     for (int b = 0; b < 2; b++)
-      for (int v = 0; v < 17; v++) ASSERT_NEAR(logits[b * 17 + v], keep[(b * 7 + t) * 17 + v], 1e-4);
+      for (int v = 0; v < 17; v++)
+        ASSERT_NEAR(logits[b * 17 + v], keep[(b * 7 + t) * 17 + v], 1e-4);
   }
   nn_kvcache_free(&kv);
   free(keep);

@@ -154,9 +154,9 @@ TEST(store_refuses_newer_format) {
 }
 
 TEST(store_network_filesystems) {
-  ASSERT(lathe_store_fs_is_network(0x6969));     /* NFS */
-  ASSERT(lathe_store_fs_is_network(0xFF534D42)); /* CIFS */
-  ASSERT(!lathe_store_fs_is_network(0xEF53));    /* ext4 */
+  ASSERT(lathe_store_fs_is_network(0x6969));      /* NFS */
+  ASSERT(lathe_store_fs_is_network(0xFF534D42));  /* CIFS */
+  ASSERT(!lathe_store_fs_is_network(0xEF53));     /* ext4 */
   ASSERT(!lathe_store_fs_is_network(0x01021994)); /* tmpfs */
 }
 
@@ -232,8 +232,9 @@ TEST(nearest_word) {
 }
 
 TEST(schema_checks) {
-  json_object *o = json_tokener_parse("{\"obs\":[1,2],\"action\":1,\"reward\":0.5,"
-                                      "\"next_obs\":[1,3],\"terminated\":false,\"truncated\":true}");
+  json_object *o =
+      json_tokener_parse("{\"obs\":[1,2],\"action\":1,\"reward\":0.5,"
+                         "\"next_obs\":[1,3],\"terminated\":false,\"truncated\":true}");
   if (lathe_schema_check("transitions", o)) test_fail(__FILE__, __LINE__, "%s", lathe_lasterr());
   json_object_object_add(o, "action", json_object_new_string("left"));
   ASSERT_EQ(lathe_schema_check("transitions", o), LATHE_EDATA);

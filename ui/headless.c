@@ -6,7 +6,8 @@
 #include <string.h>
 
 static void emit(json_object *o) {
-  fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
+  fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+        stdout);
   fputc('\n', stdout);
   fflush(stdout);
   json_object_put(o);
@@ -99,14 +100,16 @@ void lathe_headless_event(lathe_session_t *s, const lathe_event_t *ev) {
   case EV_METRIC:
     o = base(s, "metric", ev);
     json_object_object_add(o, "name", json_object_new_string(ev->name));
-    json_object_object_add(o, "value", isfinite(ev->value) ? json_object_new_double(ev->value)
-                                                           : NULL);
+    json_object_object_add(o, "value",
+                           isfinite(ev->value) ? json_object_new_double(ev->value) : NULL);
     break;
   case EV_LOG:
     o = base(s, "log", ev);
     json_object_object_add(o, "text", json_object_new_string(ev->text ? ev->text : ""));
     break;
-  case EV_CKPT: o = base(s, "ckpt", ev); break;
+  case EV_CKPT:
+    o = base(s, "ckpt", ev);
+    break;
   case EV_END:
     o = base(s, "end", ev);
     json_object_object_add(o, "status", json_object_new_string(ev->name));
@@ -120,7 +123,8 @@ void lathe_headless_event(lathe_session_t *s, const lathe_event_t *ev) {
     json_object_put(rec);
     if (ev->text) json_object_object_add(o, "error", json_object_new_string(ev->text));
     break;
-  default: return;
+  default:
+    return;
   }
   emit(o);
 }

@@ -27,7 +27,8 @@ static size_t edit_distance(const char *a, const char *b) {
       size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
       size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
       size_t best = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
         best = d[i - 2][j - 2] + 1;
       d[i][j] = best;
     }
@@ -63,11 +64,11 @@ static int parse(const lathe_cfg_t *c, lathe_cfg_val_t *v, const char *text, int
     double x = strtod(text, &end);
     while (*end == ' ') end++;
     if (end == text || *end || errno == ERANGE || !isfinite(x))
-      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a %s", c->owner, who, o->key,
-                          text, lathe_type_name(o->type));
+      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a %s", c->owner, who, o->key, text,
+                          lathe_type_name(o->type));
     if (o->type == LATHE_INT && (x != floor(x) || fabs(x) > 9.007199254740992e15))
-      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not an integer", c->owner, who,
-                          o->key, text);
+      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not an integer", c->owner, who, o->key,
+                          text);
     if (o->min <= o->max && (x < o->min || x > o->max))
       return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = %s is out of range [%g, %g]", c->owner, who,
                           o->key, text, o->min, o->max);
@@ -75,12 +76,13 @@ static int parse(const lathe_cfg_t *c, lathe_cfg_val_t *v, const char *text, int
     return 0;
   }
   case LATHE_BOOL:
-    if (!strcasecmp(text, "true") || !strcmp(text, "1") || !strcasecmp(text, "yes")) v->num = 1;
+    if (!strcasecmp(text, "true") || !strcmp(text, "1") || !strcasecmp(text, "yes"))
+      v->num = 1;
     else if (!strcasecmp(text, "false") || !strcmp(text, "0") || !strcasecmp(text, "no"))
       v->num = 0;
     else
-      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a bool (true or false)",
-                          c->owner, who, o->key, text);
+      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a bool (true or false)", c->owner,
+                          who, o->key, text);
     return 0;
   case LATHE_STR:
     if (o->choices) {
@@ -133,7 +135,9 @@ void lathe_cfg_free(lathe_cfg_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-int lathe_cfg_has(const lathe_cfg_t *c, const char *key) { return find(c, key) != NULL; }
+int lathe_cfg_has(const lathe_cfg_t *c, const char *key) {
+  return find(c, key) != NULL;
+}
 
 int lathe_cfg_set(lathe_cfg_t *c, const char *key, const char *text) {
   lathe_cfg_val_t *v = find(c, key);
@@ -167,7 +171,9 @@ int64_t lathe_cfg_int(const lathe_cfg_t *c, const char *key) {
   if (!v || v->opt->type == LATHE_STR) get(c, key, LATHE_INT);
   return (int64_t)v->num;
 }
-double lathe_cfg_num(const lathe_cfg_t *c, const char *key) { return get(c, key, LATHE_NUM)->num; }
+double lathe_cfg_num(const lathe_cfg_t *c, const char *key) {
+  return get(c, key, LATHE_NUM)->num;
+}
 const char *lathe_cfg_str(const lathe_cfg_t *c, const char *key) {
   return get(c, key, LATHE_STR)->str;
 }
@@ -178,10 +184,18 @@ json_object *lathe_cfg_json(const lathe_cfg_t *c) {
     const lathe_cfg_val_t *v = &c->v[i];
     json_object *x = NULL;
     switch (v->opt->type) {
-    case LATHE_INT: x = json_object_new_int64((int64_t)v->num); break;
-    case LATHE_NUM: x = json_object_new_double(v->num); break;
-    case LATHE_BOOL: x = json_object_new_boolean(v->num != 0); break;
-    case LATHE_STR: x = json_object_new_string(v->str); break;
+    case LATHE_INT:
+      x = json_object_new_int64((int64_t)v->num);
+      break;
+    case LATHE_NUM:
+      x = json_object_new_double(v->num);
+      break;
+    case LATHE_BOOL:
+      x = json_object_new_boolean(v->num != 0);
+      break;
+    case LATHE_STR:
+      x = json_object_new_string(v->str);
+      break;
     }
     json_object_object_add(o, v->opt->key, x);
   }

@@ -21,14 +21,21 @@ int lathe_seterr(int code, const char *fmt, ...) {
   return code;
 }
 
-const char *lathe_lasterr(void) { return msg; }
-int lathe_lasterr_code(void) { return msg_code; }
-void lathe_clearerr(void) { msg[0] = 0, msg_code = 0; }
+const char *lathe_lasterr(void) {
+  return msg;
+}
+int lathe_lasterr_code(void) {
+  return msg_code;
+}
+void lathe_clearerr(void) {
+  msg[0] = 0, msg_code = 0;
+}
 
 const char *lathe_err_name(int code) {
   switch (code) {
 #define X(name, c, text)                                                                           \
-  case c: return #name;
+  case c:                                                                                          \
+    return #name;
     LATHE_ERRNO_MAP(X)
 #undef X
   }
@@ -38,7 +45,8 @@ const char *lathe_err_name(int code) {
 const char *lathe_strerror(int code) {
   switch (code) {
 #define X(name, c, text)                                                                           \
-  case c: return text;
+  case c:                                                                                          \
+    return text;
     LATHE_ERRNO_MAP(X)
 #undef X
   }
@@ -48,16 +56,23 @@ const char *lathe_strerror(int code) {
 
 int lathe_exit_code(int code) {
   switch (code) {
-  case LATHE_OK: return 0;
-  case LATHE_EUSAGE: return 2;
+  case LATHE_OK:
+    return 0;
+  case LATHE_EUSAGE:
+    return 2;
   case LATHE_ECONFIG:
-  case LATHE_ERECIPE: return 3;
-  case LATHE_ESTORE: return 4;
+  case LATHE_ERECIPE:
+    return 3;
+  case LATHE_ESTORE:
+    return 4;
   case LATHE_ENOPLUGIN:
   case LATHE_EAPIVER:
-  case LATHE_EPLUGIN: return 5;
-  case LATHE_ENAN: return 6;
-  case LATHE_EINTR: return 130;
+  case LATHE_EPLUGIN:
+    return 5;
+  case LATHE_ENAN:
+    return 6;
+  case LATHE_EINTR:
+    return 130;
   }
   if (code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE) return 4;
   return 1;

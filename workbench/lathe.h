@@ -39,13 +39,13 @@
 #include <string.h>
 
 #define LATHE_PLUGIN_APIVER 1
-#define LATHE_VERSION "0.1.0"
+#define LATHE_VERSION       "0.1.0"
 
 #define LATHE_NO_SEED UINT64_MAX
 
 /* step() results */
 #define LATHE_CONTINUE 0
-#define LATHE_DONE 1
+#define LATHE_DONE     1
 
 /* Errors: negative, in a band clear of LMDB's and of negated errno values. */
 #define LATHE_ERRNO_MAP(X)                                                                         \
@@ -152,8 +152,7 @@ typedef struct lathe_host {
   /* A log line for the run's event pane and headless stream. */
   void (*log)(lathe_ctx_t *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
   /* Report a failure: one line, naming what is wrong. Returns code. */
-  int (*fail)(lathe_ctx_t *, int code, const char *fmt, ...)
-      __attribute__((format(printf, 3, 4)));
+  int (*fail)(lathe_ctx_t *, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
   /* Datasets in the store: number of records of NAME (negative error if none),
    * and record i as compact JSON text (malloc'd; caller frees). */
   int64_t (*dataset_count)(lathe_ctx_t *, const char *name);
@@ -173,11 +172,11 @@ typedef struct lathe_space {
 } lathe_space_t;
 
 typedef struct lathe_plugin {
-  int apiver;          /* LATHE_PLUGIN_APIVER the plugin was built against */
-  const char *name;    /* registry name, e.g. "dqn" */
-  const char *kind;    /* "algorithm" | "environment" | "task" | "generator" */
-  const char *version; /* the plugin's own version, e.g. "1.0.0" */
-  const char *doc;     /* one line */
+  int apiver;              /* LATHE_PLUGIN_APIVER the plugin was built against */
+  const char *name;        /* registry name, e.g. "dqn" */
+  const char *kind;        /* "algorithm" | "environment" | "task" | "generator" */
+  const char *version;     /* the plugin's own version, e.g. "1.0.0" */
+  const char *doc;         /* one line */
   const lathe_opt_t *opts; /* terminated by an entry with key == NULL */
   const char *main_metric; /* shown by `lathe runs`, may be NULL */
 

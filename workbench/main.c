@@ -124,11 +124,12 @@ static const struct {
 #define NCMDS (int)(sizeof cmds / sizeof *cmds)
 
 static void short_usage(FILE *f) {
-  fprintf(f, "lathe %s - RL post-training workbench\n\n"
-             "examples:\n"
-             "  lathe run share/recipes/hlgauss_cartpole.lua\n"
-             "  lathe runs\n\n"
-             "commands:\n",
+  fprintf(f,
+          "lathe %s - RL post-training workbench\n\n"
+          "examples:\n"
+          "  lathe run share/recipes/hlgauss_cartpole.lua\n"
+          "  lathe runs\n\n"
+          "commands:\n",
           LATHE_VERSION);
   for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
   fprintf(f, "\n`lathe COMMAND --help` for one command, `man lathe` for everything.\n");
@@ -162,17 +163,22 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     const char *a = argv[i];
     const char *val = NULL;
 #define OPTVAL(flag)                                                                               \
-  (!strcmp(a, flag) ? (i + 1 < argc ? (val = argv[++i]) : NULL)                                    \
-                    : (!strncmp(a, flag "=", strlen(flag) + 1) ? (val = a + strlen(flag) + 1)     \
-                                                                : NULL))
+  (!strcmp(a, flag)                                                                                \
+       ? (i + 1 < argc ? (val = argv[++i]) : NULL)                                                 \
+       : (!strncmp(a, flag "=", strlen(flag) + 1) ? (val = a + strlen(flag) + 1) : NULL))
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       cmd_help(cmd);
       return 1;
-    } else if (!strcmp(a, "--headless")) o->headless = 1;
-    else if (!strcmp(a, "--json")) o->json = 1;
-    else if (!strcmp(a, "--csv")) o->csv = 1;
-    else if (!strcmp(a, "--jsonl")) o->jsonl = 1;
-    else if (OPTVAL("--store") || OPTVAL("-s")) o->store = val;
+    } else if (!strcmp(a, "--headless"))
+      o->headless = 1;
+    else if (!strcmp(a, "--json"))
+      o->json = 1;
+    else if (!strcmp(a, "--csv"))
+      o->csv = 1;
+    else if (!strcmp(a, "--jsonl"))
+      o->jsonl = 1;
+    else if (OPTVAL("--store") || OPTVAL("-s"))
+      o->store = val;
     else if (OPTVAL("--set")) {
       if (!strchr(val, '=') || val[0] == '=')
         return usage_err(cmd, "--set wants KEY=VALUE, got '%s'", val);
@@ -180,7 +186,8 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     } else if (OPTVAL("--seed")) {
       char *end;
       o->seed = strtoll(val, &end, 10), o->have_seed = 1;
-      if (*end || o->seed < 0) return usage_err(cmd, "--seed wants a non-negative integer, got '%s'", val);
+      if (*end || o->seed < 0)
+        return usage_err(cmd, "--seed wants a non-negative integer, got '%s'", val);
     } else if (OPTVAL("--threads")) {
       char *end;
       o->threads = (int)strtol(val, &end, 10);
@@ -191,14 +198,18 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
       o->workers = (int)strtol(val, &end, 10);
       if (*end || o->workers < 1 || o->workers > LATHE_MAX_WORKERS)
         return usage_err(cmd, "--workers wants an integer from 1 to 64, got '%s'", val);
-    } else if (OPTVAL("--metric")) o->metric = val;
-    else if (OPTVAL("--name")) o->name = val;
-    else if (OPTVAL("--schema")) o->schema = val;
-    else if (OPTVAL("-o") || OPTVAL("--output")) o->out = val;
+    } else if (OPTVAL("--metric"))
+      o->metric = val;
+    else if (OPTVAL("--name"))
+      o->name = val;
+    else if (OPTVAL("--schema"))
+      o->schema = val;
+    else if (OPTVAL("-o") || OPTVAL("--output"))
+      o->out = val;
     else if (a[0] == '-' && a[1]) {
       if (!strcmp(a, "--store") || !strcmp(a, "--set") || !strcmp(a, "--seed") ||
-          !strcmp(a, "--threads") || !strcmp(a, "--workers") || !strcmp(a, "--metric") || !strcmp(a, "--name") ||
-          !strcmp(a, "--schema") || !strcmp(a, "-o"))
+          !strcmp(a, "--threads") || !strcmp(a, "--workers") || !strcmp(a, "--metric") ||
+          !strcmp(a, "--name") || !strcmp(a, "--schema") || !strcmp(a, "-o"))
         return usage_err(cmd, "option %s needs a value", a);
       return usage_err(cmd, "unknown option '%s'", a);
     } else
@@ -258,8 +269,10 @@ static int cmd_run(opts_t *o, int check) {
   s.check_only = check;
   s.sets = o->sets, s.nsets = o->nsets;
   s.set_used = calloc(o->nsets + 1, sizeof *s.set_used);
-  if (check) s.json_out = 0, s.progress = 0;
-  else session_output(&s, o);
+  if (check)
+    s.json_out = 0, s.progress = 0;
+  else
+    session_output(&s, o);
   if ((rc = lathe_session_init(&s, st))) {
     lathe_store_close(st);
     free(s.set_used);
@@ -314,7 +327,7 @@ static int cmd_resume(opts_t *o) {
   for (int i = 0; i < n && !rc; i++)
     if (runs[i]->err)
       rc = lathe_seterr(runs[i]->err == LATHE_ESTORE || runs[i]->err == LATHE_ENAN ? runs[i]->err
-                                                                                 : LATHE_ERUN,
+                                                                                   : LATHE_ERUN,
                         "run %u: %s", runs[i]->id, runs[i]->errmsg);
   char msg[1024];
   snprintf(msg, sizeof msg, "%s", lathe_lasterr());
@@ -336,10 +349,14 @@ typedef struct {
 
 static const char *age(double t, char *buf, size_t n) {
   double d = lathe_now() - t;
-  if (d < 120) snprintf(buf, n, "%.0fs", d);
-  else if (d < 7200) snprintf(buf, n, "%.0fm", d / 60);
-  else if (d < 172800) snprintf(buf, n, "%.0fh", d / 3600);
-  else snprintf(buf, n, "%.0fd", d / 86400);
+  if (d < 120)
+    snprintf(buf, n, "%.0fs", d);
+  else if (d < 7200)
+    snprintf(buf, n, "%.0fm", d / 60);
+  else if (d < 172800)
+    snprintf(buf, n, "%.0fh", d / 3600);
+  else
+    snprintf(buf, n, "%.0fd", d / 86400);
   return buf;
 }
 
@@ -368,9 +385,8 @@ static int list_cb(uint32_t id, const char *json, size_t n, void *arg) {
     snprintf(val, sizeof val, "%s=%.4g", mm, json_object_get_double(v));
   const char *recipe = jstr(o, "recipe"), *slash = strrchr(recipe, '/');
   json_object_object_get_ex(o, "updated", &v);
-  printf("%-5u %-24s %-12s %-11s %9s %5s  %s\n", id, slash ? slash + 1 : recipe,
-         jstr(o, "plugin"), jstr(o, "status"), jstr(o, "step"),
-         age(json_object_get_double(v), buf, sizeof buf), val);
+  printf("%-5u %-24s %-12s %-11s %9s %5s  %s\n", id, slash ? slash + 1 : recipe, jstr(o, "plugin"),
+         jstr(o, "status"), jstr(o, "step"), age(json_object_get_double(v), buf, sizeof buf), val);
   json_object_put(o);
   return 0;
 }
@@ -474,8 +490,8 @@ static int cmd_show(opts_t *o) {
            jstr(a.out, "status"));
     printf("recipe      %s (hash %s)\n", jstr(a.out, "recipe"), jstr(a.out, "recipe_hash"));
     printf("step        %s of %s\n", jstr(a.out, "step"), jstr(a.out, "total"));
-    printf("seed        %s   threads %s   host %s\n", jstr(a.out, "seed"),
-           jstr(a.out, "threads"), jstr(a.out, "host"));
+    printf("seed        %s   threads %s   host %s\n", jstr(a.out, "seed"), jstr(a.out, "threads"),
+           jstr(a.out, "host"));
     if (*jstr(a.out, "error")) printf("error       %s\n", jstr(a.out, "error"));
     printf("config\n");
     if (json_object_object_get_ex(a.out, "config", &v)) {
@@ -603,7 +619,8 @@ static int cmd_plugins(opts_t *o) {
   printf("%-20s %-7s %-12s %-16s %s\n", "KEY", "TYPE", "DEFAULT", "RANGE", "DESCRIPTION");
   for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
     char range[64] = "";
-    if (x->type == LATHE_STR && x->choices) snprintf(range, sizeof range, "%s", x->choices);
+    if (x->type == LATHE_STR && x->choices)
+      snprintf(range, sizeof range, "%s", x->choices);
     else if ((x->type == LATHE_INT || x->type == LATHE_NUM) && x->min <= x->max)
       snprintf(range, sizeof range, "[%g, %g]", x->min, x->max);
     printf("%-20s %-7s %-12s %-16s %s\n", x->key, lathe_type_name(x->type), x->def, range,
@@ -646,8 +663,8 @@ static int cmd_data(opts_t *o) {
     if ((rc = open_store(o, 0, &st))) return rc;
     int64_t n;
     rc = lathe_dataset_import(st, o->args[1], o->name, o->schema, &n);
-    if (!rc) fprintf(stderr, "imported %lld records as '%s' (%s)\n", (long long)n, o->name,
-                     o->schema);
+    if (!rc)
+      fprintf(stderr, "imported %lld records as '%s' (%s)\n", (long long)n, o->name, o->schema);
   } else if (!strcmp(sub, "export")) {
     if (o->nargs != 2) return usage_err("data", "%s", "export wants NAME");
     if ((rc = open_store(o, 1, &st))) return rc;
@@ -686,8 +703,14 @@ static int cmd_doctor(opts_t *o) {
   printf("json-c      %s\n", json_c_version());
   printf("openblas    %s (core %s, %d threads)\n", openblas_get_config(), openblas_get_corename(),
          openblas_get_num_threads());
-  const char *env[] = {"OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "LATHE_STORE",
-                       "LATHE_THREADS", "LATHE_PLUGIN_PATH", "TERM", "LANG", "NO_COLOR"};
+  const char *env[] = {"OPENBLAS_NUM_THREADS",
+                       "OPENBLAS_CORETYPE",
+                       "LATHE_STORE",
+                       "LATHE_THREADS",
+                       "LATHE_PLUGIN_PATH",
+                       "TERM",
+                       "LANG",
+                       "NO_COLOR"};
   for (size_t i = 0; i < sizeof env / sizeof *env; i++)
     if (getenv(env[i])) printf("env         %s=%s\n", env[i], getenv(env[i]));
   printf("plugins     %s\n", lathe_plugin_dir());
@@ -725,16 +748,26 @@ int main(int argc, char **argv) {
     free_opts(&o);
     return rc == 1 ? 0 : rc;
   }
-  if (!strcmp(cmd, "run")) rc = cmd_run(&o, 0);
-  else if (!strcmp(cmd, "check")) rc = cmd_run(&o, 1);
-  else if (!strcmp(cmd, "resume")) rc = cmd_resume(&o);
-  else if (!strcmp(cmd, "runs") || !strcmp(cmd, "ls")) rc = cmd_runs(&o);
-  else if (!strcmp(cmd, "show")) rc = cmd_show(&o);
-  else if (!strcmp(cmd, "metrics")) rc = cmd_metrics(&o);
-  else if (!strcmp(cmd, "rm")) rc = cmd_rm(&o);
-  else if (!strcmp(cmd, "plugins")) rc = cmd_plugins(&o);
-  else if (!strcmp(cmd, "data")) rc = cmd_data(&o);
-  else if (!strcmp(cmd, "doctor")) rc = cmd_doctor(&o);
+  if (!strcmp(cmd, "run"))
+    rc = cmd_run(&o, 0);
+  else if (!strcmp(cmd, "check"))
+    rc = cmd_run(&o, 1);
+  else if (!strcmp(cmd, "resume"))
+    rc = cmd_resume(&o);
+  else if (!strcmp(cmd, "runs") || !strcmp(cmd, "ls"))
+    rc = cmd_runs(&o);
+  else if (!strcmp(cmd, "show"))
+    rc = cmd_show(&o);
+  else if (!strcmp(cmd, "metrics"))
+    rc = cmd_metrics(&o);
+  else if (!strcmp(cmd, "rm"))
+    rc = cmd_rm(&o);
+  else if (!strcmp(cmd, "plugins"))
+    rc = cmd_plugins(&o);
+  else if (!strcmp(cmd, "data"))
+    rc = cmd_data(&o);
+  else if (!strcmp(cmd, "doctor"))
+    rc = cmd_doctor(&o);
   else {
     const char *names[NCMDS];
     for (int i = 0; i < NCMDS; i++) names[i] = cmds[i].name;

@@ -93,13 +93,14 @@ static int load(entry_t *e) {
   }
   if (!p->name || !p->kind || !p->create || !p->step || !p->destroy) {
     dlclose(dl);
-    return lathe_seterr(LATHE_EPLUGIN, "%s: %s: descriptor lacks name, kind, create, step or destroy",
-                        e->where, e->path);
+    return lathe_seterr(LATHE_EPLUGIN,
+                        "%s: %s: descriptor lacks name, kind, create, step or destroy", e->where,
+                        e->path);
   }
   if (e->name[0] && strcmp(e->name, p->name)) {
     dlclose(dl);
-    return lathe_seterr(LATHE_EPLUGIN, "%s: %s declares itself '%s', not '%s'", e->where,
-                        e->path, p->name, e->name);
+    return lathe_seterr(LATHE_EPLUGIN, "%s: %s declares itself '%s', not '%s'", e->where, e->path,
+                        p->name, e->name);
   }
   /* the schema's own defaults must validate */
   lathe_cfg_t c;
@@ -123,7 +124,8 @@ int lathe_registry_add(const char *name, const char *path, const char *where) {
   else
     snprintf(tmp.path, sizeof tmp.path, "%s/%s", lathe_plugin_dir(), path);
   snprintf(tmp.where, sizeof tmp.where, "%s", where ? where : "?");
-  if (name) snprintf(tmp.name, sizeof tmp.name, "%s", name);
+  if (name)
+    snprintf(tmp.name, sizeof tmp.name, "%s", name);
   else if ((rc = load(&tmp)))
     goto out;
   for (int i = 0; i < nentries; i++)
@@ -131,8 +133,10 @@ int lathe_registry_add(const char *name, const char *path, const char *where) {
       if (strcmp(entries[i].path, tmp.path))
         rc = lathe_seterr(LATHE_EPLUGIN, "%s: plugin '%s' already registered at %s", tmp.where,
                           tmp.name, entries[i].where);
-      if (tmp.dl && !entries[i].dl) entries[i].dl = tmp.dl, entries[i].p = tmp.p;
-      else if (tmp.dl) dlclose(tmp.dl);
+      if (tmp.dl && !entries[i].dl)
+        entries[i].dl = tmp.dl, entries[i].p = tmp.p;
+      else if (tmp.dl)
+        dlclose(tmp.dl);
       goto out;
     }
   if (nentries == cap) {
@@ -166,14 +170,19 @@ int lathe_registry_get(const char *name, const lathe_plugin_t **out) {
   const char *near = lathe_nearest(name, names, n);
   pthread_mutex_unlock(&mu);
   *out = NULL;
-  if (near)
-    return lathe_seterr(LATHE_ENOPLUGIN, "no plugin '%s' (did you mean '%s'?)", name, near);
+  if (near) return lathe_seterr(LATHE_ENOPLUGIN, "no plugin '%s' (did you mean '%s'?)", name, near);
   return lathe_seterr(LATHE_ENOPLUGIN, "no plugin '%s' (see `lathe plugins`)", name);
 }
 
-int lathe_registry_count(void) { return nentries; }
-const char *lathe_registry_name(int i) { return i < nentries ? entries[i].name : NULL; }
-const char *lathe_registry_path(int i) { return i < nentries ? entries[i].path : NULL; }
+int lathe_registry_count(void) {
+  return nentries;
+}
+const char *lathe_registry_name(int i) {
+  return i < nentries ? entries[i].name : NULL;
+}
+const char *lathe_registry_path(int i) {
+  return i < nentries ? entries[i].path : NULL;
+}
 
 int lathe_registry_add_env(void) {
   const char *env = getenv("LATHE_PLUGIN_PATH");

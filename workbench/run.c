@@ -112,7 +112,8 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
                                                       : NULL);
   json_object_object_add(o, "summary", sum);
   if (r->errmsg[0]) json_object_object_add(o, "error", json_object_new_string(r->errmsg));
-  char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  char *out = strdup(
+      json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put(o);
   return out;
 }
@@ -164,11 +165,19 @@ static int flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int
 
 /* ---- host services --------------------------------------------------------------- */
 
-static int64_t h_cfg_int(lathe_ctx_t *c, const char *k) { return lathe_cfg_int(c->cfg, k); }
-static double h_cfg_num(lathe_ctx_t *c, const char *k) { return lathe_cfg_num(c->cfg, k); }
-static const char *h_cfg_str(lathe_ctx_t *c, const char *k) { return lathe_cfg_str(c->cfg, k); }
+static int64_t h_cfg_int(lathe_ctx_t *c, const char *k) {
+  return lathe_cfg_int(c->cfg, k);
+}
+static double h_cfg_num(lathe_ctx_t *c, const char *k) {
+  return lathe_cfg_num(c->cfg, k);
+}
+static const char *h_cfg_str(lathe_ctx_t *c, const char *k) {
+  return lathe_cfg_str(c->cfg, k);
+}
 /* Standalone instances (lathe.env, tests) have no run: seed 0, metrics dropped. */
-static uint64_t h_seed(lathe_ctx_t *c) { return c->run ? c->run->seed : 0; }
+static uint64_t h_seed(lathe_ctx_t *c) {
+  return c->run ? c->run->seed : 0;
+}
 static void h_set_total(lathe_ctx_t *c, int64_t total) {
   if (c->run) c->run->total = total;
 }
@@ -213,8 +222,10 @@ static void h_log(lathe_ctx_t *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (c->run) push_event(c->run->sess, EV_LOG, c->run, NULL, 0, strdup(buf));
-  else fprintf(stderr, "lathe: %s\n", buf);
+  if (c->run)
+    push_event(c->run->sess, EV_LOG, c->run, NULL, 0, strdup(buf));
+  else
+    fprintf(stderr, "lathe: %s\n", buf);
 }
 
 static int h_fail(lathe_ctx_t *c, int code, const char *fmt, ...) {
@@ -307,7 +318,9 @@ void lathe_instance_free(lathe_child_t *ch) {
   free(ch);
 }
 
-const lathe_host_t *lathe_host(void) { return &host; }
+const lathe_host_t *lathe_host(void) {
+  return &host;
+}
 
 static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
                            const lathe_plugin_t **plugin, void **self) {
@@ -333,9 +346,9 @@ static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self
 }
 
 static const lathe_host_t host = {
-    LATHE_PLUGIN_APIVER, h_cfg_int,       h_cfg_num,     h_cfg_str,       h_seed,
-    h_metric,            h_set_total,     h_log,         h_fail,          h_dataset_count,
-    h_dataset_get,       h_plugin_create, h_plugin_destroy};
+    LATHE_PLUGIN_APIVER, h_cfg_int, h_cfg_num, h_cfg_str,       h_seed,        h_metric,
+    h_set_total,         h_log,     h_fail,    h_dataset_count, h_dataset_get, h_plugin_create,
+    h_plugin_destroy};
 
 /* ---- creating runs -------------------------------------------------------------- */
 
@@ -351,8 +364,10 @@ static int apply_sets(lathe_session_t *s, lathe_run_t *r) {
     memcpy(key, kv, klen);
     key[klen] = 0;
     const char *k = key;
-    if (!strncmp(key, pname, plen) && key[plen] == '.') k = key + plen + 1;
-    else if (strchr(key, '.')) continue; /* addressed to another plugin */
+    if (!strncmp(key, pname, plen) && key[plen] == '.')
+      k = key + plen + 1;
+    else if (strchr(key, '.'))
+      continue; /* addressed to another plugin */
     int rc = lathe_cfg_set(&r->cfg, k, eq + 1);
     if (rc) return lathe_seterr(rc, "--set %s: %s", kv, lathe_lasterr());
     s->set_used[i] = 1;
@@ -366,8 +381,10 @@ static int new_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   if (rc) return rc;
   char *rec = make_record(r, RUN_PENDING);
   rc = lathe_store_run_put(st, txn, r->id, rec);
-  if (rc) free(rec);
-  else set_record(r, rec);
+  if (rc)
+    free(rec);
+  else
+    set_record(r, rec);
   return rc;
 }
 
@@ -522,7 +539,9 @@ int lathe_run_start(lathe_run_t *r) {
 /* ---- the worker ------------------------------------------------------------------ */
 
 /* perf/ metrics measure wall-clock time: kept in the store, never in checkpoints */
-static int is_perf(const char *name) { return !strncmp(name, "perf/", 5); }
+static int is_perf(const char *name) {
+  return !strncmp(name, "perf/", 5);
+}
 
 static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   lathe_buf_t b = {0};
@@ -584,8 +603,8 @@ static int restore(lathe_run_t *r) {
   LATHE_GET(b, version), LATHE_GET(b, step), LATHE_GET(b, count);
   if (b->err || memcmp(magic, "LCKP", 4) || version != CKPT_VERSION) {
     lathe_buf_free(b);
-    return lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu has an unknown format",
-                        r->id, (unsigned long long)a.step);
+    return lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu has an unknown format", r->id,
+                        (unsigned long long)a.step);
   }
   r->nlast = 0;
   for (uint32_t i = 0; i < count && !b->err; i++) {
@@ -620,8 +639,10 @@ static int restore(lathe_run_t *r) {
 static void finish(lathe_run_t *r, lathe_status_t st, int err) {
   int rc = 0;
   if (st == RUN_DONE || st == RUN_INTERRUPTED) {
-    if (r->live) rc = checkpoint(r, st);
-    else rc = flush(r, st, NULL, 0);
+    if (r->live)
+      rc = checkpoint(r, st);
+    else
+      rc = flush(r, st, NULL, 0);
   } else {
     if (err && !r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
     rc = flush(r, st, NULL, 0);
@@ -747,8 +768,10 @@ static void *worker_main(void *arg) {
     double budget = s->nactive > s->workers ? 0.02 : 0.1;
     pthread_mutex_unlock(&s->mu);
     int progressed = 1;
-    if (!r->live) begin(r);
-    else progressed = chunk(r, budget);
+    if (!r->live)
+      begin(r);
+    else
+      progressed = chunk(r, budget);
     pthread_mutex_lock(&s->mu);
     r->busy = 0;
     pthread_cond_broadcast(&s->cv);
@@ -870,7 +893,9 @@ int lathe_session_active(lathe_session_t *s) {
   return n;
 }
 
-static void close_cb(uv_handle_t *h) { (void)h; }
+static void close_cb(uv_handle_t *h) {
+  (void)h;
+}
 
 void lathe_session_close(lathe_session_t *s) {
   if (s->worker_started) {

@@ -62,36 +62,36 @@ typedef struct lathe_run {
   const lathe_plugin_t *plugin;
   lathe_cfg_t cfg;
   struct lathe_ctx ctx;
-  void *self;                  /* [worker] plugin instance */
-  int live, diverged;          /* [worker] instance created; non-finite metric seen */
-  int resume;                  /* start from the latest checkpoint */
+  void *self;         /* [worker] plugin instance */
+  int live, diverged; /* [worker] instance created; non-finite metric seen */
+  int resume;         /* start from the latest checkpoint */
   uint64_t seed;
-  int64_t step, total;         /* [worker] steps done; budget if known */
-  int64_t perf_step;           /* [worker] step and time of the last perf/steps_per_sec */
+  int64_t step, total; /* [worker] steps done; budget if known */
+  int64_t perf_step;   /* [worker] step and time of the last perf/steps_per_sec */
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
-  uint64_t last_ckpt_step;     /* [worker] */
+  uint64_t last_ckpt_step; /* [worker] */
   double created, last_flush;
-  _Atomic int status;          /* lathe_status_t */
-  atomic_int stop_req;         /* 1: checkpoint and stop (interrupted) */
+  _Atomic int status;  /* lathe_status_t */
+  atomic_int stop_req; /* 1: checkpoint and stop (interrupted) */
   atomic_int ckpt_req, pause_req;
-  int err;                     /* code when failed */
+  int err; /* code when failed */
   char errmsg[512];
-  lathe_point_t *pending;      /* [worker] metrics not yet in the store */
+  lathe_point_t *pending; /* [worker] metrics not yet in the store */
   int npending, cappending;
-  lathe_point_t *last;         /* [worker] last value of each metric (summary) */
+  lathe_point_t *last; /* [worker] last value of each metric (summary) */
   int nlast, caplast;
-  lathe_child_t **children;    /* [worker] */
+  lathe_child_t **children; /* [worker] */
   int nchildren;
-  char *record;                /* [any] the latest run record JSON */
-  lathe_point_t *view;         /* [loop] latest value of each metric, from events */
+  char *record;        /* [any] the latest run record JSON */
+  lathe_point_t *view; /* [loop] latest value of each metric, from events */
   int nview, capview;
-  int64_t view_step;           /* [loop] step of the latest event */
-  double view_t0;              /* [loop] time and step the run (re)started at */
+  int64_t view_step; /* [loop] step of the latest event */
+  double view_t0;    /* [loop] time and step the run (re)started at */
   int64_t view_step0;
-  int lua_waiters;             /* [loop] coroutines waiting on this run */
-  int active;                  /* [any] in the workers' list */
-  int busy;                    /* [any] held by a worker right now */
+  int lua_waiters; /* [loop] coroutines waiting on this run */
+  int active;      /* [any] in the workers' list */
+  int busy;        /* [any] held by a worker right now */
 } lathe_run_t;
 
 typedef enum { EV_START, EV_METRIC, EV_LOG, EV_CKPT, EV_END } lathe_ev_type_t;
@@ -111,16 +111,16 @@ struct lathe_session {
   uv_signal_t sigint, sigterm, sighup;
   uv_timer_t tick;
   lathe_store_t *store;
-  int json_out;        /* JSON lines on stdout */
-  int progress;        /* human progress on stderr */
+  int json_out; /* JSON lines on stdout */
+  int progress; /* human progress on stderr */
   int threads;
   uint64_t seed_offset;
-  int check_only;      /* lathe check: validate, start nothing */
-  char **sets;         /* --set key=value, in order */
+  int check_only; /* lathe check: validate, start nothing */
+  char **sets;    /* --set key=value, in order */
   int *set_used, nsets;
   char recipe_path[4096];
   char recipe_hash[17];
-  lathe_run_t **runs;  /* [loop] every run created by this session */
+  lathe_run_t **runs; /* [loop] every run created by this session */
   int nruns, capruns;
   /* workers */
   int workers; /* how many (set before init; default 1) */

@@ -36,7 +36,9 @@ static void observe(const acrobot_t *e, float *obs) {
 }
 
 static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
-  *obs = (lathe_space_t){0, 6, {-1, -1, -1, -1, -(float)MAX_VEL_1, -(float)MAX_VEL_2},
+  *obs = (lathe_space_t){0,
+                         6,
+                         {-1, -1, -1, -1, -(float)MAX_VEL_1, -(float)MAX_VEL_2},
                          {1, 1, 1, 1, (float)MAX_VEL_1, (float)MAX_VEL_2}};
   *act = (lathe_space_t){1, 3};
   return 0;
@@ -85,7 +87,9 @@ static double wrap(double x) {
   return x;
 }
 
-static double clipd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static double clipd(double x, double lo, double hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
 
 static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
                 int *truncated) {
@@ -101,7 +105,8 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   for (int i = 0; i < 4; i++) t[i] = y[i] + 0.2 * k3[i];
   deriv(e, t, a, k4);
   double n[4];
-  for (int i = 0; i < 4; i++) n[i] = y[i] + (0.2 / 6.0) * (((k1[i] + 2 * k2[i]) + 2 * k3[i]) + k4[i]);
+  for (int i = 0; i < 4; i++)
+    n[i] = y[i] + (0.2 / 6.0) * (((k1[i] + 2 * k2[i]) + 2 * k3[i]) + k4[i]);
   e->s[0] = wrap(n[0]), e->s[1] = wrap(n[1]);
   e->s[2] = clipd(n[2], -MAX_VEL_1, MAX_VEL_1), e->s[3] = clipd(n[3], -MAX_VEL_2, MAX_VEL_2);
   int term = (-cos(e->s[0]) - cos(e->s[1] + e->s[0])) > 1.0;
@@ -111,12 +116,27 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
-static void destroy(void *self) { free(self); }
+static void destroy(void *self) {
+  free(self);
+}
 
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER, .name = "acrobot", .kind = "environment", .version = "1.0.0",
-    .doc = "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)", .opts = opts,
-    .create = create, .step = env_nostep, .save = env_save, .load = env_load, .destroy = destroy,
-    .env_spaces = spaces, .env_reset = reset, .env_set_state = set_state, .env_step = step};
+    .apiver = LATHE_PLUGIN_APIVER,
+    .name = "acrobot",
+    .kind = "environment",
+    .version = "1.0.0",
+    .doc = "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)",
+    .opts = opts,
+    .create = create,
+    .step = env_nostep,
+    .save = env_save,
+    .load = env_load,
+    .destroy = destroy,
+    .env_spaces = spaces,
+    .env_reset = reset,
+    .env_set_state = set_state,
+    .env_step = step};
 
-const lathe_plugin_t *lathe_plugin_entry(int v) { return v == LATHE_PLUGIN_APIVER ? &plugin : NULL; }
+const lathe_plugin_t *lathe_plugin_entry(int v) {
+  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
+}

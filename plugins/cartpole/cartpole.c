@@ -38,7 +38,9 @@ static void observe(const cartpole_t *e, float *obs) {
 }
 
 static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
-  *obs = (lathe_space_t){0, 4, {-4.8f, -INFINITY, -2 * (float)THETA_LIMIT, -INFINITY},
+  *obs = (lathe_space_t){0,
+                         4,
+                         {-4.8f, -INFINITY, -2 * (float)THETA_LIMIT, -INFINITY},
                          {4.8f, INFINITY, 2 * (float)THETA_LIMIT, INFINITY}};
   *act = (lathe_space_t){1, 2};
   return 0;
@@ -88,7 +90,8 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   e->s[0] = x, e->s[1] = x_dot, e->s[2] = theta, e->s[3] = theta_dot;
   int term = x < -2.4 || x > 2.4 || theta < -THETA_LIMIT || theta > THETA_LIMIT;
   double r;
-  if (!term) r = e->sb_reward ? 0.0 : 1.0;
+  if (!term)
+    r = e->sb_reward ? 0.0 : 1.0;
   else if (e->beyond < 0) {
     r = e->sb_reward ? -1.0 : 1.0;
     e->beyond = 0;
@@ -102,12 +105,27 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
-static void destroy(void *self) { free(self); }
+static void destroy(void *self) {
+  free(self);
+}
 
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER, .name = "cartpole", .kind = "environment", .version = "1.0.0",
-    .doc = "CartPole-v1, Gymnasium-exact (obs 4, actions 2, limit 500)", .opts = opts,
-    .create = create, .step = env_nostep, .save = env_save, .load = env_load, .destroy = destroy,
-    .env_spaces = spaces, .env_reset = reset, .env_set_state = set_state, .env_step = step};
+    .apiver = LATHE_PLUGIN_APIVER,
+    .name = "cartpole",
+    .kind = "environment",
+    .version = "1.0.0",
+    .doc = "CartPole-v1, Gymnasium-exact (obs 4, actions 2, limit 500)",
+    .opts = opts,
+    .create = create,
+    .step = env_nostep,
+    .save = env_save,
+    .load = env_load,
+    .destroy = destroy,
+    .env_spaces = spaces,
+    .env_reset = reset,
+    .env_set_state = set_state,
+    .env_step = step};
 
-const lathe_plugin_t *lathe_plugin_entry(int v) { return v == LATHE_PLUGIN_APIVER ? &plugin : NULL; }
+const lathe_plugin_t *lathe_plugin_entry(int v) {
+  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
+}

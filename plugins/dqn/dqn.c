@@ -144,8 +144,9 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->nobs = os.n, d->nact = as.n;
 
   int width[9], nh = parse_hidden(h->cfg_str(c, "hidden"), width + 1, 7);
-  if (nh < 0) return h->fail(c, LATHE_ECONFIG, "dqn: hidden = '%s' is not a list like 120,84",
-                             h->cfg_str(c, "hidden"));
+  if (nh < 0)
+    return h->fail(c, LATHE_ECONFIG, "dqn: hidden = '%s' is not a list like 120,84",
+                   h->cfg_str(c, "hidden"));
   width[0] = d->nobs, width[nh + 1] = d->nact * d->K;
   if ((rc = nn_mlp_init(&d->q, "q", nh + 1, width, NN_RELU, 0, &d->rng)) ||
       (rc = nn_mlp_init(&d->target, "q", nh + 1, width, NN_RELU, 0, &d->rng)))
@@ -163,8 +164,8 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->dout = malloc(sizeof(float) * B * AK), d->probs = malloc(sizeof(float) * d->K);
   d->obs = malloc(sizeof(float) * O), d->next = malloc(sizeof(float) * O);
   d->eobs = malloc(sizeof(float) * O);
-  if (!d->b_obs || !d->b_next || !d->b_rew || !d->b_term || !d->b_act || !d->x || !d->xn ||
-      !d->y || !d->g || !d->dout || !d->probs || !d->obs || !d->next || !d->eobs)
+  if (!d->b_obs || !d->b_next || !d->b_rew || !d->b_term || !d->b_act || !d->x || !d->xn || !d->y ||
+      !d->g || !d->dout || !d->probs || !d->obs || !d->next || !d->eobs)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
                    (long long)d->cap);
   d->envp->env_reset(d->env, h->seed(c), d->obs);
@@ -223,8 +224,10 @@ static float update(dqn_t *d, float *qmean) {
       nn_head_c51_project(&d->head, d->probs, r, disc, d->y + b * K);
     } else {
       float yv = r + disc * nn_head_decode(&d->head, blk);
-      if (K == 1) d->y[b] = yv;
-      else nn_head_target(&d->head, yv, d->y + b * K);
+      if (K == 1)
+        d->y[b] = yv;
+      else
+        nn_head_target(&d->head, yv, d->y + b * K);
     }
   }
   /* online forward, gather the taken action's block, loss, scatter the gradient */
@@ -301,8 +304,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     d->q_acc += qm, d->acc_n++;
   }
   if (d->t % d->target_freq == 0) {
-    if (d->tau >= 1.0f) nn_params_copy(&d->target.params, &d->q.params);
-    else nn_params_polyak(&d->target.params, &d->q.params, d->tau);
+    if (d->tau >= 1.0f)
+      nn_params_copy(&d->target.params, &d->q.params);
+    else
+      nn_params_polyak(&d->target.params, &d->q.params, d->tau);
   }
   if (d->t % d->log_every == 0) {
     if (d->acc_n) {
@@ -387,4 +392,6 @@ static const lathe_plugin_t plugin = {
     .destroy = destroy,
 };
 
-const lathe_plugin_t *lathe_plugin_entry(int v) { return v == LATHE_PLUGIN_APIVER ? &plugin : NULL; }
+const lathe_plugin_t *lathe_plugin_entry(int v) {
+  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
+}

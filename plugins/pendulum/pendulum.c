@@ -5,9 +5,7 @@
 #include "../envutil.h"
 
 static const lathe_opt_t opts[] = {
-    ENV_COMMON_OPTS("200"),
-    {"g", LATHE_NUM, "10.0", 0, 100, NULL, "gravity"},
-    {NULL}};
+    ENV_COMMON_OPTS("200"), {"g", LATHE_NUM, "10.0", 0, 100, NULL, "gravity"}, {NULL}};
 
 typedef struct {
   env_common_t c;
@@ -79,12 +77,27 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
-static void destroy(void *self) { free(self); }
+static void destroy(void *self) {
+  free(self);
+}
 
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER, .name = "pendulum", .kind = "environment", .version = "1.0.0",
-    .doc = "Pendulum-v1, Gymnasium-exact (obs 3, action box [-2, 2], limit 200)", .opts = opts,
-    .create = create, .step = env_nostep, .save = env_save, .load = env_load, .destroy = destroy,
-    .env_spaces = spaces, .env_reset = reset, .env_set_state = set_state, .env_step = step};
+    .apiver = LATHE_PLUGIN_APIVER,
+    .name = "pendulum",
+    .kind = "environment",
+    .version = "1.0.0",
+    .doc = "Pendulum-v1, Gymnasium-exact (obs 3, action box [-2, 2], limit 200)",
+    .opts = opts,
+    .create = create,
+    .step = env_nostep,
+    .save = env_save,
+    .load = env_load,
+    .destroy = destroy,
+    .env_spaces = spaces,
+    .env_reset = reset,
+    .env_set_state = set_state,
+    .env_step = step};
 
-const lathe_plugin_t *lathe_plugin_entry(int v) { return v == LATHE_PLUGIN_APIVER ? &plugin : NULL; }
+const lathe_plugin_t *lathe_plugin_entry(int v) {
+  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
+}

@@ -54,18 +54,20 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   r->x = malloc(sizeof(float) * r->n * r->in), r->y = malloc(sizeof(float) * r->n);
   r->bx = malloc(sizeof(float) * r->batch * r->in), r->by = malloc(sizeof(float) * r->batch);
   r->d = malloc(sizeof(float) * (r->n > r->batch ? r->n : r->batch));
-  if (!r->x || !r->y || !r->bx || !r->by || !r->d) return h->fail(c, LATHE_ENOMEM, "regress: out of memory");
+  if (!r->x || !r->y || !r->bx || !r->by || !r->d)
+    return h->fail(c, LATHE_ENOMEM, "regress: out of memory");
   for (int i = 0; i < r->n; i++) {
     float dotp = 0;
     for (int k = 0; k < r->in; k++) dotp += w[k] * (r->x[i * r->in + k] = nn_rng_normal(&prob));
     r->y[i] = sinf(dotp) + 0.05f * nn_rng_normal(&prob);
   }
   int hid = (int)h->cfg_int(c, "hidden"), width[4] = {r->in, hid, hid, 1};
-  int rc = nn_mlp_init(&r->net, "mlp", 3, width, nn_act_parse(h->cfg_str(c, "activation")), 0,
-                       &r->rng);
+  int rc =
+      nn_mlp_init(&r->net, "mlp", 3, width, nn_act_parse(h->cfg_str(c, "activation")), 0, &r->rng);
   if (rc) return h->fail(c, rc, "regress: cannot build the MLP");
   r->opt = nn_adamw_default();
-  r->opt.lr = (float)h->cfg_num(c, "lr"), r->opt.weight_decay = (float)h->cfg_num(c, "weight_decay");
+  r->opt.lr = (float)h->cfg_num(c, "lr"),
+  r->opt.weight_decay = (float)h->cfg_num(c, "weight_decay");
   h->set_total(c, r->steps);
   *self = r;
   return 0;
@@ -74,7 +76,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   regress_t *r = self;
   if (r->fail_at && r->step + 1 == r->fail_at)
-    return h->fail(c, LATHE_EPLUGIN, "regress: injected failure at step %lld", (long long)r->fail_at);
+    return h->fail(c, LATHE_EPLUGIN, "regress: injected failure at step %lld",
+                   (long long)r->fail_at);
   for (int b = 0; b < r->batch; b++) {
     uint32_t i = nn_rng_below(&r->rng, (uint32_t)r->n);
     memcpy(r->bx + b * r->in, r->x + i * r->in, sizeof(float) * r->in);

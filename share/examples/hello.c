@@ -51,7 +51,9 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   return b->err ? h->fail(c, LATHE_ECKPT, "hello: short checkpoint") : 0;
 }
 
-static void destroy(void *self) { free(self); }
+static void destroy(void *self) {
+  free(self);
+}
 
 static const lathe_plugin_t plugin = {
     .apiver = LATHE_PLUGIN_APIVER,

@@ -17,8 +17,10 @@ static inline float fexp(float x) {
   float t = x * 1.44269504088896341f;
   float n = (t + 12582912.0f) - 12582912.0f;
   float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
-                                                  r * (0.00833333377f + r * 0.00138888892f)))));
+  float p =
+      1.0f +
+      r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f +
+                                                                            r * 0.00138888892f)))));
   union {
     float f;
     int32_t i;
@@ -32,8 +34,11 @@ static inline float fexp(float x) {
 static inline float ferf(float x) {
   float a = x < 0.0f ? -x : x;
   float t = 1.0f / (1.0f + 0.3275911f * a);
-  float y = 1.0f - t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
-                            t * (-1.453152027f + t * 1.061405429f)))) * fexp(-a * a);
+  float y = 1.0f -
+            t *
+                (0.254829592f + t * (-0.284496736f +
+                                     t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) *
+                fexp(-a * a);
   return x < 0.0f ? -y : y;
 }
 

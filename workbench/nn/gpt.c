@@ -24,11 +24,11 @@ int nn_gpt_init(nn_gpt_t *g, nn_gpt_config_t cfg, nn_rng_t *r) {
   nn_params_t *ps = &g->params;
   g->iwte = nn_params_add(ps, "wte", 1, 2, (int[]){V, C});
   g->iwpe = nn_params_add(ps, "wpe", 1, 2, (int[]){T, C});
-  static const char *names[12] = {"ln1.w",     "ln1.b",     "attn.qkv.w", "attn.qkv.b",
-                                  "attn.proj.w", "attn.proj.b", "ln2.w",    "ln2.b",
-                                  "mlp.fc.w",  "mlp.fc.b",  "mlp.proj.w", "mlp.proj.b"};
-  int shapes[12][2] = {{C, 0},     {C, 0},     {3 * C, C}, {3 * C, 0}, {C, C}, {C, 0},
-                       {C, 0},     {C, 0},     {4 * C, C}, {4 * C, 0}, {C, 4 * C}, {C, 0}};
+  static const char *names[12] = {"ln1.w",       "ln1.b",       "attn.qkv.w", "attn.qkv.b",
+                                  "attn.proj.w", "attn.proj.b", "ln2.w",      "ln2.b",
+                                  "mlp.fc.w",    "mlp.fc.b",    "mlp.proj.w", "mlp.proj.b"};
+  int shapes[12][2] = {{C, 0}, {C, 0}, {3 * C, C}, {3 * C, 0}, {C, C},     {C, 0},
+                       {C, 0}, {C, 0}, {4 * C, C}, {4 * C, 0}, {C, 4 * C}, {C, 0}};
   char name[NN_NAME_MAX];
   for (int l = 0; l < L; l++)
     for (int k = 0; k < 12; k++) {
@@ -65,26 +65,26 @@ void nn_gpt_free(nn_gpt_t *g) {
 static int gpt_layout(nn_gpt_t *g, int B, int T) {
   int C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
   size_t BT = (size_t)B * T, n = 0;
-  size_t sz[] = {BT * C,         /* encoded */
-                 L * BT * C,     /* ln1 */
-                 L * BT,         /* ln1_mean */
-                 L * BT,         /* ln1_rstd */
-                 L * BT * 3 * C, /* qkv */
-                 L * BT * C,     /* atty */
+  size_t sz[] = {BT * C,                    /* encoded */
+                 L * BT * C,                /* ln1 */
+                 L * BT,                    /* ln1_mean */
+                 L * BT,                    /* ln1_rstd */
+                 L * BT * 3 * C,            /* qkv */
+                 L * BT * C,                /* atty */
                  L * (size_t)B * H * T * T, /* att */
-                 L * BT * C,     /* attproj */
-                 L * BT * C,     /* residual2 */
-                 L * BT * C,     /* ln2 */
-                 L * BT,         /* ln2_mean */
-                 L * BT,         /* ln2_rstd */
-                 L * BT * 4 * C, /* fch */
-                 L * BT * 4 * C, /* fch_gelu */
-                 L * BT * C,     /* fcproj */
-                 L * BT * C,     /* residual3 */
-                 BT * C,         /* lnf */
-                 BT,             /* lnf_mean */
-                 BT,             /* lnf_rstd */
-                 BT * V};        /* logits */
+                 L * BT * C,                /* attproj */
+                 L * BT * C,                /* residual2 */
+                 L * BT * C,                /* ln2 */
+                 L * BT,                    /* ln2_mean */
+                 L * BT,                    /* ln2_rstd */
+                 L * BT * 4 * C,            /* fch */
+                 L * BT * 4 * C,            /* fch_gelu */
+                 L * BT * C,                /* fcproj */
+                 L * BT * C,                /* residual3 */
+                 BT * C,                    /* lnf */
+                 BT,                        /* lnf_mean */
+                 BT,                        /* lnf_rstd */
+                 BT * V};                   /* logits */
   for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) n += sz[i];
   if (n > g->acts_n) {
     float *a = realloc(g->acts, n * sizeof(float));
@@ -96,10 +96,10 @@ static int gpt_layout(nn_gpt_t *g, int B, int T) {
     if (!t) return LATHE_ENOMEM;
     g->tok = t, g->maxBT = (int)BT;
   }
-  float **ptr[] = {&g->encoded, &g->ln1,      &g->ln1_mean, &g->ln1_rstd, &g->qkv,
-                   &g->atty,    &g->att,      &g->attproj,  &g->residual2, &g->ln2,
-                   &g->ln2_mean, &g->ln2_rstd, &g->fch,     &g->fch_gelu, &g->fcproj,
-                   &g->residual3, &g->lnf,    &g->lnf_mean, &g->lnf_rstd, &g->logits};
+  float **ptr[] = {&g->encoded,   &g->ln1,      &g->ln1_mean, &g->ln1_rstd,  &g->qkv,
+                   &g->atty,      &g->att,      &g->attproj,  &g->residual2, &g->ln2,
+                   &g->ln2_mean,  &g->ln2_rstd, &g->fch,      &g->fch_gelu,  &g->fcproj,
+                   &g->residual3, &g->lnf,      &g->lnf_mean, &g->lnf_rstd,  &g->logits};
   float *p = g->acts;
   for (size_t i = 0; i < sizeof sz / sizeof *sz; i++) *ptr[i] = p, p += sz[i];
   g->B = B, g->T = T;
@@ -151,8 +151,7 @@ static float *gpt_scratch(nn_gpt_t *g, size_t n) {
 }
 
 void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
-  int B = g->B, T = g->T, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads,
-      V = g->cfg.vocab;
+  int B = g->B, T = g->T, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
   size_t BT = (size_t)B * T;
   nn_params_t *ps = &g->params;
   /* scratch: dres, dln, dres_tmp (C each), dqkv (3C), dh, dhg (4C each), datt (T*T) */
@@ -165,8 +164,8 @@ void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
   memset(dln, 0, BT * C * sizeof(float));
   nn_linear_backward(dln, nn_g(ps, g->iwte), NULL, dlogits, g->lnf, nn_w(ps, g->iwte), BT, C, V);
   memset(dres, 0, BT * C * sizeof(float));
-  nn_layernorm_backward(dres, nn_g(ps, g->ilnfw), nn_g(ps, g->ilnfb), dln, resL,
-                        nn_w(ps, g->ilnfw), g->lnf_mean, g->lnf_rstd, BT, C);
+  nn_layernorm_backward(dres, nn_g(ps, g->ilnfw), nn_g(ps, g->ilnfb), dln, resL, nn_w(ps, g->ilnfw),
+                        g->lnf_mean, g->lnf_rstd, BT, C);
   for (int l = L - 1; l >= 0; l--) {
     const int *ix = g->il[l];
     const float *res = l ? g->residual3 + (l - 1) * BT * C : g->encoded;
@@ -178,13 +177,13 @@ void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
     float *fch = g->fch + l * BT * 4 * C, *fchg = g->fch_gelu + l * BT * 4 * C;
     /* MLP branch: dres is d r3; the residual passes it to r2 unchanged */
     memset(dhg, 0, BT * 4 * C * sizeof(float));
-    nn_linear_backward(dhg, nn_g(ps, ix[FCPW]), nn_g(ps, ix[FCPB]), dres, fchg,
-                       nn_w(ps, ix[FCPW]), BT, 4 * C, C);
+    nn_linear_backward(dhg, nn_g(ps, ix[FCPW]), nn_g(ps, ix[FCPB]), dres, fchg, nn_w(ps, ix[FCPW]),
+                       BT, 4 * C, C);
     memset(dh, 0, BT * 4 * C * sizeof(float));
     nn_act_backward(NN_GELU, dh, dhg, fch, BT * 4 * C);
     memset(dln, 0, BT * C * sizeof(float));
-    nn_linear_backward(dln, nn_g(ps, ix[FCW]), nn_g(ps, ix[FCB]), dh, ln2, nn_w(ps, ix[FCW]), BT,
-                       C, 4 * C);
+    nn_linear_backward(dln, nn_g(ps, ix[FCW]), nn_g(ps, ix[FCB]), dh, ln2, nn_w(ps, ix[FCW]), BT, C,
+                       4 * C);
     nn_layernorm_backward(dres, nn_g(ps, ix[LN2W]), nn_g(ps, ix[LN2B]), dln, res2,
                           nn_w(ps, ix[LN2W]), ln2m, ln2r, BT, C);
     /* attention branch: dres is now d r2 */
@@ -264,8 +263,7 @@ int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) 
   if (pos >= T) return LATHE_ESHAPE;
   nn_params_t *ps = &g->params;
   float *x = kv->scratch, *ln = x + B * C, *qkv = ln + B * C, *y = qkv + 3 * B * C;
-  float *h = y + B * C, *tmp = h + 4 * B * C, *mean = tmp + B * C, *rstd = mean + B,
-        *sc = rstd + B;
+  float *h = y + B * C, *tmp = h + 4 * B * C, *mean = tmp + B * C, *rstd = mean + B, *sc = rstd + B;
   const float *wte = nn_w(ps, g->iwte), *wpe = nn_w(ps, g->iwpe);
   for (int b = 0; b < B; b++)
     for (int i = 0; i < C; i++) x[b * C + i] = wte[(size_t)tok[b] * C + i] + wpe[pos * C + i];
@@ -275,7 +273,8 @@ int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) 
     nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, ix[LN1W]), nn_w(ps, ix[LN1B]), B, C);
     nn_linear_forward(qkv, ln, nn_w(ps, ix[QKVW]), nn_w(ps, ix[QKVB]), B, C, 3 * C);
     for (int b = 0; b < B; b++) {
-      float *kc = kv->k + (((size_t)l * B + b) * T) * C, *vc = kv->v + (((size_t)l * B + b) * T) * C;
+      float *kc = kv->k + (((size_t)l * B + b) * T) * C,
+            *vc = kv->v + (((size_t)l * B + b) * T) * C;
       memcpy(kc + (size_t)pos * C, qkv + (size_t)b * 3 * C + C, C * sizeof(float));
       memcpy(vc + (size_t)pos * C, qkv + (size_t)b * 3 * C + 2 * C, C * sizeof(float));
       for (int hh = 0; hh < H; hh++) {

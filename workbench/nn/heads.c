@@ -65,7 +65,8 @@ void nn_head_target(const nn_head_t *h, float y, float *p) {
   if (h->kind == NN_HEAD_HL_GAUSS) {
     /* truncated Gaussian mass per bin: differences of erf at the edges (the 1/2
      * of Phi cancels in the ratio); the K+1 erfs in one vectorised loop */
-    float z = (h->v_max - h->v_min) / K, inv = 1.0f / (1.41421356f * h->sigma), e[NN_HEAD_MAX_BINS + 1];
+    float z = (h->v_max - h->v_min) / K, inv = 1.0f / (1.41421356f * h->sigma),
+          e[NN_HEAD_MAX_BINS + 1];
     e[0] = ferf((h->v_min - y) * inv);
     for (int k = 1; k <= K; k++) e[k] = ferf((h->v_min + k * z - y) * inv);
     float norm = e[K] - e[0];
@@ -83,8 +84,10 @@ void nn_head_target(const nn_head_t *h, float y, float *p) {
   int l = (int)floor(b), u = (int)ceil(b);
   if (l < 0) l = 0;
   if (u > K - 1) u = K - 1;
-  if (l == u) p[l] = 1.0f;
-  else p[l] = (float)(u - b), p[u] = (float)(b - l);
+  if (l == u)
+    p[l] = 1.0f;
+  else
+    p[l] = (float)(u - b), p[u] = (float)(b - l);
 }
 
 void nn_head_c51_project(const nn_head_t *h, const float *next_p, float r, float discount,
@@ -99,16 +102,21 @@ void nn_head_c51_project(const nn_head_t *h, const float *next_p, float r, float
     int l = (int)floor(b), u = (int)ceil(b);
     if (l < 0) l = 0;
     if (u > K - 1) u = K - 1;
-    if (l == u) p[l] += next_p[j];
-    else p[l] += (float)(next_p[j] * (u - b)), p[u] += (float)(next_p[j] * (b - l));
+    if (l == u)
+      p[l] += next_p[j];
+    else
+      p[l] += (float)(next_p[j] * (u - b)), p[u] += (float)(next_p[j] * (b - l));
   }
 }
 
 float nn_head_loss(const nn_head_t *h, const float *out, const float *target, int N, float *dout) {
   switch (h->kind) {
-  case NN_HEAD_MSE: return nn_mse_loss(dout, out, target, N);
-  case NN_HEAD_HUBER: return nn_huber_loss(dout, out, target, N, 1.0f);
-  default: return nn_soft_ce_loss(dout, out, target, N, h->bins);
+  case NN_HEAD_MSE:
+    return nn_mse_loss(dout, out, target, N);
+  case NN_HEAD_HUBER:
+    return nn_huber_loss(dout, out, target, N, 1.0f);
+  default:
+    return nn_soft_ce_loss(dout, out, target, N, h->bins);
   }
 }
 

@@ -14,7 +14,9 @@
 
 #include "fastmath.h"
 
-float nn_expf(float x) { return fexp(x); }
+float nn_expf(float x) {
+  return fexp(x);
+}
 
 /* ---- the one matrix-product entry point ---------------------------------- */
 
@@ -54,18 +56,13 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, sizeof(float) * OC);
     beta = 1.0f;
   }
-  nn_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
-              OC);
+  nn_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out, OC);
 }
 
 void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, int N, int IC, int OC) {
-  if (dinp)
-    nn_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
-                dinp, IC);
-  if (dw)
-    nn_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
-                dw, IC);
+  if (dinp) nn_sgemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+  if (dw) nn_sgemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
   if (db)
     for (int n = 0; n < N; n++) {
       const float *d = dout + (size_t)n * OC;
@@ -215,8 +212,7 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
     for (int h = 0; h < H; h++) {
       const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
       float *a = att + ((size_t)b * H + h) * T * T;
-      nn_sgemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a,
-                  T);
+      nn_sgemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
       for (int t = 0; t < T; t++) {
         float *row = a + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
         for (int u = 0; u <= t; u++) mx = row[u] > mx ? row[u] : mx;
@@ -226,8 +222,7 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
         for (int u = 0; u <= t; u++) row[u] *= inv;
         for (int u = t + 1; u < T; u++) row[u] = 0.0f;
       }
-      nn_sgemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
-                  out + (size_t)b * T * C + h * hs, C);
+      nn_sgemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);
     }
 }
 
@@ -243,10 +238,8 @@ void nn_attention_backward(float *dqkv, float *datt, const float *dout, const fl
       const float *a = att + ((size_t)b * H + h) * T * T;
       const float *dy = dout + (size_t)b * T * C + h * hs;
       /* dA = dY V^T ; dV += A^T dY */
-      nn_sgemm(0, 1, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, datt,
-                  T);
-      nn_sgemm(1, 0, T, hs, T, 1.0f, a, T, dy, C, 1.0f, dv,
-                  C3);
+      nn_sgemm(0, 1, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, datt, T);
+      nn_sgemm(1, 0, T, hs, T, 1.0f, a, T, dy, C, 1.0f, dv, C3);
       /* softmax backward in place: dS = A * (dA - rowsum(A * dA)) * scale */
       for (int t = 0; t < T; t++) {
         const float *ar = a + (size_t)t * T;
@@ -256,10 +249,8 @@ void nn_attention_backward(float *dqkv, float *datt, const float *dout, const fl
         for (int u = t + 1; u < T; u++) dr[u] = 0.0f;
       }
       /* dQ += dS K ; dK += dS^T Q */
-      nn_sgemm(0, 0, T, hs, T, 1.0f, datt, T, k, C3, 1.0f,
-                  dq, C3);
-      nn_sgemm(1, 0, T, hs, T, 1.0f, datt, T, q, C3, 1.0f, dk,
-                  C3);
+      nn_sgemm(0, 0, T, hs, T, 1.0f, datt, T, k, C3, 1.0f, dq, C3);
+      nn_sgemm(1, 0, T, hs, T, 1.0f, datt, T, q, C3, 1.0f, dk, C3);
     }
 }
 
@@ -395,8 +386,8 @@ float nn_token_ce_loss(float *dlogits, const float *logits, const int *tgt, cons
   return (float)(loss / count);
 }
 
-void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B,
-                    int T, int V) {
+void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B, int T,
+                    int V) {
   for (int b = 0; b < B; b++) {
     double s = 0.0;
     for (int t = 0; t < T; t++) {

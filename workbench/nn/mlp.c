@@ -58,8 +58,8 @@ static int mlp_reserve(nn_mlp_t *m, int N) {
   size_t per = m->width[0];
   for (int l = 0; l < L; l++) {
     int w = m->width[l + 1];
-    per += w;                                 /* pre */
-    if (l < L - 1) per += w;                  /* x[l+1] (post-activation) */
+    per += w;                                    /* pre */
+    if (l < L - 1) per += w;                     /* x[l+1] (post-activation) */
     if (m->layernorm && l < L - 1) per += w + 2; /* ln, mean, rstd */
   }
   for (int l = 0; l <= L; l++) maxw = m->width[l] > maxw ? m->width[l] : maxw;
@@ -68,7 +68,7 @@ static int mlp_reserve(nn_mlp_t *m, int N) {
   if (!a) return LATHE_ENOMEM;
   m->arena = a, m->maxN = N;
   float *p = a;
-#define TAKE(ptr, cnt) (ptr = p, p += (size_t)(cnt) * N)
+#define TAKE(ptr, cnt) (ptr = p, p += (size_t)(cnt)*N)
   TAKE(m->x[0], m->width[0]);
   for (int l = 0; l < L; l++) {
     int w = m->width[l + 1];
@@ -129,8 +129,8 @@ void nn_mlp_backward(nn_mlp_t *m, const float *dout, float *dx) {
       nn_act_backward(m->act, dh, dprev, m->ln[l - 1], (size_t)N * w);
       memset(dprev, 0, sizeof(float) * N * w);
       nn_layernorm_backward(dprev, nn_g(ps, m->ilnw[l - 1]), nn_g(ps, m->ilnb[l - 1]), dh,
-                            m->pre[l - 1], nn_w(ps, m->ilnw[l - 1]), m->mean[l - 1],
-                            m->rstd[l - 1], N, w);
+                            m->pre[l - 1], nn_w(ps, m->ilnw[l - 1]), m->mean[l - 1], m->rstd[l - 1],
+                            N, w);
       d = dprev;
     } else {
       nn_act_backward(m->act, dh, dprev, m->pre[l - 1], (size_t)N * w);

@@ -149,8 +149,8 @@ float nn_token_ce_loss(float *dlogits, const float *logits, const int *tgt, cons
                        int B, int T, int V);
 /* Sequence log-probabilities: lp[b] = sum_t mask[b,t] * log softmax(logits[b,t])[tgt[b,t]].
  * No gradient here; see nn_seq_logprob_backward. */
-void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B,
-                    int T, int V);
+void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B, int T,
+                    int V);
 /* dlogits(B,T,V) += dlp[b] * mask[b,t] * (onehot(tgt) - softmax(logits)). */
 void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logits, const int *tgt,
                              const float *mask, int B, int T, int V);
@@ -158,7 +158,13 @@ void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logi
 /* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
 
-typedef enum { NN_HEAD_MSE, NN_HEAD_HUBER, NN_HEAD_TWO_HOT, NN_HEAD_HL_GAUSS, NN_HEAD_C51 } nn_head_kind_t;
+typedef enum {
+  NN_HEAD_MSE,
+  NN_HEAD_HUBER,
+  NN_HEAD_TWO_HOT,
+  NN_HEAD_HL_GAUSS,
+  NN_HEAD_C51
+} nn_head_kind_t;
 #define NN_HEAD_MAX_BINS 512
 
 typedef struct nn_head {
@@ -207,10 +213,10 @@ typedef struct nn_param {
 typedef struct nn_params {
   nn_param_t *p;
   int np, cap;
-  size_t total;   /* number of floats */
-  float *w, *g;   /* values, gradients (total each) */
-  float *m, *v;   /* Adam moments, allocated by the optimizer on first step */
-  int64_t t;      /* Adam step count */
+  size_t total; /* number of floats */
+  float *w, *g; /* values, gradients (total each) */
+  float *m, *v; /* Adam moments, allocated by the optimizer on first step */
+  int64_t t;    /* Adam step count */
 } nn_params_t;
 
 /* Declare a parameter; returns its index. Call before nn_params_alloc. */
@@ -219,8 +225,12 @@ int nn_params_add(nn_params_t *ps, const char *name, int decay, int ndim, const 
 int nn_params_alloc(nn_params_t *ps);
 void nn_params_free(nn_params_t *ps);
 /* Pointers into the blocks for parameter index i. Valid until nn_params_free. */
-static inline float *nn_w(nn_params_t *ps, int i) { return ps->w + ps->p[i].off; }
-static inline float *nn_g(nn_params_t *ps, int i) { return ps->g + ps->p[i].off; }
+static inline float *nn_w(nn_params_t *ps, int i) {
+  return ps->w + ps->p[i].off;
+}
+static inline float *nn_g(nn_params_t *ps, int i) {
+  return ps->g + ps->p[i].off;
+}
 /* Index of a parameter by name, -1 if none. */
 int nn_params_find(const nn_params_t *ps, const char *name);
 void nn_params_zero_grad(nn_params_t *ps);
@@ -271,8 +281,8 @@ float nn_lr_at(nn_sched_t s, float lr, int64_t t, int64_t warmup, int64_t total,
 /* MLP: Linear -> [LayerNorm] -> act, repeated, then a final Linear.        */
 
 typedef struct nn_mlp {
-  int nlayers;     /* number of Linear layers */
-  int width[9];    /* width[0] = input, width[nlayers] = output */
+  int nlayers;  /* number of Linear layers */
+  int width[9]; /* width[0] = input, width[nlayers] = output */
   nn_act_t act;
   int layernorm;
   nn_params_t params;
@@ -280,11 +290,11 @@ typedef struct nn_mlp {
   /* activation arena for maxN rows */
   int maxN, N;
   float *arena;
-  float *x[9];        /* x[0]: input copy (N,width[0]); x[l]: input of layer l */
-  float *pre[8];      /* pre-activation outputs of Linear l (N,width[l+1]) */
-  float *ln[8];       /* LayerNorm outputs (if layernorm) */
+  float *x[9];   /* x[0]: input copy (N,width[0]); x[l]: input of layer l */
+  float *pre[8]; /* pre-activation outputs of Linear l (N,width[l+1]) */
+  float *ln[8];  /* LayerNorm outputs (if layernorm) */
   float *mean[8], *rstd[8];
-  float *d0, *d1;     /* scratch gradients (N, max width) */
+  float *d0, *d1; /* scratch gradients (N, max width) */
 } nn_mlp_t;
 
 /* Build an MLP with nlayers Linear layers of the given widths (nlayers+1 entries).

@@ -26,7 +26,9 @@ void nn_rng_seed(nn_rng_t *r, uint64_t seed) {
   for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t nn_rng_u64(nn_rng_t *r) {
   uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -34,8 +36,12 @@ uint64_t nn_rng_u64(nn_rng_t *r) {
   return res;
 }
 
-float nn_rng_uniform(nn_rng_t *r) { return (nn_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
-double nn_rng_uniform_d(nn_rng_t *r) { return (nn_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+float nn_rng_uniform(nn_rng_t *r) {
+  return (nn_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+double nn_rng_uniform_d(nn_rng_t *r) {
+  return (nn_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 float nn_rng_normal(nn_rng_t *r) {
   double u1 = nn_rng_uniform_d(r), u2 = nn_rng_uniform_d(r);
@@ -51,7 +57,9 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n) {
 
 extern void openblas_set_num_threads(int);
 extern int openblas_get_num_threads(void);
-void nn_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void nn_set_threads(int n) {
+  openblas_set_num_threads(n < 1 ? 1 : n);
+}
 
 void nn_thread_init(void) {
 #if defined(__SSE__) || defined(__x86_64__)
@@ -60,7 +68,9 @@ void nn_thread_init(void) {
   __builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | 0x8040);
 #endif
 }
-int nn_get_threads(void) { return openblas_get_num_threads(); }
+int nn_get_threads(void) {
+  return openblas_get_num_threads();
+}
 
 /* ---- parameter sets ----------------------------------------------------- */
 
@@ -98,7 +108,9 @@ int nn_params_find(const nn_params_t *ps, const char *name) {
   return -1;
 }
 
-void nn_params_zero_grad(nn_params_t *ps) { memset(ps->g, 0, ps->total * sizeof(float)); }
+void nn_params_zero_grad(nn_params_t *ps) {
+  memset(ps->g, 0, ps->total * sizeof(float));
+}
 
 void nn_params_copy(nn_params_t *dst, const nn_params_t *src) {
   memcpy(dst->w, src->w, src->total * sizeof(float));
@@ -204,7 +216,9 @@ int nn_params_load(nn_params_t *ps, lathe_buf_t *b) {
 
 /* ---- AdamW and schedules ------------------------------------------------- */
 
-nn_adamw_t nn_adamw_default(void) { return (nn_adamw_t){1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f}; }
+nn_adamw_t nn_adamw_default(void) {
+  return (nn_adamw_t){1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+}
 
 int nn_adamw_step(nn_params_t *ps, const nn_adamw_t *o, float lr) {
   if (!ps->m) ps->m = calloc(ps->total ? ps->total : 1, sizeof(float));
