@@ -61,19 +61,43 @@ static inline double env_pow2(double x) {
   return pow(x, two);
 }
 
-#define ENV_SAVE_LOAD(type)                                                                        \
+/* Everything an environment plugin declares the same way: checkpoints of the
+ * whole plain-data struct TYPE, the refusal to run alone, destroy, the
+ * descriptor and the entry point. The file defines opts, create, spaces,
+ * reset, set_state and step, then ends with ENV_PLUGIN(TYPE, "name", "doc"). */
+#define ENV_PLUGIN(TYPE, NAME, DOC)                                                                \
   static int env_save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
-    lathe_buf_put(b, self, sizeof(type));                                                          \
+    lathe_buf_put(b, self, sizeof(TYPE));                                                          \
     return 0;                                                                                      \
   }                                                                                                \
   static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
-    lathe_buf_get(b, self, sizeof(type));                                                          \
+    lathe_buf_get(b, self, sizeof(TYPE));                                                          \
     return b->err ? LATHE_ECKPT : 0;                                                               \
   }                                                                                                \
   static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                       \
     return h->fail(c, LATHE_EPLUGIN,                                                               \
-                   "an environment cannot run alone: use it from an "                              \
-                   "algorithm or lathe.env()");                                                    \
+                   "an environment cannot run alone: use it from an algorithm or lathe.env()");    \
+  }                                                                                                \
+  static void env_destroy(void *self) {                                                            \
+    free(self);                                                                                    \
+  }                                                                                                \
+  static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,                             \
+                                        .name = NAME,                                              \
+                                        .kind = "environment",                                     \
+                                        .version = "1.0.0",                                        \
+                                        .doc = DOC,                                                \
+                                        .opts = opts,                                              \
+                                        .create = create,                                          \
+                                        .step = env_nostep,                                        \
+                                        .save = env_save,                                          \
+                                        .load = env_load,                                          \
+                                        .destroy = env_destroy,                                    \
+                                        .env_spaces = spaces,                                      \
+                                        .env_reset = reset,                                        \
+                                        .env_set_state = set_state,                                \
+                                        .env_step = step};                                         \
+  const lathe_plugin_t *lathe_plugin_entry(int v) {                                                \
+    return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;                                              \
   }
 
 #endif

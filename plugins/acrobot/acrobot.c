@@ -18,8 +18,6 @@ typedef struct {
   int book;
 } acrobot_t;
 
-ENV_SAVE_LOAD(acrobot_t)
-
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   acrobot_t *e = calloc(1, sizeof *e);
   if (!e) return LATHE_ENOMEM;
@@ -116,27 +114,4 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
-static void destroy(void *self) {
-  free(self);
-}
-
-static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER,
-    .name = "acrobot",
-    .kind = "environment",
-    .version = "1.0.0",
-    .doc = "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)",
-    .opts = opts,
-    .create = create,
-    .step = env_nostep,
-    .save = env_save,
-    .load = env_load,
-    .destroy = destroy,
-    .env_spaces = spaces,
-    .env_reset = reset,
-    .env_set_state = set_state,
-    .env_step = step};
-
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+ENV_PLUGIN(acrobot_t, "acrobot", "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)")
