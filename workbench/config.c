@@ -135,10 +135,6 @@ void lathe_cfg_free(lathe_cfg_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-int lathe_cfg_has(const lathe_cfg_t *c, const char *key) {
-  return find(c, key) != NULL;
-}
-
 int lathe_cfg_set(lathe_cfg_t *c, const char *key, const char *text) {
   lathe_cfg_val_t *v = find(c, key);
   if (!v) {

@@ -33,8 +33,6 @@ int lathe_cfg_init(lathe_cfg_t *c, const char *owner, const lathe_opt_t *a, cons
 void lathe_cfg_free(lathe_cfg_t *c);
 /* Assign key from text. */
 int lathe_cfg_set(lathe_cfg_t *c, const char *key, const char *text);
-/* 1 if the schema has key. */
-int lathe_cfg_has(const lathe_cfg_t *c, const char *key);
 /* Getters; asking for a key not in the schema is a programmer error (abort). */
 int64_t lathe_cfg_int(const lathe_cfg_t *c, const char *key);
 double lathe_cfg_num(const lathe_cfg_t *c, const char *key);

@@ -31,17 +31,6 @@ void lathe_clearerr(void) {
   msg[0] = 0, msg_code = 0;
 }
 
-const char *lathe_err_name(int code) {
-  switch (code) {
-#define X(name, c, text)                                                                           \
-  case c:                                                                                          \
-    return #name;
-    LATHE_ERRNO_MAP(X)
-#undef X
-  }
-  return NULL;
-}
-
 const char *lathe_strerror(int code) {
   switch (code) {
 #define X(name, c, text)                                                                           \

@@ -19,8 +19,6 @@ int lathe_lasterr_code(void);
 void lathe_clearerr(void);
 /* Text for any code: lathe's own, LMDB's, or strerror(-code). */
 const char *lathe_strerror(int code);
-/* Symbolic name for lathe's codes ("ECONFIG"), NULL otherwise. */
-const char *lathe_err_name(int code);
 /* The CLI exit status for a code (see the man page's EXIT STATUS). */
 int lathe_exit_code(int code);
 

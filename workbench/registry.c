@@ -177,11 +177,9 @@ int lathe_registry_get(const char *name, const lathe_plugin_t **out) {
 int lathe_registry_count(void) {
   return nentries;
 }
+
 const char *lathe_registry_name(int i) {
   return i < nentries ? entries[i].name : NULL;
-}
-const char *lathe_registry_path(int i) {
-  return i < nentries ? entries[i].path : NULL;
 }
 
 int lathe_registry_add_env(void) {
@@ -211,12 +209,4 @@ int lathe_registry_add_env(void) {
   }
   free(copy);
   return rc;
-}
-
-void lathe_registry_free(void) {
-  pthread_mutex_lock(&mu);
-  /* plugins stay mapped until exit: instances may still reference their code */
-  free(entries);
-  entries = NULL, nentries = cap = 0;
-  pthread_mutex_unlock(&mu);
 }

@@ -20,7 +20,6 @@ int lathe_registry_get(const char *name, const lathe_plugin_t **out);
 /* Number of declared plugins and the name of the i-th (in declaration order). */
 int lathe_registry_count(void);
 const char *lathe_registry_name(int i);
-const char *lathe_registry_path(int i);
 /* The directory built-in plugins live in (LATHE_PLUGIN_DIR, else next to the
  * binary: build/plugins or PREFIX/lib/lathe/plugins). */
 const char *lathe_plugin_dir(void);
@@ -29,6 +28,5 @@ const char *lathe_plugin_dir(void);
 const char *lathe_share_dir(void);
 /* Register each .so named in LATHE_PLUGIN_PATH (files or folders, ':'-separated). */
 int lathe_registry_add_env(void);
-void lathe_registry_free(void);
 
 #endif

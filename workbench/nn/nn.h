@@ -241,8 +241,6 @@ void nn_params_polyak(nn_params_t *dst, const nn_params_t *src, float tau);
 /* Global L2 norm of the gradients; if max_norm > 0 and the norm exceeds it,
  * scale all gradients by max_norm/norm. Returns the norm before clipping. */
 float nn_clip_grad_norm(nn_params_t *ps, float max_norm);
-/* 1 if every value (and gradient) is finite. */
-int nn_params_finite(const nn_params_t *ps);
 
 /* Serialize values (+ optimizer moments and step when with_opt) into b.
  * Format (little-endian, version 1): "LNNP" u32 version u32 count u8 with_opt

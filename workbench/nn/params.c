@@ -131,12 +131,6 @@ float nn_clip_grad_norm(nn_params_t *ps, float max_norm) {
   return norm;
 }
 
-int nn_params_finite(const nn_params_t *ps) {
-  for (size_t i = 0; i < ps->total; i++)
-    if (!isfinite(ps->w[i]) || !isfinite(ps->g[i])) return 0;
-  return 1;
-}
-
 void nn_init_normal(nn_params_t *ps, int i, float std, nn_rng_t *r) {
   float *w = nn_w(ps, i);
   for (size_t k = 0; k < ps->p[i].n; k++) w[k] = std * nn_rng_normal(r);
