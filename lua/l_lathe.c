@@ -760,15 +760,8 @@ static void resume_recipe(recipe_t *rc, int nargs) {
 
 static void on_end(lathe_session_t *s, lathe_run_t *r) {
   recipe_t *rc = s->lua;
-  if (r->err && r->err != LATHE_ENAN) {
-    char msg[700];
-    snprintf(msg, sizeof msg, "run %u failed: %s", r->id, r->errmsg);
-    if (!s->signal) fail(rc, r->err == LATHE_ESTORE ? LATHE_ESTORE : LATHE_ERUN, msg);
-  } else if (r->err == LATHE_ENAN && !rc->err) {
-    char msg[700];
-    snprintf(msg, sizeof msg, "run %u diverged: %s", r->id, r->errmsg);
-    fail(rc, LATHE_ENAN, msg);
-  }
+  int out = s->signal ? 0 : lathe_run_outcome(r); /* stopped runs are not failures */
+  if (out) fail(rc, out, lathe_lasterr());
   if (rc->running && rc->nwaiting && !s->signal) {
     int pending = 0;
     for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;

@@ -324,11 +324,7 @@ static int cmd_resume(opts_t *o) {
   /* every run has ended (the loop stops only then): read their outcomes
    * before the session frees them */
   if (!rc && s.signal) rc = LATHE_EINTR;
-  for (int i = 0; i < n && !rc; i++)
-    if (runs[i]->err)
-      rc = lathe_seterr(runs[i]->err == LATHE_ESTORE || runs[i]->err == LATHE_ENAN ? runs[i]->err
-                                                                                   : LATHE_ERUN,
-                        "run %u: %s", runs[i]->id, runs[i]->errmsg);
+  for (int i = 0; i < n && !rc; i++) rc = lathe_run_outcome(runs[i]);
   char msg[1024];
   snprintf(msg, sizeof msg, "%s", lathe_lasterr());
   lathe_session_close(&s);

@@ -41,6 +41,14 @@ const char *lathe_status_name(lathe_status_t s) {
   return n[s];
 }
 
+int lathe_run_outcome(const lathe_run_t *r) {
+  if (!r->err) return 0;
+  if (r->err == LATHE_ENAN)
+    return lathe_seterr(LATHE_ENAN, "run %u diverged: %s", r->id, r->errmsg);
+  return lathe_seterr(r->err == LATHE_ESTORE ? LATHE_ESTORE : LATHE_ERUN, "run %u failed: %s",
+                      r->id, r->errmsg);
+}
+
 double lathe_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -157,6 +157,10 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
 int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out);
 /* Hand a run to the worker. */
 int lathe_run_start(lathe_run_t *r);
+/* How an ended run turns out for its command: 0, LATHE_ENAN (diverged),
+ * LATHE_ESTORE (the store refused a write) or LATHE_ERUN (any other failure),
+ * with a message "run N failed: ..." set. */
+int lathe_run_outcome(const lathe_run_t *r);
 /* Ask every active run to checkpoint and stop. */
 void lathe_session_stop_all(lathe_session_t *s);
 /* Number of runs the worker still holds. */
