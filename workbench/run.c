@@ -62,6 +62,33 @@ void lathe_hash_hex(const void *data, size_t n, char out[17]) {
   snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* Make room for one more element in arr (n used, cap allocated), doubling;
+ * evaluates to 0 or LATHE_ENOMEM (arr unchanged then). */
+#define GROW(arr, n, cap)                                                                          \
+  __extension__({                                                                                  \
+    int grow_rc_ = 0;                                                                              \
+    if ((n) >= (cap)) {                                                                            \
+      int grow_cap_ = (cap) ? 2 * (cap) : 16;                                                      \
+      __typeof__(arr) grow_p_ = realloc((arr), grow_cap_ * sizeof *(arr));                         \
+      if (grow_p_)                                                                                 \
+        (arr) = grow_p_, (cap) = grow_cap_;                                                        \
+      else                                                                                         \
+        grow_rc_ = LATHE_ENOMEM;                                                                   \
+    }                                                                                              \
+    grow_rc_;                                                                                      \
+  })
+
+/* The slot for metric name in a latest-value list, appended if new (NULL if
+ * out of memory). */
+static lathe_point_t *point_slot(lathe_point_t **list, int *n, int *cap, const char *name) {
+  for (int i = 0; i < *n; i++)
+    if (!strcmp((*list)[i].name, name)) return &(*list)[i];
+  if (GROW(*list, *n, *cap)) return NULL;
+  lathe_point_t *p = &(*list)[(*n)++];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  return p;
+}
+
 /* ---- events to the loop ------------------------------------------------------ */
 
 static void push_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint64_t step,
@@ -69,15 +96,10 @@ static void push_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t 
   lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
   if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
   pthread_mutex_lock(&s->mu);
-  if (s->nevents == s->capevents) {
-    int cap = s->capevents ? 2 * s->capevents : 256;
-    lathe_event_t *e = realloc(s->events, cap * sizeof *e);
-    if (!e) {
-      pthread_mutex_unlock(&s->mu);
-      free(text);
-      return;
-    }
-    s->events = e, s->capevents = cap;
+  if (GROW(s->events, s->nevents, s->capevents)) {
+    pthread_mutex_unlock(&s->mu);
+    free(text);
+    return;
   }
   s->events[s->nevents++] = ev;
   pthread_mutex_unlock(&s->mu);
@@ -198,28 +220,11 @@ static void h_metric(lathe_ctx_t *c, const char *name, double v) {
 }
 
 static void record_metric(lathe_run_t *r, uint64_t step, const char *name, double v) {
-  if (r->npending == r->cappending) {
-    int cap = r->cappending ? 2 * r->cappending : 256;
-    lathe_point_t *p = realloc(r->pending, cap * sizeof *p);
-    if (!p) return;
-    r->pending = p, r->cappending = cap;
-  }
-  lathe_point_t pt = {"", step, v, lathe_now()};
+  lathe_point_t pt = {"", step, v, lathe_now()}, *last;
   snprintf(pt.name, sizeof pt.name, "%s", name);
+  if (GROW(r->pending, r->npending, r->cappending)) return;
   r->pending[r->npending++] = pt;
-  int i;
-  for (i = 0; i < r->nlast; i++)
-    if (!strcmp(r->last[i].name, pt.name)) break;
-  if (i == r->nlast) {
-    if (r->nlast == r->caplast) {
-      int cap = r->caplast ? 2 * r->caplast : 16;
-      lathe_point_t *p = realloc(r->last, cap * sizeof *p);
-      if (!p) return;
-      r->last = p, r->caplast = cap;
-    }
-    r->nlast++;
-  }
-  r->last[i] = pt;
+  if ((last = point_slot(&r->last, &r->nlast, &r->caplast, name))) *last = pt;
   if (!isfinite(v)) r->diverged = 1;
   push_event_at(r->sess, EV_METRIC, r, step, name, v, NULL);
 }
@@ -333,9 +338,8 @@ const lathe_host_t *lathe_host(void) {
 static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
                            const lathe_plugin_t **plugin, void **self) {
   lathe_run_t *r = c->run;
-  lathe_child_t *ch, **list = realloc(r->children, (r->nchildren + 1) * sizeof *list);
-  if (!list) return LATHE_ENOMEM;
-  r->children = list;
+  lathe_child_t *ch;
+  if (GROW(r->children, r->nchildren, r->capchildren)) return LATHE_ENOMEM;
   int rc = lathe_instance_new(name, kv, nkv, r, &ch);
   if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
   r->children[r->nchildren++] = ch;
@@ -397,12 +401,7 @@ static int new_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 static int add_run(lathe_session_t *s, lathe_run_t *r) {
-  if (s->nruns == s->capruns) {
-    int cap = s->capruns ? 2 * s->capruns : 16;
-    lathe_run_t **p = realloc(s->runs, cap * sizeof *p);
-    if (!p) return LATHE_ENOMEM;
-    s->runs = p, s->capruns = cap;
-  }
+  if (GROW(s->runs, s->nruns, s->capruns)) return LATHE_ENOMEM;
   s->runs[s->nruns++] = r;
   return 0;
 }
@@ -527,14 +526,9 @@ int lathe_run_start(lathe_run_t *r) {
   lathe_session_t *s = r->sess;
   if (s->check_only) return 0;
   pthread_mutex_lock(&s->mu);
-  if (s->nactive == s->capactive) {
-    int cap = s->capactive ? 2 * s->capactive : 16;
-    lathe_run_t **p = realloc(s->active, cap * sizeof *p);
-    if (!p) {
-      pthread_mutex_unlock(&s->mu);
-      return LATHE_ENOMEM;
-    }
-    s->active = p, s->capactive = cap;
+  if (GROW(s->active, s->nactive, s->capactive)) {
+    pthread_mutex_unlock(&s->mu);
+    return LATHE_ENOMEM;
   }
   s->active[s->nactive++] = r;
   r->active = 1;
@@ -621,12 +615,7 @@ static int restore(lathe_run_t *r) {
     LATHE_GET(b, len);
     lathe_buf_get(b, pt.name, len < 63 ? len : 63);
     LATHE_GET(b, pt.step), LATHE_GET(b, pt.value);
-    if (r->nlast == r->caplast) {
-      int cap = r->caplast ? 2 * r->caplast : 16;
-      lathe_point_t *p = realloc(r->last, cap * sizeof *p);
-      if (!p) break;
-      r->last = p, r->caplast = cap;
-    }
+    if (GROW(r->last, r->nlast, r->caplast)) break;
     r->last[r->nlast++] = pt;
   }
   r->step = (int64_t)step;
@@ -801,21 +790,9 @@ static void *worker_main(void *arg) {
 static void view_update(lathe_run_t *r, const lathe_event_t *ev) {
   r->view_step = (int64_t)ev->step;
   if (ev->type == EV_START) r->view_t0 = ev->time, r->view_step0 = (int64_t)ev->step;
-  if (ev->type != EV_METRIC) return;
-  int i;
-  for (i = 0; i < r->nview; i++)
-    if (!strcmp(r->view[i].name, ev->name)) break;
-  if (i == r->nview) {
-    if (r->nview == r->capview) {
-      int cap = r->capview ? 2 * r->capview : 16;
-      lathe_point_t *p = realloc(r->view, cap * sizeof *p);
-      if (!p) return;
-      r->view = p, r->capview = cap;
-    }
-    r->nview++;
-    snprintf(r->view[i].name, sizeof r->view[i].name, "%s", ev->name);
-  }
-  r->view[i].step = ev->step, r->view[i].value = ev->value, r->view[i].time = ev->time;
+  lathe_point_t *p;
+  if (ev->type == EV_METRIC && (p = point_slot(&r->view, &r->nview, &r->capview, ev->name)))
+    p->step = ev->step, p->value = ev->value, p->time = ev->time;
 }
 
 static void on_wake(uv_async_t *h) {

@@ -82,7 +82,7 @@ typedef struct lathe_run {
   lathe_point_t *last; /* [worker] last value of each metric (summary) */
   int nlast, caplast;
   lathe_child_t **children; /* [worker] */
-  int nchildren;
+  int nchildren, capchildren;
   char *record;        /* [any] the latest run record JSON */
   lathe_point_t *view; /* [loop] latest value of each metric, from events */
   int nview, capview;
