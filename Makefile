@@ -71,9 +71,12 @@ $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
 	@echo "  LINK    $@"
 	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
 
+# The terminal tests drive the dashboard in tmux and render figures with rsvg-convert.
 test: all $(B)/test-unit
+	@LATHE_DEPS_EXTRA="tmux librsvg2-bin" sh scripts/deps.sh
 	LATHE_PLUGIN_DIR=$(B)/plugins $(B)/test-unit
 	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/e2e.sh
+	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/ui.sh
 
 demo: all
 	$(B)/lathe run share/recipes/hlgauss_cartpole.lua --store $(B)/demo.lmdb --set seeds=2 --set steps=50000

@@ -18,6 +18,7 @@
 
 #include "../storage/dataset.h"
 #include "../ui/headless.h"
+#include "../ui/plot.h"
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 
@@ -371,6 +372,115 @@ static int l_metrics(lua_State *L) {
   return 3;
 }
 
+/* a run given as a handle table or an id */
+static uint32_t run_id_at(lua_State *L, int idx, const char *what) {
+  uint32_t id = 0;
+  if (get_recipe(L)->s->check_only && (lua_istable(L, idx) || lua_isinteger(L, idx)))
+    return 0; /* lathe check: handles have no ids yet */
+  if (lua_istable(L, idx)) {
+    lua_getfield(L, idx, "id");
+    id = (uint32_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else if (lua_isinteger(L, idx))
+    id = (uint32_t)lua_tointeger(L, idx);
+  if (!id) luaL_error(L, "lathe.plot: %s is not a run (a handle or an id)", what);
+  return id;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k, const char *def) {
+  lua_getfield(L, t, k);
+  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+    luaL_error(L, "lathe.plot: %s must be a string", k);
+  lua_pop(L, 1); /* the string stays alive in the table */
+  return v;
+}
+
+/* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
+ *            x="step"|"time", logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out */
+static int l_plot(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lathe_plot_opts_t o = {0};
+  o.out = opt_str(L, 1, "out", NULL), o.metric = opt_str(L, 1, "metric", NULL);
+  o.title = opt_str(L, 1, "title", NULL), o.band = opt_str(L, 1, "band", NULL);
+  const char *x = opt_str(L, 1, "x", "step");
+  if (!o.out || !o.metric) luaL_error(L, "lathe.plot: out= and metric= are required");
+  if (strcmp(x, "step") && strcmp(x, "time")) luaL_error(L, "lathe.plot: x must be step or time");
+  o.xtime = !strcmp(x, "time");
+  lua_getfield(L, 1, "smooth"), o.smooth = luaL_optnumber(L, -1, 0), lua_pop(L, 1);
+  lua_getfield(L, 1, "logy"), o.logy = lua_toboolean(L, -1), lua_pop(L, 1);
+  /* series: explicit groups, or one series per run */
+  lua_getfield(L, 1, "series");
+  int grouped = lua_istable(L, -1);
+  if (!grouped) {
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "runs");
+    if (!lua_istable(L, -1)) luaL_error(L, "lathe.plot: series= or runs= is required");
+  }
+  int list = lua_gettop(L), n = (int)lua_rawlen(L, list), total = 0;
+  if (n < 1) luaL_error(L, "lathe.plot: no runs to plot");
+  lathe_plot_series_t *ser = lua_newuserdatauv(L, n * sizeof *ser, 0);
+  uint32_t *ids = NULL;
+  for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+    int k = 0;
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      int item = lua_gettop(L);
+      if (grouped) {
+        luaL_checktype(L, item, LUA_TTABLE);
+        lua_getfield(L, item, "runs");
+        if (!lua_istable(L, -1)) luaL_error(L, "lathe.plot: series[%d].runs must be a list", i);
+        int m = (int)lua_rawlen(L, -1);
+        if (m < 1) luaL_error(L, "lathe.plot: series[%d] has no runs", i);
+        if (pass) {
+          ser[i - 1].runs = ids + k, ser[i - 1].nruns = m;
+          ser[i - 1].label = opt_str(L, item, "label", NULL);
+          for (int j = 1; j <= m; j++) {
+            lua_rawgeti(L, -1, j);
+            ids[k + j - 1] = run_id_at(L, -1, "a series entry");
+            lua_pop(L, 1);
+          }
+        }
+        k += m;
+        lua_pop(L, 1);
+      } else {
+        if (pass) {
+          ids[k] = run_id_at(L, item, "a runs entry");
+          ser[i - 1] = (lathe_plot_series_t){NULL, ids + k, 1};
+        }
+        k++;
+      }
+      lua_pop(L, 1);
+    }
+    if (!pass) total = k, ids = lua_newuserdatauv(L, total * sizeof *ids, 0);
+  }
+  /* marked x positions */
+  lua_getfield(L, 1, "vlines");
+  int nv = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0, vt = lua_gettop(L);
+  double *vx = lua_newuserdatauv(L, (nv + 1) * sizeof *vx, 0);
+  const char **vl = lua_newuserdatauv(L, (nv + 1) * sizeof *vl, 0);
+  for (int i = 0; i < nv; i++) {
+    lua_rawgeti(L, vt, i + 1);
+    vl[i] = NULL;
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "x"), vx[i] = luaL_checknumber(L, -1), lua_pop(L, 1);
+      vl[i] = opt_str(L, lua_gettop(L), "label", NULL);
+    } else
+      vx[i] = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+  }
+  o.vlines = vx, o.vlabels = vl, o.nvlines = nv;
+  (void)total;
+  if (rc->s->check_only || !rc->s->store) { /* lathe check: arguments checked, nothing drawn */
+    lua_pushstring(L, o.out);
+    return 1;
+  }
+  if (lathe_plot(rc->s->store, ser, n, &o)) luaL_error(L, "%s", lathe_lasterr());
+  lua_pushstring(L, o.out);
+  return 1;
+}
+
 static int push_record(uint32_t id, const char *json, size_t n, void *arg) {
   lua_State *L = arg;
   json_tokener *tok = json_tokener_new();
@@ -403,7 +513,7 @@ static int l_print(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
-  lathe_headless_print(rc->s, lua_tostring(L, -1));
+  (rc->s->on_print ? rc->s->on_print : lathe_headless_print)(rc->s, lua_tostring(L, -1));
   return 0;
 }
 
@@ -649,11 +759,10 @@ static const char *prelude =
     "    if k == 1 then local d = {} for i = 1, #r do d[i] = string.rep('-', w[i]) end\n"
     "      print(table.concat(d, '  ')) end end end\n";
 
-static const luaL_Reg lathe_funcs[] = {{"run", l_run},   {"spawn", l_spawn},
-                                       {"wait", l_wait}, {"register", l_register},
-                                       {"opt", l_opt},   {"metrics", l_metrics},
-                                       {"runs", l_runs}, {"log", l_log},
-                                       {"env", env_new}, {NULL, NULL}};
+static const luaL_Reg lathe_funcs[] = {
+    {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
+    {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
+    {"env", env_new}, {"plot", l_plot},       {NULL, NULL}};
 static const luaL_Reg data_funcs[] = {{"import", l_data_import},
                                       {"create", l_data_create},
                                       {"count", l_data_count},

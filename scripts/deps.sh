@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages lathe builds and tests against, if any are missing
-# (python3 only checks JSON output in tests/e2e.sh).
+# (python3 only checks JSON output and PNG figures in the tests; `make test` adds
+# tmux and librsvg2-bin, `make valgrind` valgrind, through LATHE_DEPS_EXTRA).
 # As root it runs apt-get (update once, then install); otherwise it names
 # exactly what to install and exits 1.
 set -e

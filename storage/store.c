@@ -365,8 +365,13 @@ int lathe_store_metric_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, const c
 
 int lathe_store_metric_each(lathe_store_t *s, MDB_txn *txn, uint32_t run, const char *name,
                             lathe_point_cb cb, void *arg) {
+  return lathe_store_metric_from(s, txn, run, name, 0, cb, arg);
+}
+
+int lathe_store_metric_from(lathe_store_t *s, MDB_txn *txn, uint32_t run, const char *name,
+                            uint64_t from, lathe_point_cb cb, void *arg) {
   uint8_t key[220];
-  size_t len = metric_key(key, run, name, 0) - 8; /* prefix: run | name | 0 */
+  size_t len = metric_key(key, run, name, from) - 8; /* prefix: run | name | 0 */
   MDB_cursor *c;
   int rc = mdb_cursor_open(txn, s->metrics, &c);
   if (rc) return mdb_fail(rc, "cursor", s);

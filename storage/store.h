@@ -69,6 +69,9 @@ int lathe_store_metric_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, const c
 typedef int (*lathe_point_cb)(uint64_t step, double value, double time, void *arg);
 int lathe_store_metric_each(lathe_store_t *s, MDB_txn *txn, uint32_t run, const char *name,
                             lathe_point_cb cb, void *arg);
+/* The same, for the points with step >= from only (a cursor seek). */
+int lathe_store_metric_from(lathe_store_t *s, MDB_txn *txn, uint32_t run, const char *name,
+                            uint64_t from, lathe_point_cb cb, void *arg);
 typedef int (*lathe_name_cb)(const char *name, void *arg);
 int lathe_store_metric_names(lathe_store_t *s, MDB_txn *txn, uint32_t run, lathe_name_cb cb,
                              void *arg);

@@ -21,7 +21,9 @@
 
 #include "../lua/l_lathe.h"
 #include "../storage/dataset.h"
+#include "../ui/dashboard.h"
 #include "../ui/headless.h"
+#include "../ui/plot.h"
 #include "error.h"
 #include "registry.h"
 #include "run.h"
@@ -35,8 +37,12 @@ typedef struct opts {
   long long seed;
   int have_seed;
   const char *metric, *name, *schema, *out;
-  char **sets;
+  const char *smooth, *xaxis, *band, *title, *size; /* lathe plot */
+  int logy;
+  char **sets; /* --set; lathe plot's --label and --vline share the array sizes */
   int nsets;
+  char **labels, **vlines;
+  int nlabels, nvlines;
   char **args; /* positional */
   int nargs;
 } opts_t;
@@ -74,6 +80,30 @@ static const struct {
      "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N]\n"
      "  Continues each RUN from its newest checkpoint; the result is bit-identical to\n"
      "  a run never stopped (same thread count).\n"},
+    {"watch", "the live dashboard on the runs of a store another process writes",
+     "examples:\n"
+     "  lathe run big.lua --headless > big.jsonl &   # then, in another terminal:\n"
+     "  lathe watch\n"
+     "  lathe watch 3 4 5 --store runs.lmdb\n"
+     "usage: lathe watch [RUN...] [--store PATH]\n"
+     "  Opens the store read-only and follows RUN... (default: the running runs, or\n"
+     "  the newest run, and the runs created while it watches). Finished runs are\n"
+     "  shown whole. Keys: ? help, q quit, arrows select, s smooth, x x-axis, l log-y,\n"
+     "  / filter, + - overlay. Pausing and checkpointing belong to `lathe run`.\n"},
+    {"plot", "write a metric of several runs as an SVG figure",
+     "examples:\n"
+     "  lathe plot 3 -o loss.svg --metric loss\n"
+     "  lathe plot 1,2,3 4,5,6 --metric eval/episodic_return --smooth 0.6 -o cmp.svg\n"
+     "  lathe plot 1-5 6-10 --metric eval/normalized_score --label CQL --label Cal-QL \\\n"
+     "             --vline 100000:online -o calql.svg\n"
+     "usage: lathe plot RUNS... --metric NAME -o FILE.svg [--smooth W] [--x step|time]\n"
+     "                  [--logy] [--band std|sem|minmax|none] [--title T] [--label L]...\n"
+     "                  [--vline X[:LABEL]]... [--size WxH] [--store PATH]\n"
+     "  Each RUNS is one run (3), or a group (1,2,3 or 1-3): its mean is drawn with a\n"
+     "  shaded band (default: one standard deviation across the group's runs).\n"
+     "  Legend labels default to the config keys that differ between the series.\n"
+     "  --smooth is TensorBoard's EMA weight in [0, 1); a single run also shows its\n"
+     "  raw curve faintly.\n"},
     {"runs", "list runs",
      "examples:\n"
      "  lathe runs\n"
@@ -158,6 +188,8 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
   if (th) o->threads = atoi(th);
   if (wk) o->workers = atoi(wk);
   o->sets = calloc(argc + 1, sizeof *o->sets);
+  o->labels = calloc(argc + 1, sizeof *o->labels);
+  o->vlines = calloc(argc + 1, sizeof *o->vlines);
   o->args = calloc(argc + 1, sizeof *o->args);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -177,6 +209,22 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
       o->csv = 1;
     else if (!strcmp(a, "--jsonl"))
       o->jsonl = 1;
+    else if (!strcmp(a, "--logy"))
+      o->logy = 1;
+    else if (OPTVAL("--smooth"))
+      o->smooth = val;
+    else if (OPTVAL("--x"))
+      o->xaxis = val;
+    else if (OPTVAL("--band"))
+      o->band = val;
+    else if (OPTVAL("--title"))
+      o->title = val;
+    else if (OPTVAL("--size"))
+      o->size = val;
+    else if (OPTVAL("--label"))
+      o->labels[o->nlabels++] = (char *)val;
+    else if (OPTVAL("--vline"))
+      o->vlines[o->nvlines++] = (char *)val;
     else if (OPTVAL("--store") || OPTVAL("-s"))
       o->store = val;
     else if (OPTVAL("--set")) {
@@ -209,7 +257,10 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     else if (a[0] == '-' && a[1]) {
       if (!strcmp(a, "--store") || !strcmp(a, "--set") || !strcmp(a, "--seed") ||
           !strcmp(a, "--threads") || !strcmp(a, "--workers") || !strcmp(a, "--metric") ||
-          !strcmp(a, "--name") || !strcmp(a, "--schema") || !strcmp(a, "-o"))
+          !strcmp(a, "--name") || !strcmp(a, "--schema") || !strcmp(a, "-o") ||
+          !strcmp(a, "--smooth") || !strcmp(a, "--x") || !strcmp(a, "--band") ||
+          !strcmp(a, "--title") || !strcmp(a, "--size") || !strcmp(a, "--label") ||
+          !strcmp(a, "--vline"))
         return usage_err(cmd, "option %s needs a value", a);
       return usage_err(cmd, "unknown option '%s'", a);
     } else
@@ -221,6 +272,8 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
 
 static void free_opts(opts_t *o) {
   free(o->sets);
+  free(o->labels);
+  free(o->vlines);
   free(o->args);
 }
 
@@ -256,6 +309,15 @@ static void session_output(lathe_session_t *s, const opts_t *o) {
   s->on_event = lathe_headless_event;
 }
 
+/* The dashboard, when stdout and stdin are a terminal and --headless is not
+ * given. Returns 1 if it is up. */
+static int dashboard(lathe_session_t *s, const opts_t *o, const char *title) {
+  if (o->headless || !lathe_dash_possible()) return 0;
+  if (!lathe_dash_attach(s, title)) return 1;
+  lathe_clearerr(); /* no terminal UI: plain output it is */
+  return 0;
+}
+
 static int cmd_run(opts_t *o, int check) {
   const char *cmd = check ? "check" : "run";
   if (o->nargs != 1) return usage_err(cmd, "%s", "wants exactly one RECIPE.lua");
@@ -278,8 +340,9 @@ static int cmd_run(opts_t *o, int check) {
     free(s.set_used);
     return fail(rc);
   }
-  lathe_headless_start(&s);
+  if (check || !dashboard(&s, o, o->args[0])) lathe_headless_start(&s);
   rc = lathe_recipe_run(&s, o->args[0]);
+  lathe_dash_detach(&s);
   int exit_code = session_exit(&s, rc);
   if (check && !rc) fprintf(stderr, "lathe: %s: ok (%d runs checked)\n", o->args[0], s.nruns);
   lathe_session_close(&s);
@@ -318,8 +381,11 @@ static int cmd_resume(opts_t *o) {
       if (!rc) rc = lathe_run_start(runs[n++]);
     }
     if (rc) lathe_session_stop_all(&s); /* the ones already going checkpoint and stop */
-    lathe_headless_start(&s);
+    char title[64];
+    snprintf(title, sizeof title, "resume %s%s", o->args[0], o->nargs > 1 ? " ..." : "");
+    if (!n || !dashboard(&s, o, title)) lathe_headless_start(&s);
     if (n) uv_run(&s.loop, UV_RUN_DEFAULT);
+    lathe_dash_detach(&s);
   }
   /* every run has ended (the loop stops only then): read their outcomes
    * before the session frees them */
@@ -332,6 +398,98 @@ static int cmd_resume(opts_t *o) {
   int code = session_exit(&s, rc);
   lathe_store_close(st);
   return code;
+}
+
+static int cmd_watch(opts_t *o) {
+  uint32_t ids[o->nargs + 1];
+  int rc;
+  for (int i = 0; i < o->nargs; i++)
+    if ((rc = parse_run_id("watch", o->args[i], &ids[i]))) return rc;
+  if (!lathe_dash_possible())
+    return usage_err("watch", "%s",
+                     "needs a terminal on stdin and stdout; `lathe show` and `lathe metrics` "
+                     "print the same numbers");
+  lathe_store_t *st;
+  if ((rc = open_store(o, 1, &st))) return rc;
+  rc = lathe_dash_watch(st, ids, o->nargs);
+  lathe_store_close(st);
+  return rc ? fail(rc) : 0;
+}
+
+/* "3", "1,2,3", "1-5", "1-3,7" -> run ids; returns the count, or -1. */
+static int parse_group(const char *arg, uint32_t *ids, int max) {
+  int n = 0;
+  const char *p = arg;
+  while (*p) {
+    char *end;
+    long a = strtol(p, &end, 10), b = a;
+    if (end == p || a <= 0) return -1;
+    if (*end == '-') {
+      p = end + 1;
+      b = strtol(p, &end, 10);
+      if (end == p || b < a || b - a > 100000) return -1;
+    }
+    for (long v = a; v <= b; v++) {
+      if (n == max) return -1;
+      ids[n++] = (uint32_t)v;
+    }
+    if (*end == ',')
+      end++;
+    else if (*end)
+      return -1;
+    p = end;
+  }
+  return n;
+}
+
+static int cmd_plot(opts_t *o) {
+  if (o->nargs < 1) return usage_err("plot", "%s", "wants at least one RUN (or group 1,2,3)");
+  if (!o->metric) return usage_err("plot", "%s", "wants --metric NAME");
+  if (!o->out) return usage_err("plot", "%s", "wants -o FILE.svg");
+  if (o->nlabels && o->nlabels != o->nargs)
+    return usage_err("plot", "%s", "wants one --label per series (or none)");
+  lathe_plot_opts_t po = {
+      .metric = o->metric, .out = o->out, .title = o->title, .band = o->band, .logy = o->logy};
+  if (o->smooth) {
+    char *end;
+    po.smooth = strtod(o->smooth, &end);
+    if (*end || !(po.smooth >= 0 && po.smooth < 1))
+      return usage_err("plot", "--smooth wants a weight in [0, 1), got '%s'", o->smooth);
+  }
+  if (o->xaxis && strcmp(o->xaxis, "step") && strcmp(o->xaxis, "time"))
+    return usage_err("plot", "--x wants step or time, got '%s'", o->xaxis);
+  po.xtime = o->xaxis && !strcmp(o->xaxis, "time");
+  if (o->size && (sscanf(o->size, "%dx%d", &po.width, &po.height) != 2 || po.width < 200 ||
+                  po.height < 150 || po.width > 10000 || po.height > 10000))
+    return usage_err("plot", "--size wants WxH pixels (at least 200x150), got '%s'", o->size);
+  double vx[o->nvlines + 1];
+  const char *vl[o->nvlines + 1];
+  for (int i = 0; i < o->nvlines; i++) {
+    char *end;
+    vx[i] = strtod(o->vlines[i], &end);
+    if (end == o->vlines[i] || (*end && *end != ':'))
+      return usage_err("plot", "--vline wants X or X:LABEL, got '%s'", o->vlines[i]);
+    vl[i] = *end == ':' ? end + 1 : NULL;
+  }
+  po.vlines = vx, po.vlabels = vl, po.nvlines = o->nvlines;
+  lathe_plot_series_t series[o->nargs];
+  uint32_t *ids = calloc((size_t)o->nargs * 1024, sizeof *ids);
+  if (!ids) return fail(lathe_seterr(LATHE_ENOMEM, "out of memory"));
+  int rc = 0;
+  for (int i = 0; i < o->nargs && !rc; i++) {
+    int k = parse_group(o->args[i], ids + (size_t)i * 1024, 1024);
+    if (k < 1) rc = usage_err("plot", "'%s' is not a run, a list 1,2,3 or a range 1-5", o->args[i]);
+    series[i] = (lathe_plot_series_t){o->nlabels ? o->labels[i] : NULL, ids + (size_t)i * 1024, k};
+  }
+  lathe_store_t *st = NULL;
+  if (!rc && !(rc = open_store(o, 1, &st))) {
+    rc = lathe_plot(st, series, o->nargs, &po);
+    if (!rc) fprintf(stderr, "wrote %s\n", o->out);
+    rc = rc ? fail(rc) : 0;
+  }
+  lathe_store_close(st);
+  free(ids);
+  return rc;
 }
 
 /* ---- runs / show / metrics / rm ---- */
@@ -750,6 +908,10 @@ int main(int argc, char **argv) {
     rc = cmd_run(&o, 1);
   else if (!strcmp(cmd, "resume"))
     rc = cmd_resume(&o);
+  else if (!strcmp(cmd, "plot"))
+    rc = cmd_plot(&o);
+  else if (!strcmp(cmd, "watch"))
+    rc = cmd_watch(&o);
   else if (!strcmp(cmd, "runs") || !strcmp(cmd, "ls"))
     rc = cmd_runs(&o);
   else if (!strcmp(cmd, "show"))

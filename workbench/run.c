@@ -132,6 +132,10 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
   json_object_object_add(o, "total", json_object_new_int64(r->total));
   json_object_object_add(o, "created", json_object_new_double(r->created));
   json_object_object_add(o, "updated", json_object_new_double(lathe_now()));
+  if (r->ckpt_time > 0) {
+    json_object_object_add(o, "ckpt_step", json_object_new_int64(r->ckpt_step));
+    json_object_object_add(o, "ckpt_time", json_object_new_double(r->ckpt_time));
+  }
   json_object_object_add(o, "host", json_object_new_string(host));
   if (r->plugin->main_metric)
     json_object_object_add(o, "main_metric", json_object_new_string(r->plugin->main_metric));
@@ -561,7 +565,10 @@ static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   int rc = 0;
   if (r->plugin->save) rc = r->plugin->save(r->self, &host, &r->ctx, &b);
   if (!rc && b.err) rc = lathe_seterr(b.err, "checkpoint of run %u: out of memory", r->id);
+  double prev = r->ckpt_time;
+  r->ckpt_time = lathe_now(), r->ckpt_step = r->step;
   if (!rc) rc = flush(r, st, &b, 0);
+  if (rc) r->ckpt_time = prev;
   lathe_buf_free(&b);
   if (!rc) {
     r->last_ckpt_step = (uint64_t)r->step;
@@ -814,10 +821,9 @@ static void on_wake(uv_async_t *h) {
   free(ev);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  lathe_session_t *s = h->data;
-  if (signum == SIGHUP) return; /* the terminal went away: keep training */
+void lathe_session_interrupt(lathe_session_t *s, int signum) {
   if (s->signal && signum == SIGINT) {
+    if (s->on_abort) s->on_abort(s);
     fprintf(stderr, "lathe: second interrupt: exiting now (the store stays consistent)\n");
     _exit(130);
   }
@@ -827,6 +833,15 @@ static void on_signal(uv_signal_t *h, int signum) {
             signum == SIGINT ? "interrupt" : "terminated");
     lathe_session_stop_all(s);
   }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  lathe_session_t *s = h->data;
+  if (signum == SIGHUP) { /* the terminal went away: keep training, without a view */
+    if (s->on_hangup) s->on_hangup(s);
+    return;
+  }
+  lathe_session_interrupt(s, signum);
 }
 
 int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {

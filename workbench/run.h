@@ -71,6 +71,8 @@ typedef struct lathe_run {
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
   uint64_t last_ckpt_step; /* [worker] */
+  int64_t ckpt_step;       /* [worker] step and time of the newest checkpoint (record) */
+  double ckpt_time;
   double created, last_flush;
   _Atomic int status;  /* lathe_status_t */
   atomic_int stop_req; /* 1: checkpoint and stop (interrupted) */
@@ -138,7 +140,11 @@ struct lathe_session {
   int signal; /* first stop signal seen (SIGINT/SIGTERM), 0 if none */
   void (*on_end)(lathe_session_t *, lathe_run_t *); /* [loop] run finished */
   void (*on_event)(lathe_session_t *, const lathe_event_t *);
-  void *lua; /* the recipe's state (lua/l_lathe.c) */
+  void (*on_print)(lathe_session_t *, const char *text); /* [loop] a recipe's print() */
+  void (*on_hangup)(lathe_session_t *);                  /* [loop] SIGHUP: the terminal is gone */
+  void (*on_abort)(lathe_session_t *); /* about to _exit (second Ctrl-C): restore the terminal */
+  void *ui;                            /* the dashboard, when one shows the session */
+  void *lua;                           /* the recipe's state (lua/l_lathe.c) */
   double t0;
 };
 
@@ -161,6 +167,9 @@ int lathe_run_start(lathe_run_t *r);
  * LATHE_ESTORE (the store refused a write) or LATHE_ERUN (any other failure),
  * with a message "run N failed: ..." set. */
 int lathe_run_outcome(const lathe_run_t *r);
+/* What SIGINT/SIGTERM do: the first asks every run to checkpoint and stop
+ * (the command then exits 130/143); a second SIGINT exits at once. */
+void lathe_session_interrupt(lathe_session_t *s, int signum);
 /* Ask every active run to checkpoint and stop. */
 void lathe_session_stop_all(lathe_session_t *s);
 /* Number of runs the worker still holds. */

@@ -3,7 +3,9 @@
 -- two_hot, hl_gauss), with clean rewards and with Gaussian reward noise.
 -- Prints the final greedy evaluation return (10 episodes at the last step) per
 -- head and condition: mean, standard error and interquartile mean over seeds.
--- Every curve stays in the store (lathe metrics RUN --metric eval/episodic_return).
+-- Every curve stays in the store (lathe metrics RUN --metric eval/episodic_return);
+-- the figures hlgauss_cartpole_<condition>.svg (mean and one standard deviation
+-- over seeds, per head) are written to the working directory.
 --
 --   lathe run share/recipes/hlgauss_cartpole.lua                    # full: 5 seeds x 500k steps
 --   lathe run share/recipes/hlgauss_cartpole.lua --set seeds=2 --set steps=50000   # make demo
@@ -72,6 +74,16 @@ else
     local finals = {}
     for _, r in ipairs(g.runs) do finals[#finals + 1] = r.summary["eval/episodic_return"] or 0 / 0 end
     rows[#rows + 1] = row(g.head, g.cond, finals, g.runs[1].id .. "-" .. g.runs[#g.runs].id)
+  end
+  for _, cond in ipairs(conditions) do
+    local series = {}
+    for _, g in ipairs(groups) do
+      if g.cond == cond.name then series[#series + 1] = {label = g.head, runs = g.runs} end
+    end
+    local out = lathe.plot{out = "hlgauss_cartpole_" .. cond.name:gsub("[^%w]+", "_") .. ".svg",
+                           metric = "eval/episodic_return", series = series,
+                           title = "DQN on CartPole-v1, " .. cond.name .. " rewards"}
+    print("figure: " .. out)
   end
 end
 print(string.format("DQN on CartPole-v1, %d steps: final greedy evaluation return (10 episodes)", steps))

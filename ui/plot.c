@@ -1,0 +1,448 @@
+/* plot.c - one metric of several runs as an SVG figure (see plot.h). */
+#include "plot.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../workbench/error.h"
+#include "chart.h"
+
+/* matplotlib's tab10, the colours readers of papers know */
+static const char *palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+#define NPAL 10
+
+typedef struct {
+  double *x, *y; /* x: step or seconds; y: the value (smoothed once read) */
+  int n, cap;
+} pts_t;
+
+typedef struct {
+  char label[160];
+  double *x, *mid, *lo, *hi; /* mid line and band (lo == hi: no band) */
+  int n;
+} line_t;
+
+static int pts_add(pts_t *p, double x, double y) {
+  if (p->n == p->cap) {
+    int cap = p->cap ? 2 * p->cap : 256;
+    double *nx = realloc(p->x, cap * sizeof *nx);
+    if (!nx) return lathe_seterr(LATHE_ENOMEM, "out of memory");
+    p->x = nx;
+    double *ny = realloc(p->y, cap * sizeof *ny);
+    if (!ny) return lathe_seterr(LATHE_ENOMEM, "out of memory");
+    p->y = ny, p->cap = cap;
+  }
+  p->x[p->n] = x, p->y[p->n] = y, p->n++;
+  return 0;
+}
+
+typedef struct {
+  uint32_t id;
+  const char *metric;
+  pts_t steps, times; /* the same points: x = step, and x = seconds since the first */
+  double t0;
+  char *record;
+  int names;
+  char have[512];
+} run_read;
+
+static int point_cb(uint64_t step, double value, double time, void *arg) {
+  run_read *r = arg;
+  if (!r->steps.n) r->t0 = time;
+  int rc = pts_add(&r->steps, (double)step, value);
+  return rc ? rc : pts_add(&r->times, time - r->t0, value);
+}
+
+static int name_list(const char *name, void *arg) {
+  run_read *r = arg;
+  size_t k = strlen(r->have);
+  if (k < sizeof r->have - 80)
+    snprintf(r->have + k, sizeof r->have - k, "%s%s", r->names++ ? ", " : "", name);
+  return 0;
+}
+
+static int read_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  run_read *r = arg;
+  int rc = lathe_store_run_get(st, txn, r->id, &r->record);
+  if (rc == LATHE_ENOTFOUND) return lathe_seterr(LATHE_ENOTFOUND, "no run %u in the store", r->id);
+  if (rc) return rc;
+  if ((rc = lathe_store_metric_each(st, txn, r->id, r->metric, point_cb, r))) return rc;
+  if (!r->steps.n) {
+    lathe_store_metric_names(st, txn, r->id, name_list, r);
+    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s' (it has: %s)", r->id, r->metric,
+                        r->names ? r->have : "none");
+  }
+  return 0;
+}
+
+/* linear interpolation of (x, y) at u; NaN outside or across a gap */
+static double interp(const double *x, const double *y, int n, double u) {
+  int lo = 0, hi = n - 1;
+  if (n == 0 || u < x[0] || u > x[n - 1]) return NAN;
+  while (hi - lo > 1) {
+    int m = (lo + hi) / 2;
+    *(x[m] <= u ? &lo : &hi) = m;
+  }
+  if (x[hi] == x[lo]) return y[lo];
+  double f = (u - x[lo]) / (x[hi] - x[lo]);
+  return y[lo] + f * (y[hi] - y[lo]);
+}
+
+/* mean and band of the group's runs at the first run's x values */
+static int aggregate(run_read *rr, int k, const lathe_plot_opts_t *o, line_t *L) {
+  pts_t *p0 = o->xtime ? &rr[0].times : &rr[0].steps;
+  double xmin = -INFINITY, xmax = INFINITY;
+  for (int i = 0; i < k; i++) {
+    pts_t *p = o->xtime ? &rr[i].times : &rr[i].steps;
+    xmin = fmax(xmin, p->x[0]), xmax = fmin(xmax, p->x[p->n - 1]);
+  }
+  L->x = malloc(p0->n * sizeof *L->x), L->mid = malloc(p0->n * sizeof *L->mid);
+  L->lo = malloc(p0->n * sizeof *L->lo), L->hi = malloc(p0->n * sizeof *L->hi);
+  if (!L->x || !L->mid || !L->lo || !L->hi) return lathe_seterr(LATHE_ENOMEM, "out of memory");
+  const char *band = o->band ? o->band : "std";
+  double v[k];
+  L->n = 0;
+  for (int j = 0; j < p0->n; j++) {
+    double u = p0->x[j];
+    if (u < xmin || u > xmax) continue;
+    int m = 0;
+    double s = 0, lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < k; i++) {
+      pts_t *p = o->xtime ? &rr[i].times : &rr[i].steps;
+      double y = i ? interp(p->x, p->y, p->n, u) : p0->y[j];
+      if (isfinite(y)) v[m++] = y, s += y, lo = fmin(lo, y), hi = fmax(hi, y);
+    }
+    double mean = m ? s / m : NAN, var = 0;
+    for (int i = 0; i < m; i++) var += (v[i] - mean) * (v[i] - mean);
+    double sd = m > 1 ? sqrt(var / (m - 1)) : 0, w = 0;
+    if (!strcmp(band, "std")) w = sd;
+    if (!strcmp(band, "sem")) w = m > 1 ? sd / sqrt(m) : 0;
+    L->x[L->n] = u, L->mid[L->n] = mean;
+    L->lo[L->n] = strcmp(band, "minmax") ? mean - w : (m ? lo : NAN);
+    L->hi[L->n] = strcmp(band, "minmax") ? mean + w : (m ? hi : NAN);
+    if (k == 1 || !strcmp(band, "none")) L->lo[L->n] = L->hi[L->n] = mean;
+    L->n++;
+  }
+  return 0;
+}
+
+/* What differs between the series' configs (first run of each), as labels. */
+static void auto_labels(run_read **first, const lathe_plot_series_t *series, int n, line_t *L) {
+  json_object *cfg[n], *rec[n];
+  for (int i = 0; i < n; i++) {
+    rec[i] = json_tokener_parse(first[i]->record);
+    cfg[i] = NULL;
+    if (rec[i]) json_object_object_get_ex(rec[i], "config", &cfg[i]);
+  }
+  for (int i = 0; i < n; i++) {
+    if (series[i].label) {
+      snprintf(L[i].label, sizeof L[i].label, "%s", series[i].label);
+      continue;
+    }
+    char *p = L[i].label;
+    size_t left = sizeof L[i].label;
+    int keys = 0;
+    if (n > 1 && cfg[i]) {
+      json_object_object_foreach(cfg[i], key, val) {
+        if (!strcmp(key, "seed") || keys >= 3) continue;
+        int differs = 0;
+        for (int j = 0; j < n && !differs; j++) {
+          json_object *other = NULL;
+          if (j == i || !cfg[j]) continue;
+          json_object_object_get_ex(cfg[j], key, &other);
+          differs = !other || strcmp(json_object_get_string(other), json_object_get_string(val));
+        }
+        if (!differs) continue;
+        int w = snprintf(p, left, "%s%s=%s", keys ? " " : "", key, json_object_get_string(val));
+        if (w < 0 || (size_t)w >= left) break;
+        p += w, left -= w, keys++;
+      }
+    }
+    if (keys && series[i].nruns > 1) snprintf(p, left, " (n=%d)", series[i].nruns);
+    if (!keys) {
+      int w = snprintf(p, left, "run%s", series[i].nruns > 1 ? "s" : "");
+      for (int k = 0; k < series[i].nruns && w > 0 && (size_t)w < left; k++)
+        w += snprintf(p + w, left - w, "%s%u", k ? "," : " ", series[i].runs[k]);
+    }
+  }
+  for (int i = 0; i < n; i++) json_object_put(rec[i]);
+}
+
+static void xml_text(FILE *f, const char *s) {
+  for (; *s; s++) {
+    if (*s == '<')
+      fputs("&lt;", f);
+    else if (*s == '>')
+      fputs("&gt;", f);
+    else if (*s == '&')
+      fputs("&amp;", f);
+    else if (*s == '"')
+      fputs("&quot;", f);
+    else if ((unsigned char)*s >= 32 || *s == '\t')
+      fputc(*s, f);
+  }
+}
+
+typedef struct {
+  double x0, x1, y0, y1; /* data ranges (y in log10 when logy) */
+  double px, py, pw, ph; /* plot area in pixels */
+  int logy;
+} frame_t;
+
+static double fx(const frame_t *F, double x) {
+  return F->px + (F->x1 > F->x0 ? (x - F->x0) / (F->x1 - F->x0) : 0.5) * F->pw;
+}
+static double fy(const frame_t *F, double y) {
+  if (F->logy) y = y > 0 ? log10(y) : NAN;
+  return F->py + F->ph - (F->y1 > F->y0 ? (y - F->y0) / (F->y1 - F->y0) : 0.5) * F->ph;
+}
+
+/* A polyline per finite stretch; at most a min and a max point per pixel
+ * column, so a long noisy run stays small and keeps its spikes. */
+static void polyline(FILE *f, const frame_t *F, const double *x, const double *y, int n,
+                     const char *color, double width, double opacity) {
+  int open = 0;
+  long col = -1;
+  double cmin = 0, cmax = 0, cminx = 0, cmaxx = 0;
+  int have = 0;
+#define FLUSH_COL()                                                                                \
+  do {                                                                                             \
+    if (have) {                                                                                    \
+      if (cminx <= cmaxx)                                                                          \
+        fprintf(f, "%.1f,%.1f %.1f,%.1f ", cminx, cmin, cmaxx, cmax);                              \
+      else                                                                                         \
+        fprintf(f, "%.1f,%.1f %.1f,%.1f ", cmaxx, cmax, cminx, cmin);                              \
+    }                                                                                              \
+    have = 0;                                                                                      \
+  } while (0)
+  for (int i = 0; i <= n; i++) {
+    double sx = i < n ? fx(F, x[i]) : NAN, sy = i < n ? fy(F, y[i]) : NAN;
+    if (!isfinite(sx) || !isfinite(sy)) {
+      FLUSH_COL();
+      if (open) fputs("\"/>\n", f);
+      open = 0, col = -1;
+      continue;
+    }
+    if (!open) {
+      fprintf(f,
+              "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
+              "stroke-linejoin=\"round\" points=\"",
+              color, width, opacity);
+      open = 1;
+    }
+    if ((long)sx != col) {
+      FLUSH_COL();
+      col = (long)sx;
+    }
+    if (!have || sy < cmin) cmin = sy, cminx = sx;
+    if (!have || sy > cmax) cmax = sy, cmaxx = sx;
+    have = 1;
+  }
+#undef FLUSH_COL
+}
+
+static void band(FILE *f, const frame_t *F, const line_t *L, const char *color) {
+  for (int i = 0; i < L->n;) { /* one polygon per finite stretch */
+    int j = i;
+    while (j < L->n && isfinite(fy(F, L->lo[j])) && isfinite(fy(F, L->hi[j]))) j++;
+    if (j - i >= 2) {
+      fprintf(f, "<polygon fill=\"%s\" fill-opacity=\"0.2\" stroke=\"none\" points=\"", color);
+      for (int k = i; k < j; k++) fprintf(f, "%.1f,%.1f ", fx(F, L->x[k]), fy(F, L->hi[k]));
+      for (int k = j - 1; k >= i; k--) fprintf(f, "%.1f,%.1f ", fx(F, L->x[k]), fy(F, L->lo[k]));
+      fputs("\"/>\n", f);
+    }
+    i = j + 1;
+  }
+}
+
+static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_plot_opts_t *o) {
+  int W = o->width > 0 ? o->width : 640, H = o->height > 0 ? o->height : 400;
+  int legend_rows = (n + 2) / 3;
+  frame_t F = {0};
+  F.logy = o->logy;
+  F.px = 70, F.py = 40 + 18.0 * legend_rows, F.pw = W - F.px - 24, F.ph = H - F.py - 50;
+  /* ranges over every line and band */
+  double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+  for (int i = 0; i < n; i++) {
+    double a, b;
+    for (int k = 0; k < L[i].n; k++) xlo = fmin(xlo, L[i].x[k]), xhi = fmax(xhi, L[i].x[k]);
+    if (chart_range(L[i].lo, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
+    if (chart_range(L[i].hi, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
+    if (single[i] && o->smooth > 0) { /* the raw curve is drawn too */
+      pts_t *p = o->xtime ? &single[i]->times : &single[i]->steps;
+      if (chart_range(p->y, p->n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
+    }
+  }
+  if (!(ylo <= yhi))
+    return lathe_seterr(LATHE_EDATA, "metric '%s' has no finite%s value to plot", o->metric,
+                        o->logy ? " positive" : "");
+  if (ylo == yhi) ylo -= 1, yhi += 1;
+  if (!o->logy) { /* a little air above and below, as plotting libraries do */
+    double pad = (yhi - ylo) * 0.04;
+    ylo -= pad, yhi += pad;
+  } else
+    ylo /= 1.1, yhi *= 1.1;
+  F.x0 = xlo, F.x1 = xhi, F.y0 = o->logy ? log10(ylo) : ylo, F.y1 = o->logy ? log10(yhi) : yhi;
+  fprintf(f,
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+          "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
+          "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+          W, H, W, H);
+  fputs("<text x=\"", f);
+  fprintf(f, "%.1f\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">", F.px + F.pw / 2);
+  xml_text(f, o->title ? o->title : o->metric);
+  fputs("</text>\n", f);
+  /* grid and tick labels */
+  double t[16];
+  int nt = chart_ticks(ylo, yhi, o->logy, 7, t);
+  double sp = nt > 1 ? t[1] - t[0] : yhi - ylo;
+  char b[32];
+  for (int i = 0; i < nt; i++) {
+    double y = fy(&F, t[i]);
+    fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6e6e6\"/>\n", F.px,
+            F.px + F.pw, y, y);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333\">%s</text>\n",
+            F.px - 6, y + 4, chart_fmt(t[i], o->logy ? t[i] : sp, b, sizeof b));
+  }
+  nt = chart_ticks(xlo, xhi, 0, 7, t);
+  sp = nt > 1 ? t[1] - t[0] : xhi - xlo;
+  for (int i = 0; i < nt; i++) {
+    double x = fx(&F, t[i]);
+    fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6e6e6\"/>\n", x, x,
+            F.py, F.py + F.ph);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333\">%s</text>\n", x,
+            F.py + F.ph + 18, chart_fmt(t[i], sp, b, sizeof b));
+  }
+  fprintf(f, "<path d=\"M%.1f,%.1f V%.1f H%.1f\" fill=\"none\" stroke=\"#222\"/>\n", F.px, F.py,
+          F.py + F.ph, F.px + F.pw);
+  fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", F.px + F.pw / 2,
+          H - 12, o->xtime ? "wall-clock time (s)" : "step");
+  fprintf(f, "<text transform=\"translate(16,%.1f) rotate(-90)\" text-anchor=\"middle\">",
+          F.py + F.ph / 2);
+  xml_text(f, o->metric);
+  if (o->smooth > 0) fprintf(f, " (EMA %.3g)", o->smooth);
+  fputs("</text>\n", f);
+  /* marked x positions */
+  for (int i = 0; i < o->nvlines; i++) {
+    double x = fx(&F, o->vlines[i]);
+    if (!(x >= F.px && x <= F.px + F.pw)) continue;
+    fprintf(f,
+            "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" "
+            "stroke-dasharray=\"5,4\"/>\n",
+            x, x, F.py, F.py + F.ph);
+    if (o->vlabels && o->vlabels[i]) {
+      fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\">", x + 4, F.py + 12);
+      xml_text(f, o->vlabels[i]);
+      fputs("</text>\n", f);
+    }
+  }
+  /* bands, then raw curves, then lines, clipped to the plot area */
+  fprintf(f,
+          "<clipPath id=\"area\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
+          "</clipPath>\n<g clip-path=\"url(#area)\">\n",
+          F.px, F.py - 1, F.pw + 1, F.ph + 2);
+  for (int i = 0; i < n; i++) band(f, &F, &L[i], palette[i % NPAL]);
+  for (int i = 0; i < n; i++)
+    if (single[i] && o->smooth > 0) {
+      pts_t *p = o->xtime ? &single[i]->times : &single[i]->steps;
+      polyline(f, &F, p->x, p->y, p->n, palette[i % NPAL], 1, 0.25);
+    }
+  for (int i = 0; i < n; i++) polyline(f, &F, L[i].x, L[i].mid, L[i].n, palette[i % NPAL], 1.8, 1);
+  fputs("</g>\n", f);
+  /* legend: rows of three under the title */
+  for (int i = 0; i < n; i++) {
+    double lx = F.px + (i % 3) * (F.pw / 3), ly = 40 + 18.0 * (i / 3);
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"4\" fill=\"%s\"/>\n"
+            "<text x=\"%.1f\" y=\"%.1f\">",
+            lx, ly - 6, palette[i % NPAL], lx + 24, ly);
+    xml_text(f, L[i].label);
+    fputs("</text>\n", f);
+  }
+  fputs("</svg>\n", f);
+  return 0;
+}
+
+int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
+               const lathe_plot_opts_t *o) {
+  if (!o->metric || !*o->metric) return lathe_seterr(LATHE_EUSAGE, "plot: no metric given");
+  if (!o->out || !*o->out) return lathe_seterr(LATHE_EUSAGE, "plot: no output file given");
+  if (n < 1) return lathe_seterr(LATHE_EUSAGE, "plot: no runs given");
+  if (!(o->smooth >= 0 && o->smooth < 1))
+    return lathe_seterr(LATHE_EUSAGE, "plot: smoothing %g is outside [0, 1)", o->smooth);
+  if (o->band && strcmp(o->band, "std") && strcmp(o->band, "sem") && strcmp(o->band, "minmax") &&
+      strcmp(o->band, "none"))
+    return lathe_seterr(LATHE_EUSAGE, "plot: band '%s' is not one of std, sem, minmax, none",
+                        o->band);
+  int total = 0;
+  for (int i = 0; i < n; i++) {
+    if (series[i].nruns < 1)
+      return lathe_seterr(LATHE_EUSAGE, "plot: series %d has no runs", i + 1);
+    total += series[i].nruns;
+  }
+  run_read *rr = calloc(total, sizeof *rr);
+  line_t *L = calloc(n, sizeof *L);
+  run_read **first = calloc(n, sizeof *first), **single = calloc(n, sizeof *single);
+  int rc = rr && L && first && single ? 0 : lathe_seterr(LATHE_ENOMEM, "out of memory");
+  for (int i = 0, k = 0; i < n && !rc; i++) {
+    first[i] = &rr[k];
+    for (int j = 0; j < series[i].nruns && !rc; j++, k++) {
+      rr[k].id = series[i].runs[j], rr[k].metric = o->metric;
+      rc = lathe_store_read(st, read_txn, &rr[k]);
+      if (!rc) {
+        chart_ema(rr[k].steps.y, rr[k].steps.n, o->smooth, rr[k].steps.y);
+        chart_ema(rr[k].times.y, rr[k].times.n, o->smooth, rr[k].times.y);
+      }
+    }
+    if (!rc) rc = aggregate(first[i], series[i].nruns, o, &L[i]);
+    if (!rc && !L[i].n)
+      rc = lathe_seterr(LATHE_EDATA, "plot: the runs of series %d share no x range", i + 1);
+  }
+  if (!rc) {
+    auto_labels(first, series, n, L);
+    if (o->smooth > 0) /* single runs also show their raw curve: re-read unsmoothed */
+      for (int i = 0; i < n && !rc; i++)
+        if (series[i].nruns == 1) {
+          single[i] = calloc(1, sizeof **single);
+          if (!single[i])
+            rc = lathe_seterr(LATHE_ENOMEM, "out of memory");
+          else {
+            single[i]->id = series[i].runs[0], single[i]->metric = o->metric;
+            rc = lathe_store_read(st, read_txn, single[i]);
+          }
+        }
+  }
+  if (!rc) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", o->out, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+    if (f) {
+      rc = write_svg(f, L, n, single, o);
+      if (fclose(f) && !rc) rc = lathe_seterr(LATHE_EIO, "plot: writing %s failed", o->out);
+      if (!rc && rename(tmp, o->out))
+        rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+      if (rc) unlink(tmp);
+    }
+  }
+  for (int k = 0; k < total && rr; k++) {
+    free(rr[k].steps.x), free(rr[k].steps.y), free(rr[k].times.x), free(rr[k].times.y);
+    free(rr[k].record);
+  }
+  for (int i = 0; i < n && L; i++) {
+    free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
+    if (single && single[i]) {
+      free(single[i]->steps.x), free(single[i]->steps.y), free(single[i]->times.x);
+      free(single[i]->times.y), free(single[i]->record), free(single[i]);
+    }
+  }
+  free(rr), free(L), free(first), free(single);
+  return rc;
+}
