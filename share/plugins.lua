@@ -9,3 +9,6 @@ lathe.register{name = "acrobot", so = "acrobot.so"}
 lathe.register{name = "mountaincar", so = "mountaincar.so"}
 lathe.register{name = "pendulum", so = "pendulum.so"}
 lathe.register{name = "dqn", so = "dqn.so"}
+lathe.register{name = "bandit", so = "bandit.so"}
+lathe.register{name = "length", so = "length.so"}
+lathe.register{name = "pref", so = "pref.so"}

@@ -418,6 +418,43 @@ TEST(grad_gpt) {
   nn_gpt_free(&g);
 }
 
+/* DPO end to end: the pair loss on the two sequences' masked log-probabilities
+ * (chosen and rejected stacked in one batch, as TRL does), through the GPT. */
+static const nn_pref_t dpo_check = {NN_PREF_DPO, 0.5, 0, 0};
+static double gpt_dpo_loss(void *p) {
+  gpt_ctx *c = p;
+  float lp[2];
+  nn_gpt_logprobs(c->g, lp, c->tok, c->mask, 2, 6);
+  return nn_pref_pair(&dpo_check, lp[0], lp[1], -9.0, -8.5, 4, 4, NULL, NULL);
+}
+TEST(grad_gpt_dpo) {
+  nn_rng_t r;
+  nn_rng_seed(&r, 21);
+  nn_gpt_t g;
+  ASSERT_EQ(nn_gpt_init(&g, (nn_gpt_config_t){9, 6, 1, 2, 8}, &r), 0);
+  for (size_t i = 0; i < g.params.total; i++) g.params.w[i] += 0.2f * nn_rng_normal(&r);
+  /* one prompt of 2 tokens, two completions of 4: the mask covers completions only */
+  int tok[12] = {3, 5, 1, 7, 2, 8, 3, 5, 6, 0, 4, 4};
+  float mask[12] = {0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1};
+  gpt_ctx c = {&g, tok, NULL, mask};
+  float lp[2], dlp[2], *ga = malloc(g.params.total * sizeof(float));
+  nn_gpt_logprobs(&g, lp, tok, mask, 2, 6);
+  double dw, dl;
+  nn_pref_pair(&dpo_check, lp[0], lp[1], -9.0, -8.5, 4, 4, &dw, &dl);
+  dlp[0] = (float)dw, dlp[1] = (float)dl;
+  nn_params_zero_grad(&g.params);
+  nn_gpt_logprobs_backward(&g, dlp, mask);
+  memcpy(ga, g.params.g, g.params.total * sizeof(float));
+  gc_eps = 1e-2f;
+  for (int i = 0; i < g.params.np; i++) {
+    nn_param_t *pp = &g.params.p[i];
+    gradcheck(pp->name, g.params.w + pp->off, ga + pp->off, pp->n, gpt_dpo_loss, &c);
+  }
+  gc_eps = 1e-3f;
+  free(ga);
+  nn_gpt_free(&g);
+}
+
 TEST(gpt_kvcache_matches_forward) {
   nn_rng_t r;
   nn_rng_seed(&r, 13);

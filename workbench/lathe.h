@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LATHE_PLUGIN_APIVER 1
+#define LATHE_PLUGIN_APIVER 2
 #define LATHE_VERSION       "0.1.0"
 
 #define LATHE_NO_SEED UINT64_MAX
@@ -164,6 +164,13 @@ typedef struct lathe_host {
   void (*plugin_destroy)(lathe_ctx_t *, const struct lathe_plugin *plugin, void *self);
 } lathe_host_t;
 
+/* What a task (kind "task") asks of a language policy. Tokens are ids in
+ * [0, vocab); a response is at most max_response tokens and ends with eos
+ * (counted in it) unless eos is -1 (fixed-length responses). */
+typedef struct lathe_task_spec {
+  int vocab, prompt_len, max_response, eos;
+} lathe_task_spec_t;
+
 /* Describes a space: "discrete" with n actions, or "box" with dim floats in [low, high]. */
 typedef struct lathe_space {
   int discrete; /* 1: integers 0..n-1; 0: box */
@@ -201,6 +208,20 @@ typedef struct lathe_plugin {
   /* action: act.discrete ? one float holding the integer : act.n floats. */
   int (*env_step)(void *self, const float *action, float *obs, double *reward, int *terminated,
                   int *truncated);
+
+  /* Tasks only (NULL otherwise): prompts, a reward, and the distribution a
+   * reference policy is pre-trained to match. */
+  int (*task_spec)(void *self, lathe_task_spec_t *spec);
+  /* Prompt number i (prompt_len tokens); callers keep train and eval indices apart. */
+  int (*task_prompt)(void *self, uint64_t i, int *prompt);
+  /* The task's reward for response resp (n tokens, the eos included if any). */
+  double (*task_reward)(void *self, const int *prompt, const int *resp, int n);
+  /* probs(vocab): the reference distribution of response token t given the
+   * prompt and resp[0..t). */
+  int (*task_reference)(void *self, const int *prompt, const int *resp, int t, float *probs);
+  /* 0 if a response may not enter offline preference data (a skewed data
+   * distribution); NULL: every response may. */
+  int (*task_offline_ok)(void *self, const int *prompt, const int *resp, int n);
 } lathe_plugin_t;
 
 typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);

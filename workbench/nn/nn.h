@@ -156,6 +156,43 @@ void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logi
                              const float *mask, int B, int T, int V);
 
 /* ======================================================================== */
+/* Preference losses (pref.c), on summed completion log-probabilities.      */
+/* dpo.md and onpolicy_pref.md give the math and the test vectors.          */
+
+typedef enum {
+  NN_PREF_DPO,
+  NN_PREF_CDPO,
+  NN_PREF_ROBUST,
+  NN_PREF_HINGE,
+  NN_PREF_IPO
+} nn_pref_loss_t;
+
+typedef struct nn_pref {
+  nn_pref_loss_t loss;
+  double beta; /* DPO's beta; for IPO tau, the target margin being 1 / (2 tau) */
+  double eps;  /* label smoothing of cdpo and robust */
+  int ipo_avg; /* IPO on per-token averages (TRL) instead of sums (the paper) */
+} nn_pref_t;
+
+/* "dpo" | "cdpo" | "robust" | "hinge" | "ipo" -> nn_pref_loss_t, -1 if unknown. */
+int nn_pref_parse(const char *name);
+/* The loss of one pair from logpi and logpi_ref of the chosen (pw, rw) and the
+ * rejected (pl, rl) completions, with their token counts nw, nl (IPO
+ * averaging; clamped to >= 1). With h = (pw - rw) - (pl - rl):
+ *   dpo  -log sig(beta h)          cdpo  -(1-eps) log sig(beta h) - eps log sig(-beta h)
+ *   robust ((1-eps)(-log sig(beta h)) + eps log sig(-beta h)) / (1 - 2 eps)
+ *   hinge max(0, 1 - beta h)       ipo   (h - 1/(2 beta))^2
+ * *dw, *dl (if not NULL) receive dL/dpw and dL/dpl. */
+double nn_pref_pair(const nn_pref_t *o, double pw, double pl, double rw, double rl, int nw, int nl,
+                    double *dw, double *dl);
+/* REINFORCE for one token: -(lp adv - kl (lp - lp_ref)); *grad = dL/dlp. */
+double nn_pg_reinforce_token(double lp, double lp_ref, double adv, double kl, double *grad);
+/* PPO's clipped objective for one token with ratio exp(lp - lp_old):
+ * max(-adv rho, -adv clip(rho, 1-clip, 1+clip)) + kl (lp - lp_ref); *grad = dL/dlp. */
+double nn_pg_ppo_token(double lp, double lp_old, double lp_ref, double adv, double clip, double kl,
+                       double *grad);
+
+/* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
 
 typedef enum {

@@ -1,0 +1,684 @@
+/* pref.c - preference fine-tuning of a GPT policy on a task: the DPO family
+ * offline and on-policy, and the baselines of the on-policy preference paper
+ * (Tajwar et al. 2024; specs dpo.md and onpolicy_pref.md).
+ *
+ * A run has two phases, both counted in its steps:
+ *  1. reference: ref_steps Adam steps fitting the policy to the task's
+ *     reference distribution (soft cross-entropy at every response position of
+ *     the policy's own samples); the result is frozen as pi_ref, and the policy
+ *     starts from it with a fresh optimizer.
+ *  2. training: `queries` reward queries in all. On-policy, every inner_steps
+ *     gradient steps sample `samples` responses for each of `prompts` new
+ *     prompts from the current policy and score them; offline, the same number
+ *     of responses is sampled once from pi_ref (kept only where the task's
+ *     offline filter allows) and minibatches of `prompts` groups are drawn from
+ *     it. Both take the same number of gradient steps.
+ * Losses per group of responses to one prompt (log-probabilities summed over
+ * response tokens, the prompt masked, the logit at position t-1 scoring token t):
+ *   dpo cdpo robust hinge ipo  pairs (best vs worst, or every ordered pair) whose
+ *                              reward gap exceeds gap_threshold (nn_pref_pair)
+ *   sft    -log pi(best)   (offline: Pref-FT)        bon  the same, on-policy,
+ *          + neg_lambda log pi(worst) with a negative gradient
+ *   rwr    -sum exp(r~ / rwr_temp) log pi(y), r~ normalised within the group
+ *   reinforce  -sum_t [r~ log pi_t - kl_coef (log pi_t - log ref_t)], r~ from
+ *              running reward statistics
+ *   ppo    the clipped ratio to the sampling policy, per token, + kl_coef KL
+ * negative_gradient = false removes every push-down: the rejected side of a
+ * pair gets no gradient, BoN drops its worst term, and REINFORCE/PPO clip
+ * negative advantages to zero.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../workbench/lathe.h"
+#include "../../workbench/nn/nn.h"
+
+static const lathe_opt_t opts[] = {
+    {"task", LATHE_STR, "bandit", 0, 0, NULL, "the task plugin (prompts, reward, reference)"},
+    {"task_args", LATHE_STR, "", 0, 0, NULL, "the task's options, \"key=value,key=value\""},
+    {"method", LATHE_STR, "dpo", 0, 0, "dpo|cdpo|robust|hinge|ipo|sft|bon|rwr|reinforce|ppo",
+     "the loss"},
+    {"onpolicy", LATHE_BOOL, "true", 0, 0, NULL,
+     "sample from the current policy each iteration (false: once, from the reference)"},
+    {"negative_gradient", LATHE_BOOL, "true", 0, 0, NULL,
+     "push down worse responses (rejected side, BoN worst, negative advantages)"},
+    {"beta", LATHE_NUM, "0.1", 1e-6, 1e6, NULL, "DPO beta; IPO tau (target margin 1/(2 tau))"},
+    {"label_smoothing", LATHE_NUM, "0.1", 0, 0.499, NULL, "cdpo / robust epsilon"},
+    {"ipo_norm", LATHE_STR, "avg", 0, 0, "avg|sum",
+     "IPO on per-token averages (TRL) or sequence sums (the paper)"},
+    {"pairs", LATHE_STR, "best_worst", 0, 0, "best_worst|all",
+     "pairs per group: best vs worst, or every ordered pair"},
+    {"gap_threshold", LATHE_NUM, "0", 0, 1e9, NULL, "skip pairs whose reward gap is not above it"},
+    {"neg_lambda", LATHE_NUM, "0.1", 0, 1e3, NULL, "bon: weight of the worst-response push-down"},
+    {"rwr_temp", LATHE_NUM, "1", 1e-6, 1e6, NULL, "rwr: temperature of exp(r~ / T)"},
+    {"kl_coef", LATHE_NUM, "0", 0, 1e6, NULL, "reinforce / ppo: per-token KL penalty weight"},
+    {"ppo_clip", LATHE_NUM, "0.2", 0, 1, NULL, "ppo: ratio clip epsilon"},
+    {"samples", LATHE_INT, "10", 2, 1024, NULL, "responses per prompt (N)"},
+    {"prompts", LATHE_INT, "10", 1, 4096, NULL, "prompts per iteration / minibatch"},
+    {"inner_steps", LATHE_INT, "10", 1, 1e6, NULL, "gradient steps per on-policy batch"},
+    {"queries", LATHE_INT, "10000", 1, 1e9, NULL, "reward queries in all (equal across methods)"},
+    {"lr", LATHE_NUM, "0.001", 0, 10, NULL, "Adam learning rate"},
+    {"grad_clip", LATHE_NUM, "1", 0, 1e9, NULL, "gradient norm clip (0: off)"},
+    {"temperature", LATHE_NUM, "1", 0, 100, NULL, "sampling temperature (0: greedy)"},
+    {"layers", LATHE_INT, "3", 1, 64, NULL, "GPT layers"},
+    {"heads", LATHE_INT, "3", 1, 64, NULL, "GPT attention heads"},
+    {"width", LATHE_INT, "48", 4, 4096, NULL, "GPT width (a multiple of heads)"},
+    {"ref_steps", LATHE_INT, "100", 0, 1e7, NULL, "Adam steps fitting the reference"},
+    {"ref_lr", LATHE_NUM, "0.01", 0, 10, NULL, "learning rate of the reference fit"},
+    {"ref_batch", LATHE_INT, "64", 1, 1e5, NULL, "sequences per reference-fit step"},
+    {"eval_every", LATHE_INT, "20", 1, 1e9, NULL, "training steps between evaluations"},
+    {"eval_prompts", LATHE_INT, "100", 1, 1e6, NULL, "held-out prompts, one sample each"},
+    {NULL}};
+
+enum { M_SFT = 10, M_BON, M_RWR, M_REINFORCE, M_PPO };
+
+/* Sampled responses: M sequences of T tokens, n per prompt (groups of n). */
+typedef struct {
+  int M, n, T;
+  int *tok;       /* M*T: prompt, response, zero padding */
+  int *rlen;      /* M: response tokens */
+  float *mask;    /* M*T: 1 where the token is a response token */
+  double *reward; /* M */
+  float *ref_tok; /* M*T: log pi_ref of each token (0 outside responses) */
+  float *old_tok; /* M*T: log pi of the sampling policy (ppo) */
+} set_t;
+
+typedef struct {
+  const lathe_plugin_t *tp;
+  void *task;
+  lathe_task_spec_t spec;
+  int P, R, T, V; /* prompt, response, context, vocab */
+  int method, onpolicy, neg, all_pairs, M_groups, N, inner;
+  nn_pref_t pref;
+  double gap, neg_lambda, rwr_temp, kl, clip, lr, grad_clip, temp;
+  int64_t ref_steps, ref_batch, train_steps, eval_every, eval_prompts, step;
+  double ref_lr;
+  nn_gpt_t pol, ref;
+  nn_rng_t rng;
+  set_t cur;       /* the on-policy batch, or the offline data */
+  int64_t queries; /* reward queries so far */
+  int64_t next_prompt;
+  double rmean, rvar; /* running reward statistics (reinforce, ppo) */
+  int rstats;
+  /* scratch */
+  float *lpt, *w, *probs, *buf;
+  size_t nbuf;
+} pref_t;
+
+/* ---- sets ---------------------------------------------------------------------- */
+
+static void set_free(set_t *s) {
+  free(s->tok), free(s->rlen), free(s->mask), free(s->reward), free(s->ref_tok), free(s->old_tok);
+  memset(s, 0, sizeof *s);
+}
+
+static int set_alloc(set_t *s, int M, int n, int T) {
+  set_free(s);
+  s->M = M, s->n = n, s->T = T;
+  size_t MT = (size_t)M * T;
+  s->tok = calloc(MT, sizeof *s->tok), s->rlen = calloc(M, sizeof *s->rlen);
+  s->mask = calloc(MT, sizeof *s->mask), s->reward = calloc(M, sizeof *s->reward);
+  s->ref_tok = calloc(MT, sizeof *s->ref_tok), s->old_tok = calloc(MT, sizeof *s->old_tok);
+  return s->tok && s->rlen && s->mask && s->reward && s->ref_tok && s->old_tok ? 0 : LATHE_ENOMEM;
+}
+
+static void set_save(const set_t *s, lathe_buf_t *b) {
+  LATHE_PUT(b, s->M), LATHE_PUT(b, s->n), LATHE_PUT(b, s->T);
+  size_t MT = (size_t)s->M * s->T;
+  lathe_buf_put(b, s->tok, MT * sizeof *s->tok), lathe_buf_put(b, s->rlen, s->M * sizeof(int));
+  lathe_buf_put(b, s->mask, MT * sizeof(float)), lathe_buf_put(b, s->reward, s->M * sizeof(double));
+  lathe_buf_put(b, s->ref_tok, MT * sizeof(float));
+  lathe_buf_put(b, s->old_tok, MT * sizeof(float));
+}
+
+static int set_load(set_t *s, lathe_buf_t *b) {
+  int M, n, T;
+  LATHE_GET(b, M), LATHE_GET(b, n), LATHE_GET(b, T);
+  if (b->err || M < 0 || M > (1 << 26) || T < 1 || T > (1 << 16)) return LATHE_ECKPT;
+  if (!M) {
+    set_free(s);
+    return 0;
+  }
+  if (set_alloc(s, M, n, T)) return LATHE_ENOMEM;
+  size_t MT = (size_t)M * T;
+  lathe_buf_get(b, s->tok, MT * sizeof *s->tok), lathe_buf_get(b, s->rlen, M * sizeof(int));
+  lathe_buf_get(b, s->mask, MT * sizeof(float)), lathe_buf_get(b, s->reward, M * sizeof(double));
+  lathe_buf_get(b, s->ref_tok, MT * sizeof(float));
+  lathe_buf_get(b, s->old_tok, MT * sizeof(float));
+  return b->err ? LATHE_ECKPT : 0;
+}
+
+/* ---- the model ------------------------------------------------------------------ */
+
+static float *scratch(pref_t *p, size_t n) {
+  if (n > p->nbuf) {
+    float *nb = realloc(p->buf, n * sizeof *nb);
+    if (!nb) return NULL;
+    p->buf = nb, p->nbuf = n;
+  }
+  return p->buf;
+}
+
+/* Forward g on tok(M, T); out(M*T) = log p(tok[t] | tok[<t]) (0 at t = 0).
+ * The logits stay in g for a backward. */
+static int token_logps(pref_t *p, nn_gpt_t *g, const int *tok, int M, float *out) {
+  int T = p->T, V = p->V;
+  float *logits = nn_gpt_forward(g, tok, M, T);
+  if (!logits) return LATHE_ENOMEM;
+  for (int b = 0; b < M; b++) {
+    out[(size_t)b * T] = 0;
+    for (int t = 1; t < T; t++) {
+      const float *z = logits + ((size_t)b * T + t - 1) * V;
+      float mx = z[0];
+      for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
+      double s = 0;
+      for (int k = 0; k < V; k++) s += exp((double)z[k] - mx);
+      out[(size_t)b * T + t] = (float)(z[tok[(size_t)b * T + t]] - mx - log(s));
+    }
+  }
+  return 0;
+}
+
+/* Backward of sum_b,t w[b,t] * logp[b,t] (w at response tokens) through g's last forward. */
+static void backward_weighted(pref_t *p, nn_gpt_t *g, int M, const float *w) {
+  float *ones = scratch(p, (size_t)M);
+  for (int b = 0; b < M; b++) ones[b] = 1;
+  nn_gpt_logprobs_backward(g, ones, w);
+}
+
+static void reset_adam(nn_params_t *ps) {
+  free(ps->m), free(ps->v);
+  ps->m = ps->v = NULL, ps->t = 0;
+}
+
+/* ---- sampling ------------------------------------------------------------------ */
+
+/* Decode responses for sequences [b0, b1) of s (prompts already in place). */
+static int decode(pref_t *p, nn_gpt_t *g, set_t *s, int b0, int b1) {
+  int M = b1 - b0, P = p->P, T = p->T, V = p->V, rc = 0;
+  nn_kvcache_t kv;
+  if (nn_kvcache_init(&kv, g, M)) return LATHE_ENOMEM;
+  float *logits = malloc((size_t)M * V * sizeof *logits), *sc = malloc(2 * (size_t)V * sizeof *sc);
+  int *cur = malloc(M * sizeof *cur), *done = calloc(M, sizeof *done);
+  if (!logits || !sc || !cur || !done) rc = LATHE_ENOMEM;
+  for (int pos = 0; pos < T - 1 && !rc; pos++) {
+    for (int b = 0; b < M; b++) cur[b] = s->tok[(size_t)(b0 + b) * T + pos];
+    if ((rc = nn_gpt_decode(g, &kv, cur, logits))) break;
+    if (pos + 1 < P) continue; /* still reading the prompt */
+    for (int b = 0; b < M; b++) {
+      if (done[b]) continue;
+      size_t at = (size_t)(b0 + b) * T + pos + 1;
+      int y = nn_sample(logits + (size_t)b * V, V, (float)p->temp, 0, 1, &p->rng, sc);
+      s->tok[at] = y, s->mask[at] = 1, s->rlen[b0 + b]++;
+      if (y == p->spec.eos) done[b] = 1;
+    }
+  }
+  nn_kvcache_free(&kv);
+  free(logits), free(sc), free(cur), free(done);
+  return rc;
+}
+
+/* Sample n responses for each of G prompts (indices prompt0..) from g. With
+ * score, also ask the task for rewards (counted as queries) and record the
+ * per-token log-probs under pi_ref and under g (the sampling policy). */
+static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t *s, int score) {
+  int M = G * n, P = p->P, T = p->T, rc;
+  if ((rc = set_alloc(s, M, n, T))) return rc;
+  int prompt[64];
+  for (int gi = 0; gi < G; gi++) {
+    p->tp->task_prompt(p->task, prompt0 + gi, prompt);
+    for (int j = 0; j < n; j++) memcpy(s->tok + (size_t)(gi * n + j) * T, prompt, P * sizeof(int));
+  }
+  const int chunk = 512; /* bounds the KV cache */
+  for (int b0 = 0; b0 < M; b0 += chunk)
+    if ((rc = decode(p, g, s, b0, b0 + chunk < M ? b0 + chunk : M))) return rc;
+  if (!score) return 0;
+  for (int b = 0; b < M; b++)
+    s->reward[b] =
+        p->tp->task_reward(p->task, s->tok + (size_t)b * T, s->tok + (size_t)b * T + P, s->rlen[b]);
+  p->queries += M;
+  for (int b0 = 0; b0 < M; b0 += chunk) {
+    int m = b0 + chunk < M ? chunk : M - b0;
+    if ((rc = token_logps(p, &p->ref, s->tok + (size_t)b0 * T, m, s->ref_tok + (size_t)b0 * T)) ||
+        (rc = token_logps(p, g, s->tok + (size_t)b0 * T, m, s->old_tok + (size_t)b0 * T)))
+      return rc;
+  }
+  for (size_t i = 0; i < (size_t)M * T; i++)
+    if (!s->mask[i]) s->ref_tok[i] = s->old_tok[i] = 0;
+  return 0;
+}
+
+/* ---- losses ---------------------------------------------------------------------- */
+
+typedef struct {
+  double loss, chosen, rejected, margin, acc, lp_c, lp_r, logit_c, logit_r;
+  int pairs;
+} stats_t;
+
+static double seq_sum(const float *x, const float *mask, int T) {
+  double s = 0;
+  for (int t = 0; t < T; t++) s += mask[t] * x[t];
+  return s;
+}
+
+/* mean logit over the vocabulary at the positions scoring a response: row mb
+ * of g's last forward, mask the response's */
+static double mean_logit(const pref_t *p, const nn_gpt_t *g, int mb, const float *mask) {
+  double sum = 0;
+  int n = 0;
+  for (int t = 1; t < p->T; t++)
+    if (mask[t]) {
+      const float *z = g->logits + ((size_t)mb * p->T + t - 1) * p->V;
+      for (int k = 0; k < p->V; k++) sum += z[k];
+      n += p->V;
+    }
+  return n ? sum / n : 0;
+}
+
+/* Loss and per-token weights w (d loss / d logp) for the groups listed in
+ * gidx[0..G) of s, given the policy's per-token log-probs lpt. */
+static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, const float *lpt,
+                         float *w, stats_t *st) {
+  int n = s->n, T = p->T;
+  memset(st, 0, sizeof *st);
+  memset(w, 0, (size_t)G * n * T * sizeof *w);
+  double denom = 0;
+  for (int gi = 0; gi < G; gi++) {
+    int base = gidx[gi] * n;            /* the group's first sequence in s */
+    const double *r = s->reward + base; /* -inf: excluded from the data (offline filter) */
+    int best = -1, worst = -1, ok = 0;
+    for (int j = 0; j < n; j++) {
+      if (!isfinite(r[j])) continue;
+      ok++;
+      if (best < 0 || r[j] > r[best]) best = j;
+      if (worst < 0 || r[j] < r[worst]) worst = j;
+    }
+    if (!ok) continue;
+    double lp[1024], ref[1024];
+    for (int j = 0; j < n; j++) {
+      lp[j] = seq_sum(lpt + (size_t)(gi * n + j) * T, s->mask + (size_t)(base + j) * T, T);
+      ref[j] = seq_sum(s->ref_tok + (size_t)(base + j) * T, s->mask + (size_t)(base + j) * T, T);
+    }
+#define W(j)    (w + (size_t)(gi * n + (j)) * T)
+#define MASK(j) (s->mask + (size_t)(base + (j)) * T)
+    if (p->method < M_SFT) { /* the DPO family on pairs */
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+          if (!p->all_pairs && (i != best || j != worst)) continue;
+          if (!isfinite(r[i]) || !isfinite(r[j]) || !(r[i] - r[j] > p->gap)) continue;
+          double dw, dl;
+          st->loss += nn_pref_pair(&p->pref, lp[i], lp[j], ref[i], ref[j], s->rlen[base + i],
+                                   s->rlen[base + j], &dw, &dl);
+          if (!p->neg) dl = 0;
+          for (int t = 0; t < T; t++)
+            W(i)[t] += (float)dw * MASK(i)[t], W(j)[t] += (float)dl * MASK(j)[t];
+          double rc = p->pref.beta * (lp[i] - ref[i]), rr = p->pref.beta * (lp[j] - ref[j]);
+          st->chosen += rc, st->rejected += rr, st->margin += rc - rr, st->acc += rc > rr;
+          st->lp_c += lp[i], st->lp_r += lp[j], st->pairs++;
+          st->logit_c += mean_logit(p, &p->pol, gi * n + i, MASK(i));
+          st->logit_r += mean_logit(p, &p->pol, gi * n + j, MASK(j));
+        }
+      continue;
+    }
+    switch (p->method) {
+    case M_SFT:
+    case M_BON:
+      st->loss -= lp[best], denom += 1;
+      for (int t = 0; t < T; t++) W(best)[t] -= MASK(best)[t];
+      if (p->method == M_BON && p->neg && p->neg_lambda > 0 && worst != best &&
+          r[worst] < r[best]) {
+        st->loss += p->neg_lambda * lp[worst];
+        for (int t = 0; t < T; t++) W(worst)[t] += (float)p->neg_lambda * MASK(worst)[t];
+      }
+      break;
+    case M_RWR: {
+      double m = 0, v = 0;
+      for (int j = 0; j < n; j++) m += isfinite(r[j]) ? r[j] / ok : 0;
+      for (int j = 0; j < n; j++) v += isfinite(r[j]) ? (r[j] - m) * (r[j] - m) / ok : 0;
+      for (int j = 0; j < n; j++) {
+        if (!isfinite(r[j])) continue;
+        double wt = exp((r[j] - m) / (sqrt(v) + 1e-8) / p->rwr_temp);
+        st->loss -= wt * lp[j];
+        for (int t = 0; t < T; t++) W(j)[t] -= (float)wt * MASK(j)[t];
+      }
+      denom += ok;
+      break;
+    }
+    default: /* reinforce, ppo: token losses with the running-normalised reward */
+      for (int j = 0; j < n; j++) {
+        if (!isfinite(r[j])) continue;
+        double adv = (r[j] - p->rmean) / (sqrt(p->rvar) + 1e-8);
+        if (!p->neg && adv < 0) adv = 0;
+        const float *lt = lpt + (size_t)(gi * n + j) * T;
+        const float *rt = s->ref_tok + (size_t)(base + j) * T,
+                    *ot = s->old_tok + (size_t)(base + j) * T;
+        for (int t = 0; t < T; t++) {
+          if (!MASK(j)[t]) continue;
+          double g;
+          st->loss += p->method == M_PPO
+                          ? nn_pg_ppo_token(lt[t], ot[t], rt[t], adv, p->clip, p->kl, &g)
+                          : nn_pg_reinforce_token(lt[t], rt[t], adv, p->kl, &g);
+          W(j)[t] = (float)g;
+        }
+      }
+      denom += ok;
+    }
+#undef W
+#undef MASK
+  }
+  if (p->method < M_SFT) denom = st->pairs;
+  if (denom > 0) { /* mean over pairs / groups / sequences */
+    st->loss /= denom;
+    for (size_t i = 0; i < (size_t)G * n * T; i++) w[i] /= (float)denom;
+  }
+  if (st->pairs) {
+    st->chosen /= st->pairs, st->rejected /= st->pairs, st->margin /= st->pairs;
+    st->acc /= st->pairs, st->lp_c /= st->pairs, st->lp_r /= st->pairs;
+    st->logit_c /= st->pairs, st->logit_r /= st->pairs;
+  }
+}
+
+/* ---- the plugin ----------------------------------------------------------------- */
+
+static void destroy(void *self) {
+  pref_t *p = self;
+  if (!p) return;
+  /* the task is the host's: freed with the run */
+  nn_gpt_free(&p->pol), nn_gpt_free(&p->ref);
+  set_free(&p->cur);
+  free(p->lpt), free(p->w), free(p->probs), free(p->buf);
+  free(p);
+}
+
+static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
+  pref_t *p = calloc(1, sizeof *p);
+  if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  *self = p;
+  /* the task, with its options */
+  char args[1024], *kv[32];
+  int nkv = 0;
+  snprintf(args, sizeof args, "%s", h->cfg_str(c, "task_args"));
+  for (char *tokp, *a = strtok_r(args, ",", &tokp); a && nkv < 32; a = strtok_r(NULL, ",", &tokp))
+    kv[nkv++] = a;
+  int rc =
+      h->plugin_create(c, h->cfg_str(c, "task"), (const char *const *)kv, nkv, &p->tp, &p->task);
+  if (rc) return rc;
+  if (!p->tp->task_spec)
+    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is a %s, not a task", p->tp->name, p->tp->kind);
+  p->tp->task_spec(p->task, &p->spec);
+  p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
+  p->T = p->P + p->R;
+  if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
+  /* the loss */
+  const char *m = h->cfg_str(c, "method");
+  static const char *base[] = {"sft", "bon", "rwr", "reinforce", "ppo"};
+  p->method = nn_pref_parse(m);
+  for (int i = 0; i < 5; i++)
+    if (!strcmp(m, base[i])) p->method = M_SFT + i;
+  p->onpolicy = (int)h->cfg_int(c, "onpolicy"), p->neg = (int)h->cfg_int(c, "negative_gradient");
+  if (p->method == M_SFT && p->onpolicy) p->method = M_BON; /* Pref-FT on-policy is BoN */
+  if (p->method == M_BON && !p->onpolicy) p->method = M_SFT;
+  if (p->method == M_PPO && !p->onpolicy)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: ppo needs onpolicy = true (its ratio is to the sampler)");
+  p->pref = (nn_pref_t){p->method < M_SFT ? (nn_pref_loss_t)p->method : NN_PREF_DPO,
+                        h->cfg_num(c, "beta"), h->cfg_num(c, "label_smoothing"),
+                        !strcmp(h->cfg_str(c, "ipo_norm"), "avg")};
+  p->all_pairs = !strcmp(h->cfg_str(c, "pairs"), "all");
+  p->gap = h->cfg_num(c, "gap_threshold"), p->neg_lambda = h->cfg_num(c, "neg_lambda");
+  p->rwr_temp = h->cfg_num(c, "rwr_temp"), p->kl = h->cfg_num(c, "kl_coef");
+  p->clip = h->cfg_num(c, "ppo_clip"), p->lr = h->cfg_num(c, "lr");
+  p->grad_clip = h->cfg_num(c, "grad_clip"), p->temp = h->cfg_num(c, "temperature");
+  p->N = (int)h->cfg_int(c, "samples"), p->M_groups = (int)h->cfg_int(c, "prompts");
+  p->inner = (int)h->cfg_int(c, "inner_steps");
+  p->ref_steps = h->cfg_int(c, "ref_steps"), p->ref_lr = h->cfg_num(c, "ref_lr");
+  p->ref_batch = h->cfg_int(c, "ref_batch");
+  p->eval_every = h->cfg_int(c, "eval_every"), p->eval_prompts = h->cfg_int(c, "eval_prompts");
+  int64_t per_iter = (int64_t)p->M_groups * p->N, iters = h->cfg_int(c, "queries") / per_iter;
+  if (iters < 1)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: queries %lld is below one batch (prompts x samples = %lld)",
+                   (long long)h->cfg_int(c, "queries"), (long long)per_iter);
+  p->train_steps = iters * p->inner;
+  /* the two models */
+  nn_gpt_config_t gc = {p->V, p->T, (int)h->cfg_int(c, "layers"), (int)h->cfg_int(c, "heads"),
+                        (int)h->cfg_int(c, "width")};
+  if (gc.width % gc.heads)
+    return h->fail(c, LATHE_ECONFIG, "pref: width %d is not a multiple of heads %d", gc.width,
+                   gc.heads);
+  nn_rng_seed(&p->rng, h->seed(c));
+  if (nn_gpt_init(&p->pol, gc, &p->rng) || nn_gpt_init(&p->ref, gc, &p->rng))
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  nn_params_copy(&p->ref.params, &p->pol.params);
+  size_t big = (size_t)per_iter * p->T; /* one minibatch */
+  p->lpt = malloc(big * sizeof *p->lpt), p->w = malloc(big * sizeof *p->w);
+  p->probs = malloc((size_t)p->V * sizeof *p->probs);
+  if (!p->lpt || !p->w || !p->probs) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  h->set_total(c, p->ref_steps + p->train_steps);
+  return 0;
+}
+
+/* Clip (grad_clip > 0) and take an Adam step; *norm gets the norm before clipping. */
+static int adam(pref_t *p, double lr, double *norm) {
+  *norm = nn_clip_grad_norm(&p->pol.params, p->grad_clip > 0 ? (float)p->grad_clip : 0);
+  nn_adamw_t o = nn_adamw_default();
+  return nn_adamw_step(&p->pol.params, &o, (float)lr);
+}
+
+/* Phase 1: fit the policy to the task's reference distribution. */
+static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  set_t s = {0};
+  int B = (int)p->ref_batch, T = p->T, V = p->V, rows = 0;
+  int rc = sample(p, &p->pol, (uint64_t)p->next_prompt, B, 1, &s, 0);
+  p->next_prompt += B;
+  if (rc) {
+    set_free(&s);
+    return h->fail(c, rc, "pref: sampling failed (out of memory)");
+  }
+  for (int b = 0; b < B; b++) rows += s.rlen[b];
+  float *logits = nn_gpt_forward(&p->pol, s.tok, B, T);
+  float *dl = scratch(p, (size_t)B * T * V + 3 * (size_t)rows * V);
+  if (!logits || !dl) {
+    set_free(&s);
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  }
+  float *x = dl + (size_t)B * T * V, *tg = x + (size_t)rows * V, *gx = tg + (size_t)rows * V;
+  memset(dl, 0, (size_t)B * T * V * sizeof *dl);
+  for (int b = 0, k = 0; b < B; b++) /* the logit at P+t-1 predicts response token t */
+    for (int t = 0; t < s.rlen[b]; t++, k++) {
+      const int *row = s.tok + (size_t)b * T;
+      memcpy(x + (size_t)k * V, logits + ((size_t)b * T + p->P + t - 1) * V, V * sizeof *x);
+      p->tp->task_reference(p->task, row, row + p->P, t, tg + (size_t)k * V);
+    }
+  float loss = nn_soft_ce_loss(gx, x, tg, rows, V);
+  for (int b = 0, k = 0; b < B; b++)
+    for (int t = 0; t < s.rlen[b]; t++, k++)
+      memcpy(dl + ((size_t)b * T + p->P + t - 1) * V, gx + (size_t)k * V, V * sizeof *gx);
+  nn_params_zero_grad(&p->pol.params);
+  nn_gpt_backward(&p->pol, dl);
+  set_free(&s);
+  double gn;
+  if ((rc = adam(p, p->ref_lr, &gn))) return h->fail(c, rc, "pref: optimizer failed");
+  h->metric(c, "ref/cross_entropy", loss);
+  if (p->step + 1 == p->ref_steps) { /* freeze pi_ref; the policy starts over its optimizer */
+    nn_params_copy(&p->ref.params, &p->pol.params);
+    reset_adam(&p->pol.params);
+    h->log(c, "reference fitted: %lld steps, cross-entropy %.4f", (long long)p->ref_steps, loss);
+  }
+  return 0;
+}
+
+/* One sample per held-out prompt: the task reward, length and KL to pi_ref. */
+static int evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  set_t s = {0};
+  int64_t q = p->queries;
+  int E = (int)p->eval_prompts, rc = sample(p, &p->pol, 1000000000ull, E, 1, &s, 1);
+  p->queries = q; /* evaluation is not part of the query budget */
+  if (rc) {
+    set_free(&s);
+    return h->fail(c, rc, "pref: sampling failed (out of memory)");
+  }
+  double r = 0, len = 0, kl = 0;
+  for (int b = 0; b < E; b++) {
+    r += s.reward[b], len += s.rlen[b];
+    kl += seq_sum(s.old_tok + (size_t)b * p->T, s.mask + (size_t)b * p->T, p->T) -
+          seq_sum(s.ref_tok + (size_t)b * p->T, s.mask + (size_t)b * p->T, p->T);
+  }
+  h->metric(c, "eval/reward", r / E), h->metric(c, "eval/length", len / E);
+  h->metric(c, "eval/kl", kl / E);
+  set_free(&s);
+  return 0;
+}
+
+/* Phase 2: one gradient step of the method. */
+static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  int64_t k = p->step - p->ref_steps, rc;
+  if (k % p->eval_every == 0 && (rc = evaluate(p, h, c))) return (int)rc;
+  int n = p->N, G;
+  int gidx[4096];
+  if (p->onpolicy) {
+    if (k % p->inner == 0) {
+      if ((rc = sample(p, &p->pol, (uint64_t)p->next_prompt, p->M_groups, n, &p->cur, 1)))
+        return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
+      p->next_prompt += p->M_groups;
+      double m = 0, v = 0;
+      for (int b = 0; b < p->cur.M; b++) m += p->cur.reward[b] / p->cur.M;
+      for (int b = 0; b < p->cur.M; b++) v += pow(p->cur.reward[b] - m, 2) / p->cur.M;
+      if (!p->rstats) p->rmean = m, p->rvar = v, p->rstats = 1;
+      p->rmean = 0.9 * p->rmean + 0.1 * m, p->rvar = 0.9 * p->rvar + 0.1 * v;
+      h->metric(c, "train/reward", m);
+    }
+    G = p->M_groups;
+    for (int i = 0; i < G; i++) gidx[i] = i;
+  } else {
+    if (!p->cur.M) { /* the offline data: the whole budget, once, from pi_ref */
+      int groups = (int)(p->train_steps / p->inner) * p->M_groups;
+      set_t all = {0};
+      if ((rc = sample(p, &p->ref, (uint64_t)p->next_prompt, groups, n, &all, 1))) {
+        set_free(&all);
+        return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
+      }
+      p->next_prompt += groups;
+      if (p->tp->task_offline_ok) /* a skewed data distribution: drop what it excludes */
+        for (int b = 0; b < all.M; b++)
+          if (!p->tp->task_offline_ok(p->task, all.tok + (size_t)b * p->T,
+                                      all.tok + (size_t)b * p->T + p->P, all.rlen[b]))
+            all.reward[b] = NAN;
+      double m = 0, v = 0;
+      int cnt = 0;
+      for (int b = 0; b < all.M; b++)
+        if (!isnan(all.reward[b])) m += all.reward[b], cnt++;
+      m = cnt ? m / cnt : 0;
+      for (int b = 0; b < all.M; b++)
+        if (!isnan(all.reward[b])) v += pow(all.reward[b] - m, 2) / cnt;
+      p->rmean = m, p->rvar = v, p->rstats = 1;
+      /* an excluded response never enters a comparison or a loss */
+      for (int b = 0; b < all.M; b++)
+        if (isnan(all.reward[b])) all.reward[b] = -INFINITY;
+      set_free(&p->cur);
+      p->cur = all;
+      h->metric(c, "train/reward", m);
+      h->log(c, "offline data: %d responses to %d prompts from pi_ref (%d kept by the task)", all.M,
+             groups, cnt);
+    }
+    G = p->M_groups;
+    for (int i = 0; i < G; i++) gidx[i] = (int)nn_rng_below(&p->rng, (uint32_t)(p->cur.M / n));
+  }
+  /* the minibatch's sequences, contiguous */
+  int T = p->T, Mb = G * n;
+  int *tok = malloc((size_t)Mb * T * sizeof *tok);
+  float *mask = malloc((size_t)Mb * T * sizeof *mask);
+  if (!tok || !mask) {
+    free(tok), free(mask);
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  }
+  for (int g = 0; g < G; g++) {
+    memcpy(tok + (size_t)g * n * T, p->cur.tok + (size_t)gidx[g] * n * T,
+           (size_t)n * T * sizeof *tok);
+    memcpy(mask + (size_t)g * n * T, p->cur.mask + (size_t)gidx[g] * n * T,
+           (size_t)n * T * sizeof *mask);
+  }
+  stats_t st;
+  rc = token_logps(p, &p->pol, tok, Mb, p->lpt);
+  if (!rc) {
+    /* excluded (offline-filtered) responses: rewards of -inf drop out of every comparison */
+    group_losses(p, &p->cur, gidx, G, p->lpt, p->w, &st);
+    for (size_t i = 0; i < (size_t)Mb * T; i++)
+      if (!isfinite(p->w[i])) p->w[i] = 0;
+    nn_params_zero_grad(&p->pol.params);
+    backward_weighted(p, &p->pol, Mb, p->w);
+    double gn;
+    rc = adam(p, p->lr, &gn);
+    h->metric(c, "loss", st.loss), h->metric(c, "grad_norm", gn);
+  }
+  if (!rc && p->method < M_SFT) {
+    if (st.pairs) { /* TRL's names; logits/ are the mean logit over the vocabulary */
+      h->metric(c, "rewards/chosen", st.chosen), h->metric(c, "rewards/rejected", st.rejected);
+      h->metric(c, "rewards/margins", st.margin), h->metric(c, "rewards/accuracies", st.acc);
+      h->metric(c, "logps/chosen", st.lp_c), h->metric(c, "logps/rejected", st.lp_r);
+      h->metric(c, "logits/chosen", st.logit_c), h->metric(c, "logits/rejected", st.logit_r);
+    }
+    h->metric(c, "pairs", st.pairs);
+  }
+  h->metric(c, "task/queries", (double)p->queries);
+  free(tok), free(mask);
+  if (rc) return h->fail(c, (int)rc, "optimizer failed");
+  if (k + 1 == p->train_steps) return evaluate(p, h, c);
+  return 0;
+}
+
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
+  pref_t *p = self;
+  int rc = p->step < p->ref_steps ? ref_step(p, h, c) : train_step(p, h, c);
+  if (rc) return rc;
+  p->step++;
+  return p->step >= p->ref_steps + p->train_steps ? LATHE_DONE : LATHE_CONTINUE;
+}
+
+static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
+  pref_t *p = self;
+  uint32_t version = 1;
+  LATHE_PUT(b, version), LATHE_PUT(b, p->step), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->queries);
+  LATHE_PUT(b, p->next_prompt), LATHE_PUT(b, p->rmean), LATHE_PUT(b, p->rvar);
+  LATHE_PUT(b, p->rstats);
+  nn_params_save(&p->pol.params, b, 1);
+  nn_params_save(&p->ref.params, b, 0);
+  set_save(&p->cur, b);
+  return 0;
+}
+
+static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
+  pref_t *p = self;
+  uint32_t version;
+  LATHE_GET(b, version);
+  if (b->err || version != 1)
+    return h->fail(c, LATHE_ECKPT, "pref: checkpoint version %u", version);
+  LATHE_GET(b, p->step), LATHE_GET(b, p->rng), LATHE_GET(b, p->queries);
+  LATHE_GET(b, p->next_prompt), LATHE_GET(b, p->rmean), LATHE_GET(b, p->rvar);
+  LATHE_GET(b, p->rstats);
+  reset_adam(&p->pol.params);
+  int rc = nn_params_load(&p->pol.params, b);
+  if (!rc) rc = nn_params_load(&p->ref.params, b);
+  if (!rc) rc = set_load(&p->cur, b);
+  return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;
+}
+
+static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
+                                      .name = "pref",
+                                      .kind = "algorithm",
+                                      .version = "1.0.0",
+                                      .doc = "DPO / IPO / cDPO / hinge, offline and on-policy, "
+                                             "and BoN, RWR, REINFORCE, PPO on a task",
+                                      .opts = opts,
+                                      .main_metric = "eval/reward",
+                                      .create = create,
+                                      .step = step,
+                                      .save = save,
+                                      .load = load,
+                                      .destroy = destroy};
+
+const lathe_plugin_t *lathe_plugin_entry(int v) {
+  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
+}
