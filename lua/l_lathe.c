@@ -397,7 +397,7 @@ static const char *opt_str(lua_State *L, int t, const char *k, const char *def) 
 }
 
 /* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
- *            x="step"|"time", logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out */
+ *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out */
 static int l_plot(lua_State *L) {
   recipe_t *rc = get_recipe(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -406,8 +406,8 @@ static int l_plot(lua_State *L) {
   o.title = opt_str(L, 1, "title", NULL), o.band = opt_str(L, 1, "band", NULL);
   const char *x = opt_str(L, 1, "x", "step");
   if (!o.out || !o.metric) luaL_error(L, "lathe.plot: out= and metric= are required");
-  if (strcmp(x, "step") && strcmp(x, "time")) luaL_error(L, "lathe.plot: x must be step or time");
   o.xtime = !strcmp(x, "time");
+  if (strcmp(x, "step") && !o.xtime) o.xmetric = x; /* another metric */
   lua_getfield(L, 1, "smooth"), o.smooth = luaL_optnumber(L, -1, 0), lua_pop(L, 1);
   lua_getfield(L, 1, "logy"), o.logy = lua_toboolean(L, -1), lua_pop(L, 1);
   /* series: explicit groups, or one series per run */

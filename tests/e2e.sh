@@ -199,10 +199,20 @@ kill_resume() {
 }
 kill_resume resume_after_sigkill 3000 "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
 kill_resume dqn_resume_after_sigkill 40000 "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
+kill_resume pref_resume_after_sigkill 200 "$T/pref.lua" --set method=ppo --set targs=reward=r1 --set every=7
+kill_resume pref_offline_resume_after_sigkill 200 "$T/pref.lua" --set on=false --set every=7
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb
 else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
   --set every=25 >/dev/null 2>&1; fi
+
+# ---- preference fine-tuning: on the bandit whose optimum the reference finds
+# likely (R2), on-policy DPO at least doubles the reference's reward within
+# 1000 reward queries (100 gradient steps), seed 1 ----
+expect pref_onpolicy_dpo_learns 0 "done reward" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set need=2
+expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=nope
+expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
+expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 
 # ---- DQN learns CartPole-v1 within 100k steps (mse and hl_gauss heads, seed 1) ----
 for head in mse hl_gauss; do

@@ -45,8 +45,11 @@ static int pts_add(pts_t *p, double x, double y) {
 typedef struct {
   uint32_t id;
   const char *metric;
-  pts_t steps, times; /* the same points: x = step, and x = seconds since the first */
+  pts_t steps, alt; /* the same points: x = step, and x = seconds since the first
+                      * point (or the x metric's value at the same step) */
   double t0;
+  const char *xmetric;
+  pts_t xs; /* the x metric's points */
   char *record;
   int names;
   char have[512];
@@ -56,7 +59,11 @@ static int point_cb(uint64_t step, double value, double time, void *arg) {
   run_read *r = arg;
   if (!r->steps.n) r->t0 = time;
   int rc = pts_add(&r->steps, (double)step, value);
-  return rc ? rc : pts_add(&r->times, time - r->t0, value);
+  return rc ? rc : pts_add(&r->alt, time - r->t0, value);
+}
+
+static int xpoint_cb(uint64_t step, double value, double time, void *arg) {
+  return pts_add(arg, (double)step, value);
 }
 
 static int name_list(const char *name, void *arg) {
@@ -73,11 +80,19 @@ static int read_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   if (rc == LATHE_ENOTFOUND) return lathe_seterr(LATHE_ENOTFOUND, "no run %u in the store", r->id);
   if (rc) return rc;
   if ((rc = lathe_store_metric_each(st, txn, r->id, r->metric, point_cb, r))) return rc;
-  if (!r->steps.n) {
+  if (r->xmetric && (rc = lathe_store_metric_each(st, txn, r->id, r->xmetric, xpoint_cb, &r->xs)))
+    return rc;
+  const char *missing = !r->steps.n ? r->metric : r->xmetric && !r->xs.n ? r->xmetric : NULL;
+  if (missing) {
     lathe_store_metric_names(st, txn, r->id, name_list, r);
-    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s' (it has: %s)", r->id, r->metric,
+    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s' (it has: %s)", r->id, missing,
                         r->names ? r->have : "none");
   }
+  if (r->xmetric) /* x = the x metric at the same step, NaN where it has none */
+    for (int i = 0, j = 0; i < r->steps.n; i++) {
+      while (j < r->xs.n && r->xs.x[j] < r->steps.x[i]) j++;
+      r->alt.x[i] = j < r->xs.n && r->xs.x[j] == r->steps.x[i] ? r->xs.y[j] : NAN;
+    }
   return 0;
 }
 
@@ -94,14 +109,15 @@ static double interp(const double *x, const double *y, int n, double u) {
   return y[lo] + f * (y[hi] - y[lo]);
 }
 
-/* mean and band of the group's runs at the first run's x values */
+/* Mean and band of the group's runs at the first run's steps (the others
+ * interpolated), over the steps all of them cover; x is the mean of the runs'
+ * x at that step (the step itself, a time, or the x metric's value). */
 static int aggregate(run_read *rr, int k, const lathe_plot_opts_t *o, line_t *L) {
-  pts_t *p0 = o->xtime ? &rr[0].times : &rr[0].steps;
-  double xmin = -INFINITY, xmax = INFINITY;
-  for (int i = 0; i < k; i++) {
-    pts_t *p = o->xtime ? &rr[i].times : &rr[i].steps;
-    xmin = fmax(xmin, p->x[0]), xmax = fmin(xmax, p->x[p->n - 1]);
-  }
+  pts_t *p0 = &rr[0].steps;
+  int alt = o->xtime || o->xmetric;
+  double smin = -INFINITY, smax = INFINITY;
+  for (int i = 0; i < k; i++)
+    smin = fmax(smin, rr[i].steps.x[0]), smax = fmin(smax, rr[i].steps.x[rr[i].steps.n - 1]);
   L->x = malloc(p0->n * sizeof *L->x), L->mid = malloc(p0->n * sizeof *L->mid);
   L->lo = malloc(p0->n * sizeof *L->lo), L->hi = malloc(p0->n * sizeof *L->hi);
   if (!L->x || !L->mid || !L->lo || !L->hi) return lathe_seterr(LATHE_ENOMEM, "out of memory");
@@ -110,20 +126,22 @@ static int aggregate(run_read *rr, int k, const lathe_plot_opts_t *o, line_t *L)
   L->n = 0;
   for (int j = 0; j < p0->n; j++) {
     double u = p0->x[j];
-    if (u < xmin || u > xmax) continue;
-    int m = 0;
-    double s = 0, lo = INFINITY, hi = -INFINITY;
+    if (u < smin || u > smax) continue;
+    int m = 0, mx = 0;
+    double s = 0, xs = 0, lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < k; i++) {
-      pts_t *p = o->xtime ? &rr[i].times : &rr[i].steps;
+      pts_t *p = &rr[i].steps;
       double y = i ? interp(p->x, p->y, p->n, u) : p0->y[j];
+      double x = !alt ? u : i ? interp(p->x, rr[i].alt.x, p->n, u) : rr[0].alt.x[j];
       if (isfinite(y)) v[m++] = y, s += y, lo = fmin(lo, y), hi = fmax(hi, y);
+      if (isfinite(x)) xs += x, mx++;
     }
     double mean = m ? s / m : NAN, var = 0;
     for (int i = 0; i < m; i++) var += (v[i] - mean) * (v[i] - mean);
     double sd = m > 1 ? sqrt(var / (m - 1)) : 0, w = 0;
     if (!strcmp(band, "std")) w = sd;
     if (!strcmp(band, "sem")) w = m > 1 ? sd / sqrt(m) : 0;
-    L->x[L->n] = u, L->mid[L->n] = mean;
+    L->x[L->n] = mx ? xs / mx : NAN, L->mid[L->n] = mean;
     L->lo[L->n] = strcmp(band, "minmax") ? mean - w : (m ? lo : NAN);
     L->hi[L->n] = strcmp(band, "minmax") ? mean + w : (m ? hi : NAN);
     if (k == 1 || !strcmp(band, "none")) L->lo[L->n] = L->hi[L->n] = mean;
@@ -275,7 +293,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     if (chart_range(L[i].lo, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     if (chart_range(L[i].hi, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     if (single[i] && o->smooth > 0) { /* the raw curve is drawn too */
-      pts_t *p = o->xtime ? &single[i]->times : &single[i]->steps;
+      pts_t *p = o->xtime || o->xmetric ? &single[i]->alt : &single[i]->steps;
       if (chart_range(p->y, p->n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     }
   }
@@ -322,8 +340,9 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   }
   fprintf(f, "<path d=\"M%.1f,%.1f V%.1f H%.1f\" fill=\"none\" stroke=\"#222\"/>\n", F.px, F.py,
           F.py + F.ph, F.px + F.pw);
-  fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", F.px + F.pw / 2,
-          H - 12, o->xtime ? "wall-clock time (s)" : "step");
+  fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", F.px + F.pw / 2, H - 12);
+  xml_text(f, o->xmetric ? o->xmetric : o->xtime ? "wall-clock time (s)" : "step");
+  fputs("</text>\n", f);
   fprintf(f, "<text transform=\"translate(16,%.1f) rotate(-90)\" text-anchor=\"middle\">",
           F.py + F.ph / 2);
   xml_text(f, o->metric);
@@ -351,7 +370,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   for (int i = 0; i < n; i++) band(f, &F, &L[i], palette[i % NPAL]);
   for (int i = 0; i < n; i++)
     if (single[i] && o->smooth > 0) {
-      pts_t *p = o->xtime ? &single[i]->times : &single[i]->steps;
+      pts_t *p = o->xtime || o->xmetric ? &single[i]->alt : &single[i]->steps;
       polyline(f, &F, p->x, p->y, p->n, palette[i % NPAL], 1, 0.25);
     }
   for (int i = 0; i < n; i++) polyline(f, &F, L[i].x, L[i].mid, L[i].n, palette[i % NPAL], 1.8, 1);
@@ -394,11 +413,10 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
   for (int i = 0, k = 0; i < n && !rc; i++) {
     first[i] = &rr[k];
     for (int j = 0; j < series[i].nruns && !rc; j++, k++) {
-      rr[k].id = series[i].runs[j], rr[k].metric = o->metric;
+      rr[k].id = series[i].runs[j], rr[k].metric = o->metric, rr[k].xmetric = o->xmetric;
       rc = lathe_store_read(st, read_txn, &rr[k]);
       if (!rc) {
         chart_ema(rr[k].steps.y, rr[k].steps.n, o->smooth, rr[k].steps.y);
-        chart_ema(rr[k].times.y, rr[k].times.n, o->smooth, rr[k].times.y);
       }
     }
     if (!rc) rc = aggregate(first[i], series[i].nruns, o, &L[i]);
@@ -415,6 +433,7 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
             rc = lathe_seterr(LATHE_ENOMEM, "out of memory");
           else {
             single[i]->id = series[i].runs[0], single[i]->metric = o->metric;
+            single[i]->xmetric = o->xmetric;
             rc = lathe_store_read(st, read_txn, single[i]);
           }
         }
@@ -433,14 +452,16 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
     }
   }
   for (int k = 0; k < total && rr; k++) {
-    free(rr[k].steps.x), free(rr[k].steps.y), free(rr[k].times.x), free(rr[k].times.y);
+    free(rr[k].steps.x), free(rr[k].steps.y), free(rr[k].alt.x), free(rr[k].alt.y);
+    free(rr[k].xs.x), free(rr[k].xs.y);
     free(rr[k].record);
   }
   for (int i = 0; i < n && L; i++) {
     free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
     if (single && single[i]) {
-      free(single[i]->steps.x), free(single[i]->steps.y), free(single[i]->times.x);
-      free(single[i]->times.y), free(single[i]->record), free(single[i]);
+      free(single[i]->steps.x), free(single[i]->steps.y), free(single[i]->alt.x);
+      free(single[i]->alt.y), free(single[i]->xs.x), free(single[i]->xs.y);
+      free(single[i]->record), free(single[i]);
     }
   }
   free(rr), free(L), free(first), free(single);

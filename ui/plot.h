@@ -2,8 +2,9 @@
  *
  * A series is one run, or a group of runs (the seeds of one method) drawn as
  * their mean with a shaded band for the spread. Runs of a group are aligned on
- * the first run's x values (linear interpolation, over the x range all of them
- * cover). Smoothing is TensorBoard's EMA (chart.h), applied per run before
+ * the first run's steps (linear interpolation, over the steps all of them
+ * cover); x is then the step, the mean wall-clock time, or the mean value of
+ * another metric logged at the same steps (xmetric: reward against KL). Smoothing is TensorBoard's EMA (chart.h), applied per run before
  * grouping. The SVG uses the same ticks and labels as the dashboard, has no
  * external references, and is written atomically (temporary file + rename).
  */
@@ -26,6 +27,7 @@ typedef struct lathe_plot_opts {
   const char *title;  /* NULL: the metric's name */
   double smooth;      /* EMA weight in [0, 1) */
   int xtime;          /* x = seconds since each run's first point, not steps */
+  const char *xmetric; /* x = this metric's value at the same step (reward against KL) */
   int logy;
   const char *band;           /* spread of a group: "std" (default), "sem", "minmax", "none" */
   int width, height;          /* pixels; 0: 640 x 400 */

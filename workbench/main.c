@@ -96,14 +96,15 @@ static const struct {
      "  lathe plot 1,2,3 4,5,6 --metric eval/episodic_return --smooth 0.6 -o cmp.svg\n"
      "  lathe plot 1-5 6-10 --metric eval/normalized_score --label CQL --label Cal-QL \\\n"
      "             --vline 100000:online -o calql.svg\n"
-     "usage: lathe plot RUNS... --metric NAME -o FILE.svg [--smooth W] [--x step|time]\n"
+     "usage: lathe plot RUNS... --metric NAME -o FILE.svg [--smooth W] [--x step|time|METRIC]\n"
      "                  [--logy] [--band std|sem|minmax|none] [--title T] [--label L]...\n"
      "                  [--vline X[:LABEL]]... [--size WxH] [--store PATH]\n"
      "  Each RUNS is one run (3), or a group (1,2,3 or 1-3): its mean is drawn with a\n"
      "  shaded band (default: one standard deviation across the group's runs).\n"
      "  Legend labels default to the config keys that differ between the series.\n"
      "  --smooth is TensorBoard's EMA weight in [0, 1); a single run also shows its\n"
-     "  raw curve faintly.\n"},
+     "  raw curve faintly. --x METRIC plots against another metric logged at the\n"
+     "  same steps (--x eval/kl --metric eval/reward: reward against KL).\n"},
     {"runs", "list runs",
      "examples:\n"
      "  lathe runs\n"
@@ -456,9 +457,8 @@ static int cmd_plot(opts_t *o) {
     if (*end || !(po.smooth >= 0 && po.smooth < 1))
       return usage_err("plot", "--smooth wants a weight in [0, 1), got '%s'", o->smooth);
   }
-  if (o->xaxis && strcmp(o->xaxis, "step") && strcmp(o->xaxis, "time"))
-    return usage_err("plot", "--x wants step or time, got '%s'", o->xaxis);
   po.xtime = o->xaxis && !strcmp(o->xaxis, "time");
+  if (o->xaxis && strcmp(o->xaxis, "step") && !po.xtime) po.xmetric = o->xaxis;
   if (o->size && (sscanf(o->size, "%dx%d", &po.width, &po.height) != 2 || po.width < 200 ||
                   po.height < 150 || po.width > 10000 || po.height > 10000))
     return usage_err("plot", "--size wants WxH pixels (at least 200x150), got '%s'", o->size);

@@ -136,11 +136,12 @@ static void set_save(const set_t *s, lathe_buf_t *b) {
 static int set_load(set_t *s, lathe_buf_t *b) {
   int M, n, T;
   LATHE_GET(b, M), LATHE_GET(b, n), LATHE_GET(b, T);
-  if (b->err || M < 0 || M > (1 << 26) || T < 1 || T > (1 << 16)) return LATHE_ECKPT;
-  if (!M) {
+  if (b->err || M < 0 || M > (1 << 26) || T < 0 || T > (1 << 16)) return LATHE_ECKPT;
+  if (!M) { /* no batch yet */
     set_free(s);
     return 0;
   }
+  if (T < 1 || n < 1) return LATHE_ECKPT;
   if (set_alloc(s, M, n, T)) return LATHE_ENOMEM;
   size_t MT = (size_t)M * T;
   lathe_buf_get(b, s->tok, MT * sizeof *s->tok), lathe_buf_get(b, s->rlen, M * sizeof(int));
@@ -406,7 +407,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
       h->plugin_create(c, h->cfg_str(c, "task"), (const char *const *)kv, nkv, &p->tp, &p->task);
   if (rc) return rc;
   if (!p->tp->task_spec)
-    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is a %s, not a task", p->tp->name, p->tp->kind);
+    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
+                   p->tp->kind);
   p->tp->task_spec(p->task, &p->spec);
   p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
   p->T = p->P + p->R;

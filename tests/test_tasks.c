@@ -1,0 +1,97 @@
+/* test_tasks.c - the task plugins (bandit, length) against onpolicy_pref.md:
+ * the reward test vectors, the reference histogram's exact bin masses, and
+ * the length reference's shape. */
+#include <math.h>
+#include <string.h>
+
+#include "../workbench/error.h"
+#include "../workbench/registry.h"
+#include "../workbench/run.h"
+#include "test.h"
+
+static lathe_child_t *make_task(const char *name, const char *const *kv, int n) {
+  char so[64];
+  snprintf(so, sizeof so, "%s.so", name);
+  lathe_registry_add(name, so, "test_tasks");
+  lathe_child_t *t;
+  if (lathe_instance_new(name, kv, n, NULL, &t))
+    test_fail(__FILE__, __LINE__, "cannot create %s: %s", name, lathe_lasterr());
+  return t;
+}
+
+TEST(task_bandit_rewards_and_reference) {
+  const char *r1[] = {"reward=r1"}, *r2[] = {"reward=r2"}, *seq[] = {"reward=r2", "reward_over=sequence"};
+  lathe_child_t *a = make_task("bandit", r1, 1), *b = make_task("bandit", r2, 1);
+  lathe_child_t *s = make_task("bandit", seq, 2);
+  int y[3] = {20, 25, 70}, prompt[1] = {20};
+  ASSERT_NEAR(a->p->task_reward(a->self, prompt, y, 3), 0.333333, 1e-6);
+  ASSERT_NEAR(b->p->task_reward(b->self, prompt, y, 3), 0.592934, 1e-6);
+  /* the reference code's form: the prompt token [20] counts too */
+  ASSERT_NEAR(s->p->task_reward(s->self, prompt, y + 1, 2), 0.592934, 1e-6);
+  lathe_task_spec_t sp;
+  b->p->task_spec(b->self, &sp);
+  ASSERT_EQ(sp.vocab, 100);
+  ASSERT_EQ(sp.prompt_len, 1);
+  ASSERT_EQ(sp.max_response, 9);
+  ASSERT_EQ(sp.eos, -1);
+  float p[100];
+  a->p->task_reference(a->self, prompt, y, 0, p);
+  double sum = 0, band = 0, r1mean = 0, r2mean = 0;
+  for (int i = 0; i < 100; i++) {
+    sum += p[i];
+    if (i >= 60 && i < 80) band += p[i];
+    r1mean += p[i] * exp(-pow((i - 70) / 10.0, 2)), r2mean += p[i] * exp(-pow((i - 20) / 10.0, 2));
+  }
+  ASSERT_NEAR(sum, 1, 1e-6);
+  ASSERT_NEAR(p[0], 0.0781, 5e-5);
+  ASSERT_NEAR(p[16], 0.0268, 5e-5);
+  ASSERT_NEAR(p[70], 0.00211, 5e-6);
+  ASSERT_NEAR(p[99], 0.0422, 5e-5);
+  ASSERT_NEAR(band, 0.0438, 5e-5);
+  ASSERT_NEAR(r2mean, 0.377, 1e-3); /* the start of R2 under pi_ref = p_data */
+  ASSERT_NEAR(r1mean, 0.039, 1e-3);
+  /* prompts: a function of the index, spread over the vocabulary */
+  int seen[100] = {0}, q[1], q2[1];
+  for (int i = 0; i < 1000; i++) a->p->task_prompt(a->self, (uint64_t)i, q), seen[q[0]] = 1;
+  int distinct = 0;
+  for (int i = 0; i < 100; i++) distinct += seen[i];
+  ASSERT(distinct > 95);
+  a->p->task_prompt(a->self, 7, q), b->p->task_prompt(b->self, 7, q2);
+  ASSERT_EQ(q[0], q2[0]);
+  lathe_instance_free(a), lathe_instance_free(b), lathe_instance_free(s);
+}
+
+TEST(task_length_rewards_and_reference) {
+  const char *mn[] = {"variant=min"}, *md[] = {"variant=mode"}, *sk[] = {"variant=skew"};
+  lathe_child_t *a = make_task("length", mn, 1), *b = make_task("length", md, 1);
+  lathe_child_t *c = make_task("length", sk, 1);
+  int prompt[4], resp[64];
+  a->p->task_prompt(a->self, 3, prompt);
+  for (int i = 0; i < 4; i++) ASSERT(prompt[i] >= 1 && prompt[i] < 32);
+  for (int i = 0; i < 64; i++) resp[i] = 5;
+  resp[20] = 0; /* 20 words, then EOS */
+  ASSERT_NEAR(a->p->task_reward(a->self, prompt, resp, 21), -20, 0);
+  ASSERT_NEAR(b->p->task_reward(b->self, prompt, resp, 21), -12, 0);
+  resp[20] = 5;
+  ASSERT_NEAR(a->p->task_reward(a->self, prompt, resp, 64), -64, 0); /* cut: 64 words, no EOS */
+  resp[20] = 0;
+  ASSERT_EQ(c->p->task_offline_ok(c->self, prompt, resp, 21), 0);  /* skew: under 32 words */
+  ASSERT_EQ(a->p->task_offline_ok(a->self, prompt, resp, 21), 1);
+  /* the reference's length distribution: P(L = n) from the hazards; mode 32, range 8..63 */
+  float p[32];
+  double alive = 1, pl[65] = {0}, best = 0;
+  int mode = 0;
+  for (int t = 0; t < 64; t++) {
+    a->p->task_reference(a->self, prompt, resp, t, p);
+    double s = 0;
+    for (int k = 0; k < 32; k++) s += p[k];
+    ASSERT_NEAR(s, 1, 1e-5);
+    pl[t] = alive * p[0], alive *= 1 - p[0];
+    if (pl[t] > best) best = pl[t], mode = t;
+  }
+  ASSERT_NEAR(alive, 0, 1e-9);
+  ASSERT_EQ(mode, 32);
+  ASSERT_NEAR(pl[7], 0, 0);
+  ASSERT(pl[8] > 0 && pl[63] > 0);
+  lathe_instance_free(a), lathe_instance_free(b), lathe_instance_free(c);
+}
