@@ -66,6 +66,30 @@ static int num_array(json_object *v) {
   return 1;
 }
 
+/* HH-RLHF's layout: chosen and rejected are whole transcripts ("\n\nHuman: ...
+ * \n\nAssistant: ..."). The prompt is their shared prefix up to and including
+ * its last "\n\nAssistant:"; chosen and rejected become the two replies. */
+static int split_transcripts(json_object *rec) {
+  json_object *c, *r;
+  if (!json_object_object_get_ex(rec, "chosen", &c) || !json_object_is_type(c, json_type_string) ||
+      !json_object_object_get_ex(rec, "rejected", &r) || !json_object_is_type(r, json_type_string))
+    return 0;
+  const char *a = json_object_get_string(c), *b = json_object_get_string(r);
+  size_t n = 0, cut = 0;
+  while (a[n] && a[n] == b[n]) n++;
+  static const char tag[] = "\n\nAssistant:";
+  for (size_t i = 0; i + sizeof tag - 1 <= n; i++)
+    if (!memcmp(a + i, tag, sizeof tag - 1)) cut = i + sizeof tag - 1;
+  if (!cut) return lathe_seterr(LATHE_EDATA, "no prompt field, and chosen and rejected share no "
+                                             "\"\\n\\nAssistant:\" turn to split a prompt from");
+  char *prompt = strndup(a, cut), *ca = strdup(a + cut), *rb = strdup(b + cut);
+  json_object_object_add(rec, "prompt", json_object_new_string(prompt));
+  json_object_object_add(rec, "chosen", json_object_new_string(ca));
+  json_object_object_add(rec, "rejected", json_object_new_string(rb));
+  free(prompt), free(ca), free(rb);
+  return 0;
+}
+
 int lathe_schema_check(const char *schema, json_object *rec) {
   const schema_t *s = find_schema(schema);
   if (!s)
@@ -73,6 +97,11 @@ int lathe_schema_check(const char *schema, json_object *rec) {
                         lathe_schema_list());
   if (!json_object_is_type(rec, json_type_object))
     return lathe_seterr(LATHE_EDATA, "record is %s, want an object", type_word(rec));
+  json_object *pr;
+  int rc;
+  if (!strcmp(schema, "prefs") && !json_object_object_get_ex(rec, "prompt", &pr) &&
+      (rc = split_transcripts(rec)))
+    return rc;
   for (int i = 0; s->fields[i]; i++) {
     json_object *v;
     if (!json_object_object_get_ex(rec, s->fields[i], &v) || !v)

@@ -23,7 +23,9 @@
 /* 1 if schema is one of the names above. */
 int lathe_schema_known(const char *schema);
 const char *lathe_schema_list(void);
-/* Check one record against schema; on failure set a message "field 'x' ..." (no location). */
+/* Check one record against schema; on failure set a message "field 'x' ..." (no location).
+ * A prefs record without a prompt whose chosen and rejected are HH-RLHF transcripts is
+ * rewritten in place: prompt = the shared prefix through its last "\n\nAssistant:". */
 int lathe_schema_check(const char *schema, json_object *rec);
 /* Import a JSON Lines file (plain or gzip) atomically: every line is checked
  * first; any bad line fails the whole import with "file:line: ..." and leaves

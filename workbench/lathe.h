@@ -162,6 +162,11 @@ typedef struct lathe_host {
   int (*plugin_create)(lathe_ctx_t *, const char *name, const char *const *kv, int nkv,
                        const struct lathe_plugin **plugin, void **self);
   void (*plugin_destroy)(lathe_ctx_t *, const struct lathe_plugin *plugin, void *self);
+  /* The newest checkpoint of another run in the store: what its plugin's save
+   * wrote, appended to out; plugin receives that run's plugin name. For runs
+   * that start from another (DPO from an SFT model). Sets the message and
+   * returns LATHE_ENOTFOUND for a missing run or checkpoint. */
+  int (*run_checkpoint)(lathe_ctx_t *, uint32_t run, lathe_buf_t *out, char plugin[64]);
 } lathe_host_t;
 
 /* What a task (kind "task") asks of a language policy. Tokens are ids in

@@ -361,10 +361,65 @@ static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self
     }
 }
 
+static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count);
+
+typedef struct {
+  uint32_t id;
+  lathe_buf_t buf;
+  char plugin[64];
+  int found;
+} other_args;
+
+static int other_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  other_args *a = arg;
+  char *rec;
+  int rc = lathe_store_run_get(st, txn, a->id, &rec);
+  if (rc) return rc == LATHE_ENOTFOUND ? lathe_seterr(rc, "no run %u in the store", a->id) : rc;
+  json_object *o = json_tokener_parse(rec), *v;
+  free(rec);
+  if (o && json_object_object_get_ex(o, "plugin", &v))
+    snprintf(a->plugin, sizeof a->plugin, "%s", json_object_get_string(v));
+  json_object_put(o);
+  uint64_t step;
+  MDB_val val;
+  if ((rc = lathe_store_ckpt_latest(st, txn, a->id, &step, &val)))
+    return rc == LATHE_ENOTFOUND ? lathe_seterr(rc, "run %u has no checkpoint", a->id) : rc;
+  lathe_buf_put(&a->buf, val.mv_data, val.mv_size);
+  return a->buf.err;
+}
+
+/* Another run's newest checkpoint, less the host's header: its plugin's state. */
+static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char plugin[64]) {
+  if (!c->run || !c->run->sess->store)
+    return lathe_seterr(LATHE_EUSAGE, "checkpoints of other runs need a store");
+  other_args a = {id, {0}, "", 0};
+  int rc = lathe_store_read(c->run->sess->store, other_txn, &a);
+  uint64_t step;
+  uint32_t count;
+  if (!rc && ckpt_header(&a.buf, &step, &count))
+    rc = lathe_seterr(LATHE_ECKPT, "run %u: checkpoint of an unknown format", id);
+  for (uint32_t i = 0; i < count && !rc; i++) { /* skip the metric entries */
+    uint8_t len;
+    uint64_t s;
+    double v;
+    char name[256];
+    LATHE_GET(&a.buf, len), lathe_buf_get(&a.buf, name, len), LATHE_GET(&a.buf, s);
+    LATHE_GET(&a.buf, v);
+    if (a.buf.err) rc = lathe_seterr(LATHE_ECKPT, "run %u: truncated checkpoint", id);
+  }
+  if (!rc) {
+    lathe_buf_put(out, a.buf.p + a.buf.off, a.buf.n - a.buf.off);
+    snprintf(plugin, 64, "%s", a.plugin);
+    rc = out->err;
+  }
+  lathe_buf_free(&a.buf);
+  return rc;
+}
+
 static const lathe_host_t host = {
-    LATHE_PLUGIN_APIVER, h_cfg_int, h_cfg_num, h_cfg_str,       h_seed,        h_metric,
-    h_set_total,         h_log,     h_fail,    h_dataset_count, h_dataset_get, h_plugin_create,
-    h_plugin_destroy};
+    LATHE_PLUGIN_APIVER, h_cfg_int,        h_cfg_num,     h_cfg_str,       h_seed,
+    h_metric,            h_set_total,      h_log,         h_fail,          h_dataset_count,
+    h_dataset_get,       h_plugin_create,  h_plugin_destroy, h_run_checkpoint};
 
 /* ---- creating runs -------------------------------------------------------------- */
 
@@ -577,6 +632,16 @@ static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   return rc;
 }
 
+/* Read a checkpoint's header: "LCKP", version, step, and the count of the
+ * metric entries that follow. Returns 0 or LATHE_ECKPT. */
+static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count) {
+  char magic[4];
+  uint32_t version;
+  lathe_buf_get(b, magic, 4);
+  LATHE_GET(b, version), LATHE_GET(b, *step), LATHE_GET(b, *count);
+  return b->err || memcmp(magic, "LCKP", 4) || version != CKPT_VERSION ? LATHE_ECKPT : 0;
+}
+
 typedef struct {
   lathe_run_t *r;
   lathe_buf_t buf; /* copy of the checkpoint bytes */
@@ -605,12 +670,9 @@ static int restore(lathe_run_t *r) {
     return rc ? rc : flush(r, RUN_RUNNING, NULL, 1);
   }
   lathe_buf_t *b = &a.buf;
-  char magic[4];
-  uint32_t version, count;
+  uint32_t count;
   uint64_t step;
-  lathe_buf_get(b, magic, 4);
-  LATHE_GET(b, version), LATHE_GET(b, step), LATHE_GET(b, count);
-  if (b->err || memcmp(magic, "LCKP", 4) || version != CKPT_VERSION) {
+  if (ckpt_header(b, &step, &count)) {
     lathe_buf_free(b);
     return lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu has an unknown format", r->id,
                         (unsigned long long)a.step);
