@@ -12,3 +12,4 @@ lathe.register{name = "dqn", so = "dqn.so"}
 lathe.register{name = "bandit", so = "bandit.so"}
 lathe.register{name = "length", so = "length.so"}
 lathe.register{name = "pref", so = "pref.so"}
+lathe.register{name = "sft", so = "sft.so"}

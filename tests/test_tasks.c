@@ -20,7 +20,8 @@ static lathe_child_t *make_task(const char *name, const char *const *kv, int n) 
 }
 
 TEST(task_bandit_rewards_and_reference) {
-  const char *r1[] = {"reward=r1"}, *r2[] = {"reward=r2"}, *seq[] = {"reward=r2", "reward_over=sequence"};
+  const char *r1[] = {"reward=r1"}, *r2[] = {"reward=r2"},
+             *seq[] = {"reward=r2", "reward_over=sequence"};
   lathe_child_t *a = make_task("bandit", r1, 1), *b = make_task("bandit", r2, 1);
   lathe_child_t *s = make_task("bandit", seq, 2);
   int y[3] = {20, 25, 70}, prompt[1] = {20};
@@ -75,7 +76,7 @@ TEST(task_length_rewards_and_reference) {
   resp[20] = 5;
   ASSERT_NEAR(a->p->task_reward(a->self, prompt, resp, 64), -64, 0); /* cut: 64 words, no EOS */
   resp[20] = 0;
-  ASSERT_EQ(c->p->task_offline_ok(c->self, prompt, resp, 21), 0);  /* skew: under 32 words */
+  ASSERT_EQ(c->p->task_offline_ok(c->self, prompt, resp, 21), 0); /* skew: under 32 words */
   ASSERT_EQ(a->p->task_offline_ok(a->self, prompt, resp, 21), 1);
   /* the reference's length distribution: P(L = n) from the hazards; mode 32, range 8..63 */
   float p[32];

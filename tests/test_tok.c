@@ -7,9 +7,12 @@
 #include "../workbench/nn/tok.h"
 #include "test.h"
 
-static const char *corpus[] = {
-    "the cat sat on the mat", "the dog sat on the log", "\n\nHuman: hello there\n\nAssistant: hi",
-    "thethethe   the  the\tthe", "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 5", "the cat and the dog"};
+static const char *corpus[] = {"the cat sat on the mat",
+                               "the dog sat on the log",
+                               "\n\nHuman: hello there\n\nAssistant: hi",
+                               "thethethe   the  the\tthe",
+                               "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 5",
+                               "the cat and the dog"};
 #define NC (int)(sizeof corpus / sizeof *corpus)
 
 static void round_trip(const nn_tok_t *t, const char *s, size_t n) {
@@ -25,10 +28,11 @@ static void round_trip(const nn_tok_t *t, const char *s, size_t n) {
 }
 
 static void random_bytes(char *s, size_t n, nn_rng_t *r) {
-  static const char pool[] = {' ', ' ', '\n', 't', 'h', 'e', 'a', (char)0xc3, (char)0xa9,
-                              (char)0xff, (char)0x80, 0x01, '\t'};
+  static const char pool[] = {' ',        ' ',        '\n',       't',        'h',  'e', 'a',
+                              (char)0xc3, (char)0xa9, (char)0xff, (char)0x80, 0x01, '\t'};
   for (size_t i = 0; i < n; i++)
-    s[i] = nn_rng_below(r, 4) ? pool[nn_rng_below(r, sizeof pool)] : (char)(1 + nn_rng_below(r, 255));
+    s[i] =
+        nn_rng_below(r, 4) ? pool[nn_rng_below(r, sizeof pool)] : (char)(1 + nn_rng_below(r, 255));
 }
 
 TEST(tok_round_trips) {

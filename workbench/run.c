@@ -416,10 +416,11 @@ static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char 
   return rc;
 }
 
-static const lathe_host_t host = {
-    LATHE_PLUGIN_APIVER, h_cfg_int,        h_cfg_num,     h_cfg_str,       h_seed,
-    h_metric,            h_set_total,      h_log,         h_fail,          h_dataset_count,
-    h_dataset_get,       h_plugin_create,  h_plugin_destroy, h_run_checkpoint};
+static const lathe_host_t host = {LATHE_PLUGIN_APIVER, h_cfg_int,       h_cfg_num,
+                                  h_cfg_str,           h_seed,          h_metric,
+                                  h_set_total,         h_log,           h_fail,
+                                  h_dataset_count,     h_dataset_get,   h_plugin_create,
+                                  h_plugin_destroy,    h_run_checkpoint};
 
 /* ---- creating runs -------------------------------------------------------------- */
 

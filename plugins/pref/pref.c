@@ -32,11 +32,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../workbench/lathe.h"
-#include "../../workbench/nn/nn.h"
+#include "pref.h"
 
 static const lathe_opt_t opts[] = {
     {"task", LATHE_STR, "bandit", 0, 0, NULL, "the task plugin (prompts, reward, reference)"},
+    {"dataset", LATHE_STR, "", 0, 0, NULL,
+     "a prefs dataset instead of a task (offline; needs init_run)"},
+    {"init_run", LATHE_INT, "0", 0, 4e9, NULL,
+     "dataset mode: the run whose model starts policy "
+     "and reference (an sft run)"},
+    {"steps", LATHE_INT, "200", 1, 1e9, NULL, "dataset mode: gradient steps"},
+    {"holdout", LATHE_NUM, "0.1", 0, 0.9, NULL, "dataset mode: held-out fraction (as sft's)"},
     {"task_args", LATHE_STR, "", 0, 0, NULL, "the task's options, \"key=value,key=value\""},
     {"method", LATHE_STR, "dpo", 0, 0, "dpo|cdpo|robust|hinge|ipo|sft|bon|rwr|reinforce|ppo",
      "the loss"},
@@ -71,41 +77,6 @@ static const lathe_opt_t opts[] = {
     {"eval_every", LATHE_INT, "20", 1, 1e9, NULL, "training steps between evaluations"},
     {"eval_prompts", LATHE_INT, "100", 1, 1e6, NULL, "held-out prompts, one sample each"},
     {NULL}};
-
-enum { M_SFT = 10, M_BON, M_RWR, M_REINFORCE, M_PPO };
-
-/* Sampled responses: M sequences of T tokens, n per prompt (groups of n). */
-typedef struct {
-  int M, n, T;
-  int *tok;       /* M*T: prompt, response, zero padding */
-  int *rlen;      /* M: response tokens */
-  float *mask;    /* M*T: 1 where the token is a response token */
-  double *reward; /* M */
-  float *ref_tok; /* M*T: log pi_ref of each token (0 outside responses) */
-  float *old_tok; /* M*T: log pi of the sampling policy (ppo) */
-} set_t;
-
-typedef struct {
-  const lathe_plugin_t *tp;
-  void *task;
-  lathe_task_spec_t spec;
-  int P, R, T, V; /* prompt, response, context, vocab */
-  int method, onpolicy, neg, all_pairs, M_groups, N, inner;
-  nn_pref_t pref;
-  double gap, neg_lambda, rwr_temp, kl, clip, lr, grad_clip, temp;
-  int64_t ref_steps, ref_batch, train_steps, eval_every, eval_prompts, step;
-  double ref_lr;
-  nn_gpt_t pol, ref;
-  nn_rng_t rng;
-  set_t cur;       /* the on-policy batch, or the offline data */
-  int64_t queries; /* reward queries so far */
-  int64_t next_prompt;
-  double rmean, rvar; /* running reward statistics (reinforce, ppo) */
-  int rstats;
-  /* scratch */
-  float *lpt, *w, *probs, *buf;
-  size_t nbuf;
-} pref_t;
 
 /* ---- sets ---------------------------------------------------------------------- */
 
@@ -387,6 +358,8 @@ static void destroy(void *self) {
   pref_t *p = self;
   if (!p) return;
   /* the task is the host's: freed with the run */
+  pairs_free(p);
+  nn_tok_free(&p->tok);
   nn_gpt_free(&p->pol), nn_gpt_free(&p->ref);
   set_free(&p->cur);
   free(p->lpt), free(p->w), free(p->probs), free(p->buf);
@@ -397,22 +370,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   pref_t *p = calloc(1, sizeof *p);
   if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = p;
-  /* the task, with its options */
-  char args[1024], *kv[32];
-  int nkv = 0;
-  snprintf(args, sizeof args, "%s", h->cfg_str(c, "task_args"));
-  for (char *tokp, *a = strtok_r(args, ",", &tokp); a && nkv < 32; a = strtok_r(NULL, ",", &tokp))
-    kv[nkv++] = a;
-  int rc =
-      h->plugin_create(c, h->cfg_str(c, "task"), (const char *const *)kv, nkv, &p->tp, &p->task);
-  if (rc) return rc;
-  if (!p->tp->task_spec)
-    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
-                   p->tp->kind);
-  p->tp->task_spec(p->task, &p->spec);
-  p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
-  p->T = p->P + p->R;
-  if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
   /* the loss */
   const char *m = h->cfg_str(c, "method");
   static const char *base[] = {"sft", "bon", "rwr", "reinforce", "ppo"};
@@ -438,6 +395,28 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   p->ref_steps = h->cfg_int(c, "ref_steps"), p->ref_lr = h->cfg_num(c, "ref_lr");
   p->ref_batch = h->cfg_int(c, "ref_batch");
   p->eval_every = h->cfg_int(c, "eval_every"), p->eval_prompts = h->cfg_int(c, "eval_prompts");
+  nn_rng_seed(&p->rng, h->seed(c));
+  if (*h->cfg_str(c, "dataset")) { /* dataset mode: pairs.c */
+    p->text = 1;
+    int rc = pairs_create(p, h, c);
+    if (!rc) h->set_total(c, p->train_steps);
+    return rc;
+  }
+  /* the task, with its options */
+  char args[1024], *kv[32];
+  int nkv = 0, rc;
+  snprintf(args, sizeof args, "%s", h->cfg_str(c, "task_args"));
+  for (char *tokp, *a = strtok_r(args, ",", &tokp); a && nkv < 32; a = strtok_r(NULL, ",", &tokp))
+    kv[nkv++] = a;
+  rc = h->plugin_create(c, h->cfg_str(c, "task"), (const char *const *)kv, nkv, &p->tp, &p->task);
+  if (rc) return rc;
+  if (!p->tp->task_spec)
+    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
+                   p->tp->kind);
+  p->tp->task_spec(p->task, &p->spec);
+  p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
+  p->T = p->P + p->R;
+  if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
   int64_t per_iter = (int64_t)p->M_groups * p->N, iters = h->cfg_int(c, "queries") / per_iter;
   if (iters < 1)
     return h->fail(c, LATHE_ECONFIG,
@@ -450,7 +429,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   if (gc.width % gc.heads)
     return h->fail(c, LATHE_ECONFIG, "pref: width %d is not a multiple of heads %d", gc.width,
                    gc.heads);
-  nn_rng_seed(&p->rng, h->seed(c));
   if (nn_gpt_init(&p->pol, gc, &p->rng) || nn_gpt_init(&p->ref, gc, &p->rng))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   nn_params_copy(&p->ref.params, &p->pol.params);
@@ -633,37 +611,54 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
 
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   pref_t *p = self;
-  int rc = p->step < p->ref_steps ? ref_step(p, h, c) : train_step(p, h, c);
+  int rc = p->text                  ? pairs_step(p, h, c)
+           : p->step < p->ref_steps ? ref_step(p, h, c)
+                                    : train_step(p, h, c);
   if (rc) return rc;
   p->step++;
   return p->step >= p->ref_steps + p->train_steps ? LATHE_DONE : LATHE_CONTINUE;
 }
 
+/* The policy's model block first (lathe.sample and init_run read it), then
+ * the rest of the state. */
 static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   pref_t *p = self;
-  uint32_t version = 1;
+  nn_lm_save(p->text ? &p->tok : NULL, &p->pol, b, 1);
+  uint32_t version = 2;
   LATHE_PUT(b, version), LATHE_PUT(b, p->step), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->queries);
   LATHE_PUT(b, p->next_prompt), LATHE_PUT(b, p->rmean), LATHE_PUT(b, p->rvar);
   LATHE_PUT(b, p->rstats);
-  nn_params_save(&p->pol.params, b, 1);
-  nn_params_save(&p->ref.params, b, 0);
-  set_save(&p->cur, b);
+  if (!p->text) { /* in dataset mode pi_ref is init_run's model, re-read at create */
+    nn_params_save(&p->ref.params, b, 0);
+    set_save(&p->cur, b);
+  }
   return 0;
 }
 
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   pref_t *p = self;
+  nn_tok_t tok;
+  nn_gpt_t g;
+  int has, rc = nn_lm_load(&tok, &has, &g, b);
+  if (rc) return h->fail(c, LATHE_ECKPT, "pref: bad model block in the checkpoint");
+  int same = g.params.total == p->pol.params.total && has == p->text;
+  nn_tok_free(&tok); /* the tokenizer is init_run's, already loaded */
+  if (!same) {
+    nn_gpt_free(&g);
+    return h->fail(c, LATHE_ECKPT, "pref: the checkpoint's model has another shape");
+  }
+  nn_gpt_free(&p->pol);
+  p->pol = g;
   uint32_t version;
   LATHE_GET(b, version);
-  if (b->err || version != 1)
+  if (b->err || version != 2)
     return h->fail(c, LATHE_ECKPT, "pref: checkpoint version %u", version);
   LATHE_GET(b, p->step), LATHE_GET(b, p->rng), LATHE_GET(b, p->queries);
   LATHE_GET(b, p->next_prompt), LATHE_GET(b, p->rmean), LATHE_GET(b, p->rvar);
   LATHE_GET(b, p->rstats);
-  reset_adam(&p->pol.params);
-  int rc = nn_params_load(&p->pol.params, b);
-  if (!rc) rc = nn_params_load(&p->ref.params, b);
-  if (!rc) rc = set_load(&p->cur, b);
+  rc = b->err ? LATHE_ECKPT : 0;
+  if (!rc && !p->text) rc = nn_params_load(&p->ref.params, b);
+  if (!rc && !p->text) rc = set_load(&p->cur, b);
   return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;
 }
 

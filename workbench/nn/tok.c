@@ -44,7 +44,7 @@ static uint64_t pair_key(int a, int b) {
 /* ---- construction ------------------------------------------------------------------ */
 
 int nn_tok_parse(const char *name) {
-  return !strcmp(name, "bytes") ? NN_TOK_BYTES
+  return !strcmp(name, "bytes")   ? NN_TOK_BYTES
          : !strcmp(name, "words") ? NN_TOK_WORDS
          : !strcmp(name, "bpe")   ? NN_TOK_BPE
                                   : -1;
@@ -285,10 +285,14 @@ int nn_tok_train_bpe(nn_tok_t *t, const char *const *texts, int ntexts, int voca
       free(cnt);
       goto out;
     }
-    if (a < NN_TOK_FIRST) txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
-    else memcpy(txt, t->text[a - NN_TOK_FIRST], la);
-    if (b < NN_TOK_FIRST) txt[la] = (uint8_t)(b - NN_TOK_BYTE0);
-    else memcpy(txt + la, t->text[b - NN_TOK_FIRST], lb);
+    if (a < NN_TOK_FIRST)
+      txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
+    else
+      memcpy(txt, t->text[a - NN_TOK_FIRST], la);
+    if (b < NN_TOK_FIRST)
+      txt[la] = (uint8_t)(b - NN_TOK_BYTE0);
+    else
+      memcpy(txt + la, t->text[b - NN_TOK_FIRST], lb);
     t->text[t->n] = txt, t->ntext[t->n] = la + lb;
     t->merges[2 * t->n] = a, t->merges[2 * t->n + 1] = b;
     size_t slot = map_slot(t->hkeys, t->hcap, best);
@@ -369,10 +373,14 @@ int nn_tok_load(nn_tok_t *t, lathe_buf_t *b) {
       nn_tok_free(t);
       return LATHE_ENOMEM;
     }
-    if (a < NN_TOK_FIRST) txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
-    else memcpy(txt, t->text[a - NN_TOK_FIRST], la);
-    if (c < NN_TOK_FIRST) txt[la] = (uint8_t)(c - NN_TOK_BYTE0);
-    else memcpy(txt + la, t->text[c - NN_TOK_FIRST], lc);
+    if (a < NN_TOK_FIRST)
+      txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
+    else
+      memcpy(txt, t->text[a - NN_TOK_FIRST], la);
+    if (c < NN_TOK_FIRST)
+      txt[la] = (uint8_t)(c - NN_TOK_BYTE0);
+    else
+      memcpy(txt + la, t->text[c - NN_TOK_FIRST], lc);
     t->text[i] = txt, t->ntext[i] = la + lc, t->n = (int)i + 1;
     uint64_t key = pair_key(a, c);
     size_t slot = map_slot(t->hkeys, t->hcap, key);

@@ -23,13 +23,13 @@ typedef enum { NN_TOK_BYTES, NN_TOK_WORDS, NN_TOK_BPE } nn_tok_kind_t;
 
 typedef struct nn_tok {
   nn_tok_kind_t kind;
-  int vocab;        /* ids 0..vocab-1 */
-  int n;            /* words or merges: id NN_TOK_FIRST + i */
-  int32_t *merges;  /* BPE: 2n ids, merge i joins (merges[2i], merges[2i+1]) */
-  char **words;     /* WORDS: n strings */
-  uint8_t **text;   /* every id above 257: its bytes (for decoding) */
+  int vocab;       /* ids 0..vocab-1 */
+  int n;           /* words or merges: id NN_TOK_FIRST + i */
+  int32_t *merges; /* BPE: 2n ids, merge i joins (merges[2i], merges[2i+1]) */
+  char **words;    /* WORDS: n strings */
+  uint8_t **text;  /* every id above 257: its bytes (for decoding) */
   int *ntext;
-  uint64_t *hkeys;  /* hash: pair (a << 32 | b) or word hash -> id */
+  uint64_t *hkeys; /* hash: pair (a << 32 | b) or word hash -> id */
   int32_t *hvals;
   size_t hcap;
 } nn_tok_t;

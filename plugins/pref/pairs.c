@@ -1,0 +1,219 @@
+/* pairs.c - the pref plugin on a preference dataset (see pref.h): offline
+ * DPO, cDPO, robust, hinge, IPO or Pref-FT (sft: NLL of the chosen reply) on
+ * stored (prompt, chosen, rejected) pairs. The policy and the frozen
+ * reference both start as init_run's model (an SFT run, tokenizer included);
+ * pi_ref's log-probabilities are computed once for every pair (TRL's
+ * precompute_ref_log_probs). Chosen and rejected are scored in one stacked
+ * batch, over their response tokens and <eos> only. The held-out pairs (the
+ * same index split as the sft plugin's) give the eval/rewards metrics, next to
+ * eval/length_baseline_accuracy: how often the longer reply is the chosen one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../textdata.h"
+#include "pref.h"
+
+typedef struct {
+  int *ids[2], len[2], plen[2]; /* chosen, rejected: prompt ++ reply ++ <eos> */
+  double ref[2];                /* summed log pi_ref of the replies */
+} pair_t;
+
+struct pairs {
+  pair_t *p;
+  int *train, *eval, ntrain, neval;
+  int *tok;
+  float *mask, lp[8192];
+};
+
+void pairs_free(pref_t *p) {
+  struct pairs *d = p->pairs;
+  if (!d) return;
+  for (int i = 0; i < d->ntrain + d->neval; i++) {
+    int k = i < d->ntrain ? d->train[i] : d->eval[i - d->ntrain];
+    free(d->p[k].ids[0]), free(d->p[k].ids[1]);
+  }
+  free(d->p), free(d->train), free(d->eval), free(d->tok), free(d->mask);
+  free(d);
+  p->pairs = NULL;
+}
+
+/* Stack the chosen then the rejected sequences of pairs idx[0..G) into
+ * (2G, T) with response masks; returns T. */
+static int stack(pref_t *p, const int *idx, int G) {
+  struct pairs *d = p->pairs;
+  int T = 2;
+  for (int g = 0; g < G; g++)
+    for (int s = 0; s < 2; s++) T = d->p[idx[g]].len[s] > T ? d->p[idx[g]].len[s] : T;
+  for (int s = 0; s < 2; s++)
+    for (int g = 0; g < G; g++) {
+      const pair_t *q = &d->p[idx[g]];
+      size_t row = (size_t)(s * G + g) * T;
+      for (int t = 0; t < T; t++) {
+        d->tok[row + t] = t < q->len[s] ? q->ids[s][t] : NN_TOK_PAD;
+        d->mask[row + t] = t >= q->plen[s] && t < q->len[s] ? 1.0f : 0.0f;
+      }
+    }
+  return T;
+}
+
+static int reply_tokens(const pair_t *q, int s) {
+  return q->len[s] - q->plen[s];
+}
+
+int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  uint32_t run = (uint32_t)h->cfg_int(c, "init_run");
+  if (!run)
+    return h->fail(c, LATHE_ECONFIG, "pref: a dataset needs init_run (the SFT run to start from)");
+  if (p->onpolicy)
+    return h->fail(c, LATHE_ECONFIG, "pref: a dataset is offline data: set onpolicy = false");
+  if (p->method > M_SFT)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: on a dataset the methods are dpo, cdpo, robust, "
+                   "hinge, ipo and sft");
+  lathe_buf_t b = {0};
+  char plugin[64];
+  int has = 0, rc = h->run_checkpoint(c, run, &b, plugin);
+  if (rc) return h->fail(c, rc, "pref: init_run %u has no checkpoint to start from", run);
+  rc = nn_lm_load(&p->tok, &has, &p->pol, &b);
+  lathe_buf_free(&b);
+  if (rc || !has)
+    return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, plugin);
+  free(p->pol.params.m), free(p->pol.params.v); /* a fresh optimizer */
+  p->pol.params.m = p->pol.params.v = NULL, p->pol.params.t = 0;
+  nn_rng_t r;
+  nn_rng_seed(&r, 0);
+  if (nn_gpt_init(&p->ref, p->pol.cfg, &r)) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  nn_params_copy(&p->ref.params, &p->pol.params);
+  p->V = p->pol.cfg.vocab, p->T = p->pol.cfg.ctx;
+  /* the pairs, tokenised */
+  tx_record_t *rec = NULL;
+  const char *ds = h->cfg_str(c, "dataset");
+  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), &rec);
+  if (n < 0) return (int)n;
+  struct pairs *d = calloc(1, sizeof *d);
+  p->pairs = d;
+  int G = p->M_groups, *ids = malloc((size_t)p->T * sizeof *ids), dropped = 0, longer = 0;
+  if (d) {
+    d->p = calloc((size_t)n, sizeof *d->p), d->train = malloc((size_t)n * sizeof(int));
+    d->eval = malloc((size_t)n * sizeof(int));
+    d->tok = malloc((size_t)2 * G * p->T * sizeof(int));
+    d->mask = malloc((size_t)2 * G * p->T * sizeof(float));
+  }
+  if (!d || !ids || !d->p || !d->train || !d->eval || !d->tok || !d->mask) {
+    free(ids), tx_free(rec, n);
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  }
+  for (int64_t i = 0; i < n && !rc; i++) {
+    pair_t q = {{NULL, NULL}};
+    const char *reply[2] = {rec[i].response, rec[i].rejected};
+    for (int s = 0; s < 2 && !rc; s++) {
+      q.len[s] = tx_encode(&p->tok, rec[i].prompt, reply[s], p->T, ids, &q.plen[s]);
+      if (q.len[s] < 0 || !(q.ids[s] = malloc((size_t)q.len[s] * sizeof *ids)))
+        rc = h->fail(c, LATHE_ENOMEM, "out of memory");
+      else
+        memcpy(q.ids[s], ids, (size_t)q.len[s] * sizeof *ids);
+    }
+    if (!rc && (q.plen[0] < 1 || q.plen[1] < 1)) { /* nothing of the prompt fits */
+      free(q.ids[0]), free(q.ids[1]);
+      dropped++;
+      continue;
+    }
+    d->p[i] = q;
+    if (rec[i].held_out) {
+      d->eval[d->neval++] = (int)i;
+      longer += strlen(rec[i].response) > strlen(rec[i].rejected);
+    } else
+      d->train[d->ntrain++] = (int)i;
+  }
+  free(ids);
+  tx_free(rec, n);
+  if (rc) return rc;
+  if (!d->ntrain) return h->fail(c, LATHE_EDATA, "pref: dataset '%s' leaves no training pair", ds);
+  /* pi_ref, once for every pair */
+  for (int part = 0; part < 2; part++) {
+    int *list = part ? d->eval : d->train, m = part ? d->neval : d->ntrain;
+    for (int i = 0; i < m; i += G) {
+      int g = m - i < G ? m - i : G, T = stack(p, list + i, g);
+      nn_gpt_logprobs(&p->ref, d->lp, d->tok, d->mask, 2 * g, T);
+      for (int k = 0; k < g; k++)
+        d->p[list[i + k]].ref[0] = d->lp[k], d->p[list[i + k]].ref[1] = d->lp[g + k];
+    }
+  }
+  p->ref_steps = 0, p->train_steps = h->cfg_int(c, "steps");
+  if (d->neval) h->metric(c, "eval/length_baseline_accuracy", (double)longer / d->neval);
+  h->log(c, "%d training and %d held-out pairs%s", d->ntrain, d->neval,
+         dropped ? " (some left out: no room for their prompt)" : "");
+  return 0;
+}
+
+typedef struct {
+  double loss, chosen, rejected, acc, margin, lp_c, lp_r;
+} pstats_t;
+
+/* Loss of pairs idx[0..G) through the policy's last stacked forward (lp);
+ * fills dlp (2G) when not NULL. */
+static void pair_losses(pref_t *p, const int *idx, int G, const float *lp, float *dlp,
+                        pstats_t *st) {
+  struct pairs *d = p->pairs;
+  for (int g = 0; g < G; g++) {
+    const pair_t *q = &d->p[idx[g]];
+    double dw = 0, dl = 0, l;
+    if (p->method == M_SFT) /* Pref-FT: the chosen reply's NLL */
+      l = -lp[g], dw = -1;
+    else
+      l = nn_pref_pair(&p->pref, lp[g], lp[G + g], q->ref[0], q->ref[1], reply_tokens(q, 0),
+                       reply_tokens(q, 1), &dw, &dl);
+    if (!p->neg) dl = 0;
+    if (dlp) dlp[g] = (float)(dw / G), dlp[G + g] = (float)(dl / G);
+    double rc = p->pref.beta * (lp[g] - q->ref[0]), rr = p->pref.beta * (lp[G + g] - q->ref[1]);
+    st->loss += l, st->chosen += rc, st->rejected += rr, st->margin += rc - rr;
+    st->acc += rc > rr, st->lp_c += lp[g], st->lp_r += lp[G + g];
+  }
+}
+
+static void report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const pstats_t *st,
+                   int n) {
+  char k[64];
+#define M(name, v) snprintf(k, sizeof k, "%s%s", pre, name), h->metric(c, k, (v) / n)
+  M("rewards/chosen", st->chosen), M("rewards/rejected", st->rejected);
+  M("rewards/margins", st->margin), M("rewards/accuracies", st->acc);
+  M("logps/chosen", st->lp_c), M("logps/rejected", st->lp_r);
+#undef M
+}
+
+static void evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  struct pairs *d = p->pairs;
+  int G = p->M_groups;
+  pstats_t st = {0};
+  for (int i = 0; i < d->neval; i += G) {
+    int g = d->neval - i < G ? d->neval - i : G, T = stack(p, d->eval + i, g);
+    nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * g, T);
+    pair_losses(p, d->eval + i, g, d->lp, NULL, &st);
+  }
+  h->metric(c, "eval/loss", st.loss / d->neval);
+  report(h, c, "eval/", &st, d->neval);
+}
+
+int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  struct pairs *d = p->pairs;
+  int G = p->M_groups, idx[4096];
+  if (p->step % p->eval_every == 0 && d->neval) evaluate(p, h, c);
+  for (int g = 0; g < G; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
+  int T = stack(p, idx, G);
+  float dlp[8192];
+  pstats_t st = {0};
+  nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * G, T);
+  pair_losses(p, idx, G, d->lp, dlp, &st);
+  nn_params_zero_grad(&p->pol.params);
+  nn_gpt_logprobs_backward(&p->pol, dlp, d->mask);
+  double gn = nn_clip_grad_norm(&p->pol.params, p->grad_clip > 0 ? (float)p->grad_clip : 0);
+  nn_adamw_t o = nn_adamw_default();
+  if (nn_adamw_step(&p->pol.params, &o, (float)p->lr))
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  h->metric(c, "loss", st.loss / G), h->metric(c, "grad_norm", gn);
+  report(h, c, "", &st, G);
+  if (p->step + 1 == p->train_steps && d->neval) evaluate(p, h, c);
+  return 0;
+}

@@ -1,0 +1,109 @@
+/* textdata.h - what the text plugins (sft, pref on a dataset) share: reading
+ * a dataset's records (text, sft or prefs layout), the held-out split, and
+ * turning a prompt and a response into token ids within a context.
+ * Header-only; included by the plugins. */
+#ifndef LATHE_TEXTDATA_H
+#define LATHE_TEXTDATA_H
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../workbench/lathe.h"
+#include "../workbench/nn/tok.h"
+
+typedef struct {
+  char *prompt, *response, *rejected; /* rejected: prefs only */
+  int held_out;
+} tx_record_t;
+
+/* SplitMix64 of the record index: the split depends on the index alone, so
+ * an SFT run and a DPO run on one dataset hold out the same records. */
+static inline int tx_held_out(int64_t i, double fraction) {
+  uint64_t x = (uint64_t)i + 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return (double)(x % 1000000) < fraction * 1e6;
+}
+
+static inline const char *tx_field(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+             ? json_object_get_string(v)
+             : NULL;
+}
+
+static inline void tx_free(tx_record_t *r, int64_t n) {
+  for (int64_t i = 0; r && i < n; i++) free(r[i].prompt), free(r[i].response), free(r[i].rejected);
+  free(r);
+}
+
+/* Read dataset `name` (records with text; prompt and response; or prompt,
+ * chosen and rejected) into *out. want_pairs: only prefs records will do.
+ * Returns the count, or a negative code with the failure reported. */
+static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char *name,
+                              int want_pairs, double holdout, tx_record_t **out) {
+  int64_t n = h->dataset_count(c, name);
+  if (n < 0) return n;
+  if (n == 0) return h->fail(c, LATHE_EDATA, "dataset '%s' is empty", name);
+  tx_record_t *r = calloc((size_t)n, sizeof *r);
+  if (!r) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < n; i++) {
+    char *js = h->dataset_get(c, name, i);
+    json_object *o = js ? json_tokener_parse(js) : NULL;
+    free(js);
+    const char *p = o ? tx_field(o, "prompt") : NULL, *t = o ? tx_field(o, "text") : NULL;
+    const char *resp = o ? tx_field(o, "response") : NULL, *ch = o ? tx_field(o, "chosen") : NULL;
+    const char *rj = o ? tx_field(o, "rejected") : NULL;
+    if (want_pairs && !(p && ch && rj)) {
+      json_object_put(o), tx_free(r, n);
+      return h->fail(c, LATHE_EDATA, "dataset '%s' record %lld: want prompt, chosen and rejected",
+                     name, (long long)i);
+    }
+    if (!want_pairs && !t && !(p && (resp || ch))) {
+      json_object_put(o), tx_free(r, n);
+      return h->fail(c, LATHE_EDATA,
+                     "dataset '%s' record %lld: want text, prompt and response, or prompt and "
+                     "chosen",
+                     name, (long long)i);
+    }
+    r[i].prompt = strdup(t ? "" : p), r[i].response = strdup(t ? t : resp ? resp : ch);
+    r[i].rejected = rj && want_pairs ? strdup(rj) : NULL;
+    r[i].held_out = tx_held_out(i, holdout);
+    json_object_put(o);
+    if (!r[i].prompt || !r[i].response || (want_pairs && !r[i].rejected)) {
+      tx_free(r, n);
+      return h->fail(c, LATHE_ENOMEM, "out of memory");
+    }
+  }
+  *out = r;
+  return n;
+}
+
+/* prompt ++ response ++ <eos> in at most ctx ids. The response keeps at most
+ * ctx/2 ids (its start); the prompt keeps its end, so the turn being answered
+ * survives. *plen gets the prompt's share. Returns the length, or -1 (no memory). */
+static inline int tx_encode(const nn_tok_t *t, const char *prompt, const char *resp, int ctx,
+                            int *ids, int *plen) {
+  int np = nn_tok_encode(t, prompt, strlen(prompt), NULL, 0);
+  int nr = nn_tok_encode(t, resp, strlen(resp), NULL, 0);
+  if (np < 0 || nr < 0) return -1;
+  int *pp = malloc(((size_t)np + 1) * sizeof *pp), *rr = malloc(((size_t)nr + 2) * sizeof *rr);
+  if (!pp || !rr) {
+    free(pp), free(rr);
+    return -1;
+  }
+  nn_tok_encode(t, prompt, strlen(prompt), pp, np);
+  nn_tok_encode(t, resp, strlen(resp), rr, nr);
+  rr[nr++] = NN_TOK_EOS;
+  int keep_r = nr < ctx / 2 ? nr : ctx / 2, keep_p = np < ctx - keep_r ? np : ctx - keep_r;
+  if (np + nr <= ctx) keep_p = np, keep_r = nr;
+  memcpy(ids, pp + (np - keep_p), (size_t)keep_p * sizeof *ids);
+  memcpy(ids + keep_p, rr, (size_t)keep_r * sizeof *ids);
+  free(pp), free(rr);
+  *plen = keep_p;
+  return keep_p + keep_r;
+}
+
+#endif

@@ -1,0 +1,80 @@
+/* test_lm.c - generation (KV cache against full recomputation, prompts of
+ * different lengths, stop tokens, seeding) and the LM checkpoint block. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../workbench/nn/lm.h"
+#include "test.h"
+
+static void make(nn_gpt_t *g, uint64_t seed) {
+  nn_rng_t r;
+  nn_rng_seed(&r, seed);
+  ASSERT_EQ(nn_gpt_init(g, (nn_gpt_config_t){270, 24, 2, 2, 16}, &r), 0);
+  for (size_t i = 0; i < g->params.total; i++) g->params.w[i] += 0.3f * nn_rng_normal(&r);
+}
+
+TEST(lm_generate_cache_matches_recompute) {
+  nn_gpt_t g;
+  make(&g, 3);
+  int prompt[3 * 5] = {10, 11, 12, 0, 0, 40, 0, 0, 0, 0, 7, 8, 9, 10, 11}, plen[3] = {3, 1, 5};
+  int a[3 * 8], b[3 * 8], la[3], lb[3];
+  nn_gen_t greedy = {0, 0, 1, NULL, 0, 0}, nocache = greedy;
+  nocache.no_cache = 1;
+  nn_rng_t r1, r2;
+  nn_rng_seed(&r1, 1), nn_rng_seed(&r2, 1);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &greedy, &r1, a, la), 0);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &nocache, &r2, b, lb), 0);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(la[i], 8);
+    ASSERT_EQ(lb[i], 8);
+    for (int k = 0; k < 8; k++) ASSERT_EQ(a[i * 8 + k], b[i * 8 + k]);
+  }
+  /* batch independence: the second prompt alone continues the same way */
+  int one[1] = {40}, p1[1] = {1}, c[8], lc;
+  ASSERT_EQ(nn_lm_generate(&g, one, p1, 1, 1, 8, &greedy, &r1, c, &lc), 0);
+  for (int k = 0; k < 8; k++) ASSERT_EQ(c[k], a[8 + k]);
+  /* a stop token ends its sequence (and is kept) */
+  int stop = a[2];
+  nn_gen_t st = greedy;
+  st.stop = &stop, st.nstop = 1;
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &st, &r1, b, lb), 0);
+  int first = 0;
+  while (a[first] != stop) first++;
+  ASSERT_EQ(lb[0], first + 1);
+  ASSERT_EQ(b[first], stop);
+  /* sampling is seeded: the same seed, the same text */
+  nn_gen_t hot = {1.0f, 20, 0.9f, NULL, 0, 0};
+  nn_rng_seed(&r1, 9), nn_rng_seed(&r2, 9);
+  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r1, a, la);
+  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r2, b, lb);
+  ASSERT(!memcmp(a, b, sizeof a));
+  /* the context bounds the output */
+  int big[1] = {5}, pb[1] = {1}, o[64], lo;
+  ASSERT_EQ(nn_lm_generate(&g, big, pb, 1, 1, 64, &greedy, &r1, o, &lo), 0);
+  ASSERT_EQ(lo, 23);
+  nn_gpt_free(&g);
+}
+
+TEST(lm_block_round_trip) {
+  nn_gpt_t g, h;
+  make(&g, 4);
+  const char *texts[] = {"abab abab abab", "ab ab ab"};
+  nn_tok_t t, u;
+  ASSERT_EQ(nn_tok_train_bpe(&t, texts, 2, 262), 0);
+  lathe_buf_t b = {0};
+  nn_lm_save(&t, &g, &b, 0);
+  b.off = 0;
+  int has;
+  ASSERT_EQ(nn_lm_load(&u, &has, &h, &b), 0);
+  ASSERT_EQ(has, 1);
+  ASSERT_EQ(u.vocab, t.vocab);
+  ASSERT_EQ(h.cfg.width, 16);
+  ASSERT(!memcmp(h.params.w, g.params.w, g.params.total * sizeof(float)));
+  b.p[0] ^= 1; /* a corrupt magic */
+  b.off = 0;
+  nn_tok_t v;
+  nn_gpt_t k;
+  ASSERT_EQ(nn_lm_load(&v, &has, &k, &b), LATHE_ECKPT);
+  lathe_buf_free(&b);
+  nn_tok_free(&t), nn_tok_free(&u), nn_gpt_free(&g), nn_gpt_free(&h);
+}

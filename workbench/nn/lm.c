@@ -1,0 +1,101 @@
+/* lm.c - a language model as one unit: the "LMB1" checkpoint block (tokenizer
+ * and GPT together) and batched generation with the KV cache (see lm.h). */
+#include "lm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void nn_lm_save(const nn_tok_t *tok, const nn_gpt_t *g, lathe_buf_t *b, int with_opt) {
+  uint32_t magic = 0x31424d4c, has = tok != NULL; /* "LMB1" */
+  LATHE_PUT(b, magic), LATHE_PUT(b, has);
+  if (tok) nn_tok_save(tok, b);
+  const nn_gpt_config_t *c = &g->cfg;
+  int32_t cfg[5] = {c->vocab, c->ctx, c->layers, c->heads, c->width};
+  lathe_buf_put(b, cfg, sizeof cfg);
+  nn_params_save(&g->params, b, with_opt);
+}
+
+int nn_lm_load(nn_tok_t *tok, int *has_tok, nn_gpt_t *g, lathe_buf_t *b) {
+  uint32_t magic, has;
+  int32_t cfg[5];
+  memset(tok, 0, sizeof *tok);
+  memset(g, 0, sizeof *g);
+  LATHE_GET(b, magic), LATHE_GET(b, has);
+  if (b->err || magic != 0x31424d4c || has > 1) return LATHE_ECKPT;
+  int rc = has ? nn_tok_load(tok, b) : 0;
+  if (rc) return rc;
+  lathe_buf_get(b, cfg, sizeof cfg);
+  if (b->err || cfg[0] < 2 || cfg[1] < 1 || cfg[2] < 1 || cfg[3] < 1 || cfg[4] < 1 ||
+      cfg[4] % cfg[3] || cfg[0] > (1 << 20) || cfg[1] > (1 << 16) || cfg[2] > 256 ||
+      cfg[4] > (1 << 14) || (has && tok->vocab > cfg[0])) {
+    nn_tok_free(tok);
+    return LATHE_ECKPT;
+  }
+  nn_rng_t r;
+  nn_rng_seed(&r, 0);
+  if ((rc = nn_gpt_init(g, (nn_gpt_config_t){cfg[0], cfg[1], cfg[2], cfg[3], cfg[4]}, &r)) ||
+      (rc = nn_params_load(&g->params, b))) {
+    nn_tok_free(tok), nn_gpt_free(g);
+    return rc == LATHE_ENOMEM ? rc : LATHE_ECKPT;
+  }
+  *has_tok = (int)has;
+  return 0;
+}
+
+int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
+                   const nn_gen_t *o, nn_rng_t *r, int *out, int *olen) {
+  int V = g->cfg.vocab, T = g->cfg.ctx, maxp = 0, rc = 0;
+  for (int b = 0; b < B; b++) {
+    if (plen[b] < 1 || plen[b] > stride || plen[b] >= T) return LATHE_ESHAPE;
+    maxp = plen[b] > maxp ? plen[b] : maxp;
+    olen[b] = 0;
+  }
+  int end = maxp + max_new < T ? maxp + max_new : T; /* positions fed: 0 .. end-2 */
+  float *logits = malloc((size_t)B * V * sizeof *logits);
+  float *sc = malloc(2 * (size_t)V * sizeof *sc);
+  int *cur = malloc(B * sizeof *cur), *done = calloc(B, sizeof *done);
+  nn_kvcache_t kv = {0};
+  int cached = !o->no_cache;
+  int *seq = cached ? NULL : malloc((size_t)B * T * sizeof *seq); /* the whole prefix, refed */
+  if (!logits || !sc || !cur || !done || (!cached && !seq) ||
+      (cached && nn_kvcache_init(&kv, g, B)))
+    rc = LATHE_ENOMEM;
+  for (int pos = 0; pos + 1 < end && !rc; pos++) {
+    for (int b = 0; b < B; b++) /* a prompt token, or the last generated one */
+      cur[b] = pos < plen[b] ? prompt[(size_t)b * stride + pos]
+               : olen[b]     ? out[(size_t)b * max_new + olen[b] - 1]
+                             : NN_TOK_PAD;
+    const float *lg = logits;
+    if (cached) {
+      if ((rc = nn_gpt_decode(g, &kv, cur, logits))) break;
+    } else { /* no cache: the full forward over every position so far */
+      int *tmp = malloc((size_t)B * (pos + 1) * sizeof *tmp);
+      if (!tmp) {
+        rc = LATHE_ENOMEM;
+        break;
+      }
+      for (int b = 0; b < B; b++)
+        for (int t = 0; t <= pos; t++)
+          tmp[(size_t)b * (pos + 1) + t] = t < pos ? seq[(size_t)b * pos + t] : cur[b];
+      memcpy(seq, tmp, (size_t)B * (pos + 1) * sizeof *seq);
+      free(tmp);
+      float *full = nn_gpt_forward(g, seq, B, pos + 1);
+      if (!full) {
+        rc = LATHE_ENOMEM;
+        break;
+      }
+      for (int b = 0; b < B; b++)
+        memcpy(logits + (size_t)b * V, full + ((size_t)b * (pos + 1) + pos) * V,
+               V * sizeof *logits);
+    }
+    for (int b = 0; b < B; b++) {
+      if (done[b] || pos + 1 < plen[b] || olen[b] >= max_new) continue;
+      int y = nn_sample(lg + (size_t)b * V, V, o->temperature, o->top_k, o->top_p, r, sc);
+      out[(size_t)b * max_new + olen[b]++] = y;
+      for (int k = 0; k < o->nstop; k++) done[b] |= y == o->stop[k];
+    }
+  }
+  if (cached) nn_kvcache_free(&kv);
+  free(logits), free(sc), free(cur), free(done), free(seq);
+  return rc;
+}
