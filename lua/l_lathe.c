@@ -19,6 +19,7 @@
 #include "../storage/dataset.h"
 #include "../ui/headless.h"
 #include "../ui/plot.h"
+#include "../workbench/nn/lm.h"
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 
@@ -481,6 +482,95 @@ static int l_plot(lua_State *L) {
   return 1;
 }
 
+/* lathe.sample(model, prompts, {max_tokens=, temperature=, top_k=, top_p=, seed=}):
+ * continue each prompt with the model in a run's newest checkpoint (an sft or
+ * pref run). Text models take and return strings (stopping at <eos>); task
+ * models, which have no tokenizer, take and return lists of token ids. */
+static int l_sample(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  uint32_t id = run_id_at(L, 1, "lathe.sample's model");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 2);
+  nn_gen_t g = {1.0f, 0, 1.0f, NULL, 0, 0};
+  int max_new = 64;
+  uint64_t seed = 0;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "temperature"), g.temperature = (float)luaL_optnumber(L, -1, 1);
+    lua_getfield(L, 3, "top_k"), g.top_k = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 3, "top_p"), g.top_p = (float)luaL_optnumber(L, -1, 1);
+    lua_getfield(L, 3, "max_tokens"), max_new = (int)luaL_optinteger(L, -1, 64);
+    lua_getfield(L, 3, "seed"), seed = (uint64_t)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 5);
+  }
+  if (max_new < 1 || g.temperature < 0 || g.top_k < 0 || !(g.top_p > 0 && g.top_p <= 1))
+    luaL_error(L, "lathe.sample: max_tokens >= 1, temperature >= 0, top_k >= 0, 0 < top_p <= 1");
+  lua_newtable(L);
+  if (rc->s->check_only || !rc->s->store || !n) return 1;
+  lathe_buf_t b = {0};
+  char plugin[64];
+  if (lathe_run_state(rc->s->store, id, &b, plugin)) luaL_error(L, "lathe.sample: %s", lathe_lasterr());
+  nn_tok_t tok;
+  nn_gpt_t gpt;
+  int has, err = nn_lm_load(&tok, &has, &gpt, &b);
+  lathe_buf_free(&b);
+  if (err) luaL_error(L, "lathe.sample: run %u (%s) holds no model", id, plugin);
+  int T = gpt.cfg.ctx, *prompt = calloc((size_t)n * T, sizeof *prompt);
+  int *plen = calloc(n, sizeof *plen), *out = calloc((size_t)n * max_new, sizeof *out);
+  int *olen = calloc(n, sizeof *olen), stop = NN_TOK_EOS;
+  char *text = NULL;
+  const char *why = !prompt || !plen || !out || !olen ? "out of memory" : NULL;
+  for (int i = 0; i < n && !why; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    if (has && lua_isstring(L, -1)) { /* keep the end of a long prompt, as training did */
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      int k = nn_tok_encode(&tok, s, len, NULL, 0), *all = malloc(((size_t)k + 1) * sizeof *all);
+      if (!all) why = "out of memory";
+      else {
+        nn_tok_encode(&tok, s, len, all, k);
+        plen[i] = k < T - 1 ? k : T - 1;
+        memcpy(prompt + (size_t)i * T, all + (k - plen[i]), (size_t)plen[i] * sizeof *all);
+        free(all);
+      }
+    } else if (!has && lua_istable(L, -1)) {
+      plen[i] = (int)lua_rawlen(L, -1) < T - 1 ? (int)lua_rawlen(L, -1) : T - 1;
+      for (int t = 0; t < plen[i]; t++) {
+        lua_rawgeti(L, -1, t + 1);
+        int v = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (v < 0 || v >= gpt.cfg.vocab) why = "a prompt token is outside the model's vocabulary";
+        prompt[(size_t)i * T + t] = v;
+      }
+    } else
+      why = has ? "prompts must be strings for a text model"
+                : "prompts must be lists of token ids (this model has no tokenizer)";
+    if (!why && plen[i] < 1) why = "an empty prompt";
+    lua_pop(L, 1);
+  }
+  if (has) g.stop = &stop, g.nstop = 1;
+  nn_rng_t r;
+  nn_rng_seed(&r, seed);
+  if (!why && nn_lm_generate(&gpt, prompt, plen, n, T, max_new, &g, &r, out, olen))
+    why = "generation failed (out of memory)";
+  if (!why && has && !(text = malloc((size_t)max_new * 64 + 1))) why = "out of memory";
+  for (int i = 0; i < n && !why; i++) {
+    if (has) {
+      int k = olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
+      size_t len = nn_tok_decode(&tok, out + (size_t)i * max_new, k, text, (size_t)max_new * 64 + 1);
+      lua_pushlstring(L, text, len);
+    } else {
+      lua_createtable(L, olen[i], 0);
+      for (int t = 0; t < olen[i]; t++)
+        lua_pushinteger(L, out[(size_t)i * max_new + t]), lua_rawseti(L, -2, t + 1);
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  free(prompt), free(plen), free(out), free(olen), free(text);
+  nn_tok_free(&tok), nn_gpt_free(&gpt);
+  if (why) luaL_error(L, "lathe.sample: %s", why);
+  return 1;
+}
+
 static int push_record(uint32_t id, const char *json, size_t n, void *arg) {
   lua_State *L = arg;
   json_tokener *tok = json_tokener_new();
@@ -762,7 +852,7 @@ static const char *prelude =
 static const luaL_Reg lathe_funcs[] = {
     {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
     {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
-    {"env", env_new}, {"plot", l_plot},       {NULL, NULL}};
+    {"env", env_new}, {"plot", l_plot}, {"sample", l_sample},       {NULL, NULL}};
 static const luaL_Reg data_funcs[] = {{"import", l_data_import},
                                       {"create", l_data_create},
                                       {"count", l_data_count},

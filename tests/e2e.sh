@@ -214,6 +214,25 @@ expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store 
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 
+# ---- text: prefs import (HH-RLHF transcripts split), SFT, DPO, sampling ----
+if want text_pipeline; then
+  for i in $(seq 1 60); do
+    printf '{"prompt": "Q: %d", "chosen": " A: yes %d", "rejected": " A: no"}\n' $i $i
+  done >tiny.jsonl
+  "$LATHE" data import tiny.jsonl --name tiny --schema prefs --store tx.lmdb 2>/dev/null
+  expect text_pipeline 0 "done.{1,2}done" -- "$LATHE" run "$T/text.lua" --store tx.lmdb
+fi
+printf '{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go away"}\n' >hh1.jsonl
+expect data_hh_split 0 "imported 1 records" -- "$LATHE" data import hh1.jsonl --name hh1 --schema prefs --store tx.lmdb
+if want data_hh_split_fields; then
+  "$LATHE" data export hh1 --store tx.lmdb | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["prompt"]=="\n\nHuman: hi\n\nAssistant:" and r["chosen"]==" hello" and r["rejected"]==" go away", r' &&
+    ok data_hh_split_fields || bad data_hh_split_fields
+fi
+printf '{"chosen": "a", "rejected": "b"}\n' >nohh.jsonl
+expect data_prefs_no_prompt 2 'nohh.jsonl:1: no prompt field, and chosen and rejected share no' -- "$LATHE" data import nohh.jsonl --name x --schema prefs --store tx.lmdb
+expect sft_no_dataset 1 "no dataset given" -- "$LATHE" run "$T/text.lua" --store tx.lmdb --set ds=
+expect pref_dataset_needs_init 1 "needs init_run" -- "$LATHE" run "$T/pref.lua" --store tx.lmdb --set on=false --set dataset=tiny
+
 # ---- DQN learns CartPole-v1 within 100k steps (mse and hl_gauss heads, seed 1) ----
 for head in mse hl_gauss; do
   expect "dqn_learns_$head" 0 "done best_eval" -- "$LATHE" run "$T/dqn.lua" --store dl_$head.lmdb \
@@ -331,7 +350,7 @@ expect data_suggest 2 "did you mean 'ls'" -- "$LATHE" data lss --store ds.lmdb
 if want data_hh_rlhf; then
   hh=$ROOT/../shared/data/preference/hh-rlhf/helpful-base/test.jsonl.gz
   if [ -f "$hh" ]; then
-    expect data_hh_rlhf 0 "imported [0-9]+ records" -- "$LATHE" data import "$hh" --name hh --schema any --store ds.lmdb
+    expect data_hh_rlhf 0 "imported 2354 records as 'hh' \(prefs\)" -- "$LATHE" data import "$hh" --name hh --schema prefs --store ds.lmdb
   else skip data_hh_rlhf "no $hh"; fi
 fi
 

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void emit(json_object *o) {
@@ -11,6 +12,32 @@ static void emit(json_object *o) {
   fputc('\n', stdout);
   fflush(stdout);
   json_object_put(o);
+}
+
+/* A JSON string of text with every invalid UTF-8 sequence replaced by U+FFFD,
+ * so the stream stays valid whatever a recipe prints (sampled bytes...). */
+static json_object *utf8_string(const char *text) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t n = strlen(text), w = 0;
+  char *out = malloc(3 * n + 1);
+  if (!out) return json_object_new_string("");
+  for (size_t i = 0; i < n;) {
+    unsigned c = s[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    int ok = len > 0 && i + len <= n;
+    for (int k = 1; ok && k < len; k++) ok = (s[i + k] & 0xC0) == 0x80;
+    if (ok && len == 2) ok = c >= 0xC2;                                    /* overlong */
+    if (ok && len == 3) ok = !(c == 0xE0 && s[i + 1] < 0xA0) && !(c == 0xED && s[i + 1] >= 0xA0);
+    if (ok && len == 4) ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
+    if (ok) {
+      memcpy(out + w, s + i, len), w += len, i += len;
+    } else {
+      memcpy(out + w, "\xef\xbf\xbd", 3), w += 3, i++;
+    }
+  }
+  json_object *o = json_object_new_string_len(out, (int)w);
+  free(out);
+  return o;
 }
 
 static json_object *base(lathe_session_t *s, const char *type, const lathe_event_t *ev) {
@@ -73,7 +100,7 @@ void lathe_headless_print(lathe_session_t *s, const char *text) {
     return;
   }
   json_object *o = base(s, "print", NULL);
-  json_object_object_add(o, "text", json_object_new_string(text));
+  json_object_object_add(o, "text", utf8_string(text));
   emit(o);
 }
 
@@ -105,7 +132,7 @@ void lathe_headless_event(lathe_session_t *s, const lathe_event_t *ev) {
     break;
   case EV_LOG:
     o = base(s, "log", ev);
-    json_object_object_add(o, "text", json_object_new_string(ev->text ? ev->text : ""));
+    json_object_object_add(o, "text", utf8_string(ev->text ? ev->text : ""));
     break;
   case EV_CKPT:
     o = base(s, "ckpt", ev);

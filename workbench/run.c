@@ -388,12 +388,9 @@ static int other_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   return a->buf.err;
 }
 
-/* Another run's newest checkpoint, less the host's header: its plugin's state. */
-static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char plugin[64]) {
-  if (!c->run || !c->run->sess->store)
-    return lathe_seterr(LATHE_EUSAGE, "checkpoints of other runs need a store");
+int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugin[64]) {
   other_args a = {id, {0}, "", 0};
-  int rc = lathe_store_read(c->run->sess->store, other_txn, &a);
+  int rc = lathe_store_read(st, other_txn, &a);
   uint64_t step;
   uint32_t count;
   if (!rc && ckpt_header(&a.buf, &step, &count))
@@ -414,6 +411,12 @@ static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char 
   }
   lathe_buf_free(&a.buf);
   return rc;
+}
+
+static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char plugin[64]) {
+  if (!c->run || !c->run->sess->store)
+    return lathe_seterr(LATHE_EUSAGE, "checkpoints of other runs need a store");
+  return lathe_run_state(c->run->sess->store, id, out, plugin);
 }
 
 static const lathe_host_t host = {LATHE_PLUGIN_APIVER, h_cfg_int,       h_cfg_num,

@@ -182,6 +182,10 @@ int lathe_session_active(lathe_session_t *s);
 int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_run_t *run,
                        lathe_child_t **out);
 void lathe_instance_free(lathe_child_t *ch);
+/* The plugin state in run id's newest checkpoint (its header skipped),
+ * appended to out; plugin gets the run's plugin name. LATHE_ENOTFOUND (with
+ * the message set) for a missing run or checkpoint. */
+int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugin[64]);
 /* The host service table handed to plugins. */
 const lathe_host_t *lathe_host(void);
 
