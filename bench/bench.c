@@ -2,7 +2,9 @@
  *
  *   bench WORKLOAD THREADS [REPS]
  *
- * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256 or dpo. Prints one
+ * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256, dpo, or sampling:
+ * sample_b1, sample_b32 (64 new tokens after a 16-token prompt with the KV
+ * cache; _nocache recomputes every position each step). Prints one
  * JSON line: median seconds per step, the rate in the workload's unit, peak
  * resident memory, the matrix-product FLOPs of one step and the time the same
  * products take in OpenBLAS alone (replayed from a trace of the step), so the
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #include "../workbench/nn/nn.h"
+#include "../workbench/nn/lm.h"
 
 static double now(void) {
   struct timespec t;
@@ -271,6 +274,26 @@ static void gpt_step(gpt_w *w) {
   nn_adamw_step(&w->pol.params, &w->opt, w->opt.lr);
 }
 
+/* ---- sampling: 64 new tokens after 16-token prompts, batch 1 or 32 --------- */
+
+typedef struct {
+  gpt_w g;
+  int B, prompt[32 * 16], plen[32], out[32 * 64], olen[32];
+  nn_gen_t gen;
+} sample_w;
+
+static void sample_init(sample_w *w, int B, int nocache) {
+  gpt_init(&w->g, 128, 4, 0);
+  w->B = B;
+  for (int i = 0; i < B * 16; i++) w->prompt[i] = nn_rng_below(&rng, 512);
+  for (int b = 0; b < B; b++) w->plen[b] = 16;
+  w->gen = (nn_gen_t){1.0f, 0, 1.0f, NULL, 0, nocache};
+}
+
+static void sample_step(sample_w *w) {
+  nn_lm_generate(&w->g.pol, w->prompt, w->plen, w->B, 16, 64, &w->gen, &rng, w->out, w->olen);
+}
+
 /* ---- harness -------------------------------------------------------------- */
 
 static int cmpd(const void *a, const void *b) {
@@ -306,7 +329,8 @@ static double sgemm_alone(int reps, double *flops) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo THREADS [REPS]\n");
+    fprintf(stderr, "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|sample_b1|sample_b32"
+                    "[_nocache] THREADS [REPS]\n");
     return 2;
   }
   const char *wl = argv[1];
@@ -335,6 +359,11 @@ int main(int argc, char **argv) {
   } else if (!strcmp(wl, "dpo")) {
     gpt_init(&gw, 128, 4, 1);
     fn = (void (*)(void *))gpt_step, arg = &gw, unit = "pairs/s", per = 8;
+  } else if (!strncmp(wl, "sample_b", 8) && (atoi(wl + 8) == 1 || atoi(wl + 8) == 32)) {
+    static sample_w smp;
+    sample_init(&smp, atoi(wl + 8), strstr(wl, "nocache") != NULL);
+    fn = (void (*)(void *))sample_step, arg = &smp, unit = "tokens/s", per = smp.B * 64;
+    if (reps > 10) reps = 10;
   } else {
     fprintf(stderr, "bench: no workload '%s'\n", wl);
     return 2;

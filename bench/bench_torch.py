@@ -175,6 +175,45 @@ def gpt(width, layers, dpo):
     return step, ("pairs/s", 8) if dpo else ("tokens/s", B * T)
 
 
+def sample(B, cache):
+    """64 new tokens after 16-token prompts, temperature 1, with a KV cache
+    written out per block (torch 1.13 has no generate for nanoGPT) or without."""
+    V, L, H, C, P, N = 512, 4, 4, 128, 16, 64
+    model = GPT(V, 128, L, H, C).eval()
+    prompt = torch.randint(0, V, (B, P))
+
+    def block_step(b, x, kv, pos):  # x: (B, 1, C), the cached keys and values grow
+        q, k, v = b.qkv(b.ln1(x)).split(C, 2)
+        q, k, v = [t.view(B, 1, H, C // H).transpose(1, 2) for t in (q, k, v)]
+        if kv[0] is not None:
+            k, v = torch.cat([kv[0], k], 2), torch.cat([kv[1], v], 2)
+        kv[0], kv[1] = k, v
+        att = ((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // H))).softmax(-1)
+        x = x + b.proj((att @ v).transpose(1, 2).reshape(B, 1, C))
+        return x + b.fcp(F.gelu(b.fc(b.ln2(x)), approximate="tanh"))
+
+    def step():
+        with torch.no_grad():
+            if not cache:
+                seq = prompt
+                for _ in range(N):
+                    p = model(seq)[:, -1].softmax(-1)
+                    seq = torch.cat([seq, torch.multinomial(p, 1)], 1)
+                return
+            kvs = [[None, None] for _ in range(L)]
+            tok = prompt[:, :1]
+            for pos in range(P + N - 1):
+                x = model.wte(tok) + model.wpe(torch.tensor([pos]))
+                for b, kv in zip(model.blocks, kvs):
+                    x = block_step(b, x, kv, pos)
+                if pos + 1 < P:
+                    tok = prompt[:, pos + 1:pos + 2]
+                else:
+                    p = (model.lnf(x) @ model.wte.weight.T)[:, -1].softmax(-1)
+                    tok = torch.multinomial(p, 1)
+    return step, "tokens/s", B * N
+
+
 if wl in ("dqn_mse", "dqn_hlgauss"):
     step, unit, per = dqn(wl == "dqn_hlgauss")
     reps *= 20
@@ -184,6 +223,9 @@ elif wl in ("gpt128", "gpt256"):
     step, (unit, per) = gpt(256 if wl == "gpt256" else 128, 6 if wl == "gpt256" else 4, False)
 elif wl == "dpo":
     step, (unit, per) = gpt(128, 4, True)
+elif wl.startswith("sample_b"):
+    step, unit, per = sample(int(wl[8:].split("_")[0]), "nocache" not in wl)
+    reps = min(reps, 10)
 else:
     sys.exit("bench_torch: no workload " + wl)
 
