@@ -200,6 +200,7 @@ kill_resume() {
 kill_resume resume_after_sigkill 3000 "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
 kill_resume dqn_resume_after_sigkill 40000 "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
 kill_resume pref_resume_after_sigkill 200 "$T/pref.lua" --set method=ppo --set targs=reward=r1 --set every=7
+kill_resume sft_resume_after_sigkill 1500 "$T/sft.lua" --set steps=1500 --set every=7
 kill_resume pref_offline_resume_after_sigkill 200 "$T/pref.lua" --set on=false --set every=7
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb

@@ -637,18 +637,12 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   pref_t *p = self;
-  nn_tok_t tok;
-  nn_gpt_t g;
-  int has, rc = nn_lm_load(&tok, &has, &g, b);
-  if (rc) return h->fail(c, LATHE_ECKPT, "pref: bad model block in the checkpoint");
-  int same = g.params.total == p->pol.params.total && has == p->text;
-  nn_tok_free(&tok); /* the tokenizer is init_run's, already loaded */
-  if (!same) {
-    nn_gpt_free(&g);
-    return h->fail(c, LATHE_ECKPT, "pref: the checkpoint's model has another shape");
-  }
-  nn_gpt_free(&p->pol);
-  p->pol = g;
+  int rc = nn_lm_restore(p->text ? &p->tok : NULL, &p->pol, b);
+  if (rc)
+    return h->fail(c, LATHE_ECKPT, "pref: %s",
+                   rc == LATHE_ESHAPE ? "the checkpoint's model has "
+                                        "another shape"
+                                      : "bad model block");
   uint32_t version;
   LATHE_GET(b, version);
   if (b->err || version != 2)

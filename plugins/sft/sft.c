@@ -244,16 +244,12 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sft_t *s = self;
-  nn_tok_t tok;
-  nn_gpt_t g;
-  int has, rc = nn_lm_load(&tok, &has, &g, b);
-  if (rc) return h->fail(c, LATHE_ECKPT, "sft: bad model block in the checkpoint");
-  if (g.params.total != s->gpt.params.total || tok.vocab != s->tok.vocab) {
-    nn_tok_free(&tok), nn_gpt_free(&g);
-    return h->fail(c, LATHE_ECKPT, "sft: the checkpoint's model has another shape");
-  }
-  nn_tok_free(&s->tok), nn_gpt_free(&s->gpt);
-  s->tok = tok, s->gpt = g;
+  int rc = nn_lm_restore(&s->tok, &s->gpt, b);
+  if (rc)
+    return h->fail(c, LATHE_ECKPT, "sft: %s",
+                   rc == LATHE_ESHAPE ? "the checkpoint's model has "
+                                        "another shape"
+                                      : "bad model block");
   uint32_t version;
   LATHE_GET(b, version), LATHE_GET(b, s->step), LATHE_GET(b, s->rng);
   s->t_last = 0, s->tokens = 0;

@@ -3,6 +3,7 @@
 local ds = lathe.opt("ds", "tiny")
 local s = lathe.run("sft", {dataset = ds, vocab = 300, steps = 40, ctx = 48, width = 32,
                             heads = 2, layers = 2, eval_every = 20, batch = 8, ckpt_every = 20})
+assert(s.status == "done", "SFT failed: " .. tostring(s.error))
 local d = lathe.run("pref", {dataset = ds, init_run = s.id, onpolicy = false, steps = 20,
                              prompts = 4, eval_every = 10, lr = 1e-3})
 local out = lathe.sample(s, {"Q: 1", "Q: 2"}, {max_tokens = 8, seed = 3})

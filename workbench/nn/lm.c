@@ -42,6 +42,22 @@ int nn_lm_load(nn_tok_t *tok, int *has_tok, nn_gpt_t *g, lathe_buf_t *b) {
   return 0;
 }
 
+int nn_lm_restore(nn_tok_t *tok, nn_gpt_t *g, lathe_buf_t *b) {
+  nn_tok_t t;
+  nn_gpt_t h;
+  int has, rc = nn_lm_load(&t, &has, &h, b);
+  if (rc) return rc;
+  if (has != (tok != NULL) || h.params.total != g->params.total ||
+      memcmp(&h.cfg, &g->cfg, sizeof h.cfg) || (tok && t.vocab != tok->vocab)) {
+    nn_tok_free(&t), nn_gpt_free(&h);
+    return LATHE_ESHAPE;
+  }
+  if (tok) nn_tok_free(tok), *tok = t;
+  nn_gpt_free(g);
+  *g = h;
+  return 0;
+}
+
 int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
                    const nn_gen_t *o, nn_rng_t *r, int *out, int *olen) {
   int V = g->cfg.vocab, T = g->cfg.ctx, maxp = 0, rc = 0;

@@ -17,6 +17,11 @@ void nn_lm_save(const nn_tok_t *tok, const nn_gpt_t *g, lathe_buf_t *b, int with
  * malformed. On success the caller owns both (nn_tok_free, nn_gpt_free). */
 int nn_lm_load(nn_tok_t *tok, int *has_tok, nn_gpt_t *g, lathe_buf_t *b);
 
+/* Read a block over an existing model of the same configuration (a resume):
+ * g, and tok when not NULL (NULL: the block must have no tokenizer), are
+ * replaced. LATHE_ECKPT if malformed, LATHE_ESHAPE if the shapes differ. */
+int nn_lm_restore(nn_tok_t *tok, nn_gpt_t *g, lathe_buf_t *b);
+
 typedef struct nn_gen {
   float temperature; /* 0: greedy */
   int top_k;         /* 0: off */

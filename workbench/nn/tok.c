@@ -97,6 +97,28 @@ oom:
   return LATHE_ENOMEM;
 }
 
+/* Id NN_TOK_FIRST + i is the merge of (a, b): record its bytes and its rank. */
+static int add_merge(nn_tok_t *t, int i, int a, int b) {
+  int la = a < NN_TOK_FIRST ? 1 : t->ntext[a - NN_TOK_FIRST];
+  int lb = b < NN_TOK_FIRST ? 1 : t->ntext[b - NN_TOK_FIRST];
+  uint8_t *txt = malloc((size_t)la + lb);
+  if (!txt) return LATHE_ENOMEM;
+  if (a < NN_TOK_FIRST)
+    txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
+  else
+    memcpy(txt, t->text[a - NN_TOK_FIRST], la);
+  if (b < NN_TOK_FIRST)
+    txt[la] = (uint8_t)(b - NN_TOK_BYTE0);
+  else
+    memcpy(txt + la, t->text[b - NN_TOK_FIRST], lb);
+  t->text[i] = txt, t->ntext[i] = la + lb, t->n = i + 1;
+  t->merges[2 * i] = a, t->merges[2 * i + 1] = b;
+  uint64_t key = pair_key(a, b);
+  size_t slot = map_slot(t->hkeys, t->hcap, key);
+  t->hkeys[slot] = key, t->hvals[slot] = i; /* pair -> rank */
+  return 0;
+}
+
 /* ---- pieces: a run of non-space bytes with at most one leading space, or whitespace ---- */
 
 static int is_space(uint8_t c) {
@@ -277,27 +299,10 @@ int nn_tok_train_bpe(nn_tok_t *t, const char *const *texts, int ntexts, int voca
     if (bc < 2) break;
     int a = (int)((best - 1) >> 32), b = (int)((best - 1) & 0xffffffffu), id = NN_TOK_FIRST + t->n;
     for (int i = 0; i < np; i++) pieces[i].n = merge_pair(pieces[i].ids, pieces[i].n, a, b, id);
-    /* the new id's bytes: a's then b's */
-    int la = a < NN_TOK_FIRST ? 1 : t->ntext[a - NN_TOK_FIRST];
-    int lb = b < NN_TOK_FIRST ? 1 : t->ntext[b - NN_TOK_FIRST];
-    uint8_t *txt = malloc((size_t)la + lb);
-    if (!txt) {
+    if (add_merge(t, t->n, a, b)) {
       free(cnt);
       goto out;
     }
-    if (a < NN_TOK_FIRST)
-      txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
-    else
-      memcpy(txt, t->text[a - NN_TOK_FIRST], la);
-    if (b < NN_TOK_FIRST)
-      txt[la] = (uint8_t)(b - NN_TOK_BYTE0);
-    else
-      memcpy(txt + la, t->text[b - NN_TOK_FIRST], lb);
-    t->text[t->n] = txt, t->ntext[t->n] = la + lb;
-    t->merges[2 * t->n] = a, t->merges[2 * t->n + 1] = b;
-    size_t slot = map_slot(t->hkeys, t->hcap, best);
-    t->hkeys[slot] = best, t->hvals[slot] = t->n; /* pair -> rank */
-    t->n++;
   }
   free(cnt);
   t->vocab = NN_TOK_FIRST + t->n;
@@ -366,25 +371,10 @@ int nn_tok_load(nn_tok_t *t, lathe_buf_t *b) {
       nn_tok_free(t);
       return LATHE_ECKPT;
     }
-    int la = a < NN_TOK_FIRST ? 1 : t->ntext[a - NN_TOK_FIRST];
-    int lc = c < NN_TOK_FIRST ? 1 : t->ntext[c - NN_TOK_FIRST];
-    uint8_t *txt = malloc((size_t)la + lc);
-    if (!txt) {
+    if (add_merge(t, (int)i, a, c)) {
       nn_tok_free(t);
       return LATHE_ENOMEM;
     }
-    if (a < NN_TOK_FIRST)
-      txt[0] = (uint8_t)(a - NN_TOK_BYTE0);
-    else
-      memcpy(txt, t->text[a - NN_TOK_FIRST], la);
-    if (c < NN_TOK_FIRST)
-      txt[la] = (uint8_t)(c - NN_TOK_BYTE0);
-    else
-      memcpy(txt + la, t->text[c - NN_TOK_FIRST], lc);
-    t->text[i] = txt, t->ntext[i] = la + lc, t->n = (int)i + 1;
-    uint64_t key = pair_key(a, c);
-    size_t slot = map_slot(t->hkeys, t->hcap, key);
-    t->hkeys[slot] = key, t->hvals[slot] = (int32_t)i;
   }
   t->vocab = NN_TOK_FIRST + t->n;
   return 0;
