@@ -210,7 +210,7 @@ else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=12
 # ---- preference fine-tuning: on the bandit whose optimum the reference finds
 # likely (R2), on-policy DPO at least doubles the reference's reward within
 # 1000 reward queries (100 gradient steps), seed 1 ----
-expect pref_onpolicy_dpo_learns 0 "done reward" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set need=2
+expect pref_onpolicy_dpo_learns 0 "sampled.{1,2}[0-9]+ " -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set need=2 --set sample=true
 expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=nope
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
