@@ -51,9 +51,12 @@ lathe.table({"held-out pairs", "value"}, {
   {"DPO rewards/rejected, final", string.format("%.4f", s["eval/rewards/rejected"])},
   {"training rewards/accuracies, last batch", string.format("%.3f", s["rewards/accuracies"])},
 })
-lathe.plot{out = "hh_dpo_accuracy.svg", metric = "eval/rewards/accuracies", runs = {dpo},
-           title = "DPO on HH-RLHF helpful: held-out preference accuracy",
-           vlines = {{x = 0, label = "SFT model"}}}
+-- (the first evaluation is the SFT model itself: policy = reference, every
+-- implicit reward 0, and a tie counts as wrong, as in TRL)
+lathe.plot{out = "hh_dpo_accuracy.svg", metric = "eval/rewards/accuracies",
+           series = {{label = string.format("DPO, beta %g (length baseline %.3f)", beta,
+                                             s["eval/length_baseline_accuracy"]), runs = {dpo}}},
+           title = "DPO on HH-RLHF helpful: held-out preference accuracy"}
 print("figure: hh_dpo_accuracy.svg")
 
 -- what the two models write for a few held-out prompts
