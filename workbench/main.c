@@ -137,7 +137,9 @@ static const struct {
      "  lathe data rm hh\n"
      "usage: lathe data ls|import|export|rm ... [--store PATH]\n"
      "  import FILE.jsonl[.gz] --name NAME --schema SCHEMA\n"
-     "      schemas: prefs (prompt, chosen, rejected), sft (prompt, response),\n"
+     "      schemas: prefs (prompt, chosen, rejected; HH-RLHF's lines, whose chosen and\n"
+     "      rejected are whole transcripts, get the shared prefix through the last\n"
+     "      \"Assistant:\" turn as prompt), sft (prompt, response),\n"
      "      math (question, answer), text (text), transitions (obs, action, reward,\n"
      "      next_obs, terminated, truncated), any. The import is atomic: a bad line\n"
      "      fails it whole with FILE:LINE and the field at fault.\n"},
