@@ -88,6 +88,7 @@ if want dashboard; then
   $TM send-keys -t d p
   check dashboard_pause "wait_for d '^>  1 +regress +paused' 3 && screen d | grep -q 'run 1 paused'" \
     "$(screen d | head -4)"
+  sleep 1 # the steps in flight when p was pressed reach the screen first
   s1=$(screen d | sed -n 's/^>  1 *regress *paused *\([0-9]*\) .*/\1/p'); sleep 1.5
   s2=$(screen d | sed -n 's/^>  1 *regress *paused *\([0-9]*\) .*/\1/p')
   check dashboard_paused_holds "[ -n '$s1' ] && [ '$s1' = '$s2' ]" "step $s1 then $s2"
