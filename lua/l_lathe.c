@@ -264,6 +264,7 @@ static int l_wait(lua_State *L) {
   /* lathe.wait{h1, h2} or lathe.wait(h1, h2) */
   if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) > 0) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    luaL_checkstack(L, (int)n + 4, "lathe.wait: too many runs"); /* room for every handle */
     for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 1, i);
     lua_remove(L, 1);
   }

@@ -215,6 +215,9 @@ expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store 
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 
+# (glibc's MALLOC_CHECK_ turns the Lua stack overflow this once caused into a crash)
+MALLOC_CHECK_=3 expect wait_many_runs 0 "done runs.{1,2}150" -- "$LATHE" run "$T/many.lua" --store many.lmdb
+
 # ---- text: prefs import (HH-RLHF transcripts split), SFT, DPO, sampling ----
 if want text_pipeline; then
   for i in $(seq 1 60); do
