@@ -45,8 +45,9 @@ static int pts_add(pts_t *p, double x, double y) {
 typedef struct {
   uint32_t id;
   const char *metric;
-  pts_t steps, alt; /* the same points: x = step, and x = seconds since the first
-                      * point (or the x metric's value at the same step) */
+  pts_t steps, alt; /* the same points: x = step (y smoothed once read), and x =
+                      * seconds since the first point or the x metric's value at
+                      * the same step (y as read) */
   double t0;
   const char *xmetric;
   pts_t xs; /* the x metric's points */
@@ -279,6 +280,14 @@ static void band(FILE *f, const frame_t *F, const line_t *L, const char *color) 
   }
 }
 
+/* The raw (unsmoothed) curve of a series that is one run, drawn faintly under
+ * its smoothed line: x as plotted, y the values as read (alt.y is never smoothed). */
+static int raw_curve(run_read *r, const lathe_plot_opts_t *o, const double **x, const double **y) {
+  if (!r || !(o->smooth > 0)) return 0;
+  *x = o->xtime || o->xmetric ? r->alt.x : r->steps.x, *y = r->alt.y;
+  return r->alt.n;
+}
+
 static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_plot_opts_t *o) {
   int W = o->width > 0 ? o->width : 640, H = o->height > 0 ? o->height : 400;
   int legend_rows = (n + 2) / 3;
@@ -292,10 +301,9 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     for (int k = 0; k < L[i].n; k++) xlo = fmin(xlo, L[i].x[k]), xhi = fmax(xhi, L[i].x[k]);
     if (chart_range(L[i].lo, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     if (chart_range(L[i].hi, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
-    if (single[i] && o->smooth > 0) { /* the raw curve is drawn too */
-      pts_t *p = o->xtime || o->xmetric ? &single[i]->alt : &single[i]->steps;
-      if (chart_range(p->y, p->n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
-    }
+    const double *rx, *ry;
+    int nr = raw_curve(single[i], o, &rx, &ry);
+    if (nr && chart_range(ry, nr, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
   }
   if (!(ylo <= yhi))
     return lathe_seterr(LATHE_EDATA, "metric '%s' has no finite%s value to plot", o->metric,
@@ -368,11 +376,11 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
           "</clipPath>\n<g clip-path=\"url(#area)\">\n",
           F.px, F.py - 1, F.pw + 1, F.ph + 2);
   for (int i = 0; i < n; i++) band(f, &F, &L[i], palette[i % NPAL]);
-  for (int i = 0; i < n; i++)
-    if (single[i] && o->smooth > 0) {
-      pts_t *p = o->xtime || o->xmetric ? &single[i]->alt : &single[i]->steps;
-      polyline(f, &F, p->x, p->y, p->n, palette[i % NPAL], 1, 0.25);
-    }
+  for (int i = 0; i < n; i++) {
+    const double *rx, *ry;
+    int nr = raw_curve(single[i], o, &rx, &ry);
+    if (nr) polyline(f, &F, rx, ry, nr, palette[i % NPAL], 1, 0.25);
+  }
   for (int i = 0; i < n; i++) polyline(f, &F, L[i].x, L[i].mid, L[i].n, palette[i % NPAL], 1.8, 1);
   fputs("</g>\n", f);
   /* legend: rows of three under the title */
@@ -415,9 +423,7 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
     for (int j = 0; j < series[i].nruns && !rc; j++, k++) {
       rr[k].id = series[i].runs[j], rr[k].metric = o->metric, rr[k].xmetric = o->xmetric;
       rc = lathe_store_read(st, read_txn, &rr[k]);
-      if (!rc) {
-        chart_ema(rr[k].steps.y, rr[k].steps.n, o->smooth, rr[k].steps.y);
-      }
+      if (!rc) chart_ema(rr[k].steps.y, rr[k].steps.n, o->smooth, rr[k].steps.y);
     }
     if (!rc) rc = aggregate(first[i], series[i].nruns, o, &L[i]);
     if (!rc && !L[i].n)
@@ -425,18 +431,7 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
   }
   if (!rc) {
     auto_labels(first, series, n, L);
-    if (o->smooth > 0) /* single runs also show their raw curve: re-read unsmoothed */
-      for (int i = 0; i < n && !rc; i++)
-        if (series[i].nruns == 1) {
-          single[i] = calloc(1, sizeof **single);
-          if (!single[i])
-            rc = lathe_seterr(LATHE_ENOMEM, "out of memory");
-          else {
-            single[i]->id = series[i].runs[0], single[i]->metric = o->metric;
-            single[i]->xmetric = o->xmetric;
-            rc = lathe_store_read(st, read_txn, single[i]);
-          }
-        }
+    for (int i = 0; i < n; i++) single[i] = series[i].nruns == 1 ? first[i] : NULL;
   }
   if (!rc) {
     char tmp[4200];
@@ -458,11 +453,6 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
   }
   for (int i = 0; i < n && L; i++) {
     free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
-    if (single && single[i]) {
-      free(single[i]->steps.x), free(single[i]->steps.y), free(single[i]->alt.x);
-      free(single[i]->alt.y), free(single[i]->xs.x), free(single[i]->xs.y);
-      free(single[i]->record), free(single[i]);
-    }
   }
   free(rr), free(L), free(first), free(single);
   return rc;
