@@ -80,8 +80,7 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   lathe_buf_free(&b);
   if (rc || !has)
     return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, plugin);
-  free(p->pol.params.m), free(p->pol.params.v); /* a fresh optimizer */
-  p->pol.params.m = p->pol.params.v = NULL, p->pol.params.t = 0;
+  nn_params_reset_opt(&p->pol.params); /* a fresh optimizer */
   nn_rng_t r;
   nn_rng_seed(&r, 0);
   if (nn_gpt_init(&p->ref, p->pol.cfg, &r)) return h->fail(c, LATHE_ENOMEM, "out of memory");

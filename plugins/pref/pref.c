@@ -160,11 +160,6 @@ static void backward_weighted(pref_t *p, nn_gpt_t *g, int M, const float *w) {
   nn_gpt_logprobs_backward(g, ones, w);
 }
 
-static void reset_adam(nn_params_t *ps) {
-  free(ps->m), free(ps->v);
-  ps->m = ps->v = NULL, ps->t = 0;
-}
-
 /* ---- sampling ------------------------------------------------------------------ */
 
 /* Decode responses for sequences [b0, b1) of s (prompts already in place). */
@@ -220,6 +215,18 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   for (size_t i = 0; i < (size_t)M * T; i++)
     if (!s->mask[i]) s->ref_tok[i] = s->old_tok[i] = 0;
   return 0;
+}
+
+/* Mean and variance of the finite values of r[0..n) (-inf marks a response
+ * the offline data excludes); returns how many there are. */
+static int finite_stats(const double *r, int n, double *mean, double *var) {
+  int k = 0;
+  double m = 0, v = 0;
+  for (int i = 0; i < n; i++) k += isfinite(r[i]) != 0;
+  for (int i = 0; i < n; i++) m += isfinite(r[i]) ? r[i] / k : 0;
+  for (int i = 0; i < n; i++) v += isfinite(r[i]) ? (r[i] - m) * (r[i] - m) / k : 0;
+  *mean = m, *var = v;
+  return k;
 }
 
 /* ---- losses ---------------------------------------------------------------------- */
@@ -306,9 +313,8 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
       }
       break;
     case M_RWR: {
-      double m = 0, v = 0;
-      for (int j = 0; j < n; j++) m += isfinite(r[j]) ? r[j] / ok : 0;
-      for (int j = 0; j < n; j++) v += isfinite(r[j]) ? (r[j] - m) * (r[j] - m) / ok : 0;
+      double m, v;
+      finite_stats(r, n, &m, &v);
       for (int j = 0; j < n; j++) {
         if (!isfinite(r[j])) continue;
         double wt = exp((r[j] - m) / (sqrt(v) + 1e-8) / p->rwr_temp);
@@ -362,7 +368,7 @@ static void destroy(void *self) {
   nn_tok_free(&p->tok);
   nn_gpt_free(&p->pol), nn_gpt_free(&p->ref);
   set_free(&p->cur);
-  free(p->lpt), free(p->w), free(p->probs), free(p->buf);
+  free(p->lpt), free(p->w), free(p->buf);
   free(p);
 }
 
@@ -434,8 +440,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   nn_params_copy(&p->ref.params, &p->pol.params);
   size_t big = (size_t)per_iter * p->T; /* one minibatch */
   p->lpt = malloc(big * sizeof *p->lpt), p->w = malloc(big * sizeof *p->w);
-  p->probs = malloc((size_t)p->V * sizeof *p->probs);
-  if (!p->lpt || !p->w || !p->probs) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  if (!p->lpt || !p->w) return h->fail(c, LATHE_ENOMEM, "out of memory");
   h->set_total(c, p->ref_steps + p->train_steps);
   return 0;
 }
@@ -484,7 +489,7 @@ static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   h->metric(c, "ref/cross_entropy", loss);
   if (p->step + 1 == p->ref_steps) { /* freeze pi_ref; the policy starts over its optimizer */
     nn_params_copy(&p->ref.params, &p->pol.params);
-    reset_adam(&p->pol.params);
+    nn_params_reset_opt(&p->pol.params);
     h->log(c, "reference fitted: %lld steps, cross-entropy %.4f", (long long)p->ref_steps, loss);
   }
   return 0;
@@ -523,9 +528,8 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       if ((rc = sample(p, &p->pol, (uint64_t)p->next_prompt, p->M_groups, n, &p->cur, 1)))
         return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
       p->next_prompt += p->M_groups;
-      double m = 0, v = 0;
-      for (int b = 0; b < p->cur.M; b++) m += p->cur.reward[b] / p->cur.M;
-      for (int b = 0; b < p->cur.M; b++) v += pow(p->cur.reward[b] - m, 2) / p->cur.M;
+      double m, v;
+      finite_stats(p->cur.reward, p->cur.M, &m, &v);
       if (!p->rstats) p->rmean = m, p->rvar = v, p->rstats = 1;
       p->rmean = 0.9 * p->rmean + 0.1 * m, p->rvar = 0.9 * p->rvar + 0.1 * v;
       h->metric(c, "train/reward", m);
@@ -545,18 +549,10 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
         for (int b = 0; b < all.M; b++)
           if (!p->tp->task_offline_ok(p->task, all.tok + (size_t)b * p->T,
                                       all.tok + (size_t)b * p->T + p->P, all.rlen[b]))
-            all.reward[b] = NAN;
-      double m = 0, v = 0;
-      int cnt = 0;
-      for (int b = 0; b < all.M; b++)
-        if (!isnan(all.reward[b])) m += all.reward[b], cnt++;
-      m = cnt ? m / cnt : 0;
-      for (int b = 0; b < all.M; b++)
-        if (!isnan(all.reward[b])) v += pow(all.reward[b] - m, 2) / cnt;
+            all.reward[b] = -INFINITY; /* never enters a comparison or a loss */
+      double m, v;
+      int cnt = finite_stats(all.reward, all.M, &m, &v);
       p->rmean = m, p->rvar = v, p->rstats = 1;
-      /* an excluded response never enters a comparison or a loss */
-      for (int b = 0; b < all.M; b++)
-        if (isnan(all.reward[b])) all.reward[b] = -INFINITY;
       set_free(&p->cur);
       p->cur = all;
       h->metric(c, "train/reward", m);

@@ -43,7 +43,7 @@ typedef struct {
   double rmean, rvar; /* running reward statistics (reinforce, ppo) */
   int rstats;
   /* scratch */
-  float *lpt, *w, *probs, *buf;
+  float *lpt, *w, *buf;
   size_t nbuf;
 } pref_t;
 

@@ -84,8 +84,7 @@ static int load_init(sft_t *s, const lathe_host_t *h, lathe_ctx_t *c, uint32_t r
   if (rc || !has)
     return h->fail(c, LATHE_ECONFIG, "init_run %u (%s): no text model in its checkpoint", run,
                    plugin);
-  free(s->gpt.params.m), free(s->gpt.params.v); /* a fresh optimizer */
-  s->gpt.params.m = s->gpt.params.v = NULL, s->gpt.params.t = 0;
+  nn_params_reset_opt(&s->gpt.params); /* a fresh optimizer */
   return 0;
 }
 

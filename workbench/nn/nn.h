@@ -271,6 +271,9 @@ static inline float *nn_g(nn_params_t *ps, int i) {
 /* Index of a parameter by name, -1 if none. */
 int nn_params_find(const nn_params_t *ps, const char *name);
 void nn_params_zero_grad(nn_params_t *ps);
+/* Forget the optimizer's moments and step count: the next step starts a fresh
+ * optimizer (fine-tuning from another run's weights, a frozen reference copied). */
+void nn_params_reset_opt(nn_params_t *ps);
 /* Copy values of src into dst (same layout). */
 void nn_params_copy(nn_params_t *dst, const nn_params_t *src);
 /* Polyak averaging: dst = (1-tau)*dst + tau*src. */

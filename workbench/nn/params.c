@@ -108,6 +108,11 @@ int nn_params_find(const nn_params_t *ps, const char *name) {
   return -1;
 }
 
+void nn_params_reset_opt(nn_params_t *ps) {
+  free(ps->m), free(ps->v);
+  ps->m = ps->v = NULL, ps->t = 0;
+}
+
 void nn_params_zero_grad(nn_params_t *ps) {
   memset(ps->g, 0, ps->total * sizeof(float));
 }

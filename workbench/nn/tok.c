@@ -154,13 +154,12 @@ static int merge_pair(int *ids, int n, int a, int b, int id) {
 /* BPE on one piece: repeatedly merge the lowest-ranked pair present */
 static int bpe_piece(const nn_tok_t *t, int *ids, int n) {
   for (;;) {
-    int best = -1, at = -1;
+    int best = -1;
     for (int i = 0; i + 1 < n; i++) {
       int32_t r = map_get(t, pair_key(ids[i], ids[i + 1]));
-      if (r >= 0 && (best < 0 || r < best)) best = r, at = i;
+      if (r >= 0 && (best < 0 || r < best)) best = r;
     }
     if (best < 0) return n;
-    (void)at;
     n = merge_pair(ids, n, t->merges[2 * best], t->merges[2 * best + 1], NN_TOK_FIRST + best);
   }
 }
