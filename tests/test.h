@@ -12,6 +12,9 @@ typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn);
 extern jmp_buf test_jmp;
 extern const char *test_tmpdir; /* a fresh directory per test */
+/* A plugin instance (an environment, a task) from build/plugins/NAME.so with
+ * "key=value" options; fails the test when it cannot be made (test_envs.c). */
+struct lathe_child *test_instance(const char *name, const char *const *kv, int n);
 void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 

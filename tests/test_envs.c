@@ -10,10 +10,10 @@
 #include "../workbench/run.h"
 #include "test.h"
 
-static lathe_child_t *make_env(const char *name, const char *const *kv, int n) {
+struct lathe_child *test_instance(const char *name, const char *const *kv, int n) {
   char so[64];
   snprintf(so, sizeof so, "%s.so", name);
-  lathe_registry_add(name, so, "test_envs");
+  lathe_registry_add(name, so, "tests");
   lathe_child_t *e;
   if (lathe_instance_new(name, kv, n, NULL, &e))
     test_fail(__FILE__, __LINE__, "cannot create %s: %s", name, lathe_lasterr());
@@ -34,7 +34,7 @@ typedef struct {
 
 static void replay(const char *name, const double *s0, int ns, const double *obs0,
                    const row_t *rows, int nrows, int nobs, const double *final, int line) {
-  lathe_child_t *e = make_env(name, NULL, 0);
+  lathe_child_t *e = test_instance(name, NULL, 0);
   float obs[8];
   ASSERT_EQ(e->p->env_set_state(e->self, s0, ns, obs), 0);
   for (int i = 0; i < nobs; i++) near7(obs[i], obs0[i], line, 0, i);
@@ -121,7 +121,7 @@ static void one(lathe_child_t *e, const double *s, int ns, float a, double *r, i
 }
 
 TEST(env_cartpole_boundaries) {
-  lathe_child_t *e = make_env("cartpole", NULL, 0);
+  lathe_child_t *e = test_instance("cartpole", NULL, 0);
   double r, st[4];
   int term, trunc;
   one(e, (double[]){2.4, 0, 0, 0}, 4, 1, &r, &term, &trunc, NULL);
@@ -148,12 +148,12 @@ TEST(env_cartpole_boundaries) {
   lathe_instance_free(e);
   /* time limit: max_episode_steps=1 truncates the first step, together with terminated */
   const char *kv[] = {"max_episode_steps=1"};
-  e = make_env("cartpole", kv, 1);
+  e = test_instance("cartpole", kv, 1);
   one(e, (double[]){2.39, 1.0, 0, 0}, 4, 1, &r, &term, &trunc, NULL);
   ASSERT(term && trunc);
   lathe_instance_free(e);
   /* the default limit: truncated at step 500, not 499 */
-  e = make_env("cartpole", NULL, 0);
+  e = test_instance("cartpole", NULL, 0);
   float obs4[4], a = 0;
   e->p->env_reset(e->self, 3, obs4);
   int steps = 0;
@@ -167,7 +167,7 @@ TEST(env_cartpole_boundaries) {
 }
 
 TEST(env_acrobot_boundaries) {
-  lathe_child_t *e = make_env("acrobot", NULL, 0);
+  lathe_child_t *e = test_instance("acrobot", NULL, 0);
   double r, st[4];
   int term, trunc;
   one(e, (double[]){0.5, 1.0, 12.5, 28.0}, 4, 2, &r, &term, &trunc, st);
@@ -186,7 +186,7 @@ TEST(env_acrobot_boundaries) {
 }
 
 TEST(env_mountaincar_boundaries) {
-  lathe_child_t *e = make_env("mountaincar", NULL, 0);
+  lathe_child_t *e = test_instance("mountaincar", NULL, 0);
   double r, st[2];
   int term, trunc;
   one(e, (double[]){-1.15, -0.06}, 2, 0, &r, &term, &trunc, st);
@@ -206,7 +206,7 @@ TEST(env_mountaincar_boundaries) {
 }
 
 TEST(env_pendulum_boundaries) {
-  lathe_child_t *e = make_env("pendulum", NULL, 0);
+  lathe_child_t *e = test_instance("pendulum", NULL, 0);
   double r, st[2];
   int term, trunc;
   one(e, (double[]){0.5, -0.5}, 2, 3.5f, &r, &term, &trunc, st);
@@ -219,7 +219,7 @@ TEST(env_pendulum_boundaries) {
 
 TEST(env_seeding_and_noise) {
   const char *kv[] = {"reward_noise=1.0"};
-  lathe_child_t *a = make_env("cartpole", kv, 1), *b = make_env("cartpole", kv, 1);
+  lathe_child_t *a = test_instance("cartpole", kv, 1), *b = test_instance("cartpole", kv, 1);
   float oa[4], ob[4], act = 1;
   a->p->env_reset(a->self, 11, oa);
   b->p->env_reset(b->self, 11, ob);

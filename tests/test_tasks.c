@@ -9,21 +9,11 @@
 #include "../workbench/run.h"
 #include "test.h"
 
-static lathe_child_t *make_task(const char *name, const char *const *kv, int n) {
-  char so[64];
-  snprintf(so, sizeof so, "%s.so", name);
-  lathe_registry_add(name, so, "test_tasks");
-  lathe_child_t *t;
-  if (lathe_instance_new(name, kv, n, NULL, &t))
-    test_fail(__FILE__, __LINE__, "cannot create %s: %s", name, lathe_lasterr());
-  return t;
-}
-
 TEST(task_bandit_rewards_and_reference) {
   const char *r1[] = {"reward=r1"}, *r2[] = {"reward=r2"},
              *seq[] = {"reward=r2", "reward_over=sequence"};
-  lathe_child_t *a = make_task("bandit", r1, 1), *b = make_task("bandit", r2, 1);
-  lathe_child_t *s = make_task("bandit", seq, 2);
+  lathe_child_t *a = test_instance("bandit", r1, 1), *b = test_instance("bandit", r2, 1);
+  lathe_child_t *s = test_instance("bandit", seq, 2);
   int y[3] = {20, 25, 70}, prompt[1] = {20};
   ASSERT_NEAR(a->p->task_reward(a->self, prompt, y, 3), 0.333333, 1e-6);
   ASSERT_NEAR(b->p->task_reward(b->self, prompt, y, 3), 0.592934, 1e-6);
@@ -64,8 +54,8 @@ TEST(task_bandit_rewards_and_reference) {
 
 TEST(task_length_rewards_and_reference) {
   const char *mn[] = {"variant=min"}, *md[] = {"variant=mode"}, *sk[] = {"variant=skew"};
-  lathe_child_t *a = make_task("length", mn, 1), *b = make_task("length", md, 1);
-  lathe_child_t *c = make_task("length", sk, 1);
+  lathe_child_t *a = test_instance("length", mn, 1), *b = test_instance("length", md, 1);
+  lathe_child_t *c = test_instance("length", sk, 1);
   int prompt[4], resp[64];
   a->p->task_prompt(a->self, 3, prompt);
   for (int i = 0; i < 4; i++) ASSERT(prompt[i] >= 1 && prompt[i] < 32);
