@@ -24,12 +24,19 @@ TEST(pref_dpo_vectors) {
   ASSERT_NEAR(dw, -0.0549834, 1e-7);
   ASSERT_NEAR(nn_pref_pair(&o, -20.5, -20.5, -20.5, -20.5, 1, 1, &dw, &dl), 0.693147, 1e-6);
   ASSERT_NEAR(dw, -0.05, 1e-9);
-  /* TRL's metrics for the h = 2 pair: rewards = beta * (logpi - logpi_ref) */
-  double chosen = 0.1 * (-10 - -11), rejected = 0.1 * (-12 - -11);
-  ASSERT_NEAR(chosen, 0.1, 1e-12);
-  ASSERT_NEAR(rejected, -0.1, 1e-12);
-  ASSERT_NEAR(chosen - rejected, 0.2, 1e-12);
-  ASSERT_EQ(0.0 > 0.0, 0); /* accuracy is strict: a tie (h = 0) counts as wrong */
+  /* TRL's metrics for the h = 2 pair: rewards/chosen 0.1, rejected -0.1, margin 0.2, accuracy 1 */
+  nn_pref_stats_t st = {0};
+  nn_pref_stats_add(&st, 0.1, -10, -12, -11, -11);
+  ASSERT_NEAR(st.chosen, 0.1, 1e-12);
+  ASSERT_NEAR(st.rejected, -0.1, 1e-12);
+  ASSERT_NEAR(st.margins, 0.2, 1e-12);
+  ASSERT_NEAR(st.accuracies, 1, 0);
+  ASSERT_NEAR(st.logps_chosen, -10, 0);
+  /* h = -2 and h = 0 (a tie): both count as wrong, accuracy stays 1 of 3 */
+  nn_pref_stats_add(&st, 0.1, -15, -9, -14, -10);
+  nn_pref_stats_add(&st, 0.1, -20.5, -20.5, -20.5, -20.5);
+  ASSERT_EQ(st.pairs, 3);
+  ASSERT_NEAR(st.accuracies, 1, 0);
 }
 
 TEST(pref_cdpo_robust_hinge_ipo_vectors) {
@@ -69,7 +76,11 @@ TEST(pref_all_pairs_and_policy_gradient_vectors) {
   ASSERT_EQ(n, 6);
   ASSERT_NEAR(sum / n, 0.691564, 1e-6);
   /* best-of-N: -logpi(best) = 2, with the worst pushed down (lambda 0.1): 1.9 */
-  ASSERT_NEAR(-(-2.0) + 0.1 * (-1.0), 1.9, 1e-12);
+  double gb, gw;
+  ASSERT_NEAR(nn_bon_loss(-2, -1, 0, &gb, &gw), 2.0, 1e-12);
+  ASSERT_NEAR(nn_bon_loss(-2, -1, 0.1, &gb, &gw), 1.9, 1e-12);
+  ASSERT_NEAR(gb, -1, 0);
+  ASSERT_NEAR(gw, 0.1, 0);
   /* REINFORCE over two tokens */
   double lp[2] = {-1, -2}, ref[2] = {-1.2, -1.8}, loss = 0, g;
   for (int t = 0; t < 2; t++) loss += nn_pg_reinforce_token(lp[t], ref[t], 0.5, 0.1, &g);
@@ -81,8 +92,8 @@ TEST(pref_all_pairs_and_policy_gradient_vectors) {
   ASSERT_NEAR(nn_pg_ppo_token(0.3, 0, 0.3, -1, 0.2, 0, &g), 1.34986, 1e-5);
   ASSERT_NEAR(g, exp(0.3), 1e-9);
   /* RWR weights */
-  ASSERT_NEAR(exp(0.1 / 1), 1.10517, 1e-5);
-  ASSERT_NEAR(exp(0.9 / 1), 2.4596, 1e-4);
+  ASSERT_NEAR(nn_rwr_weight(0.1, 1), 1.10517, 1e-5);
+  ASSERT_NEAR(nn_rwr_weight(0.9, 1), 2.4596, 1e-4);
 }
 
 TEST(pref_masked_logprob_vector) {

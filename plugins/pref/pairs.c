@@ -148,7 +148,8 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
 }
 
 typedef struct {
-  double loss, chosen, rejected, acc, margin, lp_c, lp_r;
+  double loss;
+  nn_pref_stats_t ps;
 } pstats_t;
 
 /* Loss of pairs idx[0..G) through the policy's last stacked forward (lp);
@@ -166,19 +167,20 @@ static void pair_losses(pref_t *p, const int *idx, int G, const float *lp, float
                        reply_tokens(q, 1), &dw, &dl);
     if (!p->neg) dl = 0;
     if (dlp) dlp[g] = (float)(dw / G), dlp[G + g] = (float)(dl / G);
-    double rc = p->pref.beta * (lp[g] - q->ref[0]), rr = p->pref.beta * (lp[G + g] - q->ref[1]);
-    st->loss += l, st->chosen += rc, st->rejected += rr, st->margin += rc - rr;
-    st->acc += rc > rr, st->lp_c += lp[g], st->lp_r += lp[G + g];
+    st->loss += l;
+    nn_pref_stats_add(&st->ps, p->pref.beta, lp[g], lp[G + g], q->ref[0], q->ref[1]);
   }
 }
 
-static void report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const pstats_t *st,
-                   int n) {
+void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre,
+                 const nn_pref_stats_t *s) {
+  if (!s->pairs) return;
   char k[64];
+  int n = s->pairs;
 #define M(name, v) snprintf(k, sizeof k, "%s%s", pre, name), h->metric(c, k, (v) / n)
-  M("rewards/chosen", st->chosen), M("rewards/rejected", st->rejected);
-  M("rewards/margins", st->margin), M("rewards/accuracies", st->acc);
-  M("logps/chosen", st->lp_c), M("logps/rejected", st->lp_r);
+  M("rewards/chosen", s->chosen), M("rewards/rejected", s->rejected);
+  M("rewards/margins", s->margins), M("rewards/accuracies", s->accuracies);
+  M("logps/chosen", s->logps_chosen), M("logps/rejected", s->logps_rejected);
 #undef M
 }
 
@@ -192,7 +194,7 @@ static void evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     pair_losses(p, d->eval + i, g, d->lp, NULL, &st);
   }
   h->metric(c, "eval/loss", st.loss / d->neval);
-  report(h, c, "eval/", &st, d->neval);
+  pref_report(h, c, "eval/", &st.ps);
 }
 
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
@@ -212,7 +214,7 @@ int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (nn_adamw_step(&p->pol.params, &o, (float)p->lr))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   h->metric(c, "loss", st.loss / G), h->metric(c, "grad_norm", gn);
-  report(h, c, "", &st, G);
+  pref_report(h, c, "", &st.ps);
   if (p->step + 1 == p->train_steps && d->neval) evaluate(p, h, c);
   return 0;
 }

@@ -232,8 +232,8 @@ static int finite_stats(const double *r, int n, double *mean, double *var) {
 /* ---- losses ---------------------------------------------------------------------- */
 
 typedef struct {
-  double loss, chosen, rejected, margin, acc, lp_c, lp_r, logit_c, logit_r;
-  int pairs;
+  double loss, logit_c, logit_r; /* logits: summed over pairs, like ps */
+  nn_pref_stats_t ps;
 } stats_t;
 
 static double seq_sum(const float *x, const float *mask, int T) {
@@ -293,9 +293,7 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
           if (!p->neg) dl = 0;
           for (int t = 0; t < T; t++)
             W(i)[t] += (float)dw * MASK(i)[t], W(j)[t] += (float)dl * MASK(j)[t];
-          double rc = p->pref.beta * (lp[i] - ref[i]), rr = p->pref.beta * (lp[j] - ref[j]);
-          st->chosen += rc, st->rejected += rr, st->margin += rc - rr, st->acc += rc > rr;
-          st->lp_c += lp[i], st->lp_r += lp[j], st->pairs++;
+          nn_pref_stats_add(&st->ps, p->pref.beta, lp[i], lp[j], ref[i], ref[j]);
           st->logit_c += mean_logit(p, &p->pol, gi * n + i, MASK(i));
           st->logit_r += mean_logit(p, &p->pol, gi * n + j, MASK(j));
         }
@@ -304,20 +302,22 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
     switch (p->method) {
     case M_SFT:
     case M_BON:
-      st->loss -= lp[best], denom += 1;
-      for (int t = 0; t < T; t++) W(best)[t] -= MASK(best)[t];
-      if (p->method == M_BON && p->neg && p->neg_lambda > 0 && worst != best &&
-          r[worst] < r[best]) {
-        st->loss += p->neg_lambda * lp[worst];
-        for (int t = 0; t < T; t++) W(worst)[t] += (float)p->neg_lambda * MASK(worst)[t];
-      }
+    {
+      int push = p->method == M_BON && p->neg && worst != best && r[worst] < r[best];
+      double gb, gw;
+      st->loss += nn_bon_loss(lp[best], push ? lp[worst] : 0, push ? p->neg_lambda : 0, &gb, &gw);
+      denom += 1;
+      for (int t = 0; t < T; t++) W(best)[t] += (float)gb * MASK(best)[t];
+      if (push)
+        for (int t = 0; t < T; t++) W(worst)[t] += (float)gw * MASK(worst)[t];
       break;
+    }
     case M_RWR: {
       double m, v;
       finite_stats(r, n, &m, &v);
       for (int j = 0; j < n; j++) {
         if (!isfinite(r[j])) continue;
-        double wt = exp((r[j] - m) / (sqrt(v) + 1e-8) / p->rwr_temp);
+        double wt = nn_rwr_weight((r[j] - m) / (sqrt(v) + 1e-8), p->rwr_temp);
         st->loss -= wt * lp[j];
         for (int t = 0; t < T; t++) W(j)[t] -= (float)wt * MASK(j)[t];
       }
@@ -346,16 +346,12 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
 #undef W
 #undef MASK
   }
-  if (p->method < M_SFT) denom = st->pairs;
+  if (p->method < M_SFT) denom = st->ps.pairs;
   if (denom > 0) { /* mean over pairs / groups / sequences */
     st->loss /= denom;
     for (size_t i = 0; i < (size_t)G * n * T; i++) w[i] /= (float)denom;
   }
-  if (st->pairs) {
-    st->chosen /= st->pairs, st->rejected /= st->pairs, st->margin /= st->pairs;
-    st->acc /= st->pairs, st->lp_c /= st->pairs, st->lp_r /= st->pairs;
-    st->logit_c /= st->pairs, st->logit_r /= st->pairs;
-  }
+  if (st->ps.pairs) st->logit_c /= st->ps.pairs, st->logit_r /= st->ps.pairs;
 }
 
 /* ---- the plugin ----------------------------------------------------------------- */
@@ -590,13 +586,11 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     h->metric(c, "loss", st.loss), h->metric(c, "grad_norm", gn);
   }
   if (!rc && p->method < M_SFT) {
-    if (st.pairs) { /* TRL's names; logits/ are the mean logit over the vocabulary */
-      h->metric(c, "rewards/chosen", st.chosen), h->metric(c, "rewards/rejected", st.rejected);
-      h->metric(c, "rewards/margins", st.margin), h->metric(c, "rewards/accuracies", st.acc);
-      h->metric(c, "logps/chosen", st.lp_c), h->metric(c, "logps/rejected", st.lp_r);
+    pref_report(h, c, "", &st.ps);
+    if (st.ps.pairs) { /* TRL's logits/: the mean logit over the vocabulary */
       h->metric(c, "logits/chosen", st.logit_c), h->metric(c, "logits/rejected", st.logit_r);
     }
-    h->metric(c, "pairs", st.pairs);
+    h->metric(c, "pairs", st.ps.pairs);
   }
   h->metric(c, "task/queries", (double)p->queries);
   free(tok), free(mask);

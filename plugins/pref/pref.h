@@ -53,5 +53,9 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 /* One gradient step on a minibatch of pairs; evaluations on the held-out pairs. */
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 void pairs_free(pref_t *p);
+/* TRL's pair metrics (means), names prefixed by pre ("" or "eval/"); nothing
+ * when there were no pairs. */
+void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre,
+                 const nn_pref_stats_t *s);
 
 #endif

@@ -13,3 +13,7 @@ print(s.status, d.status, string.format("%q", out[1]), d.summary["eval/rewards/a
 assert(s.status == "done" and d.status == "done")
 assert(#out == 2 and type(out[1]) == "string" and out[1] == again[1] and #dout == 1)
 assert(d.summary["eval/length_baseline_accuracy"] ~= nil)
+-- the first evaluation is before any update: policy = reference, every pair a
+-- tie, and ties count as wrong (TRL's strict >)
+local _, acc = lathe.metrics(d, "eval/rewards/accuracies")
+assert(acc[1] == 0, "accuracy at the start: " .. tostring(acc[1]))

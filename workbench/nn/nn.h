@@ -185,6 +185,20 @@ int nn_pref_parse(const char *name);
  * *dw, *dl (if not NULL) receive dL/dpw and dL/dpl. */
 double nn_pref_pair(const nn_pref_t *o, double pw, double pl, double rw, double rl, int nw, int nl,
                     double *dw, double *dl);
+/* TRL's pair metrics, summed over pairs (divide by pairs for the means):
+ * rewards = beta (logpi - logpi_ref) of chosen and rejected, their margin,
+ * accuracy (strict >: a tie counts as wrong), and the log-probabilities. */
+typedef struct nn_pref_stats {
+  double chosen, rejected, margins, accuracies, logps_chosen, logps_rejected;
+  int pairs;
+} nn_pref_stats_t;
+void nn_pref_stats_add(nn_pref_stats_t *s, double beta, double pw, double pl, double rw,
+                       double rl);
+/* Best-of-N fine-tuning on one group: -lp_best + lambda lp_worst (lambda 0:
+ * no push-down); *gb, *gw = dL/dlp of each. */
+double nn_bon_loss(double lp_best, double lp_worst, double lambda, double *gb, double *gw);
+/* RWR's weight of a response with (normalised) reward r: exp(r / temp). */
+double nn_rwr_weight(double r, double temp);
 /* REINFORCE for one token: -(lp adv - kl (lp - lp_ref)); *grad = dL/dlp. */
 double nn_pg_reinforce_token(double lp, double lp_ref, double adv, double kl, double *grad);
 /* PPO's clipped objective for one token with ratio exp(lp - lp_old):

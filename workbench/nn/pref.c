@@ -54,6 +54,23 @@ double nn_pref_pair(const nn_pref_t *o, double pw, double pl, double rw, double 
   return loss;
 }
 
+void nn_pref_stats_add(nn_pref_stats_t *s, double beta, double pw, double pl, double rw,
+                       double rl) {
+  double c = beta * (pw - rw), r = beta * (pl - rl);
+  s->chosen += c, s->rejected += r, s->margins += c - r, s->accuracies += c > r;
+  s->logps_chosen += pw, s->logps_rejected += pl, s->pairs++;
+}
+
+double nn_bon_loss(double lp_best, double lp_worst, double lambda, double *gb, double *gw) {
+  if (gb) *gb = -1;
+  if (gw) *gw = lambda;
+  return -lp_best + lambda * lp_worst;
+}
+
+double nn_rwr_weight(double r, double temp) {
+  return exp(r / temp);
+}
+
 double nn_pg_reinforce_token(double lp, double lp_ref, double adv, double kl, double *grad) {
   if (grad) *grad = -adv + kl;
   return -(lp * adv - kl * (lp - lp_ref));
