@@ -54,6 +54,20 @@ float nn_head_decode(const nn_head_t *h, const float *out) {
   return v / sum;
 }
 
+void nn_head_decode_backward(const nn_head_t *h, const float *out, float dv, float *dout) {
+  if (h->bins == 1) {
+    dout[0] = dv;
+    return;
+  }
+  int K = h->bins;
+  float mx = -INFINITY, sum = 0.0f, v = 0.0f, e[NN_HEAD_MAX_BINS];
+  for (int k = 0; k < K; k++) mx = out[k] > mx ? out[k] : mx;
+  for (int k = 0; k < K; k++) e[k] = fexp(out[k] - mx);
+  for (int k = 0; k < K; k++) sum += e[k], v += e[k] * h->centers[k];
+  v /= sum;
+  for (int k = 0; k < K; k++) dout[k] = dv * e[k] / sum * (h->centers[k] - v);
+}
+
 static float clip(const nn_head_t *h, float y) {
   return y < h->v_min ? h->v_min : (y > h->v_max ? h->v_max : y);
 }

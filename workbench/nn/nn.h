@@ -207,6 +207,52 @@ double nn_pg_ppo_token(double lp, double lp_old, double lp_ref, double adv, doub
                        double *grad);
 
 /* ======================================================================== */
+/* Soft actor-critic, CQL and Cal-QL (rl.c; specs/calql.md).                */
+
+/* One row of a tanh-Gaussian policy with SAC's learnable log-std affine:
+ * l' = clip(m l + o, -20, 2), u = mu + exp(l') eps, a = tanh(u) written to a(A);
+ * returns log pi(a) = sum_j log N(u_j; mu_j, exp(l'_j)) - log(1 - tanh(u_j)^2),
+ * the correction in its stable form 2 (ln 2 - u - softplus(-2u)). */
+double nn_tanh_gauss(const float *mu, const float *l, float m, float o, const float *eps, int A,
+                     float *a);
+/* Its backward with eps held fixed (reparameterised): given dL/da (NULL: none)
+ * and dL/dlogp, writes dmu(A), dl(A) and adds dL/dm, dL/do to *dm, *doff.
+ * No gradient flows through l where the clip is active. */
+void nn_tanh_gauss_backward(const float *mu, const float *l, float m, float o, const float *eps,
+                            int A, const float *da, float dlogp, float *dmu, float *dl, float *dm,
+                            float *doff);
+
+/* SAC's temperature loss -log_alpha mean(logp + target_entropy): its gradient
+ * with respect to log_alpha over B log-probabilities. */
+double nn_sac_temperature_grad(const float *logp, int B, double target_entropy);
+
+#define NN_CQL_MAX_N 64
+/* One state's values for one critic, N actions per source, all scored at s:
+ * uniform actions, current-state policy actions (with log-probs), next-state
+ * policy actions (with log-probs), and the data action. */
+typedef struct nn_cql_in {
+  const float *q_rand, *q_cur, *lp_cur, *q_next, *lp_next;
+  float q_data;
+  float G;        /* Cal-QL's bound (the transition's return-to-go); -INFINITY for CQL */
+  int N, A;       /* actions per source (<= NN_CQL_MAX_N), action dimension */
+  int importance; /* 1: X = [q_rand + A ln 2 ; q_next - lp_next ; q_cur - lp_cur] */
+  float temp;     /* CQL temperature T */
+} nn_cql_in_t;
+/* CQL's difference T logsumexp(X / T) - q_data for one state (without
+ * importance sampling X = [q_rand ; q_next ; q_cur ; q_data]). Policy-action
+ * values below G count as G. Writes d(diff)/dQ for every raw value (N each;
+ * zero where G was taken) and *g_data; *lifted (may be NULL) = how many of
+ * the 2N policy-action values the bound raised. The caller clips and weights. */
+double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next,
+                   float *g_data, int *lifted);
+/* Monte-Carlo return-to-go of one trajectory of T (transformed) rewards:
+ * G_t = r_t + gamma (1 - term_t) G_{t+1} with nothing beyond the last step (a
+ * timeout is not a terminal). With sparse set, a trajectory whose every reward
+ * equals r_fail gets r_fail / (1 - gamma) at every step. */
+void nn_mc_returns(const float *r, const uint8_t *term, int T, double gamma, int sparse,
+                   double r_fail, float *G);
+
+/* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
 
 typedef enum {
@@ -235,6 +281,9 @@ int nn_head_init(nn_head_t *h, nn_head_kind_t kind, int bins, float v_min, float
                  float sigma_ratio);
 /* The value of one output row out(K): expectation of softmax over centres (K > 1). */
 float nn_head_decode(const nn_head_t *h, const float *out);
+/* Backward of nn_head_decode: dout(K) = dv * dvalue/dout (softmax weight times
+ * (centre - value) for categorical heads; dv for scalar ones). */
+void nn_head_decode_backward(const nn_head_t *h, const float *out, float dv, float *dout);
 /* Categorical target p(K) of scalar y, clipped into the support (hl_gauss, two_hot). */
 void nn_head_target(const nn_head_t *h, float y, float *p);
 /* C51: project the distribution next_p(K) on the atoms through r + discount * z
@@ -309,6 +358,9 @@ int nn_params_load(nn_params_t *ps, lathe_buf_t *b);
 void nn_init_normal(nn_params_t *ps, int i, float std, nn_rng_t *r);
 void nn_init_uniform(nn_params_t *ps, int i, float a, nn_rng_t *r);
 void nn_init_const(nn_params_t *ps, int i, float c);
+/* A (semi-)orthogonal matrix times gain for 2-D param i, as torch.nn.init.orthogonal_
+ * (Gram-Schmidt of a Gaussian matrix, signs making R's diagonal positive). */
+void nn_init_orthogonal(nn_params_t *ps, int i, float gain, nn_rng_t *r);
 
 /* ======================================================================== */
 /* Optimizers and schedules.                                                */

@@ -151,6 +151,31 @@ void nn_init_const(nn_params_t *ps, int i, float c) {
   for (size_t k = 0; k < ps->p[i].n; k++) w[k] = c;
 }
 
+void nn_init_orthogonal(nn_params_t *ps, int i, float gain, nn_rng_t *r) {
+  int rows = ps->p[i].shape[0], cols = (int)(ps->p[i].n / rows);
+  int tall = rows >= cols, n = tall ? rows : cols, k = tall ? cols : rows;
+  double *q = malloc(sizeof(double) * n * k); /* k columns of length n */
+  if (!q) return;
+  for (int j = 0; j < n * k; j++) q[j] = nn_rng_normal(r);
+  for (int c = 0; c < k; c++) { /* modified Gram-Schmidt: R's diagonal comes out positive */
+    double *v = q + (size_t)c * n;
+    for (int p = 0; p < c; p++) {
+      double d = 0.0, *u = q + (size_t)p * n;
+      for (int j = 0; j < n; j++) d += u[j] * v[j];
+      for (int j = 0; j < n; j++) v[j] -= d * u[j];
+    }
+    double nrm = 0.0;
+    for (int j = 0; j < n; j++) nrm += v[j] * v[j];
+    nrm = sqrt(nrm);
+    for (int j = 0; j < n; j++) v[j] /= nrm;
+  }
+  float *w = nn_w(ps, i); /* w(rows, cols): tall -> w[j][c] = q_c[j]; wide -> w[c][j] = q_c[j] */
+  for (int c = 0; c < k; c++)
+    for (int j = 0; j < n; j++)
+      w[tall ? (size_t)j * cols + c : (size_t)c * cols + j] = (float)(gain * q[(size_t)c * n + j]);
+  free(q);
+}
+
 /* ---- serialization ------------------------------------------------------ */
 
 #define NN_PARAMS_VERSION 1u

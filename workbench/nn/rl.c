@@ -1,0 +1,99 @@
+/* rl.c - the pieces of soft actor-critic, CQL and Cal-QL that carry the math
+ * (../shared/specs/calql.md): the tanh-Gaussian policy with its stable
+ * log-probability and its backward, the CQL log-sum-exp term with Cal-QL's
+ * bound, and Monte-Carlo returns-to-go with the sparse-task failure rule.
+ * Plugins own the networks; these functions own the formulas, so the spec's
+ * test vectors check exactly the code that trains. */
+#include <math.h>
+
+#include "nn.h"
+
+#define LN2     0.69314718055994530942
+#define LN_2PI  1.83787706640934548356
+
+/* log(1 - tanh(u)^2) = 2 (ln 2 - u - softplus(-2u)), exact for large |u| */
+static double log1m_tanh2(double u) {
+  double x = -2.0 * u, sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+  return 2.0 * (LN2 - u - sp);
+}
+
+static double clip_ls(double l, float m, float o, int *inside) {
+  double v = (double)m * l + o;
+  *inside = v > -20.0 && v < 2.0;
+  return v < -20.0 ? -20.0 : (v > 2.0 ? 2.0 : v);
+}
+
+double nn_tanh_gauss(const float *mu, const float *l, float m, float o, const float *eps, int A,
+                     float *a) {
+  double lp = 0.0;
+  for (int j = 0; j < A; j++) {
+    int in;
+    double ls = clip_ls(l[j], m, o, &in), u = mu[j] + exp(ls) * eps[j];
+    a[j] = (float)tanh(u);
+    lp += -0.5 * (double)eps[j] * eps[j] - ls - 0.5 * LN_2PI - log1m_tanh2(u);
+  }
+  return lp;
+}
+
+void nn_tanh_gauss_backward(const float *mu, const float *l, float m, float o, const float *eps,
+                            int A, const float *da, float dlogp, float *dmu, float *dl, float *dm,
+                            float *doff) {
+  for (int j = 0; j < A; j++) {
+    int in;
+    double ls = clip_ls(l[j], m, o, &in), s = exp(ls), u = mu[j] + s * eps[j], t = tanh(u);
+    /* d logp / du = 2 tanh(u) (from the correction); d logN / dl' = -1 with eps fixed */
+    double gu = (da ? da[j] : 0.0) * (1.0 - t * t) + dlogp * 2.0 * t;
+    double gls = in ? gu * s * eps[j] - dlogp : 0.0;
+    dmu[j] = (float)gu;
+    dl[j] = (float)(gls * m);
+    *dm += (float)(gls * l[j]);
+    *doff += (float)gls;
+  }
+}
+
+double nn_sac_temperature_grad(const float *logp, int B, double target_entropy) {
+  double m = 0.0;
+  for (int b = 0; b < B; b++) m += logp[b];
+  return -(m / B + target_entropy);
+}
+
+double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next,
+                   float *g_data, int *lifted) {
+  int N = in->N, n = 0, nl = 0;
+  double x[4 * NN_CQL_MAX_N + 1], w[4 * NN_CQL_MAX_N + 1], T = in->temp, mx = -INFINITY;
+  /* X in the order [random ; next ; current (; data)]; values of policy actions raised to G */
+  for (int k = 0; k < N; k++) x[n++] = in->q_rand[k] + (in->importance ? in->A * LN2 : 0.0);
+  const float *qs[2] = {in->q_next, in->q_cur}, *lps[2] = {in->lp_next, in->lp_cur};
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < N; k++) {
+      double q = qs[s][k];
+      if (q < in->G) q = in->G, nl++;
+      x[n++] = q - (in->importance ? lps[s][k] : 0.0);
+    }
+  if (!in->importance) x[n++] = in->q_data;
+  for (int k = 0; k < n; k++) mx = x[k] / T > mx ? x[k] / T : mx;
+  double sum = 0.0;
+  for (int k = 0; k < n; k++) sum += w[k] = exp(x[k] / T - mx);
+  for (int k = 0; k < n; k++) w[k] /= sum;
+  double ood = T * (mx + log(sum));
+  float *gs[2] = {g_next, g_cur};
+  for (int k = 0; k < N; k++) g_rand[k] = (float)w[k];
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < N; k++)
+      gs[s][k] = qs[s][k] < in->G ? 0.0f : (float)w[N + s * N + k]; /* G picked: no gradient */
+  *g_data = (float)(in->importance ? -1.0 : w[n - 1] - 1.0);
+  if (lifted) *lifted = nl;
+  return ood - in->q_data;
+}
+
+void nn_mc_returns(const float *r, const uint8_t *term, int T, double gamma, int sparse,
+                   double r_fail, float *G) {
+  int fail = sparse;
+  for (int t = 0; t < T && fail; t++) fail = r[t] == (float)r_fail;
+  if (fail) {
+    for (int t = 0; t < T; t++) G[t] = (float)(r_fail / (1.0 - gamma));
+    return;
+  }
+  double g = 0.0;
+  for (int t = T - 1; t >= 0; t--) G[t] = (float)(g = r[t] + gamma * (term[t] ? 0.0 : g));
+}
