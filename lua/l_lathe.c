@@ -660,6 +660,39 @@ static int l_data_create(lua_State *L) {
   return 1;
 }
 
+/* lathe.data.generate(name, plugin, {key = value, ...}) -> count, or nil, message */
+static int l_data_generate(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *name = luaL_checkstring(L, 1), *plugin = luaL_checkstring(L, 2);
+  char *kv[64];
+  int nkv = 0;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      if (nkv == 64) {
+        while (nkv) free(kv[--nkv]);
+        luaL_error(L, "lathe.data.generate: more than 64 options");
+      }
+      const char *k = lua_tostring(L, -2), *v = luaL_tolstring(L, -1, NULL);
+      size_t n = strlen(k) + strlen(v) + 2;
+      if ((kv[nkv] = malloc(n))) snprintf(kv[nkv++], n, "%s=%s", k, v);
+      lua_pop(L, 2);
+    }
+  }
+  int64_t count;
+  int err = lathe_dataset_generate(rc->s->check_only ? NULL : rc->s->store, plugin,
+                                   (const char *const *)kv, nkv, name, &count);
+  for (int i = 0; i < nkv; i++) free(kv[i]);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
 typedef struct {
   const char *name;
   int64_t i;
@@ -856,6 +889,7 @@ static const luaL_Reg lathe_funcs[] = {
     {"env", env_new}, {"plot", l_plot}, {"sample", l_sample},       {NULL, NULL}};
 static const luaL_Reg data_funcs[] = {{"import", l_data_import},
                                       {"create", l_data_create},
+                                      {"generate", l_data_generate},
                                       {"count", l_data_count},
                                       {"get", l_data_get},
                                       {NULL, NULL}};

@@ -65,7 +65,9 @@ static inline double env_pow2(double x) {
  * whole plain-data struct TYPE, the refusal to run alone, destroy, the
  * descriptor and the entry point. The file defines opts, create, spaces,
  * reset, set_state and step, then ends with ENV_PLUGIN(TYPE, "name", "doc"). */
-#define ENV_PLUGIN(TYPE, NAME, DOC)                                                                \
+#define ENV_PLUGIN(TYPE, NAME, DOC) ENV_PLUGIN_INFO(TYPE, NAME, DOC, NULL)
+/* The same with env_info (reference returns, goal) given by function INFO. */
+#define ENV_PLUGIN_INFO(TYPE, NAME, DOC, INFO)                                                     \
   static int env_save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
     lathe_buf_put(b, self, sizeof(TYPE));                                                          \
     return 0;                                                                                      \
@@ -95,7 +97,8 @@ static inline double env_pow2(double x) {
                                         .env_spaces = spaces,                                      \
                                         .env_reset = reset,                                        \
                                         .env_set_state = set_state,                                \
-                                        .env_step = step};                                         \
+                                        .env_step = step,                                          \
+                                        .env_info = INFO};                                         \
   const lathe_plugin_t *lathe_plugin_entry(int v) {                                                \
     return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;                                              \
   }

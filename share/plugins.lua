@@ -13,3 +13,8 @@ lathe.register{name = "bandit", so = "bandit.so"}
 lathe.register{name = "length", so = "length.so"}
 lathe.register{name = "pref", so = "pref.so"}
 lathe.register{name = "sft", so = "sft.so"}
+lathe.register{name = "pointmaze", so = "pointmaze.so"}
+lathe.register{name = "mazedata", so = "mazedata.so"}
+lathe.register{name = "sac", so = "calql.so"}
+lathe.register{name = "cql", so = "calql.so"}
+lathe.register{name = "calql", so = "calql.so"}

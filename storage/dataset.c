@@ -90,6 +90,25 @@ static int split_transcripts(json_object *rec) {
   return 0;
 }
 
+/* D4RL's field names (observations, actions, rewards, next_observations,
+ * terminals, timeouts; flags as 0/1 or bools) become the transitions schema's. */
+static void d4rl_names(json_object *rec) {
+  static const char *from[] = {"observations", "actions",   "rewards",
+                               "next_observations", "terminals", "timeouts"};
+  static const char *to[] = {"obs", "action", "reward", "next_obs", "terminated", "truncated"};
+  for (int i = 0; i < 6; i++) {
+    json_object *v;
+    if (!json_object_object_get_ex(rec, from[i], &v) || json_object_object_get_ex(rec, to[i], NULL))
+      continue;
+    if (i >= 4 && is_num(v))
+      v = json_object_new_boolean(json_object_get_double(v) != 0);
+    else
+      json_object_get(v);
+    json_object_object_del(rec, from[i]);
+    json_object_object_add(rec, to[i], v);
+  }
+}
+
 int lathe_schema_check(const char *schema, json_object *rec) {
   const schema_t *s = find_schema(schema);
   if (!s)
@@ -102,6 +121,7 @@ int lathe_schema_check(const char *schema, json_object *rec) {
   if (!strcmp(schema, "prefs") && !json_object_object_get_ex(rec, "prompt", &pr) &&
       (rc = split_transcripts(rec)))
     return rc;
+  if (!strcmp(schema, "transitions")) d4rl_names(rec);
   for (int i = 0; s->fields[i]; i++) {
     json_object *v;
     if (!json_object_object_get_ex(rec, s->fields[i], &v) || !v)
@@ -147,6 +167,22 @@ static int manifest_exists(lathe_store_t *st, MDB_txn *txn, const char *name) {
   return 1;
 }
 
+static int put_manifest(lathe_store_t *st, MDB_txn *txn, const char *name, const char *schema,
+                        const char *source, int64_t n, const char *sha) {
+  json_object *m = json_object_new_object();
+  json_object_object_add(m, "name", json_object_new_string(name));
+  json_object_object_add(m, "schema", json_object_new_string(schema));
+  json_object_object_add(m, "count", json_object_new_int64(n));
+  json_object_object_add(m, "source", json_object_new_string(source ? source : ""));
+  json_object_object_add(m, "created", json_object_new_double(lathe_now()));
+  json_object_object_add(m, "sha", json_object_new_string(sha));
+  int rc = lathe_store_ds_put_manifest(
+      st, txn, name,
+      json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put(m);
+  return rc;
+}
+
 static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   write_args *a = arg;
   if (manifest_exists(st, txn, a->name))
@@ -160,18 +196,7 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
     int rc = lathe_store_ds_put(st, txn, a->name, i, txt, strlen(txt));
     if (rc) return rc;
   }
-  json_object *m = json_object_new_object();
-  json_object_object_add(m, "name", json_object_new_string(a->name));
-  json_object_object_add(m, "schema", json_object_new_string(a->schema));
-  json_object_object_add(m, "count", json_object_new_int64((int64_t)n));
-  json_object_object_add(m, "source", json_object_new_string(a->source ? a->source : ""));
-  json_object_object_add(m, "created", json_object_new_double(lathe_now()));
-  json_object_object_add(m, "sha", json_object_new_string(a->sha));
-  int rc = lathe_store_ds_put_manifest(
-      st, txn, a->name,
-      json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put(m);
-  return rc;
+  return put_manifest(st, txn, a->name, a->schema, a->source, (int64_t)n, a->sha);
 }
 
 static int valid_name(const char *name) {
@@ -292,6 +317,84 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
     if (!rc) *count = (int64_t)json_object_array_length(records);
   }
   json_object_put(records);
+  return rc;
+}
+
+/* ---- generators ------------------------------------------------------------------ */
+
+typedef struct {
+  const char *name;
+  lathe_child_t *ch;
+  char source[1024];
+  int64_t count;
+} gen_args;
+
+static int gen_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  gen_args *a = arg;
+  const lathe_plugin_t *p = a->ch->p;
+  if (st && manifest_exists(st, txn, a->name))
+    return lathe_seterr(LATHE_EUSAGE, "dataset '%s' already exists (lathe data rm %s first)",
+                        a->name, a->name);
+  lathe_buf_t b = {0};
+  json_tokener *tok = json_tokener_new();
+  uint64_t h = 0xcbf29ce484222325ULL;
+  int rc = 0;
+  for (a->count = 0;; a->count++) {
+    b.n = 0;
+    lathe_clearerr();
+    int r = p->gen_next(a->ch->self, lathe_host(), &a->ch->ctx, &b);
+    if (r == LATHE_DONE) break;
+    if (r < 0 || b.err) {
+      const char *why = lathe_lasterr()[0] ? lathe_lasterr() : lathe_strerror(r < 0 ? r : b.err);
+      rc = lathe_seterr(r < 0 ? r : b.err, "generator %s: record %lld: %s", p->name,
+                        (long long)a->count + 1, why);
+      break;
+    }
+    json_tokener_reset(tok);
+    json_object *o = json_tokener_parse_ex(tok, (const char *)b.p, (int)b.n);
+    if (!o || lathe_schema_check(p->gen_schema, o)) {
+      rc = lathe_seterr(LATHE_EPLUGIN, "generator %s: record %lld: %s", p->name,
+                        (long long)a->count + 1, o ? lathe_lasterr() : "invalid JSON");
+      json_object_put(o);
+      break;
+    }
+    const char *txt =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t n = strlen(txt);
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)txt[i]) * 0x100000001b3ULL;
+    if (st) rc = lathe_store_ds_put(st, txn, a->name, (uint64_t)a->count, txt, n);
+    json_object_put(o);
+    if (rc) break;
+  }
+  json_tokener_free(tok);
+  lathe_buf_free(&b);
+  if (!rc && a->count == 0) rc = lathe_seterr(LATHE_EPLUGIN, "generator %s made no records", p->name);
+  if (rc || !st) return rc;
+  char sha[17];
+  snprintf(sha, sizeof sha, "%016llx", (unsigned long long)h);
+  return put_manifest(st, txn, a->name, p->gen_schema, a->source, a->count, sha);
+}
+
+int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
+                           const char *name, int64_t *count) {
+  *count = 0;
+  if (!valid_name(name))
+    return lathe_seterr(LATHE_EUSAGE, "bad dataset name '%s' (letters, digits, - _ . /)", name);
+  gen_args a = {name, NULL, "", 0};
+  int rc = lathe_instance_new(plugin, kv, nkv, NULL, &a.ch);
+  if (rc) return rc;
+  if (!a.ch->p->gen_next || !a.ch->p->gen_schema || !lathe_schema_known(a.ch->p->gen_schema)) {
+    rc = lathe_seterr(LATHE_EUSAGE, "plugin '%s' is a%s %s, not a generator", plugin,
+                      a.ch->p->kind[0] == 'a' || a.ch->p->kind[0] == 'e' ? "n" : "", a.ch->p->kind);
+    lathe_instance_free(a.ch);
+    return rc;
+  }
+  size_t off = (size_t)snprintf(a.source, sizeof a.source, "%s", plugin);
+  for (int i = 0; i < nkv && off < sizeof a.source; i++)
+    off += (size_t)snprintf(a.source + off, sizeof a.source - off, " %s", kv[i]);
+  rc = st ? lathe_store_write(st, gen_txn, &a) : gen_txn(NULL, NULL, &a);
+  lathe_instance_free(a.ch);
+  if (!rc) *count = a.count;
   return rc;
 }
 

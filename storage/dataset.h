@@ -7,7 +7,9 @@
  *   math         question, answer: string
  *   text         text: string
  *   transitions  obs, next_obs: array of numbers; action: number or array of numbers;
- *                reward: number; terminated, truncated: bool
+ *                reward: number; terminated, truncated: bool (D4RL's names observations,
+ *                actions, rewards, next_observations, terminals, timeouts are renamed,
+ *                their flags may be 0/1)
  *   any          any JSON object
  * Extra fields are kept. Records are stored as compact JSON, indexed 0..count-1;
  * the manifest is {"name","schema","count","source","created","sha"}.
@@ -36,6 +38,12 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
 /* Write records (an array of JSON objects, borrowed) as dataset name. */
 int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
                          json_object *records, const char *source);
+/* Create dataset name from generator plugin (config "key=value" strings):
+ * every record it makes is schema-checked and written in one transaction, so a
+ * failure leaves the store unchanged. With st NULL, only runs and checks.
+ * *count receives the number of records. */
+int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
+                           const char *name, int64_t *count);
 /* Number of records of dataset name (from its manifest); LATHE_ENOTFOUND if none. */
 int lathe_dataset_count(lathe_store_t *st, MDB_txn *txn, const char *name, int64_t *count);
 /* Write every record of name to f as JSON Lines. */

@@ -63,7 +63,7 @@ static int parse(const lathe_cfg_t *c, lathe_cfg_val_t *v, const char *text, int
     errno = 0;
     double x = strtod(text, &end);
     while (*end == ' ') end++;
-    if (end == text || *end || errno == ERANGE || !isfinite(x))
+    if (end == text || *end || errno == ERANGE || isnan(x))
       return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a %s", c->owner, who, o->key, text,
                           lathe_type_name(o->type));
     if (o->type == LATHE_INT && (x != floor(x) || fabs(x) > 9.007199254740992e15))

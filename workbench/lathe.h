@@ -10,10 +10,15 @@
  *
  *     cc -shared -fPIC -I$PREFIX/include/lathe my.c -o my.so
  *
+ * returning a static descriptor, or NULL when it cannot serve that API version.
+ * One shared object may hold several plugins: the host first looks for
+ * lathe_plugin_entry_NAME (NAME as registered), then for lathe_plugin_entry.
+ *
  * Kinds. An "algorithm" trains: the host calls step() again and again on a worker
  * thread until it returns LATHE_DONE. An "environment" also fills env_* (Gymnasium
  * semantics: reset(seed) then step(action) -> obs, reward, terminated, truncated).
- * A "task" or "generator" is an algorithm-shaped plugin that scores or produces data.
+ * A "task" scores language policies (task_*). A "generator" produces a dataset
+ * (gen_*): `lathe data generate` creates it, then asks for records until done.
  *
  * Ownership. The descriptor and its option table are static and owned by the plugin.
  * An instance (void *self) is created by create(), owned by the host, and released
@@ -38,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LATHE_PLUGIN_APIVER 2
+#define LATHE_PLUGIN_APIVER 3
 #define LATHE_VERSION       "0.1.0"
 
 #define LATHE_NO_SEED UINT64_MAX
@@ -176,6 +181,14 @@ typedef struct lathe_task_spec {
   int vocab, prompt_len, max_response, eos;
 } lathe_task_spec_t;
 
+/* What an environment says of itself beyond its spaces (env_info). */
+typedef struct lathe_env_info {
+  /* D4RL's reference returns, measured once with scripted policies: a normalised
+   * score is 100 (return - ref_random) / (ref_expert - ref_random). */
+  double ref_random, ref_expert;
+  int goal; /* 1: terminated means the goal was reached (a success) */
+} lathe_env_info_t;
+
 /* Describes a space: "discrete" with n actions, or "box" with dim floats in [low, high]. */
 typedef struct lathe_space {
   int discrete; /* 1: integers 0..n-1; 0: box */
@@ -213,6 +226,8 @@ typedef struct lathe_plugin {
   /* action: act.discrete ? one float holding the integer : act.n floats. */
   int (*env_step)(void *self, const float *action, float *obs, double *reward, int *terminated,
                   int *truncated);
+  /* Optional (NULL: no reference returns, no goal). */
+  int (*env_info)(void *self, lathe_env_info_t *info);
 
   /* Tasks only (NULL otherwise): prompts, a reward, and the distribution a
    * reference policy is pre-trained to match. */
@@ -227,6 +242,12 @@ typedef struct lathe_plugin {
   /* 0 if a response may not enter offline preference data (a skewed data
    * distribution); NULL: every response may. */
   int (*task_offline_ok)(void *self, const int *prompt, const int *resp, int n);
+
+  /* Generators only (NULL otherwise): the schema of the records they make
+   * (see `lathe help data`), and the next record appended to out as one JSON
+   * object; returns LATHE_CONTINUE, LATHE_DONE (no record written) or an error. */
+  const char *gen_schema;
+  int (*gen_next)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
 } lathe_plugin_t;
 
 typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);

@@ -135,14 +135,21 @@ static const struct {
      "  lathe data ls\n"
      "  lathe data export hh > hh.jsonl\n"
      "  lathe data rm hh\n"
-     "usage: lathe data ls|import|export|rm ... [--store PATH]\n"
+     "  lathe data generate mazedata umaze-noisy --set maze=umaze --set noise=0.4\n"
+     "usage: lathe data ls|import|export|rm|generate ... [--store PATH]\n"
      "  import FILE.jsonl[.gz] --name NAME --schema SCHEMA\n"
      "      schemas: prefs (prompt, chosen, rejected; HH-RLHF's lines, whose chosen and\n"
      "      rejected are whole transcripts, get the shared prefix through the last\n"
      "      \"Assistant:\" turn as prompt), sft (prompt, response),\n"
      "      math (question, answer), text (text), transitions (obs, action, reward,\n"
-     "      next_obs, terminated, truncated), any. The import is atomic: a bad line\n"
-     "      fails it whole with FILE:LINE and the field at fault.\n"},
+     "      next_obs, terminated, truncated; one transition a line, a trajectory's\n"
+     "      lines in order; D4RL's names observations, actions, rewards,\n"
+     "      next_observations, terminals, timeouts are taken too, flags as 0/1),\n"
+     "      any. The import is atomic: a bad line fails it whole with FILE:LINE and\n"
+     "      the field at fault.\n"
+     "  generate PLUGIN NAME [--set KEY=VALUE]...\n"
+     "      run a generator plugin (`lathe plugins` lists them; `lathe plugins\n"
+     "      mazedata` its options) and store what it makes as NAME, atomically.\n"},
     {"check", "validate a recipe and every config in it without running",
      "examples:\n"
      "  lathe check share/recipes/hlgauss_cartpole.lua\n"
@@ -802,7 +809,7 @@ static int ds_rm_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 static int cmd_data(opts_t *o) {
-  if (o->nargs < 1) return usage_err("data", "%s", "wants ls, import, export or rm");
+  if (o->nargs < 1) return usage_err("data", "%s", "wants ls, import, export, rm or generate");
   const char *sub = o->args[0];
   lathe_store_t *st;
   int rc;
@@ -825,13 +832,21 @@ static int cmd_data(opts_t *o) {
     if (o->nargs != 2) return usage_err("data", "%s", "export wants NAME");
     if ((rc = open_store(o, 1, &st))) return rc;
     rc = lathe_dataset_export(st, o->args[1], stdout);
+  } else if (!strcmp(sub, "generate")) {
+    if (o->nargs != 3) return usage_err("data", "%s", "generate wants PLUGIN NAME");
+    if ((rc = lathe_declare_builtins())) return fail(rc);
+    if ((rc = open_store(o, 0, &st))) return rc;
+    int64_t n;
+    rc = lathe_dataset_generate(st, o->args[1], (const char *const *)o->sets, o->nsets,
+                                o->args[2], &n);
+    if (!rc) fprintf(stderr, "generated %lld records as '%s'\n", (long long)n, o->args[2]);
   } else if (!strcmp(sub, "rm")) {
     if (o->nargs != 2) return usage_err("data", "%s", "rm wants NAME");
     if ((rc = open_store(o, 0, &st))) return rc;
     rc = lathe_store_write(st, ds_rm_txn, o->args[1]);
   } else {
-    const char *subs[] = {"ls", "import", "export", "rm"};
-    const char *near = lathe_nearest(sub, subs, 4);
+    const char *subs[] = {"ls", "import", "export", "rm", "generate"};
+    const char *near = lathe_nearest(sub, subs, 5);
     fprintf(stderr, "lathe data: no subcommand '%s'%s%s%s\n", sub, near ? " (did you mean '" : "",
             near ? near : "", near ? "'?)" : "");
     return 2;

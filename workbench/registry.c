@@ -77,7 +77,11 @@ static int load(entry_t *e) {
   if (!dl)
     return lathe_seterr(LATHE_EPLUGIN, "%s: cannot load plugin '%s': %s", e->where, e->name,
                         dlerror());
-  lathe_plugin_entry_fn fn = (lathe_plugin_entry_fn)dlsym(dl, "lathe_plugin_entry");
+  char sym[96];
+  snprintf(sym, sizeof sym, "lathe_plugin_entry_%s", e->name);
+  lathe_plugin_entry_fn fn = NULL;
+  if (e->name[0]) fn = (lathe_plugin_entry_fn)dlsym(dl, sym);
+  if (!fn) fn = (lathe_plugin_entry_fn)dlsym(dl, "lathe_plugin_entry");
   if (!fn) {
     dlclose(dl);
     return lathe_seterr(LATHE_EPLUGIN, "%s: %s has no lathe_plugin_entry()", e->where, e->path);
