@@ -60,3 +60,17 @@ rm -rf "$tmp"
 echo
 echo "DQN loop on CartPole-v1 (50k env steps, CleanRL hyperparameters, 1 thread):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
+
+# Cal-QL's online fine-tuning loop on pointmaze (environment steps, one update each), 1 thread;
+# the dataset is generated in a first, untimed run
+tmp=$(mktemp -d)
+build/lathe data generate mazedata bench-open --set maze=open --set transitions=30000 --store "$tmp/s.lmdb" >/dev/null 2>&1
+t0=$(date +%s.%N)
+taskset -c 0 build/lathe run bench/calql_loop.lua --store "$tmp/s.lmdb" --threads 1 --set steps=2000 >/dev/null 2>&1
+t1=$(date +%s.%N)
+ls=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 2000/(b-a)}')
+ts=-
+[ $have_torch = 1 ] && ts=$(taskset -c 0 $PY bench/calql_loop_torch.py 2000 1 | awk '{printf "%.0f", $1}')
+rm -rf "$tmp"
+echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread):"
+echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"

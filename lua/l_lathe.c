@@ -399,7 +399,8 @@ static const char *opt_str(lua_State *L, int t, const char *k, const char *def) 
 }
 
 /* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
- *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out */
+ *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out
+ */
 static int l_plot(lua_State *L) {
   recipe_t *rc = get_recipe(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -509,7 +510,8 @@ static int l_sample(lua_State *L) {
   if (rc->s->check_only || !rc->s->store || !n) return 1;
   lathe_buf_t b = {0};
   char plugin[64];
-  if (lathe_run_state(rc->s->store, id, &b, plugin)) luaL_error(L, "lathe.sample: %s", lathe_lasterr());
+  if (lathe_run_state(rc->s->store, id, &b, plugin))
+    luaL_error(L, "lathe.sample: %s", lathe_lasterr());
   nn_tok_t tok;
   nn_gpt_t gpt;
   int has, err = nn_lm_load(&tok, &has, &gpt, &b);
@@ -526,7 +528,8 @@ static int l_sample(lua_State *L) {
       size_t len;
       const char *s = lua_tolstring(L, -1, &len);
       int k = nn_tok_encode(&tok, s, len, NULL, 0), *all = malloc(((size_t)k + 1) * sizeof *all);
-      if (!all) why = "out of memory";
+      if (!all)
+        why = "out of memory";
       else {
         nn_tok_encode(&tok, s, len, all, k);
         plen[i] = k < T - 1 ? k : T - 1;
@@ -556,8 +559,10 @@ static int l_sample(lua_State *L) {
   if (!why && has && !(text = malloc((size_t)max_new * 64 + 1))) why = "out of memory";
   for (int i = 0; i < n && !why; i++) {
     if (has) {
-      int k = olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
-      size_t len = nn_tok_decode(&tok, out + (size_t)i * max_new, k, text, (size_t)max_new * 64 + 1);
+      int k =
+          olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
+      size_t len =
+          nn_tok_decode(&tok, out + (size_t)i * max_new, k, text, (size_t)max_new * 64 + 1);
       lua_pushlstring(L, text, len);
     } else {
       lua_createtable(L, olen[i], 0);
@@ -884,15 +889,12 @@ static const char *prelude =
     "      print(table.concat(d, '  ')) end end end\n";
 
 static const luaL_Reg lathe_funcs[] = {
-    {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait}, {"register", l_register},
-    {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs}, {"log", l_log},
-    {"env", env_new}, {"plot", l_plot}, {"sample", l_sample},       {NULL, NULL}};
-static const luaL_Reg data_funcs[] = {{"import", l_data_import},
-                                      {"create", l_data_create},
-                                      {"generate", l_data_generate},
-                                      {"count", l_data_count},
-                                      {"get", l_data_get},
-                                      {NULL, NULL}};
+    {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait},     {"register", l_register},
+    {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs},     {"log", l_log},
+    {"env", env_new}, {"plot", l_plot},       {"sample", l_sample}, {NULL, NULL}};
+static const luaL_Reg data_funcs[] = {{"import", l_data_import},     {"create", l_data_create},
+                                      {"generate", l_data_generate}, {"count", l_data_count},
+                                      {"get", l_data_get},           {NULL, NULL}};
 
 static int open_lathe(lua_State *L) {
   luaL_newmetatable(L, "lathe.Env");

@@ -15,7 +15,7 @@
 
 /* Options every environment has. */
 #define ENV_COMMON_OPTS(steps)                                                                     \
-  {"max_episode_steps", LATHE_INT, steps, 1, 1e9, NULL, "time limit (TimeLimit truncation)"}, {    \
+  {"max_episode_steps", LATHE_INT, steps, 0, 1e9, NULL, "time limit (0: none)"}, {                 \
     "reward_noise", LATHE_NUM, "0", 0, 1e6, NULL,                                                  \
         "std of zero-mean Gaussian noise added to every reward (0: off)"                           \
   }
@@ -30,6 +30,7 @@ typedef struct env_common {
 static inline void env_common_init(env_common_t *c, const lathe_host_t *h, lathe_ctx_t *ctx) {
   memset(c, 0, sizeof *c);
   c->max_steps = h->cfg_int(ctx, "max_episode_steps");
+  if (c->max_steps == 0) c->max_steps = INT64_MAX;
   c->noise = h->cfg_num(ctx, "reward_noise");
   nn_rng_seed(&c->rng, 0), nn_rng_seed(&c->noise_rng, 1);
 }

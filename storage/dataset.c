@@ -80,8 +80,9 @@ static int split_transcripts(json_object *rec) {
   static const char tag[] = "\n\nAssistant:";
   for (size_t i = 0; i + sizeof tag - 1 <= n; i++)
     if (!memcmp(a + i, tag, sizeof tag - 1)) cut = i + sizeof tag - 1;
-  if (!cut) return lathe_seterr(LATHE_EDATA, "no prompt field, and chosen and rejected share no "
-                                             "\"\\n\\nAssistant:\" turn to split a prompt from");
+  if (!cut)
+    return lathe_seterr(LATHE_EDATA, "no prompt field, and chosen and rejected share no "
+                                     "\"\\n\\nAssistant:\" turn to split a prompt from");
   char *prompt = strndup(a, cut), *ca = strdup(a + cut), *rb = strdup(b + cut);
   json_object_object_add(rec, "prompt", json_object_new_string(prompt));
   json_object_object_add(rec, "chosen", json_object_new_string(ca));
@@ -93,7 +94,7 @@ static int split_transcripts(json_object *rec) {
 /* D4RL's field names (observations, actions, rewards, next_observations,
  * terminals, timeouts; flags as 0/1 or bools) become the transitions schema's. */
 static void d4rl_names(json_object *rec) {
-  static const char *from[] = {"observations", "actions",   "rewards",
+  static const char *from[] = {"observations",      "actions",   "rewards",
                                "next_observations", "terminals", "timeouts"};
   static const char *to[] = {"obs", "action", "reward", "next_obs", "terminated", "truncated"};
   for (int i = 0; i < 6; i++) {
@@ -368,7 +369,8 @@ static int gen_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   }
   json_tokener_free(tok);
   lathe_buf_free(&b);
-  if (!rc && a->count == 0) rc = lathe_seterr(LATHE_EPLUGIN, "generator %s made no records", p->name);
+  if (!rc && a->count == 0)
+    rc = lathe_seterr(LATHE_EPLUGIN, "generator %s made no records", p->name);
   if (rc || !st) return rc;
   char sha[17];
   snprintf(sha, sizeof sha, "%016llx", (unsigned long long)h);

@@ -202,6 +202,9 @@ kill_resume dqn_resume_after_sigkill 40000 "$T/dqn.lua" --set head=hl_gauss --se
 kill_resume pref_resume_after_sigkill 200 "$T/pref.lua" --set method=ppo --set targs=reward=r1 --set every=7
 kill_resume sft_resume_after_sigkill 1500 "$T/sft.lua" --set steps=1500 --set every=7
 kill_resume pref_offline_resume_after_sigkill 200 "$T/pref.lua" --set on=false --set every=7
+kill_resume calql_resume_after_sigkill 1000 "$T/calql.lua" --set mode=maze --set every=37
+kill_resume calql_hlgauss_resume_after_sigkill 1000 "$T/calql.lua" --set mode=maze --set every=41 \
+  --set head=hl_gauss --set algo=cql
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb
 else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
@@ -357,6 +360,34 @@ if want data_hh_rlhf; then
     expect data_hh_rlhf 0 "imported 2354 records as 'hh' \(prefs\)" -- "$LATHE" data import "$hh" --name hh --schema prefs --store ds.lmdb
   else skip data_hh_rlhf "no $hh"; fi
 fi
+
+# ---- offline-to-online RL: SAC learns Pendulum-v1; generators and transitions ----
+expect sac_learns_pendulum 0 "done final_return" -- "$LATHE" run "$T/calql.lua" --store sac.lmdb --set mode=pendulum --set steps=10000 --threads 1
+expect calql_calibration 0 "calql mean Q\(data\) - G [0-9]" -- "$LATHE" run "$T/calql.lua" --store calib.lmdb --set mode=calib --threads 1
+expect data_generate 0 "generated 2000 records as 'm'" -- "$LATHE" data generate mazedata m --set transitions=2000 --set maze=medium --store gen.lmdb
+expect data_generate_exists 2 "dataset 'm' already exists" -- "$LATHE" data generate mazedata m --store gen.lmdb
+expect data_generate_not_generator 2 "'pointmaze' is an environment, not a generator" -- "$LATHE" data generate pointmaze x --store gen.lmdb
+expect data_generate_bad_option 3 "mazedata: maze = 'nope'" -- "$LATHE" data generate mazedata x --set maze=nope --store gen.lmdb
+if want data_generate_trajectories; then
+  # every trajectory ends terminated or truncated, and next_obs follows into obs within one
+  "$LATHE" data export m --store gen.lmdb | python3 -c '
+import json, sys
+recs = [json.loads(l) for l in sys.stdin]
+ends = [r["terminated"] or r["truncated"] for r in recs]
+assert ends[-1], "last record ends no trajectory"
+for a, b, e in zip(recs, recs[1:], ends):
+    assert e or a["next_obs"] == b["obs"], "a trajectory breaks without an end flag"
+    assert all(-1 <= x <= 1 for x in a["action"])
+print(sum(ends), "trajectories")' >gen.out 2>&1 && ok data_generate_trajectories || bad data_generate_trajectories "" "$(cat gen.out)"
+fi
+if want data_d4rl_names; then
+  printf '{"observations":[0,1],"actions":[0.5,-0.5],"rewards":0,"next_observations":[0.1,1],"terminals":0,"timeouts":1}\n' >d4rl.jsonl
+  "$LATHE" data import d4rl.jsonl --name d4 --schema transitions --store gen.lmdb 2>/dev/null &&
+    "$LATHE" data export d4 --store gen.lmdb | grep -q '"obs":\[0,1\].*"terminated":false,"truncated":true' &&
+    ok data_d4rl_names || bad data_d4rl_names "D4RL's field names were not taken" "$("$LATHE" data export d4 --store gen.lmdb)"
+fi
+expect calql_missing_dataset 1 "no dataset 'nope'" -- "$LATHE" run "$T/calql.lua" --store gen.lmdb --set dataset=nope
+expect calql_needs_box 1 "needs an environment with box observations and actions" -- "$LATHE" run "$T/calql.lua" --store gen.lmdb --set env=cartpole --set env_config=
 
 # ---- the example user plugin, built with the documented cc command ----
 if want user_plugin; then

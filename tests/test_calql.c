@@ -11,7 +11,8 @@
 static const float qr[2] = {1, 2}, qc[2] = {1.5f, 0.5f}, lc[2] = {-0.5f, -1.0f}, qn[2] = {1, 3},
                    ln_[2] = {0, -2};
 
-static double cql(float G, int importance, float *gr, float *gc, float *gn, float *gd, int *lifted) {
+static double cql(float G, int importance, float *gr, float *gc, float *gn, float *gd,
+                  int *lifted) {
   nn_cql_in_t in = {qr, qc, lc, qn, ln_, 2.0f, G, 2, 1, importance, 1.0f};
   return nn_cql_diff(&in, gr, gc, gn, gd, lifted);
 }

@@ -235,3 +235,79 @@ TEST(env_seeding_and_noise) {
   ASSERT(memcmp(oa, ob, sizeof oa));
   lathe_instance_free(a), lathe_instance_free(b);
 }
+
+/* ---- pointmaze ---------------------------------------------------------------- */
+
+#include "../plugins/pointmaze/maze.h"
+
+/* Mean return over n episodes of uniform random actions (expert = 0) or of the
+ * noise-free waypoint controller (expert = 1), through the plugin. Fails the
+ * test if the point ever stands inside a wall. */
+static double maze_mean_return(const char *layout, int dense, int expert, int n) {
+  char kv0[32], kv1[32];
+  snprintf(kv0, sizeof kv0, "maze=%s", layout);
+  snprintf(kv1, sizeof kv1, "reward=%s", dense ? "dense" : "sparse");
+  const char *kv[2] = {kv0, kv1};
+  lathe_child_t *e = test_instance("pointmaze", kv, 2);
+  maze_t m;
+  maze_init(&m, layout, 0.25, 0.3, dense);
+  maze_set_target(&m, m.goal[0], m.goal[1]);
+  nn_rng_t r;
+  nn_rng_seed(&r, 11);
+  double total = 0;
+  for (int ep = 0; ep < n; ep++) {
+    float obs[2], a[2];
+    e->p->env_reset(e->self, ep == 0 ? 5 : LATHE_NO_SEED, obs);
+    for (;;) {
+      double p[2] = {obs[0], obs[1]}, rew;
+      if (expert)
+        maze_controller(&m, p, a);
+      else
+        a[0] = 2 * nn_rng_uniform(&r) - 1, a[1] = 2 * nn_rng_uniform(&r) - 1;
+      int term, trunc;
+      e->p->env_step(e->self, a, obs, &rew, &term, &trunc);
+      ASSERT(!maze_wall_at(&m, obs[0], obs[1]));
+      total += rew;
+      if (term || trunc) break;
+    }
+  }
+  lathe_instance_free(e);
+  return total / n;
+}
+
+/* The reference returns stored with each layout (maze.h) are what these
+ * scripted policies score: re-measured here, 200 episodes each. */
+TEST(env_pointmaze_reference_returns) {
+  double got[MAZE_COUNT][4];
+  for (int k = 0; k < MAZE_COUNT; k++)
+    for (int d = 0; d < 2; d++)
+      for (int x = 0; x < 2; x++)
+        got[k][d * 2 + x] = maze_mean_return(maze_layouts[k].name, d, x, 200);
+  int bad = 0;
+  for (int k = 0; k < MAZE_COUNT; k++) {
+    const double *want = maze_layouts[k].ref;
+    for (int i = 0; i < 4; i++) bad |= fabs(got[k][i] - want[i]) > fabs(want[i]) * 1e-3 + 1e-3;
+    if (bad)
+      printf("     %s: measured {%.3f, %.3f, %.2f, %.2f}, stored {%g, %g, %g, %g}\n",
+             maze_layouts[k].name, got[k][0], got[k][1], got[k][2], got[k][3], want[0], want[1],
+             want[2], want[3]);
+    ASSERT_NEAR(got[k][1], 1, 0); /* the expert always arrives */
+  }
+  ASSERT(!bad);
+}
+
+/* every free cell is reachable from the start; the goal is a free cell */
+TEST(env_pointmaze_layouts) {
+  for (int k = 0; k < MAZE_COUNT; k++) {
+    maze_t m;
+    ASSERT_EQ(maze_init(&m, maze_layouts[k].name, 0.1, 0.3, 0), 0);
+    maze_set_target(&m, m.start[0], m.start[1]);
+    for (int i = 0; i < maze_L(&m)->rows; i++) {
+      ASSERT_EQ((int)strlen(maze_L(&m)->map[i]), maze_L(&m)->cols);
+      for (int j = 0; j < maze_L(&m)->cols; j++) ASSERT(maze_wall(&m, i, j) || m.dist[i][j] >= 0);
+    }
+    ASSERT(m.dist[m.goal[0]][m.goal[1]] > 0);
+  }
+  maze_t m;
+  ASSERT_EQ(maze_init(&m, "nope", 0.1, 0.3, 0), -1);
+}

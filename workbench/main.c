@@ -837,8 +837,8 @@ static int cmd_data(opts_t *o) {
     if ((rc = lathe_declare_builtins())) return fail(rc);
     if ((rc = open_store(o, 0, &st))) return rc;
     int64_t n;
-    rc = lathe_dataset_generate(st, o->args[1], (const char *const *)o->sets, o->nsets,
-                                o->args[2], &n);
+    rc = lathe_dataset_generate(st, o->args[1], (const char *const *)o->sets, o->nsets, o->args[2],
+                                &n);
     if (!rc) fprintf(stderr, "generated %lld records as '%s'\n", (long long)n, o->args[2]);
   } else if (!strcmp(sub, "rm")) {
     if (o->nargs != 2) return usage_err("data", "%s", "rm wants NAME");

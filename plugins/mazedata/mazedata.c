@@ -17,7 +17,7 @@
 static const lathe_opt_t opts[] = {
     {"maze", LATHE_STR, "umaze", 0, -1, "open|umaze|medium", "layout (as pointmaze)"},
     {"reward", LATHE_STR, "sparse", 0, -1, "sparse|dense", "reward (as pointmaze)"},
-    {"speed", LATHE_NUM, "0.1", 0.01, 1, NULL, "as pointmaze"},
+    {"speed", LATHE_NUM, "0.25", 0.01, 1, NULL, "as pointmaze"},
     {"goal_radius", LATHE_NUM, "0.3", 0.01, 1, NULL, "as pointmaze"},
     {"transitions", LATHE_INT, "100000", 1, 1e8, NULL, "records to make"},
     {"noise", LATHE_NUM, "0.4", 0, 10, NULL, "std of Gaussian noise added to every action"},
@@ -50,10 +50,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   g->noise = h->cfg_num(ctx, "noise"), g->goal_frac = h->cfg_num(ctx, "goal_frac");
   g->diverse = !strcmp(h->cfg_str(ctx, "starts"), "diverse");
   g->traj_steps = h->cfg_int(ctx, "trajectory_steps");
-  if (!g->traj_steps) g->traj_steps = g->m.L->horizon;
+  if (!g->traj_steps) g->traj_steps = maze_L(&g->m)->horizon;
   nn_rng_seed(&g->rng, (uint64_t)h->cfg_int(ctx, "seed"));
-  for (int i = 0; i < g->m.L->rows; i++)
-    for (int j = 0; j < g->m.L->cols; j++)
+  for (int i = 0; i < maze_L(&g->m)->rows; i++)
+    for (int j = 0; j < maze_L(&g->m)->cols; j++)
       if (!maze_wall(&g->m, i, j)) g->free_cells[g->nfree][0] = i, g->free_cells[g->nfree++][1] = j;
   *self = g;
   return 0;
@@ -74,9 +74,10 @@ static void new_target(gen_t *g) {
 
 static void start(gen_t *g) {
   int i = g->m.start[0], j = g->m.start[1];
-  if (g->diverse) {
+  while (g->diverse) { /* any free cell but the goal's */
     int k = (int)nn_rng_below(&g->rng, (uint32_t)g->nfree);
     i = g->free_cells[k][0], j = g->free_cells[k][1];
+    if (i != g->m.goal[0] || j != g->m.goal[1]) break;
   }
   g->p[0] = j + 0.5 + 0.1 * (2 * nn_rng_uniform_d(&g->rng) - 1);
   g->p[1] = i + 0.5 + 0.1 * (2 * nn_rng_uniform_d(&g->rng) - 1);

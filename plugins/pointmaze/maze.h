@@ -22,38 +22,46 @@ typedef struct maze_layout {
   const char *name;
   int rows, cols, horizon; /* horizon: the default time limit */
   const char *map[MAZE_MAX];
-  /* reference returns (sparse, dense), measured by tests/test_envs.c's
-   * maze_reference_returns with 200 episodes each: uniform random actions and
-   * the noise-free waypoint controller from the start cell */
-  double random_sparse, expert_sparse, random_dense, expert_dense;
+  /* D4RL-style reference returns, measured once (tests/test_envs.c re-measures
+   * them: env_pointmaze_reference_returns, 200 episodes each) with uniform
+   * random actions and with the noise-free waypoint controller */
+  double ref[4]; /* random and expert return, sparse; random and expert, dense */
 } maze_layout_t;
 
+/* clang-format off */
 static const maze_layout_t maze_layouts[] = {
-    {"open",
-     6,
-     6,
-     200,
-     {"######", "#S...#", "#....#", "#....#", "#...G#", "######"},
-     0.13,
-     1,
-     -363.87,
-     -10.21},
-    {"umaze", 5, 5, 300, {"#####", "#S..#", "###.#", "#G..#", "#####"}, 0.0, 1, -505.55, -26.78},
-    {"medium",
-     9,
-     9,
-     600,
-     {"#########", "#S..#...#", "##.##.#.#", "#...#.#.#", "#.#...#.#", "#.###.#.#", "#...#...#",
-      "###.###G#", "#########"},
-     0.0,
-     1,
-     -3436.1,
-     -266.2},
+    {"open", 6, 6, 100,
+     {"######",
+      "#S...#",
+      "#....#",
+      "#....#",
+      "#...G#",
+      "######"},
+     {0, 1, -376.33, -52.89}},
+    {"umaze", 5, 5, 150,
+     {"#####",
+      "#S..#",
+      "###.#",
+      "#G..#",
+      "#####"},
+     {0.005, 1, -322.66, -35.90}},
+    {"medium", 9, 9, 300,
+     {"#########",
+      "#S..#...#",
+      "##.##.#.#",
+      "#...#.#.#",
+      "#.#...#.#",
+      "#.###.#.#",
+      "#...#...#",
+      "###.###G#",
+      "#########"},
+     {0, 1, -2289.12, -166.59}},
 };
+/* clang-format on */
 #define MAZE_COUNT ((int)(sizeof maze_layouts / sizeof *maze_layouts))
 
 typedef struct maze {
-  const maze_layout_t *L;
+  int layout;            /* index into maze_layouts (no pointer: environments are saved as bytes) */
   int start[2], goal[2]; /* cells (row, col) */
   double speed, goal_radius;
   int dense;
@@ -61,8 +69,13 @@ typedef struct maze {
   int target[2];
 } maze_t;
 
+static inline const maze_layout_t *maze_L(const maze_t *m) {
+  return &maze_layouts[m->layout];
+}
+
 static inline int maze_wall(const maze_t *m, int i, int j) {
-  return i < 0 || j < 0 || i >= m->L->rows || j >= m->L->cols || m->L->map[i][j] == '#';
+  return i < 0 || j < 0 || i >= maze_L(m)->rows || j >= maze_L(m)->cols ||
+         maze_L(m)->map[i][j] == '#';
 }
 static inline int maze_wall_at(const maze_t *m, double x, double y) {
   return maze_wall(m, (int)floor(y), (int)floor(x));
@@ -72,14 +85,15 @@ static inline int maze_wall_at(const maze_t *m, double x, double y) {
 static inline int maze_init(maze_t *m, const char *name, double speed, double goal_radius,
                             int dense) {
   memset(m, 0, sizeof *m);
+  m->layout = -1;
   for (int k = 0; k < MAZE_COUNT; k++)
-    if (!strcmp(maze_layouts[k].name, name)) m->L = &maze_layouts[k];
-  if (!m->L) return -1;
+    if (!strcmp(maze_layouts[k].name, name)) m->layout = k;
+  if (m->layout < 0) return -1;
   m->speed = speed, m->goal_radius = goal_radius, m->dense = dense;
-  for (int i = 0; i < m->L->rows; i++)
-    for (int j = 0; j < m->L->cols; j++) {
-      if (m->L->map[i][j] == 'S') m->start[0] = i, m->start[1] = j;
-      if (m->L->map[i][j] == 'G') m->goal[0] = i, m->goal[1] = j;
+  for (int i = 0; i < maze_L(m)->rows; i++)
+    for (int j = 0; j < maze_L(m)->cols; j++) {
+      if (maze_L(m)->map[i][j] == 'S') m->start[0] = i, m->start[1] = j;
+      if (maze_L(m)->map[i][j] == 'G') m->goal[0] = i, m->goal[1] = j;
     }
   return 0;
 }

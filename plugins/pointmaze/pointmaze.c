@@ -8,11 +8,11 @@
 #include "maze.h"
 
 static const lathe_opt_t opts[] = {
-    ENV_COMMON_OPTS("0"),
+    ENV_COMMON_OPTS("0"), /* 0: the layout's time limit */
     {"maze", LATHE_STR, "umaze", 0, -1, "open|umaze|medium", "layout"},
     {"reward", LATHE_STR, "sparse", 0, -1, "sparse|dense",
      "sparse: 1 at the goal, else 0; dense: minus the distance to the goal"},
-    {"speed", LATHE_NUM, "0.1", 0.01, 1, NULL, "distance moved by a unit action"},
+    {"speed", LATHE_NUM, "0.25", 0.01, 1, NULL, "distance moved by a unit action"},
     {"goal_radius", LATHE_NUM, "0.3", 0.01, 1, NULL, "success within this distance of the goal"},
     {"reset_noise", LATHE_NUM, "0.1", 0, 0.4, NULL, "uniform noise on the start position"},
     {NULL}};
@@ -32,7 +32,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
     free(e);
     return h->fail(ctx, LATHE_ECONFIG, "pointmaze: unknown maze '%s'", h->cfg_str(ctx, "maze"));
   }
-  if (e->c.max_steps == 0) e->c.max_steps = e->m.L->horizon; /* 0: the layout's own limit */
+  if (h->cfg_int(ctx, "max_episode_steps") == 0)
+    e->c.max_steps = maze_L(&e->m)->horizon; /* its own */
   e->reset_noise = h->cfg_num(ctx, "reset_noise");
   *self = e;
   return 0;
@@ -44,7 +45,7 @@ static void observe(const pointmaze_t *e, float *obs) {
 
 static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   pointmaze_t *e = self;
-  *obs = (lathe_space_t){0, 2, {0, 0}, {(float)e->m.L->cols, (float)e->m.L->rows}};
+  *obs = (lathe_space_t){0, 2, {0, 0}, {(float)maze_L(&e->m)->cols, (float)maze_L(&e->m)->rows}};
   *act = (lathe_space_t){0, 2, {-1, -1}, {1, 1}};
   return 0;
 }
@@ -78,9 +79,8 @@ static int step(void *self, const float *action, float *obs, double *reward, int
 
 static int info(void *self, lathe_env_info_t *out) {
   pointmaze_t *e = self;
-  const maze_layout_t *L = e->m.L;
-  out->ref_random = e->m.dense ? L->random_dense : L->random_sparse;
-  out->ref_expert = e->m.dense ? L->expert_dense : L->expert_sparse;
+  const maze_layout_t *L = maze_L(&e->m);
+  out->ref_random = L->ref[2 * e->m.dense], out->ref_expert = L->ref[2 * e->m.dense + 1];
   out->goal = 1;
   return 0;
 }

@@ -192,8 +192,7 @@ typedef struct nn_pref_stats {
   double chosen, rejected, margins, accuracies, logps_chosen, logps_rejected;
   int pairs;
 } nn_pref_stats_t;
-void nn_pref_stats_add(nn_pref_stats_t *s, double beta, double pw, double pl, double rw,
-                       double rl);
+void nn_pref_stats_add(nn_pref_stats_t *s, double beta, double pw, double pl, double rw, double rl);
 /* Best-of-N fine-tuning on one group: -lp_best + lambda lp_worst (lambda 0:
  * no push-down); *gb, *gw = dL/dlp of each. */
 double nn_bon_loss(double lp_best, double lp_worst, double lambda, double *gb, double *gw);
@@ -243,8 +242,8 @@ typedef struct nn_cql_in {
  * values below G count as G. Writes d(diff)/dQ for every raw value (N each;
  * zero where G was taken) and *g_data; *lifted (may be NULL) = how many of
  * the 2N policy-action values the bound raised. The caller clips and weights. */
-double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next,
-                   float *g_data, int *lifted);
+double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next, float *g_data,
+                   int *lifted);
 /* Monte-Carlo return-to-go of one trajectory of T (transformed) rewards:
  * G_t = r_t + gamma (1 - term_t) G_{t+1} with nothing beyond the last step (a
  * timeout is not a terminal). With sparse set, a trajectory whose every reward

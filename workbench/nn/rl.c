@@ -8,8 +8,8 @@
 
 #include "nn.h"
 
-#define LN2     0.69314718055994530942
-#define LN_2PI  1.83787706640934548356
+#define LN2    0.69314718055994530942
+#define LN_2PI 1.83787706640934548356
 
 /* log(1 - tanh(u)^2) = 2 (ln 2 - u - softplus(-2u)), exact for large |u| */
 static double log1m_tanh2(double u) {
@@ -57,8 +57,8 @@ double nn_sac_temperature_grad(const float *logp, int B, double target_entropy) 
   return -(m / B + target_entropy);
 }
 
-double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next,
-                   float *g_data, int *lifted) {
+double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_next, float *g_data,
+                   int *lifted) {
   int N = in->N, n = 0, nl = 0;
   double x[4 * NN_CQL_MAX_N + 1], w[4 * NN_CQL_MAX_N + 1], T = in->temp, mx = -INFINITY;
   /* X in the order [random ; next ; current (; data)]; values of policy actions raised to G */
