@@ -61,16 +61,21 @@ echo
 echo "DQN loop on CartPole-v1 (50k env steps, CleanRL hyperparameters, 1 thread):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
 
-# Cal-QL's online fine-tuning loop on pointmaze (environment steps, one update each), 1 thread;
-# the dataset is generated in a first, untimed run
+# Cal-QL's online fine-tuning loop on pointmaze (environment steps, one update each), 1 thread,
+# lathe and PyTorch interleaved, median of 3 each; the dataset is generated first, untimed
 tmp=$(mktemp -d)
 build/lathe data generate mazedata bench-open --set maze=open --set transitions=30000 --store "$tmp/s.lmdb" >/dev/null 2>&1
-t0=$(date +%s.%N)
-taskset -c 0 build/lathe run bench/calql_loop.lua --store "$tmp/s.lmdb" --threads 1 --set steps=2000 >/dev/null 2>&1
-t1=$(date +%s.%N)
-ls=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 2000/(b-a)}')
-ts=-
-[ $have_torch = 1 ] && ts=$(taskset -c 0 $PY bench/calql_loop_torch.py 2000 1 | awk '{printf "%.0f", $1}')
+lr=() tr=()
+for rep in 1 2 3; do
+  t0=$(date +%s.%N)
+  taskset -c 0 build/lathe run bench/calql_loop.lua --store "$tmp/s.lmdb" --threads 1 --set steps=2000 >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  lr+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", 2000/(b-a)}')")
+  [ $have_torch = 1 ] && tr+=("$(taskset -c 0 $PY bench/calql_loop_torch.py 2000 1 | awk '{printf "%.0f", $1}')")
+done
 rm -rf "$tmp"
-echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread):"
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+ls=$(median "${lr[@]}") ts=-
+[ $have_torch = 1 ] && ts=$(median "${tr[@]}")
+echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread, median of 3):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"

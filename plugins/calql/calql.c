@@ -487,11 +487,16 @@ static int create_calql(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
 
 /* ---- one gradient step ------------------------------------------------------------ */
 
+/* copies of a few floats: loops, which the compiler inlines, not memcpy calls */
+static inline void copy(float *dst, const float *src, int n) {
+  for (int k = 0; k < n; k++) dst[k] = src[k];
+}
+
 static void gather(sac_t *s, const buffer_t *b, int64_t i, int row) {
   int O = s->O, A = s->A;
-  memcpy(s->bs + row * O, b->obs + i * O, sizeof(float) * O);
-  memcpy(s->bn + row * O, b->next + i * O, sizeof(float) * O);
-  memcpy(s->ba + row * A, b->act + i * A, sizeof(float) * A);
+  copy(s->bs + row * O, b->obs + i * O, O);
+  copy(s->bn + row * O, b->next + i * O, O);
+  copy(s->ba + row * A, b->act + i * A, A);
   s->br[row] = b->rew[i], s->bd[row] = b->term[i], s->bG[row] = b->G[i];
 }
 
@@ -527,8 +532,8 @@ static void fill_rows(sac_t *s, float *x, const float *obs, int n, const float *
   for (int b = 0; b < s->B; b++)
     for (int k = 0; k < n; k++) {
       float *row = x + ((size_t)b * n + k) * D;
-      memcpy(row, obs + b * O, sizeof(float) * O);
-      memcpy(row + O, a + ((size_t)b * n + k) * A, sizeof(float) * A);
+      copy(row, obs + b * O, O);
+      copy(row + O, a + ((size_t)b * n + k) * A, A);
     }
 }
 
@@ -608,8 +613,8 @@ static int update(sac_t *s) {
 
   /* 4. critics: TD on data rows, and for CQL the conservative term per state */
   for (int b = 0; b < B; b++) {
-    memcpy(s->xq + (size_t)b * D, s->bs + b * O, sizeof(float) * O);
-    memcpy(s->xq + (size_t)b * D + O, s->ba + b * A, sizeof(float) * A);
+    copy(s->xq + (size_t)b * D, s->bs + b * O, O);
+    copy(s->xq + (size_t)b * D + O, s->ba + b * A, A);
   }
   float *xr = s->xq + (size_t)B * D;
   if (s->cql) {

@@ -53,7 +53,8 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
                        int OC) {
   float beta = 0.0f;
   if (b) {
-    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, sizeof(float) * OC);
+    for (int n = 0; n < N; n++) /* a loop, not memcpy: OC is often tiny (a value head) */
+      for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = b[o];
     beta = 1.0f;
   }
   nn_sgemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out, OC);

@@ -11,26 +11,27 @@
 #define LN2    0.69314718055994530942
 #define LN_2PI 1.83787706640934548356
 
-/* log(1 - tanh(u)^2) = 2 (ln 2 - u - softplus(-2u)), exact for large |u| */
-static double log1m_tanh2(double u) {
-  double x = -2.0 * u, sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-  return 2.0 * (LN2 - u - sp);
+/* log(1 - tanh(u)^2) = 2 (ln 2 - u - softplus(-2u)), exact for large |u|.
+ * Single precision: these run for every sampled action of every update. */
+static float log1m_tanh2(float u) {
+  float x = -2.0f * u, sp = x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+  return 2.0f * ((float)LN2 - u - sp);
 }
 
-static double clip_ls(double l, float m, float o, int *inside) {
-  double v = (double)m * l + o;
-  *inside = v > -20.0 && v < 2.0;
-  return v < -20.0 ? -20.0 : (v > 2.0 ? 2.0 : v);
+static float clip_ls(float l, float m, float o, int *inside) {
+  float v = m * l + o;
+  *inside = v > -20.0f && v < 2.0f;
+  return v < -20.0f ? -20.0f : (v > 2.0f ? 2.0f : v);
 }
 
 double nn_tanh_gauss(const float *mu, const float *l, float m, float o, const float *eps, int A,
                      float *a) {
-  double lp = 0.0;
+  float lp = 0.0f;
   for (int j = 0; j < A; j++) {
     int in;
-    double ls = clip_ls(l[j], m, o, &in), u = mu[j] + exp(ls) * eps[j];
-    a[j] = (float)tanh(u);
-    lp += -0.5 * (double)eps[j] * eps[j] - ls - 0.5 * LN_2PI - log1m_tanh2(u);
+    float ls = clip_ls(l[j], m, o, &in), u = mu[j] + expf(ls) * eps[j];
+    a[j] = tanhf(u);
+    lp += -0.5f * eps[j] * eps[j] - ls - (float)(0.5 * LN_2PI) - log1m_tanh2(u);
   }
   return lp;
 }
@@ -40,14 +41,14 @@ void nn_tanh_gauss_backward(const float *mu, const float *l, float m, float o, c
                             float *doff) {
   for (int j = 0; j < A; j++) {
     int in;
-    double ls = clip_ls(l[j], m, o, &in), s = exp(ls), u = mu[j] + s * eps[j], t = tanh(u);
+    float ls = clip_ls(l[j], m, o, &in), s = expf(ls), u = mu[j] + s * eps[j], t = tanhf(u);
     /* d logp / du = 2 tanh(u) (from the correction); d logN / dl' = -1 with eps fixed */
-    double gu = (da ? da[j] : 0.0) * (1.0 - t * t) + dlogp * 2.0 * t;
-    double gls = in ? gu * s * eps[j] - dlogp : 0.0;
-    dmu[j] = (float)gu;
-    dl[j] = (float)(gls * m);
-    *dm += (float)(gls * l[j]);
-    *doff += (float)gls;
+    float gu = (da ? da[j] : 0.0f) * (1.0f - t * t) + dlogp * 2.0f * t;
+    float gls = in ? gu * s * eps[j] - dlogp : 0.0f;
+    dmu[j] = gu;
+    dl[j] = gls * m;
+    *dm += gls * l[j];
+    *doff += gls;
   }
 }
 
