@@ -779,14 +779,19 @@ static int cmd_plugins(opts_t *o) {
   if ((rc = lathe_registry_get(o->args[0], &p))) return fail(rc);
   printf("%s %s (%s): %s\n\n", p->name, p->version ? p->version : "", p->kind,
          p->doc ? p->doc : "");
-  printf("%-20s %-7s %-12s %-16s %s\n", "KEY", "TYPE", "DEFAULT", "RANGE", "DESCRIPTION");
+  int kw = 20, dw = 12; /* columns as wide as the longest key and default */
+  for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
+    kw = (int)strlen(x->key) > kw ? (int)strlen(x->key) : kw;
+    dw = (int)strlen(x->def) > dw ? (int)strlen(x->def) : dw;
+  }
+  printf("%-*s %-7s %-*s %-16s %s\n", kw, "KEY", "TYPE", dw, "DEFAULT", "RANGE", "DESCRIPTION");
   for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
     char range[64] = "";
     if (x->type == LATHE_STR && x->choices)
       snprintf(range, sizeof range, "%s", x->choices);
     else if ((x->type == LATHE_INT || x->type == LATHE_NUM) && x->min <= x->max)
       snprintf(range, sizeof range, "[%g, %g]", x->min, x->max);
-    printf("%-20s %-7s %-12s %-16s %s\n", x->key, lathe_type_name(x->type), x->def, range,
+    printf("%-*s %-7s %-*s %-16s %s\n", kw, x->key, lathe_type_name(x->type), dw, x->def, range,
            x->doc ? x->doc : "");
   }
   printf("\nEvery run also takes: seed, ckpt_every, ckpt_keep, max_steps (see `man lathe`).\n");

@@ -152,7 +152,7 @@
   }
 
 static const lathe_opt_t sac_opts[] = {SAC_OPTS("1", "0", "false", "5000"), {NULL}};
-static const lathe_opt_t cql_opts[] = {SAC_OPTS("10", "-5", "true", "5000"), CQL_OPTS, {NULL}};
+static const lathe_opt_t cql_opts[] = {SAC_OPTS("10", "-5", "true", "2000"), CQL_OPTS, {NULL}};
 
 /* ---- state ---------------------------------------------------------------------- */
 
@@ -190,7 +190,7 @@ typedef struct {
   buffer_t off, on;
   int64_t ep_cap, ep_len; /* the trajectory being collected */
   float *ep_obs, *ep_act, *ep_rew, *ep_next, *ep_G, *cur_obs;
-  uint8_t *ep_term;
+  uint8_t *ep_term, *which; /* which: the smaller critic per row (actor loss) */
   double ep_return;
   /* scratch */
   float *bs, *ba, *br, *bn, *bG, *bd, *xq, *xt, *dq, *qv, *g1, *eps_t, *eps_n, *eps_c, *eps_p;
@@ -466,7 +466,7 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
   size_t esz[] = {(size_t)O, (size_t)A, 1, (size_t)O, 1};
   for (int k = 0; k < 5; k++)
     if (!(*e[k] = malloc(sizeof(float) * s->ep_cap * esz[k]))) return LATHE_ENOMEM;
-  if (!(s->ep_term = malloc(s->ep_cap))) return LATHE_ENOMEM;
+  if (!(s->ep_term = malloc(s->ep_cap)) || !(s->which = malloc(B))) return LATHE_ENOMEM;
 
   s->envp->env_reset(s->env, h->seed(c), s->cur_obs);
   float tmp[64];
@@ -587,7 +587,7 @@ static int update(sac_t *s) {
     float *out = qout[i] = nn_mlp_forward(&s->q[i], s->xq, B);
     for (int b = 0; b < B; b++) {
       float v = nn_head_decode(&s->head, out + (size_t)b * K);
-      if (i == 0 || v < qmin[b]) qmin[b] = v, s->qv[b] = (float)i; /* qv: which critic */
+      if (i == 0 || v < qmin[b]) qmin[b] = v, s->which[b] = (uint8_t)i;
     }
   }
   memset(s->dx, 0, sizeof(float) * B * D);
@@ -596,7 +596,7 @@ static int update(sac_t *s) {
     float *out = qout[i];
     memset(s->dq, 0, sizeof(float) * B * K);
     for (int b = 0; b < B; b++)
-      if ((int)s->qv[b] == i)
+      if (s->which[b] == i)
         nn_head_decode_backward(&s->head, out + (size_t)b * K, -1.0f / B, s->dq + (size_t)b * K);
     nn_params_zero_grad(&s->q[i].params);
     nn_mlp_backward(&s->q[i], s->dq, s->dx);
@@ -802,7 +802,9 @@ static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   s->env_steps++;
   int64_t t = s->ep_len;
   if (t == s->ep_cap)
-    return h->fail(c, LATHE_ECONFIG, "episodes longer than %lld steps", (long long)t);
+    return h->fail(c, LATHE_ECONFIG,
+                   "an episode ran past %lld steps: give %s a time limit (max_episode_steps)",
+                   (long long)t, h->cfg_str(c, "env"));
   memcpy(s->ep_obs + t * O, s->cur_obs, sizeof(float) * O);
   memcpy(s->ep_next + t * O, next, sizeof(float) * O);
   memcpy(s->ep_act + t * A, a, sizeof(float) * A);
@@ -946,7 +948,7 @@ static void destroy(void *self) {
                 s->a_p,     s->lp_p,   s->pout_n, s->dpi,    s->y,       s->dx,    s->tgt,
                 s->cur_obs, s->ep_obs, s->ep_act, s->ep_rew, s->ep_next, s->ep_G};
   for (size_t k = 0; k < sizeof f / sizeof *f; k++) free(f[k]);
-  free(s->ep_term);
+  free(s->ep_term), free(s->which);
   free(s);
 }
 

@@ -6,10 +6,11 @@
 -- at the end of pre-training, the lowest score in the first 10% of
 -- fine-tuning (the dip), the final score and the cumulative regret, and the
 -- calibration at the end of pre-training (mean Q on data actions against the
--- mean Monte-Carlo return); writes calql_pointmaze.svg with both learning
--- curves and the phase boundary.
+-- mean Monte-Carlo return); writes calql_pointmaze.svg (calql_pointmaze_lagrange.svg
+-- with --set lagrange=true) with both learning curves and the phase boundary.
 --
 --   lathe run share/recipes/calql_pointmaze.lua --threads 1 --workers 2
+--   lathe run share/recipes/calql_pointmaze.lua --set lagrange=true   # the official CQL weight
 --   lathe run share/recipes/calql_pointmaze.lua --set seeds=2 --set offline=5000 --set online=5000
 local seeds = lathe.opt("seeds", 5)
 local maze = lathe.opt("maze", "open")
@@ -84,11 +85,13 @@ for _, m in ipairs(methods) do
                      m.runs[1].id .. "-" .. m.runs[#m.runs].id}
   series[#series + 1] = {label = m.name, runs = m.runs}
 end
-print(string.format("pointmaze %s, %d offline steps then %d online steps, normalised score (mean ± sem over seeds)",
-                    maze, offline, online))
+print(string.format("pointmaze %s, %d offline steps then %d online steps, CQL weight %s, "
+                    .. "normalised score (mean ± sem over seeds)", maze, offline, online,
+                    common.cql_lagrange and "Lagrange (gap 0.8)" or tostring(common.cql_min_q_weight)))
 lathe.table({"method", "seeds", "pre-trained", "dip (first 10%)", "final", "regret",
              "Q(data) - G", "runs"}, rows)
-local out = lathe.plot{out = "calql_pointmaze.svg", metric = "evaluation/normalized_score",
+local name = "calql_pointmaze" .. (common.cql_lagrange and "_lagrange" or "") .. ".svg"
+local out = lathe.plot{out = name, metric = "evaluation/normalized_score",
                        series = series, vlines = {{x = offline, label = "online fine-tuning"}},
                        title = "CQL vs Cal-QL on pointmaze " .. maze}
 print("figure: " .. out)
