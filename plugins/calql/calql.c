@@ -2,7 +2,8 @@
  * plugins (../shared/specs/calql.md; official code nakamotoo/Cal-QL JaxCQL).
  *
  *   sac     tanh-Gaussian actor, twin critics with Polyak targets, automatic
- *           temperature, optional max-backup over N sampled next actions;
+ *           temperature; by default Haarnoja et al.'s entropy backup, or the
+ *           max-backup over N sampled next actions (cql and calql's default);
  *   cql     + the conservative term: T logsumexp over uniform, current-policy
  *           and next-policy actions (all scored at s), minus Q(s, a_data),
  *           fixed weight or Lagrange form;
@@ -45,7 +46,7 @@
 
 /* ---- options ------------------------------------------------------------------- */
 
-#define SAC_OPTS(SCALE, BIAS, SPARSE, EVAL_EVERY)                                                  \
+#define SAC_OPTS(SCALE, BIAS, SPARSE, EVAL_EVERY, MAXB, BENT)                                      \
   {"env", LATHE_STR, "pointmaze", 0, -1, NULL, "environment plugin (box actions)"},                \
       {"env_config",                                                                               \
        LATHE_STR,                                                                                  \
@@ -89,10 +90,10 @@
       {"use_automatic_entropy_tuning", LATHE_BOOL, "true", 0, -1, NULL, "learn alpha"},            \
       {"alpha_multiplier", LATHE_NUM, "1.0", 0, 1e6, NULL, "alpha = exp(log_alpha) * this"},       \
       {"target_entropy", LATHE_NUM, "0", -1e6, 1e6, NULL, ">= 0: -dim(A) (the default)"},          \
-      {"backup_entropy", LATHE_BOOL, "false", 0, -1, NULL, "subtract alpha log pi in the target"}, \
+      {"backup_entropy", LATHE_BOOL, BENT, 0, -1, NULL, "subtract alpha log pi in the target"},    \
       {"max_target_backup",                                                                        \
        LATHE_BOOL,                                                                                 \
-       "true",                                                                                     \
+       MAXB,                                                                                       \
        0,                                                                                          \
        -1,                                                                                         \
        NULL,                                                                                       \
@@ -151,8 +152,12 @@
     "cql_clip_diff_max", LATHE_NUM, "inf", 1, 0, NULL, "clip of the per-state difference"          \
   }
 
-static const lathe_opt_t sac_opts[] = {SAC_OPTS("1", "0", "false", "5000"), {NULL}};
-static const lathe_opt_t cql_opts[] = {SAC_OPTS("10", "-5", "true", "2000"), CQL_OPTS, {NULL}};
+/* sac: Haarnoja et al.'s backup (one next action, with the entropy term); cql and calql: the
+ * official conservative_sac defaults (max backup over n_actions, no entropy term) */
+static const lathe_opt_t sac_opts[] = {SAC_OPTS("1", "0", "false", "5000", "false", "true"),
+                                       {NULL}};
+static const lathe_opt_t cql_opts[] = {
+    SAC_OPTS("10", "-5", "true", "2000", "true", "false"), CQL_OPTS, {NULL}};
 
 /* ---- state ---------------------------------------------------------------------- */
 
@@ -966,7 +971,8 @@ static void destroy(void *self) {
                                      .load = load,                                                 \
                                      .destroy = destroy};
 
-DESCRIPTOR(sac_plugin, "sac", "soft actor-critic (twin critics, automatic temperature, max backup)",
+DESCRIPTOR(sac_plugin, "sac",
+           "soft actor-critic (twin critics, automatic temperature, entropy backup or max backup)",
            sac_opts, create_sac, "evaluation/average_return")
 DESCRIPTOR(cql_plugin, "cql", "CQL on SAC: offline pre-training, then online fine-tuning", cql_opts,
            create_cql, "evaluation/normalized_score")
