@@ -10,7 +10,6 @@
  *
  *     cc -shared -fPIC -I$PREFIX/include/lathe my.c -o my.so
  *
- * returning a static descriptor, or NULL when it cannot serve that API version.
  * One shared object may hold several plugins: the host first looks for
  * lathe_plugin_entry_NAME (NAME as registered), then for lathe_plugin_entry.
  *
