@@ -6,8 +6,9 @@
 -- at the end of pre-training, the lowest score in the first 10% of
 -- fine-tuning (the dip), the final score and the cumulative regret, and the
 -- calibration at the end of pre-training (mean Q on data actions against the
--- mean Monte-Carlo return); writes calql_pointmaze.svg (calql_pointmaze_lagrange.svg
--- with --set lagrange=true) with both learning curves and the phase boundary.
+-- mean Monte-Carlo return); writes calql_pointmaze.svg (with _MAZE for another
+-- layout, _lagrange with --set lagrange=true) with both learning curves and the
+-- phase boundary.
 --
 --   lathe run share/recipes/calql_pointmaze.lua --threads 1 --workers 2
 --   lathe run share/recipes/calql_pointmaze.lua --set lagrange=true   # the official CQL weight
@@ -90,7 +91,8 @@ print(string.format("pointmaze %s, %d offline steps then %d online steps, CQL we
                     common.cql_lagrange and "Lagrange (gap 0.8)" or tostring(common.cql_min_q_weight)))
 lathe.table({"method", "seeds", "pre-trained", "dip (first 10%)", "final", "regret",
              "Q(data) - G", "runs"}, rows)
-local name = "calql_pointmaze" .. (common.cql_lagrange and "_lagrange" or "") .. ".svg"
+local name = "calql_pointmaze" .. (maze ~= "open" and "_" .. maze or "")
+             .. (common.cql_lagrange and "_lagrange" or "") .. ".svg"
 local out = lathe.plot{out = name, metric = "evaluation/normalized_score",
                        series = series, vlines = {{x = offline, label = "online fine-tuning"}},
                        title = "CQL vs Cal-QL on pointmaze " .. maze}
