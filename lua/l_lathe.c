@@ -665,30 +665,35 @@ static int l_data_create(lua_State *L) {
   return 1;
 }
 
+/* A Lua table of plugin options at idx ({maze = "open", noise = 0.5}) as "key=value"
+ * strings in buf, pointed to by kv; returns how many. Raises a Lua error naming who
+ * for a key that is not a string or more than 64 options. Nothing to free. */
+typedef char opt_buf_t[64][256];
+static int opts_kv(lua_State *L, int idx, const char *who, opt_buf_t buf, const char *kv[64]) {
+  int n = 0;
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: option names must be strings", who);
+    if (n == 64) luaL_error(L, "%s: more than 64 options", who);
+    const char *key = lua_tostring(L, -2), *val = luaL_tolstring(L, -1, NULL);
+    snprintf(buf[n], sizeof buf[n], "%s=%s", key, val);
+    lua_pop(L, 2); /* the string and the value; the key stays for lua_next */
+    kv[n] = buf[n], n++;
+  }
+  return n;
+}
+
 /* lathe.data.generate(name, plugin, {key = value, ...}) -> count, or nil, message */
 static int l_data_generate(lua_State *L) {
   recipe_t *rc = get_recipe(L);
-  const char *name = luaL_checkstring(L, 1), *plugin = luaL_checkstring(L, 2);
-  char *kv[64];
-  int nkv = 0;
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 3)) {
-      if (nkv == 64) {
-        while (nkv) free(kv[--nkv]);
-        luaL_error(L, "lathe.data.generate: more than 64 options");
-      }
-      const char *k = lua_tostring(L, -2), *v = luaL_tolstring(L, -1, NULL);
-      size_t n = strlen(k) + strlen(v) + 2;
-      if ((kv[nkv] = malloc(n))) snprintf(kv[nkv++], n, "%s=%s", k, v);
-      lua_pop(L, 2);
-    }
-  }
+  const char *name = luaL_checkstring(L, 1), *plugin = luaL_checkstring(L, 2), *kv[64];
+  opt_buf_t buf;
+  int nkv = opts_kv(L, 3, "lathe.data.generate", buf, kv);
   int64_t count;
-  int err = lathe_dataset_generate(rc->s->check_only ? NULL : rc->s->store, plugin,
-                                   (const char *const *)kv, nkv, name, &count);
-  for (int i = 0; i < nkv; i++) free(kv[i]);
+  int err = lathe_dataset_generate(rc->s->check_only ? NULL : rc->s->store, plugin, kv, nkv, name,
+                                   &count);
   if (err) {
     lua_pushnil(L);
     lua_pushstring(L, lathe_lasterr());
@@ -759,20 +764,9 @@ static void push_obs(lua_State *L, const float *obs, int n) {
 }
 
 static int env_new(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const char *kv[64];
-  char buf[64][128];
-  int n = 0;
-  if (lua_istable(L, 2)) {
-    lua_pushnil(L);
-    while (lua_next(L, 2) && n < 64) {
-      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "lathe.env: option names must be strings");
-      const char *key = lua_tostring(L, -2), *val = luaL_tolstring(L, -1, NULL);
-      snprintf(buf[n], sizeof buf[n], "%s=%s", key, val);
-      lua_pop(L, 2); /* the string and the value; the key stays for lua_next */
-      kv[n] = buf[n], n++;
-    }
-  }
+  const char *name = luaL_checkstring(L, 1), *kv[64];
+  opt_buf_t buf;
+  int n = lua_istable(L, 2) ? opts_kv(L, 2, "lathe.env", buf, kv) : 0;
   lenv_t *v = lua_newuserdatauv(L, sizeof *v, 0); /* created closed, then opened */
   memset(v, 0, sizeof *v);
   luaL_setmetatable(L, "lathe.Env");

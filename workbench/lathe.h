@@ -173,6 +173,31 @@ typedef struct lathe_host {
   int (*run_checkpoint)(lathe_ctx_t *, uint32_t run, lathe_buf_t *out, char plugin[64]);
 } lathe_host_t;
 
+/* host->plugin_create with the options written as one list, "key=value,key=value"
+ * (a config string such as pref's task_args or calql's env_config): at most 32
+ * options in 1023 bytes, LATHE_ECONFIG beyond. */
+static inline int lathe_plugin_create_list(const lathe_host_t *h, lathe_ctx_t *ctx,
+                                           const char *name, const char *list,
+                                           const struct lathe_plugin **plugin, void **self) {
+  char buf[1024], *kv[32];
+  int n = 0;
+  size_t len = list ? strlen(list) : 0;
+  if (len >= sizeof buf)
+    return h->fail(ctx, LATHE_ECONFIG, "options for %s: longer than 1023 bytes", name);
+  memcpy(buf, list ? list : "", len + 1);
+  for (char *p = buf; *p;) {
+    char *comma = strchr(p, ',');
+    if (comma) *comma = 0;
+    if (*p) {
+      if (n == 32) return h->fail(ctx, LATHE_ECONFIG, "options for %s: more than 32", name);
+      kv[n++] = p;
+    }
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return h->plugin_create(ctx, name, (const char *const *)kv, n, plugin, self);
+}
+
 /* What a task (kind "task") asks of a language policy. Tokens are ids in
  * [0, vocab); a response is at most max_response tokens and ends with eos
  * (counted in it) unless eos is -1 (fixed-length responses). */

@@ -89,19 +89,6 @@ static int argmax_value(const dqn_t *d, const float *out, float *best_v) {
 
 static void destroy(void *self);
 
-static int parse_hidden(const char *s, int *w, int max) {
-  int n = 0;
-  while (*s && n < max) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v < 1 || v > 65536) return -1;
-    w[n++] = (int)v;
-    s = *end == ',' ? end + 1 : end;
-    if (*end && *end != ',') return -1;
-  }
-  return *s ? -1 : n;
-}
-
 static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->total = h->cfg_int(c, "total_timesteps");
   d->learning_starts = h->cfg_int(c, "learning_starts");
@@ -143,7 +130,7 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
                    d->envp->name);
   d->nobs = os.n, d->nact = as.n;
 
-  int width[9], nh = parse_hidden(h->cfg_str(c, "hidden"), width + 1, 7);
+  int width[9], nh = nn_parse_widths(h->cfg_str(c, "hidden"), width + 1, 7);
   if (nh < 0)
     return h->fail(c, LATHE_ECONFIG, "dqn: hidden = '%s' is not a list like 120,84",
                    h->cfg_str(c, "hidden"));

@@ -301,8 +301,7 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
     }
     switch (p->method) {
     case M_SFT:
-    case M_BON:
-    {
+    case M_BON: {
       int push = p->method == M_BON && p->neg && worst != best && r[worst] < r[best];
       double gb, gw;
       st->loss += nn_bon_loss(lp[best], push ? lp[worst] : 0, push ? p->neg_lambda : 0, &gb, &gw);
@@ -405,12 +404,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     return rc;
   }
   /* the task, with its options */
-  char args[1024], *kv[32];
-  int nkv = 0, rc;
-  snprintf(args, sizeof args, "%s", h->cfg_str(c, "task_args"));
-  for (char *tokp, *a = strtok_r(args, ",", &tokp); a && nkv < 32; a = strtok_r(NULL, ",", &tokp))
-    kv[nkv++] = a;
-  rc = h->plugin_create(c, h->cfg_str(c, "task"), (const char *const *)kv, nkv, &p->tp, &p->task);
+  int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
+                                    &p->task);
   if (rc) return rc;
   if (!p->tp->task_spec)
     return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,

@@ -46,6 +46,22 @@ int nn_mlp_init(nn_mlp_t *m, const char *prefix, int nlayers, const int *width, 
   return 0;
 }
 
+int nn_parse_widths(const char *s, int *w, int max) {
+  int n = 0;
+  while (*s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > 65536 || n == max) return -1;
+    w[n++] = (int)v;
+    s = end;
+    if (*s == ',' || *s == '-')
+      s++;
+    else if (*s)
+      return -1;
+  }
+  return n;
+}
+
 void nn_mlp_free(nn_mlp_t *m) {
   nn_params_free(&m->params);
   free(m->arena);

@@ -406,6 +406,9 @@ typedef struct nn_mlp {
 int nn_mlp_init(nn_mlp_t *m, const char *prefix, int nlayers, const int *width, nn_act_t act,
                 int layernorm, nn_rng_t *r);
 void nn_mlp_free(nn_mlp_t *m);
+/* Hidden widths written "120,84" or "256-256" into w: their count (0 for ""),
+ * or -1 for anything else, a width outside [1, 65536] or more than max. */
+int nn_parse_widths(const char *s, int *w, int max);
 /* Forward x(N,width[0]) -> returns out(N,width[nlayers]) owned by m, valid until
  * the next forward. Keeps activations for backward. */
 float *nn_mlp_forward(nn_mlp_t *m, const float *x, int N);
