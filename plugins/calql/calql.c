@@ -202,32 +202,16 @@ typedef struct {
   float *a_t, *lp_t, *a_n, *lp_n, *a_c, *lp_c, *a_p, *lp_p, *pout_n, *dpi, *y, *dx, *tgt;
   /* counters */
   nn_rng_t rng;
-  int64_t t, updates, env_steps, episodes, successes, evals;
-  double regret_sum, t_phase;
+  int64_t t, env_steps, episodes;
+  double regret_sum;
   acc_t acc;
 } sac_t;
 
 /* ---- set-up ---------------------------------------------------------------------- */
 
-static int parse_arch(const char *s, int *w, int max) {
-  int n = 0;
-  while (*s) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v < 1 || v > 65536 || n == max) return -1;
-    w[n++] = (int)v;
-    s = end;
-    if (*s == '-' || *s == ',')
-      s++;
-    else if (*s)
-      return -1;
-  }
-  return n;
-}
-
 static int mlp(nn_mlp_t *m, const char *name, int in, const char *arch, int out, int ortho,
                nn_rng_t *r) {
-  int w[9], n = parse_arch(arch, w + 1, 7);
+  int w[9], n = nn_parse_widths(arch, w + 1, 7);
   if (n < 1) return -1;
   w[0] = in, w[n + 1] = out;
   int rc = nn_mlp_init(m, name, n + 1, w, NN_RELU, 0, r);
@@ -335,31 +319,24 @@ static int load_dataset(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c, const c
   return rc;
 }
 
-static int make_env(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c, void **env) {
-  char cfg[1024], *kv[32], *save = NULL;
-  int n = 0;
-  snprintf(cfg, sizeof cfg, "%s", h->cfg_str(c, "env_config"));
-  for (char *tok = strtok_r(cfg, ",", &save); tok && n < 32; tok = strtok_r(NULL, ",", &save))
-    kv[n++] = tok;
-  return h->plugin_create(c, h->cfg_str(c, "env"), (const char *const *)kv, n, &s->envp, env);
-}
-
 static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int cql, int calql) {
   sac_t *s = calloc(1, sizeof *s);
   if (!s) return LATHE_ENOMEM;
   *self = s;
   s->cql = cql, s->calql = calql;
   int rc;
-  if ((rc = make_env(s, h, c, &s->env)) || (rc = make_env(s, h, c, &s->eval_env))) return rc;
+  const char *env = h->cfg_str(c, "env"), *env_cfg = h->cfg_str(c, "env_config");
+  if ((rc = lathe_plugin_create_list(h, c, env, env_cfg, &s->envp, &s->env)) ||
+      (rc = lathe_plugin_create_list(h, c, env, env_cfg, &s->envp, &s->eval_env)))
+    return rc;
   lathe_space_t os, as;
   if (!s->envp->env_spaces || s->envp->env_spaces(s->env, &os, &as) || as.discrete || os.discrete)
     return h->fail(c, LATHE_ECONFIG, "%s needs an environment with box observations and actions",
-                   h->cfg_str(c, "env"));
+                   env);
   s->O = os.n, s->A = as.n, s->max_action = as.high[0];
   for (int k = 0; k < as.n; k++)
     if (as.high[k] != s->max_action || as.low[k] != -s->max_action)
-      return h->fail(c, LATHE_ECONFIG, "%s: actions must share one symmetric bound [-m, m]",
-                     h->cfg_str(c, "env"));
+      return h->fail(c, LATHE_ECONFIG, "%s: actions must share one symmetric bound [-m, m]", env);
   s->have_info = s->envp->env_info && !s->envp->env_info(s->env, &s->info);
   s->offline_steps = h->cfg_int(c, "offline_steps"),
   s->online_steps = h->cfg_int(c, "online_steps");
@@ -716,7 +693,7 @@ static int update(sac_t *s) {
     acc->q_rand += qr_m / (B * N), acc->q_cur += qc_m / (B * N), acc->q_next += qn_m / (B * N);
     acc->bound_rate += (double)lifted / (2.0 * 2 * N * B);
   }
-  acc->n++, s->updates++;
+  acc->n++;
   for (int i = 0; i < 2; i++)
     if (!isfinite(acc->qf_loss[i])) return LATHE_ENAN;
   return 0;
@@ -752,13 +729,13 @@ static void report_train(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
 
 /* the policy's action for one observation: tanh(mu) when deterministic */
 static void act(sac_t *s, const float *obs, int deterministic, float *a) {
-  float *out = nn_mlp_forward(&s->pi, obs, 1), eps[16] = {0};
-  if (!deterministic)
-    for (int j = 0; j < s->A; j++) eps[j] = nn_rng_normal(&s->rng);
-  if (deterministic)
+  float *out = nn_mlp_forward(&s->pi, obs, 1), eps[16];
+  if (deterministic) {
     for (int j = 0; j < s->A; j++) a[j] = tanhf(out[j]);
-  else
-    nn_tanh_gauss(out, out + s->A, s->pis.w[0], s->pis.w[1], eps, s->A, a);
+    return;
+  }
+  for (int j = 0; j < s->A; j++) eps[j] = nn_rng_normal(&s->rng);
+  nn_tanh_gauss(out, out + s->A, s->pis.w[0], s->pis.w[1], eps, s->A, a);
 }
 
 static double normalized(const sac_t *s, double ret) {
@@ -789,7 +766,6 @@ static void evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   if (s->have_info && s->info.goal) h->metric(c, "evaluation/success", succ / n);
   if (s->have_info && s->info.ref_expert != s->info.ref_random)
     h->metric(c, "evaluation/normalized_score", normalized(s, ret / n));
-  s->evals++;
 }
 
 /* One environment step online; at a trajectory's end: G, the buffer, the updates. */
@@ -823,7 +799,7 @@ static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
     buf_add(&s->on, O, A, s->ep_obs + k * O, s->ep_act + k * A, s->ep_rew[k], s->ep_next + k * O,
             s->ep_term[k], s->ep_G[k]);
   int success = term && s->have_info && s->info.goal;
-  s->episodes++, s->successes += success;
+  s->episodes++;
   h->metric(c, "online/episode_return", s->ep_return);
   if (s->have_info && s->info.goal) {
     s->regret_sum += 1.0 - success;
@@ -867,33 +843,46 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
 
 #define CKPT_MAGIC 0x4c514c43u /* "CLQL" */
 
+/* The networks with their Adam moments, in checkpoint order. */
+static void param_sets(sac_t *s, nn_params_t *ps[8]) {
+  nn_params_t *all[8] = {&s->pi.params,    &s->pis,          &s->q[0].params, &s->q[1].params,
+                         &s->tq[0].params, &s->tq[1].params, &s->la,          &s->lap};
+  memcpy(ps, all, sizeof all);
+}
+
+/* Counters, metric accumulators, the online buffer and the trajectory being
+ * collected: written (saving) or read back in the same order. -1 when what
+ * is read is short or does not fit this config's buffers. */
+static int state_io(sac_t *s, lathe_buf_t *b, int saving) {
+#define IO(v, n) (saving ? lathe_buf_put(b, (v), (n)) : lathe_buf_get(b, (v), (n)))
+  size_t O = (size_t)s->O, A = (size_t)s->A, f = sizeof(float);
+  buffer_t *u = &s->on;
+  IO(&s->rng, sizeof s->rng), IO(&s->t, sizeof s->t), IO(&s->env_steps, sizeof s->env_steps);
+  IO(&s->episodes, sizeof s->episodes), IO(&s->regret_sum, sizeof s->regret_sum);
+  IO(&s->acc, sizeof s->acc), IO(&s->ep_return, sizeof s->ep_return);
+  IO(s->cur_obs, f * O);
+  IO(&u->size, sizeof u->size), IO(&u->pos, sizeof u->pos), IO(&s->ep_len, sizeof s->ep_len);
+  if (b->err || u->size < 0 || u->size > u->cap || u->pos < 0 || u->pos >= u->cap ||
+      s->ep_len < 0 || s->ep_len > s->ep_cap)
+    return -1;
+  size_t n = (size_t)u->size, e = (size_t)s->ep_len;
+  IO(u->obs, f * n * O), IO(u->next, f * n * O), IO(u->act, f * n * A), IO(u->rew, f * n);
+  IO(u->G, f * n), IO(u->term, n);
+  IO(s->ep_obs, f * e * O), IO(s->ep_next, f * e * O), IO(s->ep_act, f * e * A);
+  IO(s->ep_rew, f * e), IO(s->ep_term, e);
+  return b->err ? -1 : 0;
+#undef IO
+}
+
 static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sac_t *s = self;
   uint32_t magic = CKPT_MAGIC;
+  nn_params_t *ps[8];
   LATHE_PUT(b, magic);
   nn_head_save(&s->head, b);
-  nn_params_t *ps[] = {&s->pi.params,    &s->pis,          &s->q[0].params, &s->q[1].params,
-                       &s->tq[0].params, &s->tq[1].params, &s->la,          &s->lap};
+  param_sets(s, ps);
   for (int k = 0; k < 8; k++) nn_params_save(ps[k], b, 1);
-  LATHE_PUT(b, s->rng), LATHE_PUT(b, s->t), LATHE_PUT(b, s->updates), LATHE_PUT(b, s->env_steps);
-  LATHE_PUT(b, s->episodes), LATHE_PUT(b, s->successes), LATHE_PUT(b, s->evals);
-  LATHE_PUT(b, s->regret_sum), LATHE_PUT(b, s->acc), LATHE_PUT(b, s->ep_return);
-  int O = s->O, A = s->A;
-  lathe_buf_put(b, s->cur_obs, sizeof(float) * O);
-  buffer_t *u = &s->on;
-  LATHE_PUT(b, u->size), LATHE_PUT(b, u->pos);
-  lathe_buf_put(b, u->obs, sizeof(float) * u->size * O);
-  lathe_buf_put(b, u->next, sizeof(float) * u->size * O);
-  lathe_buf_put(b, u->act, sizeof(float) * u->size * A);
-  lathe_buf_put(b, u->rew, sizeof(float) * u->size);
-  lathe_buf_put(b, u->G, sizeof(float) * u->size);
-  lathe_buf_put(b, u->term, u->size);
-  LATHE_PUT(b, s->ep_len);
-  lathe_buf_put(b, s->ep_obs, sizeof(float) * s->ep_len * O);
-  lathe_buf_put(b, s->ep_next, sizeof(float) * s->ep_len * O);
-  lathe_buf_put(b, s->ep_act, sizeof(float) * s->ep_len * A);
-  lathe_buf_put(b, s->ep_rew, sizeof(float) * s->ep_len);
-  lathe_buf_put(b, s->ep_term, s->ep_len);
+  state_io(s, b, 1);
   int rc = s->envp->save(s->env, h, c, b);
   if (!rc) rc = s->envp->save(s->eval_env, h, c, b);
   return rc ? rc : b->err;
@@ -902,38 +891,18 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sac_t *s = self;
   uint32_t magic;
+  nn_params_t *ps[8];
   LATHE_GET(b, magic);
   if (magic != CKPT_MAGIC) return h->fail(c, LATHE_ECKPT, "not a sac/cql/calql checkpoint");
   if (nn_head_check(&s->head, b))
     return h->fail(c, LATHE_ECKPT, "checkpoint's critic head differs from the config's");
-  nn_params_t *ps[] = {&s->pi.params,    &s->pis,          &s->q[0].params, &s->q[1].params,
-                       &s->tq[0].params, &s->tq[1].params, &s->la,          &s->lap};
+  param_sets(s, ps);
   for (int k = 0; k < 8; k++)
     if (nn_params_load(ps[k], b))
       return h->fail(c, LATHE_ECKPT, "checkpoint's networks differ from the config's");
-  LATHE_GET(b, s->rng), LATHE_GET(b, s->t), LATHE_GET(b, s->updates), LATHE_GET(b, s->env_steps);
-  LATHE_GET(b, s->episodes), LATHE_GET(b, s->successes), LATHE_GET(b, s->evals);
-  LATHE_GET(b, s->regret_sum), LATHE_GET(b, s->acc), LATHE_GET(b, s->ep_return);
-  int O = s->O, A = s->A;
-  lathe_buf_get(b, s->cur_obs, sizeof(float) * O);
-  buffer_t *u = &s->on;
-  LATHE_GET(b, u->size), LATHE_GET(b, u->pos);
-  if (b->err || u->size < 0 || u->size > u->cap || u->pos < 0 || u->pos >= u->cap)
-    return h->fail(c, LATHE_ECKPT, "checkpoint's online buffer does not fit replay_buffer_size");
-  lathe_buf_get(b, u->obs, sizeof(float) * u->size * O);
-  lathe_buf_get(b, u->next, sizeof(float) * u->size * O);
-  lathe_buf_get(b, u->act, sizeof(float) * u->size * A);
-  lathe_buf_get(b, u->rew, sizeof(float) * u->size);
-  lathe_buf_get(b, u->G, sizeof(float) * u->size);
-  lathe_buf_get(b, u->term, u->size);
-  LATHE_GET(b, s->ep_len);
-  if (b->err || s->ep_len < 0 || s->ep_len > s->ep_cap)
-    return h->fail(c, LATHE_ECKPT, "truncated sac/cql/calql checkpoint");
-  lathe_buf_get(b, s->ep_obs, sizeof(float) * s->ep_len * O);
-  lathe_buf_get(b, s->ep_next, sizeof(float) * s->ep_len * O);
-  lathe_buf_get(b, s->ep_act, sizeof(float) * s->ep_len * A);
-  lathe_buf_get(b, s->ep_rew, sizeof(float) * s->ep_len);
-  lathe_buf_get(b, s->ep_term, s->ep_len);
+  if (state_io(s, b, 0))
+    return h->fail(c, LATHE_ECKPT,
+                   "truncated checkpoint, or its online buffer exceeds replay_buffer_size");
   int rc = s->envp->load(s->env, h, c, b);
   if (!rc) rc = s->envp->load(s->eval_env, h, c, b);
   if (rc || b->err) return h->fail(c, LATHE_ECKPT, "truncated sac/cql/calql checkpoint");

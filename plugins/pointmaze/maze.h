@@ -69,6 +69,8 @@ typedef struct maze {
   int target[2];
 } maze_t;
 
+static const int maze_nb[4][2] = {{-1, 0}, {1, 0}, {0, -1}, {0, 1}}; /* neighbour cells */
+
 static inline const maze_layout_t *maze_L(const maze_t *m) {
   return &maze_layouts[m->layout];
 }
@@ -128,11 +130,10 @@ static inline void maze_set_target(maze_t *m, int ti, int tj) {
   int q[MAZE_MAX * MAZE_MAX][2], h = 0, t = 0;
   m->target[0] = ti, m->target[1] = tj;
   m->dist[ti][tj] = 0, q[t][0] = ti, q[t++][1] = tj;
-  static const int nb[4][2] = {{-1, 0}, {1, 0}, {0, -1}, {0, 1}};
   while (h < t) {
     int i = q[h][0], j = q[h++][1];
     for (int k = 0; k < 4; k++) {
-      int a = i + nb[k][0], b = j + nb[k][1];
+      int a = i + maze_nb[k][0], b = j + maze_nb[k][1];
       if (maze_wall(m, a, b) || m->dist[a][b] >= 0) continue;
       m->dist[a][b] = m->dist[i][j] + 1, q[t][0] = a, q[t++][1] = b;
     }
@@ -143,9 +144,8 @@ static inline void maze_set_target(maze_t *m, int ti, int tj) {
  * cell one BFS step closer to the target (the target's centre once inside it). */
 static inline void maze_controller(const maze_t *m, const double *p, float *a) {
   int i = (int)floor(p[1]), j = (int)floor(p[0]), bi = i, bj = j;
-  static const int nb[4][2] = {{-1, 0}, {1, 0}, {0, -1}, {0, 1}};
   for (int k = 0; k < 4; k++) {
-    int x = i + nb[k][0], y = j + nb[k][1];
+    int x = i + maze_nb[k][0], y = j + maze_nb[k][1];
     if (!maze_wall(m, x, y) && m->dist[x][y] >= 0 && m->dist[x][y] < m->dist[bi][bj])
       bi = x, bj = y;
   }
