@@ -8,6 +8,7 @@
  * Up to 48 elements of each checked array are sampled.
  */
 #include "../workbench/nn/nn.h"
+#include "../workbench/nn/rm.h"
 #include "test.h"
 
 #include <stdlib.h>
@@ -416,6 +417,74 @@ TEST(grad_gpt) {
   free(dl), free(ga);
   gc_eps = 1e-3f;
   nn_gpt_free(&g);
+}
+
+/* A reward model end to end: Bradley-Terry soft-target loss on r1 - r2 and a
+ * pairwise model's two orders, each through the scalar head at the last
+ * non-pad position of right-padded sequences of different lengths. */
+typedef struct {
+  nn_rm_t *m;
+  int *tok, *len;
+} rm_ctx;
+static const float rm_c[2] = {1.0f, 0.5f}; /* a win and a tie */
+static double rm_loss(void *p) {
+  rm_ctx *c = p;
+  float out[4];
+  nn_rm_forward(c->m, c->tok, c->len, 4, 7, out);
+  double l = 0;
+  for (int i = 0; i < 2; i++)
+    l += c->m->kind == NN_RM_BT
+             ? nn_rm_soft_ce((double)out[2 * i] - out[2 * i + 1], rm_c[i], NULL)
+             : nn_rm_soft_ce(out[2 * i], rm_c[i], NULL) +
+                   nn_rm_soft_ce(out[2 * i + 1], 1 - rm_c[i], NULL);
+  return l;
+}
+TEST(grad_reward_model) {
+  for (int kind = NN_RM_BT; kind <= NN_RM_PAIRWISE; kind++) {
+    nn_rng_t r;
+    nn_rng_seed(&r, 21 + kind);
+    nn_tok_t t;
+    ASSERT_EQ(nn_tok_init_bytes(&t), 0);
+    nn_rm_t m;
+    ASSERT_EQ(nn_rm_init(&m, kind, &t, (nn_gpt_config_t){0, 8, 2, 2, 8}, &r), 0);
+    for (size_t i = 0; i < m.gpt.params.total; i++) m.gpt.params.w[i] += 0.2f * nn_rng_normal(&r);
+    for (size_t i = 0; i < m.head.total; i++) m.head.w[i] += 0.5f * nn_rng_normal(&r);
+    int tok[28], len[4] = {7, 4, 5, 2};
+    for (int i = 0; i < 28; i++) tok[i] = i % 7 < len[i / 7] ? 2 + (int)nn_rng_below(&r, 20) : 1;
+    rm_ctx c = {&m, tok, len};
+    float out[4], dout[4];
+    ASSERT_EQ(nn_rm_forward(&m, tok, len, 4, 7, out), 0);
+    for (int i = 0; i < 2; i++) {
+      double dz, dz2;
+      if (kind == NN_RM_BT) {
+        nn_rm_soft_ce((double)out[2 * i] - out[2 * i + 1], rm_c[i], &dz);
+        dout[2 * i] = (float)dz, dout[2 * i + 1] = (float)-dz;
+      } else {
+        nn_rm_soft_ce(out[2 * i], rm_c[i], &dz), nn_rm_soft_ce(out[2 * i + 1], 1 - rm_c[i], &dz2);
+        dout[2 * i] = (float)dz, dout[2 * i + 1] = (float)dz2;
+      }
+    }
+    nn_params_zero_grad(&m.gpt.params), nn_params_zero_grad(&m.head);
+    nn_rm_backward(&m, dout);
+    gc_eps = 1e-2f;
+    nn_params_t *sets[2] = {&m.gpt.params, &m.head};
+    for (int k = 0; k < 2; k++) {
+      float *ga = malloc(sets[k]->total * sizeof(float));
+      memcpy(ga, sets[k]->g, sets[k]->total * sizeof(float));
+      for (int i = 0; i < sets[k]->np; i++) {
+        nn_param_t *p = &sets[k]->p[i];
+        gradcheck(p->name, sets[k]->w + p->off, ga + p->off, p->n, rm_loss, &c);
+      }
+      free(ga);
+    }
+    gc_eps = 1e-3f;
+    /* padding after a sequence's end changes nothing (causal attention) */
+    float before = out[1];
+    for (int k = 4; k < 7; k++) tok[7 + k] = 2 + k;
+    ASSERT_EQ(nn_rm_forward(&m, tok, len, 4, 7, out), 0);
+    ASSERT_NEAR(out[1], before, 1e-5);
+    nn_rm_free(&m);
+  }
 }
 
 /* DPO end to end: the pair loss on the two sequences' masked log-probabilities

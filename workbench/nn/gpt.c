@@ -106,9 +106,9 @@ static int gpt_layout(nn_gpt_t *g, int B, int T) {
   return 0;
 }
 
-float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T) {
+float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
   if (T > g->cfg.ctx || gpt_layout(g, B, T)) return NULL;
-  int C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
+  int C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads;
   size_t BT = (size_t)B * T;
   nn_params_t *ps = &g->params;
   memcpy(g->tok, tok, BT * sizeof(int));
@@ -137,7 +137,13 @@ float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T) {
   }
   nn_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, nn_w(ps, g->ilnfw),
                        nn_w(ps, g->ilnfb), BT, C);
-  nn_linear_forward(g->logits, g->lnf, nn_w(ps, g->iwte), NULL, BT, C, V);
+  return g->lnf;
+}
+
+float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T) {
+  if (!nn_gpt_hidden(g, tok, B, T)) return NULL;
+  nn_linear_forward(g->logits, g->lnf, nn_w(&g->params, g->iwte), NULL, (size_t)B * T,
+                    g->cfg.width, g->cfg.vocab);
   return g->logits;
 }
 
@@ -150,19 +156,15 @@ static float *gpt_scratch(nn_gpt_t *g, size_t n) {
   return g->grad_scratch;
 }
 
-void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
-  int B = g->B, T = g->T, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
+/* The backward from d lnf, which lives at the scratch's second slot (dln). */
+static void backward_from_lnf(nn_gpt_t *g) {
+  int B = g->B, T = g->T, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads;
   size_t BT = (size_t)B * T;
   nn_params_t *ps = &g->params;
-  /* scratch: dres, dln, dres_tmp (C each), dqkv (3C), dh, dhg (4C each), datt (T*T) */
-  float *s = gpt_scratch(g, BT * C * 3 + BT * 3 * C + BT * 8 * C + (size_t)T * T);
-  if (!s) return;
+  float *s = g->grad_scratch;
   float *dres = s, *dln = dres + BT * C, *dy = dln + BT * C, *dqkv = dy + BT * C;
   float *dh = dqkv + BT * 3 * C, *dhg = dh + BT * 4 * C, *datt = dhg + BT * 4 * C;
   const float *resL = L ? g->residual3 + (L - 1) * BT * C : g->encoded;
-  /* logits = lnf @ wte^T */
-  memset(dln, 0, BT * C * sizeof(float));
-  nn_linear_backward(dln, nn_g(ps, g->iwte), NULL, dlogits, g->lnf, nn_w(ps, g->iwte), BT, C, V);
   memset(dres, 0, BT * C * sizeof(float));
   nn_layernorm_backward(dres, nn_g(ps, g->ilnfw), nn_g(ps, g->ilnfb), dln, resL, nn_w(ps, g->ilnfw),
                         g->lnf_mean, g->lnf_rstd, BT, C);
@@ -199,6 +201,32 @@ void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
                           nn_w(ps, ix[LN1W]), ln1m, ln1r, BT, C);
   }
   nn_embed_backward(nn_g(ps, g->iwte), nn_g(ps, g->iwpe), dres, g->tok, B, T, C);
+}
+
+/* scratch: dres, dln, dy (C each), dqkv (3C), dh, dhg (4C each), datt (T*T) */
+static float *backward_scratch(nn_gpt_t *g) {
+  size_t BT = (size_t)g->B * g->T, C = g->cfg.width;
+  return gpt_scratch(g, BT * C * 3 + BT * 3 * C + BT * 8 * C + (size_t)g->T * g->T);
+}
+
+void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
+  size_t BT = (size_t)g->B * g->T;
+  int C = g->cfg.width, V = g->cfg.vocab;
+  float *s = backward_scratch(g);
+  if (!s) return;
+  float *dln = s + BT * C; /* logits = lnf @ wte^T */
+  memset(dln, 0, BT * C * sizeof(float));
+  nn_params_t *ps = &g->params;
+  nn_linear_backward(dln, nn_g(ps, g->iwte), NULL, dlogits, g->lnf, nn_w(ps, g->iwte), BT, C, V);
+  backward_from_lnf(g);
+}
+
+void nn_gpt_backward_hidden(nn_gpt_t *g, const float *dlnf) {
+  size_t BT = (size_t)g->B * g->T;
+  float *s = backward_scratch(g);
+  if (!s) return;
+  memcpy(s + BT * g->cfg.width, dlnf, BT * g->cfg.width * sizeof(float));
+  backward_from_lnf(g);
 }
 
 /* Shifted targets and mask for log-probs: position t predicts tok[t+1]. */

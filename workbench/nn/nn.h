@@ -446,6 +446,12 @@ int nn_gpt_init(nn_gpt_t *g, nn_gpt_config_t cfg, nn_rng_t *r);
 void nn_gpt_free(nn_gpt_t *g);
 /* Forward tok(B,T) (T <= ctx) -> logits(B,T,V) owned by g, valid until next forward. */
 float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T);
+/* Forward without the output projection: the final LayerNorm's output
+ * lnf(B,T,C), owned by g (for heads other than the language model's). */
+float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T);
+/* Backward from dlnf(B,T,C) of the last forward (nn_gpt_hidden or
+ * nn_gpt_forward); accumulates parameter grads. dlnf is only read. */
+void nn_gpt_backward_hidden(nn_gpt_t *g, const float *dlnf);
 /* Backward from dlogits(B,T,V) of the last forward; accumulates parameter grads.
  * dlogits is used as scratch (its contents are consumed). */
 void nn_gpt_backward(nn_gpt_t *g, float *dlogits);
