@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LATHE_PLUGIN_APIVER 3
+#define LATHE_PLUGIN_APIVER 4
 #define LATHE_VERSION       "0.1.0"
 
 #define LATHE_NO_SEED UINT64_MAX
@@ -171,6 +171,15 @@ typedef struct lathe_host {
    * that start from another (DPO from an SFT model). Sets the message and
    * returns LATHE_ENOTFOUND for a missing run or checkpoint. */
   int (*run_checkpoint)(lathe_ctx_t *, uint32_t run, lathe_buf_t *out, char plugin[64]);
+  /* Write dataset NAME from n records (each one JSON object as text) in one
+   * transaction, schema-checked, its source "run ID"; refuses a name that
+   * exists (LATHE_EUSAGE) and leaves the store unchanged on any failure. For
+   * what a run builds and wants inspectable with `lathe data` (RRM's
+   * augmented set). */
+  int (*dataset_create)(lathe_ctx_t *, const char *name, const char *schema,
+                        const char *const *records, int64_t n);
+  /* This run's id in the store (0 outside a stored run). */
+  uint32_t (*run_id)(lathe_ctx_t *);
 } lathe_host_t;
 
 /* host->plugin_create with the options written as one list, "key=value,key=value"

@@ -419,11 +419,46 @@ static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char 
   return lathe_run_state(c->run->sess->store, id, out, plugin);
 }
 
-static const lathe_host_t host = {LATHE_PLUGIN_APIVER, h_cfg_int,       h_cfg_num,
-                                  h_cfg_str,           h_seed,          h_metric,
-                                  h_set_total,         h_log,           h_fail,
-                                  h_dataset_count,     h_dataset_get,   h_plugin_create,
-                                  h_plugin_destroy,    h_run_checkpoint};
+static int h_dataset_create(lathe_ctx_t *c, const char *name, const char *schema,
+                            const char *const *records, int64_t n) {
+  if (!c->run || !c->run->sess->store)
+    return h_fail(c, LATHE_EUSAGE, "writing dataset '%s' needs a store", name);
+  json_object *all = json_object_new_array();
+  int rc = all ? 0 : LATHE_ENOMEM;
+  for (int64_t i = 0; i < n && !rc; i++) {
+    json_object *o = json_tokener_parse(records[i]);
+    if (!o)
+      rc = lathe_seterr(LATHE_EDATA, "%s: record %lld is not JSON", name, (long long)i + 1);
+    else
+      json_object_array_add(all, o);
+  }
+  char source[32];
+  snprintf(source, sizeof source, "run %u", c->run->id);
+  if (!rc) rc = lathe_dataset_create(c->run->sess->store, name, schema, all, source);
+  json_object_put(all);
+  return rc ? h_fail(c, rc, "%s", lathe_lasterr()) : 0;
+}
+
+static uint32_t h_run_id(lathe_ctx_t *c) {
+  return c->run ? c->run->id : 0;
+}
+
+static const lathe_host_t host = {LATHE_PLUGIN_APIVER,
+                                  h_cfg_int,
+                                  h_cfg_num,
+                                  h_cfg_str,
+                                  h_seed,
+                                  h_metric,
+                                  h_set_total,
+                                  h_log,
+                                  h_fail,
+                                  h_dataset_count,
+                                  h_dataset_get,
+                                  h_plugin_create,
+                                  h_plugin_destroy,
+                                  h_run_checkpoint,
+                                  h_dataset_create,
+                                  h_run_id};
 
 /* ---- creating runs -------------------------------------------------------------- */
 
