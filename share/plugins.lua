@@ -18,3 +18,6 @@ lathe.register{name = "mazedata", so = "mazedata.so"}
 lathe.register{name = "sac", so = "calql.so"}
 lathe.register{name = "cql", so = "calql.so"}
 lathe.register{name = "calql", so = "calql.so"}
+lathe.register{name = "prefworld", so = "prefworld.so"}
+lathe.register{name = "rm", so = "rm.so"}
+lathe.register{name = "rrm", so = "rm.so"}
