@@ -20,6 +20,7 @@
 #include "../ui/headless.h"
 #include "../ui/plot.h"
 #include "../workbench/nn/lm.h"
+#include "../workbench/nn/rm.h"
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 
@@ -577,6 +578,74 @@ static int l_sample(lua_State *L) {
   return 1;
 }
 
+/* lathe.score(run, {{prompt = P, responses = {R1, R2, ...}}, ...}): a reward
+ * model's scores of every response, a list per item. Bradley-Terry: r(P, R);
+ * pairwise: the mean symmetrised P(R beats R') over the item's other
+ * responses (a round robin). The model is read once per call. */
+static int l_score(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  uint32_t id = run_id_at(L, 1, "lathe.score's model");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 2), total = 0;
+  for (int i = 1; i <= n; i++) { /* check the shape before any work */
+    lua_rawgeti(L, 2, i);
+    if (!lua_istable(L, -1)) luaL_error(L, "lathe.score: item %d is not a table", i);
+    lua_getfield(L, -1, "prompt"), lua_getfield(L, -2, "responses");
+    if (!lua_isstring(L, -2) || !lua_istable(L, -1))
+      luaL_error(L, "lathe.score: item %d wants prompt (a string) and responses (a list)", i);
+    for (int k = 1; k <= (int)lua_rawlen(L, -1); k++, total++) {
+      lua_rawgeti(L, -1, k);
+      if (!lua_isstring(L, -1))
+        luaL_error(L, "lathe.score: item %d response %d is not a string", i, k);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 3);
+  }
+  lua_newtable(L);
+  if (rc->s->check_only || !rc->s->store || !total) return 1;
+  lathe_buf_t b = {0};
+  char plugin[64];
+  if (lathe_run_state(rc->s->store, id, &b, plugin))
+    luaL_error(L, "lathe.score: %s", lathe_lasterr());
+  nn_rm_t m;
+  int err = nn_rm_load(&m, &b);
+  lathe_buf_free(&b);
+  if (err) luaL_error(L, "lathe.score: run %u (%s) holds no reward model", id, plugin);
+  int pw = m.kind == NN_RM_PAIRWISE;
+  for (int i = 1; i <= n && !err; i++) {
+    lua_rawgeti(L, 2, i), lua_getfield(L, -1, "prompt"), lua_getfield(L, -2, "responses");
+    const char *prompt = lua_tostring(L, -2);
+    int k = (int)lua_rawlen(L, -1), np = pw ? k * (k - 1) : k;
+    const char **P = malloc(sizeof *P * (size_t)(np + 1)),
+               **A = malloc(sizeof *A * (size_t)(np + 1));
+    const char **B = malloc(sizeof *B * (size_t)(np + 1)),
+               **R = malloc(sizeof *R * (size_t)(k + 1));
+    double *out = malloc(sizeof *out * (size_t)(np + 1));
+    err = P && A && B && R && out ? 0 : LATHE_ENOMEM;
+    int pushed = 0;
+    for (int j = 0; j < k && !err; j++, pushed++)
+      lua_rawgeti(L, -1 - j, j + 1), R[j] = lua_tostring(L, -1);
+    int q = 0;
+    for (int a = 0; a < k && !err; a++)
+      for (int c = 0; c < (pw ? k : 1); c++)
+        if (!pw || c != a) P[q] = prompt, A[q] = R[a], B[q] = pw ? R[c] : NULL, q++;
+    if (!err) err = nn_rm_score(&m, P, A, pw ? B : NULL, np, out);
+    lua_pop(L, pushed);
+    lua_createtable(L, k, 0);
+    for (int a = 0; a < k && !err; a++) {
+      double v = pw ? 0 : out[a];
+      for (int c = 0; pw && c < k - 1; c++) v += out[a * (k - 1) + c] / (k - 1);
+      lua_pushnumber(L, v), lua_rawseti(L, -2, a + 1);
+    }
+    free(P), free(A), free(B), free(R), free(out);
+    lua_rawseti(L, -5, i); /* into the result, under item, prompt, responses */
+    lua_pop(L, 3);
+  }
+  nn_rm_free(&m);
+  if (err) luaL_error(L, "lathe.score: out of memory");
+  return 1;
+}
+
 static int push_record(uint32_t id, const char *json, size_t n, void *arg) {
   lua_State *L = arg;
   json_tokener *tok = json_tokener_new();
@@ -885,7 +954,8 @@ static const char *prelude =
 static const luaL_Reg lathe_funcs[] = {
     {"run", l_run},   {"spawn", l_spawn},     {"wait", l_wait},     {"register", l_register},
     {"opt", l_opt},   {"metrics", l_metrics}, {"runs", l_runs},     {"log", l_log},
-    {"env", env_new}, {"plot", l_plot},       {"sample", l_sample}, {NULL, NULL}};
+    {"env", env_new}, {"plot", l_plot},       {"sample", l_sample}, {"score", l_score},
+    {NULL, NULL}};
 static const luaL_Reg data_funcs[] = {{"import", l_data_import},     {"create", l_data_create},
                                       {"generate", l_data_generate}, {"count", l_data_count},
                                       {"get", l_data_get},           {NULL, NULL}};

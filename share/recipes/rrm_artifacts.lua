@@ -1,0 +1,207 @@
+-- rrm_artifacts.lua: RRM (Liu et al. 2024) against a plain reward model on
+-- the synthetic preference world of specs/rrm.md, where the truth is known.
+-- Prompts are topics; the true preference follows the fraction s of a
+-- response's words that belong to the prompt's topic; in training, an
+-- artifact (the word "fmt" and a long length) sits on the winner 90% of the
+-- time. For Bradley-Terry and pairwise models and several seeds it trains
+--   RM        on the pairs alone
+--   RRM       on the pairs plus the augmentation filtered by that RM
+--   ablations no filter; wins only; ties only
+-- with identical hyperparameters and passes over the data, and prints per
+-- model the artifact reliance AR = 2 mean |P(artifact side) - 0.5| on pairs
+-- equal but for the artifact, the accuracy on the in-distribution, flipped
+-- (artifact on the loser 90%) and off-topic-with-artifact sets, the
+-- iid - flip gap and the in-distribution cost against RM. Then best-of-16:
+-- a small policy (sft on the world's responses) samples 16 responses to each
+-- held-out prompt, each reward model picks one, and the table gives the true
+-- s and the length (words) of what it picked.
+--
+--   lathe run share/recipes/rrm_artifacts.lua --threads 1 --workers 2
+--   lathe run share/recipes/rrm_artifacts.lua --set seeds=1 --set types=bt   # quicker
+local seeds = lathe.opt("seeds", 3)
+local pairs_n = lathe.opt("pairs", 4000)
+local test_n = lathe.opt("test_pairs", 1000)
+local rho = lathe.opt("rho", 0.9)
+local artifact = lathe.opt("artifact", "both")
+local bon_prompts = lathe.opt("bon_prompts", 100)
+local bon_n = lathe.opt("bon_n", 16)
+local types = {}
+for t in string.gmatch(lathe.opt("types", "bt,pairwise"), "[^,]+") do types[#types + 1] = t end
+
+-- the world: a training set and the four test sets of the spec
+local tag = string.format("prefworld-%s-r%g", artifact, rho)
+local function dataset(set, n, seed)
+  local name = string.format("%s-%s-%d", tag, set, n)
+  if not lathe.data.count(name) then
+    local k, err = lathe.data.generate(name, "prefworld", {set = set, pairs = n, rho = rho,
+                                                           artifact = artifact, seed = seed})
+    if not k then error(err) end
+  end
+  return name
+end
+local train = dataset("train", pairs_n, 0)
+local tests = {iid = dataset("iid", test_n, 1), flip = dataset("flip", test_n, 1),
+               art = dataset("art", test_n, 1), off = dataset("off", test_n, 1)}
+local test_list = table.concat({tests.iid, tests.flip, tests.art, tests.off}, ",")
+
+-- one recipe for every model: same size, optimiser and passes over its data
+local common = {dataset = train, tests = test_list, epochs = lathe.opt("epochs", 3),
+                batch = 32, lr = lathe.opt("lr", 1e-3), warmup = 50, vocab = 800, ctx = 96,
+                layers = 2, heads = 4, width = 64, eval_every = 100000, log_every = 50}
+local function cfg(extra)
+  local c = {}
+  for k, v in pairs(common) do c[k] = v end
+  for k, v in pairs(extra) do c[k] = v end
+  return c
+end
+
+-- the policy for best-of-N: next-token training on chosen and rejected responses
+local policy_data = tag .. "-policy"
+if not lathe.data.count(policy_data) then
+  local recs = {}
+  for i = 1, lathe.data.count(train) do
+    local r = lathe.data.get(train, i)
+    recs[#recs + 1] = {prompt = r.prompt, response = r.chosen}
+    recs[#recs + 1] = {prompt = r.prompt, response = r.rejected}
+  end
+  lathe.data.create(policy_data, "sft", recs)
+end
+local policy = lathe.spawn("sft", {dataset = policy_data, vocab = 800, ctx = 48, layers = 2,
+                                   heads = 4, width = 64, batch = 32, steps = lathe.opt("policy_steps", 1500), seed = 1,
+                                   eval_every = 500})
+
+-- stage 1: the plain reward models; stage 2: RRM and its ablations on each
+local variants = {{name = "RRM", extra = {}},
+                  {name = "RRM, no filter", extra = {baseline_run = 0}},
+                  {name = "RRM, wins only", extra = {augment = "wins"}},
+                  {name = "RRM, ties only", extra = {augment = "ties"}}}
+local rm, rrm = {}, {}
+local stage1 = {}
+for _, ty in ipairs(types) do
+  rm[ty] = {}
+  for s = 1, seeds do
+    rm[ty][s] = lathe.spawn("rm", cfg{type = ty, seed = s})
+    stage1[#stage1 + 1] = rm[ty][s]
+  end
+end
+lathe.wait(stage1)
+local stage2 = {policy}
+for _, ty in ipairs(types) do
+  rrm[ty] = {}
+  for v, var in ipairs(variants) do
+    rrm[ty][v] = {}
+    for s = 1, seeds do
+      local c = cfg{type = ty, seed = s, baseline_run = rm[ty][s].id}
+      for k, x in pairs(var.extra) do c[k] = x end
+      rrm[ty][v][s] = lathe.spawn("rrm", c)
+      stage2[#stage2 + 1] = rrm[ty][v][s]
+    end
+  end
+end
+lathe.wait(stage2)
+
+local S = lathe.stats
+local function pm(t, fmt) return string.format(fmt .. " ± " .. fmt, S.mean(t), S.sem(t)) end
+local function summary(runs)
+  local out = {ar = {}, iid = {}, flip = {}, off = {}, gap = {}, kept = {}}
+  for _, h in ipairs(runs) do
+    local m = h.summary or {}
+    if h.status == "done" then
+      local iid, flip = m["test/" .. tests.iid .. "/accuracy"], m["test/" .. tests.flip .. "/accuracy"]
+      out.ar[#out.ar + 1] = 2 * m["test/" .. tests.art .. "/tie_dev"]
+      out.iid[#out.iid + 1], out.flip[#out.flip + 1] = iid, flip
+      out.off[#out.off + 1] = m["test/" .. tests.off .. "/accuracy"]
+      out.gap[#out.gap + 1] = iid - flip
+      out.kept[#out.kept + 1] = (m["rrm/kept_wins"] or 0) + (m["rrm/kept_ties"] or 0)
+    end
+  end
+  return out
+end
+for _, ty in ipairs(types) do
+  local base = summary(rm[ty])
+  local rows = {{"RM", #base.ar, pm(base.ar, "%.3f"), pm(base.iid, "%.3f"), pm(base.flip, "%.3f"),
+                 pm(base.gap, "%.3f"), pm(base.off, "%.3f"), "-", "-",
+                 rm[ty][1].id .. "-" .. rm[ty][#rm[ty]].id}}
+  for v, var in ipairs(variants) do
+    local r = summary(rrm[ty][v])
+    local cost = {}
+    for i = 1, math.min(#r.iid, #base.iid) do cost[i] = base.iid[i] - r.iid[i] end
+    rows[#rows + 1] = {var.name, #r.ar, pm(r.ar, "%.3f"), pm(r.iid, "%.3f"), pm(r.flip, "%.3f"),
+                       pm(r.gap, "%.3f"), pm(r.off, "%.3f"), pm(cost, "%.3f"),
+                       string.format("%.0f", S.mean(r.kept)),
+                       rrm[ty][v][1].id .. "-" .. rrm[ty][v][#rrm[ty][v]].id}
+  end
+  print(string.format("%s reward models, %d training pairs, artifact %s on the winner %.0f%%, "
+                      .. "%g epochs (mean ± sem over seeds)", ty, pairs_n, artifact, 100 * rho,
+                      common.epochs))
+  lathe.table({"model", "seeds", "AR", "acc iid", "acc flip", "iid - flip", "acc off",
+               "iid cost", "kept aug", "runs"}, rows)
+end
+
+-- best-of-N: the true s and length of what each reward model picks
+local function words(resp, topic)
+  local n, on = 0, 0
+  for w in string.gmatch(resp, "%S+") do
+    if w ~= "fmt" then
+      n = n + 1
+      if string.match(w, "^t(%d+)w%d+$") == topic then on = on + 1 end
+    end
+  end
+  return n, n > 0 and on / n or 0
+end
+if policy.status ~= "done" then error("the policy run failed: " .. tostring(policy.error)) end
+local items, prompts = {}, {}
+for i = 1, math.min(bon_prompts, test_n) do
+  local r = lathe.data.get(tests.iid, i)
+  local p = {}
+  for k = 1, bon_n do p[k] = r.prompt end
+  local resp = lathe.sample(policy, p, {temperature = 1, max_tokens = 40, seed = i})
+  items[#items + 1] = {prompt = r.prompt, responses = resp}
+  prompts[#prompts + 1] = string.match(r.prompt, "^t(%d+)")
+end
+local function pick_stats(scores)
+  local s_sum, len_sum, fmt_n = 0, 0, 0
+  for i, it in ipairs(items) do
+    local best = 1
+    for k = 2, #it.responses do if scores[i][k] > scores[i][best] then best = k end end
+    local n, s = words(it.responses[best], prompts[i])
+    s_sum, len_sum = s_sum + s, len_sum + n
+    if string.match(it.responses[best], "^fmt") then fmt_n = fmt_n + 1 end
+  end
+  return s_sum / #items, len_sum / #items, fmt_n / #items
+end
+local base_rows = {}
+do -- the policy's own samples: a random pick and the oracle's (highest s)
+  local sr, lr, so, lo, fr = 0, 0, 0, 0, 0
+  for i, it in ipairs(items) do
+    local best_s, best_n = -1, 0
+    for _, resp in ipairs(it.responses) do
+      local n, s = words(resp, prompts[i])
+      sr, lr = sr + s / #it.responses, lr + n / #it.responses
+      if string.match(resp, "^fmt") then fr = fr + 1 / #it.responses end
+      if s > best_s then best_s, best_n = s, n end
+    end
+    so, lo = so + best_s, lo + best_n
+  end
+  base_rows[1] = {"random pick", "-", string.format("%.3f", sr / #items),
+                  string.format("%.1f", lr / #items), string.format("%.2f", fr / #items)}
+  base_rows[2] = {"oracle (true s)", "-", string.format("%.3f", so / #items),
+                  string.format("%.1f", lo / #items), "-"}
+end
+local rows = {base_rows[1], base_rows[2]}
+for _, ty in ipairs(types) do
+  for _, pair in ipairs({{"RM", rm[ty]}, {"RRM", rrm[ty][1]}}) do
+    local ss, ls, fs = {}, {}, {}
+    for _, h in ipairs(pair[2]) do
+      if h.status == "done" then
+        local s, l, f = pick_stats(lathe.score(h, items))
+        ss[#ss + 1], ls[#ls + 1], fs[#fs + 1] = s, l, f
+      end
+    end
+    rows[#rows + 1] = {pair[1] .. " (" .. ty .. ")", #ss, pm(ss, "%.3f"), pm(ls, "%.1f"),
+                       pm(fs, "%.2f")}
+  end
+end
+print(string.format("best-of-%d on %d held-out prompts, policy run %d (sft): true s and length "
+                    .. "in words of the pick, and how often it carries fmt", bon_n, #items, policy.id))
+lathe.table({"selector", "seeds", "true s", "length", "fmt"}, rows)
