@@ -91,6 +91,49 @@ static int split_transcripts(json_object *rec) {
   return 0;
 }
 
+/* PandaLM's layout: instruction (+ input), response1, response2 and three
+ * annotators' votes (1, 2, or 0 for a tie). The majority's winner becomes
+ * chosen; without a majority, or on a majority tie, label is 0.5 (a tie). */
+static int pandalm_fields(json_object *rec) {
+  json_object *ins, *inp = NULL, *r1, *r2, *v;
+  if (!json_object_object_get_ex(rec, "instruction", &ins) ||
+      !json_object_object_get_ex(rec, "response1", &r1) ||
+      !json_object_object_get_ex(rec, "response2", &r2) ||
+      !json_object_is_type(ins, json_type_string))
+    return 0;
+  json_object *r[2] = {r1, r2};
+  for (int k = 0; k < 2; k++) /* a few responses are bare JSON values (true): their text */
+    if (json_object_is_type(r[k], json_type_object) || json_object_is_type(r[k], json_type_array) ||
+        json_object_is_type(r[k], json_type_null))
+      return lathe_seterr(LATHE_EDATA, "PandaLM record: response%d is not text", k + 1);
+  int votes[3] = {0, 0, 0};
+  for (int k = 1; k <= 3; k++) {
+    char key[16];
+    snprintf(key, sizeof key, "annotator%d", k);
+    if (!json_object_object_get_ex(rec, key, &v) || !is_num(v) || json_object_get_int(v) < 0 ||
+        json_object_get_int(v) > 2)
+      return lathe_seterr(LATHE_EDATA, "PandaLM record: %s must be 0, 1 or 2", key);
+    votes[json_object_get_int(v)]++;
+  }
+  int win = votes[1] >= 2 ? 1 : votes[2] >= 2 ? 2 : 0;
+  json_object_object_get_ex(rec, "input", &inp);
+  const char *i0 = json_object_get_string(ins);
+  const char *i1 =
+      inp && json_object_is_type(inp, json_type_string) ? json_object_get_string(inp) : "";
+  size_t n = strlen(i0) + strlen(i1) + 3;
+  char *prompt = malloc(n);
+  if (!prompt) return LATHE_ENOMEM;
+  snprintf(prompt, n, "%s%s%s", i0, *i1 ? "\n\n" : "", i1);
+  json_object *a = json_object_new_string(json_object_get_string(r[win == 2]));
+  json_object *b = json_object_new_string(json_object_get_string(r[win != 2]));
+  json_object_object_add(rec, "prompt", json_object_new_string(prompt));
+  json_object_object_add(rec, "chosen", a);
+  json_object_object_add(rec, "rejected", b);
+  json_object_object_add(rec, "label", json_object_new_double(win ? 1.0 : 0.5));
+  free(prompt);
+  return 0;
+}
+
 /* D4RL's field names (observations, actions, rewards, next_observations,
  * terminals, timeouts; flags as 0/1 or bools) become the transitions schema's. */
 static void d4rl_names(json_object *rec) {
@@ -120,7 +163,8 @@ int lathe_schema_check(const char *schema, json_object *rec) {
   json_object *pr;
   int rc;
   if (!strcmp(schema, "prefs") && !json_object_object_get_ex(rec, "prompt", &pr) &&
-      (rc = split_transcripts(rec)))
+      (rc = json_object_object_get_ex(rec, "response1", NULL) ? pandalm_fields(rec)
+                                                              : split_transcripts(rec)))
     return rc;
   if (!strcmp(schema, "transitions")) d4rl_names(rec);
   for (int i = 0; s->fields[i]; i++) {
@@ -227,6 +271,51 @@ int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema
   return st ? lathe_store_write(st, write_txn, &a) : 0;
 }
 
+/* A file holding one JSON array: every element is a record, checked as a
+ * line of JSON Lines would be ("FILE: record N: ..."). */
+static int import_array(gzFile gz, const char *file, const char *schema, json_object *records,
+                        uint64_t *h) {
+  size_t cap = 1 << 20, len = 0;
+  char *buf = malloc(cap);
+  int n, rc = 0;
+  while (buf && (n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
+    for (int i = 0; i < n; i++) *h = (*h ^ (uint8_t)buf[len + i]) * 0x100000001b3ULL;
+    len += (size_t)n;
+    if (len == cap) {
+      char *p = realloc(buf, cap * 2);
+      if (!p) free(buf);
+      buf = p, cap *= 2;
+    }
+  }
+  if (!buf) return lathe_seterr(LATHE_ENOMEM, "%s: out of memory", file);
+  json_tokener *tok = json_tokener_new();
+  json_object *all = json_tokener_parse_ex(tok, buf, (int)len);
+  enum json_tokener_error jerr = json_tokener_get_error(tok);
+  if (jerr != json_tokener_success || !json_object_is_type(all, json_type_array))
+    rc = lathe_seterr(LATHE_EDATA, "%s: invalid JSON array: %s", file,
+                      jerr == json_tokener_success    ? "not an array"
+                      : jerr == json_tokener_continue ? "truncated"
+                                                      : json_tokener_error_desc(jerr));
+  size_t k = rc ? 0 : json_tokener_get_parse_end(tok);
+  while (!rc && k < len && (buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\n' || buf[k] == '\r'))
+    k++;
+  if (!rc && k < len) rc = lathe_seterr(LATHE_EDATA, "%s: trailing text after the array", file);
+  for (size_t i = 0; !rc && i < json_object_array_length(all); i++) {
+    json_object *o = json_object_get(json_object_array_get_idx(all, i));
+    if (lathe_schema_check(schema, o)) {
+      rc = lathe_seterr(LATHE_EDATA, "%s: record %zu: %s (schema %s)", file, i + 1, lathe_lasterr(),
+                        schema);
+      json_object_put(o);
+    } else {
+      json_object_array_add(records, o);
+    }
+  }
+  json_object_put(all);
+  json_tokener_free(tok);
+  free(buf);
+  return rc;
+}
+
 int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, const char *schema,
                          int64_t *count) {
   *count = 0;
@@ -242,8 +331,16 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
   size_t cap = 1 << 16, len = 0;
   char *line = malloc(cap);
   long lineno = 0;
-  int rc = 0, eof = 0;
+  int rc = 0, eof = 0, c;
   uint64_t h = 0xcbf29ce484222325ULL;
+  while ((c = gzgetc(gz)) == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+  if (c == '[' && !strstr(file, ".jsonl")) { /* one JSON array of records, not JSON Lines */
+    gzungetc(c, gz);
+    rc = import_array(gz, file, schema, records, &h);
+    eof = 1;
+  } else if (c != -1) {
+    gzungetc(c, gz);
+  }
   while (!rc && !eof) {
     /* read one whole line of any length */
     len = 0;

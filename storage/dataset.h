@@ -29,7 +29,8 @@ const char *lathe_schema_list(void);
  * A prefs record without a prompt whose chosen and rejected are HH-RLHF transcripts is
  * rewritten in place: prompt = the shared prefix through its last "\n\nAssistant:". */
 int lathe_schema_check(const char *schema, json_object *rec);
-/* Import a JSON Lines file (plain or gzip) atomically: every line is checked
+/* Import a JSON Lines file (plain or gzip; or, unless named .jsonl, one JSON
+ * array of records, "file: record N: ..." on failure) atomically: every line is checked
  * first; any bad line fails the whole import with "file:line: ..." and leaves
  * the store unchanged. Refuses an existing name. With store NULL, only checks.
  * *count receives the number of records. */

@@ -161,8 +161,9 @@ fi
 # Each kill is followed by `lathe resume`; the end must be bit-identical to a
 # run never stopped.
 step_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "step": *\([0-9]*\).*/\1/p'; }
+# KR_RUN: the run killed (default 1; a recipe may make others before it).
 kill_resume() {
-  local name=$1 total=$2 recipe=$3
+  local name=$1 total=$2 recipe=$3 run=${KR_RUN:-1}
   shift 3
   want "$name" || return 0
   rm -rf ref_$name.lmdb k_$name.lmdb
@@ -173,28 +174,28 @@ kill_resume() {
             awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.95)}' | sort -n)
   for target in $targets; do
     if [ $first = 1 ]; then "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
-    else "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err & fi
+    else "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err & fi
     pid=$!
     first=0
     while kill -0 $pid 2>/dev/null; do
-      s=$(step_of k_$name.lmdb 1)
+      s=$(step_of k_$name.lmdb $run)
       [ -n "$s" ] && [ "$s" -ge "$target" ] && break
       sleep 0.03
     done
     sleep "$(printf '0.%02d' $((RANDOM % 10)))"
     if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
     wait $pid 2>/dev/null
-    [ "$(status_of k_$name.lmdb 1)" = done ] && break
+    [ "$(status_of k_$name.lmdb $run)" = done ] && break
   done
-  while [ "$(status_of k_$name.lmdb 1)" != done ]; do
-    "$LATHE" resume 1 --store k_$name.lmdb >/dev/null 2>>k.err || break
+  while [ "$(status_of k_$name.lmdb $run)" != done ]; do
+    "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err || break
   done
-  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref_$name.lmdb 1)" = "$(curve k_$name.lmdb 1)" ] &&
-     [ -n "$(hash_of k_$name.lmdb 1)" ] && [ "$(hash_of ref_$name.lmdb 1)" = "$(hash_of k_$name.lmdb 1)" ]; then
+  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref_$name.lmdb $run)" = "$(curve k_$name.lmdb $run)" ] &&
+     [ -n "$(hash_of k_$name.lmdb $run)" ] && [ "$(hash_of ref_$name.lmdb $run)" = "$(hash_of k_$name.lmdb $run)" ]; then
     ok "$name ($kills kills)"
   else
-    bad "$name" "kills=$kills status=$(status_of k_$name.lmdb 1) ref=$(hash_of ref_$name.lmdb 1) got=$(hash_of k_$name.lmdb 1)" \
-      "$(diff <(curve ref_$name.lmdb 1) <(curve k_$name.lmdb 1) | head -5)" "$(tail -3 k.err)"
+    bad "$name" "kills=$kills status=$(status_of k_$name.lmdb $run) ref=$(hash_of ref_$name.lmdb $run) got=$(hash_of k_$name.lmdb $run)" \
+      "$(diff <(curve ref_$name.lmdb $run) <(curve k_$name.lmdb $run) | head -5)" "$(tail -3 k.err)"
   fi
 }
 kill_resume resume_after_sigkill 3000 "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
@@ -205,6 +206,12 @@ kill_resume pref_offline_resume_after_sigkill 200 "$T/pref.lua" --set on=false -
 kill_resume calql_resume_after_sigkill 1000 "$T/calql.lua" --set mode=maze --set every=37
 kill_resume calql_hlgauss_resume_after_sigkill 1000 "$T/calql.lua" --set mode=maze --set every=41 \
   --set head=hl_gauss --set algo=cql
+kill_resume rm_pairwise_resume_after_sigkill 60 "$T/rm.lua" --set type=pairwise --set epochs=0 \
+  --set steps=60 --set every=3
+KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set mode=dpo \
+  --set dpo_steps=40 --set every=3
+KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
+  --set steps=150 --set every=7
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb
 else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
@@ -217,6 +224,23 @@ expect pref_onpolicy_dpo_learns 0 "sampled.{1,2}[0-9]+ " -- "$LATHE" run "$T/pre
 expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=nope
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
+
+# ---- reward models on the synthetic preference world: the plain model fits
+# the training labels (through the artifact); RRM, filtered by it, relies on
+# the artifact less on pairs equal but for it (rho 0.95, seed 1); the
+# augmented set is recorded in the store; bad labels and baselines ----
+expect rm_learns_world 0 "rm accuracy 0\.(8|9)" -- "$LATHE" run "$T/rm.lua" --store rw.lmdb
+expect rrm_less_artifact_reliance 0 "relies on the artifact less: true" -- "$LATHE" run "$T/rm.lua" \
+  --store rr.lmdb --set mode=rrm --set rho=0.95
+expect rrm_records_augmentation 0 "rrm-2 +prefs +[0-9]+ +run 2" -- "$LATHE" data ls --store rr.lmdb
+expect pref_onpolicy_reward_run 0 "dpo with reward_run: reward -?[0-9.]+ best" -- "$LATHE" run \
+  "$T/rm.lua" --store rd.lmdb --set mode=dpo
+expect pref_reward_run_not_rm 1 "reward_run 2 \(sft\) holds no reward model" -- \
+  "$LATHE" run "$T/rm.lua" --store rn.lmdb --set mode=dpo --set reward=2
+expect rm_bad_label 1 "dataset 'bad' record 1: label must be a number in \[0, 1\]" -- \
+  "$LATHE" run "$T/rm.lua" --store rb.lmdb --set mode=badlabel
+expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T/rm.lua" \
+  --store rw.lmdb --set mode=rrm --set baseline=99
 
 # (glibc's MALLOC_CHECK_ turns the Lua stack overflow this once caused into a crash)
 MALLOC_CHECK_=3 expect wait_many_runs 0 "done runs.{1,2}150" -- "$LATHE" run "$T/many.lua" --store many.lmdb
@@ -360,6 +384,19 @@ if want data_hh_rlhf; then
     expect data_hh_rlhf 0 "imported 2354 records as 'hh' \(prefs\)" -- "$LATHE" data import "$hh" --name hh --schema prefs --store ds.lmdb
   else skip data_hh_rlhf "no $hh"; fi
 fi
+# PandaLM's test set: one JSON array; majority votes become chosen and label (105 ties)
+if want data_pandalm; then
+  pl=$ROOT/../shared/data/preference/pandalm/testset-v1.json
+  if [ -f "$pl" ]; then
+    expect data_pandalm 0 "imported 999 records as 'pl' \(prefs\)" -- "$LATHE" data import "$pl" --name pl --schema prefs --store ds.lmdb
+    ties=$("$LATHE" data export pl --store ds.lmdb | grep -c '"label":0.5')
+    [ "$ties" = 105 ] && ok data_pandalm_ties || bad data_pandalm_ties "ties=$ties, want 105"
+  else skip data_pandalm "no $pl"; fi
+fi
+printf '[{"prompt": "a", "chosen": "b", "rejected": "c"},\n {"prompt": "a", "chosen": 1}]\n' >arr.json
+expect data_array_bad_record 2 "arr.json: record 2: field 'chosen' is a number, want a string" -- "$LATHE" data import arr.json --name arr --schema prefs --store tx.lmdb
+printf '[{"prompt": "a", "chosen": "b", "rejected": "c"}' >arr2.json
+expect data_array_truncated 2 "arr2.json: invalid JSON array: truncated" -- "$LATHE" data import arr2.json --name arr --schema prefs --store tx.lmdb
 
 # ---- offline-to-online RL: SAC learns Pendulum-v1; generators and transitions ----
 expect sac_learns_pendulum 0 "done final_return" -- "$LATHE" run "$T/calql.lua" --store sac.lmdb --set mode=pendulum --set steps=10000 --threads 1
