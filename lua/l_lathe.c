@@ -611,33 +611,20 @@ static int l_score(lua_State *L) {
   int err = nn_rm_load(&m, &b);
   lathe_buf_free(&b);
   if (err) luaL_error(L, "lathe.score: run %u (%s) holds no reward model", id, plugin);
-  int pw = m.kind == NN_RM_PAIRWISE;
   for (int i = 1; i <= n && !err; i++) {
     lua_rawgeti(L, 2, i), lua_getfield(L, -1, "prompt"), lua_getfield(L, -2, "responses");
     const char *prompt = lua_tostring(L, -2);
-    int k = (int)lua_rawlen(L, -1), np = pw ? k * (k - 1) : k;
-    const char **P = malloc(sizeof *P * (size_t)(np + 1)),
-               **A = malloc(sizeof *A * (size_t)(np + 1));
-    const char **B = malloc(sizeof *B * (size_t)(np + 1)),
-               **R = malloc(sizeof *R * (size_t)(k + 1));
-    double *out = malloc(sizeof *out * (size_t)(np + 1));
-    err = P && A && B && R && out ? 0 : LATHE_ENOMEM;
-    int pushed = 0;
+    int k = (int)lua_rawlen(L, -1), pushed = 0;
+    const char **R = malloc(sizeof *R * (size_t)(k + 1));
+    double *out = malloc(sizeof *out * (size_t)(k + 1));
+    err = R && out ? 0 : LATHE_ENOMEM;
     for (int j = 0; j < k && !err; j++, pushed++)
       lua_rawgeti(L, -1 - j, j + 1), R[j] = lua_tostring(L, -1);
-    int q = 0;
-    for (int a = 0; a < k && !err; a++)
-      for (int c = 0; c < (pw ? k : 1); c++)
-        if (!pw || c != a) P[q] = prompt, A[q] = R[a], B[q] = pw ? R[c] : NULL, q++;
-    if (!err) err = nn_rm_score(&m, P, A, pw ? B : NULL, np, out);
+    if (!err) err = nn_rm_rank(&m, prompt, R, k, out);
     lua_pop(L, pushed);
     lua_createtable(L, k, 0);
-    for (int a = 0; a < k && !err; a++) {
-      double v = pw ? 0 : out[a];
-      for (int c = 0; pw && c < k - 1; c++) v += out[a * (k - 1) + c] / (k - 1);
-      lua_pushnumber(L, v), lua_rawseti(L, -2, a + 1);
-    }
-    free(P), free(A), free(B), free(R), free(out);
+    for (int a = 0; a < k && !err; a++) lua_pushnumber(L, out[a]), lua_rawseti(L, -2, a + 1);
+    free(R), free(out);
     lua_rawseti(L, -5, i); /* into the result, under item, prompt, responses */
     lua_pop(L, 3);
   }

@@ -6,7 +6,10 @@
  * precompute_ref_log_probs). Chosen and rejected are scored in one stacked
  * batch, over their response tokens and <eos> only. The held-out pairs (the
  * same index split as the sft plugin's) give the eval/rewards metrics, next to
- * eval/length_baseline_accuracy: how often the longer reply is the chosen one. */
+ * eval/length_baseline_accuracy: how often the longer reply is the chosen one.
+ * On-policy (onpolicy with reward_run) the training pairs lend their prompts;
+ * the responses are the policy's, ranked by the reward model, pi_ref's
+ * log-probabilities computed as they come (rm/samples_* metrics). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@ typedef struct {
 
 struct pairs {
   pair_t *p;
+  char **prompt; /* on-policy: the prompt texts */
   int *train, *eval, ntrain, neval;
   int *tok;
   float *mask, lp[8192];
@@ -34,7 +38,9 @@ void pairs_free(pref_t *p) {
     int k = i < d->ntrain ? d->train[i] : d->eval[i - d->ntrain];
     free(d->p[k].ids[0]), free(d->p[k].ids[1]);
   }
-  free(d->p), free(d->train), free(d->eval), free(d->tok), free(d->mask);
+  for (int i = 0; d->prompt && i < d->ntrain + d->neval; i++) free(d->prompt[i]);
+  free(d->prompt), free(d->p), free(d->train), free(d->eval), free(d->tok), free(d->mask);
+  nn_rm_free(&p->rm);
   free(d);
   p->pairs = NULL;
 }
@@ -66,8 +72,14 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   uint32_t run = (uint32_t)h->cfg_int(c, "init_run");
   if (!run)
     return h->fail(c, LATHE_ECONFIG, "pref: a dataset needs init_run (the SFT run to start from)");
-  if (p->onpolicy)
-    return h->fail(c, LATHE_ECONFIG, "pref: a dataset is offline data: set onpolicy = false");
+  uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
+  if (p->onpolicy && !rrun)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: a dataset is offline data: set onpolicy = false, or reward_run = an "
+                   "rm run to rank on-policy samples");
+  if (p->onpolicy && p->method >= M_SFT)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: on-policy on a dataset the methods are dpo, cdpo, robust, hinge and ipo");
   if (p->method > M_SFT)
     return h->fail(c, LATHE_ECONFIG,
                    "pref: on a dataset the methods are dpo, cdpo, robust, "
@@ -81,6 +93,16 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (rc || !has)
     return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, plugin);
   nn_params_reset_opt(&p->pol.params); /* a fresh optimizer */
+  if (p->onpolicy) {
+    lathe_buf_t rb = {0};
+    if ((rc = h->run_checkpoint(c, rrun, &rb, plugin)))
+      return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
+    rc = nn_rm_load(&p->rm, &rb);
+    lathe_buf_free(&rb);
+    if (rc)
+      return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
+                     plugin);
+  }
   nn_rng_t r;
   nn_rng_seed(&r, 0);
   if (nn_gpt_init(&p->ref, p->pol.cfg, &r)) return h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -99,8 +121,10 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     d->eval = malloc((size_t)n * sizeof(int));
     d->tok = malloc((size_t)2 * G * p->T * sizeof(int));
     d->mask = malloc((size_t)2 * G * p->T * sizeof(float));
+    d->prompt = p->onpolicy ? calloc((size_t)n, sizeof *d->prompt) : NULL;
   }
-  if (!d || !ids || !d->p || !d->train || !d->eval || !d->tok || !d->mask) {
+  if (!d || !ids || !d->p || !d->train || !d->eval || !d->tok || !d->mask ||
+      (p->onpolicy && !d->prompt)) {
     free(ids), tx_free(rec, n);
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   }
@@ -120,6 +144,8 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       continue;
     }
     d->p[i] = q;
+    if (p->onpolicy && !(d->prompt[i] = strdup(rec[i].prompt)))
+      rc = h->fail(c, LATHE_ENOMEM, "out of memory");
     if (rec[i].held_out) {
       d->eval[d->neval++] = (int)i;
       longer += strlen(rec[i].response) > strlen(rec[i].rejected);
@@ -172,8 +198,7 @@ static void pair_losses(pref_t *p, const int *idx, int G, const float *lp, float
   }
 }
 
-void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre,
-                 const nn_pref_stats_t *s) {
+void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const nn_pref_stats_t *s) {
   if (!s->pairs) return;
   char k[64];
   int n = s->pairs;
@@ -197,10 +222,100 @@ static void evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   pref_report(h, c, "eval/", &st.ps);
 }
 
+/* One on-policy step: N samples for each of G training prompts, ranked by
+ * the reward model; the loss on (best, worst) with pi_ref's log-probs now. */
+static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  struct pairs *d = p->pairs;
+  int G = p->M_groups, N = p->N, M = G * N, T = p->T, max_new = T / 2, rc = 0;
+  int *prompt = malloc((size_t)M * T * sizeof *prompt), *plen = malloc((size_t)M * sizeof *plen);
+  int *out = malloc((size_t)M * max_new * sizeof *out), *olen = malloc((size_t)M * sizeof *olen);
+  char **text = calloc((size_t)M, sizeof *text);
+  double *score = malloc((size_t)M * sizeof *score), rsum = 0, best_sum = 0, len_sum = 0;
+  int *pick = malloc((size_t)2 * G * sizeof *pick), idx[4096], stop = NN_TOK_EOS;
+  if (!prompt || !plen || !out || !olen || !text || !score || !pick) rc = LATHE_ENOMEM;
+  for (int g = 0; g < G && !rc; g++) {
+    idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
+    const pair_t *q = &d->p[idx[g]];
+    int pl = q->plen[0] < T - max_new ? q->plen[0] : T - max_new; /* keep the prompt's end */
+    for (int k = 0; k < N; k++) {
+      memcpy(prompt + (size_t)(g * N + k) * T, q->ids[0] + q->plen[0] - pl,
+             (size_t)pl * sizeof(int));
+      plen[g * N + k] = pl;
+    }
+  }
+  nn_gen_t gen = {(float)p->temp, 0, 1.0f, &stop, 1, 0};
+  if (!rc) rc = nn_lm_generate(&p->pol, prompt, plen, M, T, max_new, &gen, &p->rng, out, olen);
+  for (int i = 0; i < M && !rc; i++) { /* the reward model reads text */
+    int k = olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
+    size_t need = nn_tok_decode(&p->tok, out + (size_t)i * max_new, k, NULL, 0) + 1;
+    if (!(text[i] = malloc(need)))
+      rc = LATHE_ENOMEM;
+    else
+      nn_tok_decode(&p->tok, out + (size_t)i * max_new, k, text[i], need);
+  }
+  for (int g = 0; g < G && !rc; g++) {
+    rc = nn_rm_rank(&p->rm, d->prompt[idx[g]], (const char *const *)text + g * N, N, score + g * N);
+    int b = 0, w = 0;
+    for (int k = 1; k < N && !rc; k++) {
+      if (score[g * N + k] > score[g * N + b]) b = k;
+      if (score[g * N + k] < score[g * N + w]) w = k;
+    }
+    for (int k = 0; k < N; k++) rsum += score[g * N + k], len_sum += strlen(text[g * N + k]);
+    pick[g] = g * N + b, pick[G + g] = g * N + w, best_sum += score[g * N + b];
+  }
+  /* (best, worst) stacked as (2G, Tm): prompt ++ sample, the sample masked in */
+  int Tm = 2;
+  for (int r = 0; r < 2 * G && !rc; r++)
+    Tm = plen[pick[r]] + olen[pick[r]] > Tm ? plen[pick[r]] + olen[pick[r]] : Tm;
+  for (int r = 0; r < 2 * G && !rc; r++) {
+    int i = pick[r], pl = plen[i];
+    for (int t = 0; t < Tm; t++) {
+      int in = t < pl + olen[i];
+      d->tok[(size_t)r * Tm + t] = t < pl ? prompt[(size_t)i * T + t]
+                                   : in   ? out[(size_t)i * max_new + t - pl]
+                                          : NN_TOK_PAD;
+      d->mask[(size_t)r * Tm + t] = t >= pl && in ? 1.0f : 0.0f;
+    }
+  }
+  float ref[8192], dlp[8192];
+  pstats_t st = {0};
+  if (!rc) {
+    nn_gpt_logprobs(&p->ref, ref, d->tok, d->mask, 2 * G, Tm);
+    nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * G, Tm);
+    for (int g = 0; g < G; g++) {
+      double dw = 0, dl = 0;
+      st.loss += nn_pref_pair(&p->pref, d->lp[g], d->lp[G + g], ref[g], ref[G + g], olen[pick[g]],
+                              olen[pick[G + g]], &dw, &dl);
+      if (!p->neg) dl = 0;
+      dlp[g] = (float)(dw / G), dlp[G + g] = (float)(dl / G);
+      nn_pref_stats_add(&st.ps, p->pref.beta, d->lp[g], d->lp[G + g], ref[g], ref[G + g]);
+    }
+    nn_params_zero_grad(&p->pol.params);
+    nn_gpt_logprobs_backward(&p->pol, dlp, d->mask);
+    double gn = nn_clip_grad_norm(&p->pol.params, p->grad_clip > 0 ? (float)p->grad_clip : 0);
+    nn_adamw_t o = nn_adamw_default();
+    rc = nn_adamw_step(&p->pol.params, &o, (float)p->lr);
+    h->metric(c, "loss", st.loss / G), h->metric(c, "grad_norm", gn);
+    h->metric(c, "rm/reward_mean", rsum / M), h->metric(c, "rm/reward_best", best_sum / G);
+    h->metric(c, "samples/length_bytes", len_sum / M);
+    pref_report(h, c, "", &st.ps);
+  }
+  for (int i = 0; text && i < M; i++) free(text[i]);
+  free(prompt), free(plen), free(out), free(olen), free(text), free(score), free(pick);
+  return rc ? h->fail(c, rc, "pref: on-policy step: %s",
+                      rc == LATHE_ENOMEM ? "out of memory" : "generation failed")
+            : 0;
+}
+
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
   int G = p->M_groups, idx[4096];
   if (p->step % p->eval_every == 0 && d->neval) evaluate(p, h, c);
+  if (p->onpolicy) {
+    int rc = onpolicy_step(p, h, c);
+    if (!rc && p->step + 1 == p->train_steps && d->neval) evaluate(p, h, c);
+    return rc;
+  }
   for (int g = 0; g < G; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
   int T = stack(p, idx, G);
   float dlp[8192];

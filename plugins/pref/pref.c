@@ -38,6 +38,8 @@ static const lathe_opt_t opts[] = {
     {"task", LATHE_STR, "bandit", 0, 0, NULL, "the task plugin (prompts, reward, reference)"},
     {"dataset", LATHE_STR, "", 0, 0, NULL,
      "a prefs dataset instead of a task (offline; needs init_run)"},
+    {"reward_run", LATHE_INT, "0", 0, 4e9, NULL,
+     "dataset mode: the rm/rrm run whose reward model ranks on-policy samples (onpolicy = true)"},
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL,
      "dataset mode: the run whose model starts policy "
      "and reference (an sft run)"},

@@ -8,6 +8,7 @@
 #include "../../workbench/lathe.h"
 #include "../../workbench/nn/lm.h"
 #include "../../workbench/nn/nn.h"
+#include "../../workbench/nn/rm.h"
 
 enum { M_SFT = 10, M_BON, M_RWR, M_REINFORCE, M_PPO };
 
@@ -37,6 +38,7 @@ typedef struct {
   set_t cur;    /* the on-policy batch, or the offline data */
   nn_tok_t tok; /* dataset mode: the model's tokenizer */
   int text;     /* dataset mode (pairs.c) */
+  nn_rm_t rm;   /* dataset mode on-policy: reward_run's reward model */
   struct pairs *pairs;
   int64_t queries; /* reward queries so far */
   int64_t next_prompt;
@@ -48,14 +50,16 @@ typedef struct {
 } pref_t;
 
 /* Dataset mode: read the pairs and the init_run model, precompute pi_ref's
- * log-probabilities (valid since pi_ref is fixed). */
+ * log-probabilities (valid since pi_ref is fixed). With reward_run and
+ * onpolicy, the pairs give prompts only: each step samples `samples`
+ * responses to `prompts` of them from the policy, ranks them with
+ * reward_run's reward model and takes a DPO-family step on best vs worst. */
 int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 /* One gradient step on a minibatch of pairs; evaluations on the held-out pairs. */
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 void pairs_free(pref_t *p);
 /* TRL's pair metrics (means), names prefixed by pre ("" or "eval/"); nothing
  * when there were no pairs. */
-void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre,
-                 const nn_pref_stats_t *s);
+void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const nn_pref_stats_t *s);
 
 #endif

@@ -165,6 +165,24 @@ int nn_rm_score(nn_rm_t *m, const char *const *prompt, const char *const *first,
   return rc;
 }
 
+int nn_rm_rank(nn_rm_t *m, const char *prompt, const char *const *resp, int k, double *out) {
+  int pw = m->kind == NN_RM_PAIRWISE, np = pw ? k * (k - 1) : k, q = 0, rc = 0;
+  const char **P = malloc(sizeof *P * (size_t)(np + 1)), **A = malloc(sizeof *A * (size_t)(np + 1));
+  const char **B = malloc(sizeof *B * (size_t)(np + 1));
+  double *s = malloc(sizeof *s * (size_t)(np + 1));
+  if (!P || !A || !B || !s) rc = LATHE_ENOMEM;
+  for (int a = 0; a < k && !rc; a++)
+    for (int c = 0; c < (pw ? k : 1); c++)
+      if (!pw || c != a) P[q] = prompt, A[q] = resp[a], B[q] = pw ? resp[c] : NULL, q++;
+  if (!rc && np) rc = nn_rm_score(m, P, A, pw ? B : NULL, np, s);
+  for (int a = 0; a < k && !rc; a++) {
+    out[a] = pw ? (k > 1 ? 0 : 0.5) : s[a];
+    for (int c = 0; pw && c < k - 1; c++) out[a] += s[a * (k - 1) + c] / (k - 1);
+  }
+  free(P), free(A), free(B), free(s);
+  return rc;
+}
+
 /* ---- checkpoint block -------------------------------------------------------------- */
 
 #define RM_MAGIC 0x31424d52u /* "RMB1" */

@@ -58,6 +58,11 @@ void nn_rm_backward(nn_rm_t *m, const float *dout);
 int nn_rm_score(nn_rm_t *m, const char *const *prompt, const char *const *first,
                 const char *const *second, int n, double *out);
 
+/* Scores of k responses to one prompt for ranking them: Bradley-Terry
+ * r(prompt, resp[i]); pairwise the mean symmetrised P(resp[i] beats resp[j])
+ * over the k - 1 others (a round robin; 0.5 when k = 1). Returns 0 or a code. */
+int nn_rm_rank(nn_rm_t *m, const char *prompt, const char *const *resp, int k, double *out);
+
 /* Gradient-norm clip over the GPT and the head together; the norm before. */
 float nn_rm_clip(nn_rm_t *m, float max_norm);
 

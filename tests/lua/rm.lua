@@ -1,0 +1,56 @@
+-- reward models on a small synthetic preference world (prefworld) that the
+-- recipe generates when the store lacks it (a fresh store works: the
+-- kill-and-resume tests start from nothing). mode "rm": one model; "rrm":
+-- the baseline, then RRM filtered by it, then lathe.score with both;
+-- "dpo": the model as the reward of on-policy DPO from a small SFT policy;
+-- "badlabel": a dataset whose label is out of range.
+local mode = lathe.opt("mode", "rm")
+local baseline = lathe.opt("baseline", 0) -- rrm: 0 is the rm run made here
+local reward = lathe.opt("reward", 0) -- dpo: the reward_run, 0 for the rm run made here
+if not lathe.data.count("w") then
+  local rho = lathe.opt("rho", 0.9)
+  lathe.data.generate("w", "prefworld", {pairs = lathe.opt("pairs", 600), rho = rho})
+  lathe.data.generate("w_iid", "prefworld", {set = "iid", pairs = 200, rho = rho, seed = 1})
+  lathe.data.generate("w_art", "prefworld", {set = "art", pairs = 200, seed = 1})
+end
+local common = {dataset = "w", tests = "w_iid,w_art", type = lathe.opt("type", "bt"),
+                epochs = lathe.opt("epochs", 2), steps = lathe.opt("steps", 1000), batch = 32, lr = 1e-3, warmup = 10, vocab = 600,
+                ctx = 64, layers = 2, heads = 4, width = 32, eval_every = lathe.opt("eval_every", 1000),
+                log_every = 5, ckpt_every = lathe.opt("every", 1000), seed = lathe.opt("seed", 1)}
+if mode == "badlabel" then
+  lathe.data.create("bad", "prefs", {{prompt = "a", chosen = "b", rejected = "c"},
+                                     {prompt = "a", chosen = "b", rejected = "c", label = 1.5}})
+  common.dataset, common.tests = "bad", ""
+end
+local rm = lathe.run("rm", common)
+assert(rm.status == "done", rm.error)
+local function ar(h) return 2 * h.summary["test/w_art/tie_dev"] end
+print(string.format("rm accuracy %.3f iid %.3f AR %.3f", rm.summary["eval/accuracy"],
+                    rm.summary["test/w_iid/accuracy"], ar(rm)))
+if mode == "dpo" then
+  local sft = lathe.run("sft", {dataset = "w", vocab = 300, ctx = 48, width = 32, heads = 2,
+                                layers = 1, batch = 16, steps = 30, eval_every = 30})
+  assert(sft.status == "done", sft.error)
+  local dpo = lathe.run("pref", {dataset = "w", init_run = sft.id, reward_run = reward > 0 and reward or rm.id, onpolicy = true,
+                                 prompts = 4, samples = 4, steps = lathe.opt("dpo_steps", 12),
+                                 eval_every = 6, ckpt_every = lathe.opt("every", 1000)})
+  assert(dpo.status == "done", dpo.error)
+  print(string.format("dpo with reward_run: reward %.3f best %.3f length %.1f", dpo.summary["rm/reward_mean"],
+                      dpo.summary["rm/reward_best"], dpo.summary["samples/length_bytes"]))
+  return
+end
+if mode ~= "rrm" then return end
+common.baseline_run = baseline > 0 and baseline or rm.id
+local rrm = lathe.run("rrm", common)
+assert(rrm.status == "done", rrm.error)
+print(string.format("rrm accuracy %.3f iid %.3f AR %.3f kept %d+%d of %d", rrm.summary["eval/accuracy"],
+                    rrm.summary["test/w_iid/accuracy"], ar(rrm), rrm.summary["rrm/kept_wins"],
+                    rrm.summary["rrm/kept_ties"], rrm.summary["rrm/subsampled"]))
+print("rrm relies on the artifact less: " .. tostring(ar(rrm) < ar(rm)))
+local items = {{prompt = "t3 k3", responses = {"t3w1 t3w2 t3w3 t3w4", "fmt f1 f2 f3 f4 f5 f6 f7 f8"}},
+               {prompt = "t4 k4", responses = {"t4w1", "f2", "t4w2 f3"}}}
+for _, h in ipairs({rm, rrm}) do
+  local s = lathe.score(h, items)
+  assert(#s == 2 and #s[1] == 2 and #s[2] == 3, "lathe.score: one list per item")
+  print(string.format("score %d %.4f %.4f", h.id, s[1][1], s[1][2]))
+end
