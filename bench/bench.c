@@ -2,7 +2,8 @@
  *
  *   bench WORKLOAD THREADS [REPS]
  *
- * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256, dpo, or sampling:
+ * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256, dpo, rm_bt,
+ * rm_pairwise (reward-model training, pairs/s), or sampling:
  * sample_b1, sample_b32 (64 new tokens after a 16-token prompt with the KV
  * cache; _nocache recomputes every position each step). Prints one
  * JSON line: median seconds per step, the rate in the workload's unit, peak
@@ -20,6 +21,7 @@
 
 #include "../workbench/nn/nn.h"
 #include "../workbench/nn/lm.h"
+#include "../workbench/nn/rm.h"
 
 static double now(void) {
   struct timespec t;
@@ -294,6 +296,51 @@ static void sample_step(sample_w *w) {
   nn_lm_generate(&w->g.pol, w->prompt, w->plen, w->B, 16, 64, &w->gen, &rng, w->out, w->olen);
 }
 
+/* ---- reward-model training: the rrm_artifacts recipe's model --------------- */
+/* GPT vocab 800, width 64, 2 layers, 4 heads, scalar head at the last non-pad
+ * position; 32 pairs (64 right-padded sequences of 24..48 ids, or 48..96 for
+ * pairwise inputs), soft-target loss, clip 1, Adam lr 1e-3. */
+
+typedef struct {
+  nn_rm_t m;
+  int T, pw, tok[64 * 96], len[64];
+  float out[64], dout[64];
+  nn_adamw_t opt;
+} rm_w;
+
+static void rm_init(rm_w *w, int pw) {
+  nn_tok_t t;
+  nn_tok_init_bytes(&t);
+  t.vocab = 800; /* only the size matters here */
+  w->pw = pw, w->T = pw ? 96 : 48;
+  nn_rm_init(&w->m, pw ? NN_RM_PAIRWISE : NN_RM_BT, &t, (nn_gpt_config_t){0, w->T, 2, 4, 64}, &rng);
+  for (int b = 0; b < 64; b++) {
+    w->len[b] = w->T / 2 + (int)nn_rng_below(&rng, (uint32_t)w->T / 2 + 1);
+    for (int i = 0; i < w->T; i++)
+      w->tok[b * w->T + i] = i < w->len[b] ? 2 + (int)nn_rng_below(&rng, 798) : 1;
+  }
+  w->opt = nn_adamw_default();
+}
+
+static void rm_step(rm_w *w) {
+  nn_rm_forward(&w->m, w->tok, w->len, 64, w->T, w->out);
+  for (int i = 0; i < 32; i++) {
+    double dz, dz2;
+    if (w->pw) {
+      nn_rm_soft_ce(w->out[2 * i], 1, &dz), nn_rm_soft_ce(w->out[2 * i + 1], 0, &dz2);
+      w->dout[2 * i] = (float)dz / 64, w->dout[2 * i + 1] = (float)dz2 / 64;
+    } else {
+      nn_rm_soft_ce((double)w->out[2 * i] - w->out[2 * i + 1], 1, &dz);
+      w->dout[2 * i] = (float)dz / 32, w->dout[2 * i + 1] = (float)-dz / 32;
+    }
+  }
+  nn_params_zero_grad(&w->m.gpt.params), nn_params_zero_grad(&w->m.head);
+  nn_rm_backward(&w->m, w->dout);
+  nn_rm_clip(&w->m, 1.0f);
+  nn_adamw_step(&w->m.gpt.params, &w->opt, w->opt.lr),
+      nn_adamw_step(&w->m.head, &w->opt, w->opt.lr);
+}
+
 /* ---- harness -------------------------------------------------------------- */
 
 static int cmpd(const void *a, const void *b) {
@@ -329,8 +376,10 @@ static double sgemm_alone(int reps, double *flops) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|sample_b1|sample_b32"
-                    "[_nocache] THREADS [REPS]\n");
+    fprintf(
+        stderr,
+        "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|rm_bt|rm_pairwise|sample_b1|"
+        "sample_b32[_nocache] THREADS [REPS]\n");
     return 2;
   }
   const char *wl = argv[1];
@@ -359,6 +408,11 @@ int main(int argc, char **argv) {
   } else if (!strcmp(wl, "dpo")) {
     gpt_init(&gw, 128, 4, 1);
     fn = (void (*)(void *))gpt_step, arg = &gw, unit = "pairs/s", per = 8;
+  } else if (!strcmp(wl, "rm_bt") || !strcmp(wl, "rm_pairwise")) {
+    static rm_w rw;
+    rm_init(&rw, !strcmp(wl, "rm_pairwise"));
+    fn = (void (*)(void *))rm_step, arg = &rw, unit = "pairs/s", per = 32;
+    reps *= 5;
   } else if (!strncmp(wl, "sample_b", 8) && (atoi(wl + 8) == 1 || atoi(wl + 8) == 32)) {
     static sample_w smp;
     sample_init(&smp, atoi(wl + 8), strstr(wl, "nocache") != NULL);

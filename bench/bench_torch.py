@@ -140,11 +140,14 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList([Block(C, H) for _ in range(L)])
         self.lnf = nn.LayerNorm(C)
 
-    def forward(self, idx):
+    def hidden(self, idx):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
         for b in self.blocks:
             x = b(x)
-        return self.lnf(x) @ self.wte.weight.T
+        return self.lnf(x)
+
+    def forward(self, idx):
+        return self.hidden(idx) @ self.wte.weight.T
 
 
 def gpt(width, layers, dpo):
@@ -173,6 +176,30 @@ def gpt(width, layers, dpo):
         torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
         opt.step()
     return step, ("pairs/s", 8) if dpo else ("tokens/s", B * T)
+
+
+def reward_model(pairwise):
+    """bench.c's rm_bt / rm_pairwise: the rrm_artifacts recipe's reward model,
+    32 pairs (64 right-padded sequences), the head at the last non-pad position."""
+    V, T, C = 800, 96 if pairwise else 48, 64
+    g, head = GPT(V, T, 2, 4, C), nn.Linear(C, 1)
+    params = list(g.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    lens = torch.randint(T // 2, T + 1, (64,))
+    tok = torch.randint(2, V, (64, T))
+    tok[torch.arange(T)[None, :] >= lens[:, None]] = 1
+    target = torch.tensor([1.0, 0.0] * 32) if pairwise else torch.ones(32)
+
+    def step():
+        h = g.hidden(tok)[torch.arange(64), lens - 1]
+        out = head(h).squeeze(1)
+        z = out if pairwise else out[0::2] - out[1::2]
+        loss = F.binary_cross_entropy_with_logits(z, target)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return step, "pairs/s", 32
 
 
 def sample(B, cache):
@@ -223,6 +250,9 @@ elif wl in ("gpt128", "gpt256"):
     step, (unit, per) = gpt(256 if wl == "gpt256" else 128, 6 if wl == "gpt256" else 4, False)
 elif wl == "dpo":
     step, (unit, per) = gpt(128, 4, True)
+elif wl in ("rm_bt", "rm_pairwise"):
+    step, unit, per = reward_model(wl == "rm_pairwise")
+    reps *= 5
 elif wl.startswith("sample_b"):
     step, unit, per = sample(int(wl[8:].split("_")[0]), "nocache" not in wl)
     reps = min(reps, 10)

@@ -572,6 +572,8 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   nn_rm_save(&r->m, b, 1);
   uint32_t version = 1;
   LATHE_PUT(b, version), LATHE_PUT(b, r->step), LATHE_PUT(b, r->rng);
+  double acc[6] = {r->sum_loss, r->sum_acc, r->n_acc, r->sum_tie, r->n_tie, r->pairs};
+  lathe_buf_put(b, acc, sizeof acc);
   return b->err;
 }
 
@@ -584,7 +586,10 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
                                       : "bad reward-model block");
   uint32_t version;
   LATHE_GET(b, version), LATHE_GET(b, r->step), LATHE_GET(b, r->rng);
-  r->t_last = 0, r->pairs = r->sum_loss = r->sum_acc = r->n_acc = r->sum_tie = r->n_tie = 0;
+  double acc[6];
+  lathe_buf_get(b, acc, sizeof acc);
+  r->sum_loss = acc[0], r->sum_acc = acc[1], r->n_acc = acc[2], r->sum_tie = acc[3];
+  r->n_tie = acc[4], r->pairs = acc[5], r->t_last = 0;
   return b->err || version != 1 ? h->fail(c, LATHE_ECKPT, "rm: truncated checkpoint") : 0;
 }
 

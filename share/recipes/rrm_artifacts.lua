@@ -18,15 +18,22 @@
 --
 --   lathe run share/recipes/rrm_artifacts.lua --threads 1 --workers 2
 --   lathe run share/recipes/rrm_artifacts.lua --set seeds=1 --set types=bt   # quicker
+--   lathe run share/recipes/rrm_artifacts.lua --set ablate=bt,pairwise      # all ablations
 local seeds = lathe.opt("seeds", 3)
-local pairs_n = lathe.opt("pairs", 4000)
+local pairs_n = lathe.opt("pairs", 3000)
 local test_n = lathe.opt("test_pairs", 1000)
 local rho = lathe.opt("rho", 0.9)
 local artifact = lathe.opt("artifact", "both")
 local bon_prompts = lathe.opt("bon_prompts", 100)
 local bon_n = lathe.opt("bon_n", 16)
-local types = {}
-for t in string.gmatch(lathe.opt("types", "bt,pairwise"), "[^,]+") do types[#types + 1] = t end
+local function list(s)
+  local t = {}
+  for x in string.gmatch(s, "[^,]+") do t[#t + 1] = x end
+  return t
+end
+local types = list(lathe.opt("types", "bt,pairwise"))
+local ablate = {} -- the ablations cost three more RRM runs per seed: Bradley-Terry only by default
+for _, t in ipairs(list(lathe.opt("ablate", "bt"))) do ablate[t] = true end
 
 -- the world: a training set and the four test sets of the spec
 local tag = string.format("prefworld-%s-r%g", artifact, rho)
@@ -45,7 +52,7 @@ local tests = {iid = dataset("iid", test_n, 1), flip = dataset("flip", test_n, 1
 local test_list = table.concat({tests.iid, tests.flip, tests.art, tests.off}, ",")
 
 -- one recipe for every model: same size, optimiser and passes over its data
-local common = {dataset = train, tests = test_list, epochs = lathe.opt("epochs", 3),
+local common = {dataset = train, tests = test_list, epochs = lathe.opt("epochs", 2),
                 batch = 32, lr = lathe.opt("lr", 1e-3), warmup = 50, vocab = 800, ctx = 96,
                 layers = 2, heads = 4, width = 64, eval_every = 100000, log_every = 50}
 local function cfg(extra)
@@ -90,7 +97,7 @@ for _, ty in ipairs(types) do
   rrm[ty] = {}
   for v, var in ipairs(variants) do
     rrm[ty][v] = {}
-    for s = 1, seeds do
+    for s = 1, (v == 1 or ablate[ty]) and seeds or 0 do
       local c = cfg{type = ty, seed = s, baseline_run = rm[ty][s].id}
       for k, x in pairs(var.extra) do c[k] = x end
       rrm[ty][v][s] = lathe.spawn("rrm", c)
@@ -123,6 +130,7 @@ for _, ty in ipairs(types) do
                  pm(base.gap, "%.3f"), pm(base.off, "%.3f"), "-", "-",
                  rm[ty][1].id .. "-" .. rm[ty][#rm[ty]].id}}
   for v, var in ipairs(variants) do
+    if #rrm[ty][v] == 0 then break end
     local r = summary(rrm[ty][v])
     local cost = {}
     for i = 1, math.min(#r.iid, #base.iid) do cost[i] = base.iid[i] - r.iid[i] end
