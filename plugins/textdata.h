@@ -6,6 +6,7 @@
 #define LATHE_TEXTDATA_H
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 
 typedef struct {
   char *prompt, *response, *rejected; /* rejected: prefs only */
+  double label;                       /* prefs: P(chosen beats rejected), 1 when absent */
   int held_out;
 } tx_record_t;
 
@@ -40,7 +42,8 @@ static inline void tx_free(tx_record_t *r, int64_t n) {
 }
 
 /* Read dataset `name` (records with text; prompt and response; or prompt,
- * chosen and rejected) into *out. want_pairs: only prefs records will do.
+ * chosen and rejected, and an optional label in [0, 1]) into *out.
+ * want_pairs: only prefs records will do.
  * Returns the count, or a negative code with the failure reported. */
 static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char *name,
                               int want_pairs, double holdout, tx_record_t **out) {
@@ -66,6 +69,18 @@ static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char 
       return h->fail(c, LATHE_EDATA,
                      "dataset '%s' record %lld: want text, prompt and response, or prompt and "
                      "chosen",
+                     name, (long long)i);
+    }
+    json_object *lv = NULL;
+    r[i].label = 1;
+    if (o && json_object_object_get_ex(o, "label", &lv))
+      r[i].label =
+          json_object_is_type(lv, json_type_double) || json_object_is_type(lv, json_type_int)
+              ? json_object_get_double(lv)
+              : NAN;
+    if (want_pairs && !(r[i].label >= 0 && r[i].label <= 1)) {
+      json_object_put(o), tx_free(r, n);
+      return h->fail(c, LATHE_EDATA, "dataset '%s' record %lld: label must be a number in [0, 1]",
                      name, (long long)i);
     }
     r[i].prompt = strdup(t ? "" : p), r[i].response = strdup(t ? t : resp ? resp : ch);

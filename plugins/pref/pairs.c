@@ -1,6 +1,7 @@
 /* pairs.c - the pref plugin on a preference dataset (see pref.h): offline
  * DPO, cDPO, robust, hinge, IPO or Pref-FT (sft: NLL of the chosen reply) on
- * stored (prompt, chosen, rejected) pairs. The policy and the frozen
+ * stored (prompt, chosen, rejected) pairs (a record whose label is below 0.5
+ * is read the other way round; a tie, 0.5, is left out). The policy and the frozen
  * reference both start as init_run's model (an SFT run, tokenizer included);
  * pi_ref's log-probabilities are computed once for every pair (TRL's
  * precompute_ref_log_probs). Chosen and rejected are scored in one stacked
@@ -115,7 +116,7 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (n < 0) return (int)n;
   struct pairs *d = calloc(1, sizeof *d);
   p->pairs = d;
-  int G = p->M_groups, *ids = malloc((size_t)p->T * sizeof *ids), dropped = 0, longer = 0;
+  int G = p->M_groups, *ids = malloc((size_t)p->T * sizeof *ids), dropped = 0, longer = 0, ties = 0;
   if (d) {
     d->p = calloc((size_t)n, sizeof *d->p), d->train = malloc((size_t)n * sizeof(int));
     d->eval = malloc((size_t)n * sizeof(int));
@@ -130,7 +131,13 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   for (int64_t i = 0; i < n && !rc; i++) {
     pair_t q = {{NULL, NULL}};
-    const char *reply[2] = {rec[i].response, rec[i].rejected};
+    if (rec[i].label == 0.5 && !p->onpolicy) { /* a tie has no preferred reply */
+      ties++;
+      continue;
+    }
+    int flip = rec[i].label < 0.5; /* the label says rejected wins */
+    const char *reply[2] = {flip ? rec[i].rejected : rec[i].response,
+                            flip ? rec[i].response : rec[i].rejected};
     for (int s = 0; s < 2 && !rc; s++) {
       q.len[s] = tx_encode(&p->tok, rec[i].prompt, reply[s], p->T, ids, &q.plen[s]);
       if (q.len[s] < 0 || !(q.ids[s] = malloc((size_t)q.len[s] * sizeof *ids)))
@@ -148,7 +155,7 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       rc = h->fail(c, LATHE_ENOMEM, "out of memory");
     if (rec[i].held_out) {
       d->eval[d->neval++] = (int)i;
-      longer += strlen(rec[i].response) > strlen(rec[i].rejected);
+      longer += strlen(reply[0]) > strlen(reply[1]);
     } else
       d->train[d->ntrain++] = (int)i;
   }
@@ -168,8 +175,9 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   p->ref_steps = 0, p->train_steps = h->cfg_int(c, "steps");
   if (d->neval) h->metric(c, "eval/length_baseline_accuracy", (double)longer / d->neval);
-  h->log(c, "%d training and %d held-out pairs%s", d->ntrain, d->neval,
-         dropped ? " (some left out: no room for their prompt)" : "");
+  h->log(c, "%d training and %d held-out pairs%s%s", d->ntrain, d->neval,
+         dropped ? " (some left out: no room for their prompt)" : "",
+         ties ? " (ties left out: label 0.5)" : "");
   return 0;
 }
 

@@ -158,36 +158,6 @@ static int add_row(set_t *s, int *cap, const nn_rm_t *m, const char *p, const ch
   return r->len[0] < 0 || r->len[1] < 0 ? LATHE_ENOMEM : 0;
 }
 
-/* A prefs dataset with its labels: records, and labels[i] (1 when absent). */
-static int64_t read_prefs(const lathe_host_t *h, lathe_ctx_t *c, const char *name, double holdout,
-                          tx_record_t **rec, float **labels) {
-  int64_t n = tx_read(h, c, name, 1, holdout, rec);
-  if (n < 0) return n;
-  if (!(*labels = malloc((size_t)n * sizeof **labels))) {
-    tx_free(*rec, n);
-    return h->fail(c, LATHE_ENOMEM, "out of memory");
-  }
-  for (int64_t i = 0; i < n; i++) { /* tx_read keeps no extra fields: read the label */
-    char *js = h->dataset_get(c, name, i);
-    json_object *o = js ? json_tokener_parse(js) : NULL, *v;
-    free(js);
-    double l = 1;
-    int bad = 0;
-    if (o && json_object_object_get_ex(o, "label", &v)) {
-      bad = !json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int);
-      l = bad ? NAN : json_object_get_double(v);
-    }
-    json_object_put(o);
-    if (bad || !(l >= 0 && l <= 1)) {
-      tx_free(*rec, n), free(*labels);
-      return h->fail(c, LATHE_EDATA, "dataset '%s' record %lld: label must be a number in [0, 1]",
-                     name, (long long)i);
-    }
-    (*labels)[i] = (float)l;
-  }
-  return n;
-}
-
 /* The tokenizer of a new model: bytes, or BPE on the training split's text. */
 static int make_tok(const lathe_host_t *h, lathe_ctx_t *c, tx_record_t *rec, int64_t n,
                     nn_tok_t *t) {
@@ -306,13 +276,13 @@ static int read_tests(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c) {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", s);
     tx_record_t *rec;
-    float *lab;
-    int64_t n = read_prefs(h, c, s, 0, &rec, &lab);
+    int64_t n = tx_read(h, c, s, 1, 0, &rec);
     if (n < 0) return (int)n;
     int cap = 0, rc = 0;
     for (int64_t i = 0; i < n && !rc; i++)
-      rc = add_row(t, &cap, &r->m, rec[i].prompt, rec[i].response, rec[i].rejected, lab[i]);
-    tx_free(rec, n), free(lab);
+      rc = add_row(t, &cap, &r->m, rec[i].prompt, rec[i].response, rec[i].rejected,
+                   (float)rec[i].label);
+    tx_free(rec, n);
     if (rc) return h->fail(c, rc, "out of memory");
   }
   return 0;
@@ -334,8 +304,7 @@ static int create_any(const lathe_host_t *h, lathe_ctx_t *c, void **self, int rr
   if (!*ds)
     return h->fail(c, LATHE_ECONFIG, "%s: no dataset given (dataset = NAME)", rrm ? "rrm" : "rm");
   tx_record_t *rec;
-  float *lab;
-  int64_t n = read_prefs(h, c, ds, h->cfg_num(c, "holdout"), &rec, &lab);
+  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), &rec);
   if (n < 0) return (int)n;
   nn_tok_t tok;
   int rc = make_tok(h, c, rec, n, &tok);
@@ -355,11 +324,11 @@ static int create_any(const lathe_host_t *h, lathe_ctx_t *c, void **self, int rr
   for (int64_t i = 0; i < n && !rc; i++) {
     if (!rec[i].held_out) tr[ntr++] = i;
     if ((rc = add_row(rec[i].held_out ? &r->held : &r->train, rec[i].held_out ? &hcap : &tcap,
-                      &r->m, rec[i].prompt, rec[i].response, rec[i].rejected, lab[i])))
+                      &r->m, rec[i].prompt, rec[i].response, rec[i].rejected, (float)rec[i].label)))
       rc = h->fail(c, rc, "out of memory");
   }
   if (!rc && rrm) rc = augment(r, h, c, rec, tr, ntr, &tcap);
-  free(tr), tx_free(rec, n), free(lab);
+  free(tr), tx_free(rec, n);
   if (!rc) rc = read_tests(r, h, c);
   if (rc) return rc;
   if (!r->train.n) return h->fail(c, LATHE_EDATA, "dataset '%s' leaves no training pair", ds);

@@ -7,6 +7,7 @@
 local mode = lathe.opt("mode", "rm")
 local baseline = lathe.opt("baseline", 0) -- rrm: 0 is the rm run made here
 local reward = lathe.opt("reward", 0) -- dpo: the reward_run, 0 for the rm run made here
+local dpo_steps = lathe.opt("dpo_steps", 12)
 if not lathe.data.count("w") then
   local rho = lathe.opt("rho", 0.9)
   lathe.data.generate("w", "prefworld", {pairs = lathe.opt("pairs", 600), rho = rho})
@@ -32,7 +33,7 @@ if mode == "dpo" then
                                 layers = 1, batch = 16, steps = 30, eval_every = 30})
   assert(sft.status == "done", sft.error)
   local dpo = lathe.run("pref", {dataset = "w", init_run = sft.id, reward_run = reward > 0 and reward or rm.id, onpolicy = true,
-                                 prompts = 4, samples = 4, steps = lathe.opt("dpo_steps", 12),
+                                 prompts = 4, samples = 4, steps = dpo_steps,
                                  eval_every = 6, ckpt_every = lathe.opt("every", 1000)})
   assert(dpo.status == "done", dpo.error)
   print(string.format("dpo with reward_run: reward %.3f best %.3f length %.1f", dpo.summary["rm/reward_mean"],
