@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 BENCH=build/bench
 PY=/usr/bin/python3
 REPS=${REPS:-20}
-WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
+WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo rm_bt rm_pairwise sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
 have_torch=1
 $PY -c "import torch" 2>/dev/null || have_torch=0
 [ $have_torch = 1 ] || echo "bench: python3-torch not installed: lathe only (apt-get install python3-torch)" >&2

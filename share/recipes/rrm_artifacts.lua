@@ -37,10 +37,10 @@ for _, t in ipairs(list(lathe.opt("ablate", "bt"))) do ablate[t] = true end
 
 -- the world: a training set and the four test sets of the spec
 local tag = string.format("prefworld-%s-r%g", artifact, rho)
-local function dataset(set, n, seed)
-  local name = string.format("%s-%s-%d", tag, set, n)
+local function dataset(set, n, seed, r)
+  local name = string.format("%s-%s-%d%s", tag, set, n, r and "-r" .. r or "")
   if not lathe.data.count(name) then
-    local k, err = lathe.data.generate(name, "prefworld", {set = set, pairs = n, rho = rho,
+    local k, err = lathe.data.generate(name, "prefworld", {set = set, pairs = n, rho = r or rho,
                                                            artifact = artifact, seed = seed})
     if not k then error(err) end
   end
@@ -62,12 +62,17 @@ local function cfg(extra)
   return c
 end
 
--- the policy for best-of-N: next-token training on chosen and rejected responses
-local policy_data = tag .. "-policy"
+-- the policy for best-of-N: next-token training on the chosen and rejected
+-- responses of pairs whose artifact is independent of quality (rho 0.5), so
+-- that in its samples the artifact is no cue to s and a pick by the artifact
+-- is a hack, not a shortcut (a policy trained on the reward models' data
+-- would carry the 90% correlation into its samples)
+local policy_pairs = dataset("iid", pairs_n, 2, 0.5)
+local policy_data = policy_pairs .. "-sft"
 if not lathe.data.count(policy_data) then
   local recs = {}
-  for i = 1, lathe.data.count(train) do
-    local r = lathe.data.get(train, i)
+  for i = 1, lathe.data.count(policy_pairs) do
+    local r = lathe.data.get(policy_pairs, i)
     recs[#recs + 1] = {prompt = r.prompt, response = r.chosen}
     recs[#recs + 1] = {prompt = r.prompt, response = r.rejected}
   end
