@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../workbench/lathe.h"
+#include "../genutil.h"
 #include "../../workbench/nn/nn.h"
 #include "../pointmaze/maze.h"
 
@@ -113,31 +113,10 @@ static int gen_next(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_b
   return out->err ? out->err : LATHE_CONTINUE;
 }
 
-static int nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
-  return h->fail(c, LATHE_EPLUGIN, "a generator cannot run: use lathe data generate");
-}
-static int nosave(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
-  return LATHE_EPLUGIN;
-}
 static void destroy(void *self) {
   free(self);
 }
 
-static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER,
-    .name = "mazedata",
-    .kind = "generator",
-    .version = "1.0.0",
-    .doc = "offline pointmaze datasets: a waypoint controller with action noise (transitions)",
-    .opts = opts,
-    .create = create,
-    .step = nostep,
-    .save = nosave,
-    .load = nosave,
-    .destroy = destroy,
-    .gen_schema = "transitions",
-    .gen_next = gen_next};
-
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+GENERATOR_PLUGIN(
+    "mazedata", "transitions",
+    "offline pointmaze datasets: a waypoint controller with action noise (transitions)")
