@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 BENCH=build/bench
 PY=/usr/bin/python3
 REPS=${REPS:-20}
+# WORKLOADS picks table rows; LOOPS=0 skips the whole-loop comparisons.
 WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo rm_bt rm_pairwise sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
 have_torch=1
 $PY -c "import torch" 2>/dev/null || have_torch=0
@@ -48,6 +49,8 @@ for thr in 1 2; do
   done
 done
 
+# the whole loops (LOOPS=0 skips them)
+[ "${LOOPS:-1}" = 0 ] && exit 0
 # the whole DQN loop on CartPole (environment steps per second), 1 thread
 tmp=$(mktemp -d)
 t0=$(date +%s.%N)
