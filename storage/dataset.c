@@ -108,7 +108,7 @@ static int pandalm_fields(json_object *rec) {
       return lathe_seterr(LATHE_EDATA, "PandaLM record: response%d is not text", k + 1);
   int votes[3] = {0, 0, 0};
   for (int k = 1; k <= 3; k++) {
-    char key[16];
+    char key[24];
     snprintf(key, sizeof key, "annotator%d", k);
     if (!json_object_object_get_ex(rec, key, &v) || !is_num(v) || json_object_get_int(v) < 0 ||
         json_object_get_int(v) > 2)

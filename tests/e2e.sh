@@ -80,6 +80,8 @@ assert {"start", "metric", "ckpt", "end", "print"} <= types, types
 ' hj.out; then ok headless_json_valid; else bad headless_json_valid; fi
 fi
 expect check_ok 0 "ok \(30 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/hlgauss_cartpole.lua"
+expect check_rrm_recipes 0 "rrm_artifacts.lua: ok \(22 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/rrm_artifacts.lua"
+expect check_rrm_hh 0 "rrm_hh.lua: ok \(6 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/rrm_hh.lua"
 expect check_bad_key 3 "unknown config key 'stpes' \(did you mean 'steps'\?\)" -- "$LATHE" check "$T/badkey.lua"
 if want check_writes_nothing; then
   [ ! -e lathe.lmdb ] && ok check_writes_nothing || bad check_writes_nothing

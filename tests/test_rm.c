@@ -159,6 +159,7 @@ TEST(rm_encode_keeps_responses_and_prompt_end) {
   /* an LM block alone is not a reward model */
   lathe_buf_t lm = {0};
   nn_lm_save(&m.tok, &m.gpt, &lm, 0);
-  ASSERT_EQ(nn_rm_load(&n, &lm), LATHE_ECKPT);
+  nn_rm_t x;
+  ASSERT_EQ(nn_rm_load(&x, &lm), LATHE_ECKPT); /* and frees what it read */
   nn_rm_free(&m), nn_rm_free(&n), lathe_buf_free(&buf), lathe_buf_free(&lm);
 }

@@ -405,6 +405,9 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     if (!rc) h->set_total(c, p->train_steps);
     return rc;
   }
+  if (h->cfg_int(c, "reward_run"))
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: reward_run ranks samples on a dataset's prompts: give dataset too");
   /* the task, with its options */
   int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
                                     &p->task);

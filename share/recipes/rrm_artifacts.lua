@@ -71,7 +71,7 @@ local policy_pairs = dataset("iid", pairs_n, 2, 0.5)
 local policy_data = policy_pairs .. "-sft"
 if not lathe.data.count(policy_data) then
   local recs = {}
-  for i = 1, lathe.data.count(policy_pairs) do
+  for i = 1, lathe.data.count(policy_pairs) or 0 do -- nil under `lathe check`
     local r = lathe.data.get(policy_pairs, i)
     recs[#recs + 1] = {prompt = r.prompt, response = r.chosen}
     recs[#recs + 1] = {prompt = r.prompt, response = r.rejected}
@@ -162,6 +162,7 @@ local function words(resp, topic)
   end
   return n, n > 0 and on / n or 0
 end
+if not lathe.data.count(tests.iid) then return end -- `lathe check`: no store, no samples
 if policy.status ~= "done" then error("the policy run failed: " .. tostring(policy.error)) end
 local items, prompts = {}, {}
 for i = 1, math.min(bon_prompts, test_n) do

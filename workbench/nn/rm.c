@@ -80,7 +80,7 @@ int nn_rm_forward(nn_rm_t *m, const int *tok, const int *len, int B, int T, floa
     if (len[b] < 1 || len[b] > T) return LATHE_ESHAPE;
   int C = m->gpt.cfg.width;
   size_t need = (size_t)B * T * C;
-  if (need > m->cap || !m->len) {
+  if (need > m->cap) {
     float *dh = realloc(m->dh, need * sizeof *dh);
     if (!dh) return LATHE_ENOMEM;
     m->dh = dh, m->cap = need;
