@@ -173,7 +173,7 @@ kill_resume() {
   RANDOM=7
   local targets kills=0 pid first=1 target
   targets=$(for i in $(seq $((KILLS + 4))); do echo $((RANDOM * 32768 + RANDOM)); done |
-            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.95)}' | sort -n)
+            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.85)}' | sort -n)
   for target in $targets; do
     if [ $first = 1 ]; then "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
     else "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err & fi
