@@ -157,8 +157,10 @@ fi
 
 # ---- exact resume after SIGKILL at random moments ----
 # kill_resume NAME TOTAL RECIPE ARGS...: the run (TOTAL steps) is killed with
-# SIGKILL at $KILLS+ moments spread over its length, whatever the machine's
-# speed: for each random target step it is (re)started, watched until its
+# SIGKILL at $KILLS+ moments spread over the first three quarters of its
+# length (8 spare targets, so a fast run that ends inside a kill's random
+# delay still meets the count), whatever the machine's speed: for each random
+# target step it is (re)started, watched until its
 # stored step passes the target, given a random extra 0-0.1 s, and killed.
 # Each kill is followed by `lathe resume`; the end must be bit-identical to a
 # run never stopped.
@@ -172,8 +174,8 @@ kill_resume() {
   "$LATHE" run "$recipe" --store ref_$name.lmdb "$@" >/dev/null 2>&1
   RANDOM=7
   local targets kills=0 pid first=1 target
-  targets=$(for i in $(seq $((KILLS + 4))); do echo $((RANDOM * 32768 + RANDOM)); done |
-            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.85)}' | sort -n)
+  targets=$(for i in $(seq $((KILLS + 8))); do echo $((RANDOM * 32768 + RANDOM)); done |
+            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.75)}' | sort -n)
   for target in $targets; do
     if [ $first = 1 ]; then "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
     else "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err & fi
