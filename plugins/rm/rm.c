@@ -175,11 +175,43 @@ static int make_tok(const lathe_host_t *h, lathe_ctx_t *c, tx_record_t *rec, int
 
 /* ---- RRM -------------------------------------------------------------------------- */
 
+/* s as a JSON string literal (malloc'd; NULL when out of memory). */
 static char *json_str(const char *s) {
   json_object *o = json_object_new_string(s);
-  char *r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  char *r = o ? strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) : NULL;
   json_object_put(o);
   return r;
+}
+
+/* The Bradley-Terry baseline's P(first beats second) for k triplets whose
+ * texts are P, A, Bv: a triplet's responses recur across its prompt's
+ * triplets (its two own and four pool responses), so each distinct (prompt,
+ * response) is scored once. Triplets of one prompt are contiguous. */
+static int bt_baseline(nn_rm_t *bm, const nn_rrm_triplet_t *t, const char **P, const char **A,
+                       const char **Bv, int64_t k, double *p) {
+  size_t n = (size_t)(k ? k : 1);
+  const char **up = malloc(2 * n * sizeof *up), **uy = malloc(2 * n * sizeof *uy);
+  int64_t *at = malloc(2 * n * sizeof *at), nu = 0; /* at[2i + s]: member s of triplet i */
+  double *r = malloc(2 * n * sizeof *r);
+  int rc = up && uy && at && r ? 0 : LATHE_ENOMEM;
+  for (int64_t i = 0; i < k && !rc;) {
+    int32_t ids[6];
+    int64_t first[6], j = i;
+    int nid = 0;
+    for (; j < k && t[j].prompt == t[i].prompt; j++)
+      for (int s = 0; s < 2; s++) {
+        int32_t id = s ? t[j].second : t[j].first;
+        int q = 0;
+        while (q < nid && ids[q] != id) q++;
+        if (q == nid) ids[nid] = id, first[nid++] = nu, up[nu] = P[j], uy[nu++] = s ? Bv[j] : A[j];
+        at[2 * j + s] = first[q];
+      }
+    i = j;
+  }
+  if (!rc) rc = nn_rm_score(bm, up, uy, NULL, (int)nu, r);
+  for (int64_t i = 0; !rc && i < k; i++) p[i] = 1 / (1 + exp(-(r[at[2 * i]] - r[at[2 * i + 1]])));
+  free(up), free(uy), free(at), free(r);
+  return rc;
 }
 
 /* Augment the training records (tr: indices into rec), score with the
@@ -218,12 +250,8 @@ static int augment(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c, tx_record_t *
     if (!rc) {
       if (bm.kind == NN_RM_PAIRWISE) {
         rc = nn_rm_score(&bm, P, A, Bv, (int)k, p);
-      } else { /* sigmoid(r(x, first) - r(x, second)) */
-        double *r2 = malloc((size_t)(k ? k : 1) * sizeof *r2);
-        rc = r2 ? nn_rm_score(&bm, P, A, NULL, (int)k, p) : LATHE_ENOMEM;
-        if (!rc) rc = nn_rm_score(&bm, P, Bv, NULL, (int)k, r2);
-        for (int64_t i = 0; !rc && i < k; i++) p[i] = 1 / (1 + exp(-(p[i] - r2[i])));
-        free(r2);
+      } else { /* sigmoid(r(x, first) - r(x, second)), each r once per prompt and response */
+        rc = bt_baseline(&bm, t, P, A, Bv, k, p);
       }
       nn_rm_free(&bm);
       if (rc) rc = h->fail(c, rc, "rrm: scoring with the baseline: %s", "out of memory");
@@ -237,8 +265,8 @@ static int augment(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c, tx_record_t *
     if (keep) r->kept[tie]++, rc = add_row(&r->train, cap, &r->m, P[i], A[i], Bv[i], t[i].label);
     char *jp = json_str(P[i]), *ja = json_str(A[i]), *jb = json_str(Bv[i]), pv[32] = "null";
     if (base) snprintf(pv, sizeof pv, "%.6g", p[i]);
-    size_t len = strlen(jp) + strlen(ja) + strlen(jb) + 200;
-    if ((js[i] = malloc(len)))
+    size_t len = jp && ja && jb ? strlen(jp) + strlen(ja) + strlen(jb) + 200 : 0;
+    if (len && (js[i] = malloc(len)))
       snprintf(js[i], len,
                "{\"prompt\":%s,\"chosen\":%s,\"rejected\":%s,\"label\":%g,\"kind\":\"%s\","
                "\"example\":%lld,\"baseline_p\":%s,\"kept\":%s}",
