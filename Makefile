@@ -1,7 +1,7 @@
 # lathe - RL post-training workbench.
 #   make            build build/lathe and every built-in plugin
 #   make demo       build, then run the default recipe (installs Debian deps as root)
-#   make test       build and run the unit tests and the end-to-end tests
+#   make test       build and run every suite (unit, e2e, ui); one closing line
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make valgrind   one recipe under valgrind's leak checker
 #   make bench      side-by-side benchmarks against PyTorch (bench/README.md)
@@ -74,9 +74,7 @@ $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
 # The terminal tests drive the dashboard in tmux and render figures with rsvg-convert.
 test: all $(B)/test-unit
 	@LATHE_DEPS_EXTRA="tmux librsvg2-bin" sh scripts/deps.sh
-	LATHE_PLUGIN_DIR=$(B)/plugins $(B)/test-unit
-	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/e2e.sh
-	LATHE=$(B)/lathe LATHE_PLUGIN_DIR=$(B)/plugins bash tests/ui.sh
+	B=$(B) bash tests/all.sh
 
 demo: all
 	$(B)/lathe run share/recipes/hlgauss_cartpole.lua --store $(B)/demo.lmdb --set seeds=2 --set steps=50000
@@ -102,11 +100,13 @@ install: all
 	install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/plugins/
 	install -m 644 $(B)/libnn.a $(DESTDIR)$(PREFIX)/lib/lathe/
 	install -m 644 workbench/lathe.h $(DESTDIR)$(PREFIX)/include/lathe/
-	install -m 644 workbench/nn/nn.h $(DESTDIR)$(PREFIX)/include/lathe/nn/
+	install -m 644 workbench/nn/nn.h workbench/nn/lm.h workbench/nn/rm.h workbench/nn/tok.h \
+		$(DESTDIR)$(PREFIX)/include/lathe/nn/
 	install -m 644 share/plugins.lua $(DESTDIR)$(PREFIX)/share/lathe/
 	install -m 644 share/recipes/*.lua $(DESTDIR)$(PREFIX)/share/lathe/recipes/
 	install -m 644 share/examples/* $(DESTDIR)$(PREFIX)/share/lathe/examples/
 	install -m 644 share/man/lathe.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp -R share/data $(DESTDIR)$(PREFIX)/share/lathe/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

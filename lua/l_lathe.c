@@ -958,6 +958,7 @@ static int open_lathe(lua_State *L) {
   luaL_newlib(L, data_funcs);
   lua_setfield(L, -2, "data");
   lua_pushstring(L, LATHE_VERSION), lua_setfield(L, -2, "version");
+  lua_pushstring(L, lathe_share_dir()), lua_setfield(L, -2, "share_dir");
   if (luaL_loadstring(L, prelude)) return lua_error(L);
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);

@@ -143,10 +143,8 @@ if want workers_same_results; then
 fi
 if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
   [ -d w1.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store w1.lmdb >/dev/null 2>&1
-  "$LATHE" run "$T/sweep_dqn.lua" --store rm4.lmdb --workers 2 >/dev/null 2>&1 &
-  pid=$!
-  sleep 0.8
-  kill -TERM $pid; wait $pid; rc=$?
+  LATHE_TEST_KILL=1:300:term "$LATHE" run "$T/sweep_dqn.lua" --store rm4.lmdb --workers 2 >/dev/null 2>&1
+  rc=$?
   "$LATHE" resume 1 2 3 4 --store rm4.lmdb --workers 2 >/dev/null 2>rm4.err; rc2=$?
   same=1
   for id in 1 2 3 4; do
@@ -155,13 +153,13 @@ if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
   [ $rc = 143 ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok resume_many || bad resume_many "exits $rc $rc2" "$(cat rm4.err)"
 fi
 
-# ---- exact resume after SIGKILL at random moments ----
+# ---- exact resume after SIGKILL at random steps ----
 # kill_resume NAME TOTAL RECIPE ARGS...: the run (TOTAL steps) is killed with
-# SIGKILL at $KILLS+ moments spread over the first three quarters of its
-# length (8 spare targets, so a fast run that ends inside a kill's random
-# delay still meets the count), whatever the machine's speed: for each random
-# target step it is (re)started, watched until its
-# stored step passes the target, given a random extra 0-0.1 s, and killed.
+# SIGKILL exactly $KILLS times, at random target steps spread over its first
+# 95%, whatever the machine's speed: the process kills itself
+# (LATHE_TEST_KILL=RUN:STEP[:write], workbench/run.c) right after computing
+# the target step, or, for about half the targets, inside the first store
+# write at or after it (a metrics flush or a checkpoint, before it commits).
 # Each kill is followed by `lathe resume`; the end must be bit-identical to a
 # run never stopped.
 step_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "step": *\([0-9]*\).*/\1/p'; }
@@ -173,28 +171,23 @@ kill_resume() {
   rm -rf ref_$name.lmdb k_$name.lmdb
   "$LATHE" run "$recipe" --store ref_$name.lmdb "$@" >/dev/null 2>&1
   RANDOM=7
-  local targets kills=0 pid first=1 target
-  targets=$(for i in $(seq $((KILLS + 8))); do echo $((RANDOM * 32768 + RANDOM)); done |
-            awk -v t=$total '{print int(($1 % 1000000) / 1000000 * t * 0.75)}' | sort -n)
+  local targets kills=0 first=1 target rc mode
+  targets=$(for i in $(seq "$KILLS"); do echo $((RANDOM * 32768 + RANDOM)); done |
+            awk -v t=$total '{print 1 + int(($1 % 1000000) / 1000000 * (t * 0.95 - 1))}' | sort -n)
   for target in $targets; do
-    if [ $first = 1 ]; then "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err &
-    else "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err & fi
-    pid=$!
+    mode=""; [ $((RANDOM % 2)) = 1 ] && mode=":write"
+    { # (the braces keep bash's "Killed" notice off the output)
+      if [ $first = 1 ]; then LATHE_TEST_KILL=$run:$target$mode "$LATHE" run "$recipe" --store k_$name.lmdb "$@" >/dev/null 2>k.err
+      else LATHE_TEST_KILL=$run:$target$mode "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err; fi
+      rc=$?
+    } 2>/dev/null
     first=0
-    while kill -0 $pid 2>/dev/null; do
-      s=$(step_of k_$name.lmdb $run)
-      [ -n "$s" ] && [ "$s" -ge "$target" ] && break
-      sleep 0.03
-    done
-    sleep "$(printf '0.%02d' $((RANDOM % 10)))"
-    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
-    wait $pid 2>/dev/null
-    [ "$(status_of k_$name.lmdb $run)" = done ] && break
+    [ $rc = 137 ] && kills=$((kills + 1))
   done
   while [ "$(status_of k_$name.lmdb $run)" != done ]; do
     "$LATHE" resume $run --store k_$name.lmdb >/dev/null 2>>k.err || break
   done
-  if [ "$kills" -ge "$KILLS" ] && [ "$(curve ref_$name.lmdb $run)" = "$(curve k_$name.lmdb $run)" ] &&
+  if [ "$kills" = "$KILLS" ] && [ "$(curve ref_$name.lmdb $run)" = "$(curve k_$name.lmdb $run)" ] &&
      [ -n "$(hash_of k_$name.lmdb $run)" ] && [ "$(hash_of ref_$name.lmdb $run)" = "$(hash_of k_$name.lmdb $run)" ]; then
     ok "$name ($kills kills)"
   else
@@ -281,7 +274,9 @@ for sig in INT TERM; do
   "$LATHE" run "$T/one.lua" --store sig$sig.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
     --set every=100000 >/dev/null 2>sig.err &
   pid=$!
-  sleep 0.5
+  for i in $(seq 300); do # a real signal from outside, once the run has stored a step
+    s=$(step_of sig$sig.lmdb 1); [ -n "$s" ] && [ "$s" -gt 0 ] && break; sleep 0.02
+  done
   kill -$sig $pid
   wait $pid
   rc=$?
@@ -383,14 +378,14 @@ expect data_rm 0 "" -- "$LATHE" data rm p --store ds.lmdb
 expect data_rm_missing 1 "no dataset 'p'" -- "$LATHE" data rm p --store ds.lmdb
 expect data_suggest 2 "did you mean 'ls'" -- "$LATHE" data lss --store ds.lmdb
 if want data_hh_rlhf; then
-  hh=$ROOT/../shared/data/preference/hh-rlhf/helpful-base/test.jsonl.gz
+  hh=$ROOT/share/data/preference/hh-rlhf/helpful-base/test.jsonl.gz
   if [ -f "$hh" ]; then
     expect data_hh_rlhf 0 "imported 2354 records as 'hh' \(prefs\)" -- "$LATHE" data import "$hh" --name hh --schema prefs --store ds.lmdb
   else skip data_hh_rlhf "no $hh"; fi
 fi
 # PandaLM's test set: one JSON array; majority votes become chosen and label (105 ties)
 if want data_pandalm; then
-  pl=$ROOT/../shared/data/preference/pandalm/testset-v1.json
+  pl=$ROOT/share/data/preference/pandalm/testset-v1.json.gz
   if [ -f "$pl" ]; then
     expect data_pandalm 0 "imported 999 records as 'pl' \(prefs\)" -- "$LATHE" data import "$pl" --name pl --schema prefs --store ds.lmdb
     ties=$("$LATHE" data export pl --store ds.lmdb | grep -c '"label":0.5')

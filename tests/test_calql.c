@@ -1,5 +1,5 @@
 /* test_calql.c - the SAC / CQL / Cal-QL formulas of rl.c against the test
- * vectors of ../shared/specs/calql.md (computed there with python3), and
+ * vectors of the design spec calql.md (computed there with python3), and
  * finite differences of every backward they have. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* test_pref.c - the preference and policy-gradient losses against the test
- * vectors of ../shared/specs/dpo.md and onpolicy_pref.md (computed there with
+ * vectors of the design spec dpo.md and onpolicy_pref.md (computed there with
  * python3), and a finite-difference check of every pair loss. */
 #include <math.h>
 

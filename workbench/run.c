@@ -26,6 +26,40 @@
 
 #define CKPT_VERSION 1u
 
+/* Fault injection for the kill-and-resume tests, so that a run is killed
+ * exactly as often as a test asks however fast the machine is:
+ * LATHE_TEST_KILL=RUN:STEP makes the process SIGKILL itself right after run
+ * RUN has computed step STEP (before that step's metrics or checkpoint are
+ * written); LATHE_TEST_KILL=RUN:STEP:write, inside the first store write of
+ * that run at or after STEP (a metrics flush or a checkpoint), before it
+ * commits; RUN:STEP:term (or :int) sends SIGTERM (SIGINT) instead, once,
+ * after the step. Unset in normal use; read once. */
+static struct {
+  int parsed, in_write, sig;
+  uint32_t run;
+  int64_t step;
+} test_kill;
+
+static void test_kill_parse(void) {
+  const char *e = getenv("LATHE_TEST_KILL");
+  unsigned run;
+  long long step;
+  char mode[8] = "";
+  test_kill.parsed = 1;
+  if (e && sscanf(e, "%u:%lld:%7s", &run, &step, mode) >= 2 && run > 0 && step > 0)
+    test_kill.run = run, test_kill.step = step, test_kill.in_write = !strcmp(mode, "write"),
+    test_kill.sig = !strcmp(mode, "term") ? SIGTERM : !strcmp(mode, "int") ? SIGINT : SIGKILL;
+}
+
+/* Die now if the test asks it at this point (in_write: inside a write); a
+ * signal other than SIGKILL is sent once. */
+static void test_kill_check(const lathe_run_t *r, int in_write) {
+  if (test_kill.run == r->id && r->step >= test_kill.step && test_kill.in_write == in_write) {
+    if (test_kill.sig != SIGKILL) test_kill.run = 0;
+    kill(getpid(), test_kill.sig);
+  }
+}
+
 /* Options every run has, whatever its plugin. */
 static const lathe_opt_t host_opts[] = {
     {"seed", LATHE_INT, "0", 0, 9007199254740991.0, NULL,
@@ -180,6 +214,7 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
     rc = lathe_store_ckpt_put(st, txn, r->id, (uint64_t)r->step, a->ckpt->p, a->ckpt->n,
                               (int)r->ckpt_keep);
   if (!rc && a->rec) rc = lathe_store_run_put(st, txn, r->id, a->rec);
+  if (!rc) test_kill_check(r, 1);
   return rc;
 }
 
@@ -819,6 +854,7 @@ static int chunk(lathe_run_t *r, double budget) {
       return 1;
     }
     r->step++;
+    test_kill_check(r, 0);
     if (r->diverged) {
       snprintf(r->errmsg, sizeof r->errmsg,
                "non-finite metric at step %lld; the last finite checkpoint is at step %llu",
@@ -949,6 +985,7 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
   /* caller may have set options before; keep them */
   s->store = store;
   s->t0 = lathe_now();
+  if (!test_kill.parsed) test_kill_parse();
   if (s->threads < 1) s->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (s->threads < 1) s->threads = 1;
   nn_set_threads(s->threads);

@@ -1,5 +1,5 @@
 /* calql.c - soft actor-critic, CQL and Cal-QL: one implementation, three
- * plugins (../shared/specs/calql.md; official code nakamotoo/Cal-QL JaxCQL).
+ * plugins (the design spec calql.md; official code nakamotoo/Cal-QL JaxCQL).
  *
  *   sac     tanh-Gaussian actor, twin critics with Polyak targets, automatic
  *           temperature; by default Haarnoja et al.'s entropy backup, or the

@@ -14,8 +14,7 @@
 --
 --   lathe run share/recipes/hh_dpo.lua --threads 2
 --   lathe run share/recipes/hh_dpo.lua --set sft_steps=200 --set dpo_steps=50   # quick
-local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local file = lathe.opt("file", dir .. "../../../shared/data/preference/hh-rlhf/helpful-base/test.jsonl.gz")
+local file = lathe.opt("file", lathe.share_dir .. "/data/preference/hh-rlhf/helpful-base/test.jsonl.gz")
 local name = lathe.opt("dataset", "hh_helpful")
 local sft_steps = lathe.opt("sft_steps", 1500)
 local dpo_steps = lathe.opt("dpo_steps", 400)

@@ -1,5 +1,5 @@
 -- rrm_hh.lua: RM against RRM on real preferences. Anthropic's HH-RLHF
--- helpful test split (2,354 pairs, ../shared/data) is split by record index
+-- helpful test split (2,354 pairs, share/data) is split by record index
 -- into training and held-out pairs; a Bradley-Terry reward model trains on
 -- the training pairs, and RRM on the same pairs plus the augmentation that
 -- model filters, with the same recipe. Printed per model: held-out accuracy,
@@ -11,8 +11,7 @@
 --   lathe run share/recipes/rrm_hh.lua --threads 1 --workers 2
 --   lathe run share/recipes/rrm_hh.lua --set seeds=1 --set epochs=1   # quicker
 local seeds = lathe.opt("seeds", 3)
-local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local data = lathe.opt("data", dir .. "../../../shared/data/preference")
+local data = lathe.opt("data", lathe.share_dir .. "/data/preference")
 local function import(name, file)
   if lathe.data.count(name) then return end
   local n, err = lathe.data.import(data .. "/" .. file, name, "prefs")
@@ -20,7 +19,7 @@ local function import(name, file)
   print(string.format("imported %s: %d pairs", name, n))
 end
 import("hh_helpful", "hh-rlhf/helpful-base/test.jsonl.gz") -- the name hh_dpo.lua uses
-import("pandalm-test", "pandalm/testset-v1.json")
+import("pandalm-test", "pandalm/testset-v1.json.gz")
 
 local common = {dataset = "hh_helpful", tests = "pandalm-test", holdout = 0.2, type = "bt",
                 epochs = lathe.opt("epochs", 2), batch = 32, lr = lathe.opt("lr", 3e-4), warmup = 50,

@@ -1,5 +1,5 @@
 /* rl.c - the pieces of soft actor-critic, CQL and Cal-QL that carry the math
- * (../shared/specs/calql.md): the tanh-Gaussian policy with its stable
+ * (the design spec calql.md): the tanh-Gaussian policy with its stable
  * log-probability and its backward, the CQL log-sum-exp term with Cal-QL's
  * bound, and Monte-Carlo returns-to-go with the sparse-task failure rule.
  * Plugins own the networks; these functions own the formulas, so the spec's
