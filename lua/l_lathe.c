@@ -133,7 +133,8 @@ static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   lua_pushstring(L, r->plugin->name), lua_setfield(L, idx, "plugin");
   lua_pushinteger(L, (lua_Integer)r->seed), lua_setfield(L, idx, "seed");
   if (r->sess->check_only) {
-    lua_pushstring(L, "checked"), lua_setfield(L, idx, "status");
+    /* every run reads as done, at step 0 */
+    lua_pushstring(L, "done"), lua_setfield(L, idx, "status");
     lua_pushinteger(L, 0), lua_setfield(L, idx, "step");
     /* results read as 0 so the rest of the recipe can be checked too */
     if (luaL_dostring(L, "return setmetatable({}, {__index = function() return 0 end})"))
@@ -665,6 +666,7 @@ static int l_print(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
+  if (rc->s->check_only) return 0; /* lathe check: results are placeholders, print nothing */
   (rc->s->on_print ? rc->s->on_print : lathe_headless_print)(rc->s, lua_tostring(L, -1));
   return 0;
 }
@@ -1082,6 +1084,9 @@ int lathe_recipe_run(lathe_session_t *s, const char *path) {
     free(text);
     return lathe_seterr(LATHE_ENOMEM, "cannot create a Lua state");
   }
+  lua_getglobal(rc.L, "lathe"); /* lathe.checking: true under `lathe check` */
+  lua_pushboolean(rc.L, s->check_only), lua_setfield(rc.L, -2, "checking");
+  lua_pop(rc.L, 1);
   char chunk[4200];
   snprintf(chunk, sizeof chunk, "@%s", path);
   int err = luaL_loadbufferx(rc.L, text, n, chunk, "t");

@@ -82,6 +82,16 @@ fi
 expect check_ok 0 "ok \(30 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/hlgauss_cartpole.lua"
 expect check_rrm_recipes 0 "rrm_artifacts.lua: ok \(22 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/rrm_artifacts.lua"
 expect check_rrm_hh 0 "rrm_hh.lua: ok \(6 runs checked\)" -- "$LATHE" check "$ROOT/share/recipes/rrm_hh.lua"
+# every shipped recipe passes `lathe check` (nothing printed but the verdict)
+for r in "$ROOT"/share/recipes/*.lua; do
+  want "check_recipe_$(basename "$r" .lua)" || continue
+  "$LATHE" check "$r" >cr.out 2>cr.err; rc=$?
+  if [ $rc = 0 ] && grep -Eq "ok \([0-9]+ runs checked\)" cr.err && [ ! -s cr.out ] &&
+     ! grep -qi 'nan\|figure' cr.out cr.err; then ok "check_recipe_$(basename "$r" .lua)"
+  else bad "check_recipe_$(basename "$r" .lua)" "exit $rc" "$(head -c 400 cr.err) $(head -c 200 cr.out)"; fi
+done
+expect check_cross_keys 3 "badcross.lua:1: dqn: v_min = 100 must be below v_max = 0" -- "$LATHE" check "$T/badcross.lua"
+expect run_cross_keys 3 "dqn: v_min = 100 must be below v_max = 0" -- "$LATHE" run "$T/badcross.lua" --store bad.lmdb
 expect check_bad_key 3 "unknown config key 'stpes' \(did you mean 'steps'\?\)" -- "$LATHE" check "$T/badkey.lua"
 if want check_writes_nothing; then
   [ ! -e lathe.lmdb ] && ok check_writes_nothing || bad check_writes_nothing

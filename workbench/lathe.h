@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LATHE_PLUGIN_APIVER 4
+#define LATHE_PLUGIN_APIVER 5
 #define LATHE_VERSION       "0.1.0"
 
 #define LATHE_NO_SEED UINT64_MAX
@@ -281,6 +281,13 @@ typedef struct lathe_plugin {
    * object; returns LATHE_CONTINUE, LATHE_DONE (no record written) or an error. */
   const char *gen_schema;
   int (*gen_next)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
+
+  /* Optional (API 5): rules across config keys that the schema's per-key
+   * bounds cannot say (v_min below v_max, a width divisible by heads). Called
+   * with the resolved config by `lathe check` and before any run is created,
+   * so a bad combination is refused before anything starts. Reads the config
+   * only (no store, no other runs); returns 0 or LATHE_ECONFIG via h->fail. */
+  int (*validate)(const lathe_host_t *h, lathe_ctx_t *ctx);
 } lathe_plugin_t;
 
 typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);

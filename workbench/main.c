@@ -157,7 +157,10 @@ static const struct {
     {"check", "validate a recipe and every config in it without running",
      "examples:\n"
      "  lathe check share/recipes/hlgauss_cartpole.lua\n"
-     "usage: lathe check RECIPE.lua [--set KEY=VALUE]...\n"},
+     "usage: lathe check RECIPE.lua [--set KEY=VALUE]...\n"
+     "  Runs the recipe with every run validated (each key, and the plugin's\n"
+     "  rules across keys) but not started: each reads as done with zero\n"
+     "  results, print() prints nothing, no file or store is written.\n"},
     {"doctor", "print versions and environment facts for bug reports",
      "examples:\n"
      "  lathe doctor\n"

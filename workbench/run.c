@@ -582,6 +582,8 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
              (unsigned long long)(lathe_cfg_int(&r->cfg, "seed") + s->seed_offset));
     rc = lathe_cfg_set(&r->cfg, "seed", buf);
   }
+  if (!rc && p->validate && (rc = p->validate(&host, &r->ctx)))
+    rc = lathe_seterr(LATHE_ECONFIG, "%s: %s", where, lathe_lasterr());
   if (rc) {
     run_free(r);
     return rc;

@@ -926,6 +926,21 @@ static void destroy(void *self) {
   free(s);
 }
 
+/* Rules across keys, checked before any run starts (sac has no dataset key). */
+static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
+  int kind = nn_head_parse(h->cfg_str(c, "critic_head")), w[8];
+  if (kind != NN_HEAD_MSE && kind != NN_HEAD_HUBER &&
+      !(h->cfg_num(c, "v_min") < h->cfg_num(c, "v_max")))
+    return h->fail(c, LATHE_ECONFIG, "critic_head %s: v_min = %.17g must be below v_max = %.17g",
+                   h->cfg_str(c, "critic_head"), h->cfg_num(c, "v_min"), h->cfg_num(c, "v_max"));
+  const char *parch = h->cfg_str(c, "policy_arch"), *qarch = h->cfg_str(c, "qf_arch");
+  if (nn_parse_widths(parch, w, 8) < 0)
+    return h->fail(c, LATHE_ECONFIG, "policy_arch '%s': want widths like 256-256", parch);
+  if (nn_parse_widths(qarch, w, 8) < 0)
+    return h->fail(c, LATHE_ECONFIG, "qf_arch '%s': want widths like 256-256", qarch);
+  return 0;
+}
+
 #define DESCRIPTOR(VAR, NAME, DOC, OPTS, CREATE, MAIN)                                             \
   static const lathe_plugin_t VAR = {.apiver = LATHE_PLUGIN_APIVER,                                \
                                      .name = NAME,                                                 \
@@ -938,7 +953,8 @@ static void destroy(void *self) {
                                      .step = step,                                                 \
                                      .save = save,                                                 \
                                      .load = load,                                                 \
-                                     .destroy = destroy};
+                                     .destroy = destroy,                                           \
+                                     .validate = validate};
 
 DESCRIPTOR(sac_plugin, "sac",
            "soft actor-critic (twin critics, automatic temperature, entropy backup or max backup)",

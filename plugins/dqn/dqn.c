@@ -364,6 +364,22 @@ static void destroy(void *self) {
   free(d); /* the environments are the host's: freed with the run */
 }
 
+/* Rules across keys, checked before any run starts. */
+static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
+  int kind = nn_head_parse(h->cfg_str(c, "critic_head")), w[8];
+  if (kind != NN_HEAD_MSE && kind != NN_HEAD_HUBER &&
+      !(h->cfg_num(c, "v_min") < h->cfg_num(c, "v_max")))
+    return h->fail(c, LATHE_ECONFIG, "dqn: v_min = %.17g must be below v_max = %.17g",
+                   h->cfg_num(c, "v_min"), h->cfg_num(c, "v_max"));
+  if (nn_parse_widths(h->cfg_str(c, "hidden"), w, 7) < 0)
+    return h->fail(c, LATHE_ECONFIG, "dqn: hidden = '%s' is not a list like 120,84",
+                   h->cfg_str(c, "hidden"));
+  if (h->cfg_num(c, "end_e") > h->cfg_num(c, "start_e"))
+    return h->fail(c, LATHE_ECONFIG, "dqn: end_e = %.17g is above start_e = %.17g",
+                   h->cfg_num(c, "end_e"), h->cfg_num(c, "start_e"));
+  return 0;
+}
+
 static const lathe_plugin_t plugin = {
     .apiver = LATHE_PLUGIN_APIVER,
     .name = "dqn",
@@ -377,6 +393,7 @@ static const lathe_plugin_t plugin = {
     .save = save,
     .load = load,
     .destroy = destroy,
+    .validate = validate,
 };
 
 const lathe_plugin_t *lathe_plugin_entry(int v) {

@@ -70,21 +70,8 @@ static int reply_tokens(const pair_t *q, int s) {
 }
 
 int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
-  uint32_t run = (uint32_t)h->cfg_int(c, "init_run");
-  if (!run)
-    return h->fail(c, LATHE_ECONFIG, "pref: a dataset needs init_run (the SFT run to start from)");
+  uint32_t run = (uint32_t)h->cfg_int(c, "init_run"); /* validate() checked the rules */
   uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
-  if (p->onpolicy && !rrun)
-    return h->fail(c, LATHE_ECONFIG,
-                   "pref: a dataset is offline data: set onpolicy = false, or reward_run = an "
-                   "rm run to rank on-policy samples");
-  if (p->onpolicy && p->method >= M_SFT)
-    return h->fail(c, LATHE_ECONFIG,
-                   "pref: on-policy on a dataset the methods are dpo, cdpo, robust, hinge and ipo");
-  if (p->method > M_SFT)
-    return h->fail(c, LATHE_ECONFIG,
-                   "pref: on a dataset the methods are dpo, cdpo, robust, "
-                   "hinge, ipo and sft");
   lathe_buf_t b = {0};
   char plugin[64];
   int has = 0, rc = h->run_checkpoint(c, run, &b, plugin);

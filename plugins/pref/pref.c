@@ -369,22 +369,58 @@ static void destroy(void *self) {
   free(p);
 }
 
+/* The method the config names, as run: Pref-FT on-policy is BoN, BoN offline Pref-FT. */
+static int config_method(const lathe_host_t *h, lathe_ctx_t *c) {
+  const char *m = h->cfg_str(c, "method");
+  static const char *base[] = {"sft", "bon", "rwr", "reinforce", "ppo"};
+  int method = nn_pref_parse(m), onpolicy = (int)h->cfg_int(c, "onpolicy");
+  for (int i = 0; i < 5; i++)
+    if (!strcmp(m, base[i])) method = M_SFT + i;
+  if (method == M_SFT && onpolicy) method = M_BON;
+  if (method == M_BON && !onpolicy) method = M_SFT;
+  return method;
+}
+
+/* Rules across keys, checked before any run starts (pairs_create and create
+ * check the same again against the store and the task). */
+static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
+  int method = config_method(h, c), onpolicy = (int)h->cfg_int(c, "onpolicy");
+  if (method == M_PPO && !onpolicy)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: ppo needs onpolicy = true (its ratio is to the sampler)");
+  if (h->cfg_int(c, "width") % h->cfg_int(c, "heads"))
+    return h->fail(c, LATHE_ECONFIG, "pref: width %lld is not a multiple of heads %lld",
+                   (long long)h->cfg_int(c, "width"), (long long)h->cfg_int(c, "heads"));
+  if (!*h->cfg_str(c, "dataset")) {
+    if (h->cfg_int(c, "reward_run"))
+      return h->fail(c, LATHE_ECONFIG,
+                     "pref: reward_run ranks samples on a dataset's prompts: give dataset too");
+    return 0;
+  }
+  if (!h->cfg_int(c, "init_run"))
+    return h->fail(c, LATHE_ECONFIG, "pref: a dataset needs init_run (the SFT run to start from)");
+  if (onpolicy && !h->cfg_int(c, "reward_run"))
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: a dataset is offline data: set onpolicy = false, or reward_run = an "
+                   "rm run to rank on-policy samples");
+  if (onpolicy && method >= M_SFT)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: on-policy on a dataset the methods are dpo, cdpo, robust, hinge and ipo");
+  if (method > M_SFT)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: on a dataset the methods are dpo, cdpo, robust, hinge, ipo and sft");
+  return 0;
+}
+
 static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   pref_t *p = calloc(1, sizeof *p);
   if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = p;
   /* the loss */
-  const char *m = h->cfg_str(c, "method");
-  static const char *base[] = {"sft", "bon", "rwr", "reinforce", "ppo"};
-  p->method = nn_pref_parse(m);
-  for (int i = 0; i < 5; i++)
-    if (!strcmp(m, base[i])) p->method = M_SFT + i;
+  int rc = validate(h, c);
+  if (rc) return rc;
+  p->method = config_method(h, c);
   p->onpolicy = (int)h->cfg_int(c, "onpolicy"), p->neg = (int)h->cfg_int(c, "negative_gradient");
-  if (p->method == M_SFT && p->onpolicy) p->method = M_BON; /* Pref-FT on-policy is BoN */
-  if (p->method == M_BON && !p->onpolicy) p->method = M_SFT;
-  if (p->method == M_PPO && !p->onpolicy)
-    return h->fail(c, LATHE_ECONFIG,
-                   "pref: ppo needs onpolicy = true (its ratio is to the sampler)");
   p->pref = (nn_pref_t){p->method < M_SFT ? (nn_pref_loss_t)p->method : NN_PREF_DPO,
                         h->cfg_num(c, "beta"), h->cfg_num(c, "label_smoothing"),
                         !strcmp(h->cfg_str(c, "ipo_norm"), "avg")};
@@ -401,15 +437,12 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   nn_rng_seed(&p->rng, h->seed(c));
   if (*h->cfg_str(c, "dataset")) { /* dataset mode: pairs.c */
     p->text = 1;
-    int rc = pairs_create(p, h, c);
+    rc = pairs_create(p, h, c);
     if (!rc) h->set_total(c, p->train_steps);
     return rc;
   }
-  if (h->cfg_int(c, "reward_run"))
-    return h->fail(c, LATHE_ECONFIG,
-                   "pref: reward_run ranks samples on a dataset's prompts: give dataset too");
   /* the task, with its options */
-  int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
+  rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
                                     &p->task);
   if (rc) return rc;
   if (!p->tp->task_spec)
@@ -428,9 +461,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   /* the two models */
   nn_gpt_config_t gc = {p->V, p->T, (int)h->cfg_int(c, "layers"), (int)h->cfg_int(c, "heads"),
                         (int)h->cfg_int(c, "width")};
-  if (gc.width % gc.heads)
-    return h->fail(c, LATHE_ECONFIG, "pref: width %d is not a multiple of heads %d", gc.width,
-                   gc.heads);
   if (nn_gpt_init(&p->pol, gc, &p->rng) || nn_gpt_init(&p->ref, gc, &p->rng))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   nn_params_copy(&p->ref.params, &p->pol.params);
@@ -658,7 +688,8 @@ static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
                                       .step = step,
                                       .save = save,
                                       .load = load,
-                                      .destroy = destroy};
+                                      .destroy = destroy,
+                                      .validate = validate};
 
 const lathe_plugin_t *lathe_plugin_entry(int v) {
   return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;

@@ -590,6 +590,16 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   return b->err || version != 1 ? h->fail(c, LATHE_ECKPT, "rm: truncated checkpoint") : 0;
 }
 
+/* Rules across keys, checked before any run starts. */
+static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
+  if (!*h->cfg_str(c, "dataset"))
+    return h->fail(c, LATHE_ECONFIG, "no dataset given (dataset = NAME)");
+  if (h->cfg_int(c, "width") % h->cfg_int(c, "heads"))
+    return h->fail(c, LATHE_ECONFIG, "width %lld is not a multiple of heads %lld",
+                   (long long)h->cfg_int(c, "width"), (long long)h->cfg_int(c, "heads"));
+  return 0;
+}
+
 #define RM_PLUGIN(VAR, NAME, OPTS, CREATE, DOC)                                                    \
   static const lathe_plugin_t VAR = {.apiver = LATHE_PLUGIN_APIVER,                                \
                                      .name = NAME,                                                 \
@@ -602,7 +612,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
                                      .step = step,                                                 \
                                      .save = save,                                                 \
                                      .load = load,                                                 \
-                                     .destroy = destroy};
+                                     .destroy = destroy,                                           \
+                                     .validate = validate};
 RM_PLUGIN(rm_plugin, "rm", rm_opts, create_rm,
           "a Bradley-Terry or pairwise reward model (GPT, scalar head) on a prefs dataset")
 RM_PLUGIN(rrm_plugin, "rrm", rrm_opts, create_rrm,

@@ -255,6 +255,16 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   return b->err || version != 1 ? h->fail(c, LATHE_ECKPT, "sft: truncated checkpoint") : 0;
 }
 
+/* Rules across keys, checked before any run starts. */
+static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
+  if (!*h->cfg_str(c, "dataset"))
+    return h->fail(c, LATHE_ECONFIG, "sft: no dataset given (dataset = NAME)");
+  if (!h->cfg_int(c, "init_run") && h->cfg_int(c, "width") % h->cfg_int(c, "heads"))
+    return h->fail(c, LATHE_ECONFIG, "sft: width %lld is not a multiple of heads %lld",
+                   (long long)h->cfg_int(c, "width"), (long long)h->cfg_int(c, "heads"));
+  return 0;
+}
+
 static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
                                       .name = "sft",
                                       .kind = "algorithm",
@@ -267,7 +277,8 @@ static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
                                       .step = step,
                                       .save = save,
                                       .load = load,
-                                      .destroy = destroy};
+                                      .destroy = destroy,
+                                      .validate = validate};
 
 const lathe_plugin_t *lathe_plugin_entry(int v) {
   return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;

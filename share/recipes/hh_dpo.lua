@@ -36,6 +36,10 @@ local dpo = lathe.run("pref", {dataset = name, init_run = sft.id, onpolicy = fal
 assert(dpo.status == "done", "DPO did not finish")
 
 local s = dpo.summary
+if s["eval/rewards/accuracies"] == nil then
+  error(string.format("dataset '%s' left no held-out pairs to evaluate on (10%% of %d records)",
+                      name, lathe.data.count(name) or 0), 0)
+end
 local _, acc = lathe.metrics(dpo, "eval/rewards/accuracies")
 local best = 0
 for _, a in ipairs(acc) do best = math.max(best, a) end
@@ -60,7 +64,7 @@ print("figure: hh_dpo_accuracy.svg")
 
 -- what the two models write for a few held-out prompts
 local prompts = {}
-for i = 1, lathe.data.count(name) do
+for i = 1, lathe.data.count(name) or 0 do
   local r = lathe.data.get(name, i)
   if #prompts < 3 and #r.prompt < 200 then prompts[#prompts + 1] = r.prompt end
 end
