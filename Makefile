@@ -76,8 +76,12 @@ test: all $(B)/test-unit
 	@LATHE_DEPS_EXTRA="tmux librsvg2-bin" sh scripts/deps.sh
 	B=$(B) bash tests/all.sh
 
+# The demo works in $(B)/demo/: its store and figures land there, not in the tree.
 demo: all
-	$(B)/lathe run share/recipes/hlgauss_cartpole.lua --store $(B)/demo.lmdb --set seeds=2 --set steps=50000
+	@mkdir -p $(B)/demo
+	cd $(B)/demo && $(CURDIR)/$(B)/lathe run $(CURDIR)/share/recipes/hlgauss_cartpole.lua \
+		--store lathe.lmdb --set seeds=2 --set steps=50000
+	@echo "demo: store and figures in $(B)/demo/; look with: cd $(B)/demo && ../lathe runs"
 
 asan:
 	$(MAKE) B=build/asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

@@ -157,6 +157,15 @@ static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   lua_setfield(L, idx, "summary");
   if (rec && json_object_object_get_ex(rec, "config", &v))
     push_json(L, v), lua_setfield(L, idx, "config");
+  json_object *b, *bv; /* the main metric's best and its step */
+  if (rec && json_object_object_get_ex(rec, "best", &b) &&
+      json_object_object_get_ex(b, "value", &bv)) {
+    lua_pushnumber(L, json_object_get_double(bv)), lua_setfield(L, idx, "best");
+    if (json_object_object_get_ex(b, "step", &bv))
+      lua_pushinteger(L, json_object_get_int64(bv)), lua_setfield(L, idx, "best_step");
+  }
+  if (rec && json_object_object_get_ex(rec, "main_metric", &v))
+    lua_pushstring(L, json_object_get_string(v)), lua_setfield(L, idx, "main_metric");
   if (r->errmsg[0]) lua_pushstring(L, r->errmsg), lua_setfield(L, idx, "error");
   json_object_put(rec);
 }
@@ -1079,6 +1088,8 @@ int lathe_recipe_run(lathe_session_t *s, const char *path) {
   fclose(f);
   snprintf(s->recipe_path, sizeof s->recipe_path, "%s", path);
   lathe_hash_hex(text, n, s->recipe_hash);
+  free(s->recipe_text);
+  if ((s->recipe_text = malloc(n > 0 ? n : 1))) memcpy(s->recipe_text, text, n), s->recipe_len = n;
   rc.L = new_state(&rc);
   if (!rc.L) {
     free(text);

@@ -284,6 +284,21 @@ int lathe_store_run_new(lathe_store_t *s, MDB_txn *txn, uint32_t *id) {
   return put(s, txn, s->meta, &k, &v, 0);
 }
 
+int lathe_store_meta_put(lathe_store_t *s, MDB_txn *txn, const char *key, const void *data,
+                         size_t n) {
+  if (strncmp(key, "user/", 5) || strlen(key) > 400)
+    return lathe_seterr(LATHE_EUSAGE, "store: meta key '%.40s' must start with user/", key);
+  MDB_val k = {strlen(key), (void *)key}, v = {n, (void *)data};
+  return put(s, txn, s->meta, &k, &v, 0);
+}
+
+int lathe_store_meta_get(lathe_store_t *s, MDB_txn *txn, const char *key, MDB_val *val) {
+  MDB_val k = {strlen(key), (void *)key};
+  int rc = mdb_get(txn, s->meta, &k, val);
+  if (rc == MDB_NOTFOUND) return LATHE_ENOTFOUND;
+  return rc ? mdb_fail(rc, "get", s) : 0;
+}
+
 int lathe_store_run_put(lathe_store_t *s, MDB_txn *txn, uint32_t id, const char *json) {
   MDB_val k = {4, &id}, v = {strlen(json), (void *)json};
   return put(s, txn, s->runs, &k, &v, 0);
@@ -455,7 +470,7 @@ int lathe_store_metric_trunc(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint6
 /* ---- checkpoints ----------------------------------------------------------- */
 
 int lathe_store_ckpt_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t step,
-                         const void *data, size_t n, int keep) {
+                         const void *data, size_t n, int keep, uint64_t pin) {
   uint8_t key[12];
   be32(key, run), be64(key + 4, step);
   MDB_val k = {12, key}, v = {n, NULL};
@@ -473,7 +488,9 @@ int lathe_store_ckpt_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t 
                           : mdb_cursor_get(c, &ek, &ev, MDB_PREV);
   int seen = 0;
   while (!rc && ek.mv_size == 12 && rd32(ek.mv_data) == run) {
-    if (++seen > (keep < 1 ? 1 : keep)) {
+    if (rd64((uint8_t *)ek.mv_data + 4) == pin) {
+      /* the pinned checkpoint stays, outside the count */
+    } else if (++seen > (keep < 1 ? 1 : keep)) {
       if ((rc = mdb_cursor_del(c, 0))) break;
     }
     rc = mdb_cursor_get(c, &ek, &ev, MDB_PREV);

@@ -2,7 +2,8 @@
  * environment (a directory, ./lathe.lmdb by default).
  *
  * Named databases and their keys (all integers big-endian, so cursors walk in order):
- *   meta      "format" -> u32 on-disk format version; "next_run" -> u32
+ *   meta      "format" -> u32 on-disk format version; "next_run" -> u32;
+ *             "user/..." -> bytes its writer chose (recipe texts: "user/recipe/HASH")
  *   runs      u32 run id -> run record (JSON text)
  *   metrics   u32 run | name bytes | 0x00 | u64 step -> f64 value, f64 unix time
  *   ckpts     u32 run | u64 step -> checkpoint payload (see workbench/run.c)
@@ -53,6 +54,12 @@ int lathe_store_fs_is_network(long f_type);
 /* Name of the filesystem type holding path ("ext4", "nfs", ...), for `lathe doctor`. */
 const char *lathe_store_fs_name(const char *path);
 
+/* ---- free-form entries in meta, under keys starting "user/" ---- */
+int lathe_store_meta_put(lathe_store_t *s, MDB_txn *txn, const char *key, const void *data,
+                         size_t n);
+/* *val views LMDB memory; LATHE_ENOTFOUND if absent. */
+int lathe_store_meta_get(lathe_store_t *s, MDB_txn *txn, const char *key, MDB_val *val);
+
 /* ---- runs ---- */
 int lathe_store_run_new(lathe_store_t *s, MDB_txn *txn, uint32_t *id);
 int lathe_store_run_put(lathe_store_t *s, MDB_txn *txn, uint32_t id, const char *json);
@@ -79,9 +86,10 @@ int lathe_store_metric_names(lathe_store_t *s, MDB_txn *txn, uint32_t run, lathe
 int lathe_store_metric_trunc(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t after);
 
 /* ---- checkpoints ---- */
-/* Put a checkpoint, then delete all but the newest keep (keep >= 1). */
+/* Put a checkpoint, then delete all but the newest keep (keep >= 1) and the
+ * one at step pin (UINT64_MAX: none), which is kept outside the count. */
 int lathe_store_ckpt_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t step,
-                         const void *data, size_t n, int keep);
+                         const void *data, size_t n, int keep, uint64_t pin);
 /* Newest checkpoint: *val views LMDB memory (valid until txn ends). ENOTFOUND if none. */
 int lathe_store_ckpt_latest(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t *step,
                             MDB_val *val);

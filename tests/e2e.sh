@@ -103,7 +103,7 @@ if want recipe_runtime_traceback; then
     ok recipe_runtime_traceback || bad recipe_runtime_traceback "$(cat "$WORK/err")"
 fi
 expect recipe_bad_key 3 "badkey.lua:1: regress: unknown config key 'stpes'" -- "$LATHE" run "$T/badkey.lua" --store bad.lmdb
-expect recipe_bad_type 3 "badtype.lua:1: regress: steps = 'many' is not a int" -- "$LATHE" run "$T/badtype.lua" --store bad.lmdb
+expect recipe_bad_type 3 "badtype.lua:1: regress: steps = 'many' is not an integer" -- "$LATHE" run "$T/badtype.lua" --store bad.lmdb
 expect recipe_bad_range 3 "lr = -1 is out of range" -- "$LATHE" run "$T/badrange.lua" --store bad.lmdb
 expect recipe_bad_choice 3 "is not one of relu\|gelu\|tanh\|silu" -- "$LATHE" run "$T/badchoice.lua" --store bad.lmdb
 expect recipe_no_plugin 5 "no plugin 'regres' \(did you mean 'regress'\?\)" -- "$LATHE" run "$T/noplugin.lua" --store bad.lmdb
@@ -230,7 +230,7 @@ else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=12
 expect pref_onpolicy_dpo_learns 0 "sampled.{1,2}[0-9]+ " -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set need=2 --set sample=true
 expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=nope
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
-expect pref_ppo_offline 1 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
+expect pref_ppo_offline 3 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 
 # ---- reward models on the synthetic preference world: the plain model fits
 # the training labels (through the artifact); RRM, filtered by it, relies on
@@ -268,8 +268,8 @@ if want data_hh_split_fields; then
 fi
 printf '{"chosen": "a", "rejected": "b"}\n' >nohh.jsonl
 expect data_prefs_no_prompt 2 'nohh.jsonl:1: no prompt field, and chosen and rejected share no' -- "$LATHE" data import nohh.jsonl --name x --schema prefs --store tx.lmdb
-expect sft_no_dataset 1 "no dataset given" -- "$LATHE" run "$T/text.lua" --store tx.lmdb --set ds=
-expect pref_dataset_needs_init 1 "needs init_run" -- "$LATHE" run "$T/pref.lua" --store tx.lmdb --set on=false --set dataset=tiny
+expect sft_no_dataset 3 "no dataset given" -- "$LATHE" run "$T/text.lua" --store tx.lmdb --set ds=
+expect pref_dataset_needs_init 3 "needs init_run" -- "$LATHE" run "$T/pref.lua" --store tx.lmdb --set on=false --set dataset=tiny
 
 # ---- DQN learns CartPole-v1 within 100k steps (mse and hl_gauss heads, seed 1) ----
 for head in mse hl_gauss; do
@@ -304,7 +304,59 @@ expect resume_missing 1 "no run 99" -- "$LATHE" resume 99 --store ref.lmdb
 expect show_run 0 "" -- "$LATHE" show 1 --store ref.lmdb
 expect show_missing 1 "no run 42" -- "$LATHE" show 42 --store ref.lmdb
 expect metrics_one 0 "" -- "$LATHE" metrics 1 --store ref.lmdb --metric eval_loss --jsonl
-expect metrics_unknown 1 "no metric 'nope'" -- "$LATHE" metrics 1 --store ref.lmdb --metric nope
+expect metrics_unknown 1 "no metric 'nope' \(it has: .*eval_loss" -- "$LATHE" metrics 1 --store ref.lmdb --metric nope
+if want metrics_unknown_prints_nothing; then
+  "$LATHE" metrics 1 --store ref.lmdb --metric nope >mu.out 2>/dev/null
+  [ ! -s mu.out ] && ok metrics_unknown_prints_nothing || bad metrics_unknown_prints_nothing "$(head -2 mu.out)"
+fi
+# several runs at once, long format with a run column; values read back exactly
+if want metrics_many; then
+  "$LATHE" metrics 1-3 --store s1.lmdb --metric eval_loss >mm.csv 2>mm.err
+  "$LATHE" metrics 1,3 --store s1.lmdb --jsonl >mm.jsonl 2>>mm.err
+  python3 -c '
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert {r["run"] for r in rows} == {"1", "2", "3"} and all(r["metric"] == "eval_loss" for r in rows), rows[:3]
+for r in rows: assert repr(float(r["value"])) == r["value"] or float(repr(float(r["value"]))) == float(r["value"])
+runs = {json.loads(l)["run"] for l in open(sys.argv[2])}
+assert runs == {1, 3}, runs' mm.csv mm.jsonl && ok metrics_many || bad metrics_many "$(cat mm.err)"
+fi
+expect compare_runs 0 "^seed +1 +2" -- "$LATHE" compare 1 2 --store s1.lmdb
+if want compare_runs_metrics; then
+  "$LATHE" compare 1 2 --store s1.lmdb --json >cmp.json 2>&1
+  python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["config_differs"]["seed"] == ["1", "2"], c
+m = c["metrics"]["eval_loss"]
+assert [e["run"] for e in m] == [1, 2] and all(e["best"] <= e["last"] for e in m), m' cmp.json &&
+    ok compare_runs_metrics || bad compare_runs_metrics "$(head -c 300 cmp.json)"
+fi
+expect show_recipe 0 "three seeds side by side" -- "$LATHE" show 1 --store s1.lmdb --recipe
+expect runs_last_best 0 "[0-9.e-]+@[0-9]+ +eval_loss" -- "$LATHE" runs --store s1.lmdb
+if want show_shortest_numbers; then # 0.00025 is printed as 0.00025, not 0.00025000000000000001
+  "$LATHE" run "$T/one.lua" --store sn.lmdb --set lr=0.00025 --set steps=10 >/dev/null 2>&1
+  "$LATHE" show 1 --store sn.lmdb | grep -Eq "^  lr +0\.00025$" && ok show_shortest_numbers ||
+    bad show_shortest_numbers "$("$LATHE" show 1 --store sn.lmdb | grep lr)"
+fi
+# ckpt_keep_best: a checkpoint at each new best of the main metric, kept beside the last K
+if want ckpt_keep_best; then
+  "$LATHE" run "$T/one.lua" --store kb.lmdb --set steps=400 --set every=100 --set ckpt_keep=1 \
+    --set ckpt_keep_best=true >/dev/null 2>&1
+  "$LATHE" show 1 --store kb.lmdb --json >kb.json
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+steps = [c["step"] for c in r["checkpoints"]]
+assert r["best_ckpt"] == r["best"]["step"] and r["best_ckpt"] in steps and 400 in steps, (steps, r.get("best"))
+assert len(steps) <= 2, steps' kb.json && ok ckpt_keep_best || bad ckpt_keep_best "$(grep -A3 best kb.json | head -8)"
+fi
+# options belong to their subcommands; typos get a suggestion; help points the right way
+expect cli_option_wrong_command 2 "option --output does not apply to this command" -- "$LATHE" run x.lua --output=garbage
+expect cli_option_wrong_command_show 2 "option --smooth does not apply" -- "$LATHE" show 3 --smooth 0.5
+expect cli_option_suggest 2 "unknown option '--threds' \(did you mean '--threads'\?\)" -- "$LATHE" run x.lua --threds 2
+expect cli_help_help 0 "lathe help - show help" -- "$LATHE" help --help
+expect cli_help_suggest 2 "no command 'plto'; did you mean 'plot'" -- "$LATHE" help plto
 expect runs_list 0 "" -- "$LATHE" runs --store s1.lmdb
 if want runs_list_rows; then
   [ "$("$LATHE" runs --store s1.lmdb | grep -c 'regress *done')" = 3 ] && ok runs_list_rows || bad runs_list_rows

@@ -93,8 +93,8 @@ static int ck_put(lathe_store_t *s, MDB_txn *txn, void *arg) {
   int *step = arg;
   char data[100];
   memset(data, *step & 0xff, sizeof data);
-  int rc = lathe_store_ckpt_put(s, txn, 7, (uint64_t)*step, data, sizeof data, 2);
-  if (!rc) rc = lathe_store_ckpt_put(s, txn, 8, 1, data, 10, 2); /* a neighbour run */
+  int rc = lathe_store_ckpt_put(s, txn, 7, (uint64_t)*step, data, sizeof data, 2, UINT64_MAX);
+  if (!rc) rc = lathe_store_ckpt_put(s, txn, 8, 1, data, 10, 2, UINT64_MAX); /* a neighbour run */
   return rc;
 }
 static int ck_list(lathe_store_t *s, MDB_txn *txn, void *arg) {
@@ -122,7 +122,7 @@ static int big_put(lathe_store_t *s, MDB_txn *txn, void *arg) {
   int *i = arg;
   static char blob[1 << 20];
   memset(blob, *i, sizeof blob);
-  return lathe_store_ckpt_put(s, txn, (uint32_t)*i + 1, 1, blob, sizeof blob, 1);
+  return lathe_store_ckpt_put(s, txn, (uint32_t)*i + 1, 1, blob, sizeof blob, 1, UINT64_MAX);
 }
 
 TEST(store_map_grows) {

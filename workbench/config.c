@@ -64,8 +64,8 @@ static int parse(const lathe_cfg_t *c, lathe_cfg_val_t *v, const char *text, int
     double x = strtod(text, &end);
     while (*end == ' ') end++;
     if (end == text || *end || errno == ERANGE || isnan(x))
-      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not a %s", c->owner, who, o->key, text,
-                          lathe_type_name(o->type));
+      return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not %s", c->owner, who, o->key, text,
+                          o->type == LATHE_INT ? "an integer" : "a number");
     if (o->type == LATHE_INT && (x != floor(x) || fabs(x) > 9.007199254740992e15))
       return lathe_seterr(LATHE_ECONFIG, "%s: %s%s = '%s' is not an integer", c->owner, who, o->key,
                           text);

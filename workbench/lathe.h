@@ -288,6 +288,9 @@ typedef struct lathe_plugin {
    * so a bad combination is refused before anything starts. Reads the config
    * only (no store, no other runs); returns 0 or LATHE_ECONFIG via h->fail. */
   int (*validate)(const lathe_host_t *h, lathe_ctx_t *ctx);
+  /* API 5: 1 if a lower main_metric is better (a loss); 0: higher is better.
+   * Decides the "best" that `lathe runs` shows and ckpt_keep_best keeps. */
+  int main_lower_better;
 } lathe_plugin_t;
 
 typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);

@@ -38,7 +38,9 @@ typedef struct opts {
   int have_seed;
   const char *metric, *name, *schema, *out;
   const char *smooth, *xaxis, *band, *title, *size; /* lathe plot */
-  int logy;
+  int logy, recipe; /* show --recipe */
+  long long from_ckpt; /* resume --from-checkpoint */
+  int have_from;
   char **sets; /* --set; lathe plot's --label and --vline share the array sizes */
   int nsets;
   char **labels, **vlines;
@@ -114,12 +116,23 @@ static const struct {
      "examples:\n"
      "  lathe show 3\n"
      "usage: lathe show RUN [--store PATH] [--json]\n"},
-    {"metrics", "export a run's curves",
+    {"metrics", "export the curves of one or more runs",
      "examples:\n"
      "  lathe metrics 3 --csv > run3.csv\n"
      "  lathe metrics 3 --metric loss\n"
-     "usage: lathe metrics RUN [--csv|--jsonl] [--metric NAME] [--store PATH]\n"
-     "  Default output: CSV with columns metric,step,value,time.\n"},
+     "  lathe metrics 1-5 7 --metric eval/reward --jsonl > sweep.jsonl\n"
+     "usage: lathe metrics RUNS... [--csv|--jsonl] [--metric NAME] [--store PATH]\n"
+     "  RUNS: 3, 1,2,3 or 1-5. Default output: CSV with columns metric,step,value,time\n"
+     "  (run,metric,step,value,time for several runs: long format); --jsonl gives one\n"
+     "  object per point with its run. Values are the shortest text that reads back\n"
+     "  exactly. Every run and metric is checked before anything is printed.\n"},
+    {"compare", "what differs between runs, and how each did",
+     "examples:\n"
+     "  lathe compare 3 7\n"
+     "  lathe compare 1 2 3 --metric eval/kl --json\n"
+     "usage: lathe compare RUN RUN... [--metric NAME] [--json] [--store PATH]\n"
+     "  The config keys whose values differ, then the main metric (and --metric)\n"
+     "  per run: last value, best value, and the mean over the last 10% of steps.\n"},
     {"rm", "delete runs with their metrics and checkpoints",
      "examples:\n"
      "  lathe rm 3 4\n"
@@ -165,7 +178,10 @@ static const struct {
      "examples:\n"
      "  lathe doctor\n"
      "usage: lathe doctor [--store PATH]\n"},
-    {"help", "show help for a command", "usage: lathe help [COMMAND]\n"},
+    {"help", "show help for a command",
+     "examples:\n"
+     "  lathe help plot\n"
+     "usage: lathe help [COMMAND]\n"},
     {"version", "print the version", "usage: lathe version\n"},
 };
 #define NCMDS (int)(sizeof cmds / sizeof *cmds)
@@ -182,20 +198,77 @@ static void short_usage(FILE *f) {
   fprintf(f, "\n`lathe COMMAND --help` for one command, `man lathe` for everything.\n");
 }
 
+/* "no command" with the nearest command, exit status 2. */
+static int no_command(const char *name) {
+  const char *names[NCMDS];
+  for (int i = 0; i < NCMDS; i++) names[i] = cmds[i].name;
+  const char *near = lathe_nearest(name, names, NCMDS);
+  fprintf(stderr, "lathe: no command '%s'", name);
+  if (near) fprintf(stderr, "; did you mean '%s'?", near);
+  fprintf(stderr, " (see `lathe help`)\n");
+  return 2;
+}
+
 static int cmd_help(const char *name) {
   if (!name) {
     short_usage(stdout);
     return 0;
   }
+  if (!strcmp(name, "--help") || !strcmp(name, "-h")) name = "help";
+  if (!strcmp(name, "ls")) name = "runs";
   for (int i = 0; i < NCMDS; i++)
     if (!strcmp(cmds[i].name, name)) {
       printf("lathe %s - %s\n\n%s", cmds[i].name, cmds[i].summary, cmds[i].help);
       return 0;
     }
-  return usage_err(NULL, "no command '%s'", name);
+  return no_command(name);
 }
 
 /* ---- argument parsing ---- */
+
+/* Every option, and which commands take it: an option given to a command it
+ * does not belong to is refused with that command's usage, never ignored. */
+enum {
+  O_STORE, O_HEADLESS, O_JSON, O_CSV, O_JSONL, O_LOGY, O_SMOOTH, O_X, O_BAND, O_TITLE, O_SIZE,
+  O_LABEL, O_VLINE, O_SET, O_SEED, O_THREADS, O_WORKERS, O_METRIC, O_NAME, O_SCHEMA, O_OUT,
+  O_RECIPE, O_FROM, NOPTS
+};
+static const struct {
+  const char *name, *alias;
+  int value;         /* takes a value */
+  const char *cmds;  /* the commands that take it, space-separated and space-padded */
+} options[NOPTS] = {
+    [O_STORE] = {"--store", "-s", 1,
+                 " run resume watch plot runs ls show metrics rm data doctor compare "},
+    [O_HEADLESS] = {"--headless", NULL, 0, " run resume "},
+    [O_JSON] = {"--json", NULL, 0, " runs ls show compare "},
+    [O_CSV] = {"--csv", NULL, 0, " metrics "},
+    [O_JSONL] = {"--jsonl", NULL, 0, " metrics "},
+    [O_LOGY] = {"--logy", NULL, 0, " plot "},
+    [O_SMOOTH] = {"--smooth", NULL, 1, " plot "},
+    [O_X] = {"--x", NULL, 1, " plot "},
+    [O_BAND] = {"--band", NULL, 1, " plot "},
+    [O_TITLE] = {"--title", NULL, 1, " plot "},
+    [O_SIZE] = {"--size", NULL, 1, " plot "},
+    [O_LABEL] = {"--label", NULL, 1, " plot "},
+    [O_VLINE] = {"--vline", NULL, 1, " plot "},
+    [O_SET] = {"--set", NULL, 1, " run check data "},
+    [O_SEED] = {"--seed", NULL, 1, " run check "},
+    [O_THREADS] = {"--threads", NULL, 1, " run resume "},
+    [O_WORKERS] = {"--workers", NULL, 1, " run resume "},
+    [O_METRIC] = {"--metric", NULL, 1, " plot metrics compare "},
+    [O_NAME] = {"--name", NULL, 1, " data "},
+    [O_SCHEMA] = {"--schema", NULL, 1, " data "},
+    [O_OUT] = {"--output", "-o", 1, " plot "},
+    [O_RECIPE] = {"--recipe", NULL, 0, " show "},
+    [O_FROM] = {"--from-checkpoint", NULL, 1, " resume "},
+};
+
+static int takes(int opt, const char *cmd) {
+  char w[40];
+  snprintf(w, sizeof w, " %s ", cmd);
+  return strstr(options[opt].cmds, w) != NULL;
+}
 
 static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -209,80 +282,89 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
   o->vlines = calloc(argc + 1, sizeof *o->vlines);
   o->args = calloc(argc + 1, sizeof *o->args);
   for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    const char *val = NULL;
-#define OPTVAL(flag)                                                                               \
-  (!strcmp(a, flag)                                                                                \
-       ? (i + 1 < argc ? (val = argv[++i]) : NULL)                                                 \
-       : (!strncmp(a, flag "=", strlen(flag) + 1) ? (val = a + strlen(flag) + 1) : NULL))
+    const char *a = argv[i], *val = NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       cmd_help(cmd);
       return 1;
-    } else if (!strcmp(a, "--headless"))
-      o->headless = 1;
-    else if (!strcmp(a, "--json"))
-      o->json = 1;
-    else if (!strcmp(a, "--csv"))
-      o->csv = 1;
-    else if (!strcmp(a, "--jsonl"))
-      o->jsonl = 1;
-    else if (!strcmp(a, "--logy"))
-      o->logy = 1;
-    else if (OPTVAL("--smooth"))
-      o->smooth = val;
-    else if (OPTVAL("--x"))
-      o->xaxis = val;
-    else if (OPTVAL("--band"))
-      o->band = val;
-    else if (OPTVAL("--title"))
-      o->title = val;
-    else if (OPTVAL("--size"))
-      o->size = val;
-    else if (OPTVAL("--label"))
-      o->labels[o->nlabels++] = (char *)val;
-    else if (OPTVAL("--vline"))
-      o->vlines[o->nvlines++] = (char *)val;
-    else if (OPTVAL("--store") || OPTVAL("-s"))
-      o->store = val;
-    else if (OPTVAL("--set")) {
+    }
+    if (a[0] != '-' || !a[1]) {
+      o->args[o->nargs++] = (char *)a;
+      continue;
+    }
+    int k = -1;
+    size_t alen = strcspn(a, "=");
+    for (int j = 0; j < NOPTS && k < 0; j++) {
+      const char *names[2] = {options[j].name, options[j].alias};
+      for (int m = 0; m < 2 && k < 0; m++)
+        if (names[m] && strlen(names[m]) == alen && !strncmp(a, names[m], alen)) k = j;
+    }
+    if (k < 0) { /* the nearest of this command's options */
+      const char *mine[NOPTS];
+      int n = 0;
+      for (int j = 0; j < NOPTS; j++)
+        if (takes(j, cmd)) mine[n++] = options[j].name;
+      char word[64];
+      snprintf(word, sizeof word, "%.*s", (int)alen, a);
+      const char *near = n ? lathe_nearest(word, mine, n) : NULL;
+      fprintf(stderr, "lathe %s: unknown option '%s'", cmd, word);
+      if (near) fprintf(stderr, " (did you mean '%s'?)", near);
+      fprintf(stderr, " (see `lathe %s --help`)\n", cmd);
+      return 2;
+    }
+    if (!takes(k, cmd)) return usage_err(cmd, "option %s does not apply to this command", options[k].name);
+    if (options[k].value) {
+      if (a[alen] == '=') val = a + alen + 1;
+      else if (i + 1 < argc) val = argv[++i];
+      else return usage_err(cmd, "option %s needs a value", options[k].name);
+    } else if (a[alen] == '=')
+      return usage_err(cmd, "option %s takes no value", options[k].name);
+    char *end;
+    switch (k) {
+    case O_STORE: o->store = val; break;
+    case O_HEADLESS: o->headless = 1; break;
+    case O_JSON: o->json = 1; break;
+    case O_CSV: o->csv = 1; break;
+    case O_JSONL: o->jsonl = 1; break;
+    case O_LOGY: o->logy = 1; break;
+    case O_SMOOTH: o->smooth = val; break;
+    case O_X: o->xaxis = val; break;
+    case O_BAND: o->band = val; break;
+    case O_TITLE: o->title = val; break;
+    case O_SIZE: o->size = val; break;
+    case O_LABEL: o->labels[o->nlabels++] = (char *)val; break;
+    case O_VLINE: o->vlines[o->nvlines++] = (char *)val; break;
+    case O_METRIC: o->metric = val; break;
+    case O_NAME: o->name = val; break;
+    case O_SCHEMA: o->schema = val; break;
+    case O_OUT: o->out = val; break;
+    case O_RECIPE: o->recipe = 1; break;
+    case O_FROM:
+      o->from_ckpt = strtoll(val, &end, 10);
+      if (*end || o->from_ckpt < 0 || !*val)
+        return usage_err(cmd, "--from-checkpoint wants a step (a non-negative integer), got '%s'", val);
+      o->have_from = 1;
+      break;
+    case O_SET:
       if (!strchr(val, '=') || val[0] == '=')
         return usage_err(cmd, "--set wants KEY=VALUE, got '%s'", val);
       o->sets[o->nsets++] = (char *)val;
-    } else if (OPTVAL("--seed")) {
-      char *end;
+      break;
+    case O_SEED:
       o->seed = strtoll(val, &end, 10), o->have_seed = 1;
-      if (*end || o->seed < 0)
+      if (*end || !*val || o->seed < 0)
         return usage_err(cmd, "--seed wants a non-negative integer, got '%s'", val);
-    } else if (OPTVAL("--threads")) {
-      char *end;
+      break;
+    case O_THREADS:
       o->threads = (int)strtol(val, &end, 10);
       if (*end || o->threads < 1 || o->threads > 1024)
         return usage_err(cmd, "--threads wants an integer >= 1, got '%s'", val);
-    } else if (OPTVAL("--workers")) {
-      char *end;
+      break;
+    case O_WORKERS:
       o->workers = (int)strtol(val, &end, 10);
       if (*end || o->workers < 1 || o->workers > LATHE_MAX_WORKERS)
         return usage_err(cmd, "--workers wants an integer from 1 to 64, got '%s'", val);
-    } else if (OPTVAL("--metric"))
-      o->metric = val;
-    else if (OPTVAL("--name"))
-      o->name = val;
-    else if (OPTVAL("--schema"))
-      o->schema = val;
-    else if (OPTVAL("-o") || OPTVAL("--output"))
-      o->out = val;
-    else if (a[0] == '-' && a[1]) {
-      if (!strcmp(a, "--store") || !strcmp(a, "--set") || !strcmp(a, "--seed") ||
-          !strcmp(a, "--threads") || !strcmp(a, "--workers") || !strcmp(a, "--metric") ||
-          !strcmp(a, "--name") || !strcmp(a, "--schema") || !strcmp(a, "-o") ||
-          !strcmp(a, "--smooth") || !strcmp(a, "--x") || !strcmp(a, "--band") ||
-          !strcmp(a, "--title") || !strcmp(a, "--size") || !strcmp(a, "--label") ||
-          !strcmp(a, "--vline"))
-        return usage_err(cmd, "option %s needs a value", a);
-      return usage_err(cmd, "unknown option '%s'", a);
-    } else
-      o->args[o->nargs++] = (char *)a;
-#undef OPTVAL
+      break;
+    }
   }
   return 0;
 }
@@ -508,7 +590,27 @@ static int cmd_plot(opts_t *o) {
   return rc;
 }
 
-/* ---- runs / show / metrics / rm ---- */
+/* ---- runs / show / metrics / compare / rm ---- */
+
+/* The shortest text that reads back as exactly v (%.17g at most). */
+static const char *num(double v, char *buf, size_t n) {
+  if (!isfinite(v)) {
+    snprintf(buf, n, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    return buf;
+  }
+  for (int p = 1; p <= 17; p++) {
+    snprintf(buf, n, "%.*g", p, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
+/* A JSON value as text: numbers in their shortest round-trip form. */
+static const char *jtext(json_object *v, char *buf, size_t n) {
+  if (!v) return "null";
+  if (json_object_is_type(v, json_type_double)) return num(json_object_get_double(v), buf, n);
+  return json_object_get_string(v);
+}
 
 typedef struct {
   lathe_store_t *st;
@@ -517,7 +619,8 @@ typedef struct {
   json_object *all;
 } list_args;
 
-static const char *age(double t, char *buf, size_t n) {
+/* Time since t as 42s, 17m, 5h or 3d. */
+static const char *since(double t, char *buf, size_t n) {
   double d = lathe_now() - t;
   if (d < 120)
     snprintf(buf, n, "%.0fs", d);
@@ -535,28 +638,42 @@ static const char *jstr(json_object *o, const char *k) {
   return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "";
 }
 
+/* The main metric's last value and its best (with the step) from a run record:
+ * "0.93" and "0.95@1200", or "-". */
+static void last_best(json_object *o, char *last, char *best, size_t n) {
+  json_object *v, *sum, *b;
+  char t[40];
+  const char *mm = jstr(o, "main_metric");
+  snprintf(last, n, "-"), snprintf(best, n, "-");
+  if (*mm && json_object_object_get_ex(o, "summary", &sum) &&
+      json_object_object_get_ex(sum, mm, &v) && v)
+    snprintf(last, n, "%.4g", json_object_get_double(v));
+  if (json_object_object_get_ex(o, "best", &b) && json_object_object_get_ex(b, "value", &v))
+    snprintf(best, n, "%.4g@%s", json_object_get_double(v), jstr(b, "step"));
+  (void)t;
+}
+
 static int list_cb(uint32_t id, const char *json, size_t n, void *arg) {
   list_args *a = arg;
   json_tokener *tok = json_tokener_new();
-  json_object *o = json_tokener_parse_ex(tok, json, (int)n), *v, *sum;
+  json_object *o = tok ? json_tokener_parse_ex(tok, json, (int)n) : NULL, *v;
   json_tokener_free(tok);
-  if (!o) {
+  if (!o || !json_object_is_type(o, json_type_object)) {
     fprintf(stderr, "lathe: run %u: corrupt record\n", id);
+    json_object_put(o);
     return 0;
   }
   if (a->json) {
     json_object_array_add(a->all, o);
     return 0;
   }
-  char buf[32], val[48] = "-";
-  const char *mm = jstr(o, "main_metric");
-  if (*mm && json_object_object_get_ex(o, "summary", &sum) &&
-      json_object_object_get_ex(sum, mm, &v) && v)
-    snprintf(val, sizeof val, "%s=%.4g", mm, json_object_get_double(v));
+  char buf[32], last[48], best[64];
+  last_best(o, last, best, sizeof last);
   const char *recipe = jstr(o, "recipe"), *slash = strrchr(recipe, '/');
   json_object_object_get_ex(o, "updated", &v);
-  printf("%-5u %-24s %-12s %-11s %9s %5s  %s\n", id, slash ? slash + 1 : recipe, jstr(o, "plugin"),
-         jstr(o, "status"), jstr(o, "step"), age(json_object_get_double(v), buf, sizeof buf), val);
+  printf("%-5u %-22.22s %-8.8s %-11s %9s %7s  %-10s %-16s %s\n", id, slash ? slash + 1 : recipe,
+         jstr(o, "plugin"), jstr(o, "status"), jstr(o, "step"),
+         since(json_object_get_double(v), buf, sizeof buf), last, best, jstr(o, "main_metric"));
   json_object_put(o);
   return 0;
 }
@@ -566,13 +683,14 @@ static int list_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 static int cmd_runs(opts_t *o) {
+  if (o->nargs) return usage_err("runs", "takes no arguments, got '%s'", o->args[0]);
   lathe_store_t *st;
   int rc = open_store(o, 1, &st);
   if (rc) return rc;
   list_args a = {st, NULL, o->json, json_object_new_array()};
   if (!o->json)
-    printf("%-5s %-24s %-12s %-11s %9s %5s  %s\n", "ID", "RECIPE", "PLUGIN", "STATUS", "STEP",
-           "AGE", "MAIN METRIC");
+    printf("%-5s %-22s %-8s %-11s %9s %7s  %-10s %-16s %s\n", "ID", "RECIPE", "PLUGIN", "STATUS",
+           "STEP", "UPDATED", "LAST", "BEST@STEP", "MAIN METRIC");
   rc = lathe_store_read(st, list_txn, &a);
   if (o->json && !rc)
     printf("%s\n", json_object_to_json_string_ext(a.all, JSON_C_TO_STRING_PRETTY));
@@ -586,6 +704,9 @@ typedef struct {
   json_object *out;
   lathe_store_t *st;
   MDB_txn *txn;
+  int recipe;  /* --recipe: fetch the recipe's text */
+  char *text;  /* malloc'd recipe text */
+  size_t ntext;
 } show_args;
 
 static int ckpt_cb(uint64_t step, size_t bytes, void *arg) {
@@ -621,7 +742,21 @@ static int show_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   if (rc) return rc;
   a->out = json_tokener_parse(rec);
   free(rec);
-  if (!a->out) return lathe_seterr(LATHE_ESTORE, "run %u: corrupt record", a->id);
+  if (!a->out || !json_object_is_type(a->out, json_type_object))
+    return lathe_seterr(LATHE_ESTORE, "run %u: corrupt record", a->id);
+  if (a->recipe) {
+    char key[64];
+    MDB_val v;
+    snprintf(key, sizeof key, "user/recipe/%.16s", jstr(a->out, "recipe_hash"));
+    if ((rc = lathe_store_meta_get(st, txn, key, &v)))
+      return rc == LATHE_ENOTFOUND
+                 ? lathe_seterr(rc, "run %u: no recipe text stored (run by an older lathe, or "
+                                    "not from a recipe)", a->id)
+                 : rc;
+    if (!(a->text = malloc(v.mv_size + 1))) return lathe_seterr(LATHE_ENOMEM, "out of memory");
+    memcpy(a->text, v.mv_data, v.mv_size), a->ntext = v.mv_size;
+    return 0;
+  }
   a->st = st, a->txn = txn;
   json_object_object_add(a->out, "checkpoints", json_object_new_array());
   json_object_object_add(a->out, "metrics", json_object_new_object());
@@ -638,65 +773,95 @@ static int show_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   return lathe_store_metric_names(st, txn, a->id, name_cb, a);
 }
 
+/* Read run id's record with its checkpoints and latest metrics (or, recipe,
+ * its recipe's text). */
+static int load_show(lathe_store_t *st, uint32_t id, int recipe, show_args *a) {
+  *a = (show_args){id, NULL};
+  a->recipe = recipe;
+  int rc = lathe_store_read(st, show_txn, a);
+  if (rc) json_object_put(a->out), a->out = NULL, free(a->text), a->text = NULL;
+  return rc;
+}
+
 static int cmd_show(opts_t *o) {
-  uint32_t id;
+  uint32_t id = 0;
   if (o->nargs != 1) return usage_err("show", "%s", "wants exactly one RUN");
   int rc = parse_run_id("show", o->args[0], &id);
   if (rc) return rc;
   lathe_store_t *st;
   if ((rc = open_store(o, 1, &st))) return rc;
-  show_args a = {id, NULL};
-  rc = lathe_store_read(st, show_txn, &a);
+  show_args a;
+  rc = load_show(st, id, o->recipe, &a);
   lathe_store_close(st);
-  if (rc) {
-    json_object_put(a.out);
-    return fail(rc);
-  }
-  if (o->json) {
+  if (rc) return fail(rc);
+  if (o->recipe) {
+    fwrite(a.text, 1, a.ntext, stdout);
+  } else if (o->json) {
     printf("%s\n", json_object_to_json_string_ext(a.out, JSON_C_TO_STRING_PRETTY));
   } else {
-    json_object *v;
+    json_object *v, *cfg = NULL, *met = json_object_object_get(a.out, "metrics");
+    char nb[40], last[48], best[64];
+    int w = 22; /* the key column: as wide as the longest key */
+    if (json_object_object_get_ex(a.out, "config", &cfg)) {
+      json_object_object_foreach(cfg, k1, x1) w = (int)strlen(k1) > w ? (int)strlen(k1) : w;
+    }
+    json_object_object_foreach(met, k2, x2) w = (int)strlen(k2) > w ? (int)strlen(k2) : w;
     printf("run %u  %s %s  (%s)\n", id, jstr(a.out, "plugin"), jstr(a.out, "plugin_version"),
            jstr(a.out, "status"));
-    printf("recipe      %s (hash %s)\n", jstr(a.out, "recipe"), jstr(a.out, "recipe_hash"));
+    printf("recipe      %s (hash %s; `lathe show %u --recipe` prints it)\n", jstr(a.out, "recipe"),
+           jstr(a.out, "recipe_hash"), id);
     printf("step        %s of %s\n", jstr(a.out, "step"), jstr(a.out, "total"));
     printf("seed        %s   threads %s   host %s\n", jstr(a.out, "seed"), jstr(a.out, "threads"),
            jstr(a.out, "host"));
+    if (*jstr(a.out, "main_metric")) {
+      last_best(a.out, last, best, sizeof last);
+      printf("main        %s: last %s, best %s (value@step)\n", jstr(a.out, "main_metric"), last,
+             best);
+    }
     if (*jstr(a.out, "error")) printf("error       %s\n", jstr(a.out, "error"));
     printf("config\n");
-    if (json_object_object_get_ex(a.out, "config", &v)) {
-      json_object_object_foreach(v, k, x) printf("  %-22s %s\n", k, json_object_get_string(x));
+    if (cfg) {
+      json_object_object_foreach(cfg, k3, x3) printf("  %-*s %s\n", w, k3, jtext(x3, nb, sizeof nb));
     }
     printf("checkpoints");
     json_object *ck = json_object_object_get(a.out, "checkpoints");
     for (size_t i = 0; i < json_object_array_length(ck); i++)
       printf(" %s", jstr(json_object_array_get_idx(ck, i), "step"));
+    if (*jstr(a.out, "best_ckpt")) printf("  (best: %s)", jstr(a.out, "best_ckpt"));
     if (*jstr(a.out, "ckpt_hash")) printf("  (newest hash %s)", jstr(a.out, "ckpt_hash"));
     printf("\nmetrics (latest)\n");
-    json_object_object_foreach(json_object_object_get(a.out, "metrics"), k, x)
-        printf("  %-22s %-14s step %s\n", k, jstr(x, "value"), jstr(x, "step"));
+    json_object_object_foreach(met, k4, x4) {
+      json_object_object_get_ex(x4, "value", &v);
+      printf("  %-*s %-22s step %s\n", w, k4, jtext(v, nb, sizeof nb), jstr(x4, "step"));
+    }
   }
   json_object_put(a.out);
+  free(a.text);
   return 0;
 }
+
+/* ---- metrics: curves of one or more runs ---- */
 
 typedef struct {
   uint32_t id;
   const char *only, *cur;
-  int jsonl;
+  int jsonl, many; /* many: a run column in CSV */
+  int found;
+  char names[4096]; /* the run's metric names, for a message */
 } export_args;
 
 static int print_point(uint64_t step, double value, double time, void *arg) {
   export_args *a = arg;
+  char nb[40];
   if (a->jsonl) {
-    if (isfinite(value))
-      printf("{\"run\":%u,\"metric\":\"%s\",\"step\":%llu,\"value\":%.17g,\"time\":%.3f}\n", a->id,
-             a->cur, (unsigned long long)step, value, time);
-    else
-      printf("{\"run\":%u,\"metric\":\"%s\",\"step\":%llu,\"value\":null,\"time\":%.3f}\n", a->id,
-             a->cur, (unsigned long long)step, time);
-  } else
-    printf("%s,%llu,%.17g,%.3f\n", a->cur, (unsigned long long)step, value, time);
+    printf("{\"run\":%u,\"metric\":\"%s\",\"step\":%llu,\"value\":%s,\"time\":%.3f}\n", a->id,
+           a->cur, (unsigned long long)step, isfinite(value) ? num(value, nb, sizeof nb) : "null",
+           time);
+  } else if (a->many)
+    printf("%u,%s,%llu,%s,%.3f\n", a->id, a->cur, (unsigned long long)step, num(value, nb, sizeof nb),
+           time);
+  else
+    printf("%s,%llu,%s,%.3f\n", a->cur, (unsigned long long)step, num(value, nb, sizeof nb), time);
   return 0;
 }
 
@@ -704,15 +869,19 @@ typedef struct {
   export_args *ea;
   lathe_store_t *st;
   MDB_txn *txn;
-  int found;
+  int print; /* 0: check the run and metric only */
 } export_ctx;
 
 static int export_name(const char *name, void *arg) {
   export_ctx *c = arg;
-  if (c->ea->only && strcmp(c->ea->only, name)) return 0;
-  c->found = 1;
-  c->ea->cur = name;
-  return lathe_store_metric_each(c->st, c->txn, c->ea->id, name, print_point, c->ea);
+  export_args *e = c->ea;
+  size_t len = strlen(e->names);
+  if (len + strlen(name) + 3 < sizeof e->names)
+    snprintf(e->names + len, sizeof e->names - len, "%s%s", len ? ", " : "", name);
+  if (e->only && strcmp(e->only, name)) return 0;
+  e->found = 1;
+  e->cur = name;
+  return c->print ? lathe_store_metric_each(c->st, c->txn, e->id, name, print_point, e) : 0;
 }
 
 static int export_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
@@ -721,24 +890,195 @@ static int export_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   int rc = lathe_store_run_get(st, txn, c->ea->id, &rec);
   if (rc) return rc;
   free(rec);
-  c->st = st, c->txn = txn;
+  c->st = st, c->txn = txn, c->ea->found = 0, c->ea->names[0] = 0;
   if ((rc = lathe_store_metric_names(st, txn, c->ea->id, export_name, c))) return rc;
-  if (c->ea->only && !c->found)
-    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s'", c->ea->id, c->ea->only);
+  if (c->ea->only && !c->ea->found)
+    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no metric '%s' (it has: %s)", c->ea->id,
+                        c->ea->only, c->ea->names[0] ? c->ea->names : "none");
   return 0;
 }
 
 static int cmd_metrics(opts_t *o) {
-  uint32_t id;
-  if (o->nargs != 1) return usage_err("metrics", "%s", "wants exactly one RUN");
-  int rc = parse_run_id("metrics", o->args[0], &id);
-  if (rc) return rc;
+  if (o->nargs < 1) return usage_err("metrics", "%s", "wants at least one RUN (3, 1,2,3 or 1-5)");
+  int cap = 4096, n = 0;
+  uint32_t *ids = malloc(cap * sizeof *ids);
+  if (!ids) return fail(lathe_seterr(LATHE_ENOMEM, "out of memory"));
+  for (int i = 0; i < o->nargs; i++) {
+    int k = parse_group(o->args[i], ids + n, cap - n);
+    if (k < 1) {
+      free(ids);
+      return usage_err("metrics", "'%s' is not a run, a list 1,2,3 or a range 1-5", o->args[i]);
+    }
+    n += k;
+  }
   lathe_store_t *st;
-  if ((rc = open_store(o, 1, &st))) return rc;
-  export_args ea = {id, o->metric, NULL, o->jsonl};
+  int rc = open_store(o, 1, &st);
+  if (rc) {
+    free(ids);
+    return rc;
+  }
+  export_args ea = {0};
+  ea.only = o->metric, ea.jsonl = o->jsonl, ea.many = n > 1;
   export_ctx c = {&ea};
-  if (!o->jsonl) printf("metric,step,value,time\n");
-  rc = lathe_store_read(st, export_txn, &c);
+  /* every run and the metric are checked before a byte goes to stdout */
+  for (int i = 0; i < n && !rc; i++) ea.id = ids[i], rc = lathe_store_read(st, export_txn, &c);
+  if (!rc && !o->jsonl) printf(n > 1 ? "run,metric,step,value,time\n" : "metric,step,value,time\n");
+  c.print = 1;
+  for (int i = 0; i < n && !rc; i++) ea.id = ids[i], rc = lathe_store_read(st, export_txn, &c);
+  lathe_store_close(st);
+  free(ids);
+  return rc ? fail(rc) : 0;
+}
+
+/* ---- compare: what differs between runs, and how they did ---- */
+
+typedef struct {
+  const char *name;
+  double last, best, tail; /* tail: mean over the last 10% of steps */
+  int have;
+  int lower; /* lower is better */
+  uint64_t maxstep;
+  double sum;
+  int cnt;
+} cmp_metric;
+
+static int cmp_point(uint64_t step, double value, double time, void *arg) {
+  cmp_metric *m = arg;
+  if (!isfinite(value)) return 0;
+  if (!m->have || (m->lower ? value < m->best : value > m->best)) m->best = value;
+  m->last = value, m->have = 1;
+  return 0;
+}
+static int cmp_tail(uint64_t step, double value, double time, void *arg) {
+  cmp_metric *m = arg;
+  if (isfinite(value) && step * 10 >= m->maxstep * 9) m->sum += value, m->cnt++;
+  return 0;
+}
+static int cmp_maxstep(uint64_t step, double value, double time, void *arg) {
+  cmp_metric *m = arg;
+  if (step > m->maxstep) m->maxstep = step;
+  return 0;
+}
+
+typedef struct {
+  uint32_t id;
+  cmp_metric *m;
+} cmp_args;
+
+static int cmp_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  cmp_args *a = arg;
+  cmp_metric *m = a->m;
+  int rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_maxstep, m);
+  if (!rc) rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_point, m);
+  if (!rc) rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_tail, m);
+  return rc;
+}
+
+static int cmd_compare(opts_t *o) {
+  if (o->nargs < 2) return usage_err("compare", "%s", "wants two or more RUNs");
+  int n = o->nargs;
+  uint32_t ids[n];
+  for (int i = 0; i < n; i++) {
+    int rc = parse_run_id("compare", o->args[i], &ids[i]);
+    if (rc) return rc;
+  }
+  lathe_store_t *st;
+  int rc = open_store(o, 1, &st);
+  if (rc) return rc;
+  show_args sa[n];
+  int loaded = 0;
+  for (; loaded < n && !rc; loaded++) rc = load_show(st, ids[loaded], 0, &sa[loaded]);
+  if (rc) loaded--;
+  const char *metrics[2] = {NULL, o->metric};
+  json_object *all = json_object_new_object();
+  if (!rc) {
+    metrics[0] = jstr(sa[0].out, "main_metric");
+    int lower = json_object_object_get(sa[0].out, "best") &&
+                !strcmp(jstr(json_object_object_get(sa[0].out, "best"), "goal"), "min");
+    /* the config keys that differ (or exist in only some runs) */
+    json_object *diff = json_object_new_object();
+    json_object *c0 = json_object_object_get(sa[0].out, "config");
+    json_object *keys = json_object_new_object();
+    json_object_object_add(keys, "plugin", NULL);
+    for (int i = 0; i < n; i++) {
+      json_object_object_foreach(json_object_object_get(sa[i].out, "config"), k, x)
+          json_object_object_add(keys, k, NULL);
+      (void)c0;
+    }
+    char nb[40];
+    json_object_object_foreach(keys, k, unused) {
+      (void)unused;
+      const char *first = NULL;
+      int differs = 0;
+      char vals[n][48];
+      for (int i = 0; i < n; i++) {
+        json_object *cfg = json_object_object_get(sa[i].out, "config"), *x = NULL;
+        int has = !strcmp(k, "plugin") ? (x = json_object_object_get(sa[i].out, "plugin")) != NULL
+                                        : json_object_object_get_ex(cfg, k, &x);
+        snprintf(vals[i], sizeof vals[i], "%s", has ? jtext(x, nb, sizeof nb) : "(absent)");
+        if (!first) first = vals[i];
+        else if (strcmp(first, vals[i])) differs = 1;
+      }
+      if (!differs) continue;
+      json_object *arr = json_object_new_array();
+      for (int i = 0; i < n; i++) json_object_array_add(arr, json_object_new_string(vals[i]));
+      json_object_object_add(diff, k, arr);
+    }
+    json_object_object_add(all, "config_differs", diff);
+    json_object *res = json_object_new_object();
+    for (int j = 0; j < 2; j++) {
+      if (!metrics[j] || !*metrics[j] || (j == 1 && metrics[0] && !strcmp(metrics[0], metrics[1])))
+        continue;
+      json_object *per = json_object_new_array();
+      for (int i = 0; i < n && !rc; i++) {
+        cmp_metric m = {metrics[j]};
+        m.lower = j == 0 ? lower : 0;
+        cmp_args ca = {ids[i], &m};
+        rc = lathe_store_read(st, cmp_txn, &ca);
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "run", json_object_new_int64(ids[i]));
+        json_object_object_add(e, "last", m.have ? json_object_new_double(m.last) : NULL);
+        json_object_object_add(e, "best", m.have ? json_object_new_double(m.best) : NULL);
+        json_object_object_add(e, "tail_mean", m.cnt ? json_object_new_double(m.sum / m.cnt) : NULL);
+        json_object_array_add(per, e);
+      }
+      json_object_object_add(res, metrics[j], per);
+    }
+    json_object_object_add(all, "metrics", res);
+    if (!rc && o->json) {
+      printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY));
+    } else if (!rc) {
+      int w = 8;
+      json_object_object_foreach(diff, kd, xd) w = (int)strlen(kd) > w ? (int)strlen(kd) : w;
+      json_object_object_foreach(res, k2, x2) w = (int)strlen(k2) + 7 > w ? (int)strlen(k2) + 7 : w;
+      printf("%-*s", w, "run");
+      for (int i = 0; i < n; i++) printf("  %20u", ids[i]);
+      printf("\n");
+      if (!json_object_object_length(diff)) printf("(configs are identical)\n");
+      json_object_object_foreach(diff, k3, arr) {
+        printf("%-*s", w, k3);
+        for (int i = 0; i < n; i++)
+          printf("  %20.20s", json_object_get_string(json_object_array_get_idx(arr, i)));
+        printf("\n");
+      }
+      json_object_object_foreach(res, mk, per) {
+        const char *what[3] = {"last", "best", "tail_mean"};
+        const char *label[3] = {"last", "best", "last10%"};
+        for (int q = 0; q < 3; q++) {
+          char lab[200];
+          snprintf(lab, sizeof lab, "%s %s", mk, label[q]);
+          printf("%-*s", w, lab);
+          for (int i = 0; i < n; i++) {
+            json_object *v = json_object_object_get(json_object_array_get_idx(per, i), what[q]);
+            printf("  %20s", v ? num(json_object_get_double(v), nb, sizeof nb) : "-");
+          }
+          printf("\n");
+        }
+      }
+    }
+  }
+  json_object_put(all);
+  for (int i = 0; i < loaded; i++) json_object_put(sa[i].out);
   lathe_store_close(st);
   return rc ? fail(rc) : 0;
 }
@@ -925,6 +1265,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "help")) return cmd_help(argc > 2 ? argv[2] : NULL);
+  int known = !strcmp(cmd, "ls");
+  for (int i = 0; i < NCMDS; i++) known |= !strcmp(cmd, cmds[i].name);
+  if (!known) return no_command(cmd);
   opts_t o;
   int rc = parse(cmd, argc - 2, argv + 2, &o);
   if (rc) {
@@ -947,6 +1290,8 @@ int main(int argc, char **argv) {
     rc = cmd_show(&o);
   else if (!strcmp(cmd, "metrics"))
     rc = cmd_metrics(&o);
+  else if (!strcmp(cmd, "compare"))
+    rc = cmd_compare(&o);
   else if (!strcmp(cmd, "rm"))
     rc = cmd_rm(&o);
   else if (!strcmp(cmd, "plugins"))
@@ -955,15 +1300,8 @@ int main(int argc, char **argv) {
     rc = cmd_data(&o);
   else if (!strcmp(cmd, "doctor"))
     rc = cmd_doctor(&o);
-  else {
-    const char *names[NCMDS];
-    for (int i = 0; i < NCMDS; i++) names[i] = cmds[i].name;
-    const char *near = lathe_nearest(cmd, names, NCMDS);
-    fprintf(stderr, "lathe: no command '%s'", cmd);
-    if (near) fprintf(stderr, "; did you mean '%s'?", near);
-    fprintf(stderr, " (see `lathe help`)\n");
-    rc = 2;
-  }
+  else
+    rc = no_command(cmd);
   free_opts(&o);
   return rc;
 }

@@ -67,6 +67,8 @@ static const lathe_opt_t host_opts[] = {
     {"ckpt_every", LATHE_INT, "1000", 0, 1e15, NULL,
      "checkpoint every N steps (0: only when the run ends or is stopped)"},
     {"ckpt_keep", LATHE_INT, "2", 1, 1000, NULL, "checkpoints kept per run"},
+    {"ckpt_keep_best", LATHE_BOOL, "false", 0, 0, NULL,
+     "also checkpoint at each new best of the main metric and keep the best one"},
     {"max_steps", LATHE_INT, "0", 0, 1e15, NULL, "stop after N steps (0: the plugin decides)"},
     {NULL}};
 
@@ -129,6 +131,13 @@ static void push_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t 
                           const char *name, double value, char *text) {
   lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
   if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
+  if (r->starting && type == EV_LOG) { /* held until the run's start event */
+    if (GROW(r->prelog, r->nprelog, r->capprelog))
+      free(text);
+    else
+      r->prelog[r->nprelog++] = ev;
+    return;
+  }
   pthread_mutex_lock(&s->mu);
   if (GROW(s->events, s->nevents, s->capevents)) {
     pthread_mutex_unlock(&s->mu);
@@ -179,6 +188,15 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
                            isfinite(r->last[i].value) ? json_object_new_double(r->last[i].value)
                                                       : NULL);
   json_object_object_add(o, "summary", sum);
+  if (r->have_best) {
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "value", json_object_new_double(r->best));
+    json_object_object_add(b, "step", json_object_new_int64(r->best_step));
+    json_object_object_add(b, "goal",
+                           json_object_new_string(r->plugin->main_lower_better ? "min" : "max"));
+    json_object_object_add(o, "best", b);
+  }
+  if (r->best_ckpt >= 0) json_object_object_add(o, "best_ckpt", json_object_new_int64(r->best_ckpt));
   if (r->errmsg[0]) json_object_object_add(o, "error", json_object_new_string(r->errmsg));
   char *out = strdup(
       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -212,7 +230,8 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   }
   if (!rc && a->ckpt)
     rc = lathe_store_ckpt_put(st, txn, r->id, (uint64_t)r->step, a->ckpt->p, a->ckpt->n,
-                              (int)r->ckpt_keep);
+                              (int)r->ckpt_keep,
+                              r->best_ckpt >= 0 ? (uint64_t)r->best_ckpt : UINT64_MAX);
   if (!rc && a->rec) rc = lathe_store_run_put(st, txn, r->id, a->rec);
   if (!rc) test_kill_check(r, 1);
   return rc;
@@ -253,6 +272,13 @@ static void h_set_total(lathe_ctx_t *c, int64_t total) {
 
 static void record_metric(lathe_run_t *r, uint64_t step, const char *name, double v);
 
+/* A value of the main metric: the best so far? (ties keep the earlier step) */
+static void note_best(lathe_run_t *r, uint64_t step, double v) {
+  int better = !r->have_best || (r->plugin->main_lower_better ? v < r->best : v > r->best);
+  if (!better) return;
+  r->have_best = 1, r->best = v, r->best_step = (int64_t)step, r->best_dirty = 1;
+}
+
 static void h_metric(lathe_ctx_t *c, const char *name, double v) {
   /* the step being executed: metrics of step N belong to the checkpoint at N */
   if (c->run) record_metric(c->run, (uint64_t)c->run->step + 1, name, v);
@@ -265,6 +291,7 @@ static void record_metric(lathe_run_t *r, uint64_t step, const char *name, doubl
   r->pending[r->npending++] = pt;
   if ((last = point_slot(&r->last, &r->nlast, &r->caplast, name))) *last = pt;
   if (!isfinite(v)) r->diverged = 1;
+  else if (r->plugin->main_metric && !strcmp(name, r->plugin->main_metric)) note_best(r, step, v);
   push_event_at(r->sess, EV_METRIC, r, step, name, v, NULL);
 }
 
@@ -524,6 +551,12 @@ static int new_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   lathe_run_t *r = arg;
   int rc = lathe_store_run_new(st, txn, &r->id);
   if (rc) return rc;
+  if (r->sess->recipe_text) { /* the recipe's text beside its runs: `lathe show RUN --recipe` */
+    char key[64];
+    snprintf(key, sizeof key, "user/recipe/%s", r->sess->recipe_hash);
+    if ((rc = lathe_store_meta_put(st, txn, key, r->sess->recipe_text, r->sess->recipe_len)))
+      return rc;
+  }
   char *rec = make_record(r, RUN_PENDING);
   rc = lathe_store_run_put(st, txn, r->id, rec);
   if (rc)
@@ -551,6 +584,7 @@ static lathe_run_t *run_alloc(lathe_session_t *s, const lathe_plugin_t *p) {
   r->sess = s, r->plugin = p;
   r->ctx.run = r, r->ctx.cfg = &r->cfg;
   r->created = lathe_now();
+  r->best_ckpt = -1;
   atomic_init(&r->status, RUN_PENDING);
   return r;
 }
@@ -559,6 +593,7 @@ static void read_host_opts(lathe_run_t *r) {
   r->seed = (uint64_t)lathe_cfg_int(&r->cfg, "seed");
   r->ckpt_every = lathe_cfg_int(&r->cfg, "ckpt_every");
   r->ckpt_keep = lathe_cfg_int(&r->cfg, "ckpt_keep");
+  r->keep_best = (int)lathe_cfg_int(&r->cfg, "ckpt_keep_best");
 }
 
 int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *keys,
@@ -589,6 +624,7 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
     return rc;
   }
   read_host_opts(r);
+  if (s->check_only) r->id = (uint32_t)s->nruns + 1; /* stand-in ids, so runs can name runs */
   if (!s->check_only && (rc = lathe_store_write(s->store, new_record_txn, r))) {
     run_free(r);
     return rc;
@@ -639,6 +675,8 @@ int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out) {
     if (json_object_object_get_ex(o, "recipe_hash", &v))
       snprintf(s->recipe_hash, sizeof s->recipe_hash, "%s", json_object_get_string(v));
     if (json_object_object_get_ex(o, "created", &t)) r->created = json_object_get_double(t);
+    if (json_object_object_get_ex(o, "best_ckpt", &t) && json_object_get_int64(t) >= 0)
+      r->best_ckpt = json_object_get_int64(t);
     if (json_object_object_get_ex(o, "threads", &t) && s->threads != json_object_get_int(t))
       fprintf(stderr,
               "lathe: warning: run %u used %d threads, resuming with %d; results may differ in "
@@ -725,6 +763,12 @@ typedef struct {
   int found;
 } load_args;
 
+static int best_point(uint64_t step, double value, double time, void *arg) {
+  load_args *a = arg;
+  if (step <= a->step && isfinite(value)) note_best(a->r, step, value);
+  return 0;
+}
+
 static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   load_args *a = arg;
   MDB_val v;
@@ -733,7 +777,13 @@ static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   if (rc) return rc;
   a->found = 1;
   lathe_buf_put(&a->buf, v.mv_data, v.mv_size);
-  return a->buf.err;
+  if (a->buf.err) return a->buf.err;
+  /* the main metric's best up to the checkpoint, from the stored curve */
+  lathe_run_t *r = a->r;
+  r->have_best = 0;
+  if (r->plugin->main_metric)
+    rc = lathe_store_metric_each(st, txn, r->id, r->plugin->main_metric, best_point, a);
+  return rc == LATHE_ENOTFOUND ? 0 : rc;
 }
 
 static int restore(lathe_run_t *r) {
@@ -742,7 +792,7 @@ static int restore(lathe_run_t *r) {
   if (rc || !a.found) {
     lathe_buf_free(&a.buf);
     if (!rc) push_event(r->sess, EV_LOG, r, NULL, 0, strdup("no checkpoint: starting over"));
-    r->step = 0;
+    r->step = 0, r->have_best = 0, r->best_ckpt = -1;
     return rc ? rc : flush(r, RUN_RUNNING, NULL, 1);
   }
   lathe_buf_t *b = &a.buf;
@@ -812,21 +862,32 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
   push_event(s, EV_END, r, lathe_status_name(st), err, r->errmsg[0] ? strdup(r->errmsg) : NULL);
 }
 
-static void begin(lathe_run_t *r) {
-  r->diverged = 0;
-  int rc = r->plugin->create(&host, &r->ctx, &r->self);
-  if (rc) {
-    finish(r, RUN_FAILED, rc);
-    return;
+/* The log lines a run wrote while it started, after its start event. */
+static void release_prelog(lathe_run_t *r) {
+  r->starting = 0;
+  for (int i = 0; i < r->nprelog; i++) {
+    lathe_event_t *e = &r->prelog[i];
+    push_event_at(r->sess, e->type, r, e->step, NULL, 0, e->text);
   }
-  r->live = 1;
-  rc = r->resume ? restore(r) : flush(r, RUN_RUNNING, NULL, 0);
+  free(r->prelog);
+  r->prelog = NULL, r->nprelog = r->capprelog = 0;
+}
+
+static void begin(lathe_run_t *r) {
+  r->diverged = 0, r->starting = 1;
+  int rc = r->plugin->create(&host, &r->ctx, &r->self);
+  if (!rc) {
+    r->live = 1;
+    rc = r->resume ? restore(r) : flush(r, RUN_RUNNING, NULL, 0);
+  }
   if (rc) {
+    release_prelog(r);
     finish(r, RUN_FAILED, rc);
     return;
   }
   atomic_store(&r->status, RUN_RUNNING);
   push_event(r->sess, EV_START, r, NULL, 0, NULL);
+  release_prelog(r);
 }
 
 /* Step r for about `budget` seconds. Returns 1 if it made progress. */
@@ -864,11 +925,16 @@ static int chunk(lathe_run_t *r, double budget) {
       finish(r, RUN_DIVERGED, LATHE_ENAN);
       return 1;
     }
+    /* a new best of the main metric: checkpointed now (or by finish) and kept */
+    int best_now = r->keep_best && r->best_dirty && r->best_step == r->step;
+    if (best_now) r->best_ckpt = r->step;
+    r->best_dirty = 0;
     if (rc == LATHE_DONE || (max_steps > 0 && r->step >= max_steps)) {
       finish(r, RUN_DONE, 0);
       return 1;
     }
-    if (r->ckpt_every > 0 && r->step % r->ckpt_every == 0 && checkpoint(r, RUN_RUNNING)) {
+    if (((r->ckpt_every > 0 && r->step % r->ckpt_every == 0) || best_now) &&
+        checkpoint(r, RUN_RUNNING)) {
       finish(r, RUN_FAILED, lathe_lasterr_code());
       return 1;
     }
@@ -1055,7 +1121,8 @@ void lathe_session_close(lathe_session_t *s) {
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
   for (int i = 0; i < s->nruns; i++) run_free(s->runs[i]);
-  free(s->runs), free(s->active), free(s->events);
+  free(s->runs), free(s->active), free(s->events), free(s->recipe_text);
+  s->recipe_text = NULL;
   s->runs = NULL, s->nruns = 0;
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);

@@ -56,6 +56,17 @@ typedef struct lathe_child { /* plugins created by a plugin (environments...) */
   lathe_cfg_t cfg;
 } lathe_child_t;
 
+typedef enum { EV_START, EV_METRIC, EV_LOG, EV_CKPT, EV_END } lathe_ev_type_t;
+
+typedef struct lathe_event {
+  lathe_ev_type_t type;
+  uint32_t run;
+  uint64_t step;
+  double time, value;
+  char name[64];
+  char *text; /* owned: log line, or END summary JSON */
+} lathe_event_t;
+
 typedef struct lathe_run {
   lathe_session_t *sess;
   uint32_t id;
@@ -70,6 +81,12 @@ typedef struct lathe_run {
   int64_t perf_step;   /* [worker] step and time of the last perf/steps_per_sec */
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
+  int keep_best;      /* ckpt_keep_best: a checkpoint at each new best, kept */
+  int have_best;      /* [worker] the main metric's best so far (finite values) */
+  int best_dirty;     /* [worker] a new best this step (keep_best: checkpoint it) */
+  double best;        /* [worker] */
+  int64_t best_step;  /* [worker] */
+  int64_t best_ckpt;  /* [worker] step of the kept best checkpoint, -1 if none */
   uint64_t last_ckpt_step; /* [worker] */
   int64_t ckpt_step;       /* [worker] step and time of the newest checkpoint (record) */
   double ckpt_time;
@@ -79,6 +96,9 @@ typedef struct lathe_run {
   atomic_int ckpt_req, pause_req;
   int err; /* code when failed */
   char errmsg[512];
+  int starting;           /* [worker] in begin(): log events wait in prelog */
+  lathe_event_t *prelog;  /* [worker] */
+  int nprelog, capprelog;
   lathe_point_t *pending; /* [worker] metrics not yet in the store */
   int npending, cappending;
   lathe_point_t *last; /* [worker] last value of each metric (summary) */
@@ -96,17 +116,6 @@ typedef struct lathe_run {
   int busy;        /* [any] held by a worker right now */
 } lathe_run_t;
 
-typedef enum { EV_START, EV_METRIC, EV_LOG, EV_CKPT, EV_END } lathe_ev_type_t;
-
-typedef struct lathe_event {
-  lathe_ev_type_t type;
-  uint32_t run;
-  uint64_t step;
-  double time, value;
-  char name[64];
-  char *text; /* owned: log line, or END summary JSON */
-} lathe_event_t;
-
 struct lathe_session {
   uv_loop_t loop;
   uv_async_t wake;
@@ -122,6 +131,8 @@ struct lathe_session {
   int *set_used, nsets;
   char recipe_path[4096];
   char recipe_hash[17];
+  char *recipe_text; /* owned: the recipe's bytes, stored once with its first run */
+  size_t recipe_len;
   lathe_run_t **runs; /* [loop] every run created by this session */
   int nruns, capruns;
   /* workers */

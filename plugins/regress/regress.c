@@ -131,6 +131,7 @@ static const lathe_plugin_t plugin = {
     .doc = "MLP regression on a fixed synthetic problem (the runtime's test plugin)",
     .opts = opts,
     .main_metric = "eval_loss",
+    .main_lower_better = 1,
     .create = create,
     .step = step,
     .save = save,
