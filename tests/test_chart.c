@@ -163,3 +163,21 @@ TEST(chart_ema_matches_tensorboard) {
   chart_ema(y, 4, 0, out);
   ASSERT_NEAR(out[3], 3, 0);
 }
+
+/* A log axis over less than two decades gets linear ticks; their labels must
+ * stay distinct (they once read 4, 3, 2, 2, 2, 1). */
+TEST(chart_log_ticks_distinct_labels) {
+  double t[16];
+  double ranges[][2] = {{1, 4.5}, {1.2, 3.3}, {0.011, 0.09}, {2, 9}, {0.5, 60}};
+  for (int r = 0; r < 5; r++) {
+    for (int max = 2; max <= 8; max++) {
+      int n = chart_ticks(ranges[r][0], ranges[r][1], 1, max, t);
+      char a[32], b[32];
+      for (int i = 1; i < n; i++) {
+        chart_fmt(t[i - 1], chart_tick_spacing(t, n, i - 1), a, sizeof a);
+        chart_fmt(t[i], chart_tick_spacing(t, n, i), b, sizeof b);
+        ASSERT(strcmp(a, b) != 0);
+      }
+    }
+  }
+}

@@ -86,11 +86,13 @@ if want dashboard; then
   $TM send-keys -t d Escape
   check dashboard_help_closes "sleep 0.5; ! screen d | grep -q 'lathe dashboard keys'"
   $TM send-keys -t d p
-  check dashboard_pause "wait_for d '^>  1 +regress +paused' 3 && screen d | grep -q 'run 1 paused'" \
+  check dashboard_pause "wait_for d 'run 1: paused at step [0-9]+' 3 && wait_for d '^>  1 +regress +paused' 3" \
     "$(screen d | head -4)"
-  sleep 1 # the steps in flight when p was pressed reach the screen first
+  sleep 0.5 # the run says the step it holds at; the row shows that step
+  ps=$(screen d | sed -n 's/.*run 1: paused at step \([0-9]*\).*/\1/p' | tail -1)
   s1=$(screen d | sed -n 's/^>  1 *regress *paused *\([0-9]*\) .*/\1/p'); sleep 1.5
   s2=$(screen d | sed -n 's/^>  1 *regress *paused *\([0-9]*\) .*/\1/p')
+  check dashboard_paused_at_shown_step "[ -n '$ps' ] && [ '$s1' = '$ps' ]" "said $ps, shows $s1"
   check dashboard_paused_holds "[ -n '$s1' ] && [ '$s1' = '$s2' ]" "step $s1 then $s2"
   $TM send-keys -t d p
   check dashboard_resume "wait_for d '^>  1 +regress +running' 3"
@@ -128,6 +130,8 @@ if want watch; then
   a=$(step_of w 1); sleep 2; b=$(step_of w 1)
   check watch_follows_steps "[ -n '$a' ] && [ -n '$b' ] && [ $b -gt $a ]" "steps '$a' then '$b': $(screen w | head -4)"
   check watch_read_only_title "screen w | grep -q 'lathe watch w.lmdb (read-only)'"
+  check watch_key_bar_read_only "screen w | tail -1 | grep -q 'Help' && ! screen w | tail -1 | grep -Eq 'Pause|Ckpt'" \
+    "$(screen w | tail -1)"
   $TM send-keys -t w p
   check watch_refuses_pause "wait_for w 'belongs to another process' 3"
   kill -TERM "$BG"; wait "$BG"; BG=
@@ -142,6 +146,14 @@ if want watch; then
   check watch_finished_run "screen m | grep -Eq '^>  1 +regress +done +400 / 400'" "$(screen m | head -4)"
   check watch_ascii_fallback "! screen m | grep -qP '[\\x{2801}-\\x{28FF}]' && screen m | grep -Eq \"[.'-]{3}\"" "$(screen m)"
   check watch_no_color "! screen m -e | grep -q $'\\e\\[3[1-7]m'" "$(screen m -e | head -3 | cat -v)"
+  # more runs than rows: the header says which ones show; smoothing keeps the raw curve, faint
+  "$LATHE" run "$T/many.lua" --store many.lmdb --set n=12 --headless >/dev/null 2>&1
+  $TM new-session -d -s k -x 100 -y 30 "$LATHE watch $(seq -s " " 12) --store many.lmdb; sleep 600"
+  wait_for k 'regress +done' 10
+  check watch_says_which_runs "screen k | grep -Eq 'runs 1-[0-9]+ of 12'" "$(screen k | head -3)"
+  $TM send-keys -t k s
+  check watch_smoothing_keeps_raw "wait_for k 'ema 0.6' 3 && screen k -e | grep -q $'\e\[2m'" \
+    "$(screen k -e | head -8 | cat -v)"
   "$LATHE" watch --store p.lmdb </dev/null >out 2>err; rc=$?
   check watch_needs_terminal "[ $rc = 2 ] && grep -q 'needs a terminal' err" "exit $rc: $(cat err)"
 fi

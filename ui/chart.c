@@ -151,6 +151,12 @@ int chart_ticks(double lo, double hi, int logy, int max, double *out) {
   }
 }
 
+double chart_tick_spacing(const double *t, int n, int i) {
+  if (n < 2) return 0;
+  if (t[0] > 0 && t[1] / t[0] >= 9.99) return t[i]; /* powers of ten: each its own */
+  return t[1] - t[0];
+}
+
 const char *chart_fmt(double v, double spacing, char *buf, size_t n) {
   if (!isfinite(v)) {
     snprintf(buf, n, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");

@@ -49,6 +49,9 @@ int chart_ticks(double lo, double hi, int logy, int max, double *out);
 /* A short label for v (at most 8 characters) given the tick spacing: "0.25",
  * "1.5k", "2M", "1e-05", "-3". Returns buf. */
 const char *chart_fmt(double v, double spacing, char *buf, size_t n);
+/* The spacing to format tick t[i] of n from chart_ticks with: the distance
+ * between ticks, or the tick itself for powers of ten (log scale). */
+double chart_tick_spacing(const double *t, int n, int i);
 /* TensorBoard's debiased exponential moving average with weight w in [0, 1):
  * s = w*s + (1-w)*y over the finite values, out = s / (1 - w^k) after k of
  * them; non-finite values pass through unchanged. out may alias y. */

@@ -221,8 +221,13 @@ static int visible_names(dash_t *d, drun_t **sh, int nsh, const char **out, int 
 
 enum { PAIR_HEAD = NCOLORS + 1, PAIR_OK, PAIR_BAD, PAIR_WARN, PAIR_DIM };
 
+/* Series colors 1.. ; FAINT + k is series k's raw curve under its smoothed line. */
+#define FAINT 100
 static void attr_series(dash_t *d, int color, int on) {
+  int faint = color > FAINT;
+  if (faint) color -= FAINT;
   int a = d->colors ? (int)COLOR_PAIR(1 + (color - 1) % NCOLORS) : (color == 1 ? (int)A_BOLD : 0);
+  if (faint) a = (a & ~(int)A_BOLD) | (int)A_DIM;
   on ? attron(a) : attroff(a);
 }
 
@@ -263,6 +268,12 @@ static void draw_runs(dash_t *d, int y0, int rows) {
   attroff(A_BOLD);
   if (d->sel < d->top) d->top = d->sel;
   if (d->sel >= d->top + rows) d->top = d->sel - rows + 1;
+  if (d->nruns > rows) { /* say which runs the rows show */
+    char which[80];
+    int last = d->top + rows < d->nruns ? d->top + rows : d->nruns;
+    snprintf(which, sizeof which, "runs %d-%d of %d (j/k scroll)", d->top + 1, last, d->nruns);
+    if ((int)strlen(which) + 2 < W) mvprintw(y0, W - (int)strlen(which) - 1, "%s", which);
+  }
   for (int i = 0; i < rows && d->top + i < d->nruns; i++) {
     drun_t *r = &d->runs[d->top + i];
     char steps[48], rate[16] = "-", eta[16] = "-", ck[16], mm[96] = "";
@@ -307,10 +318,13 @@ static void draw_runs(dash_t *d, int y0, int rows) {
   }
 }
 
-static void series_xy(dash_t *d, series_t *m, double **x, double **y, int *n) {
+/* A series' points as drawn: x, the smoothed y, and (when smoothing) the raw y
+ * kept for the faint curve underneath, as TensorBoard shows it. */
+static void series_xy(dash_t *d, series_t *m, double **x, double **y, double **raw, int *n) {
   int k = m->n;
   int tail = m->n == 0 || m->last_x > m->x[m->n - 1]; /* the newest point, if not kept */
   *x = malloc((k + 1) * sizeof **x), *y = malloc((k + 1) * sizeof **y);
+  *raw = smooth_w[d->smooth_i] > 0 ? malloc((k + 1) * sizeof **raw) : NULL;
   if (!*x || !*y) {
     *n = 0;
     return;
@@ -318,6 +332,7 @@ static void series_xy(dash_t *d, series_t *m, double **x, double **y, int *n) {
   memcpy(*x, d->xtime ? m->t : m->x, k * sizeof **x);
   memcpy(*y, m->y, k * sizeof **y);
   if (tail && m->seen) (*x)[k] = d->xtime ? m->last_t : m->last_x, (*y)[k] = m->last, k++;
+  if (*raw) memcpy(*raw, *y, k * sizeof **raw);
   chart_ema(*y, k, smooth_w[d->smooth_i], *y);
   *n = k;
 }
@@ -327,26 +342,36 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
   const int LW = 8; /* y tick labels */
   int cw = w - LW - 1, ch = h - 2;
   if (cw < 4 || ch < 2) return;
-  double *xs[NCOLORS], *ys[NCOLORS];
+  double *xs[NCOLORS], *ys[NCOLORS], *raw[NCOLORS];
   int ns[NCOLORS], stride = 1;
   series_t *ms[NCOLORS];
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (int i = 0; i < nsh; i++) {
-    ms[i] = NULL, xs[i] = ys[i] = NULL, ns[i] = 0;
+    ms[i] = NULL, xs[i] = ys[i] = raw[i] = NULL, ns[i] = 0;
     for (int k = 0; k < sh[i]->nm; k++)
       if (!strcmp(sh[i]->m[k].name, name)) ms[i] = &sh[i]->m[k];
     if (!ms[i]) continue;
-    series_xy(d, ms[i], &xs[i], &ys[i], &ns[i]);
+    series_xy(d, ms[i], &xs[i], &ys[i], &raw[i], &ns[i]);
     if (ms[i]->stride > stride) stride = ms[i]->stride;
     double a, b;
     if (chart_range(ys[i], ns[i], d->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
+    if (raw[i] && chart_range(raw[i], ns[i], d->logy, &a, &b))
+      ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     for (int k = 0; k < ns[i]; k++)
       if (isfinite(xs[i][k])) xlo = fmin(xlo, xs[i][k]), xhi = fmax(xhi, xs[i][k]);
   }
-  /* title: name, then the last value, min and max (one run) or the legend */
+  /* title: name (cut to leave room for the markers), then the markers that say
+   * how the curve is drawn, then the last value, min and max or the legend */
+  char marks[64] = "";
+  if (stride > 1) snprintf(marks, sizeof marks, "  (1 in %d pts)", stride);
+  if (smooth_w[d->smooth_i] > 0)
+    snprintf(marks + strlen(marks), sizeof marks - strlen(marks), "  ema %.2g",
+             smooth_w[d->smooth_i]);
+  int room = w - (int)strlen(marks);
   if (focused) attron(A_BOLD | A_UNDERLINE);
-  mvprintw(y0, x0, "%.*s", w, name);
+  mvprintw(y0, x0, "%.*s", room > 8 ? room : w, name);
   if (focused) attroff(A_BOLD | A_UNDERLINE);
+  if (room > 8) addstr(marks);
   char info[160] = "";
   if (nsh == 1 && ms[0]) {
     snprintf(info, sizeof info, "  last %.4g  min %.4g  max %.4g", ms[0]->last, ms[0]->lo,
@@ -362,9 +387,6 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
       printw(" %u", sh[i]->id);
     }
   }
-  if (stride > 1 && getcurx(stdscr) < x0 + w - 12) printw("  (1 in %d pts)", stride);
-  if (smooth_w[d->smooth_i] > 0 && getcurx(stdscr) < x0 + w - 14)
-    printw("  ema %.2g", smooth_w[d->smooth_i]);
   if (!(ylo <= yhi) || !(xlo <= xhi)) {
     mvprintw(y0 + 1 + ch / 2, x0 + LW, "%.*s", cw,
              d->logy ? "no positive finite values (log scale)" : "no finite values yet");
@@ -374,6 +396,8 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
   chart_t c;
   if (chart_init(&c, cw, ch, d->glyphs)) goto out;
   chart_frame(&c, xlo, xhi, ylo, yhi, d->logy);
+  for (int i = nsh - 1; i >= 0; i--) /* raw curves faint, under every smoothed line */
+    if (ns[i] && raw[i]) chart_line(&c, xs[i], raw[i], ns[i], FAINT + i + 1);
   for (int i = nsh - 1; i >= 0; i--)
     if (ns[i]) chart_line(&c, xs[i], ys[i], ns[i], i + 1);
   /* y axis with ticks */
@@ -387,7 +411,7 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
     int r = (int)lround((1 - f) * (4 * ch - 1)) / 4;
     if (r < 0 || r >= ch) continue;
     char b[32];
-    chart_fmt(t[i], d->logy ? t[i] : sp, b, sizeof b);
+    chart_fmt(t[i], chart_tick_spacing(t, nt, i), b, sizeof b);
     mvprintw(y0 + 1 + r, x0, "%*.*s", LW - 1, LW - 1, b);
     mvaddch(y0 + 1 + r, x0 + LW - 1, line_ch(d, ACS_RTEE, '+'));
   }
@@ -417,7 +441,7 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
     mvprintw(y0 + h - 1, at, "%s", b);
   }
 out:
-  for (int i = 0; i < nsh; i++) free(xs[i]), free(ys[i]);
+  for (int i = 0; i < nsh; i++) free(xs[i]), free(ys[i]), free(raw[i]);
 }
 
 static void draw_help(dash_t *d) {
@@ -521,6 +545,7 @@ static void draw(dash_t *d) {
         {"?", "Help"},   {"q", "Quit"},   {"p", "Pause"}, {"c", "Ckpt"},     {"/", "Filter"},
         {"s", "Smooth"}, {"x", "X-axis"}, {"l", "Log-y"}, {"+-", "Overlay"}, {"Tab", "Metric"}};
     for (int i = 0; i < 10 && getcurx(stdscr) < W - 12; i++) {
+      if (!d->s && (i == 2 || i == 3)) continue; /* watch is read-only: no pause, no ckpt */
       attron(A_BOLD), printw("%s", keys[i][0]), attroff(A_BOLD);
       attr_pair(d, PAIR_HEAD, A_REVERSE, 1), printw("%-7s", keys[i][1]);
       attr_pair(d, PAIR_HEAD, A_REVERSE, 0), addch(' ');
@@ -787,7 +812,7 @@ static void key(dash_t *d, int ch) {
       logf_(d, "run %u is not running", r->id);
     } else if (ch == 'p' || ch == 'P') {
       int was = atomic_fetch_xor(&r->live->pause_req, 1);
-      logf_(d, "run %u %s", r->id, was ? "resumed" : "paused");
+      logf_(d, "run %u %s", r->id, was ? "resumed" : "pausing (it finishes its step and says where)");
     } else {
       atomic_store(&r->live->ckpt_req, 1);
       r->ckpt_asked = 1;

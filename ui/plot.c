@@ -26,7 +26,32 @@ typedef struct {
   char label[160];
   double *x, *mid, *lo, *hi; /* mid line and band (lo == hi: no band) */
   int n;
+  int runs; /* how many runs the line is the mean of */
 } line_t;
+
+/* An estimate of a label's width in px at font-size 12 (DejaVu Sans's mean
+ * advance is about 0.6 em; wide glyphs counted wider), for the legend's layout. */
+static double text_px(const char *s) {
+  double w = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p & 0xc0) == 0x80) continue; /* UTF-8 continuation */
+    w += strchr("mwMW@%", *p) ? 10.5 : strchr("il.,:;|!'1 ", *p) ? 4.0 : *p >= 'A' && *p <= 'Z' ? 8.2 : 7.0;
+  }
+  return w;
+}
+
+/* Lay the legend out in rows by text width: x of each entry and its row. */
+static int legend_layout(const line_t *L, int n, double x0, double width, double *lx, int *row) {
+  double x = 0;
+  int r = 0;
+  for (int i = 0; i < n; i++) {
+    double w = 24 + text_px(L[i].label) + 18;
+    if (x > 0 && x + w > width) x = 0, r++;
+    lx[i] = x0 + x, row[i] = r;
+    x += w;
+  }
+  return n ? r + 1 : 0;
+}
 
 static int pts_add(pts_t *p, double x, double y) {
   if (p->n == p->cap) {
@@ -124,7 +149,7 @@ static int aggregate(run_read *rr, int k, const lathe_plot_opts_t *o, line_t *L)
   if (!L->x || !L->mid || !L->lo || !L->hi) return lathe_seterr(LATHE_ENOMEM, "out of memory");
   const char *band = o->band ? o->band : "std";
   double v[k];
-  L->n = 0;
+  L->n = 0, L->runs = k;
   for (int j = 0; j < p0->n; j++) {
     double u = p0->x[j];
     if (u < smin || u > smax) continue;
@@ -290,10 +315,32 @@ static int raw_curve(run_read *r, const lathe_plot_opts_t *o, const double **x, 
 
 static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_plot_opts_t *o) {
   int W = o->width > 0 ? o->width : 640, H = o->height > 0 ? o->height : 400;
-  int legend_rows = (n + 2) / 3;
+  /* what the shaded band is, when any line is a mean over several runs */
+  const char *bk = o->band ? o->band : "std";
+  int grouped = 0;
+  for (int i = 0; i < n; i++) grouped |= L[i].runs > 1;
+  char note[160] = "";
+  if (grouped && strcmp(bk, "none"))
+    snprintf(note, sizeof note, "line: mean over the runs of a group (n each in the legend); "
+                                "shaded: %s",
+             !strcmp(bk, "std")   ? "\xc2\xb1" "1 standard deviation"
+             : !strcmp(bk, "sem") ? "\xc2\xb1" "1 standard error of the mean"
+                                    : "min to max");
+  else if (grouped)
+    snprintf(note, sizeof note, "line: mean over the runs of a group (n each in the legend)");
+  for (int i = 0; i < n; i++)
+    if (L[i].runs > 1) {
+      size_t k = strlen(L[i].label);
+      snprintf(L[i].label + k, sizeof L[i].label - k, " (n=%d)", L[i].runs);
+    }
   frame_t F = {0};
   F.logy = o->logy;
-  F.px = 70, F.py = 40 + 18.0 * legend_rows, F.pw = W - F.px - 24, F.ph = H - F.py - 50;
+  F.px = 70, F.pw = W - F.px - 24;
+  double lx[n + 1];
+  int lrow[n + 1];
+  int legend_rows = legend_layout(L, n, F.px, F.pw, lx, lrow);
+  double top = note[0] ? 54 : 40; /* the note sits under the title */
+  F.py = top + 18.0 * legend_rows, F.ph = H - F.py - 50;
   /* ranges over every line and band */
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (int i = 0; i < n; i++) {
@@ -325,6 +372,12 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   fprintf(f, "%.1f\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">", F.px + F.pw / 2);
   xml_text(f, o->title ? o->title : o->metric);
   fputs("</text>\n", f);
+  if (note[0]) {
+    fprintf(f, "<text x=\"%.1f\" y=\"38\" font-size=\"11\" fill=\"#555\" text-anchor=\"middle\">",
+            F.px + F.pw / 2);
+    xml_text(f, note);
+    fputs("</text>\n", f);
+  }
   /* grid and tick labels */
   double t[16];
   int nt = chart_ticks(ylo, yhi, o->logy, 7, t);
@@ -335,7 +388,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6e6e6\"/>\n", F.px,
             F.px + F.pw, y, y);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333\">%s</text>\n",
-            F.px - 6, y + 4, chart_fmt(t[i], o->logy ? t[i] : sp, b, sizeof b));
+            F.px - 6, y + 4, chart_fmt(t[i], chart_tick_spacing(t, nt, i), b, sizeof b));
   }
   nt = chart_ticks(xlo, xhi, 0, 7, t);
   sp = nt > 1 ? t[1] - t[0] : xhi - xlo;
@@ -359,13 +412,19 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   /* marked x positions */
   for (int i = 0; i < o->nvlines; i++) {
     double x = fx(&F, o->vlines[i]);
-    if (!(x >= F.px && x <= F.px + F.pw)) continue;
+    if (!(x >= F.px - 0.5 && x <= F.px + F.pw + 0.5)) { /* said, not silently dropped */
+      fprintf(stderr, "lathe: plot: the line at x = %g is outside the data's x range [%g, %g]; "
+                      "not drawn\n", o->vlines[i], xlo, xhi);
+      continue;
+    }
     fprintf(f,
             "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" "
             "stroke-dasharray=\"5,4\"/>\n",
             x, x, F.py, F.py + F.ph);
     if (o->vlabels && o->vlabels[i]) {
-      fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\">", x + 4, F.py + 12);
+      int left = x + 4 + text_px(o->vlabels[i]) > W; /* near the right edge: label on the left */
+      fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\"%s>",
+              left ? x - 4 : x + 4, F.py + 12, left ? " text-anchor=\"end\"" : "");
       xml_text(f, o->vlabels[i]);
       fputs("</text>\n", f);
     }
@@ -383,13 +442,13 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   }
   for (int i = 0; i < n; i++) polyline(f, &F, L[i].x, L[i].mid, L[i].n, palette[i % NPAL], 1.8, 1);
   fputs("</g>\n", f);
-  /* legend: rows of three under the title */
+  /* legend: entries laid out by their text's width, in rows under the title */
   for (int i = 0; i < n; i++) {
-    double lx = F.px + (i % 3) * (F.pw / 3), ly = 40 + 18.0 * (i / 3);
+    double ly = top + 18.0 * lrow[i];
     fprintf(f,
             "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"4\" fill=\"%s\"/>\n"
             "<text x=\"%.1f\" y=\"%.1f\">",
-            lx, ly - 6, palette[i % NPAL], lx + 24, ly);
+            lx[i], ly - 6, palette[i % NPAL], lx[i] + 24, ly);
     xml_text(f, L[i].label);
     fputs("</text>\n", f);
   }

@@ -905,7 +905,20 @@ static int chunk(lathe_run_t *r, double budget) {
       finish(r, RUN_FAILED, lathe_lasterr_code());
       return 1;
     }
-    if (atomic_load(&r->pause_req)) return progressed;
+    if (atomic_load(&r->pause_req)) {
+      if (!r->paused) { /* say the exact step it holds at, with its metrics stored */
+        char msg[64];
+        r->paused = 1;
+        snprintf(msg, sizeof msg, "paused at step %lld", (long long)r->step);
+        push_event_at(r->sess, EV_LOG, r, (uint64_t)r->step, NULL, 0, strdup(msg));
+        if (r->npending && flush(r, RUN_RUNNING, NULL, 0)) {
+          finish(r, RUN_FAILED, lathe_lasterr_code());
+          return 1;
+        }
+      }
+      return progressed;
+    }
+    r->paused = 0;
     lathe_clearerr();
     int rc = r->plugin->step(r->self, &host, &r->ctx);
     progressed = 1;

@@ -97,6 +97,7 @@ typedef struct lathe_run {
   int err; /* code when failed */
   char errmsg[512];
   int starting;           /* [worker] in begin(): log events wait in prelog */
+  int paused;             /* [worker] holding at a pause request (said once) */
   lathe_event_t *prelog;  /* [worker] */
   int nprelog, capprelog;
   lathe_point_t *pending; /* [worker] metrics not yet in the store */

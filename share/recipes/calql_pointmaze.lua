@@ -95,5 +95,7 @@ local name = "calql_pointmaze" .. (maze ~= "open" and "_" .. maze or "")
              .. (common.cql_lagrange and "_lagrange" or "") .. ".svg"
 local out = lathe.plot{out = name, metric = "evaluation/normalized_score",
                        series = series, vlines = {{x = offline, label = "online fine-tuning"}},
-                       title = "CQL vs Cal-QL on pointmaze " .. maze}
+                       title = string.format("CQL vs Cal-QL on pointmaze %s, CQL weight %s", maze,
+                                             common.cql_lagrange and "Lagrange (gap 0.8)"
+                                               or tostring(common.cql_min_q_weight))}
 print("figure: " .. out)
