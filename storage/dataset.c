@@ -4,10 +4,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "../workbench/error.h"
-#include "../workbench/run.h"
+#include "../workbench/lathe.h"
+
+/* Unix time in seconds, for manifests. */
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* 64-bit FNV-1a continued over n bytes (start from FNV_START). */
+#define FNV_START 0xcbf29ce484222325ULL
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+  const uint8_t *p = data;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
 
 typedef struct {
   const char *name;
@@ -219,7 +235,7 @@ static int put_manifest(lathe_store_t *st, MDB_txn *txn, const char *name, const
   json_object_object_add(m, "schema", json_object_new_string(schema));
   json_object_object_add(m, "count", json_object_new_int64(n));
   json_object_object_add(m, "source", json_object_new_string(source ? source : ""));
-  json_object_object_add(m, "created", json_object_new_double(lathe_now()));
+  json_object_object_add(m, "created", json_object_new_double(now()));
   json_object_object_add(m, "sha", json_object_new_string(sha));
   int rc = lathe_store_ds_put_manifest(
       st, txn, name,
@@ -267,7 +283,7 @@ int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema
   write_args a = {name, schema, source, records, ""};
   const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
-  lathe_hash_hex(all, strlen(all), a.sha);
+  snprintf(a.sha, sizeof a.sha, "%016llx", (unsigned long long)fnv(FNV_START, all, strlen(all)));
   return st ? lathe_store_write(st, write_txn, &a) : 0;
 }
 
@@ -418,81 +434,71 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
   return rc;
 }
 
-/* ---- generators ------------------------------------------------------------------ */
+/* ---- records from a producer (a generator plugin, through the host) -------------- */
 
 typedef struct {
-  const char *name;
-  lathe_child_t *ch;
-  char source[1024];
+  const char *name, *schema, *source, *who;
+  lathe_record_fn next;
+  void *arg;
   int64_t count;
-} gen_args;
+} stream_args;
 
-static int gen_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
-  gen_args *a = arg;
-  const lathe_plugin_t *p = a->ch->p;
+static int stream_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  stream_args *a = arg;
   if (st && manifest_exists(st, txn, a->name))
     return lathe_seterr(LATHE_EUSAGE, "dataset '%s' already exists (lathe data rm %s first)",
                         a->name, a->name);
   lathe_buf_t b = {0};
   json_tokener *tok = json_tokener_new();
-  uint64_t h = 0xcbf29ce484222325ULL;
-  int rc = 0;
-  for (a->count = 0;; a->count++) {
+  uint64_t h = FNV_START;
+  int rc = tok ? 0 : lathe_seterr(LATHE_ENOMEM, "out of memory");
+  if (!rc) rc = a->next(a->arg, NULL); /* from the first record (again, after a map resize) */
+  for (a->count = 0; !rc; a->count++) {
     b.n = 0;
     lathe_clearerr();
-    int r = p->gen_next(a->ch->self, lathe_host(), &a->ch->ctx, &b);
+    int r = a->next(a->arg, &b);
     if (r == LATHE_DONE) break;
     if (r < 0 || b.err) {
       const char *why = lathe_lasterr()[0] ? lathe_lasterr() : lathe_strerror(r < 0 ? r : b.err);
-      rc = lathe_seterr(r < 0 ? r : b.err, "generator %s: record %lld: %s", p->name,
-                        (long long)a->count + 1, why);
+      rc = lathe_seterr(r < 0 ? r : b.err, "%s: record %lld: %s", a->who, (long long)a->count + 1,
+                        why);
       break;
     }
     json_tokener_reset(tok);
-    json_object *o = json_tokener_parse_ex(tok, (const char *)b.p, (int)b.n);
-    if (!o || lathe_schema_check(p->gen_schema, o)) {
-      rc = lathe_seterr(LATHE_EPLUGIN, "generator %s: record %lld: %s", p->name,
-                        (long long)a->count + 1, o ? lathe_lasterr() : "invalid JSON");
+    json_object *o = b.n < (size_t)1 << 30 ? json_tokener_parse_ex(tok, (const char *)b.p, (int)b.n)
+                                           : NULL;
+    if (!o || lathe_schema_check(a->schema, o)) {
+      rc = lathe_seterr(LATHE_EPLUGIN, "%s: record %lld: %s", a->who, (long long)a->count + 1,
+                        o ? lathe_lasterr() : "invalid JSON");
       json_object_put(o);
       break;
     }
     const char *txt =
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t n = strlen(txt);
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)txt[i]) * 0x100000001b3ULL;
+    h = fnv(h, txt, n);
     if (st) rc = lathe_store_ds_put(st, txn, a->name, (uint64_t)a->count, txt, n);
     json_object_put(o);
-    if (rc) break;
   }
   json_tokener_free(tok);
   lathe_buf_free(&b);
-  if (!rc && a->count == 0)
-    rc = lathe_seterr(LATHE_EPLUGIN, "generator %s made no records", p->name);
+  if (!rc && a->count == 0) rc = lathe_seterr(LATHE_EPLUGIN, "%s made no records", a->who);
   if (rc || !st) return rc;
   char sha[17];
   snprintf(sha, sizeof sha, "%016llx", (unsigned long long)h);
-  return put_manifest(st, txn, a->name, p->gen_schema, a->source, a->count, sha);
+  return put_manifest(st, txn, a->name, a->schema, a->source, a->count, sha);
 }
 
-int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
-                           const char *name, int64_t *count) {
+int lathe_dataset_stream(lathe_store_t *st, const char *name, const char *schema,
+                         const char *source, const char *who, lathe_record_fn next, void *arg,
+                         int64_t *count) {
   *count = 0;
   if (!valid_name(name))
     return lathe_seterr(LATHE_EUSAGE, "bad dataset name '%s' (letters, digits, - _ . /)", name);
-  gen_args a = {name, NULL, "", 0};
-  int rc = lathe_instance_new(plugin, kv, nkv, NULL, &a.ch);
-  if (rc) return rc;
-  if (!a.ch->p->gen_next || !a.ch->p->gen_schema || !lathe_schema_known(a.ch->p->gen_schema)) {
-    rc = lathe_seterr(LATHE_EUSAGE, "plugin '%s' is a%s %s, not a generator", plugin,
-                      a.ch->p->kind[0] == 'a' || a.ch->p->kind[0] == 'e' ? "n" : "", a.ch->p->kind);
-    lathe_instance_free(a.ch);
-    return rc;
-  }
-  size_t off = (size_t)snprintf(a.source, sizeof a.source, "%s", plugin);
-  for (int i = 0; i < nkv && off < sizeof a.source; i++)
-    off += (size_t)snprintf(a.source + off, sizeof a.source - off, " %s", kv[i]);
-  rc = st ? lathe_store_write(st, gen_txn, &a) : gen_txn(NULL, NULL, &a);
-  lathe_instance_free(a.ch);
+  if (!lathe_schema_known(schema))
+    return lathe_seterr(LATHE_EUSAGE, "%s: unknown schema '%s'", who, schema);
+  stream_args a = {name, schema, source, who, next, arg, 0};
+  int rc = st ? lathe_store_write(st, stream_txn, &a) : stream_txn(NULL, NULL, &a);
   if (!rc) *count = a.count;
   return rc;
 }

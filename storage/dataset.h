@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 
+#include "../workbench/lathe.h"
 #include "store.h"
 
 /* 1 if schema is one of the names above. */
@@ -39,12 +40,20 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
 /* Write records (an array of JSON objects, borrowed) as dataset name. */
 int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema,
                          json_object *records, const char *source);
-/* Create dataset name from generator plugin (config "key=value" strings):
- * every record it makes is schema-checked and written in one transaction, so a
- * failure leaves the store unchanged. With st NULL, only runs and checks.
- * *count receives the number of records. */
-int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
-                           const char *name, int64_t *count);
+/* Next record for lathe_dataset_stream: append one JSON object to out and
+ * return LATHE_CONTINUE, return LATHE_DONE when there are no more, or a
+ * negative error (message set). out NULL means "start over from the first
+ * record" (called before the first, and again when a full map makes the
+ * transaction start anew). */
+typedef int (*lathe_record_fn)(void *arg, lathe_buf_t *out);
+/* Create dataset name from the records next makes (source names it in the
+ * manifest, who in messages, e.g. "generator mazedata"): each record is
+ * schema-checked and all are written in one transaction, so a failure leaves
+ * the store unchanged. With st NULL, only runs and checks. *count receives
+ * the number of records. */
+int lathe_dataset_stream(lathe_store_t *st, const char *name, const char *schema,
+                         const char *source, const char *who, lathe_record_fn next, void *arg,
+                         int64_t *count);
 /* Number of records of dataset name (from its manifest); LATHE_ENOTFOUND if none. */
 int lathe_dataset_count(lathe_store_t *st, MDB_txn *txn, const char *name, int64_t *count);
 /* Write every record of name to f as JSON Lines. */

@@ -450,6 +450,48 @@ static int other_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   return a->buf.err;
 }
 
+/* ---- datasets from generator plugins ---------------------------------------------- */
+
+typedef struct {
+  const char *plugin;
+  const char *const *kv;
+  int nkv;
+  lathe_child_t *ch;
+} gen_state;
+
+/* lathe_record_fn over a generator instance; out NULL: a fresh instance. */
+static int gen_next(void *arg, lathe_buf_t *out) {
+  gen_state *g = arg;
+  if (!out) {
+    if (g->ch) lathe_instance_free(g->ch), g->ch = NULL;
+    return lathe_instance_new(g->plugin, g->kv, g->nkv, NULL, &g->ch);
+  }
+  return g->ch->p->gen_next(g->ch->self, &host, &g->ch->ctx, out);
+}
+
+int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
+                           const char *name, int64_t *count) {
+  *count = 0;
+  gen_state g = {plugin, kv, nkv, NULL};
+  int rc = gen_next(&g, NULL);
+  if (rc) return rc;
+  const lathe_plugin_t *p = g.ch->p;
+  if (!p->gen_next || !p->gen_schema) {
+    rc = lathe_seterr(LATHE_EUSAGE, "plugin '%s' is a%s %s, not a generator", plugin,
+                      p->kind[0] == 'a' || p->kind[0] == 'e' ? "n" : "", p->kind);
+    lathe_instance_free(g.ch);
+    return rc;
+  }
+  char source[1024], who[128];
+  size_t off = (size_t)snprintf(source, sizeof source, "%s", plugin);
+  for (int i = 0; i < nkv && off < sizeof source; i++)
+    off += (size_t)snprintf(source + off, sizeof source - off, " %s", kv[i]);
+  snprintf(who, sizeof who, "generator %s", plugin);
+  rc = lathe_dataset_stream(st, name, p->gen_schema, source, who, gen_next, &g, count);
+  if (g.ch) lathe_instance_free(g.ch);
+  return rc;
+}
+
 int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugin[64]) {
   other_args a = {id, {0}, "", 0};
   int rc = lathe_store_read(st, other_txn, &a);

@@ -198,6 +198,11 @@ void lathe_instance_free(lathe_child_t *ch);
  * appended to out; plugin gets the run's plugin name. LATHE_ENOTFOUND (with
  * the message set) for a missing run or checkpoint. */
 int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugin[64]);
+/* Create dataset name in st (NULL: only run and check) from generator plugin
+ * with config "key=value" strings, in one transaction (storage/dataset.h's
+ * lathe_dataset_stream); *count receives the number of records. */
+int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
+                           const char *name, int64_t *count);
 /* The host service table handed to plugins. */
 const lathe_host_t *lathe_host(void);
 
