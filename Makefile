@@ -67,12 +67,17 @@ $(B)/plugins/$(1).so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/$(1)/*.c)) 
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
+# Test tools: damage a checkpoint (tests/tools/tamper.c) for the corrupted-checkpoint tests.
+$(B)/lathe-tamper: $(B)/obj/tests/tools/tamper.o $(CORE_OBJ) $(B)/libnn.a
+	@echo "  LINK    $@"
+	@$(CC) $(SAN) -o $@ $^ $(LIBS)
+
 $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
 	@echo "  LINK    $@"
 	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
 
 # The terminal tests drive the dashboard in tmux and render figures with rsvg-convert.
-test: all $(B)/test-unit
+test: all $(B)/test-unit $(B)/lathe-tamper
 	@LATHE_DEPS_EXTRA="tmux librsvg2-bin" sh scripts/deps.sh
 	B=$(B) bash tests/all.sh
 

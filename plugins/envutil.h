@@ -35,6 +35,22 @@ static inline void env_common_init(env_common_t *c, const lathe_host_t *h, lathe
   nn_rng_seed(&c->rng, 0), nn_rng_seed(&c->noise_rng, 1);
 }
 
+/* A checkpointed env_common_t fits the one the config made: the same limit and
+ * noise, a step count within the limit. Every environment file also defines
+ * env_accept(const TYPE *in, const TYPE *cur): 1 if the checkpointed struct
+ * keeps cur's configuration and holds a sane state (finite, indices in range). */
+static inline int env_common_accept(const env_common_t *in, const env_common_t *cur) {
+  return in->max_steps == cur->max_steps && !memcmp(&in->noise, &cur->noise, sizeof in->noise) &&
+         in->t >= 0 && in->t <= in->max_steps && (in->seeded == 0 || in->seeded == 1);
+}
+
+/* 1 if all n values are finite. */
+static inline int env_finite(const double *x, int n) {
+  for (int i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
+}
+
 /* reset(seed): reseed unless LATHE_NO_SEED, zero the step counter. */
 static inline void env_common_reset(env_common_t *c, uint64_t seed) {
   if (seed != LATHE_NO_SEED) {
@@ -74,8 +90,13 @@ static inline double env_pow2(double x) {
     return 0;                                                                                      \
   }                                                                                                \
   static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
-    lathe_buf_get(b, self, sizeof(TYPE));                                                          \
-    return b->err ? LATHE_ECKPT : 0;                                                               \
+    TYPE in; /* checked before it replaces anything: same config, sane state */                   \
+    lathe_buf_get(b, &in, sizeof in);                                                              \
+    if (b->err) return h->fail(c, LATHE_ECKPT, "%s: truncated environment state", NAME);         \
+    if (!env_common_accept(&((TYPE *)&in)->c, &((TYPE *)self)->c) || !env_accept(&in, self))      \
+      return h->fail(c, LATHE_ECKPT, "%s: checkpointed state does not fit this config", NAME);   \
+    memcpy(self, &in, sizeof in);                                                                  \
+    return 0;                                                                                      \
   }                                                                                                \
   static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                       \
     return h->fail(c, LATHE_EPLUGIN,                                                               \

@@ -518,6 +518,36 @@ int lathe_store_ckpt_latest(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64
   return 0;
 }
 
+int lathe_store_ckpt_get(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t step,
+                         MDB_val *val) {
+  uint8_t key[12];
+  be32(key, run), be64(key + 4, step);
+  MDB_val k = {12, key};
+  int rc = mdb_get(txn, s->ckpts, &k, val);
+  if (rc == MDB_NOTFOUND)
+    return lathe_seterr(LATHE_ENOTFOUND, "run %u has no checkpoint at step %llu", run,
+                        (unsigned long long)step);
+  return rc ? mdb_fail(rc, "get", s) : 0;
+}
+
+int lathe_store_ckpt_trunc(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t after) {
+  if (after == UINT64_MAX) return 0;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, s->ckpts, &c);
+  if (rc) return mdb_fail(rc, "cursor", s);
+  uint8_t key[12];
+  be32(key, run), be64(key + 4, after + 1);
+  MDB_val k = {12, key}, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 12 || rd32(k.mv_data) != run) break;
+    if ((rc = mdb_cursor_del(c, 0))) break;
+  }
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND || rc == 0) return 0;
+  return rc == MDB_MAP_FULL ? rc : mdb_fail(rc, "deleting checkpoints", s);
+}
+
 int lathe_store_ckpt_each(lathe_store_t *s, MDB_txn *txn, uint32_t run, lathe_ckpt_cb cb,
                           void *arg) {
   MDB_cursor *c;

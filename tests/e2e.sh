@@ -221,6 +221,60 @@ KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set m
   --set dpo_steps=40 --set every=3
 KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
   --set steps=150 --set every=7
+
+# ---- damaged checkpoints, per plugin: each run is killed halfway (a resumable
+# run with at least two checkpoints), then its newest checkpoint is truncated,
+# has one bit flipped, or has random bytes overwritten with the checksum made
+# to match (lathe-tamper). A truncated or flipped checkpoint is refused before
+# load() with a message naming the run and the way back (--from-checkpoint),
+# and that way back ends bit-identical to the run never stopped; forged bytes
+# must be refused by load() or run on, never crash (exit < 128, no sanitizer
+# report). ----
+TAMPER=$(dirname "$LATHE")/lathe-tamper
+ckpt_damage() { # NAME RUN KILLSTEP RECIPE ARGS...
+  local name=$1 run=$2 at=$3 recipe=$4 ok=1 why="" rc prev
+  shift 4
+  want "ckpt_damage_$name" || return 0
+  [ -x "$TAMPER" ] || { skip "ckpt_damage_$name" "no $TAMPER"; return 0; }
+  rm -rf cd_$name.lmdb
+  { LATHE_TEST_KILL=$run:$at "$LATHE" run "$recipe" --store cd_$name.lmdb "$@" >/dev/null 2>&1; } 2>/dev/null
+  for mode in truncate flip; do
+    rm -rf cdm.lmdb && cp -r cd_$name.lmdb cdm.lmdb
+    if [ $mode = truncate ]; then "$TAMPER" cdm.lmdb $run truncate 64 || ok=0
+    else "$TAMPER" cdm.lmdb $run flip $((RANDOM * 32768 + RANDOM)) || ok=0; fi
+    "$LATHE" resume $run --store cdm.lmdb >/dev/null 2>cdm.err; rc=$?
+    if [ $rc != 1 ] || ! grep -q "run $run: the checkpoint at step [0-9]* is .*damaged" cdm.err; then
+      ok=0 why="$why $mode: exit $rc $(head -c 300 cdm.err);"
+    fi
+    prev=$(sed -n 's/.*--from-checkpoint \([0-9]*\).*/\1/p' cdm.err | head -1)
+    if [ -z "$prev" ]; then ok=0 why="$why $mode: no way back named;"
+    elif ! "$LATHE" resume $run --store cdm.lmdb --from-checkpoint "$prev" >/dev/null 2>cdm.err; then
+      ok=0 why="$why $mode: --from-checkpoint $prev failed: $(head -c 200 cdm.err);"
+    elif [ -d ref_$name.lmdb ] && [ "$(hash_of ref_$name.lmdb $run)" != "$(hash_of cdm.lmdb $run)" ]; then
+      ok=0 why="$why $mode: the way back differs from the run never stopped;"
+    fi
+  done
+  for seed in 1 2 3 4 5 6; do
+    rm -rf cdm.lmdb && cp -r cd_$name.lmdb cdm.lmdb
+    "$TAMPER" cdm.lmdb $run forge $seed 8 || ok=0
+    "$LATHE" resume $run --store cdm.lmdb >/dev/null 2>cdm.err; rc=$?
+    if [ $rc -ge 128 ] || grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" cdm.err; then
+      ok=0 why="$why forge $seed: exit $rc $(grep -m2 'Sanitizer\|runtime error' cdm.err);"
+    fi
+  done
+  [ $ok = 1 ] && ok "ckpt_damage_$name" || bad "ckpt_damage_$name" "$why"
+}
+ckpt_damage resume_after_sigkill 1 1000 "$T/one.lua" --set steps=3000 --set hidden=128 --set batch=128 --set every=25
+ckpt_damage dqn_resume_after_sigkill 1 5000 "$T/dqn.lua" --set head=hl_gauss --set steps=40000 --set every=500
+ckpt_damage pref_resume_after_sigkill 1 100 "$T/pref.lua" --set method=ppo --set targs=reward=r1 --set every=7
+ckpt_damage sft_resume_after_sigkill 1 300 "$T/sft.lua" --set steps=1500 --set every=7
+ckpt_damage pref_offline_resume_after_sigkill 1 100 "$T/pref.lua" --set on=false --set every=7
+ckpt_damage calql_resume_after_sigkill 1 500 "$T/calql.lua" --set mode=maze --set every=37
+ckpt_damage rm_pairwise_resume_after_sigkill 1 30 "$T/rm.lua" --set type=pairwise --set epochs=0 \
+  --set steps=60 --set every=3
+ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epochs=0 --set steps=150 \
+  --set every=7
+
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb
 else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=128 --set batch=128 \

@@ -90,6 +90,10 @@ typedef struct lathe_buf {
 /* Append n bytes. Sets b->err on allocation failure. */
 static inline void lathe_buf_put(lathe_buf_t *b, const void *src, size_t n) {
   if (b->err) return;
+  if (n > SIZE_MAX / 2 - b->n) {
+    b->err = LATHE_ENOMEM;
+    return;
+  }
   if (b->n + n > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + n) cap *= 2;
@@ -103,9 +107,14 @@ static inline void lathe_buf_put(lathe_buf_t *b, const void *src, size_t n) {
   if (n) memcpy(b->p + b->n, src, n);
   b->n += n;
 }
-/* Read n bytes at the cursor into dst. Sets b->err (and zero-fills) if short. */
+/* Bytes left to read at the cursor. */
+static inline size_t lathe_buf_left(const lathe_buf_t *b) {
+  return b->off <= b->n ? b->n - b->off : 0;
+}
+/* Read n bytes at the cursor into dst. Sets b->err (and zero-fills) if short;
+ * safe for any n (no overflow in the bounds check). */
 static inline void lathe_buf_get(lathe_buf_t *b, void *dst, size_t n) {
-  if (b->err || b->off + n > b->n) {
+  if (b->err || n > lathe_buf_left(b)) {
     b->err = LATHE_ECKPT;
     memset(dst, 0, n);
     return;

@@ -80,8 +80,11 @@ static const struct {
      "  lathe resume 12\n"
      "  lathe resume 3 4 5 --threads 1 --workers 2\n"
      "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N]\n"
+     "       lathe resume RUN --from-checkpoint STEP\n"
      "  Continues each RUN from its newest checkpoint; the result is bit-identical to\n"
-     "  a run never stopped (same thread count).\n"},
+     "  a run never stopped (same thread count). A checkpoint whose checksum does not\n"
+     "  match is refused; --from-checkpoint continues from an older one (`lathe show\n"
+     "  RUN` lists them), dropping the metrics and checkpoints after it.\n"},
     {"watch", "the live dashboard on the runs of a store another process writes",
      "examples:\n"
      "  lathe run big.lua --headless > big.jsonl &   # then, in another terminal:\n"
@@ -456,6 +459,8 @@ static void resume_end(lathe_session_t *s, lathe_run_t *r) {
 
 static int cmd_resume(opts_t *o) {
   if (o->nargs < 1) return usage_err("resume", "%s", "wants at least one RUN");
+  if (o->have_from && o->nargs != 1)
+    return usage_err("resume", "%s", "--from-checkpoint goes with exactly one RUN");
   uint32_t ids[o->nargs];
   int rc;
   for (int i = 0; i < o->nargs; i++)
@@ -477,6 +482,7 @@ static int cmd_resume(opts_t *o) {
         rc = 0;
         continue;
       }
+      if (!rc && o->have_from) runs[n]->from_ckpt = o->from_ckpt;
       if (!rc) rc = lathe_run_start(runs[n++]);
     }
     if (rc) lathe_session_stop_all(&s); /* the ones already going checkpoint and stop */

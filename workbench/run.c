@@ -2,9 +2,12 @@
  *
  * A checkpoint is one value in the ckpts table, written in the same
  * transaction as the metrics up to its step and the run record:
- *   "LCKP" u32 version(1) u64 step
+ *   "LCKP" u32 version(2) u64 step
  *   u32 count, then per metric: u8 namelen, name, u64 step, f64 value (the summary)
  *   the plugin's own save() payload
+ *   u64 checksum of every byte before it (version 2; version 1 had none)
+ * A checkpoint whose checksum does not match is refused before any plugin
+ * sees it; `lathe resume RUN --from-checkpoint STEP` continues from an older one.
  * Resuming loads the newest checkpoint, deletes metric points written after
  * its step (they will be produced again, identically), and continues.
  */
@@ -24,7 +27,7 @@
 #include "registry.h"
 #include "nn/nn.h"
 
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 /* Fault injection for the kill-and-resume tests, so that a run is killed
  * exactly as often as a test asks however fast the machine is:
@@ -89,6 +92,21 @@ double lathe_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A checkpoint's checksum: 64-bit multiply-xor over 8-byte words (fast on
+ * large replay buffers; detects truncation and flipped bits, not tampering). */
+uint64_t lathe_ckpt_sum(const void *data, size_t n) {
+  const uint8_t *p = data;
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, w;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h ^ (h >> 32);
 }
 
 void lathe_hash_hex(const void *data, size_t n, char out[17]) {
@@ -223,7 +241,9 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   write_args *a = arg;
   lathe_run_t *r = a->r;
   int rc = 0;
-  if (a->truncate && (rc = lathe_store_metric_trunc(st, txn, r->id, (uint64_t)r->step))) return rc;
+  if (a->truncate && ((rc = lathe_store_metric_trunc(st, txn, r->id, (uint64_t)r->step)) ||
+                      (rc = lathe_store_ckpt_trunc(st, txn, r->id, (uint64_t)r->step))))
+    return rc;
   for (int i = 0; i < r->npending && !rc; i++) {
     lathe_point_t *p = &r->pending[i];
     rc = lathe_store_metric_put(st, txn, r->id, p->name, p->step, p->value, p->time);
@@ -423,7 +443,7 @@ static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self
     }
 }
 
-static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count);
+static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damaged);
 
 typedef struct {
   uint32_t id;
@@ -497,8 +517,11 @@ int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugi
   int rc = lathe_store_read(st, other_txn, &a);
   uint64_t step;
   uint32_t count;
-  if (!rc && ckpt_header(&a.buf, &step, &count))
-    rc = lathe_seterr(LATHE_ECKPT, "run %u: checkpoint of an unknown format", id);
+  int damaged = 0;
+  if (!rc && ckpt_header(&a.buf, &step, &count, &damaged))
+    rc = lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu %s", id,
+                      (unsigned long long)step,
+                      damaged ? "is damaged (its checksum does not match)" : "of an unknown format");
   for (uint32_t i = 0; i < count && !rc; i++) { /* skip the metric entries */
     uint8_t len;
     uint64_t s;
@@ -626,7 +649,7 @@ static lathe_run_t *run_alloc(lathe_session_t *s, const lathe_plugin_t *p) {
   r->sess = s, r->plugin = p;
   r->ctx.run = r, r->ctx.cfg = &r->cfg;
   r->created = lathe_now();
-  r->best_ckpt = -1;
+  r->best_ckpt = -1, r->from_ckpt = -1;
   atomic_init(&r->status, RUN_PENDING);
   return r;
 }
@@ -775,6 +798,8 @@ static int checkpoint(lathe_run_t *r, lathe_status_t st) {
   }
   int rc = 0;
   if (r->plugin->save) rc = r->plugin->save(r->self, &host, &r->ctx, &b);
+  uint64_t sum = b.err ? 0 : lathe_ckpt_sum(b.p, b.n);
+  LATHE_PUT(&b, sum);
   if (!rc && b.err) rc = lathe_seterr(b.err, "checkpoint of run %u: out of memory", r->id);
   double prev = r->ckpt_time;
   r->ckpt_time = lathe_now(), r->ckpt_step = r->step;
@@ -789,13 +814,24 @@ static int checkpoint(lathe_run_t *r, lathe_status_t st) {
 }
 
 /* Read a checkpoint's header: "LCKP", version, step, and the count of the
- * metric entries that follow. Returns 0 or LATHE_ECKPT. */
-static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count) {
+ * metric entries that follow; for version 2, check the trailing checksum and
+ * leave it out of b. Returns 0 or LATHE_ECKPT (*damaged = 1 for a checksum
+ * that does not match). */
+static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damaged) {
   char magic[4];
   uint32_t version;
+  *damaged = 0, *step = 0, *count = 0;
   lathe_buf_get(b, magic, 4);
   LATHE_GET(b, version), LATHE_GET(b, *step), LATHE_GET(b, *count);
-  return b->err || memcmp(magic, "LCKP", 4) || version != CKPT_VERSION ? LATHE_ECKPT : 0;
+  if (b->err || memcmp(magic, "LCKP", 4) || (version != 1 && version != 2)) return LATHE_ECKPT;
+  if (version == 2) {
+    uint64_t sum;
+    if (b->n < b->off + sizeof sum) return *damaged = 1, LATHE_ECKPT;
+    memcpy(&sum, b->p + b->n - sizeof sum, sizeof sum);
+    if (sum != lathe_ckpt_sum(b->p, b->n - sizeof sum)) return *damaged = 1, LATHE_ECKPT;
+    b->n -= sizeof sum;
+  }
+  return 0;
 }
 
 typedef struct {
@@ -803,7 +839,14 @@ typedef struct {
   lathe_buf_t buf; /* copy of the checkpoint bytes */
   uint64_t step;
   int found;
+  int64_t prev; /* the checkpoint before it, -1 if none (for messages) */
 } load_args;
+
+static int prev_ckpt(uint64_t step, size_t bytes, void *arg) {
+  load_args *a = arg;
+  if (step < a->step) a->prev = (int64_t)step;
+  return 0;
+}
 
 static int best_point(uint64_t step, double value, double time, void *arg) {
   load_args *a = arg;
@@ -814,10 +857,17 @@ static int best_point(uint64_t step, double value, double time, void *arg) {
 static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   load_args *a = arg;
   MDB_val v;
-  int rc = lathe_store_ckpt_latest(st, txn, a->r->id, &a->step, &v);
-  if (rc == LATHE_ENOTFOUND) return 0;
-  if (rc) return rc;
+  int rc;
+  if (a->r->from_ckpt >= 0) { /* lathe resume --from-checkpoint STEP */
+    a->step = (uint64_t)a->r->from_ckpt;
+    if ((rc = lathe_store_ckpt_get(st, txn, a->r->id, a->step, &v))) return rc;
+  } else {
+    rc = lathe_store_ckpt_latest(st, txn, a->r->id, &a->step, &v);
+    if (rc == LATHE_ENOTFOUND) return 0;
+    if (rc) return rc;
+  }
   a->found = 1;
+  if ((rc = lathe_store_ckpt_each(st, txn, a->r->id, prev_ckpt, a))) return rc;
   lathe_buf_put(&a->buf, v.mv_data, v.mv_size);
   if (a->buf.err) return a->buf.err;
   /* the main metric's best up to the checkpoint, from the stored curve */
@@ -829,7 +879,7 @@ static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 static int restore(lathe_run_t *r) {
-  load_args a = {r, {0}, 0, 0};
+  load_args a = {r, {0}, 0, 0, -1};
   int rc = lathe_store_read(r->sess->store, load_txn, &a);
   if (rc || !a.found) {
     lathe_buf_free(&a.buf);
@@ -840,22 +890,33 @@ static int restore(lathe_run_t *r) {
   lathe_buf_t *b = &a.buf;
   uint32_t count;
   uint64_t step;
-  if (ckpt_header(b, &step, &count)) {
+  int damaged;
+  if (ckpt_header(b, &step, &count, &damaged) || step != a.step) {
+    char how[160] = "no earlier checkpoint is kept; `lathe rm` it and start over";
+    if (a.prev >= 0)
+      snprintf(how, sizeof how, "`lathe resume %u --from-checkpoint %lld` continues from the one before",
+               r->id, (long long)a.prev);
     lathe_buf_free(b);
-    return lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu has an unknown format", r->id,
-                        (unsigned long long)a.step);
+    return lathe_seterr(LATHE_ECKPT, "run %u: the checkpoint at step %llu is %s; %s", r->id,
+                        (unsigned long long)a.step,
+                        damaged ? "damaged (its checksum does not match)"
+                                : "of an unknown format or damaged",
+                        how);
   }
   r->nlast = 0;
   for (uint32_t i = 0; i < count && !b->err; i++) {
     uint8_t len;
+    char name[256];
     lathe_point_t pt = {""};
     LATHE_GET(b, len);
-    lathe_buf_get(b, pt.name, len < 63 ? len : 63);
+    lathe_buf_get(b, name, len);
     LATHE_GET(b, pt.step), LATHE_GET(b, pt.value);
-    if (GROW(r->last, r->nlast, r->caplast)) break;
+    if (b->err || GROW(r->last, r->nlast, r->caplast)) break;
+    snprintf(pt.name, sizeof pt.name, "%.*s", (int)(len < 63 ? len : 63), name);
     r->last[r->nlast++] = pt;
   }
   r->step = (int64_t)step;
+  if (r->best_ckpt > r->step) r->best_ckpt = -1; /* later checkpoints go with --from-checkpoint */
   rc = b->err ? LATHE_ECKPT : 0;
   if (!rc && r->plugin->load) rc = r->plugin->load(r->self, &host, &r->ctx, b);
   lathe_buf_free(b);
@@ -964,6 +1025,7 @@ static int chunk(lathe_run_t *r, double budget) {
     lathe_clearerr();
     int rc = r->plugin->step(r->self, &host, &r->ctx);
     progressed = 1;
+    if (rc == LATHE_ENAN) r->diverged = 1, rc = 0; /* the plugin saw a non-finite value */
     if (rc < 0) {
       if (!r->errmsg[0])
         snprintf(r->errmsg, sizeof r->errmsg, "%s: step %lld: %s", r->plugin->name,

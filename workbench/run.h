@@ -76,6 +76,7 @@ typedef struct lathe_run {
   void *self;         /* [worker] plugin instance */
   int live, diverged; /* [worker] instance created; non-finite metric seen */
   int resume;         /* start from the latest checkpoint */
+  int64_t from_ckpt;  /* resume from this checkpoint's step instead (-1: the latest) */
   uint64_t seed;
   int64_t step, total; /* [worker] steps done; budget if known */
   int64_t perf_step;   /* [worker] step and time of the last perf/steps_per_sec */
@@ -207,6 +208,9 @@ int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *co
 const lathe_host_t *lathe_host(void);
 
 double lathe_now(void);
+/* A checkpoint's checksum (the trailing u64 of format 2): 64-bit multiply-xor
+ * over 8-byte words; detects truncation and flipped bits, not tampering. */
+uint64_t lathe_ckpt_sum(const void *data, size_t n);
 /* 64-bit FNV-1a as 16 hex digits into out[17]. */
 void lathe_hash_hex(const void *data, size_t n, char out[17]);
 

@@ -114,4 +114,8 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
+static int env_accept(const acrobot_t *in, const acrobot_t *cur) {
+  return in->book == cur->book && env_finite(in->s, 4);
+}
+
 ENV_PLUGIN(acrobot_t, "acrobot", "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)")

@@ -863,7 +863,8 @@ static int state_io(sac_t *s, lathe_buf_t *b, int saving) {
   IO(s->cur_obs, f * O);
   IO(&u->size, sizeof u->size), IO(&u->pos, sizeof u->pos), IO(&s->ep_len, sizeof s->ep_len);
   if (b->err || u->size < 0 || u->size > u->cap || u->pos < 0 || u->pos >= u->cap ||
-      s->ep_len < 0 || s->ep_len > s->ep_cap)
+      (u->size < u->cap && u->pos != u->size) || s->ep_len < 0 || s->ep_len > s->ep_cap ||
+      s->t < 0 || s->env_steps < 0 || s->episodes < 0)
     return -1;
   size_t n = (size_t)u->size, e = (size_t)s->ep_len;
   IO(u->obs, f * n * O), IO(u->next, f * n * O), IO(u->act, f * n * A), IO(u->rew, f * n);

@@ -287,7 +287,9 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
 
   if (d->t > d->learning_starts && d->t % d->train_freq == 0) {
     float qm = 0;
-    d->td_loss_acc += update(d, &qm);
+    float loss = update(d, &qm);
+    if (!isfinite(loss)) h->metric(c, "losses/td_loss", loss); /* diverged: said at once */
+    d->td_loss_acc += loss;
     d->q_acc += qm, d->acc_n++;
   }
   if (d->t % d->target_freq == 0) {
@@ -342,14 +344,39 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   LATHE_GET(b, d->ep_return), LATHE_GET(b, d->ep_len), LATHE_GET(b, d->td_loss_acc);
   LATHE_GET(b, d->q_acc), LATHE_GET(b, d->acc_n);
   LATHE_GET(b, d->pos), LATHE_GET(b, d->size), LATHE_GET(b, cap);
-  if (b->err || cap != d->cap || d->size > d->cap)
-    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint buffer does not match buffer_size");
+  /* every count, index and stored action is checked against the config and the
+   * bytes present before anything is read into the buffers */
+  if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (counters)");
+  if (cap != d->cap)
+    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'cap' = %lld, buffer_size is %lld",
+                   (long long)cap, (long long)d->cap);
+  if (d->size < 0 || d->size > d->cap)
+    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'size' = %lld is outside [0, %lld]",
+                   (long long)d->size, (long long)d->cap);
+  if (d->pos < 0 || d->pos >= d->cap || (d->size < d->cap && d->pos != d->size))
+    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'pos' = %lld does not fit size %lld",
+                   (long long)d->pos, (long long)d->size);
+  if (d->t < 0 || d->t > d->total || d->episodes < 0 || d->evals < 0 || d->ep_len < 0 ||
+      d->acc_n < 0)
+    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint counters out of range (t = %lld)",
+                   (long long)d->t);
   size_t n = (size_t)d->size, O = d->nobs;
+  if (lathe_buf_left(b) / (2 * O + 3) / sizeof(float) < n)
+    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint holds fewer bytes than its %zu transitions", n);
   lathe_buf_get(b, d->b_obs, sizeof(float) * n * O);
   lathe_buf_get(b, d->b_next, sizeof(float) * n * O);
   lathe_buf_get(b, d->b_rew, sizeof(float) * n), lathe_buf_get(b, d->b_term, sizeof(float) * n);
   lathe_buf_get(b, d->b_act, sizeof(int32_t) * n);
   lathe_buf_get(b, d->obs, sizeof(float) * O);
+  if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (replay buffer)");
+  for (size_t i = 0; i < n; i++) {
+    if (d->b_act[i] < 0 || d->b_act[i] >= d->nact)
+      return h->fail(c, LATHE_ECKPT, "dqn: checkpoint transition %zu: action %d is outside [0, %d)",
+                     i, d->b_act[i], d->nact);
+    if (d->b_term[i] != 0.0f && d->b_term[i] != 1.0f)
+      return h->fail(c, LATHE_ECKPT, "dqn: checkpoint transition %zu: terminal flag %g", i,
+                     d->b_term[i]);
+  }
   if (nn_params_load(&d->q.params, b) || nn_params_load(&d->target.params, b))
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint networks do not match this configuration");
   return d->envp->load(d->env, h, c, b);
@@ -374,9 +401,6 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
   if (nn_parse_widths(h->cfg_str(c, "hidden"), w, 7) < 0)
     return h->fail(c, LATHE_ECONFIG, "dqn: hidden = '%s' is not a list like 120,84",
                    h->cfg_str(c, "hidden"));
-  if (h->cfg_num(c, "end_e") > h->cfg_num(c, "start_e"))
-    return h->fail(c, LATHE_ECONFIG, "dqn: end_e = %.17g is above start_e = %.17g",
-                   h->cfg_num(c, "end_e"), h->cfg_num(c, "start_e"));
   return 0;
 }
 

@@ -69,5 +69,10 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
+static int env_accept(const mountaincar_t *in, const mountaincar_t *cur) {
+  return !memcmp(&in->goal_velocity, &cur->goal_velocity, sizeof in->goal_velocity) &&
+         env_finite(in->s, 2);
+}
+
 ENV_PLUGIN(mountaincar_t, "mountaincar",
            "MountainCar-v0, Gymnasium-exact (obs 2, actions 3, limit 200)")

@@ -85,6 +85,22 @@ static int info(void *self, lathe_env_info_t *out) {
   return 0;
 }
 
+static int env_accept(const pointmaze_t *in, const pointmaze_t *cur) {
+  const maze_t *a = &in->m, *b = &cur->m;
+  if (a->layout != b->layout || memcmp(a->start, b->start, sizeof a->start) ||
+      memcmp(a->goal, b->goal, sizeof a->goal) || a->dense != b->dense ||
+      memcmp(&a->speed, &b->speed, sizeof a->speed) ||
+      memcmp(&a->goal_radius, &b->goal_radius, sizeof a->goal_radius) ||
+      memcmp(&in->reset_noise, &cur->reset_noise, sizeof in->reset_noise))
+    return 0;
+  if (a->target[0] < 0 || a->target[0] >= MAZE_MAX || a->target[1] < 0 || a->target[1] >= MAZE_MAX)
+    return 0;
+  for (int i = 0; i < MAZE_MAX; i++)
+    for (int j = 0; j < MAZE_MAX; j++)
+      if (a->dist[i][j] < -1 || a->dist[i][j] > MAZE_MAX * MAZE_MAX) return 0;
+  return env_finite(in->p, 2);
+}
+
 ENV_PLUGIN_INFO(pointmaze_t, "pointmaze",
                 "2-D point mass in a maze (open, umaze, medium): obs (x, y), action box [-1, 1]^2, "
                 "sparse or dense reward",

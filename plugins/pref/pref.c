@@ -671,6 +671,10 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   LATHE_GET(b, p->next_prompt), LATHE_GET(b, p->rmean), LATHE_GET(b, p->rvar);
   LATHE_GET(b, p->rstats);
   rc = b->err ? LATHE_ECKPT : 0;
+  if (!rc && (p->step < 0 || p->step > p->ref_steps + p->train_steps || p->queries < 0 ||
+              p->next_prompt < 0))
+    return h->fail(c, LATHE_ECKPT, "pref: checkpoint counters out of range (step %lld)",
+                   (long long)p->step);
   if (!rc && !p->text) rc = nn_params_load(&p->ref.params, b);
   if (!rc && !p->text) rc = set_load(&p->cur, b);
   return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;

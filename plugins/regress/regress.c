@@ -112,6 +112,8 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   regress_t *r = self;
   LATHE_GET(b, r->step), LATHE_GET(b, r->rng);
+  if (b->err || r->step < 0 || r->step > r->steps)
+    return h->fail(c, LATHE_ECKPT, "regress: checkpoint field 'step' out of range or truncated");
   int rc = nn_params_load(&r->net.params, b);
   return rc ? h->fail(c, rc, "regress: checkpoint does not match this configuration") : 0;
 }

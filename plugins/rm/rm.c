@@ -587,7 +587,11 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   lathe_buf_get(b, acc, sizeof acc);
   r->sum_loss = acc[0], r->sum_acc = acc[1], r->n_acc = acc[2], r->sum_tie = acc[3];
   r->n_tie = acc[4], r->pairs = acc[5], r->t_last = 0;
-  return b->err || version != 1 ? h->fail(c, LATHE_ECKPT, "rm: truncated checkpoint") : 0;
+  if (b->err || version != 1) return h->fail(c, LATHE_ECKPT, "rm: truncated checkpoint");
+  if (r->step < 0 || r->step > r->steps)
+    return h->fail(c, LATHE_ECKPT, "rm: checkpoint field 'step' = %lld is outside [0, %lld]",
+                   (long long)r->step, (long long)r->steps);
+  return 0;
 }
 
 /* Rules across keys, checked before any run starts. */

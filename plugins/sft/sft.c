@@ -252,7 +252,11 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   uint32_t version;
   LATHE_GET(b, version), LATHE_GET(b, s->step), LATHE_GET(b, s->rng);
   s->t_last = 0, s->tokens = 0;
-  return b->err || version != 1 ? h->fail(c, LATHE_ECKPT, "sft: truncated checkpoint") : 0;
+  if (b->err || version != 1) return h->fail(c, LATHE_ECKPT, "sft: truncated checkpoint");
+  if (s->step < 0 || s->step > s->steps)
+    return h->fail(c, LATHE_ECKPT, "sft: checkpoint field 'step' = %lld is outside [0, %lld]",
+                   (long long)s->step, (long long)s->steps);
+  return 0;
 }
 
 /* Rules across keys, checked before any run starts. */

@@ -74,6 +74,10 @@ static float clip(const nn_head_t *h, float y) {
 
 void nn_head_target(const nn_head_t *h, float y, float *p) {
   int K = h->bins;
+  if (!isfinite(y)) { /* a diverged target: a NaN loss for the divergence guard, no index */
+    for (int k = 0; k < K; k++) p[k] = NAN;
+    return;
+  }
   y = clip(h, y);
   memset(p, 0, sizeof(float) * K);
   if (h->kind == NN_HEAD_HL_GAUSS) {
@@ -111,6 +115,10 @@ void nn_head_c51_project(const nn_head_t *h, const float *next_p, float r, float
   memset(p, 0, sizeof(float) * K);
   for (int j = 0; j < K; j++) {
     double tz = r + (double)discount * h->centers[j];
+    if (!isfinite(tz) || !isfinite(next_p[j])) { /* diverged: NaN target, never an index */
+      for (int k = 0; k < K; k++) p[k] = NAN;
+      return;
+    }
     tz = tz < h->v_min ? h->v_min : (tz > h->v_max ? h->v_max : tz);
     double b = (tz - h->v_min) / d;
     int l = (int)floor(b), u = (int)ceil(b);

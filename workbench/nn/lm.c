@@ -31,6 +31,13 @@ int nn_lm_load(nn_tok_t *tok, int *has_tok, nn_gpt_t *g, lathe_buf_t *b) {
     nn_tok_free(tok);
     return LATHE_ECKPT;
   }
+  /* the parameters must be present before anything is allocated for them:
+   * at least the embeddings and 12 width^2 per layer, 4 bytes each */
+  uint64_t V = (uint64_t)cfg[0], T = (uint64_t)cfg[1], L = (uint64_t)cfg[2], W = (uint64_t)cfg[4];
+  if (lathe_buf_left(b) / 4 < (V + T) * W + L * 12 * W * W) {
+    nn_tok_free(tok);
+    return LATHE_ECKPT;
+  }
   nn_rng_t r;
   nn_rng_seed(&r, 0);
   if ((rc = nn_gpt_init(g, (nn_gpt_config_t){cfg[0], cfg[1], cfg[2], cfg[3], cfg[4]}, &r)) ||

@@ -332,6 +332,10 @@ int nn_tok_load(nn_tok_t *t, lathe_buf_t *b) {
   LATHE_GET(b, magic), LATHE_GET(b, version), LATHE_GET(b, kind), LATHE_GET(b, n);
   if (b->err || magic != 0x4b4f544c || version != 1 || kind > NN_TOK_BPE || n > (1u << 24))
     return LATHE_ECKPT;
+  /* allocations are sized by the bytes present: a word takes at least its
+   * 4-byte length, a merge 8 bytes */
+  if (kind != NN_TOK_BYTES && lathe_buf_left(b) / (kind == NN_TOK_WORDS ? 4 : 8) < n)
+    return LATHE_ECKPT;
   if (kind == NN_TOK_BYTES) return nn_tok_init_bytes(t);
   if (kind == NN_TOK_WORDS) {
     char **w = calloc(n ? n : 1, sizeof *w);
@@ -339,7 +343,7 @@ int nn_tok_load(nn_tok_t *t, lathe_buf_t *b) {
     for (uint32_t i = 0; i < n && !rc; i++) {
       uint32_t len;
       LATHE_GET(b, len);
-      if (b->err || len > (1u << 20) || !(w[i] = calloc(len + 1, 1))) {
+      if (b->err || len > (1u << 20) || len > lathe_buf_left(b) || !(w[i] = calloc(len + 1, 1))) {
         rc = LATHE_ECKPT;
         break;
       }
