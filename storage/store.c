@@ -10,6 +10,8 @@
 #include "store.h"
 
 #include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +142,12 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
                         "--store /local/path",
                         path, lathe_store_fs_name(path));
   }
+  /* read-only without a writable lock file (another user's store, a read-only
+   * share): open without LMDB's lock; see store.h for what that gives up */
+  char lockf[4200];
+  snprintf(lockf, sizeof lockf, "%s/lock.mdb", path);
+  int nolock = readonly && access(lockf, W_OK) && (errno != ENOENT || access(path, W_OK));
+  s->nolock = nolock;
   const char *ms = getenv("LATHE_STORE_MAPSIZE");
   s->mapsize = ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
   if (s->mapsize < (1 << 16)) s->mapsize = 1 << 16;
@@ -147,7 +155,9 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
       (rc = mdb_env_set_maxreaders(s->env, 126)) ||
       (rc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
-      (rc = mdb_env_open(s->env, path, MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0644))) {
+      (rc = mdb_env_open(s->env, path,
+                         MDB_NOTLS | (readonly ? MDB_RDONLY : 0) | (nolock ? MDB_NOLOCK : 0),
+                         0644))) {
     if (rc == EACCES || rc == EROFS)
       lathe_seterr(LATHE_ESTORE, "cannot open store %s: %s%s", path, strerror(rc),
                    readonly ? "" : " (read-only location? pass --store to a writable folder)");
@@ -160,6 +170,22 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   MDB_envinfo info;
   mdb_env_info(s->env, &info);
   if (info.me_mapsize > s->mapsize) s->mapsize = info.me_mapsize;
+  /* a data file shorter than its meta page says would fault (SIGBUS) on the
+   * first read past its end: refuse it here */
+  MDB_stat est;
+  char dataf[4200];
+  snprintf(dataf, sizeof dataf, "%s/data.mdb", path);
+  if (!mdb_env_stat(s->env, &est) && !stat(dataf, &st) &&
+      (uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * est.ms_psize) {
+    lathe_seterr(LATHE_ESTORE,
+                 "store damaged: %s is %lld bytes, its meta page says %llu; run `lathe store "
+                 "check --store %s`",
+                 dataf, (long long)st.st_size,
+                 (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize, path);
+    mdb_env_close(s->env);
+    free(s);
+    return LATHE_ESTORE;
+  }
   rc = readonly ? lathe_store_read(s, open_dbs, NULL) : lathe_store_write(s, open_dbs, NULL);
   if (rc) {
     mdb_env_close(s->env);
@@ -323,6 +349,7 @@ int lathe_store_run_each(lathe_store_t *s, MDB_txn *txn, lathe_run_cb cb, void *
   MDB_val k, v;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     uint32_t id;
+    if (k.mv_size != 4) continue; /* a damaged key: `lathe store check` reports it */
     memcpy(&id, k.mv_data, 4);
     if ((rc = cb(id, v.mv_data, v.mv_size, arg))) break;
   }
@@ -395,6 +422,7 @@ int lathe_store_metric_from(lathe_store_t *s, MDB_txn *txn, uint32_t run, const 
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     if (k.mv_size != len + 8 || memcmp(k.mv_data, key, len)) break;
     double val[2];
+    if (v.mv_size != sizeof val) continue; /* a damaged value: skipped, as store check says */
     memcpy(val, v.mv_data, sizeof val);
     if ((rc = cb(rd64((uint8_t *)k.mv_data + len), val[0], val[1], arg))) break;
   }
@@ -413,9 +441,15 @@ int lathe_store_metric_names(lathe_store_t *s, MDB_txn *txn, uint32_t run, lathe
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   while (!rc) {
     const uint8_t *p = k.mv_data;
-    if (k.mv_size < 13 || rd32(p) != run) break;
-    char name[210];
+    if (k.mv_size < 4 || rd32(p) != run) break;
     size_t n = k.mv_size - 13;
+    /* a damaged key (too short or long, no 0 after the name, a 0 inside it) is
+     * stepped over one key at a time, so every walk ends */
+    if (k.mv_size < 13 || k.mv_size > 13 + 200 || p[4 + n] != 0 || memchr(p + 4, 0, n)) {
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      continue;
+    }
+    char name[210];
     memcpy(name, p + 4, n);
     name[n] = 0;
     if ((rc = cb(name, arg))) break;
@@ -634,7 +668,7 @@ int lathe_store_ds_each(lathe_store_t *s, MDB_txn *txn, lathe_ds_cb cb, void *ar
   for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     const char *p = k.mv_data;
-    if (p[0] != 'm') break;
+    if (k.mv_size < 1 || p[0] != 'm') break;
     char name[210], *man = malloc(v.mv_size + 1);
     if (!man) {
       rc = LATHE_ENOMEM;
@@ -651,4 +685,159 @@ int lathe_store_ds_each(lathe_store_t *s, MDB_txn *txn, lathe_ds_cb cb, void *ar
   }
   mdb_cursor_close(c);
   return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- check and backup -------------------------------------------------------- */
+
+typedef struct {
+  int (*ckpt_ok)(const void *, size_t);
+  lathe_damage_cb cb;
+  void *arg;
+  long n;
+} check_args;
+
+static void damage(check_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void damage(check_args *a, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  a->n++;
+  if (a->n <= 1000) a->cb(buf, a->arg); /* past a thousand, only counted */
+}
+
+/* The JSON value in n bytes (NULL unless they hold exactly one value). */
+static json_object *parse_n(const void *p, size_t n) {
+  json_tokener *tok = json_tokener_new();
+  json_object *o = tok && n < (1u << 30) ? json_tokener_parse_ex(tok, p, (int)n) : NULL;
+  if (o && (json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != n))
+    json_object_put(o), o = NULL;
+  json_tokener_free(tok);
+  return o;
+}
+
+static int run_exists(lathe_store_t *s, MDB_txn *txn, uint32_t id) {
+  MDB_val k = {4, &id}, v;
+  return !mdb_get(txn, s->runs, &k, &v);
+}
+
+/* Walk every table of the store: keys and values of the shapes store.h
+ * gives, JSON where JSON is kept, checkpoints accepted by ckpt_ok, dataset
+ * record counts as their manifests say. LMDB's own errors end the walk of a
+ * table and are reported as damage too. */
+static int check_txn(lathe_store_t *s, MDB_txn *txn, void *arg) {
+  check_args *a = arg;
+  MDB_cursor *c;
+  MDB_val k, v;
+  int rc;
+  const char *tables[] = {"meta", "runs", "metrics", "ckpts", "datasets"};
+  MDB_dbi dbi[] = {s->meta, s->runs, s->metrics, s->ckpts, s->datasets};
+  for (int t = 0; t < 5; t++) {
+    if ((rc = mdb_cursor_open(txn, dbi[t], &c))) return mdb_fail(rc, "cursor", s);
+    char cur_ds[210] = "";
+    uint64_t ds_records = 0, ds_count = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      const uint8_t *p = k.mv_data;
+      if (t == 0) { /* meta */
+        if ((k.mv_size == 6 && !memcmp(p, "format", 6)) ||
+            (k.mv_size == 8 && !memcmp(p, "next_run", 8))) {
+          if (v.mv_size != 4) damage(a, "meta: '%.*s' holds %zu bytes, not 4", (int)k.mv_size, p, v.mv_size);
+        } else if (k.mv_size < 5 || memcmp(p, "user/", 5))
+          damage(a, "meta: unknown key of %zu bytes", k.mv_size);
+      } else if (t == 1) { /* runs */
+        uint32_t id;
+        if (k.mv_size != 4) {
+          damage(a, "runs: a key of %zu bytes (want 4)", k.mv_size);
+          continue;
+        }
+        memcpy(&id, p, 4);
+        json_object *o = parse_n(v.mv_data, v.mv_size);
+        if (!o || !json_object_is_type(o, json_type_object))
+          damage(a, "run %u: its record is not a JSON object", id);
+        json_object_put(o);
+      } else if (t == 2) { /* metrics: run | name | 0 | step */
+        if (k.mv_size < 13 || k.mv_size > 213 || p[k.mv_size - 9] != 0 ||
+            memchr(p + 4, 0, k.mv_size - 13))
+          damage(a, "metrics: a malformed key of %zu bytes", k.mv_size);
+        else if (v.mv_size != 16)
+          damage(a, "run %u: metric '%.*s' at step %llu: value of %zu bytes (want 16)", rd32(p),
+                 (int)(k.mv_size - 13), p + 4, (unsigned long long)rd64(p + k.mv_size - 8),
+                 v.mv_size);
+        else if (!run_exists(s, txn, rd32(p)))
+          damage(a, "metrics: points of run %u, which has no record", rd32(p));
+      } else if (t == 3) { /* ckpts: run | step */
+        if (k.mv_size != 12)
+          damage(a, "ckpts: a malformed key of %zu bytes", k.mv_size);
+        else if (a->ckpt_ok && !a->ckpt_ok(v.mv_data, v.mv_size))
+          damage(a, "run %u: the checkpoint at step %llu is damaged (%zu bytes)", rd32(p),
+                 (unsigned long long)rd64(p + 4), v.mv_size);
+        else if (!run_exists(s, txn, rd32(p)))
+          damage(a, "ckpts: a checkpoint of run %u, which has no record", rd32(p));
+      } else { /* datasets: "m" name -> manifest; "r" name 0 index -> record */
+        if (k.mv_size >= 1 && p[0] == 'm' && k.mv_size <= 201) {
+          json_object *o = parse_n(v.mv_data, v.mv_size), *cnt;
+          if (!o || !json_object_object_get_ex(o, "count", &cnt))
+            damage(a, "dataset '%.*s': its manifest is not JSON with a count", (int)k.mv_size - 1,
+                   p + 1);
+          json_object_put(o);
+        } else if (k.mv_size >= 10 && p[0] == 'r' && k.mv_size <= 210 && p[k.mv_size - 9] == 0) {
+          size_t n = k.mv_size - 10;
+          if (strlen(cur_ds) != n || memcmp(cur_ds, p + 1, n)) { /* the next dataset's records */
+            memcpy(cur_ds, p + 1, n), cur_ds[n] = 0, ds_records = 0;
+            char *man = NULL;
+            ds_count = 0;
+            if (!lathe_store_ds_get_manifest(s, txn, cur_ds, &man)) {
+              json_object *o = json_tokener_parse(man), *cnt;
+              if (o && json_object_object_get_ex(o, "count", &cnt))
+                ds_count = (uint64_t)json_object_get_int64(cnt);
+              json_object_put(o);
+            } else
+              damage(a, "dataset '%s': records without a manifest", cur_ds);
+            free(man);
+          }
+          uint64_t i = rd64(p + k.mv_size - 8);
+          if (i != ds_records || i >= ds_count)
+            damage(a, "dataset '%s': record %llu is out of place (manifest count %llu)", cur_ds,
+                   (unsigned long long)i, (unsigned long long)ds_count);
+          ds_records = i + 1;
+          json_object *o = parse_n(v.mv_data, v.mv_size);
+          if (!o || !json_object_is_type(o, json_type_object))
+            damage(a, "dataset '%s': record %llu is not a JSON object", cur_ds, (unsigned long long)i);
+          json_object_put(o);
+        } else
+          damage(a, "datasets: a malformed key of %zu bytes", k.mv_size);
+      }
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) damage(a, "%s: LMDB stopped the walk: %s", tables[t], mdb_strerror(rc));
+  }
+  return 0;
+}
+
+int lathe_store_check(lathe_store_t *s, int (*ckpt_ok)(const void *, size_t), lathe_damage_cb cb,
+                      void *arg, long *ndamaged) {
+  check_args a = {ckpt_ok, cb, arg, 0};
+  int rc = lathe_store_read(s, check_txn, &a);
+  *ndamaged = a.n;
+  return rc;
+}
+
+int lathe_store_backup(lathe_store_t *s, const char *dest) {
+  struct stat st;
+  if (!stat(dest, &st))
+    return lathe_seterr(LATHE_EUSAGE, "backup: %s exists; name a new folder", dest);
+  if (mkdir(dest, 0755))
+    return lathe_seterr(LATHE_ESTORE, "backup: cannot create %s: %s", dest, strerror(errno));
+  pthread_rwlock_rdlock(&gate);
+  int rc = mdb_env_copy2(s->env, dest, MDB_CP_COMPACT);
+  pthread_rwlock_unlock(&gate);
+  if (rc) {
+    char f[4200];
+    snprintf(f, sizeof f, "%s/data.mdb", dest), unlink(f);
+    rmdir(dest);
+    return lathe_seterr(LATHE_ESTORE, "backup to %s failed: %s", dest, mdb_strerror(rc));
+  }
+  return 0;
 }

@@ -31,14 +31,20 @@ typedef struct lathe_store {
   MDB_dbi meta, runs, metrics, ckpts, datasets;
   char path[4096];
   int readonly;
+  int nolock; /* opened read-only without LMDB's lock file (not writable here) */
   size_t mapsize;
 } lathe_store_t;
 
 typedef int (*lathe_txn_fn)(lathe_store_t *s, MDB_txn *txn, void *arg);
 
 /* Open (creating unless readonly) the store at path. Refuses a network
- * filesystem and a store of a newer format. On error returns a negative code
- * with the message set (lathe_lasterr) and *out NULL. */
+ * filesystem, a store of a newer format, and a data file shorter than its
+ * meta page says (a truncated copy). Read-only, when the lock file is not
+ * writable (another user's store, a read-only share), it opens without
+ * LMDB's lock: readers then do not register, so a process writing the store
+ * at the same time may reuse pages being read (read a finished store that
+ * way, or copy it). On error returns a negative code with the message set
+ * (lathe_lasterr) and *out NULL. */
 int lathe_store_open(const char *path, int readonly, lathe_store_t **out);
 void lathe_store_close(lathe_store_t *s);
 
@@ -113,5 +119,19 @@ int lathe_store_ds_del(lathe_store_t *s, MDB_txn *txn, const char *name);
 /* Calls cb(name, manifest) for each dataset. */
 typedef int (*lathe_ds_cb)(const char *name, const char *manifest, void *arg);
 int lathe_store_ds_each(lathe_store_t *s, MDB_txn *txn, lathe_ds_cb cb, void *arg);
+
+/* ---- integrity ---- */
+typedef void (*lathe_damage_cb)(const char *what, void *arg);
+/* Walk every table and report each damaged entry through cb (one line each):
+ * keys and values not of the shapes above, run records and dataset records
+ * that are not JSON objects, dataset records out of place, metrics and
+ * checkpoints of runs with no record, checkpoints ckpt_ok refuses (NULL: not
+ * judged), and LMDB's own errors. *ndamaged: how many. Returns a store error
+ * only when the walk cannot start. */
+int lathe_store_check(lathe_store_t *s, int (*ckpt_ok)(const void *, size_t), lathe_damage_cb cb,
+                      void *arg, long *ndamaged);
+/* A consistent, compacted copy of the store in the new folder dest (LMDB's
+ * copy with compaction, from one read transaction, while others write). */
+int lathe_store_backup(lathe_store_t *s, const char *dest);
 
 #endif

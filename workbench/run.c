@@ -834,6 +834,14 @@ static int ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *dam
   return 0;
 }
 
+int lathe_ckpt_ok(const void *data, size_t n) {
+  lathe_buf_t b = {(uint8_t *)data, n, 0, 0, 0};
+  uint64_t step;
+  uint32_t count;
+  int damaged;
+  return !ckpt_header(&b, &step, &count, &damaged);
+}
+
 typedef struct {
   lathe_run_t *r;
   lathe_buf_t buf; /* copy of the checkpoint bytes */

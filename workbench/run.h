@@ -211,6 +211,8 @@ double lathe_now(void);
 /* A checkpoint's checksum (the trailing u64 of format 2): 64-bit multiply-xor
  * over 8-byte words; detects truncation and flipped bits, not tampering. */
 uint64_t lathe_ckpt_sum(const void *data, size_t n);
+/* 1 if n bytes read as a checkpoint: its header, and its checksum (format 2). */
+int lathe_ckpt_ok(const void *data, size_t n);
 /* 64-bit FNV-1a as 16 hex digits into out[17]. */
 void lathe_hash_hex(const void *data, size_t n, char out[17]);
 

@@ -6,6 +6,9 @@
  *   lathe-tamper STORE RUN forge SEED K     overwrite K random bytes after the
  *                                           header and fix the checksum, so
  *                                           the plugin's load() must judge them
+ *   lathe-tamper STORE RUN badkey           add a metric key of run RUN whose
+ *                                           separator byte is not 0 (a flipped
+ *                                           bit), as a damaged store holds
  * Exit 0 when the store was changed, 2 on bad arguments, 1 otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,19 @@ typedef struct {
   const char *mode;
   unsigned long long a, b;
 } args_t;
+
+static int badkey_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  args_t *a = arg;
+  uint8_t key[32] = {0};
+  for (int i = 0; i < 4; i++) key[i] = (uint8_t)(a->run >> (24 - 8 * i));
+  memcpy(key + 4, "loss", 4);
+  key[8] = 0x02; /* was 0: the name's end */
+  key[16] = 7;   /* a step */
+  double val[2] = {1, 2};
+  MDB_val k = {17, key}, v = {sizeof val, val};
+  int rc = mdb_put(txn, st->metrics, &k, &v, 0);
+  return rc ? lathe_seterr(LATHE_ESTORE, "put: %s", mdb_strerror(rc)) : 0;
+}
 
 static int tamper_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   args_t *a = arg;
@@ -54,17 +70,19 @@ static int tamper_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5 || (strcmp(argv[3], "truncate") && strcmp(argv[3], "flip") &&
-                   strcmp(argv[3], "forge"))) {
-    fprintf(stderr, "usage: lathe-tamper STORE RUN truncate BYTES | flip BIT | forge SEED K\n");
+  int badkey = argc == 4 && !strcmp(argv[3], "badkey");
+  if (!badkey && (argc < 5 || (strcmp(argv[3], "truncate") && strcmp(argv[3], "flip") &&
+                               strcmp(argv[3], "forge")))) {
+    fprintf(stderr,
+            "usage: lathe-tamper STORE RUN truncate BYTES | flip BIT | forge SEED K | badkey\n");
     return 2;
   }
-  args_t a = {(uint32_t)strtoul(argv[2], NULL, 10), argv[3], strtoull(argv[4], NULL, 10),
-              argc > 5 ? strtoull(argv[5], NULL, 10) : 1};
+  args_t a = {(uint32_t)strtoul(argv[2], NULL, 10), argv[3],
+              argc > 4 ? strtoull(argv[4], NULL, 10) : 0, argc > 5 ? strtoull(argv[5], NULL, 10) : 1};
   lathe_store_t *st;
   int rc = lathe_store_open(argv[1], 0, &st);
   if (!rc) {
-    rc = lathe_store_write(st, tamper_txn, &a);
+    rc = lathe_store_write(st, badkey ? badkey_txn : tamper_txn, &a);
     lathe_store_close(st);
   }
   if (rc) fprintf(stderr, "lathe-tamper: %s\n", lathe_lasterr());
