@@ -353,6 +353,29 @@ for sig in INT TERM; do
     ok "signal_$sig"
   else bad "signal_$sig" "exit $rc (want $code), status after signal '$st'" "$(cat sig.err | head -3)"; fi
 done
+# ---- one process drives a run: a second driver is refused while the owner
+# lives; a dead owner's run is taken over; of two resumes at once, one wins ----
+if want one_owner; then
+  rm -rf ow.lmdb
+  "$LATHE" run "$T/one.lua" --store ow.lmdb --set steps=3000 --set hidden=128 --set batch=128 \
+    --set every=100 >/dev/null 2>&1 &
+  op=$!
+  for i in $(seq 300); do s=$(step_of ow.lmdb 1); [ -n "$s" ] && [ "$s" -gt 0 ] && break; sleep 0.02; done
+  expect one_owner_refused 1 "run 1 is running in process $op on this machine" -- "$LATHE" resume 1 --store ow.lmdb
+  kill -9 $op; wait $op 2>/dev/null
+  expect one_owner_dead_taken_over 0 "" -- "$LATHE" resume 1 --store ow.lmdb
+  if [ -d ref.lmdb ] && [ "$(hash_of ow.lmdb 1)" != "$(hash_of ref.lmdb 1)" ]; then
+    bad one_owner_takeover_exact "$(hash_of ow.lmdb 1) vs $(hash_of ref.lmdb 1)"; fi
+  rm -rf ow2.lmdb
+  { LATHE_TEST_KILL=1:200 "$LATHE" run "$T/one.lua" --store ow2.lmdb --set steps=3000 --set hidden=128 \
+      --set batch=128 --set every=100 >/dev/null 2>&1; } 2>/dev/null
+  "$LATHE" resume 1 --store ow2.lmdb >/dev/null 2>ow_a.err & pa=$!
+  "$LATHE" resume 1 --store ow2.lmdb >/dev/null 2>ow_b.err & pb=$!
+  wait $pa; ra=$?; wait $pb; rb=$?
+  if [ "$(printf '%s\n' $ra $rb | sort | tr '\n' ' ')" = "0 1 " ] && grep -q "a run has one driver" ow_a.err ow_b.err &&
+     [ "$(status_of ow2.lmdb 1)" = done ]; then ok one_owner_two_resumes
+  else bad one_owner_two_resumes "exits $ra $rb" "$(cat ow_a.err ow_b.err | head -4)"; fi
+fi
 expect resume_done 2 "already done" -- "$LATHE" resume 1 --store ref.lmdb
 expect resume_missing 1 "no run 99" -- "$LATHE" resume 99 --store ref.lmdb
 

@@ -13,6 +13,7 @@
  */
 #include "run.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -173,7 +174,85 @@ static void push_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r,
   push_event_at(s, type, r, (uint64_t)r->step + (type == EV_LOG), name, value, text);
 }
 
-/* ---- run records ---------------------------------------------------------------- */
+/* ---- the process that drives a run ----------------------------------------------- */
+
+/* A run has one owner: the process stepping it. Its record names that process
+ * (pid, host, boot id, the process's start time in clock ticks since boot, so
+ * a reused pid is not mistaken for it); `lathe resume` claims a run in one
+ * write transaction, refusing while the owner lives and taking over when it
+ * is gone. */
+typedef struct {
+  long pid;
+  char host[256], boot[64];
+  unsigned long long pstart;
+} owner_t;
+
+/* The start time of process pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat); 0 if unknown, or if it has exited (a zombie not yet reaped
+ * still answers kill(pid, 0)). */
+static unsigned long long proc_start(long pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the name may hold spaces: fields count from its end */
+  unsigned long long v = 0;
+  if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X') return 0;
+  for (int field = 2; p && *p; p++)
+    if (*p == ' ' && ++field == 22) {
+      v = strtoull(p + 1, NULL, 10);
+      break;
+    }
+  return v;
+}
+
+static owner_t self_o;
+static void self_init(void) {
+  self_o.pid = (long)getpid();
+  gethostname(self_o.host, sizeof self_o.host - 1);
+  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+  if (f) {
+    if (fgets(self_o.boot, sizeof self_o.boot, f)) self_o.boot[strcspn(self_o.boot, "\n")] = 0;
+    fclose(f);
+  }
+  self_o.pstart = proc_start(self_o.pid);
+}
+static const owner_t *self_owner(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, self_init);
+  return &self_o;
+}
+
+static json_object *owner_json(const owner_t *o) {
+  json_object *j = json_object_new_object();
+  json_object_object_add(j, "pid", json_object_new_int64(o->pid));
+  json_object_object_add(j, "host", json_object_new_string(o->host));
+  json_object_object_add(j, "boot", json_object_new_string(o->boot));
+  json_object_object_add(j, "pstart", json_object_new_int64((int64_t)o->pstart));
+  return j;
+}
+
+/* 1 if the owner named in a run record is a live process other than this one.
+ * On another host (a copied store) it cannot be asked: taken as gone. */
+static int owner_alive(json_object *rec, long *pid) {
+  json_object *o, *v;
+  const owner_t *me = self_owner();
+  if (!json_object_object_get_ex(rec, "owner", &o) || !json_object_is_type(o, json_type_object))
+    return 0;
+  *pid = json_object_object_get_ex(o, "pid", &v) ? (long)json_object_get_int64(v) : 0;
+  const char *host = json_object_object_get_ex(o, "host", &v) ? json_object_get_string(v) : "";
+  const char *boot = json_object_object_get_ex(o, "boot", &v) ? json_object_get_string(v) : "";
+  unsigned long long st =
+      json_object_object_get_ex(o, "pstart", &v) ? (unsigned long long)json_object_get_int64(v) : 0;
+  if (*pid <= 0 || *pid == me->pid || strcmp(host, me->host) || strcmp(boot, me->boot)) return 0;
+  if (kill((pid_t)*pid, 0) && errno != EPERM) return 0;
+  unsigned long long now = proc_start(*pid); /* 0: exited, or no /proc to ask */
+  if (!now && access("/proc/self/stat", R_OK) == 0) return 0;
+  return !st || !now || now == st; /* a pid reused by another process is not the owner */
+}
 
 static char *make_record(lathe_run_t *r, lathe_status_t st) {
   json_object *o = json_object_new_object();
@@ -198,6 +277,7 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
     json_object_object_add(o, "ckpt_time", json_object_new_double(r->ckpt_time));
   }
   json_object_object_add(o, "host", json_object_new_string(host));
+  json_object_object_add(o, "owner", owner_json(self_owner()));
   if (r->plugin->main_metric)
     json_object_object_add(o, "main_metric", json_object_new_string(r->plugin->main_metric));
   json_object *sum = json_object_new_object();
@@ -706,16 +786,43 @@ typedef struct {
   uint32_t id;
   char *rec;
 } get_args;
-static int get_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+
+/* Claim run a->id for this process: refused (LATHE_ERUN) while another live
+ * process owns it; otherwise the record names this process, in the same
+ * transaction, so two resumes of one run cannot both win. */
+static int claim_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   get_args *a = arg;
-  return lathe_store_run_get(st, txn, a->id, &a->rec);
+  free(a->rec), a->rec = NULL;
+  int rc = lathe_store_run_get(st, txn, a->id, &a->rec);
+  if (rc) return rc;
+  json_object *o = json_tokener_parse(a->rec), *v;
+  if (!o || !json_object_is_type(o, json_type_object)) {
+    json_object_put(o);
+    return lathe_seterr(LATHE_ESTORE, "run %u: corrupt run record", a->id);
+  }
+  long pid = 0;
+  if (owner_alive(o, &pid)) {
+    const char *st_ = json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "?";
+    json_object_put(o);
+    return lathe_seterr(LATHE_ERUN,
+                        "run %u is %s in process %ld on this machine; stop that process first "
+                        "(a run has one driver)",
+                        a->id, st_, pid);
+  }
+  json_object_object_add(o, "owner", owner_json(self_owner()));
+  rc = lathe_store_run_put(st, txn, a->id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  json_object_put(o);
+  return rc;
 }
 
 int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out) {
   *out = NULL;
   get_args a = {id, NULL};
-  int rc = lathe_store_read(s->store, get_record_txn, &a);
-  if (rc) return rc;
+  int rc = lathe_store_write(s->store, claim_txn, &a);
+  if (rc) {
+    free(a.rec);
+    return rc;
+  }
   json_object *o = json_tokener_parse(a.rec), *v;
   free(a.rec);
   if (!o || !json_object_object_get_ex(o, "plugin", &v)) {
