@@ -12,6 +12,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ typedef struct recipe {
   int err; /* first failure code */
   char errmsg[4096];
   int err_code_hint; /* set by C functions before raising a Lua error */
+  int stopped_by;    /* SIGINT/SIGTERM seen by the count hook */
 } recipe_t;
 
 static recipe_t *get_recipe(lua_State *L) {
@@ -236,6 +238,9 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx);
 /* Yield until every run in rc->waiting has ended (unless already). */
 static int wait_for(lua_State *L, int nresults_from) {
   recipe_t *rc = get_recipe(L);
+  if (L != rc->co) /* a yield there would return to the recipe's coroutine.wrap, not the loop */
+    luaL_error(L, "lathe.wait and lathe.run must be called from the recipe itself, not from inside "
+                  "coroutine.wrap or coroutine.create (use lathe.spawn there, and wait outside)");
   int pending = 0;
   for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;
   if (!pending || rc->s->check_only) return wait_k(L, LUA_OK, nresults_from);
@@ -323,13 +328,17 @@ static int l_opt(lua_State *L) {
     case LUA_TNUMBER: {
       char *end;
       double x = strtod(val, &end);
-      if (end == val || *end) {
+      if (end == val || *end || isnan(x)) {
         rc->err_code_hint = LATHE_ECONFIG;
         luaL_error(L, "--set %s: '%s' is not a number", name, val);
       }
-      if (lua_isinteger(L, 2) && x == floor(x))
+      if (lua_isinteger(L, 2)) { /* range-checked before it becomes an integer */
+        if (!(fabs(x) < 9007199254740992.0) || x != floor(x)) {
+          rc->err_code_hint = LATHE_ECONFIG;
+          luaL_error(L, "--set %s: '%s' is not an integer (within +-2^53)", name, val);
+        }
         lua_pushinteger(L, (lua_Integer)x);
-      else
+      } else
         lua_pushnumber(L, x);
       return 1;
     }
@@ -364,29 +373,31 @@ typedef struct {
 } metric_args;
 static int metric_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   metric_args *a = arg;
+  char *rec;
+  int rc = lathe_store_run_get(st, txn, a->id, &rec);
+  if (rc) return rc == LATHE_ENOTFOUND ? lathe_seterr(rc, "no run %u in the store", a->id) : rc;
+  free(rec);
   return lathe_store_metric_each(st, txn, a->id, a->name, push_point, &a->pa);
 }
 
-/* lathe.metrics(run, name) -> steps, values, times */
+static uint32_t run_id_at(lua_State *L, int idx, const char *fn, const char *what);
+
+/* lathe.metrics(run, name) -> steps, values, times; raises for a missing run */
 static int l_metrics(lua_State *L) {
   recipe_t *rc = get_recipe(L);
-  uint32_t id;
-  if (lua_istable(L, 1)) {
-    lua_getfield(L, 1, "id");
-    id = (uint32_t)luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-  } else
-    id = (uint32_t)luaL_checkinteger(L, 1);
-  const char *name = luaL_checkstring(L, 2);
+  uint32_t id = run_id_at(L, 1, "lathe.metrics", "argument #1");
+  if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "a metric name (a string) expected");
+  const char *name = lua_tostring(L, 2);
   lua_newtable(L), lua_newtable(L), lua_newtable(L);
-  if (!rc->s->store) return 3;
+  if (!rc->s->store || rc->s->check_only) return 3;
   metric_args a = {id, name, {L, 0}};
-  if (lathe_store_read(rc->s->store, metric_txn, &a)) luaL_error(L, "%s", lathe_lasterr());
+  if (lathe_store_read(rc->s->store, metric_txn, &a))
+    luaL_error(L, "lathe.metrics: %s", lathe_lasterr());
   return 3;
 }
 
 /* a run given as a handle table or an id */
-static uint32_t run_id_at(lua_State *L, int idx, const char *what) {
+static uint32_t run_id_at(lua_State *L, int idx, const char *fn, const char *what) {
   uint32_t id = 0;
   if (get_recipe(L)->s->check_only && (lua_istable(L, idx) || lua_isinteger(L, idx)))
     return 0; /* lathe check: handles have no ids yet */
@@ -396,7 +407,7 @@ static uint32_t run_id_at(lua_State *L, int idx, const char *what) {
     lua_pop(L, 1);
   } else if (lua_isinteger(L, idx))
     id = (uint32_t)lua_tointeger(L, idx);
-  if (!id) luaL_error(L, "lathe.plot: %s is not a run (a handle or an id)", what);
+  if (!id) luaL_error(L, "%s: %s is not a run (a handle or an id)", fn, what);
   return id;
 }
 
@@ -452,7 +463,7 @@ static int l_plot(lua_State *L) {
           ser[i - 1].label = opt_str(L, item, "label", NULL);
           for (int j = 1; j <= m; j++) {
             lua_rawgeti(L, -1, j);
-            ids[k + j - 1] = run_id_at(L, -1, "a series entry");
+            ids[k + j - 1] = run_id_at(L, -1, "lathe.plot", "a series entry");
             lua_pop(L, 1);
           }
         }
@@ -460,7 +471,7 @@ static int l_plot(lua_State *L) {
         lua_pop(L, 1);
       } else {
         if (pass) {
-          ids[k] = run_id_at(L, item, "a runs entry");
+          ids[k] = run_id_at(L, item, "lathe.plot", "a runs entry");
           ser[i - 1] = (lathe_plot_series_t){NULL, ids + k, 1};
         }
         k++;
@@ -501,7 +512,7 @@ static int l_plot(lua_State *L) {
  * models, which have no tokenizer, take and return lists of token ids. */
 static int l_sample(lua_State *L) {
   recipe_t *rc = get_recipe(L);
-  uint32_t id = run_id_at(L, 1, "lathe.sample's model");
+  uint32_t id = run_id_at(L, 1, "lathe.sample", "argument #1 (the model's run)");
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2);
   nn_gen_t g = {1.0f, 0, 1.0f, NULL, 0, 0};
@@ -527,7 +538,7 @@ static int l_sample(lua_State *L) {
   nn_gpt_t gpt;
   int has, err = nn_lm_load(&tok, &has, &gpt, &b);
   lathe_buf_free(&b);
-  if (err) luaL_error(L, "lathe.sample: run %u (%s) holds no model", id, plugin);
+  if (err) luaL_error(L, "lathe.sample: run %d (%s) holds no model", (int)id, plugin);
   int T = gpt.cfg.ctx, *prompt = calloc((size_t)n * T, sizeof *prompt);
   int *plen = calloc(n, sizeof *plen), *out = calloc((size_t)n * max_new, sizeof *out);
   int *olen = calloc(n, sizeof *olen), stop = NN_TOK_EOS;
@@ -594,7 +605,7 @@ static int l_sample(lua_State *L) {
  * responses (a round robin). The model is read once per call. */
 static int l_score(lua_State *L) {
   recipe_t *rc = get_recipe(L);
-  uint32_t id = run_id_at(L, 1, "lathe.score's model");
+  uint32_t id = run_id_at(L, 1, "lathe.score", "argument #1 (the reward model's run)");
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2), total = 0;
   for (int i = 1; i <= n; i++) { /* check the shape before any work */
@@ -620,7 +631,7 @@ static int l_score(lua_State *L) {
   nn_rm_t m;
   int err = nn_rm_load(&m, &b);
   lathe_buf_free(&b);
-  if (err) luaL_error(L, "lathe.score: run %u (%s) holds no reward model", id, plugin);
+  if (err) luaL_error(L, "lathe.score: run %d (%s) holds no reward model", (int)id, plugin);
   for (int i = 1; i <= n && !err; i++) {
     lua_rawgeti(L, 2, i), lua_getfield(L, -1, "prompt"), lua_getfield(L, -2, "responses");
     const char *prompt = lua_tostring(L, -2);
@@ -744,9 +755,17 @@ static int opts_kv(lua_State *L, int idx, const char *who, opt_buf_t buf, const 
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: option names must be strings", who);
     if (n == 64) luaL_error(L, "%s: more than 64 options", who);
-    const char *key = lua_tostring(L, -2), *val = luaL_tolstring(L, -1, NULL);
-    snprintf(buf[n], sizeof buf[n], "%s=%s", key, val);
-    lua_pop(L, 2); /* the string and the value; the key stays for lua_next */
+    const char *key = lua_tostring(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) /* exact: every float round-trips (17 digits) */
+      lua_isinteger(L, -1)
+          ? snprintf(buf[n], sizeof buf[n], "%s=%lld", key, (long long)lua_tointeger(L, -1))
+          : snprintf(buf[n], sizeof buf[n], "%s=%.17g", key, lua_tonumber(L, -1));
+    else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TBOOLEAN)
+      snprintf(buf[n], sizeof buf[n], "%s=%s", key, luaL_tolstring(L, -1, NULL)), lua_pop(L, 1);
+    else
+      luaL_error(L, "%s: option '%s' has a %s value (want number, string or bool)", who, key,
+                 luaL_typename(L, -1));
+    lua_pop(L, 1); /* the value; the key stays for lua_next */
     kv[n] = buf[n], n++;
   }
   return n;
@@ -817,6 +836,7 @@ static int l_data_get(lua_State *L) {
 typedef struct {
   lathe_child_t *e; /* NULL once closed */
   int nobs, nact, discrete;
+  int was_reset; /* step() before the first reset() is an error, as in Gymnasium */
 } lenv_t;
 
 static lenv_t *check_env(lua_State *L) {
@@ -847,14 +867,26 @@ static int env_new(lua_State *L) {
   lathe_space_t os, as;
   v->e->p->env_spaces(v->e->self, &os, &as);
   v->nobs = os.n, v->nact = as.n, v->discrete = as.discrete;
+  if (v->nobs < 1 || v->nobs > 256 || (!v->discrete && (v->nact < 1 || v->nact > 64))) {
+    lathe_instance_free(v->e);
+    v->e = NULL;
+    luaL_error(L, "lathe.env: '%s' has %d observations and %d actions (at most 256 and 64)", name,
+               os.n, as.n);
+  }
   return 1;
 }
 
 static int env_reset(lua_State *L) {
   lenv_t *v = check_env(L);
-  uint64_t seed = lua_isnoneornil(L, 2) ? LATHE_NO_SEED : (uint64_t)luaL_checkinteger(L, 2);
+  uint64_t seed = LATHE_NO_SEED;
+  if (!lua_isnoneornil(L, 2)) {
+    if (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0)
+      luaL_argerror(L, 2, "the seed must be a non-negative integer (or nil: keep the RNG stream)");
+    seed = (uint64_t)lua_tointeger(L, 2);
+  }
   float obs[256];
   v->e->p->env_reset(v->e->self, seed, obs);
+  v->was_reset = 1;
   push_obs(L, obs, v->nobs);
   return 1;
 }
@@ -867,10 +899,12 @@ static int env_set_state(lua_State *L) {
   if (n > 64) luaL_argerror(L, 2, "state too long");
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, 2, i + 1);
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, 2, "state entries must be numbers");
     st[i] = lua_tonumber(L, -1);
     lua_pop(L, 1);
   }
   float obs[256];
+  v->was_reset = 1;
   if (!v->e->p->env_set_state || v->e->p->env_set_state(v->e->self, st, n, obs))
     luaL_error(L, "%s: cannot set a state of %d values", v->e->p->name, n);
   push_obs(L, obs, v->nobs);
@@ -880,16 +914,26 @@ static int env_set_state(lua_State *L) {
 static int env_step(lua_State *L) {
   lenv_t *v = check_env(L);
   float a[64], obs[256];
-  if (v->discrete)
-    a[0] = (float)luaL_checkinteger(L, 2);
-  else if (lua_istable(L, 2))
-    for (int i = 0; i < v->nact && i < 64; i++) {
+  if (!v->was_reset) luaL_error(L, "%s: reset() first (step before any reset)", v->e->p->name);
+  if (v->discrete) {
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (k < 0 || k >= v->nact)
+      luaL_argerror(L, 2, lua_pushfstring(L, "action %I is outside 0..%d", k, v->nact - 1));
+    a[0] = (float)k;
+  } else if (lua_istable(L, 2)) {
+    if ((int)lua_rawlen(L, 2) != v->nact)
+      luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
+    for (int i = 0; i < v->nact; i++) {
       lua_rawgeti(L, 2, i + 1);
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, 2, lua_pushfstring(L, "entry %d is not a number", i + 1));
       a[i] = (float)lua_tonumber(L, -1);
       lua_pop(L, 1);
     }
-  else
+  } else {
+    if (v->nact != 1) luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
     a[0] = (float)luaL_checknumber(L, 2);
+  }
   double r;
   int term, trunc;
   if (v->e->p->env_step(v->e->self, a, obs, &r, &term, &trunc))
@@ -923,12 +967,21 @@ static const luaL_Reg env_methods[] = {{"reset", env_reset}, {"set_state", env_s
 static const char *prelude =
     "local lathe = ...\n"
     "local stats = {}\n"
-    "function stats.mean(t) local s = 0 for _, x in ipairs(t) do s = s + x end\n"
-    "  return #t > 0 and s / #t or 0/0 end\n"
-    "function stats.sem(t) local n = #t if n < 2 then return 0 end\n"
+    "-- arguments are checked here and blamed on the recipe's line (level 3)\n"
+    "local function nums(t, fn)\n"
+    "  if type(t) ~= 'table' then\n"
+    "    error(string.format('%s: bad argument #1 (a list of numbers expected, got %s)', fn,\n"
+    "      type(t)), 3) end\n"
+    "  for i, x in ipairs(t) do if type(x) ~= 'number' then\n"
+    "    error(string.format('%s: element %d is a %s, not a number', fn, i, type(x)), 3) end end\n"
+    "  return t end\n"
+    "function stats.mean(t) nums(t, 'lathe.stats.mean') local s = 0\n"
+    "  for _, x in ipairs(t) do s = s + x end return #t > 0 and s / #t or 0/0 end\n"
+    "function stats.sem(t) nums(t, 'lathe.stats.sem') local n = #t if n < 2 then return 0 end\n"
     "  local m, s = stats.mean(t), 0 for _, x in ipairs(t) do s = s + (x - m)^2 end\n"
     "  return math.sqrt(s / (n - 1)) / math.sqrt(n) end\n"
     "function stats.iqm(t) -- interquartile mean: mean of the middle 50%\n"
+    "  nums(t, 'lathe.stats.iqm')\n"
     "  local c = {} for i, x in ipairs(t) do c[i] = x end table.sort(c)\n"
     "  local n = #c if n == 0 then return 0/0 end\n"
     "  local lo, hi = n * 0.25, n * 0.75 local s, w = 0, 0\n"
@@ -937,6 +990,11 @@ static const char *prelude =
     "  return s / w end\n"
     "lathe.stats = stats\n"
     "function lathe.table(header, rows) -- print aligned columns\n"
+    "  if type(header) ~= 'table' or type(rows) ~= 'table' then\n"
+    "    error(string.format('lathe.table: bad arguments (a header list and a list of rows '\n"
+    "      .. 'expected, got %s and %s)', type(header), type(rows)), 2) end\n"
+    "  for i, r in ipairs(rows) do if type(r) ~= 'table' then\n"
+    "    error(string.format('lathe.table: row %d is a %s, not a list', i, type(r)), 2) end end\n"
     "  local w = {} local function cell(v) if type(v) == 'number' then\n"
     "    return v == math.floor(v) and math.abs(v) < 1e15 and string.format('%d', v)\n"
     "      or string.format('%.4g', v) end return tostring(v) end\n"
@@ -1026,16 +1084,38 @@ static void maybe_stop(recipe_t *rc) {
   if ((!rc->running || rc->s->signal) && lathe_session_active(rc->s) == 0) uv_stop(&rc->s->loop);
 }
 
+/* Every 1000 VM instructions: a pending SIGINT/SIGTERM stops a recipe stuck in
+ * pure Lua within milliseconds. In the recipe's own coroutine the hook yields
+ * (no pcall can catch that) and the recipe is never resumed; in a coroutine
+ * it created, it raises, which unwinds back to the recipe's. Runs then
+ * checkpoint and stop as for a waiting recipe (exit 130/143). */
+static void signal_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  int sig = lathe_signal_pending();
+  if (!sig) return;
+  recipe_t *rc = get_recipe(L);
+  if (rc && L == rc->co) {
+    rc->stopped_by = sig;
+    lua_yield(L, 0); /* in a hook this returns: the yield happens when the hook does */
+    return;
+  }
+  luaL_error(L, "recipe stopped by %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
 /* Resume the coroutine; on error record file:line + traceback. */
 static void resume_recipe(recipe_t *rc, int nargs) {
   int nres;
   rc->err_code_hint = 0;
   int st = lua_resume(rc->co, rc->L, nargs, &nres);
-  if (st == LUA_YIELD) {
+  if (st == LUA_YIELD && !rc->stopped_by) {
     lua_pop(rc->co, nres);
     return;
   }
   rc->running = 0;
+  if (rc->stopped_by) { /* the signal hook stopped it: not a failure, never resumed */
+    lathe_session_signal_seen(rc->s, rc->stopped_by);
+    return;
+  }
   if (st != LUA_OK) {
     const char *msg = lua_tostring(rc->co, -1);
     luaL_traceback(rc->L, rc->co, msg ? msg : "(error object is not a string)", 0);
@@ -1108,6 +1188,7 @@ int lathe_recipe_run(lathe_session_t *s, const char *path) {
     return LATHE_ERECIPE;
   }
   rc.co = lua_newthread(rc.L);
+  lua_sethook(rc.co, signal_hook, LUA_MASKCOUNT, 1000); /* threads it creates inherit it */
   rc.co_ref = luaL_ref(rc.L, LUA_REGISTRYINDEX);
   lua_xmove(rc.L, rc.co, 1); /* the chunk */
   rc.running = 1;

@@ -376,6 +376,65 @@ if want one_owner; then
      [ "$(status_of ow2.lmdb 1)" = done ]; then ok one_owner_two_resumes
   else bad one_owner_two_resumes "exits $ra $rb" "$(cat ow_a.err ow_b.err | head -4)"; fi
 fi
+# a recipe stuck in a pure-Lua loop (once deaf to SIGINT and SIGTERM) stops
+# within a second with the usual exit status, its run checkpointed and
+# resumable to the same end as a run never stopped
+for sig in INT TERM; do
+  for pc in false true; do
+    name=signal_pure_lua_${sig}_pcall_$pc
+    want "$name" || continue
+    code=130; [ $sig = TERM ] && code=143
+    rm -rf pl.lmdb
+    "$LATHE" run "$T/loop.lua" --store pl.lmdb --set pcall=$pc >/dev/null 2>pl.err &
+    pid=$!
+    for i in $(seq 300); do s=$(step_of pl.lmdb 1); [ -n "$s" ] && [ "$s" -gt 0 ] && break; sleep 0.02; done
+    kill -$sig $pid
+    for i in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+    kill -0 $pid 2>/dev/null && { kill -9 $pid; late=1; } || late=0
+    wait $pid; rc=$?
+    st=$(status_of pl.lmdb 1)
+    "$LATHE" resume 1 --store pl.lmdb >/dev/null 2>&1
+    if [ $late = 0 ] && [ $rc = $code ] && [ "$st" = interrupted ] && [ "$(status_of pl.lmdb 1)" = done ] &&
+       [ "$(hash_of pl.lmdb 1)" = "$(hash_of ref.lmdb 1)" ]; then ok "$name"
+    else bad "$name" "exit $rc (want $code), late $late, status '$st'" "$(head -3 pl.err)"; fi
+  done
+done
+# recipes that misuse the API get one line at their own file:line, naming the function
+rapi() { printf '%s\n' "$2" >"$1.lua"; }
+rapi wrapwait 'local co = coroutine.wrap(function() lathe.wait(lathe.spawn("regress", {steps = 5})) end)
+co()
+print("after")'
+expect recipe_wait_in_coroutine 1 "wrapwait.lua:1: .*must be called from the recipe itself" -- "$LATHE" run wrapwait.lua --store api.lmdb
+rapi envstep 'local e = lathe.env("cartpole")
+e:step(0)'
+expect env_step_before_reset 1 "envstep.lua:2: cartpole: reset\(\) first" -- "$LATHE" run envstep.lua --store api.lmdb
+rapi envbox 'local e = lathe.env("pendulum")
+e:reset(1)
+e:step({"x"})'
+expect env_box_action_checked 1 "envbox.lua:3: .*entry 1 is not a number" -- "$LATHE" run envbox.lua --store api.lmdb
+rapi envseed 'lathe.env("cartpole"):reset(-1)'
+expect env_negative_seed 1 "envseed.lua:1: .*non-negative integer" -- "$LATHE" run envseed.lua --store api.lmdb
+rapi stats 'lathe.stats.mean({1, "a"})'
+expect stats_args_checked 1 "stats.lua:1: lathe.stats.mean: element 2 is a string" -- "$LATHE" run stats.lua --store api.lmdb
+rapi tbl 'lathe.table(5, {})'
+expect table_args_checked 1 "tbl.lua:1: lathe.table: bad arguments" -- "$LATHE" run tbl.lua --store api.lmdb
+rapi score 'lathe.score(nil, nil)'
+expect score_args_checked 1 "score.lua:1: lathe.score: argument #1" -- "$LATHE" run score.lua --store api.lmdb
+rapi sample 'local h = lathe.run("regress", {steps = 3})
+lathe.sample(h, {"a"})'
+expect sample_no_model 1 "sample.lua:2: lathe.sample: run [0-9]+ \(regress\) holds no model" -- "$LATHE" run sample.lua --store api.lmdb
+rapi mets 'lathe.metrics(99, "loss")'
+expect metrics_missing_run_raises 1 "mets.lua:1: lathe.metrics: no run 99" -- "$LATHE" run mets.lua --store api.lmdb
+rapi optint 'print(lathe.opt("steps", 5))'
+expect opt_inf_refused 3 "--set steps: 'inf' is not an integer" -- "$LATHE" run optint.lua --store api.lmdb --set steps=inf
+expect opt_huge_refused 3 "is not an integer" -- "$LATHE" run optint.lua --store api.lmdb --set steps=99999999999999999999
+# numbers from Lua reach configs exactly (17 significant digits, not 14)
+rapi exact 'print(assert(lathe.data.generate("exact", "mazedata", {noise = 0.12345678901234567, transitions = 50})))'
+if want opts_exact; then
+  "$LATHE" run exact.lua --store ex.lmdb >/dev/null 2>&1
+  "$LATHE" data ls --store ex.lmdb | grep -q "noise=0.12345678901234566\|noise=0.12345678901234567" &&
+    ok opts_exact || bad opts_exact "$("$LATHE" data ls --store ex.lmdb)"
+fi
 expect resume_done 2 "already done" -- "$LATHE" resume 1 --store ref.lmdb
 expect resume_missing 1 "no run 99" -- "$LATHE" resume 99 --store ref.lmdb
 

@@ -1272,8 +1272,51 @@ void lathe_session_interrupt(lathe_session_t *s, int signum) {
   }
 }
 
+/* SIGINT and SIGTERM also land here before libuv's own handler, so a recipe
+ * stuck in pure Lua (which keeps the loop from running libuv's callback) can
+ * see them from its count hook (lua/l_lathe.c). */
+static volatile sig_atomic_t pending_signal;
+static struct sigaction uv_handler[2]; /* libuv's, for SIGINT and SIGTERM */
+
+static void chain_signal(int sig, siginfo_t *info, void *ctx) {
+  pending_signal = sig;
+  struct sigaction *o = &uv_handler[sig == SIGTERM];
+  if (o->sa_flags & SA_SIGINFO) {
+    if (o->sa_sigaction) o->sa_sigaction(sig, info, ctx);
+  } else if (o->sa_handler != SIG_DFL && o->sa_handler != SIG_IGN && o->sa_handler)
+    o->sa_handler(sig);
+}
+
+static void chain_install(void) {
+  int sigs[2] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; i++) {
+    struct sigaction sa;
+    if (sigaction(sigs[i], NULL, &uv_handler[i])) continue;
+    if (uv_handler[i].sa_flags & SA_SIGINFO ? uv_handler[i].sa_sigaction == chain_signal : 0)
+      continue; /* already ours (a second session in one process) */
+    sa = uv_handler[i];
+    sa.sa_flags |= SA_SIGINFO;
+    sa.sa_sigaction = chain_signal;
+    sigaction(sigs[i], &sa, NULL);
+  }
+}
+
+int lathe_signal_pending(void) {
+  return pending_signal;
+}
+
+void lathe_session_signal_seen(lathe_session_t *s, int signum) {
+  if (s->signal_early == signum) return;
+  s->signal_early = signum;
+  lathe_session_interrupt(s, signum);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   lathe_session_t *s = h->data;
+  if (s->signal_early == signum) { /* already acted on from the recipe's hook */
+    s->signal_early = -1;
+    return;
+  }
   if (signum == SIGHUP) { /* the terminal went away: keep training, without a view */
     if (s->on_hangup) s->on_hangup(s);
     return;
@@ -1304,6 +1347,7 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
   uv_unref((uv_handle_t *)&s->sigint);
   uv_unref((uv_handle_t *)&s->sigterm);
   uv_unref((uv_handle_t *)&s->sighup);
+  chain_install();
   uv_timer_init(&s->loop, &s->tick);
   s->tick.data = s;
   if (s->workers < 1) s->workers = 1;

@@ -151,6 +151,7 @@ struct lathe_session {
   int nevents, capevents;
   /* signals */
   int signal; /* first stop signal seen (SIGINT/SIGTERM), 0 if none */
+  int signal_early; /* a signal acted on before libuv's callback for it (then -1) */
   void (*on_end)(lathe_session_t *, lathe_run_t *); /* [loop] run finished */
   void (*on_event)(lathe_session_t *, const lathe_event_t *);
   void (*on_print)(lathe_session_t *, const char *text); /* [loop] a recipe's print() */
@@ -183,6 +184,12 @@ int lathe_run_outcome(const lathe_run_t *r);
 /* What SIGINT/SIGTERM do: the first asks every run to checkpoint and stop
  * (the command then exits 130/143); a second SIGINT exits at once. */
 void lathe_session_interrupt(lathe_session_t *s, int signum);
+/* SIGINT or SIGTERM received by this process (0: none yet), seen before the
+ * loop runs its callback: for code that runs long on the loop thread (a
+ * recipe in a pure-Lua loop) to stop itself. */
+int lathe_signal_pending(void);
+/* Act on signal signum now (as its callback will, which then does nothing). */
+void lathe_session_signal_seen(lathe_session_t *s, int signum);
 /* Ask every active run to checkpoint and stop. */
 void lathe_session_stop_all(lathe_session_t *s);
 /* Number of runs the worker still holds. */
