@@ -1040,6 +1040,7 @@ static int cmd_compare(opts_t *o) {
       for (int i = 0; i < n; i++) json_object_array_add(arr, json_object_new_string(vals[i]));
       json_object_object_add(diff, k, arr);
     }
+    json_object_put(keys);
     json_object_object_add(all, "config_differs", diff);
     json_object *res = json_object_new_object();
     for (int j = 0; j < 2; j++) {
