@@ -1,6 +1,7 @@
 /* dataset.c - schema-checked datasets (see dataset.h). */
 #include "dataset.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,41 @@ int lathe_schema_check(const char *schema, json_object *rec) {
       return lathe_seterr(LATHE_EDATA, "field '%s' is %s, want %s", s->fields[i], type_word(v),
                           want);
   }
+  /* what consumers need beyond types: a preference label is a probability;
+   * a transition's obs and next_obs have one length */
+  json_object *v;
+  if (!strcmp(schema, "prefs") && json_object_object_get_ex(rec, "label", &v)) {
+    double x = is_num(v) ? json_object_get_double(v) : NAN;
+    if (!(x >= 0 && x <= 1))
+      return lathe_seterr(LATHE_EDATA, "field 'label' is %s, want a number in [0, 1]",
+                          is_num(v) ? json_object_get_string(v) : type_word(v));
+  }
+  if (!strcmp(schema, "transitions")) {
+    json_object *o, *n;
+    json_object_object_get_ex(rec, "obs", &o), json_object_object_get_ex(rec, "next_obs", &n);
+    if (json_object_array_length(o) != json_object_array_length(n))
+      return lathe_seterr(LATHE_EDATA, "'obs' has %zu numbers and 'next_obs' %zu",
+                          json_object_array_length(o), json_object_array_length(n));
+    if (json_object_array_length(o) == 0) return lathe_seterr(LATHE_EDATA, "'obs' is empty");
+  }
+  return 0;
+}
+
+/* The same shape on every record of a dataset (transitions: the obs and action
+ * lengths of its first record). shape[2] starts as {-1, -1}. */
+static int shape_check(const char *schema, json_object *rec, long shape[2]) {
+  if (strcmp(schema, "transitions")) return 0;
+  json_object *o, *a;
+  json_object_object_get_ex(rec, "obs", &o), json_object_object_get_ex(rec, "action", &a);
+  long no = (long)json_object_array_length(o),
+       na = json_object_is_type(a, json_type_array) ? (long)json_object_array_length(a) : 0;
+  if (shape[0] < 0) shape[0] = no, shape[1] = na;
+  if (no != shape[0])
+    return lathe_seterr(LATHE_EDATA, "'obs' has %ld numbers, the first record's has %ld", no,
+                        shape[0]);
+  if (na != shape[1])
+    return lathe_seterr(LATHE_EDATA, "'action' has %ld numbers, the first record's has %ld", na,
+                        shape[1]);
   return 0;
 }
 
@@ -277,8 +313,10 @@ int lathe_dataset_create(lathe_store_t *st, const char *name, const char *schema
     return lathe_seterr(LATHE_EUSAGE, "unknown schema '%s' (one of %s)", schema,
                         lathe_schema_list());
   size_t n = json_object_array_length(records);
+  long shape[2] = {-1, -1};
   for (size_t i = 0; i < n; i++)
-    if (lathe_schema_check(schema, json_object_array_get_idx(records, i)))
+    if (lathe_schema_check(schema, json_object_array_get_idx(records, i)) ||
+        shape_check(schema, json_object_array_get_idx(records, i), shape))
       return lathe_seterr(LATHE_EDATA, "%s: record %zu: %s", name, i + 1, lathe_lasterr());
   write_args a = {name, schema, source, records, ""};
   const char *all = json_object_to_json_string_ext(records, JSON_C_TO_STRING_PLAIN |
@@ -304,7 +342,18 @@ static int import_array(gzFile gz, const char *file, const char *schema, json_ob
     }
   }
   if (!buf) return lathe_seterr(LATHE_ENOMEM, "%s: out of memory", file);
+  if (len > INT32_MAX) {
+    free(buf);
+    return lathe_seterr(LATHE_EDATA, "%s: a JSON array over 2 GiB (use JSON Lines)", file);
+  }
+  const char *nul = memchr(buf, 0, len);
+  if (nul) {
+    size_t at = (size_t)(nul - buf);
+    free(buf);
+    return lathe_seterr(LATHE_EDATA, "%s: a NUL byte at offset %zu", file, at);
+  }
   json_tokener *tok = json_tokener_new();
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* JSON, not JSON-ish: no trailing commas */
   json_object *all = json_tokener_parse_ex(tok, buf, (int)len);
   enum json_tokener_error jerr = json_tokener_get_error(tok);
   if (jerr != json_tokener_success || !json_object_is_type(all, json_type_array))
@@ -316,9 +365,10 @@ static int import_array(gzFile gz, const char *file, const char *schema, json_ob
   while (!rc && k < len && (buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\n' || buf[k] == '\r'))
     k++;
   if (!rc && k < len) rc = lathe_seterr(LATHE_EDATA, "%s: trailing text after the array", file);
+  long shape[2] = {-1, -1};
   for (size_t i = 0; !rc && i < json_object_array_length(all); i++) {
     json_object *o = json_object_get(json_object_array_get_idx(all, i));
-    if (lathe_schema_check(schema, o)) {
+    if (lathe_schema_check(schema, o) || shape_check(schema, o, shape)) {
       rc = lathe_seterr(LATHE_EDATA, "%s: record %zu: %s (schema %s)", file, i + 1, lathe_lasterr(),
                         schema);
       json_object_put(o);
@@ -330,6 +380,44 @@ static int import_array(gzFile gz, const char *file, const char *schema, json_ob
   json_tokener_free(tok);
   free(buf);
   return rc;
+}
+
+/* Lines of a (gzip or plain) file read by length, so NUL bytes stay visible. */
+typedef struct {
+  gzFile gz;
+  char buf[1 << 16];
+  size_t n, pos;
+  int eof;
+} line_reader_t;
+
+/* The next line (with its '\n' if any) into *line (grown as needed), its
+ * length in *len. Returns 1, 0 at the end of the file, -1 out of memory. */
+static int read_line(line_reader_t *r, char **line, size_t *cap, size_t *len) {
+  *len = 0;
+  for (;;) {
+    if (r->pos == r->n) {
+      if (r->eof) return *len > 0;
+      int k = gzread(r->gz, r->buf, sizeof r->buf);
+      if (k <= 0) {
+        r->eof = 1;
+        return *len > 0;
+      }
+      r->n = (size_t)k, r->pos = 0;
+    }
+    char *nl = memchr(r->buf + r->pos, '\n', r->n - r->pos);
+    size_t take = nl ? (size_t)(nl - (r->buf + r->pos)) + 1 : r->n - r->pos;
+    if (*len + take + 1 > *cap) {
+      size_t want = *cap;
+      while (want < *len + take + 1) want *= 2;
+      char *p = realloc(*line, want);
+      if (!p) return -1;
+      *line = p, *cap = want;
+    }
+    memcpy(*line + *len, r->buf + r->pos, take);
+    *len += take, r->pos += take;
+    (*line)[*len] = 0;
+    if (nl) return 1;
+  }
 }
 
 int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, const char *schema,
@@ -344,10 +432,12 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
   if (!gz) return lathe_seterr(LATHE_EIO, "cannot open %s", file);
   json_object *records = json_object_new_array();
   json_tokener *tok = json_tokener_new();
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* JSON, not JSON-ish: no trailing commas */
   size_t cap = 1 << 16, len = 0;
   char *line = malloc(cap);
-  long lineno = 0;
-  int rc = 0, eof = 0, c;
+  long lineno = 0, shape[2] = {-1, -1};
+  int rc = line && tok && records ? 0 : LATHE_ENOMEM, eof = 0, c;
+  line_reader_t lr = {gz, {0}, 0, 0, 0};
   uint64_t h = 0xcbf29ce484222325ULL;
   while ((c = gzgetc(gz)) == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
   if (c == '[' && !strstr(file, ".jsonl")) { /* one JSON array of records, not JSON Lines */
@@ -358,25 +448,13 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
     gzungetc(c, gz);
   }
   while (!rc && !eof) {
-    /* read one whole line of any length */
-    len = 0;
-    for (;;) {
-      if (!gzgets(gz, line + len, (int)(cap - len))) {
-        eof = 1;
-        break;
-      }
-      len += strlen(line + len);
-      if (len && line[len - 1] == '\n') break;
-      if (len + 1 >= cap) {
-        char *p = realloc(line, cap * 2);
-        if (!p) {
-          rc = LATHE_ENOMEM;
-          break;
-        }
-        line = p, cap *= 2;
-      }
+    /* one whole line of any length, by length: a NUL byte is data, not its end */
+    int more = read_line(&lr, &line, &cap, &len);
+    if (more < 0) {
+      rc = lathe_seterr(LATHE_ENOMEM, "%s:%ld: out of memory for a line", file, lineno + 1);
+      break;
     }
-    if (rc || (eof && len == 0)) break;
+    if (!more) break;
     lineno++;
     for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)line[i]) * 0x100000001b3ULL;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
@@ -384,7 +462,12 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
     while (sp < len && (line[sp] == ' ' || line[sp] == '\t')) sp++;
     if (sp == len) continue; /* blank line */
     if (memchr(line, 0, len)) {
-      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: NUL byte in line", file, lineno);
+      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: a NUL byte at column %zu", file, lineno,
+                        (size_t)((char *)memchr(line, 0, len) - line) + 1);
+      break;
+    }
+    if (len > INT32_MAX) {
+      rc = lathe_seterr(LATHE_EDATA, "%s:%ld: a line over 2 GiB", file, lineno);
       break;
     }
     json_tokener_reset(tok);
@@ -407,7 +490,7 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
         break;
       }
     }
-    if (lathe_schema_check(schema, obj)) {
+    if (lathe_schema_check(schema, obj) || shape_check(schema, obj, shape)) {
       rc = lathe_seterr(LATHE_EDATA, "%s:%ld: %s (schema %s)", file, lineno, lathe_lasterr(),
                         schema);
       json_object_put(obj);

@@ -590,7 +590,7 @@ expect data_dup 2 "already exists" -- "$LATHE" data import good.jsonl --name p -
 expect data_truncated 2 "trunc.jsonl:2: invalid JSON: truncated record" -- "$LATHE" data import trunc.jsonl --name t --schema prefs --store ds.lmdb
 expect data_wrong_type 2 "wrongtype.jsonl:3: field 'chosen' is a number, want a string" -- "$LATHE" data import wrongtype.jsonl --name t --schema prefs --store ds.lmdb
 expect data_missing_field 2 "missing.jsonl:2: field 'chosen' missing" -- "$LATHE" data import missing.jsonl --name t --schema prefs --store ds.lmdb
-expect data_trailing 2 "trailing.jsonl:1: invalid JSON: trailing text" -- "$LATHE" data import trailing.jsonl --name t --schema prefs --store ds.lmdb
+expect data_trailing 2 "trailing.jsonl:1: invalid JSON" -- "$LATHE" data import trailing.jsonl --name t --schema prefs --store ds.lmdb
 expect data_not_object 2 "notobj.jsonl:1: record is an array" -- "$LATHE" data import notobj.jsonl --name t --schema any --store ds.lmdb
 expect data_empty 2 "no records" -- "$LATHE" data import empty.jsonl --name t --schema prefs --store ds.lmdb
 expect data_no_file 2 "cannot open" -- "$LATHE" data import nofile.jsonl --name t --schema prefs --store ds.lmdb
@@ -606,6 +606,23 @@ import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open(sys.argv[2])]
 assert a == b, (a, b)' good.jsonl exp.jsonl && ok data_export_roundtrip || bad data_export_roundtrip
 fi
+# bytes an importer once mishandled: a line starting with NUL (silently dropped,
+# later lines misnumbered), a NUL inside a line, a label outside [0, 1], a
+# trailing comma (not JSON), transitions whose dimensions change between lines
+printf '\000{"prompt":"a","chosen":"b","rejected":"c"}\n{"prompt":"a","chosen":"b","rejected":"c"}\n' >nul1.jsonl
+expect data_nul_line_start 2 "nul1.jsonl:1: a NUL byte at column 1" -- "$LATHE" data import nul1.jsonl --name n --schema prefs --store imp.lmdb
+printf '{"prompt":"a","chosen":"b","rejected":"c"}\n{"prompt":"a","chosen":"b\000x","rejected":"c"}\n' >nul2.jsonl
+expect data_nul_inside 2 "nul2.jsonl:2: a NUL byte at column 26" -- "$LATHE" data import nul2.jsonl --name n --schema prefs --store imp.lmdb
+printf '{"prompt":"a","chosen":"b","rejected":"c","label":1.5}\n' >lab.jsonl
+expect data_label_range 2 "lab.jsonl:1: field 'label' is 1.5, want a number in \[0, 1\]" -- "$LATHE" data import lab.jsonl --name n --schema prefs --store imp.lmdb
+printf '{"prompt":"a","chosen":"b","rejected":"c",}\n' >tc.jsonl
+expect data_trailing_comma 2 "tc.jsonl:1: invalid JSON" -- "$LATHE" data import tc.jsonl --name n --schema prefs --store imp.lmdb
+printf '[{"prompt":"a","chosen":"b","rejected":"c"},]\n' >tc.json
+expect data_trailing_comma_array 2 "tc.json: invalid JSON array" -- "$LATHE" data import tc.json --name n --schema prefs --store imp.lmdb
+printf '{"obs":[1,2],"action":[0.5],"reward":1,"next_obs":[1,2],"terminated":false,"truncated":false}\n{"obs":[1,2,3],"action":[0.5],"reward":1,"next_obs":[1,2,3],"terminated":false,"truncated":false}\n' >dims.jsonl
+expect data_transition_dims 2 "dims.jsonl:2: 'obs' has 3 numbers, the first record's has 2" -- "$LATHE" data import dims.jsonl --name n --schema transitions --store imp.lmdb
+printf '{"obs":[1,2],"action":[0.5],"reward":1,"next_obs":[1],"terminated":false,"truncated":false}\n' >dims2.jsonl
+expect data_transition_next_obs 2 "dims2.jsonl:1: 'obs' has 2 numbers and 'next_obs' 1" -- "$LATHE" data import dims2.jsonl --name n --schema transitions --store imp.lmdb
 # hh_dpo.lua on a dataset too small to hold any pair out says so (it once died in string.format)
 printf '{"prompt":"a b","chosen":"yes it is","rejected":"no"}\n{"prompt":"c d","chosen":"sure","rejected":"nah"}\n' >tiny3.jsonl
 "$LATHE" data import tiny3.jsonl --name tiny3 --schema prefs --store hhtiny.lmdb >/dev/null 2>&1
