@@ -4,6 +4,7 @@
 #   make test       build and run every suite (unit, e2e, ui); one closing line
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make valgrind   one recipe under valgrind's leak checker
+#   make fuzz       libFuzzer targets (clang, ASan + UBSan) for FUZZ_SECONDS each (tests/fuzz/)
 #   make bench      side-by-side benchmarks against PyTorch (bench/README.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format     clang-format every source file
@@ -98,6 +99,23 @@ valgrind: all
 		--errors-for-leak-kinds=definite,indirect --error-exitcode=9 $(CURDIR)/$(B)/lathe run \
 		$(CURDIR)/share/recipes/hlgauss_cartpole.lua --set seeds=1 --set steps=1500 --headless >/dev/null
 
+# Fuzzing: the core and plugins built again with clang under ASan + UBSan and
+# libFuzzer's coverage (build/fuzz/), one binary per target in tests/fuzz/,
+# each run for FUZZ_SECONDS from the committed corpus (tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz:
+	@LATHE_DEPS_EXTRA="clang libclang-rt-dev" sh scripts/deps.sh
+	$(MAKE) B=build/fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-build
+	bash tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: all $(FUZZ_TARGETS:%=$(B)/fuzz-%)
+
+$(B)/fuzz-%: tests/fuzz/fuzz_%.c $(CORE_OBJ) $(B)/libnn.a
+	@echo "  FUZZ    $@"
+	@$(CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS) -rdynamic
+
 bench: all $(B)/bench
 	bash bench/run.sh
 
@@ -123,7 +141,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all test demo asan valgrind bench install format clean
+.PHONY: all test demo asan valgrind bench install format clean fuzz fuzz-build
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(B)/bench: bench/bench.c $(B)/libnn.a

@@ -7,8 +7,10 @@
  * and a resize takes it for writing. Another process growing the map shows up
  * as MDB_MAP_RESIZED, answered by adopting the new size.
  */
+#define _GNU_SOURCE /* dladdr, REG_RIP: the fault handler's helpers */
 #include "store.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -17,12 +19,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <ucontext.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include "../workbench/error.h"
 
 static pthread_rwlock_t gate = PTHREAD_RWLOCK_INITIALIZER;
+
+/* The environments open in this process, for lathe_store_fault_in_map. */
+#define MAX_OPEN 16
+static MDB_env *open_envs[MAX_OPEN];
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void track(MDB_env *env, int add) {
+  pthread_mutex_lock(&open_mu);
+  for (int i = 0; i < MAX_OPEN; i++)
+    if (add ? !open_envs[i] : open_envs[i] == env) {
+      open_envs[i] = add ? env : NULL;
+      break;
+    }
+  pthread_mutex_unlock(&open_mu);
+}
+
+/* The program counter a fault happened at, from the handler's context. */
+static const void *fault_pc(const void *uctx) {
+  const ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+  return uc ? (const void *)uc->uc_mcontext.gregs[REG_RIP] : NULL;
+#elif defined(__aarch64__)
+  return uc ? (const void *)uc->uc_mcontext.pc : NULL;
+#else
+  (void)uc;
+  return NULL;
+#endif
+}
+
+int lathe_store_fault_is_damage(const void *addr, const void *uctx) {
+  if (lathe_store_fault_in_map(addr)) return 1;
+  Dl_info dl; /* or inside LMDB itself, which follows a damaged page's pointers */
+  const void *pc = fault_pc(uctx);
+  return pc && dladdr(pc, &dl) && dl.dli_fname && strstr(dl.dli_fname, "liblmdb");
+}
+
+int lathe_store_fault_in_map(const void *addr) {
+  for (int i = 0; i < MAX_OPEN; i++) { /* no lock: called from a signal handler */
+    MDB_env *env = open_envs[i];
+    MDB_envinfo info;
+    if (!env || mdb_env_info(env, &info)) continue;
+    const char *a = addr, *m = info.me_mapaddr;
+    if (m && a >= m && a < m + info.me_mapsize) return 1;
+  }
+  return 0;
+}
 
 static void be32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
@@ -148,6 +197,19 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   snprintf(lockf, sizeof lockf, "%s/lock.mdb", path);
   int nolock = readonly && access(lockf, W_OK) && (errno != ENOENT || access(path, W_OK));
   s->nolock = nolock;
+  /* LMDB reads its two meta pages through the map: a data file shorter than
+   * that (but not empty: a new store) would fault before anything is checked */
+  char dataf[4200];
+  snprintf(dataf, sizeof dataf, "%s/data.mdb", path);
+  struct stat dst;
+  long pg = sysconf(_SC_PAGESIZE);
+  if (!stat(dataf, &dst) && (dst.st_size > 0 || readonly) && dst.st_size < 2 * (pg > 0 ? pg : 4096)) {
+    free(s);
+    return lathe_seterr(LATHE_ESTORE,
+                        "store damaged: %s is %lld bytes, shorter than LMDB's two meta pages; run "
+                        "`lathe store check --store %s` on a backup, or restore one",
+                        dataf, (long long)dst.st_size, path);
+  }
   const char *ms = getenv("LATHE_STORE_MAPSIZE");
   s->mapsize = ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
   if (s->mapsize < (1 << 16)) s->mapsize = 1 << 16;
@@ -167,14 +229,13 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
     free(s);
     return LATHE_ESTORE;
   }
+  track(s->env, 1); /* from here a fault in the map is the store's damage */
   MDB_envinfo info;
   mdb_env_info(s->env, &info);
   if (info.me_mapsize > s->mapsize) s->mapsize = info.me_mapsize;
   /* a data file shorter than its meta page says would fault (SIGBUS) on the
    * first read past its end: refuse it here */
   MDB_stat est;
-  char dataf[4200];
-  snprintf(dataf, sizeof dataf, "%s/data.mdb", path);
   if (!mdb_env_stat(s->env, &est) && !stat(dataf, &st) &&
       (uint64_t)st.st_size < ((uint64_t)info.me_last_pgno + 1) * est.ms_psize) {
     lathe_seterr(LATHE_ESTORE,
@@ -182,12 +243,14 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
                  "check --store %s`",
                  dataf, (long long)st.st_size,
                  (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize, path);
+    track(s->env, 0);
     mdb_env_close(s->env);
     free(s);
     return LATHE_ESTORE;
   }
   rc = readonly ? lathe_store_read(s, open_dbs, NULL) : lathe_store_write(s, open_dbs, NULL);
   if (rc) {
+    track(s->env, 0);
     mdb_env_close(s->env);
     free(s);
     return LATHE_ESTORE; /* the message names the cause */
@@ -198,6 +261,7 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
 
 void lathe_store_close(lathe_store_t *s) {
   if (!s) return;
+  track(s->env, 0);
   mdb_env_close(s->env);
   free(s);
 }

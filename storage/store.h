@@ -121,6 +121,14 @@ typedef int (*lathe_ds_cb)(const char *name, const char *manifest, void *arg);
 int lathe_store_ds_each(lathe_store_t *s, MDB_txn *txn, lathe_ds_cb cb, void *arg);
 
 /* ---- integrity ---- */
+/* 1 if addr lies in the memory map of a store open in this process: a fault
+ * there (SIGBUS past the end of a cut data file, SIGSEGV on a damaged page)
+ * is the store's damage, not a bug. Safe to call from a signal handler. */
+int lathe_store_fault_in_map(const void *addr);
+/* The same, or a fault inside LMDB's own code (pc from the handler's third
+ * argument, a ucontext_t): LMDB trusts its pages and follows a damaged one's
+ * pointers anywhere. */
+int lathe_store_fault_is_damage(const void *addr, const void *uctx);
 typedef void (*lathe_damage_cb)(const char *what, void *arg);
 /* Walk every table and report each damaged entry through cb (one line each):
  * keys and values not of the shapes above, run records and dataset records

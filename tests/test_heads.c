@@ -1,4 +1,5 @@
 /* test_heads.c - critic heads against every test vector of specs/hl_gauss.md. */
+#include <math.h>
 #include <string.h>
 
 #include "../workbench/nn/nn.h"
@@ -144,4 +145,31 @@ TEST(head_checkpoint_convention) {
   ASSERT_EQ(nn_head_parse("gauss"), -1);
   ASSERT_EQ(nn_head_init(&a, NN_HEAD_C51, 1, 0, 1, 0), LATHE_ESHAPE);
   ASSERT_EQ(nn_head_init(&a, NN_HEAD_TWO_HOT, 5, 1, 1, 0), LATHE_ESHAPE);
+}
+
+/* A diverged critic gives non-finite targets: a categorical head turns them
+ * into a NaN target (a NaN loss the divergence guard reports), never an index
+ * (once p[(int)NaN]); the fast exp keeps NaN without converting it to int. */
+TEST(heads_non_finite_target_is_nan_not_an_index) {
+  nn_head_kind_t kinds[] = {NN_HEAD_HL_GAUSS, NN_HEAD_TWO_HOT, NN_HEAD_C51};
+  float bad[] = {NAN, INFINITY, -INFINITY};
+  for (int k = 0; k < 3; k++) {
+    nn_head_t h;
+    ASSERT(!nn_head_init(&h, kinds[k], 21, -10, 10, 0.75f));
+    float p[21], out[21] = {0}, dout[21];
+    for (int j = 0; j < 3; j++) {
+      if (kinds[k] == NN_HEAD_C51) {
+        float next[21];
+        for (int i = 0; i < 21; i++) next[i] = 1.0f / 21;
+        nn_head_c51_project(&h, next, bad[j], 0.99f, p);
+      } else
+        nn_head_target(&h, bad[j], p);
+      for (int i = 0; i < 21; i++) ASSERT(isnan(p[i]));
+      ASSERT(isnan(nn_head_loss(&h, out, p, 1, dout)));
+    }
+    float nanout[21]; /* a diverged network's logits: NaN through the fast exp */
+    for (int i = 0; i < 21; i++) nanout[i] = NAN;
+    nn_head_target(&h, 1.0f, p);
+    ASSERT(isnan(nn_head_loss(&h, nanout, p, 1, dout)));
+  }
 }

@@ -199,6 +199,9 @@ json_object *lathe_cfg_json(const lathe_cfg_t *c) {
 }
 
 int lathe_cfg_from_json(lathe_cfg_t *c, json_object *obj) {
+  if (!json_object_is_type(obj, json_type_object)) /* a damaged record (found by fuzzing) */
+    return lathe_seterr(LATHE_ECONFIG, "%s: a stored config is %s, not an object", c->owner,
+                        obj ? json_type_to_name(json_object_get_type(obj)) : "null");
   json_object_object_foreach(obj, key, val) {
     char buf[64];
     const char *text;

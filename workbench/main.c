@@ -1303,19 +1303,48 @@ static int cmd_doctor(opts_t *o) {
 
 /* ---- main ---- */
 
-/* The last line of defence against a store damaged under a running process:
- * a read past the end of the mapped data file faults with SIGBUS. */
-static void on_sigbus(int sig) {
-  static const char msg[] = "lathe: store damaged: a read past the end of its data file (SIGBUS); "
-                            "run `lathe store check`\n";
-  ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)w, (void)sig;
-  _exit(4);
+/* The last line of defence against a damaged store: LMDB trusts its pages, so
+ * a read past the end of a cut data file faults with SIGBUS and a damaged page
+ * may fault with SIGSEGV. A fault inside a store's map says so and exits 4;
+ * any other goes on to the handler that was there before (a sanitizer's) or
+ * to the default action. */
+static struct sigaction prev_fault[2]; /* SIGBUS, SIGSEGV */
+
+static void on_fault(int sig, siginfo_t *info, void *ctx) {
+  if (lathe_store_fault_is_damage(info->si_addr, ctx)) {
+    static const char msg[] = "lathe: store damaged: a read in its data file faulted; run `lathe "
+                              "store check` (exit 4)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(4);
+  }
+  struct sigaction *p = &prev_fault[sig == SIGSEGV];
+  if (p->sa_flags & SA_SIGINFO && p->sa_sigaction) {
+    p->sa_sigaction(sig, info, ctx);
+    return;
+  }
+  if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN && p->sa_handler) {
+    p->sa_handler(sig);
+    return;
+  }
+  signal(sig, SIG_DFL); /* returning re-runs the faulting access, now fatal as usual */
+}
+
+static void fault_handlers(void) {
+  int sigs[2] = {SIGBUS, SIGSEGV};
+  for (int i = 0; i < 2; i++) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, &prev_fault[i]);
+  }
 }
 
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGBUS, on_sigbus);
+  fault_handlers();
   signal(SIGXFSZ, SIG_IGN); /* a file-size limit shows up as EFBIG, handled as disk full */
   if (argc < 2) {
     short_usage(stderr);

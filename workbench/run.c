@@ -479,9 +479,12 @@ int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_r
     rc = lathe_cfg_set(&ch->cfg, key, eq + 1);
   }
   ch->ctx.run = run, ch->ctx.cfg = &ch->cfg, ch->p = p;
+  if (!rc && p->validate) rc = p->validate(&host, &ch->ctx);
   if (!rc && (rc = p->create(&host, &ch->ctx, &ch->self)) && !lathe_lasterr()[0])
     lathe_seterr(rc, "%s: cannot create: %s", name, lathe_strerror(rc));
   if (rc) {
+    for (int i = ch->ctx.nkids - 1; i >= 0; i--) lathe_instance_free(ch->ctx.kids[i]);
+    free(ch->ctx.kids);
     lathe_cfg_free(&ch->cfg);
     free(ch);
     return rc;
@@ -493,6 +496,8 @@ int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_r
 void lathe_instance_free(lathe_child_t *ch) {
   if (!ch) return;
   ch->p->destroy(ch->self);
+  for (int i = ch->ctx.nkids - 1; i >= 0; i--) lathe_instance_free(ch->ctx.kids[i]);
+  free(ch->ctx.kids);
   lathe_cfg_free(&ch->cfg);
   free(ch);
 }
@@ -501,24 +506,34 @@ const lathe_host_t *lathe_host(void) {
   return &host;
 }
 
+/* Children belong to the run, or (outside a run: lathe.env, tests, fuzzing)
+ * to the instance that created them. */
 static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
                            const lathe_plugin_t **plugin, void **self) {
   lathe_run_t *r = c->run;
-  lathe_child_t *ch;
-  if (GROW(r->children, r->nchildren, r->capchildren)) return LATHE_ENOMEM;
+  lathe_child_t ***list = r ? &r->children : &c->kids, *ch;
+  int *n = r ? &r->nchildren : &c->nkids, *cap = r ? &r->capchildren : &c->capkids;
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 4;
+    lathe_child_t **p = realloc(*list, nc * sizeof *p);
+    if (!p) return LATHE_ENOMEM;
+    *list = p, *cap = nc;
+  }
   int rc = lathe_instance_new(name, kv, nkv, r, &ch);
   if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
-  r->children[r->nchildren++] = ch;
+  (*list)[(*n)++] = ch;
   *plugin = ch->p, *self = ch->self;
   return 0;
 }
 
 static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self) {
   lathe_run_t *r = c->run;
-  for (int i = 0; i < r->nchildren; i++)
-    if (r->children[i]->self == self) {
-      lathe_instance_free(r->children[i]);
-      r->children[i] = r->children[--r->nchildren];
+  lathe_child_t **list = r ? r->children : c->kids;
+  int *n = r ? &r->nchildren : &c->nkids;
+  for (int i = 0; i < *n; i++)
+    if (list[i]->self == self) {
+      lathe_instance_free(list[i]);
+      list[i] = list[--*n];
       return;
     }
 }
@@ -596,7 +611,7 @@ int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugi
   other_args a = {id, {0}, "", 0};
   int rc = lathe_store_read(st, other_txn, &a);
   uint64_t step;
-  uint32_t count;
+  uint32_t count = 0;
   int damaged = 0;
   if (!rc && ckpt_header(&a.buf, &step, &count, &damaged))
     rc = lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu %s", id,
@@ -802,7 +817,9 @@ static int claim_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   }
   long pid = 0;
   if (owner_alive(o, &pid)) {
-    const char *st_ = json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "?";
+    char st_[32];
+    snprintf(st_, sizeof st_, "%s",
+             json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "?");
     json_object_put(o);
     return lathe_seterr(LATHE_ERUN,
                         "run %u is %s in process %ld on this machine; stop that process first "

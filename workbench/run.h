@@ -47,6 +47,8 @@ typedef struct lathe_point {
 struct lathe_ctx { /* what a plugin's host calls receive */
   struct lathe_run *run;
   lathe_cfg_t *cfg;
+  struct lathe_child **kids; /* instances a run-less instance created (freed with it) */
+  int nkids, capkids;
 };
 
 typedef struct lathe_child { /* plugins created by a plugin (environments...) */

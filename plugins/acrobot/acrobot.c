@@ -80,6 +80,7 @@ static void deriv(const acrobot_t *e, const double *y, double a, double *dy) {
 }
 
 static double wrap(double x) {
+  if (!(fabs(x) < 1e6)) x = fmod(x, 2 * M_PI); /* absurd angles (set_state) without a 1e300-step loop */
   while (x > M_PI) x -= 2 * M_PI;
   while (x < -M_PI) x += 2 * M_PI;
   return x;
@@ -114,8 +115,11 @@ static int step(void *self, const float *action, float *obs, double *reward, int
   return 0;
 }
 
+/* A state step() can have left: wrapped angles, clipped velocities (found by
+ * fuzzing: an angle of 1e300 made wrap() loop for ever). */
 static int env_accept(const acrobot_t *in, const acrobot_t *cur) {
-  return in->book == cur->book && env_finite(in->s, 4);
+  return in->book == cur->book && env_finite(in->s, 4) && fabs(in->s[0]) <= M_PI &&
+         fabs(in->s[1]) <= M_PI && fabs(in->s[2]) <= MAX_VEL_1 && fabs(in->s[3]) <= MAX_VEL_2;
 }
 
 ENV_PLUGIN(acrobot_t, "acrobot", "Acrobot-v1, Gymnasium-exact (obs 6, actions 3, limit 500)")

@@ -62,6 +62,8 @@ static int reset(void *self, uint64_t seed, float *obs) {
 static int set_state(void *self, const double *s, int n, float *obs) {
   pointmaze_t *e = self;
   if (n != 2) return LATHE_ESHAPE;
+  if (!(s[0] >= 0 && s[0] <= maze_L(&e->m)->cols && s[1] >= 0 && s[1] <= maze_L(&e->m)->rows))
+    return LATHE_ESHAPE; /* inside the maze's box, or cell indices are meaningless */
   env_common_reset(&e->c, LATHE_NO_SEED);
   e->p[0] = s[0], e->p[1] = s[1];
   observe(e, obs);
@@ -98,7 +100,10 @@ static int env_accept(const pointmaze_t *in, const pointmaze_t *cur) {
   for (int i = 0; i < MAZE_MAX; i++)
     for (int j = 0; j < MAZE_MAX; j++)
       if (a->dist[i][j] < -1 || a->dist[i][j] > MAZE_MAX * MAZE_MAX) return 0;
-  return env_finite(in->p, 2);
+  const maze_layout_t *L = maze_L(b); /* inside the maze's box (found by fuzzing: a far-off
+                                        * position became an out-of-range cell index) */
+  return env_finite(in->p, 2) && in->p[0] >= 0 && in->p[0] <= L->cols && in->p[1] >= 0 &&
+         in->p[1] <= L->rows;
 }
 
 ENV_PLUGIN_INFO(pointmaze_t, "pointmaze",

@@ -6,6 +6,8 @@
  *   lathe-tamper STORE RUN forge SEED K     overwrite K random bytes after the
  *                                           header and fix the checksum, so
  *                                           the plugin's load() must judge them
+ *   lathe-tamper STORE RUN dump             write the plugin's part of the newest
+ *                                           checkpoint to stdout (fuzzing seeds)
  *   lathe-tamper STORE RUN badkey           add a metric key of run RUN whose
  *                                           separator byte is not 0 (a flipped
  *                                           bit), as a damaged store holds
@@ -71,6 +73,18 @@ static int tamper_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 
 int main(int argc, char **argv) {
   int badkey = argc == 4 && !strcmp(argv[3], "badkey");
+  if (argc == 4 && !strcmp(argv[3], "dump")) {
+    lathe_store_t *st;
+    lathe_buf_t b = {0};
+    char plugin[64];
+    int rc = lathe_store_open(argv[1], 1, &st);
+    if (!rc) rc = lathe_run_state(st, (uint32_t)strtoul(argv[2], NULL, 10), &b, plugin);
+    if (!rc) fwrite(b.p, 1, b.n, stdout);
+    if (rc) fprintf(stderr, "lathe-tamper: %s\n", lathe_lasterr());
+    lathe_buf_free(&b);
+    lathe_store_close(st);
+    return rc ? 1 : 0;
+  }
   if (!badkey && (argc < 5 || (strcmp(argv[3], "truncate") && strcmp(argv[3], "flip") &&
                                strcmp(argv[3], "forge")))) {
     fprintf(stderr,

@@ -25,6 +25,7 @@ static inline float fexp(float x) {
     float f;
     int32_t i;
   } u = {p};
+  n = n == n ? n : 0.0f; /* NaN in, NaN out (p is NaN): never a NaN converted to int */
   u.i += (int32_t)((uint32_t)(int32_t)n << 23); /* shift unsigned: n may be negative */
   return u.f;
 }
