@@ -110,15 +110,19 @@ static const struct {
      "  --smooth is TensorBoard's EMA weight in [0, 1); a single run also shows its\n"
      "  raw curve faintly. --x METRIC plots against another metric logged at the\n"
      "  same steps (--x eval/kl --metric eval/reward: reward against KL).\n"},
-    {"runs", "list runs",
+    {"runs", "list runs with their main metric's last and best",
      "examples:\n"
      "  lathe runs\n"
      "  lathe runs --json | jq .\n"
-     "usage: lathe runs [--store PATH] [--json]\n"},
-    {"show", "print a run's config, status, checkpoints and latest metrics",
+     "usage: lathe runs [--store PATH] [--json]\n"
+     "  Columns: id, recipe, plugin, status, step, time since the run's record was\n"
+     "  last updated, the main metric's last value and its best as value@step\n"
+     "  (higher or lower being better as the plugin declares).\n"},
+    {"show", "print a run's config, status, last and best, checkpoints and latest metrics",
      "examples:\n"
      "  lathe show 3\n"
-     "usage: lathe show RUN [--store PATH] [--json]\n"},
+     "  lathe show 3 --recipe > again.lua   # the recipe that started it, as stored\n"
+     "usage: lathe show RUN [--store PATH] [--json | --recipe]\n"},
     {"metrics", "export the curves of one or more runs",
      "examples:\n"
      "  lathe metrics 3 --csv > run3.csv\n"
