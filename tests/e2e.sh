@@ -609,20 +609,24 @@ fi
 # bytes an importer once mishandled: a line starting with NUL (silently dropped,
 # later lines misnumbered), a NUL inside a line, a label outside [0, 1], a
 # trailing comma (not JSON), transitions whose dimensions change between lines
-printf '\000{"prompt":"a","chosen":"b","rejected":"c"}\n{"prompt":"a","chosen":"b","rejected":"c"}\n' >nul1.jsonl
-expect data_nul_line_start 2 "nul1.jsonl:1: a NUL byte at column 1" -- "$LATHE" data import nul1.jsonl --name n --schema prefs --store imp.lmdb
-printf '{"prompt":"a","chosen":"b","rejected":"c"}\n{"prompt":"a","chosen":"b\000x","rejected":"c"}\n' >nul2.jsonl
-expect data_nul_inside 2 "nul2.jsonl:2: a NUL byte at column 26" -- "$LATHE" data import nul2.jsonl --name n --schema prefs --store imp.lmdb
-printf '{"prompt":"a","chosen":"b","rejected":"c","label":1.5}\n' >lab.jsonl
-expect data_label_range 2 "lab.jsonl:1: field 'label' is 1.5, want a number in \[0, 1\]" -- "$LATHE" data import lab.jsonl --name n --schema prefs --store imp.lmdb
-printf '{"prompt":"a","chosen":"b","rejected":"c",}\n' >tc.jsonl
-expect data_trailing_comma 2 "tc.jsonl:1: invalid JSON" -- "$LATHE" data import tc.jsonl --name n --schema prefs --store imp.lmdb
-printf '[{"prompt":"a","chosen":"b","rejected":"c"},]\n' >tc.json
-expect data_trailing_comma_array 2 "tc.json: invalid JSON array" -- "$LATHE" data import tc.json --name n --schema prefs --store imp.lmdb
-printf '{"obs":[1,2],"action":[0.5],"reward":1,"next_obs":[1,2],"terminated":false,"truncated":false}\n{"obs":[1,2,3],"action":[0.5],"reward":1,"next_obs":[1,2,3],"terminated":false,"truncated":false}\n' >dims.jsonl
-expect data_transition_dims 2 "dims.jsonl:2: 'obs' has 3 numbers, the first record's has 2" -- "$LATHE" data import dims.jsonl --name n --schema transitions --store imp.lmdb
-printf '{"obs":[1,2],"action":[0.5],"reward":1,"next_obs":[1],"terminated":false,"truncated":false}\n' >dims2.jsonl
-expect data_transition_next_obs 2 "dims2.jsonl:1: 'obs' has 2 numbers and 'next_obs' 1" -- "$LATHE" data import dims2.jsonl --name n --schema transitions --store imp.lmdb
+# bad_import NAME FILE SCHEMA PATTERN CONTENT: the import exits 2 with PATTERN
+bad_import() {
+  printf "$5" >"$2"
+  expect "$1" 2 "$4" -- "$LATHE" data import "$2" --name n --schema "$3" --store imp.lmdb
+}
+P='{"prompt":"a","chosen":"b","rejected":"c"'
+T='"reward":1,"terminated":false,"truncated":false'
+bad_import data_nul_line_start nul1.jsonl prefs "nul1.jsonl:1: a NUL byte at column 1" "\\000$P}\\n$P}\\n"
+bad_import data_nul_inside nul2.jsonl prefs "nul2.jsonl:2: a NUL byte at column 26" \
+  "$P}\\n{\"prompt\":\"a\",\"chosen\":\"b\\000x\",\"rejected\":\"c\"}\\n"
+bad_import data_label_range lab.jsonl prefs "lab.jsonl:1: field 'label' is 1.5, want a number in \\[0, 1\\]" \
+  "$P,\"label\":1.5}\\n"
+bad_import data_trailing_comma tc.jsonl prefs "tc.jsonl:1: invalid JSON" "$P,}\\n"
+bad_import data_trailing_comma_array tc.json prefs "tc.json: invalid JSON array" "[$P},]\\n"
+bad_import data_transition_dims dims.jsonl transitions "dims.jsonl:2: 'obs' has 3 numbers, the first record's has 2" \
+  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1,2],$T}\\n{\"obs\":[1,2,3],\"action\":[0.5],\"next_obs\":[1,2,3],$T}\\n"
+bad_import data_transition_next_obs dims2.jsonl transitions "dims2.jsonl:1: 'obs' has 2 numbers and 'next_obs' 1" \
+  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1],$T}\\n"
 # hh_dpo.lua on a dataset too small to hold any pair out says so (it once died in string.format)
 printf '{"prompt":"a b","chosen":"yes it is","rejected":"no"}\n{"prompt":"c d","chosen":"sure","rejected":"nah"}\n' >tiny3.jsonl
 "$LATHE" data import tiny3.jsonl --name tiny3 --schema prefs --store hhtiny.lmdb >/dev/null 2>&1
