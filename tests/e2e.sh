@@ -300,7 +300,7 @@ expect pref_onpolicy_reward_run 0 "dpo with reward_run: reward -?[0-9.]+ best" -
   "$T/rm.lua" --store rd.lmdb --set mode=dpo
 expect pref_reward_run_not_rm 1 "reward_run 2 \(sft\) holds no reward model" -- \
   "$LATHE" run "$T/rm.lua" --store rn.lmdb --set mode=dpo --set reward=2
-expect rm_bad_label 1 "dataset 'bad' record 1: label must be a number in \[0, 1\]" -- \
+expect rm_bad_label 1 "bad: record 2: field 'label' is 1.5, want a number in \[0, 1\]" -- \
   "$LATHE" run "$T/rm.lua" --store rb.lmdb --set mode=badlabel
 expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T/rm.lua" \
   --store rw.lmdb --set mode=rrm --set baseline=99

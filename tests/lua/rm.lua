@@ -19,8 +19,8 @@ local common = {dataset = "w", tests = "w_iid,w_art", type = lathe.opt("type", "
                 ctx = 64, layers = 2, heads = 4, width = 32, eval_every = lathe.opt("eval_every", 1000),
                 log_every = 5, ckpt_every = lathe.opt("every", 1000), seed = lathe.opt("seed", 1)}
 if mode == "badlabel" then
-  lathe.data.create("bad", "prefs", {{prompt = "a", chosen = "b", rejected = "c"},
-                                     {prompt = "a", chosen = "b", rejected = "c", label = 1.5}})
+  assert(lathe.data.create("bad", "prefs", {{prompt = "a", chosen = "b", rejected = "c"},
+                                            {prompt = "a", chosen = "b", rejected = "c", label = 1.5}}))
   common.dataset, common.tests = "bad", ""
 end
 local rm = lathe.run("rm", common)
