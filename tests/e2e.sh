@@ -614,19 +614,19 @@ bad_import() {
   printf "$5" >"$2"
   expect "$1" 2 "$4" -- "$LATHE" data import "$2" --name n --schema "$3" --store imp.lmdb
 }
-P='{"prompt":"a","chosen":"b","rejected":"c"'
-T='"reward":1,"terminated":false,"truncated":false'
-bad_import data_nul_line_start nul1.jsonl prefs "nul1.jsonl:1: a NUL byte at column 1" "\\000$P}\\n$P}\\n"
+pj='{"prompt":"a","chosen":"b","rejected":"c"'
+tj='"reward":1,"terminated":false,"truncated":false'
+bad_import data_nul_line_start nul1.jsonl prefs "nul1.jsonl:1: a NUL byte at column 1" "\\000$pj}\\n$pj}\\n"
 bad_import data_nul_inside nul2.jsonl prefs "nul2.jsonl:2: a NUL byte at column 26" \
-  "$P}\\n{\"prompt\":\"a\",\"chosen\":\"b\\000x\",\"rejected\":\"c\"}\\n"
+  "$pj}\\n{\"prompt\":\"a\",\"chosen\":\"b\\000x\",\"rejected\":\"c\"}\\n"
 bad_import data_label_range lab.jsonl prefs "lab.jsonl:1: field 'label' is 1.5, want a number in \\[0, 1\\]" \
-  "$P,\"label\":1.5}\\n"
-bad_import data_trailing_comma tc.jsonl prefs "tc.jsonl:1: invalid JSON" "$P,}\\n"
-bad_import data_trailing_comma_array tc.json prefs "tc.json: invalid JSON array" "[$P},]\\n"
+  "$pj,\"label\":1.5}\\n"
+bad_import data_trailing_comma tc.jsonl prefs "tc.jsonl:1: invalid JSON" "$pj,}\\n"
+bad_import data_trailing_comma_array tc.json prefs "tc.json: invalid JSON array" "[$pj},]\\n"
 bad_import data_transition_dims dims.jsonl transitions "dims.jsonl:2: 'obs' has 3 numbers, the first record's has 2" \
-  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1,2],$T}\\n{\"obs\":[1,2,3],\"action\":[0.5],\"next_obs\":[1,2,3],$T}\\n"
+  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1,2],$tj}\\n{\"obs\":[1,2,3],\"action\":[0.5],\"next_obs\":[1,2,3],$tj}\\n"
 bad_import data_transition_next_obs dims2.jsonl transitions "dims2.jsonl:1: 'obs' has 2 numbers and 'next_obs' 1" \
-  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1],$T}\\n"
+  "{\"obs\":[1,2],\"action\":[0.5],\"next_obs\":[1],$tj}\\n"
 # hh_dpo.lua on a dataset too small to hold any pair out says so (it once died in string.format)
 printf '{"prompt":"a b","chosen":"yes it is","rejected":"no"}\n{"prompt":"c d","chosen":"sure","rejected":"nah"}\n' >tiny3.jsonl
 "$LATHE" data import tiny3.jsonl --name tiny3 --schema prefs --store hhtiny.lmdb >/dev/null 2>&1
