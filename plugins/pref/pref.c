@@ -106,7 +106,11 @@ static void set_save(const set_t *s, lathe_buf_t *b) {
   lathe_buf_put(b, s->old_tok, MT * sizeof(float));
 }
 
-static int set_load(set_t *s, lathe_buf_t *b) {
+/* Read a batch back: its sequence length must be the config's (T), every
+ * token an id below V and every response length at most R, and the bytes
+ * must be there before anything is allocated (found by fuzzing: a count of
+ * 2^26 rows asked for gigabytes). */
+static int set_load(set_t *s, lathe_buf_t *b, int Tcfg, int V, int R, int N, int groups) {
   int M, n, T;
   LATHE_GET(b, M), LATHE_GET(b, n), LATHE_GET(b, T);
   if (b->err || M < 0 || M > (1 << 26) || T < 0 || T > (1 << 16)) return LATHE_ECKPT;
@@ -114,14 +118,22 @@ static int set_load(set_t *s, lathe_buf_t *b) {
     set_free(s);
     return 0;
   }
-  if (T < 1 || n < 1) return LATHE_ECKPT;
-  if (set_alloc(s, M, n, T)) return LATHE_ENOMEM;
+  /* groups of the config's N samples, at least the groups a step reads */
+  if (T != Tcfg || n != N || M % n || M < n * groups) return LATHE_ECKPT;
   size_t MT = (size_t)M * T;
+  /* 16 bytes per token (id, mask, two log-probs), 12 per row (length, reward) */
+  if (lathe_buf_left(b) / 16 < MT || lathe_buf_left(b) - 16 * MT < 12 * (size_t)M) return LATHE_ECKPT;
+  if (set_alloc(s, M, n, T)) return LATHE_ENOMEM;
   lathe_buf_get(b, s->tok, MT * sizeof *s->tok), lathe_buf_get(b, s->rlen, M * sizeof(int));
   lathe_buf_get(b, s->mask, MT * sizeof(float)), lathe_buf_get(b, s->reward, M * sizeof(double));
   lathe_buf_get(b, s->ref_tok, MT * sizeof(float));
   lathe_buf_get(b, s->old_tok, MT * sizeof(float));
-  return b->err ? LATHE_ECKPT : 0;
+  if (b->err) return LATHE_ECKPT;
+  for (size_t i = 0; i < MT; i++)
+    if (s->tok[i] < 0 || s->tok[i] >= V) return LATHE_ECKPT;
+  for (int i = 0; i < M; i++)
+    if (s->rlen[i] < 0 || s->rlen[i] > R) return LATHE_ECKPT;
+  return 0;
 }
 
 /* ---- the model ------------------------------------------------------------------ */
@@ -676,7 +688,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
     return h->fail(c, LATHE_ECKPT, "pref: checkpoint counters out of range (step %lld)",
                    (long long)p->step);
   if (!rc && !p->text) rc = nn_params_load(&p->ref.params, b);
-  if (!rc && !p->text) rc = set_load(&p->cur, b);
+  if (!rc && !p->text)
+    rc = set_load(&p->cur, b, p->T, p->V, p->R, p->N, p->onpolicy ? p->M_groups : 1);
   return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;
 }
 
