@@ -55,6 +55,16 @@ static const void *fault_pc(const void *uctx) {
 #endif
 }
 
+/* LMDB's internal assertions fail on some damaged pages; it would abort(). */
+void (*lathe_store_on_damage)(const char *what);
+
+static void on_lmdb_assert(MDB_env *env, const char *msg) {
+  (void)env;
+  if (lathe_store_on_damage) lathe_store_on_damage(msg);
+  fprintf(stderr, "lathe: store damaged: LMDB: %s\n", msg);
+  abort(); /* what LMDB would have done */
+}
+
 int lathe_store_fault_is_damage(const void *addr, const void *uctx) {
   if (lathe_store_fault_in_map(addr)) return 1;
   Dl_info dl; /* or inside LMDB itself, which follows a damaged page's pointers */
@@ -214,7 +224,8 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   s->mapsize = ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
   if (s->mapsize < (1 << 16)) s->mapsize = 1 << 16;
   int rc;
-  if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+  if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_assert(s->env, on_lmdb_assert)) ||
+      (rc = mdb_env_set_maxdbs(s->env, 8)) ||
       (rc = mdb_env_set_maxreaders(s->env, 126)) ||
       (rc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
       (rc = mdb_env_open(s->env, path,

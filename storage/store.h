@@ -129,6 +129,10 @@ int lathe_store_fault_in_map(const void *addr);
  * argument, a ucontext_t): LMDB trusts its pages and follows a damaged one's
  * pointers anywhere. */
 int lathe_store_fault_is_damage(const void *addr, const void *uctx);
+/* Called when LMDB's own assertions fail on a damaged page (it would abort):
+ * the program's answer (lathe: the "store damaged" message and exit 4). If it
+ * returns, or is NULL, the process aborts as LMDB would. */
+extern void (*lathe_store_on_damage)(const char *what);
 typedef void (*lathe_damage_cb)(const char *what, void *arg);
 /* Walk every table and report each damaged entry through cb (one line each):
  * keys and values not of the shapes above, run records and dataset records

@@ -1334,7 +1334,13 @@ static void on_fault(int sig, siginfo_t *info, void *ctx) {
   signal(sig, SIG_DFL); /* returning re-runs the faulting access, now fatal as usual */
 }
 
+static void store_damaged(const char *what) {
+  fprintf(stderr, "lathe: store damaged: LMDB: %s; run `lathe store check` (exit 4)\n", what);
+  _exit(4);
+}
+
 static void fault_handlers(void) {
+  lathe_store_on_damage = store_damaged;
   int sigs[2] = {SIGBUS, SIGSEGV};
   for (int i = 0; i < 2; i++) {
     struct sigaction sa;

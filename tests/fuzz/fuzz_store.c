@@ -47,6 +47,11 @@ static void on_fault(int sig, siginfo_t *info, void *ctx) {
   else signal(sig, SIG_DFL);
 }
 
+static void on_assert(const char *what) { /* LMDB's assertion on a damaged page */
+  (void)what;
+  siglongjmp(back, 1);
+}
+
 static void on_cpu(int sig, siginfo_t *info, void *ctx) {
   (void)sig, (void)info, (void)ctx;
   void *frames[64];
@@ -67,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sigaction(SIGBUS, &sa, &prev[0]), sigaction(SIGSEGV, &sa, &prev[1]);
     sa.sa_sigaction = on_cpu;
     sigaction(SIGVTALRM, &sa, NULL);
+    lathe_store_on_damage = on_assert;
     handlers = 1;
   }
   struct itimerval cpu = {{1, 0}, {1, 0}}; /* every CPU second while this input runs */
