@@ -1312,7 +1312,7 @@ static int cmd_doctor(opts_t *o) {
  * may fault with SIGSEGV. A fault inside a store's map says so and exits 4;
  * any other goes on to the handler that was there before (a sanitizer's) or
  * to the default action. */
-static struct sigaction prev_fault[2]; /* SIGBUS, SIGSEGV */
+static struct sigaction prev_fault[3]; /* SIGBUS, SIGSEGV, SIGFPE */
 
 static void on_fault(int sig, siginfo_t *info, void *ctx) {
   if (lathe_store_fault_is_damage(info->si_addr, ctx)) {
@@ -1322,7 +1322,7 @@ static void on_fault(int sig, siginfo_t *info, void *ctx) {
     (void)w;
     _exit(4);
   }
-  struct sigaction *p = &prev_fault[sig == SIGSEGV];
+  struct sigaction *p = &prev_fault[sig == SIGSEGV ? 1 : sig == SIGFPE ? 2 : 0];
   if (p->sa_flags & SA_SIGINFO && p->sa_sigaction) {
     p->sa_sigaction(sig, info, ctx);
     return;
@@ -1341,8 +1341,8 @@ static void store_damaged(const char *what) {
 
 static void fault_handlers(void) {
   lathe_store_on_damage = store_damaged;
-  int sigs[2] = {SIGBUS, SIGSEGV};
-  for (int i = 0; i < 2; i++) {
+  int sigs[3] = {SIGBUS, SIGSEGV, SIGFPE}; /* LMDB divides by a page size a damaged meta gives */
+  for (int i = 0; i < 3; i++) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;

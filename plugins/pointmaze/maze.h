@@ -80,6 +80,9 @@ static inline int maze_wall(const maze_t *m, int i, int j) {
          maze_L(m)->map[i][j] == '#';
 }
 static inline int maze_wall_at(const maze_t *m, double x, double y) {
+  /* outside the maze's box, or not a number, is wall (found by fuzzing: a
+   * diverged policy's NaN action once became a NaN cell index) */
+  if (!(x >= 0 && y >= 0 && x < MAZE_MAX && y < MAZE_MAX)) return 1;
   return maze_wall(m, (int)floor(y), (int)floor(x));
 }
 

@@ -39,10 +39,10 @@ static int list_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
  * inside LMDB on one input ends it too (the limit is recorded in
  * tests/README.md). */
 static sigjmp_buf back;
-static struct sigaction prev[2];
+static struct sigaction prev[3];
 static void on_fault(int sig, siginfo_t *info, void *ctx) {
   if (lathe_store_fault_is_damage(info->si_addr, ctx)) siglongjmp(back, 1);
-  struct sigaction *p = &prev[sig == SIGSEGV];
+  struct sigaction *p = &prev[sig == SIGSEGV ? 1 : sig == SIGFPE ? 2 : 0];
   if (p->sa_flags & SA_SIGINFO && p->sa_sigaction) p->sa_sigaction(sig, info, ctx);
   else signal(sig, SIG_DFL);
 }
@@ -70,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault, sa.sa_flags = SA_SIGINFO;
     sigaction(SIGBUS, &sa, &prev[0]), sigaction(SIGSEGV, &sa, &prev[1]);
+    sigaction(SIGFPE, &sa, &prev[2]);
     sa.sa_sigaction = on_cpu;
     sigaction(SIGVTALRM, &sa, NULL);
     lathe_store_on_damage = on_assert;
