@@ -333,7 +333,7 @@ static int import_array(gzFile gz, const char *file, const char *schema, json_ob
   char *buf = malloc(cap);
   int n, rc = 0;
   while (buf && (n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
-    for (int i = 0; i < n; i++) *h = (*h ^ (uint8_t)buf[len + i]) * 0x100000001b3ULL;
+    *h = fnv(*h, buf + len, (size_t)n);
     len += (size_t)n;
     if (len == cap) {
       char *p = realloc(buf, cap * 2);
@@ -438,7 +438,7 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
   long lineno = 0, shape[2] = {-1, -1};
   int rc = line && tok && records ? 0 : LATHE_ENOMEM, eof = 0, c;
   line_reader_t lr = {gz, {0}, 0, 0, 0};
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint64_t h = FNV_START;
   while ((c = gzgetc(gz)) == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
   if (c == '[' && !strstr(file, ".jsonl")) { /* one JSON array of records, not JSON Lines */
     gzungetc(c, gz);
@@ -456,7 +456,7 @@ int lathe_dataset_import(lathe_store_t *st, const char *file, const char *name, 
     }
     if (!more) break;
     lineno++;
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)line[i]) * 0x100000001b3ULL;
+    h = fnv(h, line, len);
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
     size_t sp = 0;
     while (sp < len && (line[sp] == ' ' || line[sp] == '\t')) sp++;

@@ -662,7 +662,6 @@ static const char *jstr(json_object *o, const char *k) {
  * "0.93" and "0.95@1200", or "-". */
 static void last_best(json_object *o, char *last, char *best, size_t n) {
   json_object *v, *sum, *b;
-  char t[40];
   const char *mm = jstr(o, "main_metric");
   snprintf(last, n, "-"), snprintf(best, n, "-");
   if (*mm && json_object_object_get_ex(o, "summary", &sum) &&
@@ -670,7 +669,6 @@ static void last_best(json_object *o, char *last, char *best, size_t n) {
     snprintf(last, n, "%.4g", json_object_get_double(v));
   if (json_object_object_get_ex(o, "best", &b) && json_object_object_get_ex(b, "value", &v))
     snprintf(best, n, "%.4g@%s", json_object_get_double(v), jstr(b, "step"));
-  (void)t;
 }
 
 static int list_cb(uint32_t id, const char *json, size_t n, void *arg) {
@@ -952,31 +950,29 @@ static int cmd_metrics(opts_t *o) {
 
 /* ---- compare: what differs between runs, and how they did ---- */
 
+/* One metric of one run: its finite points in step order (one cursor walk),
+ * then last, best and the mean over the last 10% of steps. */
 typedef struct {
   const char *name;
-  double last, best, tail; /* tail: mean over the last 10% of steps */
-  int have;
   int lower; /* lower is better */
-  uint64_t maxstep;
-  double sum;
-  int cnt;
+  uint64_t *step;
+  double *v;
+  int n, cap;
 } cmp_metric;
 
 static int cmp_point(uint64_t step, double value, double time, void *arg) {
   cmp_metric *m = arg;
   if (!isfinite(value)) return 0;
-  if (!m->have || (m->lower ? value < m->best : value > m->best)) m->best = value;
-  m->last = value, m->have = 1;
-  return 0;
-}
-static int cmp_tail(uint64_t step, double value, double time, void *arg) {
-  cmp_metric *m = arg;
-  if (isfinite(value) && step * 10 >= m->maxstep * 9) m->sum += value, m->cnt++;
-  return 0;
-}
-static int cmp_maxstep(uint64_t step, double value, double time, void *arg) {
-  cmp_metric *m = arg;
-  if (step > m->maxstep) m->maxstep = step;
+  if (m->n == m->cap) {
+    int cap = m->cap ? 2 * m->cap : 256;
+    uint64_t *s = realloc(m->step, cap * sizeof *s);
+    if (s) m->step = s;
+    double *v = realloc(m->v, cap * sizeof *v);
+    if (v) m->v = v;
+    if (!s || !v) return lathe_seterr(LATHE_ENOMEM, "out of memory");
+    m->cap = cap;
+  }
+  m->step[m->n] = step, m->v[m->n++] = value;
   return 0;
 }
 
@@ -987,11 +983,23 @@ typedef struct {
 
 static int cmp_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   cmp_args *a = arg;
-  cmp_metric *m = a->m;
-  int rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_maxstep, m);
-  if (!rc) rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_point, m);
-  if (!rc) rc = lathe_store_metric_each(st, txn, a->id, m->name, cmp_tail, m);
-  return rc;
+  return lathe_store_metric_each(st, txn, a->id, a->m->name, cmp_point, a->m);
+}
+
+/* {"run", "last", "best", "tail_mean"} of m's points (nulls when it has none). */
+static json_object *cmp_summary(uint32_t id, const cmp_metric *m) {
+  json_object *e = json_object_new_object();
+  json_object_object_add(e, "run", json_object_new_int64(id));
+  double best = m->n ? m->v[0] : 0, sum = 0;
+  int cnt = 0;
+  for (int i = 0; i < m->n; i++) {
+    if (m->lower ? m->v[i] < best : m->v[i] > best) best = m->v[i];
+    if (m->step[i] * 10 >= m->step[m->n - 1] * 9) sum += m->v[i], cnt++; /* steps ascend */
+  }
+  json_object_object_add(e, "last", m->n ? json_object_new_double(m->v[m->n - 1]) : NULL);
+  json_object_object_add(e, "best", m->n ? json_object_new_double(best) : NULL);
+  json_object_object_add(e, "tail_mean", cnt ? json_object_new_double(sum / cnt) : NULL);
+  return e;
 }
 
 static int cmd_compare(opts_t *o) {
@@ -1017,13 +1025,11 @@ static int cmd_compare(opts_t *o) {
                 !strcmp(jstr(json_object_object_get(sa[0].out, "best"), "goal"), "min");
     /* the config keys that differ (or exist in only some runs) */
     json_object *diff = json_object_new_object();
-    json_object *c0 = json_object_object_get(sa[0].out, "config");
     json_object *keys = json_object_new_object();
     json_object_object_add(keys, "plugin", NULL);
     for (int i = 0; i < n; i++) {
       json_object_object_foreach(json_object_object_get(sa[i].out, "config"), k, x)
           json_object_object_add(keys, k, NULL);
-      (void)c0;
     }
     char nb[40];
     json_object_object_foreach(keys, k, unused) {
@@ -1052,16 +1058,11 @@ static int cmd_compare(opts_t *o) {
         continue;
       json_object *per = json_object_new_array();
       for (int i = 0; i < n && !rc; i++) {
-        cmp_metric m = {metrics[j]};
-        m.lower = j == 0 ? lower : 0;
+        cmp_metric m = {metrics[j], j == 0 ? lower : 0};
         cmp_args ca = {ids[i], &m};
         rc = lathe_store_read(st, cmp_txn, &ca);
-        json_object *e = json_object_new_object();
-        json_object_object_add(e, "run", json_object_new_int64(ids[i]));
-        json_object_object_add(e, "last", m.have ? json_object_new_double(m.last) : NULL);
-        json_object_object_add(e, "best", m.have ? json_object_new_double(m.best) : NULL);
-        json_object_object_add(e, "tail_mean", m.cnt ? json_object_new_double(m.sum / m.cnt) : NULL);
-        json_object_array_add(per, e);
+        json_object_array_add(per, cmp_summary(ids[i], &m));
+        free(m.step), free(m.v);
       }
       json_object_object_add(res, metrics[j], per);
     }
@@ -1071,7 +1072,7 @@ static int cmd_compare(opts_t *o) {
     } else if (!rc) {
       int w = 8;
       json_object_object_foreach(diff, kd, xd) w = (int)strlen(kd) > w ? (int)strlen(kd) : w;
-      json_object_object_foreach(res, k2, x2) w = (int)strlen(k2) + 7 > w ? (int)strlen(k2) + 7 : w;
+      json_object_object_foreach(res, k2, x2) w = (int)strlen(k2) + 8 > w ? (int)strlen(k2) + 8 : w; /* " last10%" */
       printf("%-*s", w, "run");
       for (int i = 0; i < n; i++) printf("  %20u", ids[i]);
       printf("\n");

@@ -247,7 +247,9 @@ static int owner_alive(json_object *rec, long *pid) {
   const char *boot = json_object_object_get_ex(o, "boot", &v) ? json_object_get_string(v) : "";
   unsigned long long st =
       json_object_object_get_ex(o, "pstart", &v) ? (unsigned long long)json_object_get_int64(v) : 0;
-  if (*pid <= 0 || *pid == me->pid || strcmp(host, me->host) || strcmp(boot, me->boot)) return 0;
+  if (*pid <= 0 || *pid > INT32_MAX || *pid == me->pid || strcmp(host, me->host) ||
+      strcmp(boot, me->boot))
+    return 0; /* (a pid from the store: never a negative pid_t, which names a process group) */
   if (kill((pid_t)*pid, 0) && errno != EPERM) return 0;
   unsigned long long now = proc_start(*pid); /* 0: exited, or no /proc to ask */
   if (!now && access("/proc/self/stat", R_OK) == 0) return 0;
@@ -376,7 +378,7 @@ static void record_metric(lathe_run_t *r, uint64_t step, const char *name, doubl
 static void note_best(lathe_run_t *r, uint64_t step, double v) {
   int better = !r->have_best || (r->plugin->main_lower_better ? v < r->best : v > r->best);
   if (!better) return;
-  r->have_best = 1, r->best = v, r->best_step = (int64_t)step, r->best_dirty = 1;
+  r->have_best = 1, r->best = v, r->best_step = (int64_t)step;
 }
 
 static void h_metric(lathe_ctx_t *c, const char *name, double v) {
@@ -455,6 +457,13 @@ static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
 
 static const lathe_host_t host;
 
+/* Free every child of c, newest first. */
+static void free_kids(lathe_ctx_t *c) {
+  for (int i = c->nkids - 1; i >= 0; i--) lathe_instance_free(c->kids[i]);
+  free(c->kids);
+  c->kids = NULL, c->nkids = c->capkids = 0;
+}
+
 int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_run_t *run,
                        lathe_child_t **out) {
   *out = NULL;
@@ -483,8 +492,7 @@ int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_r
   if (!rc && (rc = p->create(&host, &ch->ctx, &ch->self)) && !lathe_lasterr()[0])
     lathe_seterr(rc, "%s: cannot create: %s", name, lathe_strerror(rc));
   if (rc) {
-    for (int i = ch->ctx.nkids - 1; i >= 0; i--) lathe_instance_free(ch->ctx.kids[i]);
-    free(ch->ctx.kids);
+    free_kids(&ch->ctx);
     lathe_cfg_free(&ch->cfg);
     free(ch);
     return rc;
@@ -496,8 +504,7 @@ int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_r
 void lathe_instance_free(lathe_child_t *ch) {
   if (!ch) return;
   ch->p->destroy(ch->self);
-  for (int i = ch->ctx.nkids - 1; i >= 0; i--) lathe_instance_free(ch->ctx.kids[i]);
-  free(ch->ctx.kids);
+  free_kids(&ch->ctx);
   lathe_cfg_free(&ch->cfg);
   free(ch);
 }
@@ -506,34 +513,24 @@ const lathe_host_t *lathe_host(void) {
   return &host;
 }
 
-/* Children belong to the run, or (outside a run: lathe.env, tests, fuzzing)
- * to the instance that created them. */
+/* Children belong to the context that created them: a run's (freed with the
+ * run) or an instance's (freed with it: lathe.env, tests, fuzzing). */
 static int h_plugin_create(lathe_ctx_t *c, const char *name, const char *const *kv, int nkv,
                            const lathe_plugin_t **plugin, void **self) {
-  lathe_run_t *r = c->run;
-  lathe_child_t ***list = r ? &r->children : &c->kids, *ch;
-  int *n = r ? &r->nchildren : &c->nkids, *cap = r ? &r->capchildren : &c->capkids;
-  if (*n == *cap) {
-    int nc = *cap ? 2 * *cap : 4;
-    lathe_child_t **p = realloc(*list, nc * sizeof *p);
-    if (!p) return LATHE_ENOMEM;
-    *list = p, *cap = nc;
-  }
-  int rc = lathe_instance_new(name, kv, nkv, r, &ch);
+  lathe_child_t *ch;
+  if (GROW(c->kids, c->nkids, c->capkids)) return LATHE_ENOMEM;
+  int rc = lathe_instance_new(name, kv, nkv, c->run, &ch);
   if (rc) return h_fail(c, rc, "%s", lathe_lasterr());
-  (*list)[(*n)++] = ch;
+  c->kids[c->nkids++] = ch;
   *plugin = ch->p, *self = ch->self;
   return 0;
 }
 
 static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self) {
-  lathe_run_t *r = c->run;
-  lathe_child_t **list = r ? r->children : c->kids;
-  int *n = r ? &r->nchildren : &c->nkids;
-  for (int i = 0; i < *n; i++)
-    if (list[i]->self == self) {
-      lathe_instance_free(list[i]);
-      list[i] = list[--*n];
+  for (int i = 0; i < c->nkids; i++)
+    if (c->kids[i]->self == self) {
+      lathe_instance_free(c->kids[i]);
+      c->kids[i] = c->kids[--c->nkids];
       return;
     }
 }
@@ -711,7 +708,7 @@ static int new_record_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   lathe_run_t *r = arg;
   int rc = lathe_store_run_new(st, txn, &r->id);
   if (rc) return rc;
-  if (r->sess->recipe_text) { /* the recipe's text beside its runs: `lathe show RUN --recipe` */
+  if (r->sess->recipe_text && !r->sess->recipe_stored) { /* `lathe show RUN --recipe` */
     char key[64];
     snprintf(key, sizeof key, "user/recipe/%s", r->sess->recipe_hash);
     if ((rc = lathe_store_meta_put(st, txn, key, r->sess->recipe_text, r->sess->recipe_len)))
@@ -734,7 +731,7 @@ static int add_run(lathe_session_t *s, lathe_run_t *r) {
 
 static void run_free(lathe_run_t *r) {
   lathe_cfg_free(&r->cfg);
-  free(r->pending), free(r->last), free(r->children), free(r->record), free(r->view);
+  free(r->pending), free(r->last), free(r->ctx.kids), free(r->record), free(r->view);
   free(r);
 }
 
@@ -789,6 +786,7 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
     run_free(r);
     return rc;
   }
+  s->recipe_stored = !s->check_only; /* its text went in with this first run */
   if ((rc = add_run(s, r))) {
     run_free(r);
     return rc;
@@ -1078,8 +1076,7 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
     st = RUN_FAILED, err = rc;
     snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
   }
-  for (int i = r->nchildren - 1; i >= 0; i--) lathe_instance_free(r->children[i]);
-  r->nchildren = 0;
+  free_kids(&r->ctx);
   if (r->live) r->plugin->destroy(r->self);
   r->self = NULL, r->live = 0;
   r->err = err;
@@ -1175,9 +1172,8 @@ static int chunk(lathe_run_t *r, double budget) {
       return 1;
     }
     /* a new best of the main metric: checkpointed now (or by finish) and kept */
-    int best_now = r->keep_best && r->best_dirty && r->best_step == r->step;
+    int best_now = r->keep_best && r->have_best && r->best_step == r->step;
     if (best_now) r->best_ckpt = r->step;
-    r->best_dirty = 0;
     if (rc == LATHE_DONE || (max_steps > 0 && r->step >= max_steps)) {
       finish(r, RUN_DONE, 0);
       return 1;
@@ -1307,11 +1303,12 @@ static void chain_signal(int sig, siginfo_t *info, void *ctx) {
 static void chain_install(void) {
   int sigs[2] = {SIGINT, SIGTERM};
   for (int i = 0; i < 2; i++) {
-    struct sigaction sa;
-    if (sigaction(sigs[i], NULL, &uv_handler[i])) continue;
-    if (uv_handler[i].sa_flags & SA_SIGINFO ? uv_handler[i].sa_sigaction == chain_signal : 0)
-      continue; /* already ours (a second session in one process) */
-    sa = uv_handler[i];
+    struct sigaction cur, sa;
+    if (sigaction(sigs[i], NULL, &cur)) continue;
+    /* already ours (a second session in one process): saving it as libuv's
+     * would make chain_signal call itself */
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == chain_signal) continue;
+    uv_handler[i] = sa = cur;
     sa.sa_flags |= SA_SIGINFO;
     sa.sa_sigaction = chain_signal;
     sigaction(sigs[i], &sa, NULL);

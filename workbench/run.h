@@ -47,7 +47,7 @@ typedef struct lathe_point {
 struct lathe_ctx { /* what a plugin's host calls receive */
   struct lathe_run *run;
   lathe_cfg_t *cfg;
-  struct lathe_child **kids; /* instances a run-less instance created (freed with it) */
+  struct lathe_child **kids; /* instances created through this context (freed with its owner) */
   int nkids, capkids;
 };
 
@@ -86,7 +86,6 @@ typedef struct lathe_run {
   int64_t ckpt_every, ckpt_keep;
   int keep_best;      /* ckpt_keep_best: a checkpoint at each new best, kept */
   int have_best;      /* [worker] the main metric's best so far (finite values) */
-  int best_dirty;     /* [worker] a new best this step (keep_best: checkpoint it) */
   double best;        /* [worker] */
   int64_t best_step;  /* [worker] */
   int64_t best_ckpt;  /* [worker] step of the kept best checkpoint, -1 if none */
@@ -107,8 +106,6 @@ typedef struct lathe_run {
   int npending, cappending;
   lathe_point_t *last; /* [worker] last value of each metric (summary) */
   int nlast, caplast;
-  lathe_child_t **children; /* [worker] */
-  int nchildren, capchildren;
   char *record;        /* [any] the latest run record JSON */
   lathe_point_t *view; /* [loop] latest value of each metric, from events */
   int nview, capview;
@@ -137,6 +134,7 @@ struct lathe_session {
   char recipe_hash[17];
   char *recipe_text; /* owned: the recipe's bytes, stored once with its first run */
   size_t recipe_len;
+  int recipe_stored; /* the text is in the store (written with the session's first run) */
   lathe_run_t **runs; /* [loop] every run created by this session */
   int nruns, capruns;
   /* workers */
