@@ -931,7 +931,8 @@ static int env_step(lua_State *L) {
       lua_pop(L, 1);
     }
   } else {
-    if (v->nact != 1) luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
+    if (v->nact != 1)
+      luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
     a[0] = (float)luaL_checknumber(L, 2);
   }
   double r;

@@ -90,11 +90,11 @@ static inline double env_pow2(double x) {
     return 0;                                                                                      \
   }                                                                                                \
   static int env_load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {         \
-    TYPE in; /* checked before it replaces anything: same config, sane state */                   \
+    TYPE in; /* checked before it replaces anything: same config, sane state */                    \
     lathe_buf_get(b, &in, sizeof in);                                                              \
-    if (b->err) return h->fail(c, LATHE_ECKPT, "%s: truncated environment state", NAME);         \
-    if (!env_common_accept(&((TYPE *)&in)->c, &((TYPE *)self)->c) || !env_accept(&in, self))      \
-      return h->fail(c, LATHE_ECKPT, "%s: checkpointed state does not fit this config", NAME);   \
+    if (b->err) return h->fail(c, LATHE_ECKPT, "%s: truncated environment state", NAME);           \
+    if (!env_common_accept(&((TYPE *)&in)->c, &((TYPE *)self)->c) || !env_accept(&in, self))       \
+      return h->fail(c, LATHE_ECKPT, "%s: checkpointed state does not fit this config", NAME);     \
     memcpy(self, &in, sizeof in);                                                                  \
     return 0;                                                                                      \
   }                                                                                                \

@@ -548,8 +548,8 @@ static int stream_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
       break;
     }
     json_tokener_reset(tok);
-    json_object *o = b.n < (size_t)1 << 30 ? json_tokener_parse_ex(tok, (const char *)b.p, (int)b.n)
-                                           : NULL;
+    json_object *o =
+        b.n < (size_t)1 << 30 ? json_tokener_parse_ex(tok, (const char *)b.p, (int)b.n) : NULL;
     if (!o || lathe_schema_check(a->schema, o)) {
       rc = lathe_seterr(LATHE_EPLUGIN, "%s: record %lld: %s", a->who, (long long)a->count + 1,
                         o ? lathe_lasterr() : "invalid JSON");

@@ -213,7 +213,8 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   snprintf(dataf, sizeof dataf, "%s/data.mdb", path);
   struct stat dst;
   long pg = sysconf(_SC_PAGESIZE);
-  if (!stat(dataf, &dst) && (dst.st_size > 0 || readonly) && dst.st_size < 2 * (pg > 0 ? pg : 4096)) {
+  if (!stat(dataf, &dst) && (dst.st_size > 0 || readonly) &&
+      dst.st_size < 2 * (pg > 0 ? pg : 4096)) {
     free(s);
     return lathe_seterr(LATHE_ESTORE,
                         "store damaged: %s is %lld bytes, shorter than LMDB's two meta pages; run "
@@ -225,8 +226,7 @@ int lathe_store_open(const char *path, int readonly, lathe_store_t **out) {
   if (s->mapsize < (1 << 16)) s->mapsize = 1 << 16;
   int rc;
   if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_assert(s->env, on_lmdb_assert)) ||
-      (rc = mdb_env_set_maxdbs(s->env, 8)) ||
-      (rc = mdb_env_set_maxreaders(s->env, 126)) ||
+      (rc = mdb_env_set_maxdbs(s->env, 8)) || (rc = mdb_env_set_maxreaders(s->env, 126)) ||
       (rc = mdb_env_set_mapsize(s->env, s->mapsize)) ||
       (rc = mdb_env_open(s->env, path,
                          MDB_NOTLS | (readonly ? MDB_RDONLY : 0) | (nolock ? MDB_NOLOCK : 0),
@@ -786,8 +786,8 @@ static void damage(check_args *a, const char *fmt, ...) {
 static json_object *parse_n(const void *p, size_t n) {
   json_tokener *tok = json_tokener_new();
   json_object *o = tok && n < (1u << 30) ? json_tokener_parse_ex(tok, p, (int)n) : NULL;
-  if (o && (json_tokener_get_error(tok) != json_tokener_success ||
-            json_tokener_get_parse_end(tok) != n))
+  if (o &&
+      (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n))
     json_object_put(o), o = NULL;
   json_tokener_free(tok);
   return o;
@@ -818,7 +818,8 @@ static int check_txn(lathe_store_t *s, MDB_txn *txn, void *arg) {
       if (t == 0) { /* meta */
         if ((k.mv_size == 6 && !memcmp(p, "format", 6)) ||
             (k.mv_size == 8 && !memcmp(p, "next_run", 8))) {
-          if (v.mv_size != 4) damage(a, "meta: '%.*s' holds %zu bytes, not 4", (int)k.mv_size, p, v.mv_size);
+          if (v.mv_size != 4)
+            damage(a, "meta: '%.*s' holds %zu bytes, not 4", (int)k.mv_size, p, v.mv_size);
         } else if (k.mv_size < 5 || memcmp(p, "user/", 5))
           damage(a, "meta: unknown key of %zu bytes", k.mv_size);
       } else if (t == 1) { /* runs */
@@ -879,7 +880,8 @@ static int check_txn(lathe_store_t *s, MDB_txn *txn, void *arg) {
           ds_records = i + 1;
           json_object *o = parse_n(v.mv_data, v.mv_size);
           if (!o || !json_object_is_type(o, json_type_object))
-            damage(a, "dataset '%s': record %llu is not a JSON object", cur_ds, (unsigned long long)i);
+            damage(a, "dataset '%s': record %llu is not a JSON object", cur_ds,
+                   (unsigned long long)i);
           json_object_put(o);
         } else
           damage(a, "datasets: a malformed key of %zu bytes", k.mv_size);

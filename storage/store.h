@@ -100,8 +100,7 @@ int lathe_store_ckpt_put(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t 
 int lathe_store_ckpt_latest(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t *step,
                             MDB_val *val);
 /* The checkpoint at step: *val views LMDB memory. ENOTFOUND if none. */
-int lathe_store_ckpt_get(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t step,
-                         MDB_val *val);
+int lathe_store_ckpt_get(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t step, MDB_val *val);
 /* Delete run's checkpoints with step > after. */
 int lathe_store_ckpt_trunc(lathe_store_t *s, MDB_txn *txn, uint32_t run, uint64_t after);
 typedef int (*lathe_ckpt_cb)(uint64_t step, size_t bytes, void *arg);

@@ -433,10 +433,9 @@ static double rm_loss(void *p) {
   nn_rm_forward(c->m, c->tok, c->len, 4, 7, out);
   double l = 0;
   for (int i = 0; i < 2; i++)
-    l += c->m->kind == NN_RM_BT
-             ? nn_rm_soft_ce((double)out[2 * i] - out[2 * i + 1], rm_c[i], NULL)
-             : nn_rm_soft_ce(out[2 * i], rm_c[i], NULL) +
-                   nn_rm_soft_ce(out[2 * i + 1], 1 - rm_c[i], NULL);
+    l += c->m->kind == NN_RM_BT ? nn_rm_soft_ce((double)out[2 * i] - out[2 * i + 1], rm_c[i], NULL)
+                                : nn_rm_soft_ce(out[2 * i], rm_c[i], NULL) +
+                                      nn_rm_soft_ce(out[2 * i + 1], 1 - rm_c[i], NULL);
   return l;
 }
 TEST(grad_reward_model) {

@@ -92,9 +92,12 @@ TEST(rrm_augmentation_structure) {
       for (int k = from; k < 2; k++) {
         int ex = off[k] / 2;
         ASSERT(ex != i); /* never its own response as off-prompt */
-        if (pool_ex[0] < 0 || pool_ex[0] == ex) pool_ex[0] = ex;
-        else if (pool_ex[1] < 0 || pool_ex[1] == ex) pool_ex[1] = ex;
-        else test_fail(__FILE__, __LINE__, "example %lld: a third pool example", (long long)i);
+        if (pool_ex[0] < 0 || pool_ex[0] == ex)
+          pool_ex[0] = ex;
+        else if (pool_ex[1] < 0 || pool_ex[1] == ex)
+          pool_ex[1] = ex;
+        else
+          test_fail(__FILE__, __LINE__, "example %lld: a third pool example", (long long)i);
       }
     }
     ASSERT_EQ(wins, 8);

@@ -812,7 +812,8 @@ static void key(dash_t *d, int ch) {
       logf_(d, "run %u is not running", r->id);
     } else if (ch == 'p' || ch == 'P') {
       int was = atomic_fetch_xor(&r->live->pause_req, 1);
-      logf_(d, "run %u %s", r->id, was ? "resumed" : "pausing (it finishes its step and says where)");
+      logf_(d, "run %u %s", r->id,
+            was ? "resumed" : "pausing (it finishes its step and says where)");
     } else {
       atomic_store(&r->live->ckpt_req, 1);
       r->ckpt_asked = 1;

@@ -26,9 +26,10 @@ static json_object *utf8_string(const char *text) {
     int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     int ok = len > 0 && i + len <= n;
     for (int k = 1; ok && k < len; k++) ok = (s[i + k] & 0xC0) == 0x80;
-    if (ok && len == 2) ok = c >= 0xC2;                                    /* overlong */
+    if (ok && len == 2) ok = c >= 0xC2; /* overlong */
     if (ok && len == 3) ok = !(c == 0xE0 && s[i + 1] < 0xA0) && !(c == 0xED && s[i + 1] >= 0xA0);
-    if (ok && len == 4) ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
+    if (ok && len == 4)
+      ok = c <= 0xF4 && !(c == 0xF0 && s[i + 1] < 0x90) && !(c == 0xF4 && s[i + 1] >= 0x90);
     if (ok) {
       memcpy(out + w, s + i, len), w += len, i += len;
     } else {

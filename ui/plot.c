@@ -35,7 +35,10 @@ static double text_px(const char *s) {
   double w = 0;
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     if ((*p & 0xc0) == 0x80) continue; /* UTF-8 continuation */
-    w += strchr("mwMW@%", *p) ? 10.5 : strchr("il.,:;|!'1 ", *p) ? 4.0 : *p >= 'A' && *p <= 'Z' ? 8.2 : 7.0;
+    w += strchr("mwMW@%", *p)        ? 10.5
+         : strchr("il.,:;|!'1 ", *p) ? 4.0
+         : *p >= 'A' && *p <= 'Z'    ? 8.2
+                                     : 7.0;
   }
   return w;
 }
@@ -71,8 +74,8 @@ typedef struct {
   uint32_t id;
   const char *metric;
   pts_t steps, alt; /* the same points: x = step (y smoothed once read), and x =
-                      * seconds since the first point or the x metric's value at
-                      * the same step (y as read) */
+                     * seconds since the first point or the x metric's value at
+                     * the same step (y as read) */
   double t0;
   const char *xmetric;
   pts_t xs; /* the x metric's points */
@@ -321,11 +324,14 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   for (int i = 0; i < n; i++) grouped |= L[i].runs > 1;
   char note[160] = "";
   if (grouped && strcmp(bk, "none"))
-    snprintf(note, sizeof note, "line: mean over the runs of a group (n each in the legend); "
-                                "shaded: %s",
-             !strcmp(bk, "std")   ? "\xc2\xb1" "1 standard deviation"
-             : !strcmp(bk, "sem") ? "\xc2\xb1" "1 standard error of the mean"
-                                    : "min to max");
+    snprintf(note, sizeof note,
+             "line: mean over the runs of a group (n each in the legend); "
+             "shaded: %s",
+             !strcmp(bk, "std")   ? "\xc2\xb1"
+                                    "1 standard deviation"
+             : !strcmp(bk, "sem") ? "\xc2\xb1"
+                                    "1 standard error of the mean"
+                                  : "min to max");
   else if (grouped)
     snprintf(note, sizeof note, "line: mean over the runs of a group (n each in the legend)");
   for (int i = 0; i < n; i++)
@@ -413,8 +419,10 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   for (int i = 0; i < o->nvlines; i++) {
     double x = fx(&F, o->vlines[i]);
     if (!(x >= F.px - 0.5 && x <= F.px + F.pw + 0.5)) { /* said, not silently dropped */
-      fprintf(stderr, "lathe: plot: the line at x = %g is outside the data's x range [%g, %g]; "
-                      "not drawn\n", o->vlines[i], xlo, xhi);
+      fprintf(stderr,
+              "lathe: plot: the line at x = %g is outside the data's x range [%g, %g]; "
+              "not drawn\n",
+              o->vlines[i], xlo, xhi);
       continue;
     }
     fprintf(f,

@@ -4,9 +4,9 @@
  * their mean with a shaded band for the spread. Runs of a group are aligned on
  * the first run's steps (linear interpolation, over the steps all of them
  * cover); x is then the step, the mean wall-clock time, or the mean value of
- * another metric logged at the same steps (xmetric: reward against KL). Smoothing is TensorBoard's EMA (chart.h), applied per run before
- * grouping. The SVG uses the same ticks and labels as the dashboard, has no
- * external references, and is written atomically (temporary file + rename).
+ * another metric logged at the same steps (xmetric: reward against KL). Smoothing is TensorBoard's
+ * EMA (chart.h), applied per run before grouping. The SVG uses the same ticks and labels as the
+ * dashboard, has no external references, and is written atomically (temporary file + rename).
  */
 #ifndef LATHE_PLOT_H
 #define LATHE_PLOT_H
@@ -22,11 +22,11 @@ typedef struct lathe_plot_series {
 } lathe_plot_series_t;
 
 typedef struct lathe_plot_opts {
-  const char *metric; /* required */
-  const char *out;    /* required: the .svg path */
-  const char *title;  /* NULL: the metric's name */
-  double smooth;      /* EMA weight in [0, 1) */
-  int xtime;          /* x = seconds since each run's first point, not steps */
+  const char *metric;  /* required */
+  const char *out;     /* required: the .svg path */
+  const char *title;   /* NULL: the metric's name */
+  double smooth;       /* EMA weight in [0, 1) */
+  int xtime;           /* x = seconds since each run's first point, not steps */
   const char *xmetric; /* x = this metric's value at the same step (reward against KL) */
   int logy;
   const char *band;           /* spread of a group: "std" (default), "sem", "minmax", "none" */

@@ -38,8 +38,8 @@ typedef struct opts {
   int have_seed;
   const char *metric, *name, *schema, *out;
   const char *smooth, *xaxis, *band, *title, *size; /* lathe plot */
-  int logy, recipe; /* show --recipe */
-  long long from_ckpt; /* resume --from-checkpoint */
+  int logy, recipe;                                 /* show --recipe */
+  long long from_ckpt;                              /* resume --from-checkpoint */
   int have_from;
   char **sets; /* --set; lathe plot's --label and --vline share the array sizes */
   int nsets;
@@ -246,14 +246,35 @@ static int cmd_help(const char *name) {
 /* Every option, and which commands take it: an option given to a command it
  * does not belong to is refused with that command's usage, never ignored. */
 enum {
-  O_STORE, O_HEADLESS, O_JSON, O_CSV, O_JSONL, O_LOGY, O_SMOOTH, O_X, O_BAND, O_TITLE, O_SIZE,
-  O_LABEL, O_VLINE, O_SET, O_SEED, O_THREADS, O_WORKERS, O_METRIC, O_NAME, O_SCHEMA, O_OUT,
-  O_RECIPE, O_FROM, NOPTS
+  O_STORE,
+  O_HEADLESS,
+  O_JSON,
+  O_CSV,
+  O_JSONL,
+  O_LOGY,
+  O_SMOOTH,
+  O_X,
+  O_BAND,
+  O_TITLE,
+  O_SIZE,
+  O_LABEL,
+  O_VLINE,
+  O_SET,
+  O_SEED,
+  O_THREADS,
+  O_WORKERS,
+  O_METRIC,
+  O_NAME,
+  O_SCHEMA,
+  O_OUT,
+  O_RECIPE,
+  O_FROM,
+  NOPTS
 };
 static const struct {
   const char *name, *alias;
-  int value;         /* takes a value */
-  const char *cmds;  /* the commands that take it, space-separated and space-padded */
+  int value;        /* takes a value */
+  const char *cmds; /* the commands that take it, space-separated and space-padded */
 } options[NOPTS] = {
     [O_STORE] = {"--store", "-s", 1,
                  " run resume watch plot runs ls show metrics rm data doctor compare store "},
@@ -328,37 +349,78 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
       fprintf(stderr, " (see `lathe %s --help`)\n", cmd);
       return 2;
     }
-    if (!takes(k, cmd)) return usage_err(cmd, "option %s does not apply to this command", options[k].name);
+    if (!takes(k, cmd))
+      return usage_err(cmd, "option %s does not apply to this command", options[k].name);
     if (options[k].value) {
-      if (a[alen] == '=') val = a + alen + 1;
-      else if (i + 1 < argc) val = argv[++i];
-      else return usage_err(cmd, "option %s needs a value", options[k].name);
+      if (a[alen] == '=')
+        val = a + alen + 1;
+      else if (i + 1 < argc)
+        val = argv[++i];
+      else
+        return usage_err(cmd, "option %s needs a value", options[k].name);
     } else if (a[alen] == '=')
       return usage_err(cmd, "option %s takes no value", options[k].name);
     char *end;
     switch (k) {
-    case O_STORE: o->store = val; break;
-    case O_HEADLESS: o->headless = 1; break;
-    case O_JSON: o->json = 1; break;
-    case O_CSV: o->csv = 1; break;
-    case O_JSONL: o->jsonl = 1; break;
-    case O_LOGY: o->logy = 1; break;
-    case O_SMOOTH: o->smooth = val; break;
-    case O_X: o->xaxis = val; break;
-    case O_BAND: o->band = val; break;
-    case O_TITLE: o->title = val; break;
-    case O_SIZE: o->size = val; break;
-    case O_LABEL: o->labels[o->nlabels++] = (char *)val; break;
-    case O_VLINE: o->vlines[o->nvlines++] = (char *)val; break;
-    case O_METRIC: o->metric = val; break;
-    case O_NAME: o->name = val; break;
-    case O_SCHEMA: o->schema = val; break;
-    case O_OUT: o->out = val; break;
-    case O_RECIPE: o->recipe = 1; break;
+    case O_STORE:
+      o->store = val;
+      break;
+    case O_HEADLESS:
+      o->headless = 1;
+      break;
+    case O_JSON:
+      o->json = 1;
+      break;
+    case O_CSV:
+      o->csv = 1;
+      break;
+    case O_JSONL:
+      o->jsonl = 1;
+      break;
+    case O_LOGY:
+      o->logy = 1;
+      break;
+    case O_SMOOTH:
+      o->smooth = val;
+      break;
+    case O_X:
+      o->xaxis = val;
+      break;
+    case O_BAND:
+      o->band = val;
+      break;
+    case O_TITLE:
+      o->title = val;
+      break;
+    case O_SIZE:
+      o->size = val;
+      break;
+    case O_LABEL:
+      o->labels[o->nlabels++] = (char *)val;
+      break;
+    case O_VLINE:
+      o->vlines[o->nvlines++] = (char *)val;
+      break;
+    case O_METRIC:
+      o->metric = val;
+      break;
+    case O_NAME:
+      o->name = val;
+      break;
+    case O_SCHEMA:
+      o->schema = val;
+      break;
+    case O_OUT:
+      o->out = val;
+      break;
+    case O_RECIPE:
+      o->recipe = 1;
+      break;
     case O_FROM:
       o->from_ckpt = strtoll(val, &end, 10);
       if (*end || o->from_ckpt < 0 || !*val)
-        return usage_err(cmd, "--from-checkpoint wants a step (a non-negative integer), got '%s'", val);
+        return usage_err(cmd, "--from-checkpoint wants a step (a non-negative integer), got '%s'",
+                         val);
       o->have_from = 1;
       break;
     case O_SET:
@@ -722,8 +784,8 @@ typedef struct {
   json_object *out;
   lathe_store_t *st;
   MDB_txn *txn;
-  int recipe;  /* --recipe: fetch the recipe's text */
-  char *text;  /* malloc'd recipe text */
+  int recipe; /* --recipe: fetch the recipe's text */
+  char *text; /* malloc'd recipe text */
   size_t ntext;
 } show_args;
 
@@ -768,8 +830,10 @@ static int show_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
     snprintf(key, sizeof key, "user/recipe/%.16s", jstr(a->out, "recipe_hash"));
     if ((rc = lathe_store_meta_get(st, txn, key, &v)))
       return rc == LATHE_ENOTFOUND
-                 ? lathe_seterr(rc, "run %u: no recipe text stored (run by an older lathe, or "
-                                    "not from a recipe)", a->id)
+                 ? lathe_seterr(rc,
+                                "run %u: no recipe text stored (run by an older lathe, or "
+                                "not from a recipe)",
+                                a->id)
                  : rc;
     if (!(a->text = malloc(v.mv_size + 1))) return lathe_seterr(LATHE_ENOMEM, "out of memory");
     memcpy(a->text, v.mv_data, v.mv_size), a->ntext = v.mv_size;
@@ -839,7 +903,8 @@ static int cmd_show(opts_t *o) {
     if (*jstr(a.out, "error")) printf("error       %s\n", jstr(a.out, "error"));
     printf("config\n");
     if (cfg) {
-      json_object_object_foreach(cfg, k3, x3) printf("  %-*s %s\n", w, k3, jtext(x3, nb, sizeof nb));
+      json_object_object_foreach(cfg, k3, x3)
+          printf("  %-*s %s\n", w, k3, jtext(x3, nb, sizeof nb));
     }
     printf("checkpoints");
     json_object *ck = json_object_object_get(a.out, "checkpoints");
@@ -876,8 +941,8 @@ static int print_point(uint64_t step, double value, double time, void *arg) {
            a->cur, (unsigned long long)step, isfinite(value) ? num(value, nb, sizeof nb) : "null",
            time);
   } else if (a->many)
-    printf("%u,%s,%llu,%s,%.3f\n", a->id, a->cur, (unsigned long long)step, num(value, nb, sizeof nb),
-           time);
+    printf("%u,%s,%llu,%s,%.3f\n", a->id, a->cur, (unsigned long long)step,
+           num(value, nb, sizeof nb), time);
   else
     printf("%s,%llu,%s,%.3f\n", a->cur, (unsigned long long)step, num(value, nb, sizeof nb), time);
   return 0;
@@ -1040,10 +1105,12 @@ static int cmd_compare(opts_t *o) {
       for (int i = 0; i < n; i++) {
         json_object *cfg = json_object_object_get(sa[i].out, "config"), *x = NULL;
         int has = !strcmp(k, "plugin") ? (x = json_object_object_get(sa[i].out, "plugin")) != NULL
-                                        : json_object_object_get_ex(cfg, k, &x);
+                                       : json_object_object_get_ex(cfg, k, &x);
         snprintf(vals[i], sizeof vals[i], "%s", has ? jtext(x, nb, sizeof nb) : "(absent)");
-        if (!first) first = vals[i];
-        else if (strcmp(first, vals[i])) differs = 1;
+        if (!first)
+          first = vals[i];
+        else if (strcmp(first, vals[i]))
+          differs = 1;
       }
       if (!differs) continue;
       json_object *arr = json_object_new_array();
@@ -1072,7 +1139,8 @@ static int cmd_compare(opts_t *o) {
     } else if (!rc) {
       int w = 8;
       json_object_object_foreach(diff, kd, xd) w = (int)strlen(kd) > w ? (int)strlen(kd) : w;
-      json_object_object_foreach(res, k2, x2) w = (int)strlen(k2) + 8 > w ? (int)strlen(k2) + 8 : w; /* " last10%" */
+      json_object_object_foreach(res, k2, x2) w =
+          (int)strlen(k2) + 8 > w ? (int)strlen(k2) + 8 : w; /* " last10%" */
       printf("%-*s", w, "run");
       for (int i = 0; i < n; i++) printf("  %20u", ids[i]);
       printf("\n");

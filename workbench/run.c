@@ -52,7 +52,9 @@ static void test_kill_parse(void) {
   test_kill.parsed = 1;
   if (e && sscanf(e, "%u:%lld:%7s", &run, &step, mode) >= 2 && run > 0 && step > 0)
     test_kill.run = run, test_kill.step = step, test_kill.in_write = !strcmp(mode, "write"),
-    test_kill.sig = !strcmp(mode, "term") ? SIGTERM : !strcmp(mode, "int") ? SIGINT : SIGKILL;
+    test_kill.sig = !strcmp(mode, "term")  ? SIGTERM
+                    : !strcmp(mode, "int") ? SIGINT
+                                           : SIGKILL;
 }
 
 /* Die now if the test asks it at this point (in_write: inside a write); a
@@ -296,7 +298,8 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
                            json_object_new_string(r->plugin->main_lower_better ? "min" : "max"));
     json_object_object_add(o, "best", b);
   }
-  if (r->best_ckpt >= 0) json_object_object_add(o, "best_ckpt", json_object_new_int64(r->best_ckpt));
+  if (r->best_ckpt >= 0)
+    json_object_object_add(o, "best_ckpt", json_object_new_int64(r->best_ckpt));
   if (r->errmsg[0]) json_object_object_add(o, "error", json_object_new_string(r->errmsg));
   char *out = strdup(
       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -392,8 +395,10 @@ static void record_metric(lathe_run_t *r, uint64_t step, const char *name, doubl
   if (GROW(r->pending, r->npending, r->cappending)) return;
   r->pending[r->npending++] = pt;
   if ((last = point_slot(&r->last, &r->nlast, &r->caplast, name))) *last = pt;
-  if (!isfinite(v)) r->diverged = 1;
-  else if (r->plugin->main_metric && !strcmp(name, r->plugin->main_metric)) note_best(r, step, v);
+  if (!isfinite(v))
+    r->diverged = 1;
+  else if (r->plugin->main_metric && !strcmp(name, r->plugin->main_metric))
+    note_best(r, step, v);
   push_event_at(r->sess, EV_METRIC, r, step, name, v, NULL);
 }
 
@@ -611,9 +616,9 @@ int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugi
   uint32_t count = 0;
   int damaged = 0;
   if (!rc && ckpt_header(&a.buf, &step, &count, &damaged))
-    rc = lathe_seterr(LATHE_ECKPT, "run %u: checkpoint at step %llu %s", id,
-                      (unsigned long long)step,
-                      damaged ? "is damaged (its checksum does not match)" : "of an unknown format");
+    rc = lathe_seterr(
+        LATHE_ECKPT, "run %u: checkpoint at step %llu %s", id, (unsigned long long)step,
+        damaged ? "is damaged (its checksum does not match)" : "of an unknown format");
   for (uint32_t i = 0; i < count && !rc; i++) { /* skip the metric entries */
     uint8_t len;
     uint64_t s;
@@ -825,7 +830,8 @@ static int claim_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
                         a->id, st_, pid);
   }
   json_object_object_add(o, "owner", owner_json(self_owner()));
-  rc = lathe_store_run_put(st, txn, a->id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  rc = lathe_store_run_put(st, txn, a->id,
+                           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
   json_object_put(o);
   return rc;
 }
@@ -1024,14 +1030,14 @@ static int restore(lathe_run_t *r) {
   if (ckpt_header(b, &step, &count, &damaged) || step != a.step) {
     char how[160] = "no earlier checkpoint is kept; `lathe rm` it and start over";
     if (a.prev >= 0)
-      snprintf(how, sizeof how, "`lathe resume %u --from-checkpoint %lld` continues from the one before",
-               r->id, (long long)a.prev);
+      snprintf(how, sizeof how,
+               "`lathe resume %u --from-checkpoint %lld` continues from the one before", r->id,
+               (long long)a.prev);
     lathe_buf_free(b);
-    return lathe_seterr(LATHE_ECKPT, "run %u: the checkpoint at step %llu is %s; %s", r->id,
-                        (unsigned long long)a.step,
-                        damaged ? "damaged (its checksum does not match)"
-                                : "of an unknown format or damaged",
-                        how);
+    return lathe_seterr(
+        LATHE_ECKPT, "run %u: the checkpoint at step %llu is %s; %s", r->id,
+        (unsigned long long)a.step,
+        damaged ? "damaged (its checksum does not match)" : "of an unknown format or damaged", how);
   }
   r->nlast = 0;
   for (uint32_t i = 0; i < count && !b->err; i++) {

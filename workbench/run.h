@@ -84,11 +84,11 @@ typedef struct lathe_run {
   int64_t perf_step;   /* [worker] step and time of the last perf/steps_per_sec */
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
-  int keep_best;      /* ckpt_keep_best: a checkpoint at each new best, kept */
-  int have_best;      /* [worker] the main metric's best so far (finite values) */
-  double best;        /* [worker] */
-  int64_t best_step;  /* [worker] */
-  int64_t best_ckpt;  /* [worker] step of the kept best checkpoint, -1 if none */
+  int keep_best;           /* ckpt_keep_best: a checkpoint at each new best, kept */
+  int have_best;           /* [worker] the main metric's best so far (finite values) */
+  double best;             /* [worker] */
+  int64_t best_step;       /* [worker] */
+  int64_t best_ckpt;       /* [worker] step of the kept best checkpoint, -1 if none */
   uint64_t last_ckpt_step; /* [worker] */
   int64_t ckpt_step;       /* [worker] step and time of the newest checkpoint (record) */
   double ckpt_time;
@@ -98,9 +98,9 @@ typedef struct lathe_run {
   atomic_int ckpt_req, pause_req;
   int err; /* code when failed */
   char errmsg[512];
-  int starting;           /* [worker] in begin(): log events wait in prelog */
-  int paused;             /* [worker] holding at a pause request (said once) */
-  lathe_event_t *prelog;  /* [worker] */
+  int starting;          /* [worker] in begin(): log events wait in prelog */
+  int paused;            /* [worker] holding at a pause request (said once) */
+  lathe_event_t *prelog; /* [worker] */
   int nprelog, capprelog;
   lathe_point_t *pending; /* [worker] metrics not yet in the store */
   int npending, cappending;
@@ -134,7 +134,7 @@ struct lathe_session {
   char recipe_hash[17];
   char *recipe_text; /* owned: the recipe's bytes, stored once with its first run */
   size_t recipe_len;
-  int recipe_stored; /* the text is in the store (written with the session's first run) */
+  int recipe_stored;  /* the text is in the store (written with the session's first run) */
   lathe_run_t **runs; /* [loop] every run created by this session */
   int nruns, capruns;
   /* workers */
@@ -150,7 +150,7 @@ struct lathe_session {
   lathe_event_t *events; /* [any] queue to the loop */
   int nevents, capevents;
   /* signals */
-  int signal; /* first stop signal seen (SIGINT/SIGTERM), 0 if none */
+  int signal;       /* first stop signal seen (SIGINT/SIGTERM), 0 if none */
   int signal_early; /* a signal acted on before libuv's callback for it (then -1) */
   void (*on_end)(lathe_session_t *, lathe_run_t *); /* [loop] run finished */
   void (*on_event)(lathe_session_t *, const lathe_event_t *);

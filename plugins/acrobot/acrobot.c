@@ -80,7 +80,8 @@ static void deriv(const acrobot_t *e, const double *y, double a, double *dy) {
 }
 
 static double wrap(double x) {
-  if (!(fabs(x) < 1e6)) x = fmod(x, 2 * M_PI); /* absurd angles (set_state) without a 1e300-step loop */
+  if (!(fabs(x) < 1e6))
+    x = fmod(x, 2 * M_PI); /* absurd angles (set_state) without a 1e300-step loop */
   while (x > M_PI) x -= 2 * M_PI;
   while (x < -M_PI) x += 2 * M_PI;
   return x;

@@ -101,7 +101,7 @@ static int env_accept(const pointmaze_t *in, const pointmaze_t *cur) {
     for (int j = 0; j < MAZE_MAX; j++)
       if (a->dist[i][j] < -1 || a->dist[i][j] > MAZE_MAX * MAZE_MAX) return 0;
   const maze_layout_t *L = maze_L(b); /* inside the maze's box (found by fuzzing: a far-off
-                                        * position became an out-of-range cell index) */
+                                       * position became an out-of-range cell index) */
   return env_finite(in->p, 2) && in->p[0] >= 0 && in->p[0] <= L->cols && in->p[1] >= 0 &&
          in->p[1] <= L->rows;
 }

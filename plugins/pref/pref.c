@@ -122,7 +122,8 @@ static int set_load(set_t *s, lathe_buf_t *b, int Tcfg, int V, int R, int N, int
   if (T != Tcfg || n != N || M % n || M < n * groups) return LATHE_ECKPT;
   size_t MT = (size_t)M * T;
   /* 16 bytes per token (id, mask, two log-probs), 12 per row (length, reward) */
-  if (lathe_buf_left(b) / 16 < MT || lathe_buf_left(b) - 16 * MT < 12 * (size_t)M) return LATHE_ECKPT;
+  if (lathe_buf_left(b) / 16 < MT || lathe_buf_left(b) - 16 * MT < 12 * (size_t)M)
+    return LATHE_ECKPT;
   if (set_alloc(s, M, n, T)) return LATHE_ENOMEM;
   lathe_buf_get(b, s->tok, MT * sizeof *s->tok), lathe_buf_get(b, s->rlen, M * sizeof(int));
   lathe_buf_get(b, s->mask, MT * sizeof(float)), lathe_buf_get(b, s->reward, M * sizeof(double));
@@ -455,7 +456,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   }
   /* the task, with its options */
   rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
-                                    &p->task);
+                                &p->task);
   if (rc) return rc;
   if (!p->tp->task_spec)
     return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,

@@ -43,8 +43,10 @@ static struct sigaction prev[3];
 static void on_fault(int sig, siginfo_t *info, void *ctx) {
   if (lathe_store_fault_is_damage(info->si_addr, ctx)) siglongjmp(back, 1);
   struct sigaction *p = &prev[sig == SIGSEGV ? 1 : sig == SIGFPE ? 2 : 0];
-  if (p->sa_flags & SA_SIGINFO && p->sa_sigaction) p->sa_sigaction(sig, info, ctx);
-  else signal(sig, SIG_DFL);
+  if (p->sa_flags & SA_SIGINFO && p->sa_sigaction)
+    p->sa_sigaction(sig, info, ctx);
+  else
+    signal(sig, SIG_DFL);
 }
 
 static void on_assert(const char *what) { /* LMDB's assertion on a damaged page */

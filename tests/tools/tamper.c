@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   args_t a = {(uint32_t)strtoul(argv[2], NULL, 10), argv[3],
-              argc > 4 ? strtoull(argv[4], NULL, 10) : 0, argc > 5 ? strtoull(argv[5], NULL, 10) : 1};
+              argc > 4 ? strtoull(argv[4], NULL, 10) : 0,
+              argc > 5 ? strtoull(argv[5], NULL, 10) : 1};
   lathe_store_t *st;
   int rc = lathe_store_open(argv[1], 0, &st);
   if (!rc) {

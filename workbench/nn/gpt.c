@@ -142,8 +142,8 @@ float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
 
 float *nn_gpt_forward(nn_gpt_t *g, const int *tok, int B, int T) {
   if (!nn_gpt_hidden(g, tok, B, T)) return NULL;
-  nn_linear_forward(g->logits, g->lnf, nn_w(&g->params, g->iwte), NULL, (size_t)B * T,
-                    g->cfg.width, g->cfg.vocab);
+  nn_linear_forward(g->logits, g->lnf, nn_w(&g->params, g->iwte), NULL, (size_t)B * T, g->cfg.width,
+                    g->cfg.vocab);
   return g->logits;
 }
 
