@@ -2,6 +2,8 @@
  * double-precision state, explicit Euler by default, termination on the double
  * state, +1 on the terminating step and 0 after it, TimeLimit 500.
  * State order for env_set_state: x, x_dot, theta, theta_dot. */
+#include <limits.h>
+
 #include "../envutil.h"
 
 #define THETA_LIMIT (12 * 2 * M_PI / 360) /* 0.20943951023931953, not radians(12) */
@@ -95,7 +97,7 @@ static int step(void *self, const float *action, float *obs, double *reward, int
     e->beyond = 0;
   } else {
     r = e->sb_reward ? -1.0 : 0.0;
-    e->beyond++;
+    if (e->beyond < INT_MAX) e->beyond++; /* a restored counter may sit at the top */
   }
   *reward = r, *terminated = term;
   env_common_step(&e->c, reward, truncated);
