@@ -242,7 +242,7 @@ static int wait_for(lua_State *L, int nresults_from) {
     luaL_error(L, "lathe.wait and lathe.run must be called from the recipe itself, not from inside "
                   "coroutine.wrap or coroutine.create (use lathe.spawn there, and wait outside)");
   int pending = 0;
-  for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;
+  for (int i = 0; i < rc->nwaiting; i++) pending |= lathe_run_active(rc->waiting[i]);
   if (!pending || rc->s->check_only) return wait_k(L, LUA_OK, nresults_from);
   return lua_yieldk(L, 0, nresults_from, wait_k);
 }
@@ -858,21 +858,15 @@ static int env_new(lua_State *L) {
   memset(v, 0, sizeof *v);
   luaL_setmetatable(L, "lathe.Env");
   if (lathe_instance_new(name, kv, n, NULL, &v->e)) luaL_error(L, "lathe.env: %s", lathe_lasterr());
-  if (!v->e->p->env_step) {
-    const char *kind = v->e->p->kind;
+  if (v->e->p->kind != LATHE_ENVIRONMENT) {
+    const char *kind = lathe_kind_name(v->e->p->kind);
     lathe_instance_free(v->e);
     v->e = NULL;
     luaL_error(L, "lathe.env: '%s' is not an environment (kind: %s)", name, kind);
   }
-  lathe_space_t os, as;
-  v->e->p->env_spaces(v->e->self, &os, &as);
+  lathe_space_t os, as; /* checked at creation: box spaces within LATHE_SPACE_MAX */
+  v->e->p->env->spaces(v->e->self, &os, &as);
   v->nobs = os.n, v->nact = as.n, v->discrete = as.discrete;
-  if (v->nobs < 1 || v->nobs > 256 || (!v->discrete && (v->nact < 1 || v->nact > 64))) {
-    lathe_instance_free(v->e);
-    v->e = NULL;
-    luaL_error(L, "lathe.env: '%s' has %d observations and %d actions (at most 256 and 64)", name,
-               os.n, as.n);
-  }
   return 1;
 }
 
@@ -884,8 +878,9 @@ static int env_reset(lua_State *L) {
       luaL_argerror(L, 2, "the seed must be a non-negative integer (or nil: keep the RNG stream)");
     seed = (uint64_t)lua_tointeger(L, 2);
   }
-  float obs[256];
-  v->e->p->env_reset(v->e->self, seed, obs);
+  float obs[LATHE_SPACE_MAX];
+  if (v->e->p->env->reset(v->e->self, lathe_host(), &v->e->ctx, seed, obs))
+    luaL_error(L, "%s", lathe_lasterr());
   v->was_reset = 1;
   push_obs(L, obs, v->nobs);
   return 1;
@@ -894,26 +889,26 @@ static int env_reset(lua_State *L) {
 static int env_set_state(lua_State *L) {
   lenv_t *v = check_env(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  double st[64];
+  double st[LATHE_SPACE_MAX];
   int n = (int)lua_rawlen(L, 2);
-  if (n > 64) luaL_argerror(L, 2, "state too long");
+  if (n > LATHE_SPACE_MAX) luaL_argerror(L, 2, "state too long");
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, 2, i + 1);
     if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, 2, "state entries must be numbers");
     st[i] = lua_tonumber(L, -1);
     lua_pop(L, 1);
   }
-  float obs[256];
+  float obs[LATHE_SPACE_MAX];
   v->was_reset = 1;
-  if (!v->e->p->env_set_state || v->e->p->env_set_state(v->e->self, st, n, obs))
-    luaL_error(L, "%s: cannot set a state of %d values", v->e->p->name, n);
+  if (v->e->p->env->set_state(v->e->self, lathe_host(), &v->e->ctx, st, n, obs))
+    luaL_error(L, "%s", lathe_lasterr());
   push_obs(L, obs, v->nobs);
   return 1;
 }
 
 static int env_step(lua_State *L) {
   lenv_t *v = check_env(L);
-  float a[64], obs[256];
+  float a[LATHE_SPACE_MAX], obs[LATHE_SPACE_MAX];
   if (!v->was_reset) luaL_error(L, "%s: reset() first (step before any reset)", v->e->p->name);
   if (v->discrete) {
     lua_Integer k = luaL_checkinteger(L, 2);
@@ -937,8 +932,8 @@ static int env_step(lua_State *L) {
   }
   double r;
   int term, trunc;
-  if (v->e->p->env_step(v->e->self, a, obs, &r, &term, &trunc))
-    luaL_error(L, "%s: invalid action", v->e->p->name);
+  if (v->e->p->env->step(v->e->self, lathe_host(), &v->e->ctx, a, obs, &r, &term, &trunc))
+    luaL_error(L, "%s", lathe_lasterr());
   push_obs(L, obs, v->nobs);
   lua_pushnumber(L, r), lua_pushboolean(L, term), lua_pushboolean(L, trunc);
   return 4;
@@ -1130,11 +1125,8 @@ static void resume_recipe(recipe_t *rc, int nargs) {
     lua_pop(rc->L, 1);
     /* runs the recipe started and still running are affected: stop them */
     for (int i = 0; i < rc->s->nruns; i++)
-      if (rc->s->runs[i]->active) {
-        snprintf(rc->s->runs[i]->errmsg, sizeof rc->s->runs[i]->errmsg,
-                 "stopped: the recipe failed");
-        atomic_store(&rc->s->runs[i]->stop_req, 2);
-      }
+      if (lathe_run_active(rc->s->runs[i]))
+        lathe_run_stop(rc->s->runs[i], LATHE_STOP_FAIL, "stopped: the recipe failed");
   }
 }
 
@@ -1144,7 +1136,7 @@ static void on_end(lathe_session_t *s, lathe_run_t *r) {
   if (out) fail(rc, out, lathe_lasterr());
   if (rc->running && rc->nwaiting && !s->signal) {
     int pending = 0;
-    for (int i = 0; i < rc->nwaiting; i++) pending |= rc->waiting[i]->active;
+    for (int i = 0; i < rc->nwaiting; i++) pending |= lathe_run_active(rc->waiting[i]);
     if (!pending) resume_recipe(rc, 0);
   }
   maybe_stop(rc);

@@ -79,9 +79,9 @@ static inline double env_pow2(double x) {
 }
 
 /* Everything an environment plugin declares the same way: checkpoints of the
- * whole plain-data struct TYPE, the refusal to run alone, destroy, the
- * descriptor and the entry point. The file defines opts, create, spaces,
- * reset, set_state and step, then ends with ENV_PLUGIN(TYPE, "name", "doc"). */
+ * whole plain-data struct TYPE, destroy, the interface, the descriptor and the entry point. The
+ * file defines opts, create, spaces, reset, set_state and step, then ends with ENV_PLUGIN(TYPE,
+ * "name", "doc"). */
 #define ENV_PLUGIN(TYPE, NAME, DOC) ENV_PLUGIN_INFO(TYPE, NAME, DOC, NULL)
 /* The same with env_info (reference returns, goal) given by function INFO. */
 #define ENV_PLUGIN_INFO(TYPE, NAME, DOC, INFO)                                                     \
@@ -98,31 +98,24 @@ static inline double env_pow2(double x) {
     memcpy(self, &in, sizeof in);                                                                  \
     return 0;                                                                                      \
   }                                                                                                \
-  static int env_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                       \
-    return h->fail(c, LATHE_EPLUGIN,                                                               \
-                   "an environment cannot run alone: use it from an algorithm or lathe.env()");    \
-  }                                                                                                \
   static void env_destroy(void *self) {                                                            \
     free(self);                                                                                    \
   }                                                                                                \
-  static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,                             \
+  static const lathe_env_t env_if = {                                                              \
+      .spaces = spaces, .reset = reset, .set_state = set_state, .step = step, .info = INFO};       \
+  static const lathe_plugin_t plugin = {.major = LATHE_API_MAJOR,                                  \
+                                        .minor = LATHE_API_TARGET,                                 \
                                         .name = NAME,                                              \
-                                        .kind = "environment",                                     \
+                                        .kind = LATHE_ENVIRONMENT,                                 \
                                         .version = "1.0.0",                                        \
                                         .doc = DOC,                                                \
                                         .opts = opts,                                              \
+                                        .nn_abi = NN_ABI,                                          \
                                         .create = create,                                          \
-                                        .step = env_nostep,                                        \
+                                        .destroy = env_destroy,                                    \
                                         .save = env_save,                                          \
                                         .load = env_load,                                          \
-                                        .destroy = env_destroy,                                    \
-                                        .env_spaces = spaces,                                      \
-                                        .env_reset = reset,                                        \
-                                        .env_set_state = set_state,                                \
-                                        .env_step = step,                                          \
-                                        .env_info = INFO};                                         \
-  const lathe_plugin_t *lathe_plugin_entry(int v) {                                                \
-    return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;                                              \
-  }
+                                        .env = &env_if};                                           \
+  LATHE_PLUGIN_ENTRY(plugin)
 
 #endif

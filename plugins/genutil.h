@@ -7,29 +7,21 @@
 #define LATHE_GENUTIL_H
 
 #include "../workbench/lathe.h"
+#include "../workbench/nn/nn.h"
 
 #define GENERATOR_PLUGIN(NAME, SCHEMA, DOC)                                                        \
-  static int gen_nostep(void *self, const lathe_host_t *h, lathe_ctx_t *c) {                       \
-    return h->fail(c, LATHE_EPLUGIN, "a generator cannot run: use lathe data generate");           \
-  }                                                                                                \
-  static int gen_nosave(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {       \
-    return LATHE_EPLUGIN;                                                                          \
-  }                                                                                                \
-  static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,                             \
+  static const lathe_generator_t gen_if = {.schema = SCHEMA, .next = gen_next};                    \
+  static const lathe_plugin_t plugin = {.major = LATHE_API_MAJOR,                                  \
+                                        .minor = LATHE_API_TARGET,                                 \
                                         .name = NAME,                                              \
-                                        .kind = "generator",                                       \
+                                        .kind = LATHE_GENERATOR,                                   \
                                         .version = "1.0.0",                                        \
                                         .doc = DOC,                                                \
                                         .opts = opts,                                              \
+                                        .nn_abi = NN_ABI,                                          \
                                         .create = create,                                          \
-                                        .step = gen_nostep,                                        \
-                                        .save = gen_nosave,                                        \
-                                        .load = gen_nosave,                                        \
                                         .destroy = destroy,                                        \
-                                        .gen_schema = SCHEMA,                                      \
-                                        .gen_next = gen_next};                                     \
-  const lathe_plugin_t *lathe_plugin_entry(int v) {                                                \
-    return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;                                              \
-  }
+                                        .generator = &gen_if};                                     \
+  LATHE_PLUGIN_ENTRY(plugin)
 
 #endif

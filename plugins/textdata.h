@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../workbench/lathe.h"
+#include "../workbench/nn/nn.h"
 #include "../workbench/nn/tok.h"
 
 typedef struct {
@@ -22,11 +23,8 @@ typedef struct {
 /* SplitMix64 of the record index: the split depends on the index alone, so
  * an SFT run and a DPO run on one dataset hold out the same records. */
 static inline int tx_held_out(int64_t i, double fraction) {
-  uint64_t x = (uint64_t)i + 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return (double)(x % 1000000) < fraction * 1e6;
+  uint64_t x = (uint64_t)i;
+  return (double)(nn_splitmix64(&x) % 1000000) < fraction * 1e6;
 }
 
 static inline const char *tx_field(json_object *o, const char *k) {

@@ -37,6 +37,12 @@ expect() {
   else ok "$name"; fi
 }
 
+# saw NAME PATTERN: the last expect's output also holds PATTERN
+saw() {
+  want "$1" || return 0
+  if grep -Eq -- "$2" "$WORK/err" "$WORK/out"; then ok "$1"; else bad "$1" "output lacks /$2/" "$(head -c 600 "$WORK/err")"; fi
+}
+
 # metric values of run $2 in store $1, without wall times
 curve() { "$LATHE" metrics "$2" --store "$1" | cut -d, -f1-3 | grep -v '^perf/'; }
 hash_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "ckpt_hash": *"\([0-9a-f]*\)".*/\1/p'; }
@@ -697,9 +703,56 @@ if want user_plugin; then
     fi
   else bad user_plugin "cc failed" "$(cat cc.err)"; fi
 fi
-printf '#include <lathe.h>\nconst lathe_plugin_t *lathe_plugin_entry(int v) { static lathe_plugin_t p = {99, "old"}; return &p; }\n' >old.c
-cc -shared -fPIC -I"$ROOT/workbench" old.c -o old.so 2>/dev/null
-LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "built for plugin API 99" -- "$LATHE" plugins
+# ---- the plugin ABI: versions, the kinds' rules, the host's duties (lathe.h) ----
+# a plugin of API 5 (one int argument, a flat descriptor) serves no 6.x host
+printf '#include <stddef.h>\nstatic int p[8] = {5};\nconst void *lathe_plugin_entry(int v) { return v == 5 ? p : NULL; }\n' >old.c
+cc -shared -fPIC old.c -o old.so 2>/dev/null
+LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "serves no API 6\.1 .*rebuild it" -- "$LATHE" plugins
+# one that claims a major it was not built for is refused by the registry too
+printf '#include <lathe.h>\nstatic const lathe_plugin_t p = {7, 0, "old"};\nconst lathe_plugin_t *lathe_plugin_entry(int a, int b) { return &p; }\n' >old7.c
+cc -shared -fPIC -I"$ROOT/workbench" old7.c -o old7.so 2>/dev/null
+LATHE_PLUGIN_PATH=$WORK/old7.so expect plugin_major 5 "built for plugin API 7\.0, this lathe speaks 6\.1" -- "$LATHE" plugins
+probe() { # probe NAME -DFLAG...: build tests/plugins/probe.c as NAME.so
+  local n=$1
+  shift
+  cc -shared -fPIC -I"$ROOT/workbench" "$@" "$ROOT/tests/plugins/probe.c" -o "$n.so" 2>"$n.cc" ||
+    bad "$n" "cc failed" "$(cat "$n.cc")"
+}
+# built against the previous minor (6.0: no host->stopping): loads and runs
+if want abi_previous_minor && cc -shared -fPIC -I"$ROOT/workbench" -DLATHE_API_TARGET=0 \
+  "$ROOT/share/examples/hello.c" -o hello60.so 2>cc.err; then
+  expect abi_previous_minor 0 "hello position" -- "$LATHE" run "$T/user_plugin.lua" --store up60.lmdb --set so="$WORK/hello60.so"
+fi
+probe newer -DLATHE_API_TARGET=2
+LATHE_PLUGIN_PATH=$WORK/newer.so expect abi_newer_minor 5 "or a newer minor" -- "$LATHE" plugins
+probe envstub -DPROBE_ENV_STUB
+LATHE_PLUGIN_PATH=$WORK/envstub.so expect kind_env_stub 5 "'probe' \(environment\) lacks spaces, reset, set_state or step" -- "$LATHE" plugins
+probe tasksaves -DPROBE_TASK_SAVES
+LATHE_PLUGIN_PATH=$WORK/tasksaves.so expect kind_task_saves 5 "pure function of its config: save and load must be NULL" -- "$LATHE" plugins
+probe twokinds -DPROBE_TWO_KINDS
+LATHE_PLUGIN_PATH=$WORK/twokinds.so expect kind_two 5 "must set its algorithm interface and no other" -- "$LATHE" plugins
+probe bigspace -DPROBE_BIG_SPACE
+printf 'lathe.register{name = "probe", so = lathe.opt("so", "")}\nlathe.env("probe")\n' >bigspace.lua
+expect env_space_limit 1 "probe: observation space of 65 dimensions \(1 to 64\)" -- "$LATHE" run bigspace.lua --store big.lmdb --set so="$WORK/bigspace.so"
+saw env_space_limit_destroyed "probe: destroyed"
+# a create() that fails after allocating: the host destroys the partial instance (ASan: no leak)
+probe failcreate -DPROBE_FAIL_CREATE
+printf 'lathe.register{name = "probe", so = lathe.opt("so", "")}\nlathe.run("probe", {})\n' >probe.lua
+expect failed_create 1 "probe: refused after allocating" -- "$LATHE" run probe.lua --store fc.lmdb --set so="$WORK/failcreate.so"
+saw failed_create_destroyed "probe: destroyed"
+# host->stopping (6.1): a step that runs until asked to stop returns, and the run checkpoints
+if want host_stopping; then
+  probe stopping -DPROBE_STOPPING
+  "$LATHE" run probe.lua --store stop.lmdb --set so="$WORK/stopping.so" --headless >stop.out 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q running < <("$LATHE" runs --store stop.lmdb 2>/dev/null) && break; sleep 0.1; done
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  if [ $rc = 130 ] && grep -q "probe: stopping() seen in step 1" stop.out &&
+    "$LATHE" runs --store stop.lmdb | grep -q interrupted; then ok host_stopping
+  else bad host_stopping "exit $rc" "$(cat stop.out)"; fi
+fi
 printf 'int x;\n' >noentry.c
 cc -shared -fPIC noentry.c -o noentry.so 2>/dev/null
 LATHE_PLUGIN_PATH=$WORK/noentry.so expect plugin_no_entry 5 "has no lathe_plugin_entry" -- "$LATHE" plugins

@@ -36,12 +36,13 @@ static void replay(const char *name, const double *s0, int ns, const double *obs
                    const row_t *rows, int nrows, int nobs, const double *final, int line) {
   lathe_child_t *e = test_instance(name, NULL, 0);
   float obs[8];
-  ASSERT_EQ(e->p->env_set_state(e->self, s0, ns, obs), 0);
+  ASSERT_EQ(e->p->env->set_state(e->self, lathe_host(), &e->ctx, s0, ns, obs), 0);
   for (int i = 0; i < nobs; i++) near7(obs[i], obs0[i], line, 0, i);
   for (int t = 0; t < nrows; t++) {
     double r;
     int term, trunc;
-    ASSERT_EQ(e->p->env_step(e->self, &rows[t].act, obs, &r, &term, &trunc), 0);
+    ASSERT_EQ(e->p->env->step(e->self, lathe_host(), &e->ctx, &rows[t].act, obs, &r, &term, &trunc),
+              0);
     for (int i = 0; i < nobs; i++) near7(obs[i], rows[t].obs[i], line, t + 1, i);
     if (fabs(r - rows[t].reward) > 5e-7) test_fail(__FILE__, line, "t=%d reward %.9g", t + 1, r);
     ASSERT(!term && !trunc);
@@ -110,8 +111,8 @@ TEST(env_pendulum_vector) {
 static void one(lathe_child_t *e, const double *s, int ns, float a, double *r, int *term,
                 int *trunc, double *state) {
   float obs[8];
-  if (s) ASSERT_EQ(e->p->env_set_state(e->self, s, ns, obs), 0);
-  ASSERT_EQ(e->p->env_step(e->self, &a, obs, r, term, trunc), 0);
+  if (s) ASSERT_EQ(e->p->env->set_state(e->self, lathe_host(), &e->ctx, s, ns, obs), 0);
+  ASSERT_EQ(e->p->env->step(e->self, lathe_host(), &e->ctx, &a, obs, r, term, trunc), 0);
   if (state) {
     lathe_buf_t b = {0};
     e->p->save(e->self, lathe_host(), &e->ctx, &b);
@@ -144,7 +145,8 @@ TEST(env_cartpole_boundaries) {
   }
   ASSERT(rewards[0] == 1.0 && rewards[1] == 0.0 && rewards[4] == 0.0);
   float bad = 2, obs[4];
-  ASSERT_EQ(e->p->env_step(e->self, &bad, obs, &r, &term, &trunc), LATHE_EDATA);
+  ASSERT_EQ(e->p->env->step(e->self, lathe_host(), &e->ctx, &bad, obs, &r, &term, &trunc),
+            LATHE_EDATA);
   lathe_instance_free(e);
   /* time limit: max_episode_steps=1 truncates the first step, together with terminated */
   const char *kv[] = {"max_episode_steps=1"};
@@ -155,11 +157,11 @@ TEST(env_cartpole_boundaries) {
   /* the default limit: truncated at step 500, not 499 */
   e = test_instance("cartpole", NULL, 0);
   float obs4[4], a = 0;
-  e->p->env_reset(e->self, 3, obs4);
+  e->p->env->reset(e->self, lathe_host(), &e->ctx, 3, obs4);
   int steps = 0;
   do {
     a = steps % 2; /* alternate: keeps the pole up for long */
-    e->p->env_step(e->self, &a, obs4, &r, &term, &trunc);
+    e->p->env->step(e->self, lathe_host(), &e->ctx, &a, obs4, &r, &term, &trunc);
     steps++;
   } while (!trunc && steps < 1000);
   ASSERT_EQ(steps, 500);
@@ -176,7 +178,7 @@ TEST(env_acrobot_boundaries) {
   ASSERT(st[0] == -2.192948638571525);
   /* reset draws a float32-rounded state in [-0.1, 0.1) */
   float obs[6];
-  e->p->env_reset(e->self, 42, obs);
+  e->p->env->reset(e->self, lathe_host(), &e->ctx, 42, obs);
   lathe_buf_t b = {0};
   e->p->save(e->self, lathe_host(), &e->ctx, &b);
   const double *s = (const double *)(b.p + sizeof(env_common_t));
@@ -195,10 +197,10 @@ TEST(env_mountaincar_boundaries) {
   ASSERT(st[0] == 0.6 && st[1] == 0.05142099361987269 && term && r == -1.0);
   float obs[2];
   double want[3] = {0.5391978, 0.5275126, 0.5148566};
-  e->p->env_set_state(e->self, (double[]){0.55, -0.01}, 2, obs);
+  e->p->env->set_state(e->self, lathe_host(), &e->ctx, (double[]){0.55, -0.01}, 2, obs);
   for (int t = 0; t < 3; t++) {
     float a = 0;
-    e->p->env_step(e->self, &a, obs, &r, &term, &trunc);
+    e->p->env->step(e->self, lathe_host(), &e->ctx, &a, obs, &r, &term, &trunc);
     near7(obs[0], want[t], __LINE__, t + 1, 0);
     ASSERT(!term);
   }
@@ -221,17 +223,18 @@ TEST(env_seeding_and_noise) {
   const char *kv[] = {"reward_noise=1.0"};
   lathe_child_t *a = test_instance("cartpole", kv, 1), *b = test_instance("cartpole", kv, 1);
   float oa[4], ob[4], act = 1;
-  a->p->env_reset(a->self, 11, oa);
-  b->p->env_reset(b->self, 11, ob);
+  a->p->env->reset(a->self, lathe_host(), &a->ctx, 11, oa);
+  b->p->env->reset(b->self, lathe_host(), &b->ctx, 11, ob);
   ASSERT(!memcmp(oa, ob, sizeof oa)); /* same seed, same start */
   for (int i = 0; i < 4; i++) ASSERT(fabsf(oa[i]) <= 0.05f);
   double ra, rb;
   int t1, t2, u1, u2;
-  a->p->env_step(a->self, &act, oa, &ra, &t1, &u1);
-  b->p->env_step(b->self, &act, ob, &rb, &t2, &u2);
-  ASSERT(ra == rb && ra != 1.0);               /* noisy, and reproducibly so */
-  a->p->env_reset(a->self, LATHE_NO_SEED, oa); /* no seed: the stream continues */
-  b->p->env_reset(b->self, 12, ob);
+  a->p->env->step(a->self, lathe_host(), &a->ctx, &act, oa, &ra, &t1, &u1);
+  b->p->env->step(b->self, lathe_host(), &b->ctx, &act, ob, &rb, &t2, &u2);
+  ASSERT(ra == rb && ra != 1.0); /* noisy, and reproducibly so */
+  a->p->env->reset(a->self, lathe_host(), &a->ctx, LATHE_NO_SEED,
+                   oa); /* no seed: the stream continues */
+  b->p->env->reset(b->self, lathe_host(), &b->ctx, 12, ob);
   ASSERT(memcmp(oa, ob, sizeof oa));
   lathe_instance_free(a), lathe_instance_free(b);
 }
@@ -257,7 +260,7 @@ static double maze_mean_return(const char *layout, int dense, int expert, int n)
   double total = 0;
   for (int ep = 0; ep < n; ep++) {
     float obs[2], a[2];
-    e->p->env_reset(e->self, ep == 0 ? 5 : LATHE_NO_SEED, obs);
+    e->p->env->reset(e->self, lathe_host(), &e->ctx, ep == 0 ? 5 : LATHE_NO_SEED, obs);
     for (;;) {
       double p[2] = {obs[0], obs[1]}, rew;
       if (expert)
@@ -265,7 +268,7 @@ static double maze_mean_return(const char *layout, int dense, int expert, int n)
       else
         a[0] = 2 * nn_rng_uniform(&r) - 1, a[1] = 2 * nn_rng_uniform(&r) - 1;
       int term, trunc;
-      e->p->env_step(e->self, a, obs, &rew, &term, &trunc);
+      e->p->env->step(e->self, lathe_host(), &e->ctx, a, obs, &rew, &term, &trunc);
       ASSERT(!maze_wall_at(&m, obs[0], obs[1]));
       total += rew;
       if (term || trunc) break;

@@ -15,18 +15,18 @@ TEST(task_bandit_rewards_and_reference) {
   lathe_child_t *a = test_instance("bandit", r1, 1), *b = test_instance("bandit", r2, 1);
   lathe_child_t *s = test_instance("bandit", seq, 2);
   int y[3] = {20, 25, 70}, prompt[1] = {20};
-  ASSERT_NEAR(a->p->task_reward(a->self, prompt, y, 3), 0.333333, 1e-6);
-  ASSERT_NEAR(b->p->task_reward(b->self, prompt, y, 3), 0.592934, 1e-6);
+  ASSERT_NEAR(a->p->task->reward(a->self, prompt, y, 3), 0.333333, 1e-6);
+  ASSERT_NEAR(b->p->task->reward(b->self, prompt, y, 3), 0.592934, 1e-6);
   /* the reference code's form: the prompt token [20] counts too */
-  ASSERT_NEAR(s->p->task_reward(s->self, prompt, y + 1, 2), 0.592934, 1e-6);
+  ASSERT_NEAR(s->p->task->reward(s->self, prompt, y + 1, 2), 0.592934, 1e-6);
   lathe_task_spec_t sp;
-  b->p->task_spec(b->self, &sp);
+  b->p->task->spec(b->self, &sp);
   ASSERT_EQ(sp.vocab, 100);
   ASSERT_EQ(sp.prompt_len, 1);
   ASSERT_EQ(sp.max_response, 9);
   ASSERT_EQ(sp.eos, -1);
   float p[100];
-  a->p->task_reference(a->self, prompt, y, 0, p);
+  a->p->task->reference(a->self, lathe_host(), &a->ctx, prompt, y, 0, p);
   double sum = 0, band = 0, r1mean = 0, r2mean = 0;
   for (int i = 0; i < 100; i++) {
     sum += p[i];
@@ -43,11 +43,13 @@ TEST(task_bandit_rewards_and_reference) {
   ASSERT_NEAR(r1mean, 0.039, 1e-3);
   /* prompts: a function of the index, spread over the vocabulary */
   int seen[100] = {0}, q[1], q2[1];
-  for (int i = 0; i < 1000; i++) a->p->task_prompt(a->self, (uint64_t)i, q), seen[q[0]] = 1;
+  for (int i = 0; i < 1000; i++)
+    a->p->task->prompt(a->self, lathe_host(), &a->ctx, (uint64_t)i, q), seen[q[0]] = 1;
   int distinct = 0;
   for (int i = 0; i < 100; i++) distinct += seen[i];
   ASSERT(distinct > 95);
-  a->p->task_prompt(a->self, 7, q), b->p->task_prompt(b->self, 7, q2);
+  a->p->task->prompt(a->self, lathe_host(), &a->ctx, 7, q),
+      b->p->task->prompt(b->self, lathe_host(), &b->ctx, 7, q2);
   ASSERT_EQ(q[0], q2[0]);
   lathe_instance_free(a), lathe_instance_free(b), lathe_instance_free(s);
 }
@@ -57,23 +59,23 @@ TEST(task_length_rewards_and_reference) {
   lathe_child_t *a = test_instance("length", mn, 1), *b = test_instance("length", md, 1);
   lathe_child_t *c = test_instance("length", sk, 1);
   int prompt[4], resp[64];
-  a->p->task_prompt(a->self, 3, prompt);
+  a->p->task->prompt(a->self, lathe_host(), &a->ctx, 3, prompt);
   for (int i = 0; i < 4; i++) ASSERT(prompt[i] >= 1 && prompt[i] < 32);
   for (int i = 0; i < 64; i++) resp[i] = 5;
   resp[20] = 0; /* 20 words, then EOS */
-  ASSERT_NEAR(a->p->task_reward(a->self, prompt, resp, 21), -20, 0);
-  ASSERT_NEAR(b->p->task_reward(b->self, prompt, resp, 21), -12, 0);
+  ASSERT_NEAR(a->p->task->reward(a->self, prompt, resp, 21), -20, 0);
+  ASSERT_NEAR(b->p->task->reward(b->self, prompt, resp, 21), -12, 0);
   resp[20] = 5;
-  ASSERT_NEAR(a->p->task_reward(a->self, prompt, resp, 64), -64, 0); /* cut: 64 words, no EOS */
+  ASSERT_NEAR(a->p->task->reward(a->self, prompt, resp, 64), -64, 0); /* cut: 64 words, no EOS */
   resp[20] = 0;
-  ASSERT_EQ(c->p->task_offline_ok(c->self, prompt, resp, 21), 0); /* skew: under 32 words */
-  ASSERT_EQ(a->p->task_offline_ok(a->self, prompt, resp, 21), 1);
+  ASSERT_EQ(c->p->task->offline_ok(c->self, prompt, resp, 21), 0); /* skew: under 32 words */
+  ASSERT_EQ(a->p->task->offline_ok(a->self, prompt, resp, 21), 1);
   /* the reference's length distribution: P(L = n) from the hazards; mode 32, range 8..63 */
   float p[32];
   double alive = 1, pl[65] = {0}, best = 0;
   int mode = 0;
   for (int t = 0; t < 64; t++) {
-    a->p->task_reference(a->self, prompt, resp, t, p);
+    a->p->task->reference(a->self, lathe_host(), &a->ctx, prompt, resp, t, p);
     double s = 0;
     for (int k = 0; k < 32; k++) s += p[k];
     ASSERT_NEAR(s, 1, 1e-5);

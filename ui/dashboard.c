@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../workbench/error.h"
+#include "../workbench/registry.h"
 #include "chart.h"
 #include "headless.h"
 
@@ -565,11 +566,12 @@ static void live_sync(dash_t *d) {
     if (!r) continue;
     r->live = lr;
     snprintf(r->plugin, sizeof r->plugin, "%s", lr->plugin->name);
-    snprintf(r->main, sizeof r->main, "%s", lr->plugin->main_metric ? lr->plugin->main_metric : "");
+    const char *mm = lathe_main_metric(lr->plugin);
+    snprintf(r->main, sizeof r->main, "%s", mm ? mm : "");
     snprintf(r->status, sizeof r->status, "%s", lathe_status_name(atomic_load(&lr->status)));
     r->paused = atomic_load(&lr->pause_req);
     r->step = lr->view_step > r->step ? lr->view_step : r->step;
-    r->total = lr->total;
+    r->total = lathe_run_total(lr);
   }
 }
 
@@ -811,11 +813,11 @@ static void key(dash_t *d, int ch) {
     } else if (!r->live || atomic_load(&r->live->status) != RUN_RUNNING) {
       logf_(d, "run %u is not running", r->id);
     } else if (ch == 'p' || ch == 'P') {
-      int was = atomic_fetch_xor(&r->live->pause_req, 1);
+      int holds = lathe_run_pause(r->live);
       logf_(d, "run %u %s", r->id,
-            was ? "resumed" : "pausing (it finishes its step and says where)");
+            holds ? "pausing (it finishes its step and says where)" : "resumed");
     } else {
-      atomic_store(&r->live->ckpt_req, 1);
+      lathe_run_checkpoint_now(r->live);
       r->ckpt_asked = 1;
       logf_(d, "run %u: checkpoint requested", r->id);
     }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../workbench/registry.h"
+
 static void emit(json_object *o) {
   fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
         stdout);
@@ -66,14 +68,15 @@ static void progress_line(lathe_session_t *s, lathe_run_t *r) {
   int64_t step = r->view_step;
   double rate = el > 0 ? (step - r->view_step0) / el : 0;
   char eta[32] = "";
-  if (r->total > 0 && rate > 0) {
-    double left = (r->total - step) / rate;
+  int64_t total = lathe_run_total(r);
+  if (total > 0 && rate > 0) {
+    double left = (total - step) / rate;
     snprintf(eta, sizeof eta, " ETA %dm%02ds", (int)(left / 60), (int)fmod(left, 60));
   }
   fprintf(stderr, "run %u %s step %lld", r->id, r->plugin->name, (long long)step);
-  if (r->total > 0) fprintf(stderr, "/%lld", (long long)r->total);
+  if (total > 0) fprintf(stderr, "/%lld", (long long)total);
   fprintf(stderr, " (%.0f/s%s)", rate, eta);
-  const char *mm = r->plugin->main_metric;
+  const char *mm = lathe_main_metric(r->plugin);
   for (int i = 0, shown = 0; i < r->nview && shown < 4; i++)
     if (i < 3 || (mm && !strcmp(mm, r->view[i].name)))
       fprintf(stderr, " %s=%.4g", r->view[i].name, r->view[i].value), shown++;
@@ -83,7 +86,7 @@ static void progress_line(lathe_session_t *s, lathe_run_t *r) {
 static void on_tick(uv_timer_t *t) {
   lathe_session_t *s = t->data;
   for (int i = 0; i < s->nruns; i++)
-    if (s->runs[i]->active && atomic_load(&s->runs[i]->status) == RUN_RUNNING)
+    if (lathe_run_active(s->runs[i]) && atomic_load(&s->runs[i]->status) == RUN_RUNNING)
       progress_line(s, s->runs[i]);
 }
 

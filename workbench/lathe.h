@@ -2,37 +2,57 @@
  *
  * A plugin is a shared object that exports one function,
  *
- *     const lathe_plugin_t *lathe_plugin_entry(int host_apiver);
+ *     const lathe_plugin_t *lathe_plugin_entry(int host_major, int host_minor);
  *
- * returning a static descriptor, or NULL when it cannot serve that API version.
- * The host dlopen()s built-in plugins through exactly this path, so a user's own
- * plugin is no different from ours. Build one with (see share/examples/):
+ * returning a static descriptor, or NULL when it cannot serve that API
+ * (LATHE_PLUGIN_ENTRY(desc) writes it). The host dlopen()s built-in plugins
+ * through exactly this path, so a user's own plugin is no different from ours.
+ * Build one with (see share/examples/):
  *
  *     cc -shared -fPIC -I$PREFIX/include/lathe my.c -o my.so
  *
  * One shared object may hold several plugins: the host first looks for
  * lathe_plugin_entry_NAME (NAME as registered), then for lathe_plugin_entry.
  *
- * Kinds. An "algorithm" trains: the host calls step() again and again on a worker
- * thread until it returns LATHE_DONE. An "environment" also fills env_* (Gymnasium
- * semantics: reset(seed) then step(action) -> obs, reward, terminated, truncated).
- * A "task" scores language policies (task_*). A "generator" produces a dataset
- * (gen_*): `lathe data generate` creates it, then asks for records until done.
+ * Versions. The API is MAJOR.MINOR. A minor version only appends: services at
+ * the end of lathe_host_t, hooks at the end of an interface struct. A plugin
+ * built against an older minor of the same major keeps loading; a plugin
+ * may build against an older minor on purpose (-DLATHE_API_TARGET=N hides
+ * what came later, and its descriptor then says N). A plugin never reads a
+ * host service newer than host->minor; the host never reads a descriptor
+ * field newer than the plugin's minor. A new major breaks every plugin.
  *
- * Ownership. The descriptor and its option table are static and owned by the plugin.
- * An instance (void *self) is created by create(), owned by the host, and released
- * by destroy(). Strings and pointers handed to a plugin by the host are borrowed for
- * the duration of the call unless stated otherwise.
+ * Kinds. Every plugin has the common base (name, kind, options, create,
+ * destroy, save/load, validate) and exactly one interface of its kind:
+ *  - algorithm: trains; the host calls step() again and again on a worker
+ *    thread until it returns LATHE_DONE. Requires step, save and load.
+ *  - environment: Gymnasium semantics (reset(seed), then step(action) ->
+ *    obs, reward, terminated, truncated), driven by an algorithm or lathe.env.
+ *    Requires spaces, reset, set_state, step, save and load.
+ *  - task: scores language policies (prompts, reward, reference). A pure
+ *    function of its config: save and load are NULL.
+ *  - generator: produces a dataset record by record for `lathe data
+ *    generate`; a pure function of its config: save and load are NULL.
+ * The registry refuses a descriptor that breaks these rules, at load.
  *
- * Threads. create/step/save/load/destroy of one instance are called from one worker
- * thread, never concurrently. Host services may be called from that thread only.
+ * Ownership. The descriptor, its interface and option table are static and
+ * owned by the plugin. An instance (void *self) is created by create(), owned
+ * by the host, and released by destroy(). When create() fails after setting
+ * *self, the host calls destroy(*self): destroy must accept a partly built
+ * instance (calloc'd fields, NULL pointers). Strings and pointers handed to a
+ * plugin by the host are borrowed for the duration of the call unless stated.
  *
- * Errors. Functions return 0 (LATHE_OK) on success and a negative lathe error code
- * on failure, after calling host->fail() with a one-line message naming what is wrong.
+ * Threads. All hooks of one instance are called from one thread, never
+ * concurrently. Host services may be called from that thread only.
  *
- * Caveats. save() must capture everything that influences later steps (parameters,
- * optimizer moments, RNG states, replay buffers, environment states, counters), so a
- * run resumed from a checkpoint is bit-identical to one never stopped.
+ * Errors. Functions return 0 (LATHE_OK) on success and a negative lathe error
+ * code on failure, after calling host->fail() with a one-line message naming
+ * what is wrong.
+ *
+ * Caveats. save() must capture everything that influences later steps
+ * (parameters, optimizer moments, RNG states, replay buffers, environment
+ * states, counters), so a run resumed from a checkpoint is bit-identical to
+ * one never stopped.
  */
 #ifndef LATHE_H
 #define LATHE_H
@@ -42,8 +62,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LATHE_PLUGIN_APIVER 5
-#define LATHE_VERSION       "0.1.0"
+#define LATHE_API_MAJOR 6
+#define LATHE_API_MINOR 1
+#ifndef LATHE_API_TARGET /* the minor a plugin builds against (see Versions) */
+#define LATHE_API_TARGET LATHE_API_MINOR
+#endif
+#define LATHE_VERSION "0.2.0"
+
+/* The most dimensions a box space may have (obs and actions); checked when an
+ * environment is created, so callers may size buffers with it. */
+#define LATHE_SPACE_MAX 64
 
 #define LATHE_NO_SEED UINT64_MAX
 
@@ -150,7 +178,7 @@ struct lathe_plugin;
 
 /* Host services, passed to every call. */
 typedef struct lathe_host {
-  int apiver;
+  int major, minor; /* the host's API version */
   /* Resolved config values (already validated against the schema). */
   int64_t (*cfg_int)(lathe_ctx_t *, const char *key);
   double (*cfg_num)(lathe_ctx_t *, const char *key);
@@ -189,6 +217,13 @@ typedef struct lathe_host {
                         const char *const *records, int64_t n);
   /* This run's id in the store (0 outside a stored run). */
   uint32_t (*run_id)(lathe_ctx_t *);
+#if LATHE_API_TARGET >= 1
+  /* 6.1: 1 once the run was asked to stop (Ctrl-C, `lathe.stop`, the
+   * dashboard), 0 otherwise. A step that runs long (an evaluation of many
+   * episodes) may return early where its save() can resume from; the host
+   * then checkpoints and stops. Always 0 outside a run. */
+  int (*stopping)(lathe_ctx_t *);
+#endif
 } lathe_host_t;
 
 /* host->plugin_create with the options written as one list, "key=value,key=value"
@@ -216,14 +251,14 @@ static inline int lathe_plugin_create_list(const lathe_host_t *h, lathe_ctx_t *c
   return h->plugin_create(ctx, name, (const char *const *)kv, n, plugin, self);
 }
 
-/* What a task (kind "task") asks of a language policy. Tokens are ids in
- * [0, vocab); a response is at most max_response tokens and ends with eos
- * (counted in it) unless eos is -1 (fixed-length responses). */
+/* What a task asks of a language policy. Tokens are ids in [0, vocab); a
+ * response is at most max_response tokens and ends with eos (counted in it)
+ * unless eos is -1 (fixed-length responses). */
 typedef struct lathe_task_spec {
   int vocab, prompt_len, max_response, eos;
 } lathe_task_spec_t;
 
-/* What an environment says of itself beyond its spaces (env_info). */
+/* What an environment says of itself beyond its spaces (info). */
 typedef struct lathe_env_info {
   /* D4RL's reference returns, measured once with scripted policies: a normalised
    * score is 100 (return - ref_random) / (ref_expert - ref_random). */
@@ -231,77 +266,126 @@ typedef struct lathe_env_info {
   int goal; /* 1: terminated means the goal was reached (a success) */
 } lathe_env_info_t;
 
-/* Describes a space: "discrete" with n actions, or "box" with dim floats in [low, high]. */
+/* A space: "discrete" with n values, or "box" with n floats in [low, high]
+ * (n <= LATHE_SPACE_MAX). */
 typedef struct lathe_space {
   int discrete; /* 1: integers 0..n-1; 0: box */
   int n;        /* discrete: number of values; box: dimension */
-  float low[16], high[16];
+  float low[LATHE_SPACE_MAX], high[LATHE_SPACE_MAX];
 } lathe_space_t;
 
-typedef struct lathe_plugin {
-  int apiver;              /* LATHE_PLUGIN_APIVER the plugin was built against */
-  const char *name;        /* registry name, e.g. "dqn" */
-  const char *kind;        /* "algorithm" | "environment" | "task" | "generator" */
-  const char *version;     /* the plugin's own version, e.g. "1.0.0" */
-  const char *doc;         /* one line */
-  const lathe_opt_t *opts; /* terminated by an entry with key == NULL */
-  const char *main_metric; /* shown by `lathe runs`, may be NULL */
+typedef enum {
+  LATHE_ALGORITHM = 1,
+  LATHE_ENVIRONMENT = 2,
+  LATHE_TASK = 3,
+  LATHE_GENERATOR = 4
+} lathe_kind_t;
 
-  /* Create an instance from the validated config. */
-  int (*create)(const lathe_host_t *h, lathe_ctx_t *ctx, void **self);
+/* "algorithm", "environment", "task", "generator"; "?" for anything else. */
+static inline const char *lathe_kind_name(lathe_kind_t k) {
+  return k == LATHE_ALGORITHM     ? "algorithm"
+         : k == LATHE_ENVIRONMENT ? "environment"
+         : k == LATHE_TASK        ? "task"
+         : k == LATHE_GENERATOR   ? "generator"
+                                  : "?";
+}
+
+/* ---- one interface per kind ---------------------------------------------- */
+
+typedef struct lathe_algorithm {
   /* One bounded unit of work (an env step plus an update, a batch...).
    * Returns LATHE_CONTINUE, LATHE_DONE, or a negative error. */
   int (*step)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx);
-  /* Append the complete state to out / restore it from in. */
-  int (*save)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
-  int (*load)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *in);
-  void (*destroy)(void *self);
+  const char *main_metric; /* shown by `lathe runs`, may be NULL */
+  /* 1 if a lower main_metric is better (a loss); 0: higher is better. Decides
+   * the "best" that `lathe runs` shows and ckpt_keep_best keeps. */
+  int main_lower_better;
+} lathe_algorithm_t;
 
-  /* Environments only (NULL otherwise). obs has obs_space.n floats. */
-  int (*env_spaces)(void *self, lathe_space_t *obs, lathe_space_t *act);
+/* Environment hooks receive the context of whoever drives the environment
+ * (the algorithm's own, or the host's for lathe.env): for h->fail and h->log,
+ * never for config (read it in create). obs holds obs.n floats. */
+typedef struct lathe_env {
+  int (*spaces)(void *self, lathe_space_t *obs, lathe_space_t *act);
   /* Start an episode. seed LATHE_NO_SEED keeps the environment's RNG stream
    * (Gymnasium's reset() without a seed); any other value reseeds it. */
-  int (*env_reset)(void *self, uint64_t seed, float *obs);
+  int (*reset)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs);
   /* Start an episode from an explicit state (the env's own state variables,
-   * in its documented order); returns LATHE_ESHAPE if n is wrong. */
-  int (*env_set_state)(void *self, const double *state, int n, float *obs);
+   * in its documented order); LATHE_ESHAPE if n is wrong. */
+  int (*set_state)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *state, int n,
+                   float *obs);
   /* action: act.discrete ? one float holding the integer : act.n floats. */
-  int (*env_step)(void *self, const float *action, float *obs, double *reward, int *terminated,
-                  int *truncated);
+  int (*step)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action, float *obs,
+              double *reward, int *terminated, int *truncated);
   /* Optional (NULL: no reference returns, no goal). */
-  int (*env_info)(void *self, lathe_env_info_t *info);
+  int (*info)(void *self, lathe_env_info_t *info);
+} lathe_env_t;
 
-  /* Tasks only (NULL otherwise): prompts, a reward, and the distribution a
-   * reference policy is pre-trained to match. */
-  int (*task_spec)(void *self, lathe_task_spec_t *spec);
+/* A task: prompts, a reward, and the distribution a reference policy is
+ * pre-trained to match. Hooks get the caller's context as environments do. */
+typedef struct lathe_task {
+  int (*spec)(void *self, lathe_task_spec_t *spec);
   /* Prompt number i (prompt_len tokens); callers keep train and eval indices apart. */
-  int (*task_prompt)(void *self, uint64_t i, int *prompt);
+  int (*prompt)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t i, int *prompt);
   /* The task's reward for response resp (n tokens, the eos included if any). */
-  double (*task_reward)(void *self, const int *prompt, const int *resp, int n);
+  double (*reward)(void *self, const int *prompt, const int *resp, int n);
   /* probs(vocab): the reference distribution of response token t given the
    * prompt and resp[0..t). */
-  int (*task_reference)(void *self, const int *prompt, const int *resp, int t, float *probs);
-  /* 0 if a response may not enter offline preference data (a skewed data
-   * distribution); NULL: every response may. */
-  int (*task_offline_ok)(void *self, const int *prompt, const int *resp, int n);
+  int (*reference)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const int *prompt,
+                   const int *resp, int t, float *probs);
+  /* Optional: 0 if a response may not enter offline preference data (a
+   * skewed data distribution); NULL: every response may. */
+  int (*offline_ok)(void *self, const int *prompt, const int *resp, int n);
+} lathe_task_t;
 
-  /* Generators only (NULL otherwise): the schema of the records they make
-   * (see `lathe help data`), and the next record appended to out as one JSON
-   * object; returns LATHE_CONTINUE, LATHE_DONE (no record written) or an error. */
-  const char *gen_schema;
-  int (*gen_next)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
+/* A generator: the schema of the records it makes (see `lathe help data`),
+ * and the next record appended to out as one JSON object; next returns
+ * LATHE_CONTINUE, LATHE_DONE (no record written) or an error. */
+typedef struct lathe_generator {
+  const char *schema;
+  int (*next)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
+} lathe_generator_t;
 
-  /* Optional (API 5): rules across config keys that the schema's per-key
-   * bounds cannot say (v_min below v_max, a width divisible by heads). Called
-   * with the resolved config by `lathe check` and before any run is created,
-   * so a bad combination is refused before anything starts. Reads the config
-   * only (no store, no other runs); returns 0 or LATHE_ECONFIG via h->fail. */
+/* ---- the descriptor -------------------------------------------------------- */
+
+typedef struct lathe_plugin {
+  int major, minor;        /* the API built against: LATHE_API_MAJOR, LATHE_API_TARGET */
+  const char *name;        /* registry name, e.g. "dqn" */
+  lathe_kind_t kind;       /* which one interface below is set */
+  const char *version;     /* the plugin's own version, e.g. "1.0.0" */
+  const char *doc;         /* one line */
+  const lathe_opt_t *opts; /* terminated by an entry with key == NULL */
+  /* The nn library's NN_ABI the plugin was built against (nn.h), 0 if it
+   * does not use it; refused at load unless it is the loaded library's. */
+  int nn_abi;
+
+  /* Create an instance from the validated config (see Ownership). */
+  int (*create)(const lathe_host_t *h, lathe_ctx_t *ctx, void **self);
+  void (*destroy)(void *self);
+  /* Append the complete state to out / restore it from in (see Kinds). */
+  int (*save)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
+  int (*load)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *in);
+  /* Optional: rules across config keys that the schema's per-key bounds
+   * cannot say (v_min below v_max, a width divisible by heads). Called with
+   * the resolved config by `lathe check` and before any instance is created.
+   * Reads the config only; returns 0 or LATHE_ECONFIG via h->fail. */
   int (*validate)(const lathe_host_t *h, lathe_ctx_t *ctx);
-  /* API 5: 1 if a lower main_metric is better (a loss); 0: higher is better.
-   * Decides the "best" that `lathe runs` shows and ckpt_keep_best keeps. */
-  int main_lower_better;
+
+  /* Exactly the one of kind is set. */
+  const lathe_algorithm_t *algorithm;
+  const lathe_env_t *env;
+  const lathe_task_t *task;
+  const lathe_generator_t *generator;
 } lathe_plugin_t;
 
-typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_apiver);
+typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_major, int host_minor);
+
+/* The entry point serving descriptor DESC to hosts of this major and a minor
+ * at least the one built against. */
+#define LATHE_PLUGIN_ENTRY_NAMED(FN, DESC)                                                         \
+  const lathe_plugin_t *FN(int host_major, int host_minor) {                                       \
+    return host_major == LATHE_API_MAJOR && host_minor >= LATHE_API_TARGET ? &(DESC) : NULL;       \
+  }
+#define LATHE_PLUGIN_ENTRY(DESC) LATHE_PLUGIN_ENTRY_NAMED(lathe_plugin_entry, DESC)
 
 #endif

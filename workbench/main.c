@@ -25,6 +25,7 @@
 #include "../ui/headless.h"
 #include "../ui/plot.h"
 #include "error.h"
+#include "nn/nn.h"
 #include "registry.h"
 #include "run.h"
 
@@ -1207,14 +1208,14 @@ static int cmd_plugins(opts_t *o) {
         rc = LATHE_EPLUGIN;
         continue;
       }
-      printf("%-14s %-12s %-8s %s\n", p->name, p->kind, p->version ? p->version : "",
-             p->doc ? p->doc : "");
+      printf("%-14s %-12s %-8s %s\n", p->name, lathe_kind_name(p->kind),
+             p->version ? p->version : "", p->doc ? p->doc : "");
     }
     return rc ? lathe_exit_code(rc) : 0;
   }
   const lathe_plugin_t *p;
   if ((rc = lathe_registry_get(o->args[0], &p))) return fail(rc);
-  printf("%s %s (%s): %s\n\n", p->name, p->version ? p->version : "", p->kind,
+  printf("%s %s (%s): %s\n\n", p->name, p->version ? p->version : "", lathe_kind_name(p->kind),
          p->doc ? p->doc : "");
   int kw = 20, dw = 12; /* columns as wide as the longest key and default */
   for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
@@ -1340,8 +1341,8 @@ static int cmd_doctor(opts_t *o) {
   uname(&u);
   char cwd[4096] = "";
   if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-  printf("lathe       %s (plugin API %d, store format %u)\n", LATHE_VERSION, LATHE_PLUGIN_APIVER,
-         LATHE_STORE_FORMAT);
+  printf("lathe       %s (plugin API %d.%d, nn ABI %d, store format %u)\n", LATHE_VERSION,
+         LATHE_API_MAJOR, LATHE_API_MINOR, nn_abi_version(), LATHE_STORE_FORMAT);
   printf("system      %s %s %s, %ld cores\n", u.sysname, u.release, u.machine,
          sysconf(_SC_NPROCESSORS_ONLN));
   printf("lua         %s\n", LUA_RELEASE);

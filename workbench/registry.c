@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "nn/nn.h"
 
 typedef struct entry {
   char name[64];
@@ -86,20 +87,17 @@ static int load(entry_t *e) {
     dlclose(dl);
     return lathe_seterr(LATHE_EPLUGIN, "%s: %s has no lathe_plugin_entry()", e->where, e->path);
   }
-  const lathe_plugin_t *p = fn(LATHE_PLUGIN_APIVER);
-  if (!p || p->apiver != LATHE_PLUGIN_APIVER) {
-    int theirs = p ? p->apiver : -1; /* read before dlclose unmaps p */
+  const lathe_plugin_t *p = fn(LATHE_API_MAJOR, LATHE_API_MINOR);
+  int rc = p ? lathe_descriptor_check(p)
+             : lathe_seterr(LATHE_EAPIVER,
+                            "it serves no API %d.%d (built for another major or a newer minor)",
+                            LATHE_API_MAJOR, LATHE_API_MINOR);
+  if (rc) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", lathe_lasterr()); /* p dies with dlclose */
     dlclose(dl);
-    return lathe_seterr(LATHE_EAPIVER,
-                        "%s: %s was built for plugin API %d, this lathe speaks %d; rebuild it "
-                        "against this lathe.h",
-                        e->where, e->path, theirs, LATHE_PLUGIN_APIVER);
-  }
-  if (!p->name || !p->kind || !p->create || !p->step || !p->destroy) {
-    dlclose(dl);
-    return lathe_seterr(LATHE_EPLUGIN,
-                        "%s: %s: descriptor lacks name, kind, create, step or destroy", e->where,
-                        e->path);
+    return lathe_seterr(rc, "%s: %s: %s%s", e->where, e->path, why,
+                        rc == LATHE_EAPIVER ? "; rebuild it against this lathe.h" : "");
   }
   if (e->name[0] && strcmp(e->name, p->name)) {
     dlclose(dl);
@@ -108,7 +106,7 @@ static int load(entry_t *e) {
   }
   /* the schema's own defaults must validate */
   lathe_cfg_t c;
-  int rc = lathe_cfg_init(&c, p->name, p->opts, NULL);
+  rc = lathe_cfg_init(&c, p->name, p->opts, NULL);
   if (rc) {
     dlclose(dl);
     return lathe_seterr(LATHE_EPLUGIN, "%s: %s", e->where, lathe_lasterr());
@@ -213,4 +211,61 @@ int lathe_registry_add_env(void) {
   }
   free(copy);
   return rc;
+}
+
+const char *lathe_main_metric(const lathe_plugin_t *p) {
+  return p->kind == LATHE_ALGORITHM ? p->algorithm->main_metric : NULL;
+}
+
+int lathe_main_lower_better(const lathe_plugin_t *p) {
+  return p->kind == LATHE_ALGORITHM && p->algorithm->main_lower_better;
+}
+
+#define NEED(cond, ...)                                                                            \
+  do {                                                                                             \
+    if (!(cond)) return lathe_seterr(LATHE_EPLUGIN, __VA_ARGS__);                                  \
+  } while (0)
+
+int lathe_descriptor_check(const lathe_plugin_t *p) {
+  if (p->major != LATHE_API_MAJOR || p->minor < 0 || p->minor > LATHE_API_MINOR)
+    return lathe_seterr(LATHE_EAPIVER, "built for plugin API %d.%d, this lathe speaks %d.%d",
+                        p->major, p->minor, LATHE_API_MAJOR, LATHE_API_MINOR);
+  if (p->nn_abi && p->nn_abi != nn_abi_version())
+    return lathe_seterr(LATHE_EAPIVER, "built against nn library ABI %d, the loaded one is %d",
+                        p->nn_abi, nn_abi_version());
+  NEED(p->name && p->name[0], "the descriptor has no name");
+  NEED(p->create && p->destroy, "'%s' lacks create or destroy", p->name);
+  NEED(p->kind >= LATHE_ALGORITHM && p->kind <= LATHE_GENERATOR, "'%s': kind %d is not one of 1-4",
+       p->name, (int)p->kind);
+  const char *kind = lathe_kind_name(p->kind);
+  int set = !!p->algorithm + !!p->env + !!p->task + !!p->generator;
+  const void *mine = p->kind == LATHE_ALGORITHM     ? (const void *)p->algorithm
+                     : p->kind == LATHE_ENVIRONMENT ? (const void *)p->env
+                     : p->kind == LATHE_TASK        ? (const void *)p->task
+                                                    : (const void *)p->generator;
+  NEED(mine && set == 1, "'%s' (%s) must set its %s interface and no other", p->name, kind, kind);
+  int stateful = p->kind == LATHE_ALGORITHM || p->kind == LATHE_ENVIRONMENT;
+  NEED(stateful ? p->save && p->load : !p->save && !p->load,
+       stateful ? "'%s' (%s) lacks save or load"
+                : "'%s' (%s) is a pure function of its config: "
+                  "save and load must be NULL",
+       p->name, kind);
+  switch (p->kind) {
+  case LATHE_ALGORITHM:
+    NEED(p->algorithm->step, "'%s' (algorithm) lacks step", p->name);
+    break;
+  case LATHE_ENVIRONMENT:
+    NEED(p->env->spaces && p->env->reset && p->env->set_state && p->env->step,
+         "'%s' (environment) lacks spaces, reset, set_state or step", p->name);
+    break;
+  case LATHE_TASK:
+    NEED(p->task->spec && p->task->prompt && p->task->reward && p->task->reference,
+         "'%s' (task) lacks spec, prompt, reward or reference", p->name);
+    break;
+  case LATHE_GENERATOR:
+    NEED(p->generator->schema && p->generator->next, "'%s' (generator) lacks schema or next",
+         p->name);
+    break;
+  }
+  return 0;
 }

@@ -29,4 +29,11 @@ const char *lathe_share_dir(void);
 /* Register each .so named in LATHE_PLUGIN_PATH (files or folders, ':'-separated). */
 int lathe_registry_add_env(void);
 
+/* An algorithm's main metric (NULL for other kinds or none) and whether lower is better. */
+const char *lathe_main_metric(const lathe_plugin_t *p);
+int lathe_main_lower_better(const lathe_plugin_t *p);
+/* The rules of lathe.h's Kinds and Versions for descriptor p: 0, or
+ * LATHE_EPLUGIN / LATHE_EAPIVER with a message naming what is wrong (no prefix). */
+int lathe_descriptor_check(const lathe_plugin_t *p);
+
 #endif

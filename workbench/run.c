@@ -273,7 +273,7 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
   json_object_object_add(o, "threads", json_object_new_int(r->sess->threads));
   json_object_object_add(o, "status", json_object_new_string(lathe_status_name(st)));
   json_object_object_add(o, "step", json_object_new_int64(r->step));
-  json_object_object_add(o, "total", json_object_new_int64(r->total));
+  json_object_object_add(o, "total", json_object_new_int64(atomic_load(&r->total)));
   json_object_object_add(o, "created", json_object_new_double(r->created));
   json_object_object_add(o, "updated", json_object_new_double(lathe_now()));
   if (r->ckpt_time > 0) {
@@ -282,8 +282,8 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
   }
   json_object_object_add(o, "host", json_object_new_string(host));
   json_object_object_add(o, "owner", owner_json(self_owner()));
-  if (r->plugin->main_metric)
-    json_object_object_add(o, "main_metric", json_object_new_string(r->plugin->main_metric));
+  if (lathe_main_metric(r->plugin))
+    json_object_object_add(o, "main_metric", json_object_new_string(lathe_main_metric(r->plugin)));
   json_object *sum = json_object_new_object();
   for (int i = 0; i < r->nlast; i++)
     json_object_object_add(sum, r->last[i].name,
@@ -294,8 +294,8 @@ static char *make_record(lathe_run_t *r, lathe_status_t st) {
     json_object *b = json_object_new_object();
     json_object_object_add(b, "value", json_object_new_double(r->best));
     json_object_object_add(b, "step", json_object_new_int64(r->best_step));
-    json_object_object_add(b, "goal",
-                           json_object_new_string(r->plugin->main_lower_better ? "min" : "max"));
+    json_object_object_add(
+        b, "goal", json_object_new_string(lathe_main_lower_better(r->plugin) ? "min" : "max"));
     json_object_object_add(o, "best", b);
   }
   if (r->best_ckpt >= 0)
@@ -372,14 +372,14 @@ static uint64_t h_seed(lathe_ctx_t *c) {
   return c->run ? c->run->seed : 0;
 }
 static void h_set_total(lathe_ctx_t *c, int64_t total) {
-  if (c->run) c->run->total = total;
+  if (c->run) atomic_store(&c->run->total, total);
 }
 
 static void record_metric(lathe_run_t *r, uint64_t step, const char *name, double v);
 
 /* A value of the main metric: the best so far? (ties keep the earlier step) */
 static void note_best(lathe_run_t *r, uint64_t step, double v) {
-  int better = !r->have_best || (r->plugin->main_lower_better ? v < r->best : v > r->best);
+  int better = !r->have_best || (lathe_main_lower_better(r->plugin) ? v < r->best : v > r->best);
   if (!better) return;
   r->have_best = 1, r->best = v, r->best_step = (int64_t)step;
 }
@@ -397,7 +397,7 @@ static void record_metric(lathe_run_t *r, uint64_t step, const char *name, doubl
   if ((last = point_slot(&r->last, &r->nlast, &r->caplast, name))) *last = pt;
   if (!isfinite(v))
     r->diverged = 1;
-  else if (r->plugin->main_metric && !strcmp(name, r->plugin->main_metric))
+  else if (lathe_main_metric(r->plugin) && !strcmp(name, lathe_main_metric(r->plugin)))
     note_best(r, step, v);
   push_event_at(r->sess, EV_METRIC, r, step, name, v, NULL);
 }
@@ -462,6 +462,21 @@ static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
 
 static const lathe_host_t host;
 
+/* An environment's spaces fit what callers may assume: obs.n floats and a box
+ * action within LATHE_SPACE_MAX (a discrete action is one float). */
+static int env_check(const lathe_plugin_t *p, void *self) {
+  lathe_space_t sp[2];
+  memset(sp, 0, sizeof sp);
+  int rc = p->env->spaces(self, &sp[0], &sp[1]);
+  if (rc) return lathe_lasterr()[0] ? rc : lathe_seterr(rc, "%s: spaces() failed", p->name);
+  for (int i = 0; i < 2; i++)
+    if (sp[i].n < 1 || ((i == 0 || !sp[i].discrete) && sp[i].n > LATHE_SPACE_MAX))
+      return lathe_seterr(LATHE_EPLUGIN, "%s: %s space of %d %s (1 to %d)", p->name,
+                          i ? "action" : "observation", sp[i].n,
+                          sp[i].discrete ? "values" : "dimensions", LATHE_SPACE_MAX);
+  return 0;
+}
+
 /* Free every child of c, newest first. */
 static void free_kids(lathe_ctx_t *c) {
   for (int i = c->nkids - 1; i >= 0; i--) lathe_instance_free(c->kids[i]);
@@ -496,7 +511,9 @@ int lathe_instance_new(const char *name, const char *const *kv, int nkv, lathe_r
   if (!rc && p->validate) rc = p->validate(&host, &ch->ctx);
   if (!rc && (rc = p->create(&host, &ch->ctx, &ch->self)) && !lathe_lasterr()[0])
     lathe_seterr(rc, "%s: cannot create: %s", name, lathe_strerror(rc));
+  if (!rc && p->kind == LATHE_ENVIRONMENT) rc = env_check(p, ch->self);
   if (rc) {
+    if (ch->self) p->destroy(ch->self); /* a failed create may leave a partial instance */
     free_kids(&ch->ctx);
     lathe_cfg_free(&ch->cfg);
     free(ch);
@@ -583,7 +600,7 @@ static int gen_next(void *arg, lathe_buf_t *out) {
     if (g->ch) lathe_instance_free(g->ch), g->ch = NULL;
     return lathe_instance_new(g->plugin, g->kv, g->nkv, NULL, &g->ch);
   }
-  return g->ch->p->gen_next(g->ch->self, &host, &g->ch->ctx, out);
+  return g->ch->p->generator->next(g->ch->self, &host, &g->ch->ctx, out);
 }
 
 int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *const *kv, int nkv,
@@ -593,9 +610,10 @@ int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *co
   int rc = gen_next(&g, NULL);
   if (rc) return rc;
   const lathe_plugin_t *p = g.ch->p;
-  if (!p->gen_next || !p->gen_schema) {
+  if (p->kind != LATHE_GENERATOR) {
+    const char *kind = lathe_kind_name(p->kind);
     rc = lathe_seterr(LATHE_EUSAGE, "plugin '%s' is a%s %s, not a generator", plugin,
-                      p->kind[0] == 'a' || p->kind[0] == 'e' ? "n" : "", p->kind);
+                      kind[0] == 'a' || kind[0] == 'e' ? "n" : "", kind);
     lathe_instance_free(g.ch);
     return rc;
   }
@@ -604,7 +622,7 @@ int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *co
   for (int i = 0; i < nkv && off < sizeof source; i++)
     off += (size_t)snprintf(source + off, sizeof source - off, " %s", kv[i]);
   snprintf(who, sizeof who, "generator %s", plugin);
-  rc = lathe_dataset_stream(st, name, p->gen_schema, source, who, gen_next, &g, count);
+  rc = lathe_dataset_stream(st, name, p->generator->schema, source, who, gen_next, &g, count);
   if (g.ch) lathe_instance_free(g.ch);
   return rc;
 }
@@ -667,22 +685,16 @@ static uint32_t h_run_id(lathe_ctx_t *c) {
   return c->run ? c->run->id : 0;
 }
 
-static const lathe_host_t host = {LATHE_PLUGIN_APIVER,
-                                  h_cfg_int,
-                                  h_cfg_num,
-                                  h_cfg_str,
-                                  h_seed,
-                                  h_metric,
-                                  h_set_total,
-                                  h_log,
-                                  h_fail,
-                                  h_dataset_count,
-                                  h_dataset_get,
-                                  h_plugin_create,
-                                  h_plugin_destroy,
-                                  h_run_checkpoint,
-                                  h_dataset_create,
-                                  h_run_id};
+static int h_stopping(lathe_ctx_t *c) {
+  return c->run && atomic_load(&c->run->stop_req) != 0;
+}
+
+static const lathe_host_t host = {LATHE_API_MAJOR,  LATHE_API_MINOR,  h_cfg_int,
+                                  h_cfg_num,        h_cfg_str,        h_seed,
+                                  h_metric,         h_set_total,      h_log,
+                                  h_fail,           h_dataset_count,  h_dataset_get,
+                                  h_plugin_create,  h_plugin_destroy, h_run_checkpoint,
+                                  h_dataset_create, h_run_id,         h_stopping};
 
 /* ---- creating runs -------------------------------------------------------------- */
 
@@ -764,6 +776,12 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
   const lathe_plugin_t *p;
   int rc = lathe_registry_get(plugin, &p);
   if (rc) return lathe_seterr(rc, "%s: %s", where, lathe_lasterr());
+  if (p->kind != LATHE_ALGORITHM)
+    return lathe_seterr(LATHE_EUSAGE, "%s: '%s' is a%s %s; only an algorithm runs (%s)", where,
+                        p->name, p->kind == LATHE_ENVIRONMENT ? "n" : "", lathe_kind_name(p->kind),
+                        p->kind == LATHE_ENVIRONMENT ? "use it from one, or lathe.env()"
+                        : p->kind == LATHE_TASK      ? "give it to the pref plugin"
+                                                     : "use lathe data generate");
   lathe_run_t *r = run_alloc(s, p);
   if (!r) return LATHE_ENOMEM;
   if ((rc = lathe_cfg_init(&r->cfg, p->name, p->opts, host_opts))) {
@@ -855,6 +873,11 @@ int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out) {
     json_object_put(o);
     return lathe_seterr(rc, "resume run %u: %s", id, lathe_lasterr());
   }
+  if (p->kind != LATHE_ALGORITHM) {
+    json_object_put(o);
+    return lathe_seterr(LATHE_ESTORE, "run %u: its record names '%s', not an algorithm", id,
+                        p->name);
+  }
   lathe_run_t *r = run_alloc(s, p);
   json_object *cfg, *t;
   rc = r ? lathe_cfg_init(&r->cfg, p->name, p->opts, host_opts) : LATHE_ENOMEM;
@@ -888,6 +911,36 @@ int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out) {
   return 0;
 }
 
+/* lathe_run_stop with sess->mu held */
+static void stop_locked(lathe_run_t *r, lathe_stop_t how, const char *why) {
+  if (!atomic_load(&r->stop_req)) {
+    snprintf(r->stop_why, sizeof r->stop_why, "%s", why ? why : "stopped");
+    atomic_store(&r->stop_req, (int)how);
+  }
+}
+
+void lathe_run_stop(lathe_run_t *r, lathe_stop_t how, const char *why) {
+  pthread_mutex_lock(&r->sess->mu);
+  stop_locked(r, how, why);
+  pthread_mutex_unlock(&r->sess->mu);
+}
+
+int lathe_run_pause(lathe_run_t *r) {
+  return !atomic_fetch_xor(&r->pause_req, 1);
+}
+
+void lathe_run_checkpoint_now(lathe_run_t *r) {
+  atomic_store(&r->ckpt_req, 1);
+}
+
+int lathe_run_active(const lathe_run_t *r) {
+  return atomic_load(&r->active);
+}
+
+int64_t lathe_run_total(const lathe_run_t *r) {
+  return atomic_load(&r->total);
+}
+
 int lathe_run_start(lathe_run_t *r) {
   lathe_session_t *s = r->sess;
   if (s->check_only) return 0;
@@ -898,7 +951,7 @@ int lathe_run_start(lathe_run_t *r) {
   }
   s->active[s->nactive++] = r;
   r->active = 1;
-  if (s->signal) atomic_store(&r->stop_req, 1);
+  if (s->signal) stop_locked(r, LATHE_STOP_INTERRUPT, NULL);
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return 0;
@@ -1009,8 +1062,8 @@ static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   /* the main metric's best up to the checkpoint, from the stored curve */
   lathe_run_t *r = a->r;
   r->have_best = 0;
-  if (r->plugin->main_metric)
-    rc = lathe_store_metric_each(st, txn, r->id, r->plugin->main_metric, best_point, a);
+  if (lathe_main_metric(r->plugin))
+    rc = lathe_store_metric_each(st, txn, r->id, lathe_main_metric(r->plugin), best_point, a);
   return rc == LATHE_ENOTFOUND ? 0 : rc;
 }
 
@@ -1083,7 +1136,7 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
     snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
   }
   free_kids(&r->ctx);
-  if (r->live) r->plugin->destroy(r->self);
+  if (r->self) r->plugin->destroy(r->self); /* a failed create may leave a partial one */
   r->self = NULL, r->live = 0;
   r->err = err;
   atomic_store(&r->status, st);
@@ -1135,8 +1188,10 @@ static int chunk(lathe_run_t *r, double budget) {
   int progressed = 0;
   do {
     int stop = atomic_load(&r->stop_req);
-    if (stop) { /* 1: a signal (checkpoint, interrupted); 2: the recipe failed */
-      finish(r, stop == 2 ? RUN_FAILED : RUN_INTERRUPTED, stop == 2 ? LATHE_ERECIPE : 0);
+    if (stop) { /* checkpoint and stop, or fail with the reason given */
+      if (stop == LATHE_STOP_FAIL) snprintf(r->errmsg, sizeof r->errmsg, "%s", r->stop_why);
+      finish(r, stop == LATHE_STOP_FAIL ? RUN_FAILED : RUN_INTERRUPTED,
+             stop == LATHE_STOP_FAIL ? LATHE_ERECIPE : 0);
       return 1;
     }
     if (atomic_exchange(&r->ckpt_req, 0) && checkpoint(r, RUN_RUNNING)) {
@@ -1158,7 +1213,7 @@ static int chunk(lathe_run_t *r, double budget) {
     }
     r->paused = 0;
     lathe_clearerr();
-    int rc = r->plugin->step(r->self, &host, &r->ctx);
+    int rc = r->plugin->algorithm->step(r->self, &host, &r->ctx);
     progressed = 1;
     if (rc == LATHE_ENAN) r->diverged = 1, rc = 0; /* the plugin saw a non-finite value */
     if (rc < 0) {
@@ -1223,7 +1278,7 @@ static void *worker_main(void *arg) {
       pthread_cond_wait(&s->cv, &s->mu); /* a run was added or released, or quit */
       continue;
     }
-    if (s->quit) atomic_store(&r->stop_req, 1);
+    if (s->quit) stop_locked(r, LATHE_STOP_INTERRUPT, NULL);
     r->busy = 1;
     double budget = s->nactive > s->workers ? 0.02 : 0.1;
     pthread_mutex_unlock(&s->mu);
@@ -1271,7 +1326,7 @@ static void on_wake(uv_async_t *h) {
     if (s->on_event) s->on_event(s, &ev[i]);
     if (ev[i].type == EV_END && s->on_end)
       for (int k = 0; k < s->nruns; k++)
-        if (s->runs[k]->id == ev[i].run && !s->runs[k]->active) s->on_end(s, s->runs[k]);
+        if (s->runs[k]->id == ev[i].run && !lathe_run_active(s->runs[k])) s->on_end(s, s->runs[k]);
     free(ev[i].text);
   }
   free(ev);
@@ -1383,7 +1438,7 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
 
 void lathe_session_stop_all(lathe_session_t *s) {
   pthread_mutex_lock(&s->mu);
-  for (int i = 0; i < s->nactive; i++) atomic_store(&s->active[i]->stop_req, 1);
+  for (int i = 0; i < s->nactive; i++) stop_locked(s->active[i], LATHE_STOP_INTERRUPT, NULL);
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }

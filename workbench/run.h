@@ -80,8 +80,9 @@ typedef struct lathe_run {
   int resume;         /* start from the latest checkpoint */
   int64_t from_ckpt;  /* resume from this checkpoint's step instead (-1: the latest) */
   uint64_t seed;
-  int64_t step, total; /* [worker] steps done; budget if known */
-  int64_t perf_step;   /* [worker] step and time of the last perf/steps_per_sec */
+  int64_t step;          /* [worker] steps done */
+  _Atomic int64_t total; /* [any] atomic: budget if known (the worker sets it) */
+  int64_t perf_step;     /* [worker] step and time of the last perf/steps_per_sec */
   double perf_time;
   int64_t ckpt_every, ckpt_keep;
   int keep_best;           /* ckpt_keep_best: a checkpoint at each new best, kept */
@@ -93,14 +94,15 @@ typedef struct lathe_run {
   int64_t ckpt_step;       /* [worker] step and time of the newest checkpoint (record) */
   double ckpt_time;
   double created, last_flush;
-  _Atomic int status;  /* lathe_status_t */
-  atomic_int stop_req; /* 1: checkpoint and stop (interrupted) */
-  atomic_int ckpt_req, pause_req;
-  int err; /* code when failed */
-  char errmsg[512];
-  int starting;          /* [worker] in begin(): log events wait in prelog */
-  int paused;            /* [worker] holding at a pause request (said once) */
-  lathe_event_t *prelog; /* [worker] */
+  _Atomic int status;             /* lathe_status_t */
+  atomic_int stop_req;            /* a lathe_stop_t, set once by lathe_run_stop */
+  char stop_why[256];             /* [any] LATHE_STOP_FAIL's reason, written before stop_req */
+  atomic_int ckpt_req, pause_req; /* set by lathe_run_checkpoint_now, lathe_run_pause */
+  int err;                        /* [worker] code when failed */
+  char errmsg[512];               /* [worker] while active, then [loop] */
+  int starting;                   /* [worker] in begin(): log events wait in prelog */
+  int paused;                     /* [worker] holding at a pause request (said once) */
+  lathe_event_t *prelog;          /* [worker] */
   int nprelog, capprelog;
   lathe_point_t *pending; /* [worker] metrics not yet in the store */
   int npending, cappending;
@@ -112,9 +114,9 @@ typedef struct lathe_run {
   int64_t view_step; /* [loop] step of the latest event */
   double view_t0;    /* [loop] time and step the run (re)started at */
   int64_t view_step0;
-  int lua_waiters; /* [loop] coroutines waiting on this run */
-  int active;      /* [any] in the workers' list */
-  int busy;        /* [any] held by a worker right now */
+  int lua_waiters;   /* [loop] coroutines waiting on this run */
+  atomic_int active; /* [any] in the workers' list (written under sess->mu; read anywhere) */
+  int busy;          /* [any] held by a worker right now */
 } lathe_run_t;
 
 struct lathe_session {
@@ -177,6 +179,25 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
 int lathe_run_reopen(lathe_session_t *s, uint32_t id, lathe_run_t **out);
 /* Hand a run to the worker. */
 int lathe_run_start(lathe_run_t *r);
+typedef enum {
+  LATHE_STOP_INTERRUPT = 1, /* checkpoint and stop: status interrupted, resumable */
+  LATHE_STOP_FAIL = 2       /* stop without a checkpoint: status failed, with a reason */
+} lathe_stop_t;
+
+/* Ask run r to stop at its next step boundary (any thread; the first request
+ * wins, later ones do nothing). why is the error LATHE_STOP_FAIL records
+ * ("stopped: the recipe failed"); ignored for LATHE_STOP_INTERRUPT. This,
+ * lathe_run_pause and lathe_run_checkpoint_now are the only ways anything but
+ * the worker changes a run. */
+void lathe_run_stop(lathe_run_t *r, lathe_stop_t how, const char *why);
+/* Toggle a hold at the next step boundary; returns 1 if the run now holds. */
+int lathe_run_pause(lathe_run_t *r);
+/* Ask for a checkpoint at the next step boundary. */
+void lathe_run_checkpoint_now(lathe_run_t *r);
+/* 1 while the workers still hold r (any thread). */
+int lathe_run_active(const lathe_run_t *r);
+/* The run's step budget when known, else 0 (any thread). */
+int64_t lathe_run_total(const lathe_run_t *r);
 /* How an ended run turns out for its command: 0, LATHE_ENAN (diverged),
  * LATHE_ESTORE (the store refused a write) or LATHE_ERUN (any other failure),
  * with a message "run N failed: ..." set. */

@@ -20,7 +20,7 @@ typedef struct {
 
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   acrobot_t *e = calloc(1, sizeof *e);
-  if (!e) return LATHE_ENOMEM;
+  if (!e) return h->fail(ctx, LATHE_ENOMEM, "acrobot: out of memory");
   env_common_init(&e->c, h, ctx);
   e->book = !strcmp(h->cfg_str(ctx, "dynamics"), "book");
   *self = e;
@@ -42,7 +42,7 @@ static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   return 0;
 }
 
-static int reset(void *self, uint64_t seed, float *obs) {
+static int reset(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs) {
   acrobot_t *e = self;
   env_common_reset(&e->c, seed);
   for (int i = 0; i < 4; i++) e->s[i] = (float)env_uniform(&e->c, -0.1, 0.1); /* float32 state */
@@ -50,9 +50,10 @@ static int reset(void *self, uint64_t seed, float *obs) {
   return 0;
 }
 
-static int set_state(void *self, const double *s, int n, float *obs) {
+static int set_state(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *s, int n,
+                     float *obs) {
   acrobot_t *e = self;
-  if (n != 4) return LATHE_ESHAPE;
+  if (n != 4) return h->fail(ctx, LATHE_ESHAPE, "acrobot: a state has 4 values, not %d", n);
   env_common_reset(&e->c, LATHE_NO_SEED);
   memcpy(e->s, s, sizeof e->s);
   observe(e, obs);
@@ -91,11 +92,12 @@ static double clipd(double x, double lo, double hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
-static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
-                int *truncated) {
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action,
+                float *obs, double *reward, int *terminated, int *truncated) {
   acrobot_t *e = self;
   int act = (int)action[0];
-  if (act < 0 || act > 2) return LATHE_EDATA;
+  if (act < 0 || act > 2)
+    return h->fail(ctx, LATHE_EDATA, "acrobot: action %g is not 0, 1 or 2", action[0]);
   double a = act - 1.0, *y = e->s, k1[4], k2[4], k3[4], k4[4], t[4];
   deriv(e, y, a, k1);
   for (int i = 0; i < 4; i++) t[i] = y[i] + 0.1 * k1[i];

@@ -56,7 +56,7 @@ static int spec(void *self, lathe_task_spec_t *s) {
   return 0;
 }
 
-static int prompt(void *self, uint64_t i, int *p) {
+static int prompt(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t i, int *p) {
   bandit_t *b = self;
   p[0] = (int)(task_mix(i ^ (b->salt * 0x632be59bd9b4e019ULL)) % V);
   return 0;
@@ -74,7 +74,8 @@ static double reward(void *self, const int *p, const int *resp, int n) {
   return n + b->over_seq ? s / (n + b->over_seq) : 0;
 }
 
-static int reference(void *self, const int *p, const int *resp, int t, float *probs) {
+static int reference(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const int *p,
+                     const int *resp, int t, float *probs) {
   memcpy(probs, ((bandit_t *)self)->pdata, sizeof(float) * V);
   return 0;
 }

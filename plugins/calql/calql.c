@@ -330,14 +330,15 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
       (rc = lathe_plugin_create_list(h, c, env, env_cfg, &s->envp, &s->eval_env)))
     return rc;
   lathe_space_t os, as;
-  if (!s->envp->env_spaces || s->envp->env_spaces(s->env, &os, &as) || as.discrete || os.discrete)
+  if (s->envp->kind != LATHE_ENVIRONMENT || s->envp->env->spaces(s->env, &os, &as) || as.discrete ||
+      os.discrete)
     return h->fail(c, LATHE_ECONFIG, "%s needs an environment with box observations and actions",
                    env);
   s->O = os.n, s->A = as.n, s->max_action = as.high[0];
   for (int k = 0; k < as.n; k++)
     if (as.high[k] != s->max_action || as.low[k] != -s->max_action)
       return h->fail(c, LATHE_ECONFIG, "%s: actions must share one symmetric bound [-m, m]", env);
-  s->have_info = s->envp->env_info && !s->envp->env_info(s->env, &s->info);
+  s->have_info = s->envp->env->info && !s->envp->env->info(s->env, &s->info);
   s->offline_steps = h->cfg_int(c, "offline_steps"),
   s->online_steps = h->cfg_int(c, "online_steps");
   s->learning_starts = h->cfg_int(c, "learning_starts");
@@ -450,9 +451,10 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
     if (!(*e[k] = malloc(sizeof(float) * s->ep_cap * esz[k]))) return LATHE_ENOMEM;
   if (!(s->ep_term = malloc(s->ep_cap)) || !(s->which = malloc(B))) return LATHE_ENOMEM;
 
-  s->envp->env_reset(s->env, h->seed(c), s->cur_obs);
-  float tmp[64];
-  s->envp->env_reset(s->eval_env, h->seed(c) + 1000003, tmp);
+  float tmp[LATHE_SPACE_MAX];
+  if ((rc = s->envp->env->reset(s->env, h, c, h->seed(c), s->cur_obs)) ||
+      (rc = s->envp->env->reset(s->eval_env, h, c, h->seed(c) + 1000003, tmp)))
+    return rc;
   h->set_total(c, s->offline_steps + s->online_steps);
   return 0;
 }
@@ -729,7 +731,7 @@ static void report_train(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
 
 /* the policy's action for one observation: tanh(mu) when deterministic */
 static void act(sac_t *s, const float *obs, int deterministic, float *a) {
-  float *out = nn_mlp_forward(&s->pi, obs, 1), eps[16];
+  float *out = nn_mlp_forward(&s->pi, obs, 1), eps[LATHE_SPACE_MAX];
   if (deterministic) {
     for (int j = 0; j < s->A; j++) a[j] = tanhf(out[j]);
     return;
@@ -744,15 +746,15 @@ static double normalized(const sac_t *s, double ret) {
 
 static void evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   double ret = 0, len = 0, succ = 0;
-  float obs[64], a[16], env_a[16];
+  float obs[LATHE_SPACE_MAX], a[LATHE_SPACE_MAX], env_a[LATHE_SPACE_MAX];
   for (int64_t e = 0; e < s->eval_episodes; e++) {
-    s->envp->env_reset(s->eval_env, LATHE_NO_SEED, obs);
+    s->envp->env->reset(s->eval_env, h, c, LATHE_NO_SEED, obs);
     for (;;) {
       act(s, obs, 1, a);
       for (int j = 0; j < s->A; j++) env_a[j] = a[j] * s->max_action;
       double r;
       int term, trunc;
-      s->envp->env_step(s->eval_env, env_a, obs, &r, &term, &trunc);
+      s->envp->env->step(s->eval_env, h, c, env_a, obs, &r, &term, &trunc);
       ret += r, len++;
       if (term || trunc) {
         succ += term && s->have_info && s->info.goal;
@@ -771,7 +773,7 @@ static void evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
 /* One environment step online; at a trajectory's end: G, the buffer, the updates. */
 static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   int O = s->O, A = s->A, rc = 0;
-  float a[16], env_a[16], next[64];
+  float a[LATHE_SPACE_MAX], env_a[LATHE_SPACE_MAX], next[LATHE_SPACE_MAX];
   if (s->env_steps < s->learning_starts)
     for (int j = 0; j < A; j++) a[j] = 2.0f * nn_rng_uniform(&s->rng) - 1.0f;
   else
@@ -779,7 +781,7 @@ static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   for (int j = 0; j < A; j++) env_a[j] = a[j] * s->max_action;
   double r;
   int term, trunc;
-  if ((rc = s->envp->env_step(s->env, env_a, next, &r, &term, &trunc))) return rc;
+  if ((rc = s->envp->env->step(s->env, h, c, env_a, next, &r, &term, &trunc))) return rc;
   s->env_steps++;
   int64_t t = s->ep_len;
   if (t == s->ep_cap)
@@ -808,7 +810,7 @@ static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   int64_t n_upd = s->env_steps > s->learning_starts ? s->ep_len * s->utd : 0;
   s->ep_len = 0, s->ep_return = 0;
-  s->envp->env_reset(s->env, LATHE_NO_SEED, s->cur_obs);
+  s->envp->env->reset(s->env, h, c, LATHE_NO_SEED, s->cur_obs);
   for (int64_t k = 0; k < n_upd && !rc; k++) {
     rc = update(s);
     if (s->acc.n >= s->log_every) report_train(s, h, c);
@@ -943,38 +945,29 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
 }
 
 #define DESCRIPTOR(VAR, NAME, DOC, OPTS, CREATE, MAIN)                                             \
-  static const lathe_plugin_t VAR = {.apiver = LATHE_PLUGIN_APIVER,                                \
+  static const lathe_algorithm_t VAR##_if = {.step = step, .main_metric = MAIN};                   \
+  static const lathe_plugin_t VAR = {.major = LATHE_API_MAJOR,                                     \
+                                     .minor = LATHE_API_TARGET,                                    \
                                      .name = NAME,                                                 \
-                                     .kind = "algorithm",                                          \
+                                     .kind = LATHE_ALGORITHM,                                      \
                                      .version = "1.0.0",                                           \
                                      .doc = DOC,                                                   \
                                      .opts = OPTS,                                                 \
-                                     .main_metric = MAIN,                                          \
+                                     .nn_abi = NN_ABI,                                             \
                                      .create = CREATE,                                             \
-                                     .step = step,                                                 \
+                                     .destroy = destroy,                                           \
                                      .save = save,                                                 \
                                      .load = load,                                                 \
-                                     .destroy = destroy,                                           \
-                                     .validate = validate};
+                                     .validate = validate,                                         \
+                                     .algorithm = &VAR##_if};                                      \
+  LATHE_PLUGIN_ENTRY_NAMED(lathe_plugin_entry_##VAR, VAR)
 
-DESCRIPTOR(sac_plugin, "sac",
+DESCRIPTOR(sac, "sac",
            "soft actor-critic (twin critics, automatic temperature, entropy backup or max backup)",
            sac_opts, create_sac, "evaluation/average_return")
-DESCRIPTOR(cql_plugin, "cql", "CQL on SAC: offline pre-training, then online fine-tuning", cql_opts,
+DESCRIPTOR(cql, "cql", "CQL on SAC: offline pre-training, then online fine-tuning", cql_opts,
            create_cql, "evaluation/normalized_score")
-DESCRIPTOR(calql_plugin, "calql",
+DESCRIPTOR(calql, "calql",
            "Cal-QL: CQL with policy-action values bounded below by Monte-Carlo returns", cql_opts,
            create_calql, "evaluation/normalized_score")
-
-const lathe_plugin_t *lathe_plugin_entry_sac(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &sac_plugin : NULL;
-}
-const lathe_plugin_t *lathe_plugin_entry_cql(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &cql_plugin : NULL;
-}
-const lathe_plugin_t *lathe_plugin_entry_calql(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &calql_plugin : NULL;
-}
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return lathe_plugin_entry_calql(v);
-}
+LATHE_PLUGIN_ENTRY(calql)

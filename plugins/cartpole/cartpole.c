@@ -24,7 +24,7 @@ typedef struct {
 
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   cartpole_t *e = calloc(1, sizeof *e);
-  if (!e) return LATHE_ENOMEM;
+  if (!e) return h->fail(ctx, LATHE_ENOMEM, "cartpole: out of memory");
   env_common_init(&e->c, h, ctx);
   e->euler = !strcmp(h->cfg_str(ctx, "integrator"), "euler");
   e->sb_reward = (int)h->cfg_int(ctx, "sutton_barto_reward");
@@ -46,7 +46,7 @@ static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   return 0;
 }
 
-static int reset(void *self, uint64_t seed, float *obs) {
+static int reset(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs) {
   cartpole_t *e = self;
   env_common_reset(&e->c, seed);
   for (int i = 0; i < 4; i++) e->s[i] = env_uniform(&e->c, -0.05, 0.05);
@@ -55,9 +55,10 @@ static int reset(void *self, uint64_t seed, float *obs) {
   return 0;
 }
 
-static int set_state(void *self, const double *s, int n, float *obs) {
+static int set_state(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *s, int n,
+                     float *obs) {
   cartpole_t *e = self;
-  if (n != 4) return LATHE_ESHAPE;
+  if (n != 4) return h->fail(ctx, LATHE_ESHAPE, "cartpole: a state has 4 values, not %d", n);
   env_common_reset(&e->c, LATHE_NO_SEED);
   memcpy(e->s, s, sizeof e->s);
   e->beyond = -1;
@@ -65,11 +66,12 @@ static int set_state(void *self, const double *s, int n, float *obs) {
   return 0;
 }
 
-static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
-                int *truncated) {
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action,
+                float *obs, double *reward, int *terminated, int *truncated) {
   cartpole_t *e = self;
   int a = (int)action[0];
-  if (a != 0 && a != 1) return LATHE_EDATA;
+  if (a != 0 && a != 1)
+    return h->fail(ctx, LATHE_EDATA, "cartpole: action %g is not 0 or 1", action[0]);
   double x = e->s[0], x_dot = e->s[1], theta = e->s[2], theta_dot = e->s[3];
   double force = a == 1 ? 10.0 : -10.0;
   double s = sin(theta), c = cos(theta);

@@ -119,12 +119,12 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   const char *kv[] = {noise};
   int rc = h->plugin_create(c, h->cfg_str(c, "env"), kv, 1, &d->envp, &d->env);
   if (rc) return rc;
-  if (!d->envp->env_step || !d->envp->env_spaces)
+  if (d->envp->kind != LATHE_ENVIRONMENT)
     return h->fail(c, LATHE_ECONFIG, "dqn: '%s' is not an environment", d->envp->name);
   const lathe_plugin_t *ep;
   if ((rc = h->plugin_create(c, h->cfg_str(c, "env"), NULL, 0, &ep, &d->eval_env))) return rc;
   lathe_space_t os, as;
-  d->envp->env_spaces(d->env, &os, &as);
+  d->envp->env->spaces(d->env, &os, &as);
   if (!as.discrete)
     return h->fail(c, LATHE_ECONFIG, "dqn: %s has continuous actions; DQN needs discrete ones",
                    d->envp->name);
@@ -155,7 +155,7 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
       !d->g || !d->dout || !d->probs || !d->obs || !d->next || !d->eobs)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
                    (long long)d->cap);
-  d->envp->env_reset(d->env, h->seed(c), d->obs);
+  if ((rc = d->envp->env->reset(d->env, h, c, h->seed(c), d->obs))) return rc;
   h->set_total(c, d->total);
   return 0;
 }
@@ -244,12 +244,12 @@ static void evaluate(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   float *o = d->eobs;
   for (int e = 0; e < d->eval_episodes; e++) {
     uint64_t seed = h->seed(c) * 1000003ULL + 1000000ULL + (uint64_t)d->evals * 1000 + e;
-    d->envp->env_reset(d->eval_env, seed, o);
+    d->envp->env->reset(d->eval_env, h, c, seed, o);
     int term = 0, trunc = 0;
     while (!term && !trunc) {
       float a = (float)act(d, o, 0.0f);
       double r;
-      d->envp->env_step(d->eval_env, &a, o, &r, &term, &trunc);
+      d->envp->env->step(d->eval_env, h, c, &a, o, &r, &term, &trunc);
       sum += r, len++;
     }
   }
@@ -265,7 +265,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   float af = (float)a;
   double r;
   int term, trunc;
-  int rc = d->envp->env_step(d->env, &af, d->next, &r, &term, &trunc);
+  int rc = d->envp->env->step(d->env, h, c, &af, d->next, &r, &term, &trunc);
   if (rc) return h->fail(c, rc, "dqn: %s rejected action %d", d->envp->name, a);
   d->t++;
   /* store the transition; next is the real final observation on truncation too */
@@ -281,7 +281,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     h->metric(c, "charts/episodic_length", d->ep_len);
     d->ep_return = d->ep_len = 0;
     d->episodes++;
-    d->envp->env_reset(d->env, LATHE_NO_SEED, d->obs);
+    d->envp->env->reset(d->env, h, c, LATHE_NO_SEED, d->obs);
   } else
     memcpy(d->obs, d->next, sizeof(float) * d->nobs);
 
@@ -404,22 +404,23 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
   return 0;
 }
 
+static const lathe_algorithm_t algorithm = {.step = step, .main_metric = "eval/episodic_return"};
+
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER,
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
     .name = "dqn",
-    .kind = "algorithm",
+    .kind = LATHE_ALGORITHM,
     .version = "1.0.0",
     .doc = "DQN with mse, huber, two_hot, hl_gauss or c51 critic heads (CleanRL defaults)",
     .opts = opts,
-    .main_metric = "eval/episodic_return",
+    .nn_abi = NN_ABI,
     .create = create,
-    .step = step,
+    .destroy = destroy,
     .save = save,
     .load = load,
-    .destroy = destroy,
     .validate = validate,
+    .algorithm = &algorithm,
 };
 
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+LATHE_PLUGIN_ENTRY(plugin)

@@ -74,7 +74,7 @@ static int spec(void *self, lathe_task_spec_t *s) {
   return 0;
 }
 
-static int prompt(void *self, uint64_t i, int *p) {
+static int prompt(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t i, int *p) {
   length_t *l = self;
   for (int k = 0; k < l->plen; k++)
     p[k] = 1 + (int)(task_mix(i * 131 + (uint64_t)k) % (uint64_t)(l->vocab - 1));
@@ -91,7 +91,8 @@ static double reward(void *self, const int *p, const int *resp, int n) {
   return l->variant == 1 ? -fabs(w - l->mode) : -(double)w;
 }
 
-static int reference(void *self, const int *p, const int *resp, int t, float *probs) {
+static int reference(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const int *p,
+                     const int *resp, int t, float *probs) {
   length_t *l = self;
   double hz = t <= l->maxr ? l->hazard[t] : 1;
   probs[0] = (float)hz;

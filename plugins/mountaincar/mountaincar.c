@@ -16,7 +16,7 @@ typedef struct {
 
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   mountaincar_t *e = calloc(1, sizeof *e);
-  if (!e) return LATHE_ENOMEM;
+  if (!e) return h->fail(ctx, LATHE_ENOMEM, "mountaincar: out of memory");
   env_common_init(&e->c, h, ctx);
   e->goal_velocity = h->cfg_num(ctx, "goal_velocity");
   *self = e;
@@ -33,7 +33,7 @@ static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   return 0;
 }
 
-static int reset(void *self, uint64_t seed, float *obs) {
+static int reset(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs) {
   mountaincar_t *e = self;
   env_common_reset(&e->c, seed);
   e->s[0] = env_uniform(&e->c, -0.6, -0.4), e->s[1] = 0.0;
@@ -41,20 +41,22 @@ static int reset(void *self, uint64_t seed, float *obs) {
   return 0;
 }
 
-static int set_state(void *self, const double *s, int n, float *obs) {
+static int set_state(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *s, int n,
+                     float *obs) {
   mountaincar_t *e = self;
-  if (n != 2) return LATHE_ESHAPE;
+  if (n != 2) return h->fail(ctx, LATHE_ESHAPE, "mountaincar: a state has 2 values, not %d", n);
   env_common_reset(&e->c, LATHE_NO_SEED);
   e->s[0] = s[0], e->s[1] = s[1];
   observe(e, obs);
   return 0;
 }
 
-static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
-                int *truncated) {
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action,
+                float *obs, double *reward, int *terminated, int *truncated) {
   mountaincar_t *e = self;
   int a = (int)action[0];
-  if (a < 0 || a > 2) return LATHE_EDATA;
+  if (a < 0 || a > 2)
+    return h->fail(ctx, LATHE_EDATA, "mountaincar: action %g is not 0, 1 or 2", action[0]);
   double pos = e->s[0], vel = e->s[1];
   vel = vel + ((a - 1) * 0.001 + cos(3 * pos) * (-0.0025));
   vel = vel < -0.07 ? -0.07 : (vel > 0.07 ? 0.07 : vel);

@@ -14,7 +14,7 @@ typedef struct {
 
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   pendulum_t *e = calloc(1, sizeof *e);
-  if (!e) return LATHE_ENOMEM;
+  if (!e) return h->fail(ctx, LATHE_ENOMEM, "pendulum: out of memory");
   env_common_init(&e->c, h, ctx);
   e->g = h->cfg_num(ctx, "g");
   *self = e;
@@ -31,7 +31,7 @@ static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   return 0;
 }
 
-static int reset(void *self, uint64_t seed, float *obs) {
+static int reset(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs) {
   pendulum_t *e = self;
   env_common_reset(&e->c, seed);
   e->s[0] = env_uniform(&e->c, -M_PI, M_PI);
@@ -40,9 +40,10 @@ static int reset(void *self, uint64_t seed, float *obs) {
   return 0;
 }
 
-static int set_state(void *self, const double *s, int n, float *obs) {
+static int set_state(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *s, int n,
+                     float *obs) {
   pendulum_t *e = self;
-  if (n != 2) return LATHE_ESHAPE;
+  if (n != 2) return h->fail(ctx, LATHE_ESHAPE, "pendulum: a state has 2 values, not %d", n);
   env_common_reset(&e->c, LATHE_NO_SEED);
   e->s[0] = s[0], e->s[1] = s[1];
   observe(e, obs);
@@ -56,8 +57,8 @@ static double angle_normalize(double x) {
   return r - M_PI;
 }
 
-static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
-                int *truncated) {
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action,
+                float *obs, double *reward, int *terminated, int *truncated) {
   pendulum_t *e = self;
   volatile float two = 2.0f;
   float u = action[0];

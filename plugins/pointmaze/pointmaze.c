@@ -25,7 +25,7 @@ typedef struct {
 
 static int create(const lathe_host_t *h, lathe_ctx_t *ctx, void **self) {
   pointmaze_t *e = calloc(1, sizeof *e);
-  if (!e) return LATHE_ENOMEM;
+  if (!e) return h->fail(ctx, LATHE_ENOMEM, "pointmaze: out of memory");
   env_common_init(&e->c, h, ctx);
   if (maze_init(&e->m, h->cfg_str(ctx, "maze"), h->cfg_num(ctx, "speed"),
                 h->cfg_num(ctx, "goal_radius"), !strcmp(h->cfg_str(ctx, "reward"), "dense"))) {
@@ -50,7 +50,7 @@ static int spaces(void *self, lathe_space_t *obs, lathe_space_t *act) {
   return 0;
 }
 
-static int reset(void *self, uint64_t seed, float *obs) {
+static int reset(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed, float *obs) {
   pointmaze_t *e = self;
   env_common_reset(&e->c, seed);
   e->p[0] = e->m.start[1] + 0.5 + env_uniform(&e->c, -e->reset_noise, e->reset_noise);
@@ -59,19 +59,21 @@ static int reset(void *self, uint64_t seed, float *obs) {
   return 0;
 }
 
-static int set_state(void *self, const double *s, int n, float *obs) {
+static int set_state(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const double *s, int n,
+                     float *obs) {
   pointmaze_t *e = self;
-  if (n != 2) return LATHE_ESHAPE;
+  if (n != 2) return h->fail(ctx, LATHE_ESHAPE, "pointmaze: a state has 2 values, not %d", n);
   if (!(s[0] >= 0 && s[0] <= maze_L(&e->m)->cols && s[1] >= 0 && s[1] <= maze_L(&e->m)->rows))
-    return LATHE_ESHAPE; /* inside the maze's box, or cell indices are meaningless */
+    return h->fail(ctx, LATHE_ESHAPE, "pointmaze: state (%g, %g) lies outside the maze", s[0],
+                   s[1]); /* cell indices would be meaningless */
   env_common_reset(&e->c, LATHE_NO_SEED);
   e->p[0] = s[0], e->p[1] = s[1];
   observe(e, obs);
   return 0;
 }
 
-static int step(void *self, const float *action, float *obs, double *reward, int *terminated,
-                int *truncated) {
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const float *action,
+                float *obs, double *reward, int *terminated, int *truncated) {
   pointmaze_t *e = self;
   *reward = maze_move(&e->m, e->p, action, terminated);
   env_common_step(&e->c, reward, truncated);

@@ -210,7 +210,7 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   if ((rc = set_alloc(s, M, n, T))) return rc;
   int prompt[64];
   for (int gi = 0; gi < G; gi++) {
-    p->tp->task_prompt(p->task, prompt0 + gi, prompt);
+    p->tp->task->prompt(p->task, p->h, p->c, prompt0 + gi, prompt);
     for (int j = 0; j < n; j++) memcpy(s->tok + (size_t)(gi * n + j) * T, prompt, P * sizeof(int));
   }
   const int chunk = 512; /* bounds the KV cache */
@@ -218,8 +218,8 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
     if ((rc = decode(p, g, s, b0, b0 + chunk < M ? b0 + chunk : M))) return rc;
   if (!score) return 0;
   for (int b = 0; b < M; b++)
-    s->reward[b] =
-        p->tp->task_reward(p->task, s->tok + (size_t)b * T, s->tok + (size_t)b * T + P, s->rlen[b]);
+    s->reward[b] = p->tp->task->reward(p->task, s->tok + (size_t)b * T, s->tok + (size_t)b * T + P,
+                                       s->rlen[b]);
   p->queries += M;
   for (int b0 = 0; b0 < M; b0 += chunk) {
     int m = b0 + chunk < M ? chunk : M - b0;
@@ -429,6 +429,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   pref_t *p = calloc(1, sizeof *p);
   if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = p;
+  p->h = h, p->c = c;
   /* the loss */
   int rc = validate(h, c);
   if (rc) return rc;
@@ -458,10 +459,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
                                 &p->task);
   if (rc) return rc;
-  if (!p->tp->task_spec)
+  if (p->tp->kind != LATHE_TASK)
     return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
-                   p->tp->kind);
-  p->tp->task_spec(p->task, &p->spec);
+                   lathe_kind_name(p->tp->kind));
+  p->tp->task->spec(p->task, &p->spec);
   p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
   p->T = p->P + p->R;
   if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
@@ -514,7 +515,7 @@ static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     for (int t = 0; t < s.rlen[b]; t++, k++) {
       const int *row = s.tok + (size_t)b * T;
       memcpy(x + (size_t)k * V, logits + ((size_t)b * T + p->P + t - 1) * V, V * sizeof *x);
-      p->tp->task_reference(p->task, row, row + p->P, t, tg + (size_t)k * V);
+      p->tp->task->reference(p->task, h, c, row, row + p->P, t, tg + (size_t)k * V);
     }
   float loss = nn_soft_ce_loss(gx, x, tg, rows, V);
   for (int b = 0, k = 0; b < B; b++)
@@ -584,10 +585,10 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
         return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
       }
       p->next_prompt += groups;
-      if (p->tp->task_offline_ok) /* a skewed data distribution: drop what it excludes */
+      if (p->tp->task->offline_ok) /* a skewed data distribution: drop what it excludes */
         for (int b = 0; b < all.M; b++)
-          if (!p->tp->task_offline_ok(p->task, all.tok + (size_t)b * p->T,
-                                      all.tok + (size_t)b * p->T + p->P, all.rlen[b]))
+          if (!p->tp->task->offline_ok(p->task, all.tok + (size_t)b * p->T,
+                                       all.tok + (size_t)b * p->T + p->P, all.rlen[b]))
             all.reward[b] = -INFINITY; /* never enters a comparison or a loss */
       double m, v;
       int cnt = finite_stats(all.reward, all.M, &m, &v);
@@ -694,21 +695,24 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;
 }
 
-static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
-                                      .name = "pref",
-                                      .kind = "algorithm",
-                                      .version = "1.0.0",
-                                      .doc = "DPO / IPO / cDPO / hinge, offline and on-policy, "
-                                             "and BoN, RWR, REINFORCE, PPO on a task",
-                                      .opts = opts,
-                                      .main_metric = "eval/reward",
-                                      .create = create,
-                                      .step = step,
-                                      .save = save,
-                                      .load = load,
-                                      .destroy = destroy,
-                                      .validate = validate};
+static const lathe_algorithm_t algorithm = {.step = step, .main_metric = "eval/reward"};
 
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+static const lathe_plugin_t plugin = {
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
+    .name = "pref",
+    .kind = LATHE_ALGORITHM,
+    .version = "1.0.0",
+    .doc = "DPO / IPO / cDPO / hinge, offline and on-policy, "
+           "and BoN, RWR, REINFORCE, PPO on a task",
+    .opts = opts,
+    .nn_abi = NN_ABI,
+    .create = create,
+    .destroy = destroy,
+    .save = save,
+    .load = load,
+    .validate = validate,
+    .algorithm = &algorithm,
+};
+
+LATHE_PLUGIN_ENTRY(plugin)

@@ -24,6 +24,8 @@ typedef struct {
 } set_t;
 
 typedef struct {
+  const lathe_host_t *h; /* the run's host and context, for the task's hooks */
+  lathe_ctx_t *c;
   const lathe_plugin_t *tp;
   void *task;
   lathe_task_spec_t spec;

@@ -125,22 +125,23 @@ static void destroy(void *self) {
   free(r);
 }
 
+static const lathe_algorithm_t algorithm = {
+    .step = step, .main_metric = "eval_loss", .main_lower_better = 1};
+
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER,
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
     .name = "regress",
-    .kind = "algorithm",
+    .kind = LATHE_ALGORITHM,
     .version = "1.0.0",
     .doc = "MLP regression on a fixed synthetic problem (the runtime's test plugin)",
     .opts = opts,
-    .main_metric = "eval_loss",
-    .main_lower_better = 1,
+    .nn_abi = NN_ABI,
     .create = create,
-    .step = step,
+    .destroy = destroy,
     .save = save,
     .load = load,
-    .destroy = destroy,
+    .algorithm = &algorithm,
 };
 
-const lathe_plugin_t *lathe_plugin_entry(int host_apiver) {
-  return host_apiver == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+LATHE_PLUGIN_ENTRY(plugin)

@@ -605,30 +605,24 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
 }
 
 #define RM_PLUGIN(VAR, NAME, OPTS, CREATE, DOC)                                                    \
-  static const lathe_plugin_t VAR = {.apiver = LATHE_PLUGIN_APIVER,                                \
+  static const lathe_algorithm_t VAR##_if = {.step = step, .main_metric = "eval/accuracy"};        \
+  static const lathe_plugin_t VAR = {.major = LATHE_API_MAJOR,                                     \
+                                     .minor = LATHE_API_TARGET,                                    \
                                      .name = NAME,                                                 \
-                                     .kind = "algorithm",                                          \
+                                     .kind = LATHE_ALGORITHM,                                      \
                                      .version = "1.0.0",                                           \
                                      .doc = DOC,                                                   \
                                      .opts = OPTS,                                                 \
-                                     .main_metric = "eval/accuracy",                               \
+                                     .nn_abi = NN_ABI,                                             \
                                      .create = CREATE,                                             \
-                                     .step = step,                                                 \
+                                     .destroy = destroy,                                           \
                                      .save = save,                                                 \
                                      .load = load,                                                 \
-                                     .destroy = destroy,                                           \
-                                     .validate = validate};
-RM_PLUGIN(rm_plugin, "rm", rm_opts, create_rm,
+                                     .validate = validate,                                         \
+                                     .algorithm = &VAR##_if};                                      \
+  LATHE_PLUGIN_ENTRY_NAMED(lathe_plugin_entry_##VAR, VAR)
+RM_PLUGIN(rm, "rm", rm_opts, create_rm,
           "a Bradley-Terry or pairwise reward model (GPT, scalar head) on a prefs dataset")
-RM_PLUGIN(rrm_plugin, "rrm", rrm_opts, create_rrm,
+RM_PLUGIN(rrm, "rrm", rrm_opts, create_rrm,
           "RRM: a reward model trained with causal augmentation filtered by a baseline rm run")
-
-const lathe_plugin_t *lathe_plugin_entry_rm(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &rm_plugin : NULL;
-}
-const lathe_plugin_t *lathe_plugin_entry_rrm(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &rrm_plugin : NULL;
-}
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return lathe_plugin_entry_rm(v);
-}
+LATHE_PLUGIN_ENTRY(rm)

@@ -269,22 +269,24 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
   return 0;
 }
 
-static const lathe_plugin_t plugin = {.apiver = LATHE_PLUGIN_APIVER,
-                                      .name = "sft",
-                                      .kind = "algorithm",
-                                      .version = "1.0.0",
-                                      .doc = "next-token training of a GPT on a text, sft or prefs "
-                                             "dataset (BPE or bytes)",
-                                      .opts = opts,
-                                      .main_metric = "eval/loss",
-                                      .main_lower_better = 1,
-                                      .create = create,
-                                      .step = step,
-                                      .save = save,
-                                      .load = load,
-                                      .destroy = destroy,
-                                      .validate = validate};
+static const lathe_algorithm_t algorithm = {
+    .step = step, .main_metric = "eval/loss", .main_lower_better = 1};
 
-const lathe_plugin_t *lathe_plugin_entry(int v) {
-  return v == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+static const lathe_plugin_t plugin = {
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
+    .name = "sft",
+    .kind = LATHE_ALGORITHM,
+    .version = "1.0.0",
+    .doc = "next-token training of a GPT on a text, sft or prefs dataset (BPE or bytes)",
+    .opts = opts,
+    .nn_abi = NN_ABI,
+    .create = create,
+    .destroy = destroy,
+    .save = save,
+    .load = load,
+    .validate = validate,
+    .algorithm = &algorithm,
+};
+
+LATHE_PLUGIN_ENTRY(plugin)

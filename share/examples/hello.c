@@ -55,21 +55,21 @@ static void destroy(void *self) {
   free(self);
 }
 
+static const lathe_algorithm_t algorithm = {.step = step, .main_metric = "position"};
+
 static const lathe_plugin_t plugin = {
-    .apiver = LATHE_PLUGIN_APIVER,
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
     .name = "hello",
-    .kind = "algorithm",
+    .kind = LATHE_ALGORITHM,
     .version = "1.0.0",
     .doc = "a seeded random walk: the example user plugin",
     .opts = opts,
-    .main_metric = "position",
     .create = create,
-    .step = step,
+    .destroy = destroy,
     .save = save,
     .load = load,
-    .destroy = destroy,
+    .algorithm = &algorithm,
 };
 
-const lathe_plugin_t *lathe_plugin_entry(int host_apiver) {
-  return host_apiver == LATHE_PLUGIN_APIVER ? &plugin : NULL;
-}
+LATHE_PLUGIN_ENTRY(plugin)

@@ -64,13 +64,14 @@ static void write_seed(const char *dir, int i, const char *tag) {
 static void step(int i, int n) {
   const lathe_plugin_t *p = ch[i]->p;
   for (int k = 0; k < n; k++) {
-    if (p->env_step) {
-      float a[16] = {0}, obs[256];
+    if (p->kind == LATHE_ENVIRONMENT) {
+      float a[LATHE_SPACE_MAX] = {0}, obs[LATHE_SPACE_MAX];
       double r;
       int term, trunc;
-      if (p->env_step(ch[i]->self, a, obs, &r, &term, &trunc) || term || trunc)
-        p->env_reset(ch[i]->self, LATHE_NO_SEED, obs);
-    } else if (p->step(ch[i]->self, lathe_host(), &ch[i]->ctx) < 0)
+      const lathe_host_t *h = lathe_host();
+      if (p->env->step(ch[i]->self, h, &ch[i]->ctx, a, obs, &r, &term, &trunc) || term || trunc)
+        p->env->reset(ch[i]->self, h, &ch[i]->ctx, LATHE_NO_SEED, obs);
+    } else if (p->algorithm->step(ch[i]->self, lathe_host(), &ch[i]->ctx) < 0)
       break;
   }
 }
@@ -87,9 +88,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
       fprintf(stderr, "fuzz_ckpt: %s: %s\n", inst[i].plugin, lathe_lasterr());
       exit(1);
     }
-    if (ch[i]->p->env_reset) {
-      float obs[256];
-      ch[i]->p->env_reset(ch[i]->self, 1, obs);
+    if (ch[i]->p->kind == LATHE_ENVIRONMENT) {
+      float obs[LATHE_SPACE_MAX];
+      ch[i]->p->env->reset(ch[i]->self, lathe_host(), &ch[i]->ctx, 1, obs);
     }
     if (seeds) write_seed(seeds, i, "fresh");
     step(i, inst[i].warm ? inst[i].warm : 7);

@@ -27,6 +27,22 @@
 #include <stdint.h>
 #include "../lathe.h"
 
+/* The library's ABI: raised whenever a struct below or a function's meaning
+ * changes. A plugin records the NN_ABI it was built against in its
+ * descriptor (lathe.h nn_abi); the host refuses it unless it equals
+ * nn_abi_version() of the library loaded (liblathe-nn.so, one per process). */
+#define NN_ABI 1
+int nn_abi_version(void);
+
+/* SplitMix64: the next value of the sequence whose state is *x (a stateless
+ * hash when the state is a copy). Seeds every generator below. */
+static inline uint64_t nn_splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 /* ======================================================================== */
 /* Random numbers: xoshiro256** whose whole state is the four words below.  */
 
