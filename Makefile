@@ -35,7 +35,15 @@ CORE_OBJ = $(CORE_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(B)/obj/%.o)
 PLUGIN_SO = $(PLUGINS:%=$(B)/plugins/%.so)
 
-all: $(B)/.deps $(B)/lathe $(PLUGIN_SO)
+# The nn core is one shared library, liblathe-nn.so, that the host, every
+# plugin and the tools link: one copy per process (its thread pool, its ABI
+# check at plugin load; nn.h NN_ABI). Binaries in $(B) find it beside them,
+# plugins one folder up; installed, in PREFIX/lib/lathe.
+NN_SO = $(B)/liblathe-nn.so
+NN_LINK = -L$(B) -llathe-nn
+RPATH_BIN = -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib/lathe'
+
+all: $(B)/.deps $(B)/lathe $(NN_SO) $(PLUGIN_SO)
 
 $(B)/.deps: scripts/deps.sh
 	@mkdir -p $(B)
@@ -52,30 +60,32 @@ $(B)/obj/%.o: %.c $(B)/.deps
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
-$(B)/libnn.a: $(NN_OBJ)
-	@ar rcs $@ $^
+$(NN_SO): $(NN_OBJ)
+	@echo "  LIB     $@"
+	@$(CC) $(SAN) -shared -Wl,-soname,liblathe-nn.so -o $@ $^ $(shell pkg-config --libs openblas) -lm
 
-$(B)/lathe: $(B)/obj/workbench/main.o $(CORE_OBJ) $(B)/libnn.a
+$(B)/lathe: $(B)/obj/workbench/main.o $(CORE_OBJ) $(NN_SO)
 	@echo "  LINK    $@"
-	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+	@$(CC) $(SAN) -o $@ $(filter %.o,$^) $(NN_LINK) $(RPATH_BIN) $(LIBS)
 
-# A plugin is its folder's sources plus the nn core, linked into one .so.
+# A plugin is its folder's sources, linked into one .so against liblathe-nn.so.
 define plugin_rule
-$(B)/plugins/$(1).so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/$(1)/*.c)) $(B)/libnn.a
+$(B)/plugins/$(1).so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/$(1)/*.c)) $(NN_SO)
 	@mkdir -p $$(dir $$@)
 	@echo "  PLUGIN  $$@"
-	@$$(CC) $$(SAN) -shared -o $$@ $$^ $$(shell pkg-config --libs openblas json-c) -lm
+	@$$(CC) $$(SAN) -shared -o $$@ $$(filter %.o,$$^) $$(NN_LINK) -Wl,-rpath,'$$$$ORIGIN/..' \
+		$$(shell pkg-config --libs openblas json-c) -lm
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
 # Test tools: damage a checkpoint (tests/tools/tamper.c) for the corrupted-checkpoint tests.
-$(B)/lathe-tamper: $(B)/obj/tests/tools/tamper.o $(CORE_OBJ) $(B)/libnn.a
+$(B)/lathe-tamper: $(B)/obj/tests/tools/tamper.o $(CORE_OBJ) $(NN_SO)
 	@echo "  LINK    $@"
-	@$(CC) $(SAN) -o $@ $^ $(LIBS)
+	@$(CC) $(SAN) -o $@ $(filter %.o,$^) $(NN_LINK) $(RPATH_BIN) $(LIBS)
 
-$(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(B)/libnn.a
+$(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(NN_SO)
 	@echo "  LINK    $@"
-	@$(CC) $(SAN) -o $@ $^ $(LIBS) -rdynamic
+	@$(CC) $(SAN) -o $@ $(filter %.o,$^) $(NN_LINK) $(RPATH_BIN) $(LIBS)
 
 # The terminal tests drive the dashboard in tmux and render figures with rsvg-convert.
 test: all $(B)/test-unit $(B)/lathe-tamper
@@ -115,9 +125,10 @@ fuzz:
 
 fuzz-build: all $(FUZZ_TARGETS:%=$(B)/fuzz-%)
 
-$(B)/fuzz-%: tests/fuzz/fuzz_%.c $(CORE_OBJ) $(B)/libnn.a
+$(B)/fuzz-%: tests/fuzz/fuzz_%.c $(CORE_OBJ) $(NN_SO)
 	@echo "  FUZZ    $@"
-	@$(CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS) -rdynamic
+	@$(CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.so,$^) $(NN_LINK) \
+		$(RPATH_BIN) $(LIBS)
 
 bench: all $(B)/bench
 	bash bench/run.sh
@@ -128,7 +139,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/lathe/examples $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/lathe $(DESTDIR)$(PREFIX)/bin/lathe
 	install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/plugins/
-	install -m 644 $(B)/libnn.a $(DESTDIR)$(PREFIX)/lib/lathe/
+	install -m 755 $(NN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/
 	install -m 644 workbench/lathe.h $(DESTDIR)$(PREFIX)/include/lathe/
 	install -m 644 workbench/nn/nn.h workbench/nn/lm.h workbench/nn/rm.h workbench/nn/tok.h \
 		$(DESTDIR)$(PREFIX)/include/lathe/nn/
@@ -147,6 +158,6 @@ clean:
 .PHONY: all test demo asan valgrind bench install format clean fuzz fuzz-build
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
-$(B)/bench: bench/bench.c $(B)/libnn.a
+$(B)/bench: bench/bench.c $(NN_SO)
 	@echo "  LINK    $@"
-	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LIBS)
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(NN_LINK) $(RPATH_BIN) $(LIBS)

@@ -731,6 +731,14 @@ probe tasksaves -DPROBE_TASK_SAVES
 LATHE_PLUGIN_PATH=$WORK/tasksaves.so expect kind_task_saves 5 "pure function of its config: save and load must be NULL" -- "$LATHE" plugins
 probe twokinds -DPROBE_TWO_KINDS
 LATHE_PLUGIN_PATH=$WORK/twokinds.so expect kind_two 5 "must set its algorithm interface and no other" -- "$LATHE" plugins
+probe nnabi -DPROBE_NN_ABI=99
+LATHE_PLUGIN_PATH=$WORK/nnabi.so expect nn_abi_mismatch 5 "built against nn library ABI 99, the loaded one is" -- "$LATHE" plugins
+if want nn_one_library; then # no plugin carries its own copy of the nn core
+  copies=$(for so in "$LATHE_PLUGIN_DIR"/*.so; do nm -D --defined-only "$so" | grep -q ' nn_' && echo "$so"; done)
+  needs=$(for so in "$LATHE_PLUGIN_DIR"/*.so "$LATHE"; do # each that calls it finds the one library
+    nm -D --undefined-only "$so" | grep -q ' nn_' && ! ldd "$so" | grep -q 'liblathe-nn.so => /' && echo "$so"; done)
+  if [ -z "$copies$needs" ]; then ok nn_one_library; else bad nn_one_library "own nn copies: $copies; not linked: $needs"; fi
+fi
 probe bigspace -DPROBE_BIG_SPACE
 printf 'lathe.register{name = "probe", so = lathe.opt("so", "")}\nlathe.env("probe")\n' >bigspace.lua
 expect env_space_limit 1 "probe: observation space of 65 dimensions \(1 to 64\)" -- "$LATHE" run bigspace.lua --store big.lmdb --set so="$WORK/bigspace.so"

@@ -8,6 +8,7 @@
  *   -DPROBE_TASK_SAVES   a task with save/load: refused (a task is stateless)
  *   -DPROBE_TWO_KINDS    an algorithm that also sets an env interface: refused
  *   -DPROBE_BIG_SPACE    an environment with 65 observations: refused at create
+ *   -DPROBE_NN_ABI=N     claims nn library ABI N: refused unless it is the loaded one
  * Each prints "probe: destroyed" from destroy, for the tests to see. Built by
  * tests/e2e.sh with the plain cc command of share/examples/hello.c. */
 #include <lathe.h>
@@ -100,6 +101,9 @@ static const lathe_plugin_t plugin = {
     .version = "1.0.0",
     .doc = "a test plugin (tests/plugins/probe.c)",
     .opts = opts,
+#ifdef PROBE_NN_ABI
+    .nn_abi = PROBE_NN_ABI,
+#endif
     .create = create,
     .destroy = destroy,
 #if defined(PROBE_ENV_STUB) || defined(PROBE_BIG_SPACE)
