@@ -1,5 +1,8 @@
 /* run.h - runs, the worker thread that steps them, and the session that owns
- * both together with the libuv loop and the store.
+ * both together with the libuv loop and the store. Implemented in run.c
+ * (records, ownership, creation, stop requests), worker.c (stepping,
+ * checkpoints, resume), host.c (the plugins' host services, instances) and
+ * session.c (the loop, events, signals).
  *
  * Threads. The loop thread owns the session, Lua and all output; it never
  * computes. Worker threads (--workers, default 1) step the active runs in
