@@ -143,7 +143,7 @@ install: all
 	install -m 644 workbench/lathe.h $(DESTDIR)$(PREFIX)/include/lathe/
 	install -m 644 workbench/nn/nn.h workbench/nn/lm.h workbench/nn/rm.h workbench/nn/tok.h \
 		$(DESTDIR)$(PREFIX)/include/lathe/nn/
-	install -m 644 share/plugins.lua $(DESTDIR)$(PREFIX)/share/lathe/
+	install -m 644 share/plugins.lua share/prelude.lua $(DESTDIR)$(PREFIX)/share/lathe/
 	install -m 644 share/recipes/*.lua $(DESTDIR)$(PREFIX)/share/lathe/recipes/
 	install -m 644 share/examples/* $(DESTDIR)$(PREFIX)/share/lathe/examples/
 	install -m 644 share/man/lathe.1 $(DESTDIR)$(PREFIX)/share/man/man1/

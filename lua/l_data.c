@@ -1,0 +1,151 @@
+/* l_data.c - datasets from Lua: the lathe.data library (import, create,
+ * generate, count, get). */
+#include "l_impl.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/dataset.h"
+#include "../workbench/error.h"
+#include "../workbench/registry.h"
+
+/* ---- datasets from Lua ---------------------------------------------------------- */
+
+static int l_data_import(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *file = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2),
+             *schema = luaL_optstring(L, 3, "any");
+  int64_t count;
+  if (lathe_dataset_import(rc->s->check_only ? NULL : rc->s->store, file, name, schema, &count)) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+static int l_data_create(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *name = luaL_checkstring(L, 1), *schema = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  json_object *recs = json_object_new_array();
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    json_object_array_add(recs, to_json(L, -1, 0));
+    lua_pop(L, 1);
+  }
+  char at[256];
+  where(L, at, sizeof at);
+  int err = lathe_dataset_create(rc->s->check_only ? NULL : rc->s->store, name, schema, recs, at);
+  json_object_put(recs);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* A Lua table of plugin options at idx ({maze = "open", noise = 0.5}) as "key=value"
+ * strings in buf, pointed to by kv; returns how many. Raises a Lua error naming who
+ * for a key that is not a string or more than 64 options. Nothing to free. */
+int opts_kv(lua_State *L, int idx, const char *who, opt_buf_t buf, const char *kv[64]) {
+  int n = 0;
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: option names must be strings", who);
+    if (n == 64) luaL_error(L, "%s: more than 64 options", who);
+    const char *key = lua_tostring(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) /* exact: every float round-trips (17 digits) */
+      lua_isinteger(L, -1)
+          ? snprintf(buf[n], sizeof buf[n], "%s=%lld", key, (long long)lua_tointeger(L, -1))
+          : snprintf(buf[n], sizeof buf[n], "%s=%.17g", key, lua_tonumber(L, -1));
+    else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TBOOLEAN)
+      snprintf(buf[n], sizeof buf[n], "%s=%s", key, luaL_tolstring(L, -1, NULL)), lua_pop(L, 1);
+    else
+      luaL_error(L, "%s: option '%s' has a %s value (want number, string or bool)", who, key,
+                 luaL_typename(L, -1));
+    lua_pop(L, 1); /* the value; the key stays for lua_next */
+    kv[n] = buf[n], n++;
+  }
+  return n;
+}
+
+/* lathe.data.generate(name, plugin, {key = value, ...}) -> count, or nil, message */
+static int l_data_generate(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  const char *name = luaL_checkstring(L, 1), *plugin = luaL_checkstring(L, 2), *kv[64];
+  opt_buf_t buf;
+  int nkv = opts_kv(L, 3, "lathe.data.generate", buf, kv);
+  int64_t count;
+  int err = lathe_dataset_generate(rc->s->check_only ? NULL : rc->s->store, plugin, kv, nkv, name,
+                                   &count);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, lathe_lasterr());
+    return 2;
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+typedef struct {
+  const char *name;
+  int64_t i;
+  lua_State *L;
+  int found;
+} dget_args;
+static int dget_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  dget_args *a = arg;
+  if (a->i < 0) { /* count */
+    int64_t n;
+    if (lathe_dataset_count(st, txn, a->name, &n)) return 0;
+    lua_pushinteger(a->L, n);
+    a->found = 1;
+    return 0;
+  }
+  MDB_val v;
+  if (lathe_store_ds_get(st, txn, a->name, (uint64_t)a->i, &v)) return 0;
+  json_tokener *tok = json_tokener_new();
+  json_object *o = json_tokener_parse_ex(tok, v.mv_data, (int)v.mv_size);
+  json_tokener_free(tok);
+  push_json(a->L, o);
+  json_object_put(o);
+  a->found = 1;
+  return 0;
+}
+
+/* lathe.data.count(name) -> n or nil; lathe.data.get(name, i) (1-based) -> table or nil */
+static int l_data_count(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  dget_args a = {luaL_checkstring(L, 1), -1, L, 0};
+  if (rc->s->store) lathe_store_read(rc->s->store, dget_txn, &a);
+  if (!a.found) lua_pushnil(L);
+  return 1;
+}
+static int l_data_get(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  dget_args a = {luaL_checkstring(L, 1), luaL_checkinteger(L, 2) - 1, L, 0};
+  if (a.i >= 0 && rc->s->store) lathe_store_read(rc->s->store, dget_txn, &a);
+  if (!a.found) lua_pushnil(L);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {{"import", l_data_import},     {"create", l_data_create},
+                                 {"generate", l_data_generate}, {"count", l_data_count},
+                                 {"get", l_data_get},           {NULL, NULL}};
+
+void l_data_open(lua_State *L) {
+  luaL_newlib(L, funcs);
+  lua_setfield(L, -2, "data");
+}

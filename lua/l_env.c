@@ -1,0 +1,153 @@
+/* l_env.c - environments from Lua: lathe.env(name, {opts}) returns a
+ * lathe.Env (reset, set_state, step, spaces, close; closed by __gc/__close). */
+#include "l_impl.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/dataset.h"
+#include "../workbench/error.h"
+#include "../workbench/registry.h"
+
+/* ---- environments from Lua: lathe.env(name, {opts}) ----------------------------- */
+
+typedef struct {
+  lathe_child_t *e; /* NULL once closed */
+  int nobs, nact, discrete;
+  int was_reset; /* step() before the first reset() is an error, as in Gymnasium */
+} lenv_t;
+
+static lenv_t *check_env(lua_State *L) {
+  lenv_t *v = luaL_checkudata(L, 1, "lathe.Env");
+  if (!v->e) luaL_error(L, "environment is closed");
+  return v;
+}
+
+static void push_obs(lua_State *L, const float *obs, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) lua_pushnumber(L, obs[i]), lua_rawseti(L, -2, i + 1);
+}
+
+static int env_new(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1), *kv[64];
+  opt_buf_t buf;
+  int n = lua_istable(L, 2) ? opts_kv(L, 2, "lathe.env", buf, kv) : 0;
+  lenv_t *v = lua_newuserdatauv(L, sizeof *v, 0); /* created closed, then opened */
+  memset(v, 0, sizeof *v);
+  luaL_setmetatable(L, "lathe.Env");
+  if (lathe_instance_new(name, kv, n, NULL, &v->e)) luaL_error(L, "lathe.env: %s", lathe_lasterr());
+  if (v->e->p->kind != LATHE_ENVIRONMENT) {
+    const char *kind = lathe_kind_name(v->e->p->kind);
+    lathe_instance_free(v->e);
+    v->e = NULL;
+    luaL_error(L, "lathe.env: '%s' is not an environment (kind: %s)", name, kind);
+  }
+  lathe_space_t os, as; /* checked at creation: box spaces within LATHE_SPACE_MAX */
+  v->e->p->env->spaces(v->e->self, &os, &as);
+  v->nobs = os.n, v->nact = as.n, v->discrete = as.discrete;
+  return 1;
+}
+
+static int env_reset(lua_State *L) {
+  lenv_t *v = check_env(L);
+  uint64_t seed = LATHE_NO_SEED;
+  if (!lua_isnoneornil(L, 2)) {
+    if (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0)
+      luaL_argerror(L, 2, "the seed must be a non-negative integer (or nil: keep the RNG stream)");
+    seed = (uint64_t)lua_tointeger(L, 2);
+  }
+  float obs[LATHE_SPACE_MAX];
+  if (v->e->p->env->reset(v->e->self, lathe_host(), &v->e->ctx, seed, obs))
+    luaL_error(L, "%s", lathe_lasterr());
+  v->was_reset = 1;
+  push_obs(L, obs, v->nobs);
+  return 1;
+}
+
+static int env_set_state(lua_State *L) {
+  lenv_t *v = check_env(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  double st[LATHE_SPACE_MAX];
+  int n = (int)lua_rawlen(L, 2);
+  if (n > LATHE_SPACE_MAX) luaL_argerror(L, 2, "state too long");
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_argerror(L, 2, "state entries must be numbers");
+    st[i] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  float obs[LATHE_SPACE_MAX];
+  v->was_reset = 1;
+  if (v->e->p->env->set_state(v->e->self, lathe_host(), &v->e->ctx, st, n, obs))
+    luaL_error(L, "%s", lathe_lasterr());
+  push_obs(L, obs, v->nobs);
+  return 1;
+}
+
+static int env_step(lua_State *L) {
+  lenv_t *v = check_env(L);
+  float a[LATHE_SPACE_MAX], obs[LATHE_SPACE_MAX];
+  if (!v->was_reset) luaL_error(L, "%s: reset() first (step before any reset)", v->e->p->name);
+  if (v->discrete) {
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (k < 0 || k >= v->nact)
+      luaL_argerror(L, 2, lua_pushfstring(L, "action %I is outside 0..%d", k, v->nact - 1));
+    a[0] = (float)k;
+  } else if (lua_istable(L, 2)) {
+    if ((int)lua_rawlen(L, 2) != v->nact)
+      luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
+    for (int i = 0; i < v->nact; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, 2, lua_pushfstring(L, "entry %d is not a number", i + 1));
+      a[i] = (float)lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  } else {
+    if (v->nact != 1)
+      luaL_argerror(L, 2, lua_pushfstring(L, "a box action has %d numbers", v->nact));
+    a[0] = (float)luaL_checknumber(L, 2);
+  }
+  double r;
+  int term, trunc;
+  if (v->e->p->env->step(v->e->self, lathe_host(), &v->e->ctx, a, obs, &r, &term, &trunc))
+    luaL_error(L, "%s", lathe_lasterr());
+  push_obs(L, obs, v->nobs);
+  lua_pushnumber(L, r), lua_pushboolean(L, term), lua_pushboolean(L, trunc);
+  return 4;
+}
+
+static int env_spaces(lua_State *L) {
+  lenv_t *v = check_env(L);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, v->nobs), lua_setfield(L, -2, "obs");
+  lua_pushinteger(L, v->nact), lua_setfield(L, -2, "actions");
+  lua_pushboolean(L, v->discrete), lua_setfield(L, -2, "discrete");
+  return 1;
+}
+
+static int env_close(lua_State *L) {
+  lenv_t *v = luaL_checkudata(L, 1, "lathe.Env");
+  lathe_instance_free(v->e);
+  v->e = NULL;
+  return 0;
+}
+
+static const luaL_Reg env_methods[] = {{"reset", env_reset}, {"set_state", env_set_state},
+                                       {"step", env_step},   {"spaces", env_spaces},
+                                       {"close", env_close}, {NULL, NULL}};
+
+void l_env_open(lua_State *L) {
+  luaL_newmetatable(L, "lathe.Env");
+  luaL_newlib(L, env_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, env_close), lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, env_close), lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, env_new), lua_setfield(L, -2, "env");
+}

@@ -1,0 +1,114 @@
+/* l_plot.c - lathe.plot: curves of stored runs as an SVG figure (ui/plot.h). */
+#include "l_impl.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/dataset.h"
+#include "../workbench/error.h"
+#include "../workbench/registry.h"
+#include "../ui/plot.h"
+
+const char *opt_str(lua_State *L, int t, const char *k, const char *def) {
+  lua_getfield(L, t, k);
+  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+    luaL_error(L, "lathe.plot: %s must be a string", k);
+  lua_pop(L, 1); /* the string stays alive in the table */
+  return v;
+}
+
+/* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
+ *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out
+ */
+static int l_plot(lua_State *L) {
+  recipe_t *rc = get_recipe(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lathe_plot_opts_t o = {0};
+  o.out = opt_str(L, 1, "out", NULL), o.metric = opt_str(L, 1, "metric", NULL);
+  o.title = opt_str(L, 1, "title", NULL), o.band = opt_str(L, 1, "band", NULL);
+  const char *x = opt_str(L, 1, "x", "step");
+  if (!o.out || !o.metric) luaL_error(L, "lathe.plot: out= and metric= are required");
+  o.xtime = !strcmp(x, "time");
+  if (strcmp(x, "step") && !o.xtime) o.xmetric = x; /* another metric */
+  lua_getfield(L, 1, "smooth"), o.smooth = luaL_optnumber(L, -1, 0), lua_pop(L, 1);
+  lua_getfield(L, 1, "logy"), o.logy = lua_toboolean(L, -1), lua_pop(L, 1);
+  /* series: explicit groups, or one series per run */
+  lua_getfield(L, 1, "series");
+  int grouped = lua_istable(L, -1);
+  if (!grouped) {
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "runs");
+    if (!lua_istable(L, -1)) luaL_error(L, "lathe.plot: series= or runs= is required");
+  }
+  int list = lua_gettop(L), n = (int)lua_rawlen(L, list), total = 0;
+  if (n < 1) luaL_error(L, "lathe.plot: no runs to plot");
+  lathe_plot_series_t *ser = lua_newuserdatauv(L, n * sizeof *ser, 0);
+  uint32_t *ids = NULL;
+  for (int pass = 0; pass < 2; pass++) { /* count, then fill */
+    int k = 0;
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      int item = lua_gettop(L);
+      if (grouped) {
+        luaL_checktype(L, item, LUA_TTABLE);
+        lua_getfield(L, item, "runs");
+        if (!lua_istable(L, -1)) luaL_error(L, "lathe.plot: series[%d].runs must be a list", i);
+        int m = (int)lua_rawlen(L, -1);
+        if (m < 1) luaL_error(L, "lathe.plot: series[%d] has no runs", i);
+        if (pass) {
+          ser[i - 1].runs = ids + k, ser[i - 1].nruns = m;
+          ser[i - 1].label = opt_str(L, item, "label", NULL);
+          for (int j = 1; j <= m; j++) {
+            lua_rawgeti(L, -1, j);
+            ids[k + j - 1] = run_id_at(L, -1, "lathe.plot", "a series entry");
+            lua_pop(L, 1);
+          }
+        }
+        k += m;
+        lua_pop(L, 1);
+      } else {
+        if (pass) {
+          ids[k] = run_id_at(L, item, "lathe.plot", "a runs entry");
+          ser[i - 1] = (lathe_plot_series_t){NULL, ids + k, 1};
+        }
+        k++;
+      }
+      lua_pop(L, 1);
+    }
+    if (!pass) total = k, ids = lua_newuserdatauv(L, total * sizeof *ids, 0);
+  }
+  /* marked x positions */
+  lua_getfield(L, 1, "vlines");
+  int nv = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0, vt = lua_gettop(L);
+  double *vx = lua_newuserdatauv(L, (nv + 1) * sizeof *vx, 0);
+  const char **vl = lua_newuserdatauv(L, (nv + 1) * sizeof *vl, 0);
+  for (int i = 0; i < nv; i++) {
+    lua_rawgeti(L, vt, i + 1);
+    vl[i] = NULL;
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "x"), vx[i] = luaL_checknumber(L, -1), lua_pop(L, 1);
+      vl[i] = opt_str(L, lua_gettop(L), "label", NULL);
+    } else
+      vx[i] = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+  }
+  o.vlines = vx, o.vlabels = vl, o.nvlines = nv;
+  (void)total;
+  if (rc->s->check_only || !rc->s->store) { /* lathe check: arguments checked, nothing drawn */
+    lua_pushstring(L, o.out);
+    return 1;
+  }
+  if (lathe_plot(rc->s->store, ser, n, &o)) luaL_error(L, "%s", lathe_lasterr());
+  lua_pushstring(L, o.out);
+  return 1;
+}
+
+void l_plot_open(lua_State *L) {
+  lua_pushcfunction(L, l_plot), lua_setfield(L, -2, "plot");
+}
