@@ -227,7 +227,6 @@ static int metric_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   return lathe_store_metric_each(st, txn, a->id, a->name, push_point, &a->pa);
 }
 
-
 /* lathe.metrics(run, name) -> steps, values, times; raises for a missing run */
 static int l_metrics(lua_State *L) {
   recipe_t *rc = get_recipe(L);

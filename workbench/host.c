@@ -351,9 +351,8 @@ static int h_stopping(lathe_ctx_t *c) {
 }
 
 const lathe_host_t run_host = {LATHE_API_MAJOR,  LATHE_API_MINOR,  h_cfg_int,
-                                  h_cfg_num,        h_cfg_str,        h_seed,
-                                  h_metric,         h_set_total,      h_log,
-                                  h_fail,           h_dataset_count,  h_dataset_get,
-                                  h_plugin_create,  h_plugin_destroy, h_run_checkpoint,
-                                  h_dataset_create, h_run_id,         h_stopping};
-
+                               h_cfg_num,        h_cfg_str,        h_seed,
+                               h_metric,         h_set_total,      h_log,
+                               h_fail,           h_dataset_count,  h_dataset_get,
+                               h_plugin_create,  h_plugin_destroy, h_run_checkpoint,
+                               h_dataset_create, h_run_id,         h_stopping};

@@ -57,12 +57,34 @@ static int usage_err(const char *cmd, const char *fmt, const char *arg) {
   return 2;
 }
 
-/* ---- help texts: examples first ---- */
+/* ---- commands ---- */
 
-static const struct {
-  const char *name, *summary, *help;
+/* Every command: its name (and alias), what runs it, the options it takes
+ * (an option given to a command it does not belong to is refused with that
+ * command's usage, never ignored), and its help, examples first. One table
+ * drives dispatch, `lathe help` and the option check. */
+static int cmd_run(opts_t *o);
+static int cmd_check(opts_t *o);
+static int cmd_resume(opts_t *o);
+static int cmd_watch(opts_t *o);
+static int cmd_plot(opts_t *o);
+static int cmd_runs(opts_t *o);
+static int cmd_show(opts_t *o);
+static int cmd_metrics(opts_t *o);
+static int cmd_compare(opts_t *o);
+static int cmd_rm(opts_t *o);
+static int cmd_plugins(opts_t *o);
+static int cmd_data(opts_t *o);
+static int cmd_store(opts_t *o);
+static int cmd_doctor(opts_t *o);
+
+static const struct command {
+  const char *name, *alias;
+  int (*fn)(opts_t *); /* NULL: help and version, answered before parsing */
+  const char *opts;    /* the options it takes, space-separated and space-padded */
+  const char *summary, *help;
 } cmds[] = {
-    {"run", "run a recipe",
+    {"run", NULL, cmd_run, " --store --headless --set --seed --threads --workers ", "run a recipe",
      "examples:\n"
      "  lathe run share/recipes/hlgauss_cartpole.lua\n"
      "  lathe run my.lua --headless --seed 3 --set lr=3e-4 --set dqn.batch_size=64\n"
@@ -76,7 +98,8 @@ static const struct {
      "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"
      "  --workers N      runs stepped in parallel (default 1); for sweeps of small\n"
      "                   networks, --threads 1 --workers <cores> is fastest\n"},
-    {"resume", "continue interrupted or crashed runs",
+    {"resume", NULL, cmd_resume, " --store --headless --threads --workers --from-checkpoint ",
+     "continue interrupted or crashed runs",
      "examples:\n"
      "  lathe resume 12\n"
      "  lathe resume 3 4 5 --threads 1 --workers 2\n"
@@ -86,7 +109,8 @@ static const struct {
      "  a run never stopped (same thread count). A checkpoint whose checksum does not\n"
      "  match is refused; --from-checkpoint continues from an older one (`lathe show\n"
      "  RUN` lists them), dropping the metrics and checkpoints after it.\n"},
-    {"watch", "the live dashboard on the runs of a store another process writes",
+    {"watch", NULL, cmd_watch, " --store ",
+     "the live dashboard on the runs of a store another process writes",
      "examples:\n"
      "  lathe run big.lua --headless > big.jsonl &   # then, in another terminal:\n"
      "  lathe watch\n"
@@ -96,7 +120,9 @@ static const struct {
      "  the newest run, and the runs created while it watches). Finished runs are\n"
      "  shown whole. Keys: ? help, q quit, arrows select, s smooth, x x-axis, l log-y,\n"
      "  / filter, + - overlay. Pausing and checkpointing belong to `lathe run`.\n"},
-    {"plot", "write a metric of several runs as an SVG figure",
+    {"plot", NULL, cmd_plot,
+     " --store --logy --smooth --x --band --title --size --label --vline --metric --output ",
+     "write a metric of several runs as an SVG figure",
      "examples:\n"
      "  lathe plot 3 -o loss.svg --metric loss\n"
      "  lathe plot 1,2,3 4,5,6 --metric eval/episodic_return --smooth 0.6 -o cmp.svg\n"
@@ -111,7 +137,7 @@ static const struct {
      "  --smooth is TensorBoard's EMA weight in [0, 1); a single run also shows its\n"
      "  raw curve faintly. --x METRIC plots against another metric logged at the\n"
      "  same steps (--x eval/kl --metric eval/reward: reward against KL).\n"},
-    {"runs", "list runs with their main metric's last and best",
+    {"runs", "ls", cmd_runs, " --store --json ", "list runs with their main metric's last and best",
      "examples:\n"
      "  lathe runs\n"
      "  lathe runs --json | jq .\n"
@@ -119,12 +145,14 @@ static const struct {
      "  Columns: id, recipe, plugin, status, step, time since the run's record was\n"
      "  last updated, the main metric's last value and its best as value@step\n"
      "  (higher or lower being better as the plugin declares).\n"},
-    {"show", "print a run's config, status, last and best, checkpoints and latest metrics",
+    {"show", NULL, cmd_show, " --store --json --recipe ",
+     "print a run's config, status, last and best, checkpoints and latest metrics",
      "examples:\n"
      "  lathe show 3\n"
      "  lathe show 3 --recipe > again.lua   # the recipe that started it, as stored\n"
      "usage: lathe show RUN [--store PATH] [--json | --recipe]\n"},
-    {"metrics", "export the curves of one or more runs",
+    {"metrics", NULL, cmd_metrics, " --store --csv --jsonl --metric ",
+     "export the curves of one or more runs",
      "examples:\n"
      "  lathe metrics 3 --csv > run3.csv\n"
      "  lathe metrics 3 --metric loss\n"
@@ -134,23 +162,24 @@ static const struct {
      "  (run,metric,step,value,time for several runs: long format); --jsonl gives one\n"
      "  object per point with its run. Values are the shortest text that reads back\n"
      "  exactly. Every run and metric is checked before anything is printed.\n"},
-    {"compare", "what differs between runs, and how each did",
+    {"compare", NULL, cmd_compare, " --store --json --metric ",
+     "what differs between runs, and how each did",
      "examples:\n"
      "  lathe compare 3 7\n"
      "  lathe compare 1 2 3 --metric eval/kl --json\n"
      "usage: lathe compare RUN RUN... [--metric NAME] [--json] [--store PATH]\n"
      "  The config keys whose values differ, then the main metric (and --metric)\n"
      "  per run: last value, best value, and the mean over the last 10% of steps.\n"},
-    {"rm", "delete runs with their metrics and checkpoints",
+    {"rm", NULL, cmd_rm, " --store ", "delete runs with their metrics and checkpoints",
      "examples:\n"
      "  lathe rm 3 4\n"
      "usage: lathe rm RUN... [--store PATH]\n"},
-    {"plugins", "list plugins, or show one plugin's options",
+    {"plugins", NULL, cmd_plugins, " ", "list plugins, or show one plugin's options",
      "examples:\n"
      "  lathe plugins\n"
      "  lathe plugins dqn\n"
      "usage: lathe plugins [NAME]\n"},
-    {"data", "manage datasets in the store",
+    {"data", NULL, cmd_data, " --store --set --name --schema ", "manage datasets in the store",
      "examples:\n"
      "  lathe data import pairs.jsonl --name hh --schema prefs\n"
      "  lathe data ls\n"
@@ -175,7 +204,8 @@ static const struct {
      "  generate PLUGIN NAME [--set KEY=VALUE]...\n"
      "      run a generator plugin (`lathe plugins` lists them; `lathe plugins\n"
      "      mazedata` its options) and store what it makes as NAME, atomically.\n"},
-    {"store", "check a store for damage, or back it up while runs write",
+    {"store", NULL, cmd_store, " --store ",
+     "check a store for damage, or back it up while runs write",
      "examples:\n"
      "  lathe store check\n"
      "  lathe store backup /backups/lathe-2026-12-03 --store runs.lmdb\n"
@@ -185,24 +215,34 @@ static const struct {
      "          prints each damaged entry; exit 0 if clean, 4 if damaged.\n"
      "  backup  a consistent compacted copy in the new folder DEST (LMDB's copy\n"
      "          with compaction), taken while other processes write.\n"},
-    {"check", "validate a recipe and every config in it without running",
+    {"check", NULL, cmd_check, " --set --seed ",
+     "validate a recipe and every config in it without running",
      "examples:\n"
      "  lathe check share/recipes/hlgauss_cartpole.lua\n"
      "usage: lathe check RECIPE.lua [--set KEY=VALUE]...\n"
      "  Runs the recipe with every run validated (each key, and the plugin's\n"
      "  rules across keys) but not started: each reads as done with zero\n"
      "  results, print() prints nothing, no file or store is written.\n"},
-    {"doctor", "print versions and environment facts for bug reports",
+    {"doctor", NULL, cmd_doctor, " --store ",
+     "print versions and environment facts for bug reports",
      "examples:\n"
      "  lathe doctor\n"
      "usage: lathe doctor [--store PATH]\n"},
-    {"help", "show help for a command",
+    {"help", NULL, NULL, " ", "show help for a command",
      "examples:\n"
      "  lathe help plot\n"
      "usage: lathe help [COMMAND]\n"},
-    {"version", "print the version", "usage: lathe version\n"},
+    {"version", NULL, NULL, " ", "print the version", "usage: lathe version\n"},
 };
 #define NCMDS (int)(sizeof cmds / sizeof *cmds)
+
+/* The command named (or aliased) name, NULL if none. */
+static const struct command *command(const char *name) {
+  for (int i = 0; i < NCMDS; i++)
+    if (!strcmp(cmds[i].name, name) || (cmds[i].alias && !strcmp(cmds[i].alias, name)))
+      return &cmds[i];
+  return NULL;
+}
 
 static void short_usage(FILE *f) {
   fprintf(f,
@@ -233,19 +273,15 @@ static int cmd_help(const char *name) {
     return 0;
   }
   if (!strcmp(name, "--help") || !strcmp(name, "-h")) name = "help";
-  if (!strcmp(name, "ls")) name = "runs";
-  for (int i = 0; i < NCMDS; i++)
-    if (!strcmp(cmds[i].name, name)) {
-      printf("lathe %s - %s\n\n%s", cmds[i].name, cmds[i].summary, cmds[i].help);
-      return 0;
-    }
-  return no_command(name);
+  const struct command *c = command(name);
+  if (!c) return no_command(name);
+  printf("lathe %s - %s\n\n%s", c->name, c->summary, c->help);
+  return 0;
 }
 
 /* ---- argument parsing ---- */
 
-/* Every option, and which commands take it: an option given to a command it
- * does not belong to is refused with that command's usage, never ignored. */
+/* Every option (which commands take it: their entries in cmds[]). */
 enum {
   O_STORE,
   O_HEADLESS,
@@ -274,39 +310,37 @@ enum {
 };
 static const struct {
   const char *name, *alias;
-  int value;        /* takes a value */
-  const char *cmds; /* the commands that take it, space-separated and space-padded */
+  int value; /* takes a value */
 } options[NOPTS] = {
-    [O_STORE] = {"--store", "-s", 1,
-                 " run resume watch plot runs ls show metrics rm data doctor compare store "},
-    [O_HEADLESS] = {"--headless", NULL, 0, " run resume "},
-    [O_JSON] = {"--json", NULL, 0, " runs ls show compare "},
-    [O_CSV] = {"--csv", NULL, 0, " metrics "},
-    [O_JSONL] = {"--jsonl", NULL, 0, " metrics "},
-    [O_LOGY] = {"--logy", NULL, 0, " plot "},
-    [O_SMOOTH] = {"--smooth", NULL, 1, " plot "},
-    [O_X] = {"--x", NULL, 1, " plot "},
-    [O_BAND] = {"--band", NULL, 1, " plot "},
-    [O_TITLE] = {"--title", NULL, 1, " plot "},
-    [O_SIZE] = {"--size", NULL, 1, " plot "},
-    [O_LABEL] = {"--label", NULL, 1, " plot "},
-    [O_VLINE] = {"--vline", NULL, 1, " plot "},
-    [O_SET] = {"--set", NULL, 1, " run check data "},
-    [O_SEED] = {"--seed", NULL, 1, " run check "},
-    [O_THREADS] = {"--threads", NULL, 1, " run resume "},
-    [O_WORKERS] = {"--workers", NULL, 1, " run resume "},
-    [O_METRIC] = {"--metric", NULL, 1, " plot metrics compare "},
-    [O_NAME] = {"--name", NULL, 1, " data "},
-    [O_SCHEMA] = {"--schema", NULL, 1, " data "},
-    [O_OUT] = {"--output", "-o", 1, " plot "},
-    [O_RECIPE] = {"--recipe", NULL, 0, " show "},
-    [O_FROM] = {"--from-checkpoint", NULL, 1, " resume "},
+    [O_STORE] = {"--store", "-s", 1},
+    [O_HEADLESS] = {"--headless", NULL, 0},
+    [O_JSON] = {"--json", NULL, 0},
+    [O_CSV] = {"--csv", NULL, 0},
+    [O_JSONL] = {"--jsonl", NULL, 0},
+    [O_LOGY] = {"--logy", NULL, 0},
+    [O_SMOOTH] = {"--smooth", NULL, 1},
+    [O_X] = {"--x", NULL, 1},
+    [O_BAND] = {"--band", NULL, 1},
+    [O_TITLE] = {"--title", NULL, 1},
+    [O_SIZE] = {"--size", NULL, 1},
+    [O_LABEL] = {"--label", NULL, 1},
+    [O_VLINE] = {"--vline", NULL, 1},
+    [O_SET] = {"--set", NULL, 1},
+    [O_SEED] = {"--seed", NULL, 1},
+    [O_THREADS] = {"--threads", NULL, 1},
+    [O_WORKERS] = {"--workers", NULL, 1},
+    [O_METRIC] = {"--metric", NULL, 1},
+    [O_NAME] = {"--name", NULL, 1},
+    [O_SCHEMA] = {"--schema", NULL, 1},
+    [O_OUT] = {"--output", "-o", 1},
+    [O_RECIPE] = {"--recipe", NULL, 0},
+    [O_FROM] = {"--from-checkpoint", NULL, 1},
 };
 
 static int takes(int opt, const char *cmd) {
   char w[40];
-  snprintf(w, sizeof w, " %s ", cmd);
-  return strstr(options[opt].cmds, w) != NULL;
+  snprintf(w, sizeof w, " %s ", options[opt].name);
+  return strstr(command(cmd)->opts, w) != NULL;
 }
 
 static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
@@ -497,7 +531,7 @@ static int dashboard(lathe_session_t *s, const opts_t *o, const char *title) {
   return 0;
 }
 
-static int cmd_run(opts_t *o, int check) {
+static int run_or_check(opts_t *o, int check) {
   const char *cmd = check ? "check" : "run";
   if (o->nargs != 1) return usage_err(cmd, "%s", "wants exactly one RECIPE.lua");
   int rc = lathe_declare_builtins();
@@ -532,6 +566,14 @@ static int cmd_run(opts_t *o, int check) {
 
 static void resume_end(lathe_session_t *s, lathe_run_t *r) {
   if (lathe_session_active(s) == 0) uv_stop(&s->loop);
+}
+
+static int cmd_run(opts_t *o) {
+  return run_or_check(o, 0);
+}
+
+static int cmd_check(opts_t *o) {
+  return run_or_check(o, 1);
 }
 
 static int cmd_resume(opts_t *o) {
@@ -1437,45 +1479,15 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "help")) return cmd_help(argc > 2 ? argv[2] : NULL);
-  int known = !strcmp(cmd, "ls");
-  for (int i = 0; i < NCMDS; i++) known |= !strcmp(cmd, cmds[i].name);
-  if (!known) return no_command(cmd);
+  const struct command *c = command(cmd);
+  if (!c) return no_command(cmd);
   opts_t o;
   int rc = parse(cmd, argc - 2, argv + 2, &o);
   if (rc) {
     free_opts(&o);
     return rc == 1 ? 0 : rc;
   }
-  if (!strcmp(cmd, "run"))
-    rc = cmd_run(&o, 0);
-  else if (!strcmp(cmd, "check"))
-    rc = cmd_run(&o, 1);
-  else if (!strcmp(cmd, "resume"))
-    rc = cmd_resume(&o);
-  else if (!strcmp(cmd, "plot"))
-    rc = cmd_plot(&o);
-  else if (!strcmp(cmd, "watch"))
-    rc = cmd_watch(&o);
-  else if (!strcmp(cmd, "runs") || !strcmp(cmd, "ls"))
-    rc = cmd_runs(&o);
-  else if (!strcmp(cmd, "show"))
-    rc = cmd_show(&o);
-  else if (!strcmp(cmd, "metrics"))
-    rc = cmd_metrics(&o);
-  else if (!strcmp(cmd, "compare"))
-    rc = cmd_compare(&o);
-  else if (!strcmp(cmd, "rm"))
-    rc = cmd_rm(&o);
-  else if (!strcmp(cmd, "plugins"))
-    rc = cmd_plugins(&o);
-  else if (!strcmp(cmd, "data"))
-    rc = cmd_data(&o);
-  else if (!strcmp(cmd, "doctor"))
-    rc = cmd_doctor(&o);
-  else if (!strcmp(cmd, "store"))
-    rc = cmd_store(&o);
-  else
-    rc = no_command(cmd);
+  rc = c->fn(&o);
   free_opts(&o);
   return rc;
 }

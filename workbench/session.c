@@ -21,7 +21,7 @@
 /* ---- events to the loop ------------------------------------------------------ */
 
 void run_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint64_t step,
-                          const char *name, double value, char *text) {
+                  const char *name, double value, char *text) {
   lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
   if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
   if (r->starting && type == EV_LOG) { /* held until the run's start event */
@@ -44,7 +44,7 @@ void run_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint
 
 /* An event at the run's current step (the step in progress for logs). */
 void run_event(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, const char *name,
-                       double value, char *text) {
+               double value, char *text) {
   run_event_at(s, type, r, (uint64_t)r->step + (type == EV_LOG), name, value, text);
 }
 

@@ -335,7 +335,7 @@ static int chunk(lathe_run_t *r, double budget) {
   if (now - r->perf_time >= 1.0) { /* wall-clock throughput: the host's, never checkpointed */
     if (r->perf_time > 0 && r->step > r->perf_step)
       run_record_metric(r, (uint64_t)r->step, "perf/steps_per_sec",
-                    (r->step - r->perf_step) / (now - r->perf_time));
+                        (r->step - r->perf_step) / (now - r->perf_time));
     r->perf_time = now, r->perf_step = r->step;
   }
   if (now - r->last_flush > 0.5 && r->npending && run_flush(r, RUN_RUNNING, NULL, 0))
@@ -387,4 +387,3 @@ void *run_worker_main(void *arg) {
   pthread_mutex_unlock(&s->mu);
   return NULL;
 }
-
