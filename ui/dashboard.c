@@ -445,24 +445,99 @@ out:
   for (int i = 0; i < nsh; i++) free(xs[i]), free(ys[i]), free(raw[i]);
 }
 
+/* ---- keys: one table for the handler, the help screen and the key bar ------------- */
+
+typedef enum {
+  KEY_ACT_HELP,
+  KEY_ACT_QUIT,
+  KEY_ACT_SELECT,
+  KEY_ACT_METRIC,
+  KEY_ACT_FILTER,
+  KEY_ACT_CLEAR,
+  KEY_ACT_OVERLAY,
+  KEY_ACT_SMOOTH,
+  KEY_ACT_XAXIS,
+  KEY_ACT_LOGY,
+  KEY_ACT_PAUSE,
+  KEY_ACT_CKPT,
+  KEY_ACT_REDRAW
+} action_t;
+
+static const struct keydef {
+  action_t act;
+  int keys[5];        /* the keys that do it, 0-terminated */
+  const char *names;  /* as the help screen writes them */
+  const char *help;   /* its line on the help screen (NULL: said in another's) */
+  const char *barkey; /* on the key bar as barkey + label (NULL: not on it) */
+  const char *label;
+  int live; /* lathe run only: lathe watch is read-only */
+} keydefs[] = {
+    {KEY_ACT_HELP, {'?', KEY_F(1)}, "?  F1", "this help (any key closes it)", "?", "Help", 0},
+    {KEY_ACT_QUIT,
+     {'q', 'Q', KEY_F(10)},
+     "q  F10",
+     "quit (lathe run: asks, then checkpoints and stops the runs)",
+     "q",
+     "Quit",
+     0},
+    {KEY_ACT_PAUSE, {'p', 'P'}, "p", "pause / resume the selected run", "p", "Pause", 1},
+    {KEY_ACT_CKPT, {'c', 'C'}, "c", "checkpoint the selected run now", "c", "Ckpt", 1},
+    {KEY_ACT_FILTER,
+     {'/'},
+     "/",
+     "filter metrics by name (Enter keeps it, Esc clears it)",
+     "/",
+     "Filter",
+     0},
+    {KEY_ACT_CLEAR, {27}, "Esc", NULL, NULL, NULL, 0},
+    {KEY_ACT_SMOOTH,
+     {'s'},
+     "s",
+     "smoothing: off, 0.6, 0.9, 0.99 (TensorBoard's EMA)",
+     "s",
+     "Smooth",
+     0},
+    {KEY_ACT_XAXIS, {'x'}, "x", "x axis: step or wall-clock seconds", "x", "X-axis", 0},
+    {KEY_ACT_LOGY, {'l'}, "l", "log-scale y", "l", "Log-y", 0},
+    {KEY_ACT_OVERLAY,
+     {'+', '-', ' '},
+     "+ - space",
+     "add / drop / toggle the selected run in the overlay",
+     "+-",
+     "Overlay",
+     0},
+    {KEY_ACT_METRIC,
+     {KEY_RIGHT, '\t', KEY_LEFT, KEY_BTAB},
+     "Left Right",
+     "focus the previous / next metric (Tab, Shift-Tab too)",
+     "Tab",
+     "Metric",
+     0},
+    {KEY_ACT_SELECT, {KEY_UP, 'k', KEY_DOWN, 'j'}, "Up Down j k", "select a run", NULL, NULL, 0},
+    {KEY_ACT_REDRAW, {12}, "Ctrl-L", "redraw", NULL, NULL, 0},
+};
+#define NKEYS (int)(sizeof keydefs / sizeof *keydefs)
+
+/* The entry whose keys include ch, NULL if none. */
+static const struct keydef *keydef_of(int ch) {
+  for (int i = 0; i < NKEYS; i++)
+    for (int k = 0; keydefs[i].keys[k]; k++)
+      if (keydefs[i].keys[k] == ch) return &keydefs[i];
+  return NULL;
+}
+
 static void draw_help(dash_t *d) {
-  static const char *lines[] = {
-      "lathe dashboard keys",
-      "",
-      "  ?  F1        this help (any key closes it)",
-      "  q  F10       quit (lathe run: asks, then checkpoints and stops the runs)",
-      "  Up Down j k  select a run",
-      "  Left Right   focus the previous / next metric (Tab, Shift-Tab too)",
-      "  /            filter metrics by name (Enter keeps it, Esc clears it)",
-      "  + - space    add / drop / toggle the selected run in the overlay",
-      "  s            smoothing: off, 0.6, 0.9, 0.99 (TensorBoard's EMA)",
-      "  x            x axis: step or wall-clock seconds",
-      "  l            log-scale y",
-      "  p            pause / resume the selected run   (lathe run only)",
-      "  c            checkpoint the selected run now   (lathe run only)",
-      "  Ctrl-L       redraw",
-  };
-  int n = (int)(sizeof lines / sizeof *lines), w = 0;
+  const char *lines[NKEYS + 2];
+  char buf[NKEYS][128];
+  int n = 0;
+  lines[n++] = "lathe dashboard keys", lines[n++] = "";
+  for (int i = 0; i < NKEYS; i++)
+    if (keydefs[i].help) {
+      snprintf(buf[i], sizeof buf[i], "  %-12s %s%s", keydefs[i].names, keydefs[i].help,
+               keydefs[i].live ? "  (lathe run only)" : "");
+      lines[n++] = buf[i];
+    }
+  int w = 0;
   for (int i = 0; i < n; i++) w = (int)strlen(lines[i]) > w ? (int)strlen(lines[i]) : w;
   w += 4;
   int y0 = (LINES - n - 2) / 2, x0 = (COLS - w) / 2;
@@ -542,13 +617,11 @@ static void draw(dash_t *d) {
     printw("filter metrics: %s", d->filter);
     attron(A_REVERSE), addch(' '), attroff(A_REVERSE);
   } else {
-    static const char *keys[][2] = {
-        {"?", "Help"},   {"q", "Quit"},   {"p", "Pause"}, {"c", "Ckpt"},     {"/", "Filter"},
-        {"s", "Smooth"}, {"x", "X-axis"}, {"l", "Log-y"}, {"+-", "Overlay"}, {"Tab", "Metric"}};
-    for (int i = 0; i < 10 && getcurx(stdscr) < W - 12; i++) {
-      if (!d->s && (i == 2 || i == 3)) continue; /* watch is read-only: no pause, no ckpt */
-      attron(A_BOLD), printw("%s", keys[i][0]), attroff(A_BOLD);
-      attr_pair(d, PAIR_HEAD, A_REVERSE, 1), printw("%-7s", keys[i][1]);
+    for (int i = 0; i < NKEYS && getcurx(stdscr) < W - 12; i++) {
+      const struct keydef *k = &keydefs[i];
+      if (!k->barkey || (k->live && !d->s)) continue;
+      attron(A_BOLD), printw("%s", k->barkey), attroff(A_BOLD);
+      attr_pair(d, PAIR_HEAD, A_REVERSE, 1), printw("%-7s", k->label);
       attr_pair(d, PAIR_HEAD, A_REVERSE, 0), addch(' ');
     }
   }
@@ -754,65 +827,54 @@ static void key(dash_t *d, int ch) {
     d->metric = 0;
     return;
   }
-  switch (ch) {
-  case 'q':
-  case 'Q':
-  case KEY_F(10):
+  const struct keydef *k = keydef_of(ch);
+  if (!k) return;
+  switch (k->act) {
+  case KEY_ACT_QUIT:
     if (d->s && !d->s->signal)
       d->asking = 1;
     else if (!d->s)
       d->quit = 1;
     break;
-  case '?':
-  case KEY_F(1):
+  case KEY_ACT_HELP:
     d->help = 1;
     break;
-  case KEY_UP:
-  case 'k':
-    if (d->sel > 0) d->sel--;
+  case KEY_ACT_SELECT:
+    if ((ch == KEY_UP || ch == 'k') && d->sel > 0) d->sel--;
+    if ((ch == KEY_DOWN || ch == 'j') && d->sel + 1 < d->nruns) d->sel++;
     break;
-  case KEY_DOWN:
-  case 'j':
-    if (d->sel + 1 < d->nruns) d->sel++;
+  case KEY_ACT_METRIC:
+    if (ch == KEY_LEFT || ch == KEY_BTAB) {
+      if (d->metric > 0) d->metric--;
+    } else
+      d->metric++; /* clamped by draw */
     break;
-  case KEY_LEFT:
-  case KEY_BTAB:
-    if (d->metric > 0) d->metric--;
-    break;
-  case KEY_RIGHT:
-  case '\t':
-    d->metric++; /* clamped by draw */
-    break;
-  case '/':
+  case KEY_ACT_FILTER:
     d->filtering = 1;
     break;
-  case 27:
+  case KEY_ACT_CLEAR:
     d->filter[0] = 0;
     break;
-  case 's':
+  case KEY_ACT_SMOOTH:
     d->smooth_i = (d->smooth_i + 1) % 4;
     break;
-  case 'x':
+  case KEY_ACT_XAXIS:
     d->xtime = !d->xtime;
     break;
-  case 'l':
+  case KEY_ACT_LOGY:
     d->logy = !d->logy;
     break;
-  case '+':
-  case '-':
-  case ' ':
+  case KEY_ACT_OVERLAY:
     if (r) r->overlay = ch == '+' ? 1 : ch == '-' ? 0 : !r->overlay;
     break;
-  case 'p':
-  case 'P':
-  case 'c':
-  case 'C':
+  case KEY_ACT_PAUSE:
+  case KEY_ACT_CKPT:
     if (!r) break;
     if (!d->s) {
       logf_(d, "%c: run %u belongs to another process (lathe watch is read-only)", ch, r->id);
     } else if (!r->live || atomic_load(&r->live->status) != RUN_RUNNING) {
       logf_(d, "run %u is not running", r->id);
-    } else if (ch == 'p' || ch == 'P') {
+    } else if (k->act == KEY_ACT_PAUSE) {
       int holds = lathe_run_pause(r->live);
       logf_(d, "run %u %s", r->id,
             holds ? "pausing (it finishes its step and says where)" : "resumed");
@@ -822,7 +884,7 @@ static void key(dash_t *d, int ch) {
       logf_(d, "run %u: checkpoint requested", r->id);
     }
     break;
-  case 12: /* Ctrl-L */
+  case KEY_ACT_REDRAW:
     clearok(curscr, TRUE);
     break;
   }
