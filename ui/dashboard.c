@@ -9,24 +9,19 @@
  */
 #include "dashboard.h"
 
-#include <curses.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <langinfo.h>
-#include <locale.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 #include "chart.h"
 #include "headless.h"
+#include "term.h"
 
 #define MAXPTS    4096 /* points kept per series; beyond, every other one is dropped */
 #define NLOG      256
@@ -34,7 +29,7 @@
 #define MINH      16
 #define REDRAW_MS 250
 #define POLL_MS   500
-#define NCOLORS   6
+#define NCOLORS   TERM_NSERIES
 
 typedef struct series {
   char name[64];
@@ -64,8 +59,7 @@ typedef struct dash {
   char title[256];
   uv_loop_t *loop;
   uv_timer_t redraw, poll;
-  uv_poll_t input, errpoll;
-  uv_signal_t winch;
+  term_t term; /* the terminal while the dashboard is up */
   drun_t *runs;
   int nruns, capruns, sel, top;
   int metric, smooth_i, xtime, logy;
@@ -75,16 +69,10 @@ typedef struct dash {
   int nlog;
   char **prints;
   int nprints;
-  char *errs; /* captured stderr */
-  size_t nerrs;
-  int errfd[2], saved_err;
-  int glyphs, colors;
-  SCREEN *scr;
   int follow;      /* watch without ids: runs created later join */
   uint32_t max_id; /* the newest run id seen */
 } dash_t;
 
-static dash_t *D; /* curses is global: one dashboard per process */
 static const double smooth_w[] = {0, 0.6, 0.9, 0.99};
 
 /* ---- the model ---------------------------------------------------------------------- */
@@ -220,26 +208,25 @@ static int visible_names(dash_t *d, drun_t **sh, int nsh, const char **out, int 
 
 /* ---- drawing ------------------------------------------------------------------------- */
 
-enum { PAIR_HEAD = NCOLORS + 1, PAIR_OK, PAIR_BAD, PAIR_WARN, PAIR_DIM };
-
 /* Series colors 1.. ; FAINT + k is series k's raw curve under its smoothed line. */
 #define FAINT 100
 static void attr_series(dash_t *d, int color, int on) {
   int faint = color > FAINT;
   if (faint) color -= FAINT;
-  int a = d->colors ? (int)COLOR_PAIR(1 + (color - 1) % NCOLORS) : (color == 1 ? (int)A_BOLD : 0);
+  int a =
+      d->term.colors ? (int)COLOR_PAIR(1 + (color - 1) % NCOLORS) : (color == 1 ? (int)A_BOLD : 0);
   if (faint) a = (a & ~(int)A_BOLD) | (int)A_DIM;
   on ? attron(a) : attroff(a);
 }
 
 static void attr_pair(dash_t *d, int pair, int fallback, int on) {
-  int a = d->colors ? (int)COLOR_PAIR(pair) : fallback;
+  int a = d->term.colors ? (int)COLOR_PAIR(pair) : fallback;
   on ? attron(a) : attroff(a);
 }
 
 /* Line-drawing characters: the terminal's (ACS) in a UTF-8 locale, ASCII otherwise. */
 static chtype line_ch(dash_t *d, chtype acs, char ascii) {
-  return d->glyphs == CHART_BRAILLE ? acs : (chtype)ascii;
+  return d->term.glyphs == CHART_BRAILLE ? acs : (chtype)ascii;
 }
 
 static const char *age(double t, char *buf, size_t n) {
@@ -383,7 +370,7 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
     for (int i = 0; i < nsh && getcurx(stdscr) < x0 + w - 8; i++) {
       addstr("  ");
       attr_series(d, i + 1, 1);
-      addstr(d->glyphs == CHART_BRAILLE ? "\xe2\xa3\xbf" : "#");
+      addstr(d->term.glyphs == CHART_BRAILLE ? "\xe2\xa3\xbf" : "#");
       attr_series(d, i + 1, 0);
       printw(" %u", sh[i]->id);
     }
@@ -395,7 +382,7 @@ static void draw_panel(dash_t *d, int y0, int x0, int h, int w, const char *name
   }
   if (ylo == yhi) ylo -= 1, yhi += 1;
   chart_t c;
-  if (chart_init(&c, cw, ch, d->glyphs)) goto out;
+  if (chart_init(&c, cw, ch, d->term.glyphs)) goto out;
   chart_frame(&c, xlo, xhi, ylo, yhi, d->logy);
   for (int i = nsh - 1; i >= 0; i--) /* raw curves faint, under every smoothed line */
     if (ns[i] && raw[i]) chart_line(&c, xs[i], raw[i], ns[i], FAINT + i + 1);
@@ -890,116 +877,42 @@ static void key(dash_t *d, int ch) {
   }
 }
 
-static void on_input(uv_poll_t *h, int status, int events) {
-  dash_t *d = h->data;
-  int ch, any = 0;
-  while ((ch = getch()) != ERR) key(d, ch), any = 1;
-  if (any) draw(d);
+/* ---- terminal callbacks ------------------------------------------------------------- */
+
+static void on_key(void *ud, int ch) {
+  key(ud, ch);
+}
+
+static void on_keys_done(void *ud) {
+  dash_t *d = ud;
+  draw(d);
   if (d->quit) uv_stop(d->loop);
 }
 
-static void resize(dash_t *d) {
-  struct winsize ws;
-  if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_row && ws.ws_col)
-    resizeterm(ws.ws_row, ws.ws_col);
-  clear();
-  draw(d);
+static void on_resize(void *ud) {
+  draw(ud);
 }
 
-static void on_winch(uv_signal_t *h, int sig) {
-  resize(h->data);
-}
-
-/* captured stderr: into the log pane, and kept for the real stderr at the end */
-static void on_err(uv_poll_t *h, int status, int events) {
-  dash_t *d = h->data;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(d->errfd[0], buf, sizeof buf)) > 0) {
-    char *ne = realloc(d->errs, d->nerrs + n + 1);
-    if (!ne) break;
-    d->errs = ne;
-    size_t start = d->nerrs;
-    memcpy(d->errs + d->nerrs, buf, n);
-    d->nerrs += n;
-    d->errs[d->nerrs] = 0;
-    for (size_t i = start; i < d->nerrs;) { /* log the complete lines just read */
-      char *e = strchr(d->errs + i, '\n');
-      size_t len = e ? (size_t)(e - (d->errs + i)) : d->nerrs - i;
-      if (len) logf_(d, "%.*s", (int)len, d->errs + i);
-      i += len + 1;
-    }
-  }
-}
-
-/* ---- terminal ------------------------------------------------------------------------ */
-
-static void restore_terminal(void) {
-  if (D && !isendwin()) endwin();
-}
-
-static void on_crash(int sig) {
-  restore_terminal();
-  if (D && D->saved_err >= 0) dup2(D->saved_err, STDERR_FILENO);
-  signal(sig, SIG_DFL);
-  raise(sig);
+static void on_errline(void *ud, const char *line, int n) {
+  logf_(ud, "%.*s", n, line);
 }
 
 int lathe_dash_possible(void) {
-  const char *term = getenv("TERM");
-  return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && term && *term && strcmp(term, "dumb");
+  return term_possible();
 }
 
+/* The terminal, then the redraw and poll timers. */
 static int screen_up(dash_t *d, uv_loop_t *loop) {
-  setlocale(LC_ALL, "");
-  setlocale(LC_NUMERIC, "C"); /* numbers keep their dot */
-  d->glyphs = strcmp(nl_langinfo(CODESET), "UTF-8") ? CHART_ASCII : CHART_BRAILLE;
-  if (!(d->scr = newterm(NULL, stdout, stdin)))
-    return lathe_seterr(LATHE_EIO, "cannot start the terminal UI");
-  D = d;
-  cbreak(), noecho(), keypad(stdscr, TRUE), nodelay(stdscr, TRUE), curs_set(0);
-  set_escdelay(25);
-  const char *nc = getenv("NO_COLOR");
-  d->colors = has_colors() && !(nc && *nc);
-  if (d->colors) {
-    start_color();
-    use_default_colors();
-    static const short pal[NCOLORS] = {COLOR_CYAN,  COLOR_YELLOW, COLOR_MAGENTA,
-                                       COLOR_GREEN, COLOR_BLUE,   COLOR_RED};
-    for (int i = 0; i < NCOLORS; i++) init_pair(1 + i, pal[i], -1);
-    init_pair(PAIR_HEAD, COLOR_BLACK, COLOR_CYAN);
-    init_pair(PAIR_OK, COLOR_GREEN, -1);
-    init_pair(PAIR_BAD, COLOR_RED, -1);
-    init_pair(PAIR_WARN, COLOR_YELLOW, -1);
-    init_pair(PAIR_DIM, COLOR_WHITE, -1);
-  }
-  signal(SIGSEGV, on_crash), signal(SIGABRT, on_crash), signal(SIGBUS, on_crash);
-  signal(SIGFPE, on_crash);
-  /* stderr into a pipe the loop reads */
-  d->saved_err = -1;
-  if (!pipe(d->errfd)) {
-    fflush(stderr);
-    d->saved_err = dup(STDERR_FILENO);
-    dup2(d->errfd[1], STDERR_FILENO);
-    close(d->errfd[1]);
-    fcntl(d->errfd[0], F_SETFL, O_NONBLOCK);
-    fcntl(d->errfd[0], F_SETFD, FD_CLOEXEC);
-    uv_poll_init(loop, &d->errpoll, d->errfd[0]);
-    d->errpoll.data = d;
-    uv_poll_start(&d->errpoll, UV_READABLE, on_err);
-    uv_unref((uv_handle_t *)&d->errpoll);
-  }
+  d->term.ud = d, d->term.on_key = on_key, d->term.on_keys_done = on_keys_done;
+  d->term.on_resize = on_resize, d->term.on_errline = on_errline;
+  int rc = term_up(&d->term, loop);
+  if (rc) return rc;
   d->loop = loop;
   uv_timer_init(loop, &d->redraw);
   uv_timer_init(loop, &d->poll);
-  uv_poll_init(loop, &d->input, STDIN_FILENO);
-  uv_signal_init(loop, &d->winch);
-  d->redraw.data = d->poll.data = d->input.data = d->winch.data = d;
+  d->redraw.data = d->poll.data = d;
   uv_timer_start(&d->redraw, on_redraw, 0, REDRAW_MS);
-  uv_poll_start(&d->input, UV_READABLE, on_input);
-  uv_signal_start(&d->winch, on_winch, SIGWINCH);
-  uv_unref((uv_handle_t *)&d->redraw), uv_unref((uv_handle_t *)&d->input);
-  uv_unref((uv_handle_t *)&d->winch);
+  uv_unref((uv_handle_t *)&d->redraw);
   return 0;
 }
 
@@ -1007,33 +920,16 @@ static void close_cb(uv_handle_t *h) {
   (void)h;
 }
 
-/* End curses and restore stderr; the uv handles are closed (callbacks run on
- * the loop's next turn). */
 static void screen_down(dash_t *d) {
   if (!d->loop) return;
   uv_close((uv_handle_t *)&d->redraw, close_cb);
   uv_close((uv_handle_t *)&d->poll, close_cb);
-  uv_close((uv_handle_t *)&d->input, close_cb);
-  uv_close((uv_handle_t *)&d->winch, close_cb);
-  if (d->saved_err >= 0) {
-    fflush(stderr);
-    dup2(d->saved_err, STDERR_FILENO);
-    close(d->saved_err);
-    on_err(&d->errpoll, 0, UV_READABLE); /* what is left in the pipe */
-    uv_close((uv_handle_t *)&d->errpoll, close_cb);
-    close(d->errfd[0]);
-    d->saved_err = -1;
-  }
-  restore_terminal();
-  delscreen(d->scr);
-  signal(SIGSEGV, SIG_DFL), signal(SIGABRT, SIG_DFL), signal(SIGBUS, SIG_DFL);
-  signal(SIGFPE, SIG_DFL);
+  term_down(&d->term);
   d->loop = NULL;
 }
 
 static void on_abort(lathe_session_t *s) {
-  restore_terminal();
-  if (D && D->saved_err >= 0) dup2(D->saved_err, STDERR_FILENO);
+  term_restore();
 }
 
 static void on_hangup(lathe_session_t *s) {
@@ -1075,17 +971,17 @@ void lathe_dash_detach(lathe_session_t *s) {
   if (!d) return;
   live_sync(d);
   screen_down(d);
-  s->ui = NULL, D = NULL;
+  s->ui = NULL;
   s->on_event = lathe_headless_event, s->on_print = NULL, s->on_abort = NULL;
   s->on_hangup = NULL;
-  if (d->nerrs) fwrite(d->errs, 1, d->nerrs, stderr);
+  if (d->term.nerrs) fwrite(d->term.errs, 1, d->term.nerrs, stderr);
   summary(d, stderr);
   for (int i = 0; i < d->nprints; i++) {
     if (d->prints[i]) puts(d->prints[i]);
     free(d->prints[i]);
   }
   fflush(stdout);
-  free(d->prints), free(d->errs);
+  free(d->prints), free(d->term.errs);
   runs_free(d);
   free(d);
 }
@@ -1109,16 +1005,15 @@ int lathe_dash_watch(lathe_store_t *st, const uint32_t *ids, int n) {
     d->nlog = 0;
     logf_(d, "watching %d run%s: ? for keys, q to quit", d->nruns, d->nruns == 1 ? "" : "s");
     uv_timer_start(&d->poll, on_poll, POLL_MS, POLL_MS);
-    uv_ref((uv_handle_t *)&d->input);
+    term_hold_input(&d->term);
     uv_run(&loop, UV_RUN_DEFAULT);
     screen_down(d);
-    D = NULL;
-    if (d->nerrs) fwrite(d->errs, 1, d->nerrs, stderr);
+    if (d->term.nerrs) fwrite(d->term.errs, 1, d->term.nerrs, stderr);
     summary(d, stderr);
   }
   uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
   uv_loop_close(&loop);
-  free(d->errs);
+  free(d->term.errs);
   runs_free(d);
   free(d);
   return rc;
