@@ -684,6 +684,16 @@ for a, b, e in zip(recs, recs[1:], ends):
     assert all(-1 <= x <= 1 for x in a["action"])
 print(sum(ends), "trajectories")' >gen.out 2>&1 && ok data_generate_trajectories || bad data_generate_trajectories "" "$(cat gen.out)"
 fi
+# a generator run inside a store write that hits the map limit (64 KiB here:
+# LMDB's MDB_MAP_FULL, the map doubled, the write repeated) starts again from
+# a fresh instance: the stored dataset is the one an unforced store holds
+if want data_generate_map_full; then
+  LATHE_STORE_MAPSIZE=65536 "$LATHE" data generate mazedata m --set transitions=2000 --set maze=medium --store genfull.lmdb >/dev/null 2>genfull.err
+  "$LATHE" data export m --store gen.lmdb >gen.a 2>/dev/null
+  "$LATHE" data export m --store genfull.lmdb >gen.b 2>/dev/null
+  if [ -s gen.a ] && cmp -s gen.a gen.b && [ "$(du -k genfull.lmdb/data.mdb | cut -f1)" -gt 64 ]; then ok data_generate_map_full
+  else bad data_generate_map_full "datasets differ or the map never grew" "$(cat genfull.err)"; fi
+fi
 if want data_d4rl_names; then
   printf '{"observations":[0,1],"actions":[0.5,-0.5],"rewards":0,"next_observations":[0.1,1],"terminals":0,"timeouts":1}\n' >d4rl.jsonl
   "$LATHE" data import d4rl.jsonl --name d4 --schema transitions --store gen.lmdb 2>/dev/null &&
