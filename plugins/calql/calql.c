@@ -161,12 +161,6 @@ static const lathe_opt_t cql_opts[] = {
 
 /* ---- state ---------------------------------------------------------------------- */
 
-typedef struct { /* transitions; rewards already transformed */
-  int64_t cap, size, pos;
-  float *obs, *act, *rew, *next, *G;
-  uint8_t *term;
-} buffer_t;
-
 typedef struct { /* training metrics, averaged over log_every updates */
   double policy_loss, qf_loss[2], alpha, alpha_loss, log_pi, q_data[2], target_q, mc_return;
   double cql_diff[2], alpha_prime, q_rand, q_cur, q_next, bound_rate;
@@ -192,7 +186,7 @@ typedef struct {
   const lathe_plugin_t *envp;
   void *env, *eval_env;
   /* data */
-  buffer_t off, on;
+  nn_replay_t off, on; /* transitions, rewards already transformed; G: returns-to-go */
   int64_t ep_cap, ep_len; /* the trajectory being collected */
   float *ep_obs, *ep_act, *ep_rew, *ep_next, *ep_G, *cur_obs;
   uint8_t *ep_term, *which; /* which: the smaller critic per row (actor loss) */
@@ -223,28 +217,6 @@ static int mlp(nn_mlp_t *m, const char *name, int in, const char *arch, int out,
   return 0;
 }
 
-static int buf_alloc(buffer_t *b, int64_t cap, int O, int A) {
-  b->cap = cap;
-  b->obs = malloc(sizeof(float) * cap * O), b->next = malloc(sizeof(float) * cap * O);
-  b->act = malloc(sizeof(float) * cap * A), b->rew = malloc(sizeof(float) * cap);
-  b->G = malloc(sizeof(float) * cap), b->term = malloc(cap);
-  return b->obs && b->next && b->act && b->rew && b->G && b->term ? 0 : LATHE_ENOMEM;
-}
-
-static void buf_free(buffer_t *b) {
-  free(b->obs), free(b->next), free(b->act), free(b->rew), free(b->G), free(b->term);
-}
-
-static void buf_add(buffer_t *b, int O, int A, const float *o, const float *a, float r,
-                    const float *n, int term, float G) {
-  int64_t i = b->pos;
-  memcpy(b->obs + i * O, o, sizeof(float) * O), memcpy(b->next + i * O, n, sizeof(float) * O);
-  memcpy(b->act + i * A, a, sizeof(float) * A);
-  b->rew[i] = r, b->term[i] = (uint8_t)term, b->G[i] = G;
-  b->pos = (b->pos + 1) % b->cap;
-  if (b->size < b->cap) b->size++;
-}
-
 static int json_floats(json_object *v, float *out, int n) {
   if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int)) {
     if (n != 1) return -1;
@@ -262,7 +234,7 @@ static int json_floats(json_object *v, float *out, int n) {
 static int load_dataset(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c, const char *name) {
   int64_t n = h->dataset_count(c, name);
   if (n <= 0) return h->fail(c, LATHE_ENOTFOUND, "no dataset '%s' in the store", name);
-  int rc = buf_alloc(&s->off, n, s->O, s->A);
+  int rc = nn_replay_init(&s->off, n, s->O, s->A, 1);
   uint8_t *cut = calloc(n, 1);
   if (rc || !cut) {
     free(cut);
@@ -404,7 +376,8 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
                    (long long)s->offline_steps);
   int64_t cap = h->cfg_int(c, "replay_buffer_size");
   if (s->online_steps < cap) cap = s->online_steps > 0 ? s->online_steps : 1;
-  if ((rc = buf_alloc(&s->on, cap, O, A))) return rc;
+  if ((rc = nn_replay_init(&s->on, cap, O, A, 1)))
+    return h->fail(c, rc, "out of memory for a %lld-transition buffer", (long long)cap);
 
   /* scratch: critic rows are [data | uniform | current | next], B (1 + 3N) */
   int B = s->B, N = s->N, R = B * (1 + 3 * N), D = O + A;
@@ -476,7 +449,7 @@ static inline void copy(float *dst, const float *src, int n) {
   for (int k = 0; k < n; k++) dst[k] = src[k];
 }
 
-static void gather(sac_t *s, const buffer_t *b, int64_t i, int row) {
+static void gather(sac_t *s, const nn_replay_t *b, int64_t i, int row) {
   int O = s->O, A = s->A;
   copy(s->bs + row * O, b->obs + i * O, O);
   copy(s->bn + row * O, b->next + i * O, O);
@@ -798,8 +771,8 @@ static int online_step(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
 
   nn_mc_returns(s->ep_rew, s->ep_term, (int)s->ep_len, s->gamma, s->sparse, s->r_fail, s->ep_G);
   for (int64_t k = 0; k < s->ep_len; k++)
-    buf_add(&s->on, O, A, s->ep_obs + k * O, s->ep_act + k * A, s->ep_rew[k], s->ep_next + k * O,
-            s->ep_term[k], s->ep_G[k]);
+    nn_replay_add(&s->on, s->ep_obs + k * O, s->ep_act + k * A, s->ep_rew[k], s->ep_next + k * O,
+                  s->ep_term[k], s->ep_G[k]);
   int success = term && s->have_info && s->info.goal;
   s->episodes++;
   h->metric(c, "online/episode_return", s->ep_return);
@@ -843,7 +816,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
 
 /* ---- checkpoints ----------------------------------------------------------------- */
 
-#define CKPT_MAGIC 0x4c514c43u /* "CLQL" */
+#define CKPT_MAGIC 0x32514c43u /* "CLQ2": 2, the online buffer as nn_replay_save writes it */
 
 /* The networks with their Adam moments, in checkpoint order. */
 static void param_sets(sac_t *s, nn_params_t *ps[8]) {
@@ -858,19 +831,20 @@ static void param_sets(sac_t *s, nn_params_t *ps[8]) {
 static int state_io(sac_t *s, lathe_buf_t *b, int saving) {
 #define IO(v, n) (saving ? lathe_buf_put(b, (v), (n)) : lathe_buf_get(b, (v), (n)))
   size_t O = (size_t)s->O, A = (size_t)s->A, f = sizeof(float);
-  buffer_t *u = &s->on;
+  nn_replay_t *u = &s->on;
   IO(&s->rng, sizeof s->rng), IO(&s->t, sizeof s->t), IO(&s->env_steps, sizeof s->env_steps);
   IO(&s->episodes, sizeof s->episodes), IO(&s->regret_sum, sizeof s->regret_sum);
   IO(&s->acc, sizeof s->acc), IO(&s->ep_return, sizeof s->ep_return);
   IO(s->cur_obs, f * O);
-  IO(&u->size, sizeof u->size), IO(&u->pos, sizeof u->pos), IO(&s->ep_len, sizeof s->ep_len);
-  if (b->err || u->size < 0 || u->size > u->cap || u->pos < 0 || u->pos >= u->cap ||
-      (u->size < u->cap && u->pos != u->size) || s->ep_len < 0 || s->ep_len > s->ep_cap ||
-      s->t < 0 || s->env_steps < 0 || s->episodes < 0)
+  IO(&s->ep_len, sizeof s->ep_len);
+  if (b->err || s->ep_len < 0 || s->ep_len > s->ep_cap || s->t < 0 || s->env_steps < 0 ||
+      s->episodes < 0)
     return -1;
-  size_t n = (size_t)u->size, e = (size_t)s->ep_len;
-  IO(u->obs, f * n * O), IO(u->next, f * n * O), IO(u->act, f * n * A), IO(u->rew, f * n);
-  IO(u->G, f * n), IO(u->term, n);
+  if (saving)
+    nn_replay_save(u, b);
+  else if (nn_replay_load(u, b))
+    return -1;
+  size_t e = (size_t)s->ep_len;
   IO(s->ep_obs, f * e * O), IO(s->ep_next, f * e * O), IO(s->ep_act, f * e * A);
   IO(s->ep_rew, f * e), IO(s->ep_term, e);
   return b->err ? -1 : 0;
@@ -896,7 +870,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   uint32_t magic;
   nn_params_t *ps[8];
   LATHE_GET(b, magic);
-  if (magic != CKPT_MAGIC) return h->fail(c, LATHE_ECKPT, "not a sac/cql/calql checkpoint");
+  if (magic != CKPT_MAGIC) return h->fail(c, LATHE_ECKPT, "not a sac/cql/calql checkpoint (of this version)");
   if (nn_head_check(&s->head, b))
     return h->fail(c, LATHE_ECKPT, "checkpoint's critic head differs from the config's");
   param_sets(s, ps);
@@ -918,7 +892,7 @@ static void destroy(void *self) {
   nn_mlp_free(&s->pi);
   for (int i = 0; i < 2; i++) nn_mlp_free(&s->q[i]), nn_mlp_free(&s->tq[i]);
   nn_params_free(&s->pis), nn_params_free(&s->la), nn_params_free(&s->lap);
-  buf_free(&s->off), buf_free(&s->on);
+  nn_replay_free(&s->off), nn_replay_free(&s->on);
   float *f[] = {s->bs,      s->ba,     s->br,     s->bn,     s->bG,      s->bd,    s->xq,
                 s->xt,      s->dq,     s->qv,     s->g1,     s->eps_t,   s->eps_n, s->eps_c,
                 s->eps_p,   s->a_t,    s->lp_t,   s->a_n,    s->lp_n,    s->a_c,   s->lp_c,

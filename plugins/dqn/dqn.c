@@ -64,9 +64,8 @@ typedef struct {
   const lathe_plugin_t *envp;
   void *env, *eval_env;
   /* replay buffer */
-  int64_t cap, pos, size;
-  float *b_obs, *b_next, *b_rew, *b_term;
-  int32_t *b_act;
+  int64_t cap;
+  nn_replay_t rb; /* the action stored as one float */
   /* scratch */
   float *x, *xn, *y, *g, *dout, *probs, *obs, *next, *eobs;
   /* counters and state */
@@ -143,15 +142,13 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->opt.lr = d->lr;
 
   size_t B = d->batch, O = d->nobs, AK = (size_t)d->nact * d->K;
-  d->b_obs = malloc(sizeof(float) * d->cap * O), d->b_next = malloc(sizeof(float) * d->cap * O);
-  d->b_rew = malloc(sizeof(float) * d->cap), d->b_term = malloc(sizeof(float) * d->cap);
-  d->b_act = malloc(sizeof(int32_t) * d->cap);
+  int nomem = nn_replay_init(&d->rb, d->cap, (int)O, 1, 0);
   d->x = malloc(sizeof(float) * B * O), d->xn = malloc(sizeof(float) * B * O);
   d->y = malloc(sizeof(float) * B * d->K), d->g = malloc(sizeof(float) * B * d->K);
   d->dout = malloc(sizeof(float) * B * AK), d->probs = malloc(sizeof(float) * d->K);
   d->obs = malloc(sizeof(float) * O), d->next = malloc(sizeof(float) * O);
   d->eobs = malloc(sizeof(float) * O);
-  if (!d->b_obs || !d->b_next || !d->b_rew || !d->b_term || !d->b_act || !d->x || !d->xn || !d->y ||
+  if (nomem || !d->x || !d->xn || !d->y ||
       !d->g || !d->dout || !d->probs || !d->obs || !d->next || !d->eobs)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
                    (long long)d->cap);
@@ -190,9 +187,9 @@ static float update(dqn_t *d, float *qmean) {
   int B = d->batch, O = d->nobs, K = d->K, A = d->nact;
   int32_t idx[B];
   for (int b = 0; b < B; b++) {
-    idx[b] = (int32_t)nn_rng_below(&d->rng, (uint32_t)d->size);
-    memcpy(d->x + b * O, d->b_obs + (size_t)idx[b] * O, sizeof(float) * O);
-    memcpy(d->xn + b * O, d->b_next + (size_t)idx[b] * O, sizeof(float) * O);
+    idx[b] = (int32_t)nn_rng_below(&d->rng, (uint32_t)d->rb.size);
+    memcpy(d->x + b * O, d->rb.obs + (size_t)idx[b] * O, sizeof(float) * O);
+    memcpy(d->xn + b * O, d->rb.next + (size_t)idx[b] * O, sizeof(float) * O);
   }
   /* targets (no gradient): a* by the online net when double_q, else by the target net */
   int astar[B];
@@ -204,7 +201,7 @@ static float update(dqn_t *d, float *qmean) {
   for (int b = 0; b < B; b++) {
     const float *row = tn + (size_t)b * A * K;
     if (!d->double_q) astar[b] = argmax_value(d, row, NULL);
-    float r = d->b_rew[idx[b]], disc = d->gamma * (1.0f - d->b_term[idx[b]]);
+    float r = d->rb.rew[idx[b]], disc = d->gamma * (1.0f - (float)d->rb.term[idx[b]]);
     const float *blk = row + astar[b] * K;
     if (d->head.kind == NN_HEAD_C51) {
       nn_softmax(d->probs, blk, 1, K);
@@ -222,14 +219,15 @@ static float update(dqn_t *d, float *qmean) {
   float *gath = d->dout; /* (B, K) view reused before dout is filled */
   double qs = 0;
   for (int b = 0; b < B; b++) {
-    const float *blk = out + ((size_t)b * A + d->b_act[idx[b]]) * K;
+    const float *blk = out + ((size_t)b * A + (size_t)d->rb.act[idx[b]]) * K;
     memcpy(gath + b * K, blk, sizeof(float) * K);
     qs += nn_head_decode(&d->head, blk);
   }
   float loss = nn_head_loss(&d->head, gath, d->y, B, d->g);
   memset(d->dout, 0, sizeof(float) * B * A * K);
   for (int b = 0; b < B; b++)
-    memcpy(d->dout + ((size_t)b * A + d->b_act[idx[b]]) * K, d->g + b * K, sizeof(float) * K);
+    memcpy(d->dout + ((size_t)b * A + (size_t)d->rb.act[idx[b]]) * K, d->g + b * K,
+           sizeof(float) * K);
   nn_params_zero_grad(&d->q.params);
   nn_mlp_backward(&d->q, d->dout, NULL);
   if (d->max_grad_norm > 0) nn_clip_grad_norm(&d->q.params, d->max_grad_norm);
@@ -269,12 +267,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if (rc) return h->fail(c, rc, "dqn: %s rejected action %d", d->envp->name, a);
   d->t++;
   /* store the transition; next is the real final observation on truncation too */
-  int64_t i = d->pos;
-  memcpy(d->b_obs + i * d->nobs, d->obs, sizeof(float) * d->nobs);
-  memcpy(d->b_next + i * d->nobs, d->next, sizeof(float) * d->nobs);
-  d->b_act[i] = a, d->b_rew[i] = (float)r, d->b_term[i] = term ? 1.0f : 0.0f;
-  d->pos = (d->pos + 1) % d->cap;
-  if (d->size < d->cap) d->size++;
+  nn_replay_add(&d->rb, d->obs, &af, (float)r, d->next, term, 0);
   d->ep_return += r, d->ep_len++;
   if (term || trunc) {
     h->metric(c, "charts/episodic_return", d->ep_return);
@@ -310,7 +303,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   return d->t >= d->total ? LATHE_DONE : LATHE_CONTINUE;
 }
 
-#define DQN_STATE_VERSION 1u
+#define DQN_STATE_VERSION 2u /* 2: the replay buffer as nn_replay_save writes it */
 
 static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   dqn_t *d = self;
@@ -320,13 +313,9 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   LATHE_PUT(b, d->rng), LATHE_PUT(b, d->t), LATHE_PUT(b, d->episodes), LATHE_PUT(b, d->evals);
   LATHE_PUT(b, d->ep_return), LATHE_PUT(b, d->ep_len), LATHE_PUT(b, d->td_loss_acc);
   LATHE_PUT(b, d->q_acc), LATHE_PUT(b, d->acc_n);
-  LATHE_PUT(b, d->pos), LATHE_PUT(b, d->size), LATHE_PUT(b, d->cap);
-  size_t n = (size_t)d->size, O = d->nobs;
-  lathe_buf_put(b, d->b_obs, sizeof(float) * n * O);
-  lathe_buf_put(b, d->b_next, sizeof(float) * n * O);
-  lathe_buf_put(b, d->b_rew, sizeof(float) * n), lathe_buf_put(b, d->b_term, sizeof(float) * n);
-  lathe_buf_put(b, d->b_act, sizeof(int32_t) * n);
-  lathe_buf_put(b, d->obs, sizeof(float) * O);
+  LATHE_PUT(b, d->cap);
+  nn_replay_save(&d->rb, b);
+  lathe_buf_put(b, d->obs, sizeof(float) * d->nobs);
   nn_params_save(&d->q.params, b, 1);
   nn_params_save(&d->target.params, b, 0);
   return d->envp->save(d->env, h, c, b);
@@ -343,40 +332,25 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   LATHE_GET(b, d->rng), LATHE_GET(b, d->t), LATHE_GET(b, d->episodes), LATHE_GET(b, d->evals);
   LATHE_GET(b, d->ep_return), LATHE_GET(b, d->ep_len), LATHE_GET(b, d->td_loss_acc);
   LATHE_GET(b, d->q_acc), LATHE_GET(b, d->acc_n);
-  LATHE_GET(b, d->pos), LATHE_GET(b, d->size), LATHE_GET(b, cap);
+  LATHE_GET(b, cap);
   /* every count, index and stored action is checked against the config and the
-   * bytes present before anything is read into the buffers */
+   * bytes present before it is used */
   if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (counters)");
   if (cap != d->cap)
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'cap' = %lld, buffer_size is %lld",
                    (long long)cap, (long long)d->cap);
-  if (d->size < 0 || d->size > d->cap)
-    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'size' = %lld is outside [0, %lld]",
-                   (long long)d->size, (long long)d->cap);
-  if (d->pos < 0 || d->pos >= d->cap || (d->size < d->cap && d->pos != d->size))
-    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'pos' = %lld does not fit size %lld",
-                   (long long)d->pos, (long long)d->size);
   if (d->t < 0 || d->t > d->total || d->episodes < 0 || d->evals < 0 || d->ep_len < 0 ||
       d->acc_n < 0)
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint counters out of range (t = %lld)",
                    (long long)d->t);
-  size_t n = (size_t)d->size, O = d->nobs;
-  if (lathe_buf_left(b) / (2 * O + 3) / sizeof(float) < n)
-    return h->fail(c, LATHE_ECKPT, "dqn: checkpoint holds fewer bytes than its %zu transitions", n);
-  lathe_buf_get(b, d->b_obs, sizeof(float) * n * O);
-  lathe_buf_get(b, d->b_next, sizeof(float) * n * O);
-  lathe_buf_get(b, d->b_rew, sizeof(float) * n), lathe_buf_get(b, d->b_term, sizeof(float) * n);
-  lathe_buf_get(b, d->b_act, sizeof(int32_t) * n);
-  lathe_buf_get(b, d->obs, sizeof(float) * O);
-  if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (replay buffer)");
-  for (size_t i = 0; i < n; i++) {
-    if (d->b_act[i] < 0 || d->b_act[i] >= d->nact)
-      return h->fail(c, LATHE_ECKPT, "dqn: checkpoint transition %zu: action %d is outside [0, %d)",
-                     i, d->b_act[i], d->nact);
-    if (d->b_term[i] != 0.0f && d->b_term[i] != 1.0f)
-      return h->fail(c, LATHE_ECKPT, "dqn: checkpoint transition %zu: terminal flag %g", i,
-                     d->b_term[i]);
-  }
+  const char *why = nn_replay_load(&d->rb, b);
+  if (why) return h->fail(c, LATHE_ECKPT, "dqn: checkpoint: %s", why);
+  lathe_buf_get(b, d->obs, sizeof(float) * d->nobs);
+  if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (observation)");
+  for (int64_t i = 0; i < d->rb.size; i++)
+    if (!(d->rb.act[i] >= 0 && d->rb.act[i] < d->nact && d->rb.act[i] == (int)d->rb.act[i]))
+      return h->fail(c, LATHE_ECKPT, "dqn: checkpoint transition %lld: action %g is not in 0..%d",
+                     (long long)i, d->rb.act[i], d->nact - 1);
   if (nn_params_load(&d->q.params, b) || nn_params_load(&d->target.params, b))
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint networks do not match this configuration");
   return d->envp->load(d->env, h, c, b);
@@ -385,7 +359,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static void destroy(void *self) {
   dqn_t *d = self;
   nn_mlp_free(&d->q), nn_mlp_free(&d->target);
-  free(d->b_obs), free(d->b_next), free(d->b_rew), free(d->b_term), free(d->b_act);
+  nn_replay_free(&d->rb);
   free(d->x), free(d->xn), free(d->y), free(d->g), free(d->dout), free(d->probs);
   free(d->obs), free(d->next), free(d->eobs);
   free(d); /* the environments are the host's: freed with the run */

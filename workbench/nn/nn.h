@@ -19,6 +19,19 @@
  *
  * Ownership: nn_params_t owns its values, gradients and optimizer moments (one
  * block each). Models own their nn_params_t and activation arena; *_free releases all.
+ *
+ * The library (liblathe-nn.so, one copy per process) by file. Generic pieces
+ * any method uses: params.c (RNG, parameters, initialisers, AdamW and
+ * schedules), layers.c (linear, activations, LayerNorm, embeddings,
+ * attention, dropout, softmax, the generic losses), mlp.c, gpt.c (a GPT with
+ * a KV cache and sequence log-probabilities), heads.c (critic heads: mse,
+ * huber, two_hot, HL-Gauss, C51), replay.c (the replay buffer), tok.c
+ * (tokenizers, tok.h), lm.c (a text model and batched sampling, lm.h).
+ * The losses of one method, each next to its backward and checked against
+ * its spec's test vectors: pref.c (the DPO family and the on-policy
+ * baselines: specs/dpo.md, onpolicy_pref.md), rl.c (SAC's tanh-Gaussian,
+ * CQL's term with Cal-QL's bound, Monte-Carlo returns: specs/calql.md),
+ * rm.c (reward models and RRM's augmentation: specs/rrm.md, rm.h).
  */
 #ifndef LATHE_NN_H
 #define LATHE_NN_H
@@ -266,6 +279,30 @@ double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_
  * equals r_fail gets r_fail / (1 - gamma) at every step. */
 void nn_mc_returns(const float *r, const uint8_t *term, int T, double gamma, int sparse,
                    double r_fail, float *G);
+
+/* ======================================================================== */
+/* Replay buffer (replay.c): a ring of transitions for off-policy RL.        */
+
+typedef struct nn_replay {
+  int64_t cap, size, pos;            /* capacity; rows held; the row written next */
+  int O, A;                          /* floats per observation and per action */
+  float *obs, *act, *rew, *next, *G; /* G: a per-row value (a Monte-Carlo return) or NULL */
+  uint8_t *term;                     /* 1: the transition ended the episode (terminated) */
+} nn_replay_t;
+
+/* Allocate cap rows (G too when with_G); LATHE_ENOMEM on failure, after which
+ * nn_replay_free is still safe. A discrete action is stored as one float. */
+int nn_replay_init(nn_replay_t *b, int64_t cap, int O, int A, int with_G);
+void nn_replay_free(nn_replay_t *b);
+/* Write one transition at pos (overwriting the oldest once full). */
+void nn_replay_add(nn_replay_t *b, const float *o, const float *a, float r, const float *next,
+                   int term, float G);
+/* Append size, pos and the rows held to out / read them back into a buffer of
+ * the same cap, O, A and G: NULL, or what does not fit (a fixed message; the
+ * rows are then undefined). Counts are checked against cap and the bytes
+ * present before any row is read; terminal flags must be 0 or 1. */
+void nn_replay_save(const nn_replay_t *b, lathe_buf_t *out);
+const char *nn_replay_load(nn_replay_t *b, lathe_buf_t *in);
 
 /* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
