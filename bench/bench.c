@@ -293,7 +293,7 @@ static void sample_init(sample_w *w, int B, int nocache) {
 }
 
 static void sample_step(sample_w *w) {
-  nn_lm_generate(&w->g.pol, w->prompt, w->plen, w->B, 16, 64, &w->gen, &rng, w->out, w->olen);
+  nn_lm_generate(&w->g.pol, w->prompt, w->plen, w->B, 16, 64, &w->gen, &rng, w->out, w->olen, NULL);
 }
 
 /* ---- reward-model training: the rrm_artifacts recipe's model --------------- */

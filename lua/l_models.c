@@ -86,7 +86,7 @@ static int l_sample(lua_State *L) {
   if (has) g.stop = &stop, g.nstop = 1;
   nn_rng_t r;
   nn_rng_seed(&r, seed);
-  if (!why && nn_lm_generate(&gpt, prompt, plen, n, T, max_new, &g, &r, out, olen))
+  if (!why && nn_lm_generate(&gpt, prompt, plen, n, T, max_new, &g, &r, out, olen, NULL))
     why = "generation failed (out of memory)";
   if (!why && has && !(text = malloc((size_t)max_new * 64 + 1))) why = "out of memory";
   for (int i = 0; i < n && !why; i++) {

@@ -1,5 +1,6 @@
 /* test_lm.c - generation (KV cache against full recomputation, prompts of
  * different lengths, stop tokens, seeding) and the LM checkpoint block. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +23,8 @@ TEST(lm_generate_cache_matches_recompute) {
   nocache.no_cache = 1;
   nn_rng_t r1, r2;
   nn_rng_seed(&r1, 1), nn_rng_seed(&r2, 1);
-  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &greedy, &r1, a, la), 0);
-  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &nocache, &r2, b, lb), 0);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &greedy, &r1, a, la, NULL), 0);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &nocache, &r2, b, lb, NULL), 0);
   for (int i = 0; i < 3; i++) {
     ASSERT_EQ(la[i], 8);
     ASSERT_EQ(lb[i], 8);
@@ -31,13 +32,13 @@ TEST(lm_generate_cache_matches_recompute) {
   }
   /* batch independence: the second prompt alone continues the same way */
   int one[1] = {40}, p1[1] = {1}, c[8], lc;
-  ASSERT_EQ(nn_lm_generate(&g, one, p1, 1, 1, 8, &greedy, &r1, c, &lc), 0);
+  ASSERT_EQ(nn_lm_generate(&g, one, p1, 1, 1, 8, &greedy, &r1, c, &lc, NULL), 0);
   for (int k = 0; k < 8; k++) ASSERT_EQ(c[k], a[8 + k]);
   /* a stop token ends its sequence (and is kept) */
   int stop = a[2];
   nn_gen_t st = greedy;
   st.stop = &stop, st.nstop = 1;
-  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &st, &r1, b, lb), 0);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 3, 5, 8, &st, &r1, b, lb, NULL), 0);
   int first = 0;
   while (a[first] != stop) first++;
   ASSERT_EQ(lb[0], first + 1);
@@ -45,13 +46,39 @@ TEST(lm_generate_cache_matches_recompute) {
   /* sampling is seeded: the same seed, the same text */
   nn_gen_t hot = {1.0f, 20, 0.9f, NULL, 0, 0};
   nn_rng_seed(&r1, 9), nn_rng_seed(&r2, 9);
-  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r1, a, la);
-  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r2, b, lb);
+  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r1, a, la, NULL);
+  nn_lm_generate(&g, prompt, plen, 3, 5, 8, &hot, &r2, b, lb, NULL);
   ASSERT(!memcmp(a, b, sizeof a));
   /* the context bounds the output */
   int big[1] = {5}, pb[1] = {1}, o[64], lo;
-  ASSERT_EQ(nn_lm_generate(&g, big, pb, 1, 1, 64, &greedy, &r1, o, &lo), 0);
+  ASSERT_EQ(nn_lm_generate(&g, big, pb, 1, 1, 64, &greedy, &r1, o, &lo, NULL), 0);
   ASSERT_EQ(lo, 23);
+  nn_gpt_free(&g);
+}
+
+/* The log-probabilities the decode reports are those of a full forward over
+ * the finished sequence (the KV cache's rounding aside), and a sampled token
+ * is never given log-probability 0 or -inf. */
+TEST(lm_generate_logp_from_decode) {
+  nn_gpt_t g;
+  make(&g, 5);
+  int prompt[2 * 4] = {10, 11, 12, 13, 40, 41, 0, 0}, plen[2] = {4, 2}, out[2 * 10], olen[2];
+  float lp[2 * 10];
+  nn_gen_t hot = {1.0f, 0, 1.0f, NULL, 0, 0};
+  nn_rng_t r;
+  nn_rng_seed(&r, 7);
+  ASSERT_EQ(nn_lm_generate(&g, prompt, plen, 2, 4, 10, &hot, &r, out, olen, lp), 0);
+  for (int b = 0; b < 2; b++) {
+    int T = plen[b] + olen[b], seq[24];
+    float full[24];
+    for (int t = 0; t < T; t++)
+      seq[t] = t < plen[b] ? prompt[b * 4 + t] : out[b * 10 + t - plen[b]];
+    ASSERT_EQ(nn_gpt_token_logprobs(&g, seq, 1, T, full), 0);
+    for (int j = 0; j < olen[b]; j++) {
+      ASSERT(lp[b * 10 + j] < 0 && isfinite(lp[b * 10 + j]));
+      ASSERT_NEAR(lp[b * 10 + j], full[plen[b] + j], 1e-4);
+    }
+  }
   nn_gpt_free(&g);
 }
 

@@ -20,9 +20,9 @@ enum { PAIR_HEAD = TERM_NSERIES + 1, PAIR_OK, PAIR_BAD, PAIR_WARN, PAIR_DIM };
 typedef struct term {
   /* set by the caller before term_up */
   void *ud;
-  void (*on_key)(void *ud, int ch);                       /* each key read */
-  void (*on_keys_done)(void *ud);                         /* after a batch of keys */
-  void (*on_resize)(void *ud);                            /* after resizeterm */
+  void (*on_key)(void *ud, int ch);                      /* each key read */
+  void (*on_keys_done)(void *ud);                        /* after a batch of keys */
+  void (*on_resize)(void *ud);                           /* after resizeterm */
   void (*on_errline)(void *ud, const char *line, int n); /* a line written to stderr */
   /* set by term_up */
   int glyphs; /* chart.h CHART_BRAILLE on a UTF-8 locale, else CHART_ASCII */

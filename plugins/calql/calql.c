@@ -186,7 +186,7 @@ typedef struct {
   const lathe_plugin_t *envp;
   void *env, *eval_env;
   /* data */
-  nn_replay_t off, on; /* transitions, rewards already transformed; G: returns-to-go */
+  nn_replay_t off, on;    /* transitions, rewards already transformed; G: returns-to-go */
   int64_t ep_cap, ep_len; /* the trajectory being collected */
   float *ep_obs, *ep_act, *ep_rew, *ep_next, *ep_G, *cur_obs;
   uint8_t *ep_term, *which; /* which: the smaller critic per row (actor loss) */
@@ -870,7 +870,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   uint32_t magic;
   nn_params_t *ps[8];
   LATHE_GET(b, magic);
-  if (magic != CKPT_MAGIC) return h->fail(c, LATHE_ECKPT, "not a sac/cql/calql checkpoint (of this version)");
+  if (magic != CKPT_MAGIC)
+    return h->fail(c, LATHE_ECKPT, "not a sac/cql/calql checkpoint (of this version)");
   if (nn_head_check(&s->head, b))
     return h->fail(c, LATHE_ECKPT, "checkpoint's critic head differs from the config's");
   param_sets(s, ps);

@@ -148,8 +148,8 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->dout = malloc(sizeof(float) * B * AK), d->probs = malloc(sizeof(float) * d->K);
   d->obs = malloc(sizeof(float) * O), d->next = malloc(sizeof(float) * O);
   d->eobs = malloc(sizeof(float) * O);
-  if (nomem || !d->x || !d->xn || !d->y ||
-      !d->g || !d->dout || !d->probs || !d->obs || !d->next || !d->eobs)
+  if (nomem || !d->x || !d->xn || !d->y || !d->g || !d->dout || !d->probs || !d->obs || !d->next ||
+      !d->eobs)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
                    (long long)d->cap);
   if ((rc = d->envp->env->reset(d->env, h, c, h->seed(c), d->obs))) return rc;

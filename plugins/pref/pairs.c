@@ -239,7 +239,8 @@ static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     }
   }
   nn_gen_t gen = {(float)p->temp, 0, 1.0f, &stop, 1, 0};
-  if (!rc) rc = nn_lm_generate(&p->pol, prompt, plen, M, T, max_new, &gen, &p->rng, out, olen);
+  if (!rc)
+    rc = nn_lm_generate(&p->pol, prompt, plen, M, T, max_new, &gen, &p->rng, out, olen, NULL);
   for (int i = 0; i < M && !rc; i++) { /* the reward model reads text */
     int k = olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
     size_t need = nn_tok_decode(&p->tok, out + (size_t)i * max_new, k, NULL, 0) + 1;

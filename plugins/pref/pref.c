@@ -148,26 +148,6 @@ static float *scratch(pref_t *p, size_t n) {
   return p->buf;
 }
 
-/* Forward g on tok(M, T); out(M*T) = log p(tok[t] | tok[<t]) (0 at t = 0).
- * The logits stay in g for a backward. */
-static int token_logps(pref_t *p, nn_gpt_t *g, const int *tok, int M, float *out) {
-  int T = p->T, V = p->V;
-  float *logits = nn_gpt_forward(g, tok, M, T);
-  if (!logits) return LATHE_ENOMEM;
-  for (int b = 0; b < M; b++) {
-    out[(size_t)b * T] = 0;
-    for (int t = 1; t < T; t++) {
-      const float *z = logits + ((size_t)b * T + t - 1) * V;
-      float mx = z[0];
-      for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
-      double s = 0;
-      for (int k = 0; k < V; k++) s += exp((double)z[k] - mx);
-      out[(size_t)b * T + t] = (float)(z[tok[(size_t)b * T + t]] - mx - log(s));
-    }
-  }
-  return 0;
-}
-
 /* Backward of sum_b,t w[b,t] * logp[b,t] (w at response tokens) through g's last forward. */
 static void backward_weighted(pref_t *p, nn_gpt_t *g, int M, const float *w) {
   float *ones = scratch(p, (size_t)M);
@@ -179,26 +159,20 @@ static void backward_weighted(pref_t *p, nn_gpt_t *g, int M, const float *w) {
 
 /* Decode responses for sequences [b0, b1) of s (prompts already in place). */
 static int decode(pref_t *p, nn_gpt_t *g, set_t *s, int b0, int b1) {
-  int M = b1 - b0, P = p->P, T = p->T, V = p->V, rc = 0;
-  nn_kvcache_t kv;
-  if (nn_kvcache_init(&kv, g, M)) return LATHE_ENOMEM;
-  float *logits = malloc((size_t)M * V * sizeof *logits), *sc = malloc(2 * (size_t)V * sizeof *sc);
-  int *cur = malloc(M * sizeof *cur), *done = calloc(M, sizeof *done);
-  if (!logits || !sc || !cur || !done) rc = LATHE_ENOMEM;
-  for (int pos = 0; pos < T - 1 && !rc; pos++) {
-    for (int b = 0; b < M; b++) cur[b] = s->tok[(size_t)(b0 + b) * T + pos];
-    if ((rc = nn_gpt_decode(g, &kv, cur, logits))) break;
-    if (pos + 1 < P) continue; /* still reading the prompt */
-    for (int b = 0; b < M; b++) {
-      if (done[b]) continue;
-      size_t at = (size_t)(b0 + b) * T + pos + 1;
-      int y = nn_sample(logits + (size_t)b * V, V, (float)p->temp, 0, 1, &p->rng, sc);
-      s->tok[at] = y, s->mask[at] = 1, s->rlen[b0 + b]++;
-      if (y == p->spec.eos) done[b] = 1;
-    }
+  int M = b1 - b0, P = p->P, T = p->T, R = p->R, rc = LATHE_ENOMEM;
+  int *plen = malloc(M * sizeof *plen), *olen = malloc(M * sizeof *olen);
+  int *out = malloc((size_t)M * R * sizeof *out);
+  nn_gen_t gen = {(float)p->temp, 0, 1.0f, &p->spec.eos, p->spec.eos >= 0, 0};
+  if (plen && olen && out) {
+    for (int b = 0; b < M; b++) plen[b] = P;
+    rc = nn_lm_generate(g, s->tok + (size_t)b0 * T, plen, M, T, R, &gen, &p->rng, out, olen, NULL);
   }
-  nn_kvcache_free(&kv);
-  free(logits), free(sc), free(cur), free(done);
+  for (int b = 0; b < M && !rc; b++) {
+    size_t at = (size_t)(b0 + b) * T + P;
+    for (int j = 0; j < olen[b]; j++) s->tok[at + j] = out[(size_t)b * R + j], s->mask[at + j] = 1;
+    s->rlen[b0 + b] = olen[b];
+  }
+  free(plen), free(olen), free(out);
   return rc;
 }
 
@@ -223,8 +197,9 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   p->queries += M;
   for (int b0 = 0; b0 < M; b0 += chunk) {
     int m = b0 + chunk < M ? chunk : M - b0;
-    if ((rc = token_logps(p, &p->ref, s->tok + (size_t)b0 * T, m, s->ref_tok + (size_t)b0 * T)) ||
-        (rc = token_logps(p, g, s->tok + (size_t)b0 * T, m, s->old_tok + (size_t)b0 * T)))
+    if ((rc = nn_gpt_token_logprobs(&p->ref, s->tok + (size_t)b0 * T, m, T,
+                                    s->ref_tok + (size_t)b0 * T)) ||
+        (rc = nn_gpt_token_logprobs(g, s->tok + (size_t)b0 * T, m, T, s->old_tok + (size_t)b0 * T)))
       return rc;
   }
   for (size_t i = 0; i < (size_t)M * T; i++)
@@ -617,7 +592,7 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
            (size_t)n * T * sizeof *mask);
   }
   stats_t st;
-  rc = token_logps(p, &p->pol, tok, Mb, p->lpt);
+  rc = nn_gpt_token_logprobs(&p->pol, tok, Mb, p->T, p->lpt);
   if (!rc) {
     /* excluded (offline-filtered) responses: rewards of -inf drop out of every comparison */
     group_losses(p, &p->cur, gidx, G, p->lpt, p->w, &st);

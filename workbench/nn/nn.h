@@ -511,8 +511,13 @@ void nn_gpt_backward(nn_gpt_t *g, float *dlogits);
 /* Per-sequence masked log-probabilities of tok[b,t+1] given tok[b,..t]:
  * lp[b] = sum_{t<T-1} mask[b,t+1] * log p(tok[b,t+1]). Runs a forward. */
 void nn_gpt_logprobs(nn_gpt_t *g, float *lp, const int *tok, const float *mask, int B, int T);
-/* Backward of nn_gpt_logprobs given dlp(B) (d loss / d lp). */
+/* Backward of nn_gpt_logprobs given dlp(B) (d loss / d lp); with dlp all ones
+ * and mask a weight per token, the backward of sum_b,t w[b,t] log p(tok[b,t]). */
 void nn_gpt_logprobs_backward(nn_gpt_t *g, const float *dlp, const float *mask);
+/* Per-token log-probabilities out(B,T): out[b,0] = 0, out[b,t] = log p(tok[b,t]
+ * | tok[b,<t]) in double. Runs a forward whose logits stay for
+ * nn_gpt_logprobs_backward. 0 or LATHE_ENOMEM. */
+int nn_gpt_token_logprobs(nn_gpt_t *g, const int *tok, int B, int T, float *out);
 
 /* KV cache for incremental decoding of up to B sequences of ctx tokens. */
 typedef struct nn_kvcache {
