@@ -314,3 +314,32 @@ TEST(env_pointmaze_layouts) {
   maze_t m;
   ASSERT_EQ(maze_init(&m, "nope", 0.1, 0.3, 0), -1);
 }
+
+static void push_right(void *ud, const float *obs, float *a) {
+  ++*(int *)ud;
+  a[0] = 1;
+}
+
+/* nn_episode is the hand-written loop: reset(seed), the policy's action, the
+ * return and length of the steps taken; max_len stops it short (not as a
+ * termination); an environment's refusal comes back as its error. */
+TEST(env_episode_helper) {
+  lathe_child_t *e = test_instance("cartpole", NULL, 0);
+  const lathe_host_t *h = lathe_host();
+  nn_episode_t ep;
+  int calls = 0;
+  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 0, push_right, &calls, &ep), 0);
+  float obs[4], a = 1;
+  double r, ret = 0;
+  int term = 0, trunc = 0, len = 0;
+  e->p->env->reset(e->self, h, &e->ctx, 3, obs);
+  while (!term && !trunc)
+    e->p->env->step(e->self, h, &e->ctx, &a, obs, &r, &term, &trunc), ret += r, len++;
+  ASSERT_EQ(ep.len, len);
+  ASSERT_EQ(calls, len);
+  ASSERT_NEAR(ep.ret, ret, 0);
+  ASSERT(ep.terminated && len < 20); /* pushed right, the pole falls within a few steps */
+  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 4, push_right, &calls, &ep), 0);
+  ASSERT(ep.len == 4 && !ep.terminated);
+  lathe_instance_free(e);
+}

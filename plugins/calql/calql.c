@@ -717,23 +717,21 @@ static double normalized(const sac_t *s, double ret) {
   return 100.0 * (ret - s->info.ref_random) / (s->info.ref_expert - s->info.ref_random);
 }
 
-static void evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
+/* The deterministic policy, scaled to the environment's action bound. */
+static void eval_policy(void *ud, const float *obs, float *a) {
+  sac_t *s = ud;
+  act(s, obs, 1, a);
+  for (int j = 0; j < s->A; j++) a[j] *= s->max_action;
+}
+
+static int evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   double ret = 0, len = 0, succ = 0;
-  float obs[LATHE_SPACE_MAX], a[LATHE_SPACE_MAX], env_a[LATHE_SPACE_MAX];
   for (int64_t e = 0; e < s->eval_episodes; e++) {
-    s->envp->env->reset(s->eval_env, h, c, LATHE_NO_SEED, obs);
-    for (;;) {
-      act(s, obs, 1, a);
-      for (int j = 0; j < s->A; j++) env_a[j] = a[j] * s->max_action;
-      double r;
-      int term, trunc;
-      s->envp->env->step(s->eval_env, h, c, env_a, obs, &r, &term, &trunc);
-      ret += r, len++;
-      if (term || trunc) {
-        succ += term && s->have_info && s->info.goal;
-        break;
-      }
-    }
+    nn_episode_t ep;
+    int rc = nn_episode(s->envp, s->eval_env, h, c, LATHE_NO_SEED, 0, eval_policy, s, &ep);
+    if (rc) return rc;
+    ret += ep.ret, len += (double)ep.len;
+    succ += ep.terminated && s->have_info && s->info.goal;
   }
   double n = (double)s->eval_episodes;
   h->metric(c, "evaluation/average_return", ret / n);
@@ -741,6 +739,7 @@ static void evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   if (s->have_info && s->info.goal) h->metric(c, "evaluation/success", succ / n);
   if (s->have_info && s->info.ref_expert != s->info.ref_random)
     h->metric(c, "evaluation/normalized_score", normalized(s, ret / n));
+  return 0;
 }
 
 /* One environment step online; at a trajectory's end: G, the buffer, the updates. */
@@ -799,7 +798,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     if ((rc = update(s))) return rc;
     s->t++;
     if (s->acc.n >= s->log_every) report_train(s, h, c);
-    if (s->t % s->eval_every == 0 || s->t == s->offline_steps) evaluate(s, h, c);
+    if ((s->t % s->eval_every == 0 || s->t == s->offline_steps) && (rc = evaluate(s, h, c)))
+      return rc;
     if (s->t == s->offline_steps && s->online_steps > 0) {
       h->log(c, "offline pre-training done after %lld steps; online fine-tuning starts",
              (long long)s->t);
@@ -809,7 +809,9 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   } else {
     if ((rc = online_step(s, h, c))) return rc;
     s->t++;
-    if (s->env_steps % s->eval_every == 0 || s->env_steps == s->online_steps) evaluate(s, h, c);
+    if ((s->env_steps % s->eval_every == 0 || s->env_steps == s->online_steps) &&
+        (rc = evaluate(s, h, c)))
+      return rc;
   }
   return s->t >= s->offline_steps + s->online_steps ? LATHE_DONE : LATHE_CONTINUE;
 }

@@ -67,7 +67,7 @@ typedef struct {
   int64_t cap;
   nn_replay_t rb; /* the action stored as one float */
   /* scratch */
-  float *x, *xn, *y, *g, *dout, *probs, *obs, *next, *eobs;
+  float *x, *xn, *y, *g, *dout, *probs, *obs, *next;
   /* counters and state */
   nn_rng_t rng;
   int64_t t, episodes, evals;
@@ -147,9 +147,7 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->y = malloc(sizeof(float) * B * d->K), d->g = malloc(sizeof(float) * B * d->K);
   d->dout = malloc(sizeof(float) * B * AK), d->probs = malloc(sizeof(float) * d->K);
   d->obs = malloc(sizeof(float) * O), d->next = malloc(sizeof(float) * O);
-  d->eobs = malloc(sizeof(float) * O);
-  if (nomem || !d->x || !d->xn || !d->y || !d->g || !d->dout || !d->probs || !d->obs || !d->next ||
-      !d->eobs)
+  if (nomem || !d->x || !d->xn || !d->y || !d->g || !d->dout || !d->probs || !d->obs || !d->next)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
                    (long long)d->cap);
   if ((rc = d->envp->env->reset(d->env, h, c, h->seed(c), d->obs))) return rc;
@@ -237,23 +235,23 @@ static float update(dqn_t *d, float *qmean) {
 }
 
 /* Greedy episodes on the noise-free environment, seeded per evaluation. */
-static void evaluate(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
+static void greedy(void *ud, const float *obs, float *a) {
+  a[0] = (float)act(ud, obs, 0.0f);
+}
+
+static int evaluate(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   double sum = 0, len = 0;
-  float *o = d->eobs;
   for (int e = 0; e < d->eval_episodes; e++) {
     uint64_t seed = h->seed(c) * 1000003ULL + 1000000ULL + (uint64_t)d->evals * 1000 + e;
-    d->envp->env->reset(d->eval_env, h, c, seed, o);
-    int term = 0, trunc = 0;
-    while (!term && !trunc) {
-      float a = (float)act(d, o, 0.0f);
-      double r;
-      d->envp->env->step(d->eval_env, h, c, &a, o, &r, &term, &trunc);
-      sum += r, len++;
-    }
+    nn_episode_t ep;
+    int rc = nn_episode(d->envp, d->eval_env, h, c, seed, 0, greedy, d, &ep);
+    if (rc) return rc;
+    sum += ep.ret, len += (double)ep.len;
   }
   d->evals++;
   h->metric(c, "eval/episodic_return", sum / d->eval_episodes);
   h->metric(c, "eval/episodic_length", len / d->eval_episodes);
+  return 0;
 }
 
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
@@ -299,7 +297,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     }
     h->metric(c, "charts/epsilon", eps);
   }
-  if (d->t % d->eval_every == 0 || d->t == d->total) evaluate(d, h, c);
+  if ((d->t % d->eval_every == 0 || d->t == d->total) && (rc = evaluate(d, h, c))) return rc;
   return d->t >= d->total ? LATHE_DONE : LATHE_CONTINUE;
 }
 
@@ -361,7 +359,7 @@ static void destroy(void *self) {
   nn_mlp_free(&d->q), nn_mlp_free(&d->target);
   nn_replay_free(&d->rb);
   free(d->x), free(d->xn), free(d->y), free(d->g), free(d->dout), free(d->probs);
-  free(d->obs), free(d->next), free(d->eobs);
+  free(d->obs), free(d->next);
   free(d); /* the environments are the host's: freed with the run */
 }
 

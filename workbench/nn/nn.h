@@ -304,6 +304,20 @@ void nn_replay_add(nn_replay_t *b, const float *o, const float *a, float r, cons
 void nn_replay_save(const nn_replay_t *b, lathe_buf_t *out);
 const char *nn_replay_load(nn_replay_t *b, lathe_buf_t *in);
 
+/* Episodes (rollout.c): one episode of environment env (an instance of
+ * envp, kind environment) from reset(seed) with actions from policy (which
+ * writes an action for obs as the environment takes it), ended by
+ * termination, truncation or max_len steps (0: no bound of its own). Returns
+ * 0, or the environment's error (its message set through h->fail). */
+typedef void (*nn_policy_fn)(void *ud, const float *obs, float *action);
+typedef struct nn_episode {
+  double ret;     /* undiscounted return */
+  int64_t len;    /* steps */
+  int terminated; /* 1: ended by termination (with env info's goal: a success) */
+} nn_episode_t;
+int nn_episode(const lathe_plugin_t *envp, void *env, const lathe_host_t *h, lathe_ctx_t *c,
+               uint64_t seed, int64_t max_len, nn_policy_fn policy, void *ud, nn_episode_t *out);
+
 /* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
 
