@@ -30,11 +30,9 @@ void where(lua_State *L, char *buf, size_t n);
 void push_json(lua_State *L, json_object *o);
 json_object *to_json(lua_State *L, int idx, int depth);
 
-/* l_runs.c: the session's run id; a handle's fields refreshed from r; the
- * run at idx (a handle or an id; 0 under lathe check) or a Lua error naming
- * fn and what; yield until every run in the recipe's wait list has ended. */
-lathe_run_t *find_run(lathe_session_t *s, uint32_t id);
-void fill_handle(lua_State *L, int idx, lathe_run_t *r);
+/* l_runs.c: the run at idx (a handle, a record of lathe.runs() or an id; 0
+ * under lathe check) or a Lua error naming fn and what; yield until every
+ * run in the recipe's wait list has ended. */
 uint32_t run_id_at(lua_State *L, int idx, const char *fn, const char *what);
 int wait_for(lua_State *L, int nresults_from);
 

@@ -17,7 +17,9 @@
 /* ---- run handles ----------------------------------------------------------------- */
 
 /* Set id, plugin, status, step, summary, error on the table at idx. */
-void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
+/* Set id, plugin, status, step, summary, config, best, main_metric, error of
+ * run r on the table at idx: what a handle reads. */
+static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   idx = lua_absindex(L, idx);
   lua_pushinteger(L, r->id), lua_setfield(L, idx, "id");
   lua_pushstring(L, r->plugin->name), lua_setfield(L, idx, "plugin");
@@ -60,13 +62,51 @@ void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   json_object_put(rec);
 }
 
-lathe_run_t *find_run(lathe_session_t *s, uint32_t id) {
-  for (int i = 0; i < s->nruns; i++)
-    if (s->runs[i]->id == id) return s->runs[i];
-  return NULL;
+/* Create and start a run from (plugin, config) at stack 1, 2; push a handle. */
+/* ---- run handles: userdata "lathe.Run" over a run the session owns ---------- */
+
+typedef struct {
+  lathe_run_t *r; /* owned by the session, which outlives the Lua state */
+} lrun_t;
+
+static void push_handle(lua_State *L, lathe_run_t *r) {
+  lrun_t *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->r = r;
+  luaL_setmetatable(L, "lathe.Run");
 }
 
-/* Create and start a run from (plugin, config) at stack 1, 2; push a handle. */
+/* The run of the handle at idx, NULL if idx holds none. */
+static lathe_run_t *handle_run(lua_State *L, int idx) {
+  lrun_t *h = luaL_testudata(L, idx, "lathe.Run");
+  return h ? h->r : NULL;
+}
+
+/* h.field: read live from the run (its status, step, summary...). */
+static int run_index(lua_State *L) {
+  lathe_run_t *r = handle_run(L, 1);
+  lua_createtable(L, 0, 12);
+  fill_handle(L, -1, r);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int run_tostring(lua_State *L) {
+  lathe_run_t *r = handle_run(L, 1);
+  lua_pushfstring(L, "run %d (%s, %s)", (int)r->id, r->plugin->name,
+                  lathe_status_name(atomic_load(&r->status)));
+  return 1;
+}
+
+/* local h <close> = lathe.spawn(...): leaving the scope (an error included)
+ * asks a still-running run to checkpoint and stop. Collection does nothing:
+ * a spawned run whose handle is dropped runs on. */
+static int run_close(lua_State *L) {
+  lathe_run_t *r = handle_run(L, 1);
+  if (r && lathe_run_active(r)) lathe_run_stop(r, LATHE_STOP_INTERRUPT, NULL);
+  return 0;
+}
+
 static lathe_run_t *start_run(lua_State *L) {
   recipe_t *rc = get_recipe(L);
   const char *plugin = luaL_checkstring(L, 1);
@@ -116,8 +156,7 @@ static lathe_run_t *start_run(lua_State *L) {
     lua_pushstring(L, lathe_lasterr());
     lua_error(L);
   }
-  lua_newtable(L);
-  fill_handle(L, -1, r);
+  push_handle(L, r);
   return r;
 }
 
@@ -136,18 +175,10 @@ int wait_for(lua_State *L, int nresults_from) {
 }
 
 /* After the wait: refresh the handle tables from index ctx on, return them. */
+/* After the wait: the handles from index ctx on (they read live). */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  recipe_t *rc = get_recipe(L);
-  int first = (int)ctx, top = lua_gettop(L);
-  for (int i = first; i <= top; i++) {
-    if (!lua_istable(L, i)) continue;
-    lua_getfield(L, i, "id");
-    lathe_run_t *r = find_run(rc->s, (uint32_t)lua_tointeger(L, -1));
-    lua_pop(L, 1);
-    if (r) fill_handle(L, i, r);
-  }
-  rc->nwaiting = 0;
-  return top - first + 1;
+  get_recipe(L)->nwaiting = 0;
+  return lua_gettop(L) - (int)ctx + 1;
 }
 
 static int l_run(lua_State *L) {
@@ -166,7 +197,7 @@ static int l_spawn(lua_State *L) {
 static int l_wait(lua_State *L) {
   recipe_t *rc = get_recipe(L);
   /* lathe.wait{h1, h2} or lathe.wait(h1, h2) */
-  if (lua_gettop(L) == 1 && lua_istable(L, 1) && lua_rawlen(L, 1) > 0) {
+  if (lua_gettop(L) == 1 && lua_istable(L, 1)) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     luaL_checkstack(L, (int)n + 4, "lathe.wait: too many runs"); /* room for every handle */
     for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, 1, i);
@@ -176,10 +207,7 @@ static int l_wait(lua_State *L) {
   rc->waiting = realloc(rc->waiting, (n ? n : 1) * sizeof *rc->waiting);
   rc->nwaiting = 0;
   for (int i = 1; i <= n; i++) {
-    luaL_checktype(L, i, LUA_TTABLE);
-    lua_getfield(L, i, "id");
-    lathe_run_t *r = find_run(rc->s, (uint32_t)lua_tointeger(L, -1));
-    lua_pop(L, 1);
+    lathe_run_t *r = handle_run(L, i);
     if (!r) luaL_argerror(L, i, "not a run handle of this recipe");
     rc->waiting[rc->nwaiting++] = r;
   }
@@ -189,9 +217,12 @@ static int l_wait(lua_State *L) {
 /* a run given as a handle table or an id */
 uint32_t run_id_at(lua_State *L, int idx, const char *fn, const char *what) {
   uint32_t id = 0;
-  if (get_recipe(L)->s->check_only && (lua_istable(L, idx) || lua_isinteger(L, idx)))
+  lathe_run_t *r = handle_run(L, idx);
+  if (get_recipe(L)->s->check_only && (r || lua_istable(L, idx) || lua_isinteger(L, idx)))
     return 0; /* lathe check: handles have no ids yet */
-  if (lua_istable(L, idx)) {
+  if (r)
+    id = r->id;
+  else if (lua_istable(L, idx)) { /* a record from lathe.runs() */
     lua_getfield(L, idx, "id");
     id = (uint32_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -266,5 +297,10 @@ static const luaL_Reg funcs[] = {{"run", l_run},   {"spawn", l_spawn},     {"wai
                                  {"runs", l_runs}, {"metrics", l_metrics}, {NULL, NULL}};
 
 void l_runs_open(lua_State *L) {
+  luaL_newmetatable(L, "lathe.Run");
+  lua_pushcfunction(L, run_index), lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, run_tostring), lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, run_close), lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -313,6 +313,11 @@ expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T
 
 # (glibc's MALLOC_CHECK_ turns the Lua stack overflow this once caused into a crash)
 MALLOC_CHECK_=3 expect wait_many_runs 0 "done runs.{1,2}150" -- "$LATHE" run "$T/many.lua" --store many.lmdb
+expect run_handle_close 0 "closed.{1,2}interrupted" -- "$LATHE" run "$T/handle.lua" --store handle.lmdb --headless
+if want run_handle_dropped_runs_on; then
+  "$LATHE" runs --store handle.lmdb | grep -Eq "^2 .* done +300 " && ok run_handle_dropped_runs_on ||
+    bad run_handle_dropped_runs_on "" "$("$LATHE" runs --store handle.lmdb)"
+fi
 
 # ---- text: prefs import (HH-RLHF transcripts split), SFT, DPO, sampling ----
 if want text_pipeline; then
