@@ -3,6 +3,7 @@
 #   make demo       build, then run the default recipe (installs Debian deps as root)
 #   make test       build and run every suite (unit, e2e, ui); one closing line
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make tsan       the thread rules under ThreadSanitizer (build/tsan/, tests/tsan.sh)
 #   make valgrind   one recipe under valgrind's leak checker
 #   make fuzz       libFuzzer targets (clang, ASan + UBSan) for FUZZ_SECONDS each (tests/fuzz/)
 #   make bench      side-by-side benchmarks against PyTorch (bench/README.md)
@@ -102,6 +103,11 @@ demo: all
 asan:
 	$(MAKE) B=build/asan OPT="-O1 -g" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
+# Workers stepping runs while the loop reads them, under ThreadSanitizer.
+tsan:
+	$(MAKE) B=build/tsan OPT="-O1 -g" SAN="-fsanitize=thread" all
+	B=build/tsan bash tests/tsan.sh
+
 # One recipe under valgrind: no leaks, no invalid accesses.
 valgrind: all
 	@LATHE_DEPS_EXTRA=valgrind sh scripts/deps.sh
@@ -155,7 +161,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all test demo asan valgrind bench install format clean fuzz fuzz-build
+.PHONY: all test demo asan tsan valgrind bench install format clean fuzz fuzz-build
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(B)/bench: bench/bench.c $(NN_SO)
