@@ -428,6 +428,7 @@ rapi envseed 'lathe.env("cartpole"):reset(-1)'
 expect env_negative_seed 1 "envseed.lua:1: .*non-negative integer" -- "$LATHE" run envseed.lua --store api.lmdb
 rapi stats 'lathe.stats.mean({1, "a"})'
 expect stats_args_checked 1 "stats.lua:1: lathe.stats.mean: element 2 is a string" -- "$LATHE" run stats.lua --store api.lmdb
+expect stats_against_references 0 "stats ok" -- "$LATHE" run "$T/stats_ci.lua" --store stats.lmdb
 rapi tbl 'lathe.table(5, {})'
 expect table_args_checked 1 "tbl.lua:1: lathe.table: bad arguments" -- "$LATHE" run tbl.lua --store api.lmdb
 rapi score 'lathe.score(nil, nil)'
