@@ -36,6 +36,16 @@ if mode == "dpo" then
                                  prompts = 4, samples = 4, steps = dpo_steps,
                                  eval_every = 6, ckpt_every = lathe.opt("every", 1000)})
   assert(dpo.status == "done", dpo.error)
+  -- the pairs are ranked by the reward model: at every step the chosen (best)
+  -- sample of each group scores at least the mean of all samples, and above it somewhere
+  local _, means = lathe.metrics(dpo, "rm/reward_mean")
+  local _, bests = lathe.metrics(dpo, "rm/reward_best")
+  local above = false
+  for i = 1, #means do
+    assert(bests[i] >= means[i] - 1e-9, "step " .. i .. ": the chosen samples score below the mean")
+    above = above or bests[i] > means[i] + 1e-9
+  end
+  assert(#means > 0 and above, "the reward model's ranking never separated the samples")
   print(string.format("dpo with reward_run: reward %.3f best %.3f length %.1f", dpo.summary["rm/reward_mean"],
                       dpo.summary["rm/reward_best"], dpo.summary["samples/length_bytes"]))
   return
