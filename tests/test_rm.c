@@ -23,6 +23,7 @@ TEST(rm_soft_ce_vectors) {
   double dz, z = 1.2 - 0.3;
   ASSERT_NEAR(nn_rm_soft_ce(z, 1, &dz), 0.341154, 1e-6);
   ASSERT_NEAR(dz + 1, 0.71095, 1e-5); /* P = sigmoid(z) */
+  ASSERT_NEAR(nn_rm_bt(z), 0.71095, 1e-5);
   ASSERT_NEAR(nn_rm_soft_ce(z, 0.5, &dz), 0.791154, 1e-6);
   ASSERT_NEAR(dz, 0.21095, 1e-5);
   /* stable far out */
@@ -40,7 +41,7 @@ TEST(rm_symmetrised_probability_and_filter_vectors) {
                                 {-0.5, 1, 1}};
   static const double p[] = {0.71095, 0.880797, 0.524979, 0.731059, 0.377541};
   for (int i = 0; i < 5; i++) {
-    double pr = 1 / (1 + exp(-f[i][0]));
+    double pr = nn_rm_bt(f[i][0]);
     ASSERT_NEAR(pr, p[i], 1e-6);
     ASSERT_EQ(nn_rrm_keep(pr, f[i][1], 0.2), (int)f[i][2]);
   }

@@ -31,7 +31,9 @@ TEST(task_bandit_rewards_and_reference) {
   for (int i = 0; i < 100; i++) {
     sum += p[i];
     if (i >= 60 && i < 80) band += p[i];
-    r1mean += p[i] * exp(-pow((i - 70) / 10.0, 2)), r2mean += p[i] * exp(-pow((i - 20) / 10.0, 2));
+    /* the task's own reward of the one-token response i, under pi_ref = p_data */
+    r1mean += p[i] * a->p->task->reward(a->self, prompt, &i, 1);
+    r2mean += p[i] * b->p->task->reward(b->self, prompt, &i, 1);
   }
   ASSERT_NEAR(sum, 1, 1e-6);
   ASSERT_NEAR(p[0], 0.0781, 5e-5);

@@ -209,7 +209,7 @@ static int bt_baseline(nn_rm_t *bm, const nn_rrm_triplet_t *t, const char **P, c
     i = j;
   }
   if (!rc) rc = nn_rm_score(bm, up, uy, NULL, (int)nu, r);
-  for (int64_t i = 0; !rc && i < k; i++) p[i] = 1 / (1 + exp(-(r[at[2 * i]] - r[at[2 * i + 1]])));
+  for (int64_t i = 0; !rc && i < k; i++) p[i] = nn_rm_bt(r[at[2 * i]] - r[at[2 * i + 1]]);
   free(up), free(uy), free(at), free(r);
   return rc;
 }
@@ -401,7 +401,7 @@ static int forward_rows(rm_t *r, row_t *const *rows, int n) {
 
 /* P(first beats second) from a row's two outputs. */
 static double row_p(const rm_t *r, const float *o) {
-  return r->pw ? nn_rm_sym(o[0], o[1]) : 1 / (1 + exp(-((double)o[0] - o[1])));
+  return r->pw ? nn_rm_sym(o[0], o[1]) : nn_rm_bt((double)o[0] - o[1]);
 }
 
 /* The row's loss and d loss / d outputs (unscaled). */

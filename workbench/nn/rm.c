@@ -228,13 +228,17 @@ static double softplus(double x) {
   return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+double nn_rm_bt(double z) {
+  return 1 / (1 + exp(-z));
+}
+
 double nn_rm_soft_ce(double z, double c, double *dz) {
-  if (dz) *dz = 1 / (1 + exp(-z)) - c;
+  if (dz) *dz = nn_rm_bt(z) - c;
   return c * softplus(-z) + (1 - c) * softplus(z);
 }
 
 double nn_rm_sym(double z_ab, double z_ba) {
-  return 0.5 * (1 / (1 + exp(-z_ab)) + 1 - 1 / (1 + exp(-z_ba)));
+  return 0.5 * (nn_rm_bt(z_ab) + 1 - nn_rm_bt(z_ba));
 }
 
 int nn_rrm_keep(double p, double c, double threshold) {

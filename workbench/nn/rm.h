@@ -76,6 +76,8 @@ int nn_rm_restore(nn_rm_t *m, lathe_buf_t *b);
 
 /* ---- losses and RRM --------------------------------------------------------- */
 
+/* Bradley-Terry's P(first beats second) from z = r_first - r_second: s(z). */
+double nn_rm_bt(double z);
 /* Soft-target cross-entropy -[c log s(z) + (1-c) log(1-s(z))]; *dz = s(z) - c. */
 double nn_rm_soft_ce(double z, double c, double *dz);
 /* A pairwise model's P(a beats b) from both orders: (s(z_ab) + 1 - s(z_ba)) / 2. */
