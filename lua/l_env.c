@@ -4,15 +4,9 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "../storage/dataset.h"
 #include "../workbench/error.h"
-#include "../workbench/registry.h"
 
 /* ---- environments from Lua: lathe.env(name, {opts}) ----------------------------- */
 

@@ -3,15 +3,9 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "../storage/dataset.h"
 #include "../workbench/error.h"
-#include "../workbench/registry.h"
 #include "../ui/plot.h"
 
 const char *opt_str(lua_State *L, int t, const char *k, const char *def) {

@@ -8,16 +8,13 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../storage/dataset.h"
 #include "error.h"
-#include "nn/nn.h"
 #include "registry.h"
 
 /* Fault injection for the kill-and-resume tests, so that a run is killed

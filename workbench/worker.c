@@ -13,17 +13,12 @@
  */
 #include "runimpl.h"
 
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "../storage/dataset.h"
 #include "error.h"
 #include "nn/nn.h"
 #include "registry.h"
