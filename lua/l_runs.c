@@ -53,7 +53,9 @@ static void fill_handle(lua_State *L, int idx, lathe_run_t *r) {
   }
   if (rec && json_object_object_get_ex(rec, "main_metric", &v))
     lua_pushstring(L, json_object_get_string(v)), lua_setfield(L, idx, "main_metric");
-  if (r->errmsg[0]) lua_pushstring(L, r->errmsg), lua_setfield(L, idx, "error");
+  /* errmsg is the worker's until the run leaves it (run.h): read it after */
+  if (!lathe_run_active(r) && r->errmsg[0])
+    lua_pushstring(L, r->errmsg), lua_setfield(L, idx, "error");
   json_object_put(rec);
 }
 
