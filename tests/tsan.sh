@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tsan.sh - the thread rules of run.h under ThreadSanitizer: runs stepped by
 # two workers while the loop thread reads them (headless progress on a
-# terminal reads each run's total and active flag), a recipe that fails with
-# runs going (lathe_run_stop from the loop), and SIGINT during a sweep. Any
+# terminal reads each run's total and active flag), a recipe reading run
+# handles while workers step the runs, a recipe that fails with runs going
+# (lathe_run_stop from the loop), and SIGINT during a sweep. Any
 # report fails the suite.
 #   B=build/tsan bash tests/tsan.sh
 set -u
@@ -20,7 +21,7 @@ if ! "${LATHE[@]}" version >/dev/null 2>&1; then
   if setarch "$(uname -m)" -R "${LATHE[@]}" version >/dev/null 2>&1; then
     LATHE=(setarch "$(uname -m)" -R "${LATHE[@]}")
   else
-    echo "tsan: 0 passed, 0 failed, 4 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
+    echo "tsan: 0 passed, 0 failed, 5 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
     exit 0
   fi
 fi
@@ -38,6 +39,16 @@ local hs = {}
 for s = 1, 4 do hs[s] = lathe.spawn("regress", {seed = s, steps = lathe.opt("steps", 4000)}) end
 lathe.wait(hs)
 LUA
+cat >poll.lua <<'LUA'
+local hs = {lathe.spawn("regress", {seed = 1, steps = 3000}), lathe.spawn("regress", {seed = 2, steps = 3000})}
+local seen = 0
+for i = 1, 20000 do -- handles read their runs live while the workers step them
+  local h = hs[i % 2 + 1]
+  seen = seen + (h.step or 0) + #h.status + (h.summary.loss and 1 or 0) + (h.error and 1 or 0)
+end
+lathe.wait(hs)
+print("polled", seen)
+LUA
 cat >fails.lua <<'LUA'
 for s = 1, 3 do lathe.spawn("regress", {seed = s, steps = 100000000}) end
 lathe.wait(lathe.spawn("regress", {seed = 9, steps = 200}))
@@ -49,6 +60,9 @@ check tsan_two_workers 4
 store=b.lmdb
 script -qefc "${LATHE[*]@Q} run sweep.lua --store $store --headless --workers 2 >/dev/null" /dev/null >/dev/null 2>&1
 check tsan_progress_reads_runs 4
+store=p.lmdb
+"${LATHE[@]}" run poll.lua --store $store --headless --workers 2 >/dev/null 2>&1
+check tsan_handles_read_live 2
 store=c.lmdb
 "${LATHE[@]}" run fails.lua --store $store --headless --workers 2 >/dev/null 2>&1
 check tsan_recipe_failure_stops_runs 1
