@@ -73,23 +73,23 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   uint32_t run = (uint32_t)h->cfg_int(c, "init_run"); /* validate() checked the rules */
   uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
   lathe_buf_t b = {0};
-  char plugin[64];
-  int has = 0, rc = h->run_checkpoint(c, run, &b, plugin);
+  char made_by[64];
+  int has = 0, rc = h->run_checkpoint(c, run, &b, made_by);
   if (rc) return h->fail(c, rc, "pref: init_run %u has no checkpoint to start from", run);
   rc = nn_lm_load(&p->tok, &has, &p->pol, &b);
   lathe_buf_free(&b);
   if (rc || !has)
-    return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, plugin);
+    return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, made_by);
   nn_params_reset_opt(&p->pol.params); /* a fresh optimizer */
   if (p->onpolicy) {
     lathe_buf_t rb = {0};
-    if ((rc = h->run_checkpoint(c, rrun, &rb, plugin)))
+    if ((rc = h->run_checkpoint(c, rrun, &rb, made_by)))
       return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
     rc = nn_rm_load(&p->rm, &rb);
     lathe_buf_free(&rb);
     if (rc)
       return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
-                     plugin);
+                     made_by);
   }
   nn_rng_t r;
   nn_rng_seed(&r, 0);
