@@ -92,6 +92,6 @@ TEST(pref_group_losses_without_negative_gradient) {
   group_t g;
   make_group(&g, 0, 0, 0); /* negative_gradient = false: the worst response gets no push-down */
   loss_of(&g);
-  ASSERT(g.w[3 * T + 1] < 0);   /* the best is pulled up (weight on d loss / d logp) */
+  ASSERT(g.w[3 * T + 1] < 0);        /* the best is pulled up (weight on d loss / d logp) */
   ASSERT_NEAR(g.w[0 * T + 1], 0, 0); /* the worst: nothing */
 }
