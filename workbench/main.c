@@ -178,7 +178,13 @@ static const struct command {
      "examples:\n"
      "  lathe plugins\n"
      "  lathe plugins dqn\n"
-     "usage: lathe plugins [NAME]\n"},
+     "  LATHE_PLUGIN_PATH=$PWD/hello.so lathe plugins hello\n"
+     "usage: lathe plugins [NAME]\n"
+     "  Kinds: algorithm (runs), environment, task, generator. Your own plugin is a\n"
+     "  shared object built against lathe.h (plugin API 6.1; one built for 6.0 loads\n"
+     "  too), declared by LATHE_PLUGIN_PATH or lathe.register{}: see\n"
+     "  share/examples/hello.c. A plugin that breaks its kind's rules is refused\n"
+     "  with the rule it breaks.\n"},
     {"data", NULL, cmd_data, " --store --set --name --schema ", "manage datasets in the store",
      "examples:\n"
      "  lathe data import pairs.jsonl --name hh --schema prefs\n"
