@@ -11,6 +11,9 @@
  *
  *     cc -shared -fPIC -I$PREFIX/include/lathe my.c -o my.so
  *
+ * A plugin that uses the nn core (nn/nn.h) links the one copy every process
+ * shares, -L$PREFIX/lib/lathe -llathe-nn, and sets nn_abi = NN_ABI.
+ *
  * One shared object may hold several plugins: the host first looks for
  * lathe_plugin_entry_NAME (NAME as registered), then for lathe_plugin_entry.
  *
