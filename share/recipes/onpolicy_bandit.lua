@@ -23,8 +23,9 @@ suite{
             task_args = "reward=r1"},
            {id = "r2", label = "R2 (peak likely under pi_ref)", task = "bandit",
             task_args = "reward=r2"}},
-  -- IPO's tau 0.05 is the reference code's target margin of 10 (per-token
-  -- averages, TRL's convention); DPO's beta is the code's 0.05
+  -- IPO's tau 0.05 is a target margin of 10 on per-token averages (TRL's
+  -- convention, ipo_norm = avg); the paper's code puts 10 on the summed
+  -- log-ratio (ipo_norm = sum). DPO's beta is the code's 0.05
   common = {queries = queries, samples = 10, prompts = 10, inner_steps = 10, lr = lr,
             beta = 0.05, eval_every = 50, eval_prompts = 100},
 }
