@@ -213,13 +213,10 @@ static void h_plugin_destroy(lathe_ctx_t *c, const lathe_plugin_t *p, void *self
     }
 }
 
-int run_ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damaged);
-
 typedef struct {
   uint32_t id;
   lathe_buf_t buf;
   char plugin[64];
-  int found;
 } other_args;
 
 static int other_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
@@ -284,7 +281,7 @@ int lathe_dataset_generate(lathe_store_t *st, const char *plugin, const char *co
 }
 
 int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugin[64]) {
-  other_args a = {id, {0}, "", 0};
+  other_args a = {id, {0}, ""};
   int rc = lathe_store_read(st, other_txn, &a);
   uint64_t step;
   uint32_t count = 0;

@@ -249,20 +249,23 @@ void nn_gpt_logprobs(nn_gpt_t *g, float *lp, const int *tok, const float *mask, 
   nn_seq_logprob(lp, logits, g->tok + (size_t)B * T, smask, B, T, g->cfg.vocab);
 }
 
+float nn_logprob_of(const float *z, int V, int y) {
+  float mx = z[0];
+  for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
+  double s = 0;
+  for (int k = 0; k < V; k++) s += exp((double)z[k] - mx);
+  return (float)(z[y] - mx - log(s));
+}
+
 int nn_gpt_token_logprobs(nn_gpt_t *g, const int *tok, int B, int T, float *out) {
   int V = g->cfg.vocab;
   float *logits = nn_gpt_forward(g, tok, B, T);
   if (!logits) return LATHE_ENOMEM;
   for (int b = 0; b < B; b++) {
     out[(size_t)b * T] = 0;
-    for (int t = 1; t < T; t++) {
-      const float *z = logits + ((size_t)b * T + t - 1) * V;
-      float mx = z[0];
-      for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
-      double s = 0;
-      for (int k = 0; k < V; k++) s += exp((double)z[k] - mx);
-      out[(size_t)b * T + t] = (float)(z[tok[(size_t)b * T + t]] - mx - log(s));
-    }
+    for (int t = 1; t < T; t++)
+      out[(size_t)b * T + t] =
+          nn_logprob_of(logits + ((size_t)b * T + t - 1) * V, V, tok[(size_t)b * T + t]);
   }
   return 0;
 }

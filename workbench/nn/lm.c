@@ -2,7 +2,6 @@
  * and GPT together) and batched generation with the KV cache (see lm.h). */
 #include "lm.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,15 +65,6 @@ int nn_lm_restore(nn_tok_t *tok, nn_gpt_t *g, lathe_buf_t *b) {
   return 0;
 }
 
-/* log softmax(z)[y] over V logits, in double */
-static float logp_of(const float *z, int V, int y) {
-  float mx = z[0];
-  for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
-  double s = 0;
-  for (int k = 0; k < V; k++) s += exp((double)z[k] - mx);
-  return (float)(z[y] - mx - log(s));
-}
-
 int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
                    const nn_gen_t *o, nn_rng_t *r, int *out, int *olen, float *logp) {
   int V = g->cfg.vocab, T = g->cfg.ctx, maxp = 0, rc = 0;
@@ -124,7 +114,7 @@ int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int s
     for (int b = 0; b < B; b++) {
       if (done[b] || pos + 1 < plen[b] || olen[b] >= max_new) continue;
       int y = nn_sample(lg + (size_t)b * V, V, o->temperature, o->top_k, o->top_p, r, sc);
-      if (logp) logp[(size_t)b * max_new + olen[b]] = logp_of(lg + (size_t)b * V, V, y);
+      if (logp) logp[(size_t)b * max_new + olen[b]] = nn_logprob_of(lg + (size_t)b * V, V, y);
       out[(size_t)b * max_new + olen[b]++] = y;
       for (int k = 0; k < o->nstop; k++) done[b] |= y == o->stop[k];
     }

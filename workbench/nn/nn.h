@@ -528,6 +528,8 @@ void nn_gpt_logprobs(nn_gpt_t *g, float *lp, const int *tok, const float *mask, 
 /* Backward of nn_gpt_logprobs given dlp(B) (d loss / d lp); with dlp all ones
  * and mask a weight per token, the backward of sum_b,t w[b,t] log p(tok[b,t]). */
 void nn_gpt_logprobs_backward(nn_gpt_t *g, const float *dlp, const float *mask);
+/* log softmax(z)[y] of one row of V logits, summed in double. */
+float nn_logprob_of(const float *z, int V, int y);
 /* Per-token log-probabilities out(B,T): out[b,0] = 0, out[b,t] = log p(tok[b,t]
  * | tok[b,<t]) in double. Runs a forward whose logits stay for
  * nn_gpt_logprobs_backward. 0 or LATHE_ENOMEM. */
