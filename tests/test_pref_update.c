@@ -6,9 +6,7 @@
  * per-token weights against central finite differences of the loss. */
 #define lathe_plugin_entry pref_code_entry /* pref's code, included: this file is no plugin */
 #include "../plugins/pref/pref.c"
-#define evaluate pairs_evaluate /* pairs.c's evaluate, beside pref.c's */
 #include "../plugins/pref/pairs.c"
-#undef evaluate
 #include "test.h"
 
 enum { N = 4, T = 3, V = 2 };

@@ -64,8 +64,7 @@ typedef struct {
   const lathe_plugin_t *envp;
   void *env, *eval_env;
   /* replay buffer */
-  int64_t cap;
-  nn_replay_t rb; /* the action stored as one float */
+  nn_replay_t rb; /* capacity buffer_size; the action stored as one float */
   /* scratch */
   float *x, *xn, *y, *g, *dout, *probs, *obs, *next;
   /* counters and state */
@@ -103,7 +102,6 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->start_e = (float)h->cfg_num(c, "start_e"), d->end_e = (float)h->cfg_num(c, "end_e");
   d->expl_frac = (float)h->cfg_num(c, "exploration_fraction");
   d->max_grad_norm = (float)h->cfg_num(c, "max_grad_norm");
-  d->cap = h->cfg_int(c, "buffer_size");
   nn_rng_seed(&d->rng, h->seed(c));
 
   int kind = nn_head_parse(h->cfg_str(c, "critic_head"));
@@ -142,14 +140,15 @@ static int build(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   d->opt.lr = d->lr;
 
   size_t B = d->batch, O = d->nobs, AK = (size_t)d->nact * d->K;
-  int nomem = nn_replay_init(&d->rb, d->cap, (int)O, 1, 0);
+  int64_t cap = h->cfg_int(c, "buffer_size");
+  int nomem = nn_replay_init(&d->rb, cap, (int)O, 1, 0);
   d->x = malloc(sizeof(float) * B * O), d->xn = malloc(sizeof(float) * B * O);
   d->y = malloc(sizeof(float) * B * d->K), d->g = malloc(sizeof(float) * B * d->K);
   d->dout = malloc(sizeof(float) * B * AK), d->probs = malloc(sizeof(float) * d->K);
   d->obs = malloc(sizeof(float) * O), d->next = malloc(sizeof(float) * O);
   if (nomem || !d->x || !d->xn || !d->y || !d->g || !d->dout || !d->probs || !d->obs || !d->next)
     return h->fail(c, LATHE_ENOMEM, "dqn: out of memory for a %lld-transition buffer",
-                   (long long)d->cap);
+                   (long long)cap);
   if ((rc = d->envp->env->reset(d->env, h, c, h->seed(c), d->obs))) return rc;
   h->set_total(c, d->total);
   return 0;
@@ -311,7 +310,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   LATHE_PUT(b, d->rng), LATHE_PUT(b, d->t), LATHE_PUT(b, d->episodes), LATHE_PUT(b, d->evals);
   LATHE_PUT(b, d->ep_return), LATHE_PUT(b, d->ep_len), LATHE_PUT(b, d->td_loss_acc);
   LATHE_PUT(b, d->q_acc), LATHE_PUT(b, d->acc_n);
-  LATHE_PUT(b, d->cap);
+  LATHE_PUT(b, d->rb.cap);
   nn_replay_save(&d->rb, b);
   lathe_buf_put(b, d->obs, sizeof(float) * d->nobs);
   nn_params_save(&d->q.params, b, 1);
@@ -334,9 +333,9 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   /* every count, index and stored action is checked against the config and the
    * bytes present before it is used */
   if (b->err) return h->fail(c, LATHE_ECKPT, "dqn: truncated checkpoint (counters)");
-  if (cap != d->cap)
+  if (cap != d->rb.cap)
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint field 'cap' = %lld, buffer_size is %lld",
-                   (long long)cap, (long long)d->cap);
+                   (long long)cap, (long long)d->rb.cap);
   if (d->t < 0 || d->t > d->total || d->episodes < 0 || d->evals < 0 || d->ep_len < 0 ||
       d->acc_n < 0)
     return h->fail(c, LATHE_ECKPT, "dqn: checkpoint counters out of range (t = %lld)",

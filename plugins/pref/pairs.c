@@ -204,7 +204,7 @@ void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const n
 #undef M
 }
 
-static void evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+static void pairs_evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
   int G = p->M_groups;
   pstats_t st = {0};
@@ -306,10 +306,10 @@ static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
   int G = p->M_groups, idx[4096];
-  if (p->step % p->eval_every == 0 && d->neval) evaluate(p, h, c);
+  if (p->step % p->eval_every == 0 && d->neval) pairs_evaluate(p, h, c);
   if (p->onpolicy) {
     int rc = onpolicy_step(p, h, c);
-    if (!rc && p->step + 1 == p->train_steps && d->neval) evaluate(p, h, c);
+    if (!rc && p->step + 1 == p->train_steps && d->neval) pairs_evaluate(p, h, c);
     return rc;
   }
   for (int g = 0; g < G; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
@@ -326,6 +326,6 @@ int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   h->metric(c, "loss", st.loss / G), h->metric(c, "grad_norm", gn);
   pref_report(h, c, "", &st.ps);
-  if (p->step + 1 == p->train_steps && d->neval) evaluate(p, h, c);
+  if (p->step + 1 == p->train_steps && d->neval) pairs_evaluate(p, h, c);
   return 0;
 }
