@@ -771,6 +771,9 @@ if want host_stopping; then
   pid=$!
   for _ in $(seq 100); do grep -q running < <("$LATHE" runs --store stop.lmdb 2>/dev/null) && break; sleep 0.1; done
   kill -INT $pid
+  # a host->stopping() that never says so would leave the step spinning: give up after 30 s
+  for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  kill -9 $pid 2>/dev/null
   wait $pid
   rc=$?
   if [ $rc = 130 ] && grep -q "probe: stopping() seen in step 1" stop.out &&
