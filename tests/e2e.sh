@@ -735,9 +735,12 @@ probe() { # probe NAME -DFLAG...: build tests/plugins/probe.c as NAME.so
     bad "$n" "cc failed" "$(cat "$n.cc")"
 }
 # built against the previous minor (6.0: no host->stopping): loads and runs
-if want abi_previous_minor && cc -shared -fPIC -I"$ROOT/workbench" -DLATHE_API_TARGET=0 \
-  "$ROOT/share/examples/hello.c" -o hello60.so 2>cc.err; then
-  expect abi_previous_minor 0 "hello position" -- "$LATHE" run "$T/user_plugin.lua" --store up60.lmdb --set so="$WORK/hello60.so"
+if want abi_previous_minor; then
+  if cc -shared -fPIC -I"$ROOT/workbench" -DLATHE_API_TARGET=0 "$ROOT/share/examples/hello.c" \
+    -o hello60.so 2>cc.err; then
+    LATHE_PLUGIN_PATH=$WORK/hello60.so expect abi_previous_minor_loads 0 "built for plugin API 6\.0" -- "$LATHE" plugins hello
+    expect abi_previous_minor 0 "hello position" -- "$LATHE" run "$T/user_plugin.lua" --store up60.lmdb --set so="$WORK/hello60.so"
+  else bad abi_previous_minor "cc failed" "$(cat cc.err)"; fi
 fi
 probe newer -DLATHE_API_TARGET=2
 LATHE_PLUGIN_PATH=$WORK/newer.so expect abi_newer_minor 5 "or a newer minor" -- "$LATHE" plugins

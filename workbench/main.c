@@ -1263,8 +1263,8 @@ static int cmd_plugins(opts_t *o) {
   }
   const lathe_plugin_t *p;
   if ((rc = lathe_registry_get(o->args[0], &p))) return fail(rc);
-  printf("%s %s (%s): %s\n\n", p->name, p->version ? p->version : "", lathe_kind_name(p->kind),
-         p->doc ? p->doc : "");
+  printf("%s %s (%s, built for plugin API %d.%d): %s\n\n", p->name, p->version ? p->version : "",
+         lathe_kind_name(p->kind), p->major, p->minor, p->doc ? p->doc : "");
   int kw = 20, dw = 12; /* columns as wide as the longest key and default */
   for (const lathe_opt_t *x = p->opts; x && x->key; x++) {
     kw = (int)strlen(x->key) > kw ? (int)strlen(x->key) : kw;
