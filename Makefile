@@ -146,7 +146,7 @@ install: all
 	install -m 755 $(B)/lathe $(DESTDIR)$(PREFIX)/bin/lathe
 	install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/plugins/
 	install -m 755 $(NN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/
-	install -m 644 workbench/lathe.h $(DESTDIR)$(PREFIX)/include/lathe/
+	install -m 644 workbench/lathe.h workbench/mathtext.h $(DESTDIR)$(PREFIX)/include/lathe/
 	install -m 644 workbench/nn/nn.h workbench/nn/lm.h workbench/nn/rm.h workbench/nn/tok.h \
 		$(DESTDIR)$(PREFIX)/include/lathe/nn/
 	install -m 644 share/plugins.lua share/prelude.lua $(DESTDIR)$(PREFIX)/share/lathe/

@@ -39,14 +39,16 @@ static inline void tx_free(tx_record_t *r, int64_t n) {
   free(r);
 }
 
-/* Read dataset `name` (records with text; prompt and response; or prompt,
- * chosen and rejected, and an optional label in [0, 1]) into *out.
- * want_pairs: only prefs records will do.
- * Returns the count, or a negative code with the failure reported. */
+/* Read dataset `name` (records with text; prompt and response; question and
+ * solution (math: the prompt is the question and a newline); or prompt,
+ * chosen and rejected, and an optional label in [0, 1]) into *out, at most
+ * `limit` of them from the first (0: all). want_pairs: only prefs records
+ * will do. Returns the count, or a negative code with the failure reported. */
 static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char *name,
-                              int want_pairs, double holdout, tx_record_t **out) {
+                              int want_pairs, double holdout, int64_t limit, tx_record_t **out) {
   int64_t n = h->dataset_count(c, name);
   if (n < 0) return n;
+  if (limit > 0 && n > limit) n = limit;
   if (n == 0) return h->fail(c, LATHE_EDATA, "dataset '%s' is empty", name);
   tx_record_t *r = calloc((size_t)n, sizeof *r);
   if (!r) return h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -57,16 +59,20 @@ static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char 
     const char *p = o ? tx_field(o, "prompt") : NULL, *t = o ? tx_field(o, "text") : NULL;
     const char *resp = o ? tx_field(o, "response") : NULL, *ch = o ? tx_field(o, "chosen") : NULL;
     const char *rj = o ? tx_field(o, "rejected") : NULL;
+    const char *qu = o ? tx_field(o, "question") : NULL, *so = o ? tx_field(o, "solution") : NULL;
+    char *qline = NULL;
+    if (!p && !t && qu && so && (qline = malloc(strlen(qu) + 2)))
+      p = strcat(strcpy(qline, qu), "\n"), resp = so;
     if (want_pairs && !(p && ch && rj)) {
-      json_object_put(o), tx_free(r, n);
+      json_object_put(o), tx_free(r, n), free(qline);
       return h->fail(c, LATHE_EDATA, "dataset '%s' record %lld: want prompt, chosen and rejected",
                      name, (long long)i);
     }
     if (!want_pairs && !t && !(p && (resp || ch))) {
-      json_object_put(o), tx_free(r, n);
+      json_object_put(o), tx_free(r, n), free(qline);
       return h->fail(c, LATHE_EDATA,
-                     "dataset '%s' record %lld: want text, prompt and response, or prompt and "
-                     "chosen",
+                     "dataset '%s' record %lld: want text, prompt and response, question and "
+                     "solution, or prompt and chosen",
                      name, (long long)i);
     }
     json_object *lv = NULL;
@@ -77,14 +83,14 @@ static inline int64_t tx_read(const lathe_host_t *h, lathe_ctx_t *c, const char 
               ? json_object_get_double(lv)
               : NAN;
     if (want_pairs && !(r[i].label >= 0 && r[i].label <= 1)) {
-      json_object_put(o), tx_free(r, n);
+      json_object_put(o), tx_free(r, n), free(qline);
       return h->fail(c, LATHE_EDATA, "dataset '%s' record %lld: label must be a number in [0, 1]",
                      name, (long long)i);
     }
     r[i].prompt = strdup(t ? "" : p), r[i].response = strdup(t ? t : resp ? resp : ch);
     r[i].rejected = rj && want_pairs ? strdup(rj) : NULL;
     r[i].held_out = tx_held_out(i, holdout);
-    json_object_put(o);
+    json_object_put(o), free(qline);
     if (!r[i].prompt || !r[i].response || (want_pairs && !r[i].rejected)) {
       tx_free(r, n);
       return h->fail(c, LATHE_ENOMEM, "out of memory");

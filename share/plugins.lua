@@ -21,3 +21,6 @@ lathe.register{name = "calql", so = "calql.so"}
 lathe.register{name = "prefworld", so = "prefworld.so"}
 lathe.register{name = "rm", so = "rm.so"}
 lathe.register{name = "rrm", so = "rm.so"}
+lathe.register{name = "arith", so = "arith.so"}
+lathe.register{name = "stepvalue", so = "stepneg.so"}
+lathe.register{name = "stepneg", so = "stepneg.so"}

@@ -10,6 +10,7 @@
 
 #include "../workbench/error.h"
 #include "../workbench/lathe.h"
+#include "../workbench/mathtext.h"
 
 /* Unix time in seconds, for manifests. */
 static double now(void) {
@@ -35,7 +36,7 @@ typedef struct {
 static const schema_t schemas[] = {
     {"prefs", {"prompt", "chosen", "rejected"}, "sss"},
     {"sft", {"prompt", "response"}, "ss"},
-    {"math", {"question", "answer"}, "ss"},
+    {"math", {"question", "solution", "answer"}, "sss"},
     {"text", {"text"}, "s"},
     {"transitions", {"obs", "action", "reward", "next_obs", "terminated", "truncated"}, "vanvbb"},
     {"any", {NULL}, ""},
@@ -151,6 +152,51 @@ static int pandalm_fields(json_object *rec) {
   return 0;
 }
 
+/* The math schema's layouts (mathtext.h): GSM8K's question and answer (the
+ * solution, ending in "#### N") become question, solution (the answer text
+ * without the calculator annotations "<<48/2=24>>") and answer (N,
+ * normalised); MATH's problem becomes question. Then the answer must
+ * normalise and, for GSM8K, the solution must carry it. */
+static int math_fields(json_object *rec) {
+  json_object *q, *sol, *ans;
+  if (!json_object_object_get_ex(rec, "question", &q) &&
+      json_object_object_get_ex(rec, "problem", &q)) {
+    json_object_get(q);
+    json_object_object_del(rec, "problem");
+    json_object_object_add(rec, "question", q);
+  }
+  if (!json_object_object_get_ex(rec, "solution", &sol) &&
+      json_object_object_get_ex(rec, "answer", &ans) &&
+      json_object_is_type(ans, json_type_string) && strstr(json_object_get_string(ans), "####")) {
+    const char *a = json_object_get_string(ans);
+    char fin[256], *clean = malloc(strlen(a) + 1);
+    if (!clean) return LATHE_ENOMEM;
+    size_t k = 0;
+    for (const char *p = a; *p;) { /* drop <<...>> */
+      const char *e = p[0] == '<' && p[1] == '<' ? strstr(p, ">>") : NULL;
+      if (e)
+        p = e + 2;
+      else
+        clean[k++] = *p++;
+    }
+    clean[k] = 0;
+    if (mt_final_answer(clean, fin, sizeof fin)) {
+      free(clean);
+      return lathe_seterr(LATHE_EDATA, "GSM8K answer: no final answer after '####'");
+    }
+    json_object_object_add(rec, "solution", json_object_new_string(clean));
+    json_object_object_add(rec, "answer", json_object_new_string(fin));
+    free(clean);
+  }
+  char norm[256];
+  if (json_object_object_get_ex(rec, "answer", &ans) &&
+      json_object_is_type(ans, json_type_string) &&
+      mt_normalise(json_object_get_string(ans), strlen(json_object_get_string(ans)), norm,
+                   sizeof norm))
+    return lathe_seterr(LATHE_EDATA, "field 'answer' is empty or longer than 255 bytes");
+  return 0;
+}
+
 /* D4RL's field names (observations, actions, rewards, next_observations,
  * terminals, timeouts; flags as 0/1 or bools) become the transitions schema's. */
 static void d4rl_names(json_object *rec) {
@@ -184,6 +230,7 @@ int lathe_schema_check(const char *schema, json_object *rec) {
                                                               : split_transcripts(rec)))
     return rc;
   if (!strcmp(schema, "transitions")) d4rl_names(rec);
+  if (!strcmp(schema, "math") && (rc = math_fields(rec))) return rc;
   for (int i = 0; s->fields[i]; i++) {
     json_object *v;
     if (!json_object_object_get_ex(rec, s->fields[i], &v) || !v)

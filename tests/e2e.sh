@@ -225,6 +225,8 @@ kill_resume rm_pairwise_resume_after_sigkill 60 "$T/rm.lua" --set type=pairwise 
   --set steps=60 --set every=3
 KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set mode=dpo \
   --set dpo_steps=40 --set every=3
+KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
+KR_RUN=3 kill_resume stepneg_resume_after_sigkill 30 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
   --set steps=150 --set every=7
 
@@ -310,6 +312,26 @@ expect rm_bad_label 1 "bad: record 2: field 'label' is 1.5, want a number in \[0
   "$LATHE" run "$T/rm.lua" --store rb.lmdb --set mode=badlabel
 expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T/rm.lua" \
   --store rw.lmdb --set mode=rrm --set baseline=99
+
+# ---- per-step negatives: the pipeline, its refusals, GSM8K and MATH-500 imports ----
+expect stepneg_pipeline 0 "stepneg stepneg: loss [0-9.]+ pass1 [0-9.]+" -- "$LATHE" run "$T/stepneg.lua" --store sn.lmdb
+expect stepvalue_dataset_exported 0 '"critical":[0-9]+' -- "$LATHE" data export sv --store sn.lmdb
+for m in sft rft dpo_outcome dpo_prefix awr; do
+  expect stepneg_method_$m 0 "stepneg stepneg: loss [0-9.]+ pass1" -- "$LATHE" run "$T/stepneg.lua" \
+    --store sn_$m.lmdb --set method=$m --set steps=6
+done
+expect stepvalue_no_answers 1 "dataset 'plain' record 0: want a math record" -- "$LATHE" run "$T/stepneg.lua" --store sn1.lmdb --set mode=nomath
+expect stepvalue_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/stepneg.lua" --store sn2.lmdb --set mode=notlm
+expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
+if [ -f "$ROOT/share/data/math/gsm8k/test.jsonl.gz" ]; then
+  expect gsm8k_import 0 "imported 1319 records" -- "$LATHE" data import "$ROOT/share/data/math/gsm8k/test.jsonl.gz" --name g --schema math --store gsm.lmdb
+  expect gsm8k_record 0 '"answer":"18","solution":"Janet sells 16 - 3 - 4 = 9 duck' -- "$LATHE" data export g --store gsm.lmdb
+  expect math500_import 0 "imported 500 records" -- "$LATHE" data import "$ROOT/share/data/math/math500/test500.jsonl.gz" --name m --schema math --store gsm.lmdb
+  printf '{"question":"q","answer":"1 + 1 = 2\\n#### 2"}\n{"question":"q","answer":"no final line"}\n' >nofinal.jsonl
+  expect gsm8k_no_final_answer 2 "nofinal.jsonl:2: field 'solution' missing" -- "$LATHE" data import nofinal.jsonl --name x --schema math --store gsm.lmdb
+  printf '{"question":"q","answer":"so #### "}\n' >emptyfinal.jsonl
+  expect gsm8k_empty_final_answer 2 "emptyfinal.jsonl:1: GSM8K answer: no final answer after '####'" -- "$LATHE" data import emptyfinal.jsonl --name x --schema math --store gsm.lmdb
+else skip gsm8k_import "share/data/math/gsm8k is absent"; fi
 
 # (glibc's MALLOC_CHECK_ turns the Lua stack overflow this once caused into a crash)
 MALLOC_CHECK_=3 expect wait_many_runs 0 "done runs.{1,2}150" -- "$LATHE" run "$T/many.lua" --store many.lmdb

@@ -99,7 +99,7 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   /* the pairs, tokenised */
   tx_record_t *rec = NULL;
   const char *ds = h->cfg_str(c, "dataset");
-  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), &rec);
+  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), 0, &rec);
   if (n < 0) return (int)n;
   struct pairs *d = calloc(1, sizeof *d);
   p->pairs = d;

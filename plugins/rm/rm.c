@@ -304,7 +304,7 @@ static int read_tests(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c) {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", s);
     tx_record_t *rec;
-    int64_t n = tx_read(h, c, s, 1, 0, &rec);
+    int64_t n = tx_read(h, c, s, 1, 0, 0, &rec);
     if (n < 0) return (int)n;
     int cap = 0, rc = 0;
     for (int64_t i = 0; i < n && !rc; i++)
@@ -332,7 +332,7 @@ static int create_any(const lathe_host_t *h, lathe_ctx_t *c, void **self, int rr
   if (!*ds)
     return h->fail(c, LATHE_ECONFIG, "%s: no dataset given (dataset = NAME)", rrm ? "rrm" : "rm");
   tx_record_t *rec;
-  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), &rec);
+  int64_t n = tx_read(h, c, ds, 1, h->cfg_num(c, "holdout"), 0, &rec);
   if (n < 0) return (int)n;
   nn_tok_t tok;
   int rc = make_tok(h, c, rec, n, &tok);

@@ -1,11 +1,11 @@
 /* sft.c - next-token training of a GPT on a dataset in the store: from
  * scratch (with a byte or BPE tokenizer trained on the training split) or
  * from another run's model (init_run). Records are text (every token scored),
- * prompt and response, or prompt and chosen (preference pairs: SFT on the
- * chosen replies); with response_only the loss covers the response and its
- * <eos>. A held-out fraction of the records (by index, the same split the
- * pref plugin uses) gives eval/loss and eval/perplexity. The checkpoint opens
- * with the model block (nn/lm.h), tokenizer included. */
+ * prompt and response, question and solution (math), or prompt and chosen
+ * (preference pairs: SFT on the chosen replies); with response_only the loss covers the response
+ * and its <eos>. A held-out fraction of the records (by index, the same split the pref plugin uses)
+ * gives eval/loss and eval/perplexity. The checkpoint opens with the model block (nn/lm.h),
+ * tokenizer included. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,8 @@
 #include "../textdata.h"
 
 static const lathe_opt_t opts[] = {
-    {"dataset", LATHE_STR, "", 0, 0, NULL, "the dataset in the store (text, sft or prefs)"},
+    {"dataset", LATHE_STR, "", 0, 0, NULL, "the dataset in the store (text, sft, math or prefs)"},
+    {"records", LATHE_INT, "0", 0, 1e12, NULL, "use the first N records only (0: all)"},
     {"tokenizer", LATHE_STR, "bpe", 0, 0, "bytes|bpe",
      "bytes, or BPE trained on the training split"},
     {"vocab", LATHE_INT, "512", 258, 65536, NULL, "BPE vocabulary size"},
@@ -101,7 +102,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   const char *ds = h->cfg_str(c, "dataset");
   if (!*ds) return h->fail(c, LATHE_ECONFIG, "sft: no dataset given (dataset = NAME)");
   tx_record_t *rec = NULL;
-  int64_t n = tx_read(h, c, ds, 0, h->cfg_num(c, "holdout"), &rec);
+  int64_t n = tx_read(h, c, ds, 0, h->cfg_num(c, "holdout"), h->cfg_int(c, "records"), &rec);
   if (n < 0) return (int)n;
   int rc = 0;
   uint32_t init = (uint32_t)h->cfg_int(c, "init_run");
@@ -278,7 +279,7 @@ static const lathe_plugin_t plugin = {
     .name = "sft",
     .kind = LATHE_ALGORITHM,
     .version = "1.0.0",
-    .doc = "next-token training of a GPT on a text, sft or prefs dataset (BPE or bytes)",
+    .doc = "next-token training of a GPT on a text, sft, math or prefs dataset (BPE or bytes)",
     .opts = opts,
     .nn_abi = NN_ABI,
     .create = create,

@@ -2,6 +2,8 @@
  * and GPT together) and batched generation with the KV cache (see lm.h). */
 #include "lm.h"
 
+#include <pthread.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +85,7 @@ int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int s
   if (!logits || !sc || !cur || !done || (!cached && !seq) ||
       (cached && nn_kvcache_init(&kv, g, B)))
     rc = LATHE_ENOMEM;
-  for (int pos = 0; pos + 1 < end && !rc; pos++) {
+  for (int pos = 0, live = B; pos + 1 < end && !rc && live; pos++) {
     for (int b = 0; b < B; b++) /* a prompt token, or the last generated one */
       cur[b] = pos < plen[b] ? prompt[(size_t)b * stride + pos]
                : olen[b]     ? out[(size_t)b * max_new + olen[b] - 1]
@@ -118,8 +120,73 @@ int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int s
       out[(size_t)b * max_new + olen[b]++] = y;
       for (int k = 0; k < o->nstop; k++) done[b] |= y == o->stop[k];
     }
+    live = 0; /* stop once every sequence has ended or filled its room */
+    for (int b = 0; b < B; b++) live += !done[b] && olen[b] < max_new;
   }
   if (cached) nn_kvcache_free(&kv);
   free(logits), free(sc), free(cur), free(done), free(seq);
   return rc;
+}
+
+typedef struct {
+  nn_gpt_t *g;
+  const int *prompt, *plen;
+  int B, stride, max_new;
+  const nn_gen_t *o;
+  nn_rng_t *r;
+  int *out, *olen;
+  float *logp;
+  int rc;
+} shard_t;
+
+static void *shard_run(void *arg) {
+  shard_t *s = arg;
+  nn_thread_init(); /* the same floating-point mode on every thread */
+  s->rc = s->B ? nn_lm_generate(s->g, s->prompt, s->plen, s->B, s->stride, s->max_new, s->o, s->r,
+                                s->out, s->olen, s->logp)
+               : 0;
+  return NULL;
+}
+
+int nn_lm_generate_sharded(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride,
+                           int max_new, const nn_gen_t *o, nn_rng_t *rngs, int S, int threads,
+                           int *out, int *olen, float *logp) {
+  if (S < 1 || S > 64) return LATHE_ESHAPE;
+  shard_t sh[64];
+  for (int s = 0; s < S; s++) {
+    int lo = (int)((int64_t)B * s / S), hi = (int)((int64_t)B * (s + 1) / S);
+    sh[s] = (shard_t){g,
+                      prompt + (size_t)lo * stride,
+                      plen + lo,
+                      hi - lo,
+                      stride,
+                      max_new,
+                      o,
+                      &rngs[s],
+                      out + (size_t)lo * max_new,
+                      olen + lo,
+                      logp ? logp + (size_t)lo * max_new : NULL,
+                      0};
+  }
+  if (threads < 2 || S < 2) {
+    for (int s = 0; s < S; s++) shard_run(&sh[s]);
+  } else { /* BLAS single-threaded meanwhile: the shards are the parallelism */
+    int blas = nn_get_threads();
+    nn_set_threads(1);
+    for (int s0 = 0; s0 < S; s0 += threads) {
+      pthread_t t[64];
+      int started[64] = {0}, n = S - s0 < threads ? S - s0 : threads;
+      for (int k = 1; k < n; k++) started[k] = !pthread_create(&t[k], NULL, shard_run, &sh[s0 + k]);
+      shard_run(&sh[s0]);
+      for (int k = 1; k < n; k++)
+        if (started[k])
+          pthread_join(t[k], NULL);
+        else
+          shard_run(&sh[s0 + k]);
+    }
+    nn_set_threads(blas);
+  }
+  for (int s = 0; s < S; s++)
+    if (sh[s].rc) return sh[s].rc;
+  return 0;
 }

@@ -42,4 +42,12 @@ typedef struct nn_gen {
 int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
                    const nn_gen_t *o, nn_rng_t *r, int *out, int *olen, float *logp);
 
+/* nn_lm_generate over S shards of consecutive sequences (shard s: sequences
+ * [B s/S, B (s+1)/S), sampled with rngs[s]) run on up to `threads` threads,
+ * BLAS held to one thread meanwhile. The result depends on S and the RNGs,
+ * never on threads. S in 1..64; errors as nn_lm_generate. */
+int nn_lm_generate_sharded(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride,
+                           int max_new, const nn_gen_t *o, nn_rng_t *rngs, int S, int threads,
+                           int *out, int *olen, float *logp);
+
 #endif

@@ -31,7 +31,8 @@
  * its spec's test vectors: pref.c (the DPO family and the on-policy
  * baselines: specs/dpo.md, onpolicy_pref.md), rl.c (SAC's tanh-Gaussian,
  * CQL's term with Cal-QL's bound, Monte-Carlo returns: specs/calql.md),
- * rm.c (reward models and RRM's augmentation: specs/rrm.md, rm.h).
+ * rm.c (reward models and RRM's augmentation: specs/rrm.md, rm.h), steps.c
+ * (per-step credit from Monte-Carlo rollouts: specs/per_step_negatives.md).
  */
 #ifndef LATHE_NN_H
 #define LATHE_NN_H
@@ -233,6 +234,31 @@ double nn_pg_reinforce_token(double lp, double lp_ref, double adv, double kl, do
  * max(-adv rho, -adv clip(rho, 1-clip, 1+clip)) + kl (lp - lp_ref); *grad = dL/dlp. */
 double nn_pg_ppo_token(double lp, double lp_old, double lp_ref, double adv, double clip, double kl,
                        double *grad);
+
+/* ======================================================================== */
+/* Per-step credit from Monte-Carlo rollouts (steps.c;                      */
+/* specs/per_step_negatives.md). A solution of T steps has prefixes s_0 (the */
+/* problem alone) .. s_T (the whole solution).                               */
+
+/* The best-of-K value from S successes in M rollouts: 1 - C(M-S, K)/C(M, K),
+ * unbiased for M >= K (M = K: 1[S > 0]); K > M falls back to the plug-in
+ * 1 - (1 - S/M)^K; K <= 1 is the plain S/M. NaN when M <= 0. */
+double nn_bok_value(int S, int M, int K);
+/* The plug-in best-of-K value 1 - (1 - p)^K of a success rate p. */
+double nn_bok_plugin(double p, int K);
+/* v(T+1): v[i] from S[i] successes of M rollouts from prefix s_i (i < T,
+ * with estimator K as nn_bok_value), v[T] = final (the verifier on the whole
+ * solution); adv(T): adv[i-1] = v[i] - v[i-1], the advantage of step i. */
+void nn_step_values(const int *S, int T, int M, int K, double final, double *v, double *adv);
+/* The critical step (1..T) of a solution: the first i with v[i] <= 0 (the
+ * "first pit": no rollout from s_i succeeds), else the first step with the
+ * smallest advantage. T >= 1. */
+int nn_first_pit(const double *v, const double *adv, int T);
+/* AWR's weight of a step: exp(adv / beta) clipped to w_max (never negative). */
+double nn_awr_weight(double adv, double beta, double w_max);
+/* AWR's loss over n steps of a batch, the mean of -w_i lp_i (lp_i: the summed
+ * log-probability of step i's tokens); dlp (if not NULL) gets dL/dlp_i. */
+double nn_awr_loss(const double *lp, const double *w, int n, double *dlp);
 
 /* ======================================================================== */
 /* Soft actor-critic, CQL and Cal-QL (rl.c; specs/calql.md).                */
