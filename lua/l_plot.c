@@ -17,8 +17,63 @@ const char *opt_str(lua_State *L, int t, const char *k, const char *def) {
   return v;
 }
 
+/* List field k of table t as n numbers (NULL when absent and not required;
+ * *n < 0 takes the list's length). The numbers live in a userdata left on
+ * the stack. Raises an error naming series i and k when it is not a list of
+ * n numbers. */
+static double *num_list(lua_State *L, int t, const char *k, int i, int *n, int required) {
+  luaL_checkstack(L, 4, "lathe.plot");
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1) && !required) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "lathe.plot: points[%d].%s must be a list of numbers", i, k);
+  int m = (int)lua_rawlen(L, -1);
+  if (*n < 0) *n = m;
+  if (m != *n || m < 1)
+    luaL_error(L, "lathe.plot: points[%d].%s has %d numbers, want %d", i, k, m, *n);
+  double *v = lua_newuserdatauv(L, m * sizeof *v, 0);
+  for (int j = 1; j <= m; j++) {
+    lua_rawgeti(L, -2, j);
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "lathe.plot: points[%d].%s[%d] is not a number", i, k, j);
+    v[j - 1] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, -2);
+  return v;
+}
+
+/* The points form (see l_plot): the series read from table `list`. */
+static int plot_points(lua_State *L, recipe_t *rc, lathe_plot_opts_t *o, int list) {
+  int n = (int)lua_rawlen(L, list);
+  if (n < 1) luaL_error(L, "lathe.plot: points has no series");
+  lathe_plot_points_t *ps = lua_newuserdatauv(L, n * sizeof *ps, 0);
+  for (int i = 1; i <= n; i++) {
+    luaL_checkstack(L, 8, "lathe.plot");
+    lua_rawgeti(L, list, i);
+    int item = lua_gettop(L), m = -1;
+    luaL_checktype(L, item, LUA_TTABLE);
+    ps[i - 1].label = opt_str(L, item, "label", NULL);
+    ps[i - 1].x = num_list(L, item, "x", i, &m, 1);
+    ps[i - 1].y = num_list(L, item, "y", i, &m, 1);
+    ps[i - 1].lo = num_list(L, item, "lo", i, &m, 0);
+    ps[i - 1].hi = num_list(L, item, "hi", i, &m, 0);
+    ps[i - 1].n = m;
+  }
+  if (!rc->s->check_only && rc->s->store && lathe_plot_points(ps, n, o))
+    luaL_error(L, "%s", lathe_lasterr());
+  lua_pushstring(L, o->out);
+  return 1;
+}
+
 /* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
  *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out
+ * or, for given points (a result against data scale; metric names the y axis),
+ * lathe.plot{out=, metric=, points={{label=, x={...}, y={...}, lo=, hi=}, ...},
+ *            logx=, logy=, xlabel=, title=} -> out
  */
 static int l_plot(lua_State *L) {
   recipe_t *rc = get_recipe(L);
@@ -32,6 +87,13 @@ static int l_plot(lua_State *L) {
   if (strcmp(x, "step") && !o.xtime) o.xmetric = x; /* another metric */
   lua_getfield(L, 1, "smooth"), o.smooth = luaL_optnumber(L, -1, 0), lua_pop(L, 1);
   lua_getfield(L, 1, "logy"), o.logy = lua_toboolean(L, -1), lua_pop(L, 1);
+  lua_getfield(L, 1, "points");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, 1, "logx"), o.logx = lua_toboolean(L, -1), lua_pop(L, 1);
+    o.xlabel = opt_str(L, 1, "xlabel", NULL);
+    return plot_points(L, rc, &o, lua_gettop(L));
+  }
+  lua_pop(L, 1);
   /* series: explicit groups, or one series per run */
   lua_getfield(L, 1, "series");
   int grouped = lua_istable(L, -1);

@@ -313,6 +313,13 @@ expect rm_bad_label 1 "bad: record 2: field 'label' is 1.5, want a number in \[0
 expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T/rm.lua" \
   --store rw.lmdb --set mode=rrm --set baseline=99
 
+expect plot_points 0 "wrote points.svg" -- "$LATHE" run "$T/plot_points.lua" --store pp.lmdb
+if want plot_points_markers; then # 5 markers, 3 error bars, the log axis's label
+  [ "$(grep -c '<circle' points.svg)" = 5 ] && [ "$(grep -c 'stroke="#1f77b4"/>' points.svg)" = 3 ] &&
+    grep -q '>problems n<' points.svg && ok plot_points_markers || bad plot_points_markers "$(grep -c '<circle' points.svg) markers"
+fi
+expect plot_points_bad_lengths 1 "points\[1\]\.y has 2 numbers, want 3" -- "$LATHE" run "$T/plot_points.lua" --store pp.lmdb --set mode=bad
+
 # ---- per-step negatives: the pipeline, its refusals, GSM8K and MATH-500 imports ----
 expect stepneg_pipeline 0 "stepneg stepneg: loss [0-9.]+ pass1 [0-9.]+" -- "$LATHE" run "$T/stepneg.lua" --store sn.lmdb
 expect stepvalue_dataset_exported 0 '"critical":[0-9]+' -- "$LATHE" data export sv --store sn.lmdb

@@ -26,7 +26,8 @@ typedef struct {
   char label[160];
   double *x, *mid, *lo, *hi; /* mid line and band (lo == hi: no band) */
   int n;
-  int runs; /* how many runs the line is the mean of */
+  int runs;   /* how many runs the line is the mean of */
+  int points; /* given points: markers and error bars, not a band */
 } line_t;
 
 /* An estimate of a label's width in px at font-size 12 (DejaVu Sans's mean
@@ -239,10 +240,11 @@ static void xml_text(FILE *f, const char *s) {
 typedef struct {
   double x0, x1, y0, y1; /* data ranges (y in log10 when logy) */
   double px, py, pw, ph; /* plot area in pixels */
-  int logy;
+  int logy, logx;
 } frame_t;
 
 static double fx(const frame_t *F, double x) {
+  if (F->logx) x = x > 0 ? log10(x) : NAN;
   return F->px + (F->x1 > F->x0 ? (x - F->x0) / (F->x1 - F->x0) : 0.5) * F->pw;
 }
 static double fy(const frame_t *F, double y) {
@@ -295,6 +297,18 @@ static void polyline(FILE *f, const frame_t *F, const double *x, const double *y
 }
 
 static void band(FILE *f, const frame_t *F, const line_t *L, const char *color) {
+  if (L->points) { /* error bars and markers */
+    for (int k = 0; k < L->n; k++) {
+      double x = fx(F, L->x[k]), y = fy(F, L->mid[k]), a = fy(F, L->lo[k]), b = fy(F, L->hi[k]);
+      if (isfinite(x) && isfinite(a) && isfinite(b) && a != b)
+        fprintf(f,
+                "<path d=\"M%.1f,%.1f V%.1f M%.1f,%.1f H%.1f M%.1f,%.1f H%.1f\" stroke=\"%s\"/>\n",
+                x, a, b, x - 4, a, x + 4, x - 4, b, x + 4, color);
+      if (isfinite(x) && isfinite(y))
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n", x, y, color);
+    }
+    return;
+  }
   for (int i = 0; i < L->n;) { /* one polygon per finite stretch */
     int j = i;
     while (j < L->n && isfinite(fy(F, L->lo[j])) && isfinite(fy(F, L->hi[j]))) j++;
@@ -340,7 +354,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
       snprintf(L[i].label + k, sizeof L[i].label - k, " (n=%d)", L[i].runs);
     }
   frame_t F = {0};
-  F.logy = o->logy;
+  F.logy = o->logy, F.logx = o->logx;
   F.px = 70, F.pw = W - F.px - 24;
   double lx[n + 1];
   int lrow[n + 1];
@@ -351,7 +365,8 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (int i = 0; i < n; i++) {
     double a, b;
-    for (int k = 0; k < L[i].n; k++) xlo = fmin(xlo, L[i].x[k]), xhi = fmax(xhi, L[i].x[k]);
+    for (int k = 0; k < L[i].n; k++)
+      if (!o->logx || L[i].x[k] > 0) xlo = fmin(xlo, L[i].x[k]), xhi = fmax(xhi, L[i].x[k]);
     if (chart_range(L[i].lo, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     if (chart_range(L[i].hi, L[i].n, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
     const double *rx, *ry;
@@ -367,7 +382,11 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     ylo -= pad, yhi += pad;
   } else
     ylo /= 1.1, yhi *= 1.1;
-  F.x0 = xlo, F.x1 = xhi, F.y0 = o->logy ? log10(ylo) : ylo, F.y1 = o->logy ? log10(yhi) : yhi;
+  if (o->logx && !(xlo <= xhi))
+    return lathe_seterr(LATHE_EDATA, "plot: no positive x to draw on a log scale");
+  if (o->logx) xlo /= 1.25, xhi *= 1.25; /* room for the end markers */
+  F.x0 = o->logx ? log10(xlo) : xlo, F.x1 = o->logx ? log10(xhi) : xhi,
+  F.y0 = o->logy ? log10(ylo) : ylo, F.y1 = o->logy ? log10(yhi) : yhi;
   fprintf(f,
           "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -396,7 +415,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333\">%s</text>\n",
             F.px - 6, y + 4, chart_fmt(t[i], chart_tick_spacing(t, nt, i), b, sizeof b));
   }
-  nt = chart_ticks(xlo, xhi, 0, 7, t);
+  nt = chart_ticks(xlo, xhi, o->logx, 7, t);
   sp = nt > 1 ? t[1] - t[0] : xhi - xlo;
   for (int i = 0; i < nt; i++) {
     double x = fx(&F, t[i]);
@@ -408,7 +427,10 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   fprintf(f, "<path d=\"M%.1f,%.1f V%.1f H%.1f\" fill=\"none\" stroke=\"#222\"/>\n", F.px, F.py,
           F.py + F.ph, F.px + F.pw);
   fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", F.px + F.pw / 2, H - 12);
-  xml_text(f, o->xmetric ? o->xmetric : o->xtime ? "wall-clock time (s)" : "step");
+  xml_text(f, o->xlabel    ? o->xlabel
+              : o->xmetric ? o->xmetric
+              : o->xtime   ? "wall-clock time (s)"
+                           : "step");
   fputs("</text>\n", f);
   fprintf(f, "<text transform=\"translate(16,%.1f) rotate(-90)\" text-anchor=\"middle\">",
           F.py + F.ph / 2);
@@ -522,5 +544,49 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
     free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
   }
   free(rr), free(L), free(first), free(single);
+  return rc;
+}
+
+int lathe_plot_points(const lathe_plot_points_t *series, int n, const lathe_plot_opts_t *o) {
+  if (!o->metric || !*o->metric) return lathe_seterr(LATHE_EUSAGE, "plot: no metric given");
+  if (!o->out || !*o->out) return lathe_seterr(LATHE_EUSAGE, "plot: no output file given");
+  if (n < 1) return lathe_seterr(LATHE_EUSAGE, "plot: no series given");
+  line_t *L = calloc(n, sizeof *L);
+  run_read **single = calloc(n, sizeof *single);
+  int rc = L && single ? 0 : lathe_seterr(LATHE_ENOMEM, "out of memory");
+  for (int i = 0; i < n && !rc; i++) {
+    const lathe_plot_points_t *p = &series[i];
+    if (p->n < 1) {
+      rc = lathe_seterr(LATHE_EUSAGE, "plot: series %d has no points", i + 1);
+      break;
+    }
+    snprintf(L[i].label, sizeof L[i].label, "%s", p->label ? p->label : "");
+    L[i].n = p->n, L[i].runs = 1, L[i].points = 1;
+    L[i].x = malloc(p->n * sizeof(double)), L[i].mid = malloc(p->n * sizeof(double));
+    L[i].lo = malloc(p->n * sizeof(double)), L[i].hi = malloc(p->n * sizeof(double));
+    if (!L[i].x || !L[i].mid || !L[i].lo || !L[i].hi) {
+      rc = lathe_seterr(LATHE_ENOMEM, "out of memory");
+      break;
+    }
+    for (int k = 0; k < p->n; k++) {
+      L[i].x[k] = p->x[k], L[i].mid[k] = p->y[k];
+      L[i].lo[k] = p->lo ? p->lo[k] : p->y[k], L[i].hi[k] = p->hi ? p->hi[k] : p->y[k];
+    }
+  }
+  if (!rc) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", o->out, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+    if (f) {
+      rc = write_svg(f, L, n, single, o);
+      if (fclose(f) && !rc) rc = lathe_seterr(LATHE_EIO, "plot: writing %s failed", o->out);
+      if (!rc && rename(tmp, o->out))
+        rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+      if (rc) unlink(tmp);
+    }
+  }
+  for (int i = 0; i < n && L; i++) free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
+  free(L), free(single);
   return rc;
 }

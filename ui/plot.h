@@ -34,12 +34,26 @@ typedef struct lathe_plot_opts {
   const double *vlines;       /* marked x positions (a phase boundary...) */
   const char *const *vlabels; /* their labels, entries may be NULL */
   int nvlines;
+  int logx;           /* lathe_plot_points: x on a log scale */
+  const char *xlabel; /* NULL: step, time or xmetric as above */
 } lathe_plot_opts_t;
+
+/* A series of given points (a result against data scale): (x[i], y[i]) with
+ * an interval [lo[i], hi[i]] drawn as an error bar (lo, hi NULL: none). */
+typedef struct lathe_plot_points {
+  const char *label;
+  const double *x, *y, *lo, *hi;
+  int n;
+} lathe_plot_points_t;
 
 /* Read the runs' points from the store and write the figure. Returns 0, or a
  * negative code with the message set (a missing run or metric names the
  * run; a bad option names the option). */
 int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
                const lathe_plot_opts_t *o);
+
+/* The figure of given points, markers joined by lines; o->metric names the
+ * y axis. Returns 0, or a negative code with the message set. */
+int lathe_plot_points(const lathe_plot_points_t *series, int n, const lathe_plot_opts_t *o);
 
 #endif
