@@ -282,6 +282,8 @@ ckpt_damage rm_pairwise_resume_after_sigkill 1 30 "$T/rm.lua" --set type=pairwis
   --set steps=60 --set every=3
 ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epochs=0 --set steps=150 \
   --set every=7
+ckpt_damage stepvalue_resume_after_sigkill 2 4 "$T/stepneg.lua" --set mode=value --set every=1
+ckpt_damage stepneg_resume_after_sigkill 3 20 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
 if [ -d ref_resume_after_sigkill.lmdb ]; then cp -r ref_resume_after_sigkill.lmdb ref.lmdb

@@ -48,7 +48,7 @@ typedef struct {
   int64_t nrec;
   /* running totals, for the metrics */
   double samples, correct, neg, pit_early, adv_n, adv_sum, adv_sq, v0_sum, v0_n, agree, agree_n,
-      rollouts;
+      rollouts, skipped;
 } sv_t;
 
 static void destroy(void *self) {
@@ -119,18 +119,15 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   int *out = malloc((size_t)SN * C * sizeof *out), *ol = malloc((size_t)SN * sizeof *ol);
   char **text = calloc((size_t)SN, sizeof *text);
   int *ok = calloc((size_t)SN, sizeof *ok), *T = calloc((size_t)SN, sizeof *T);
-  int *qlen = calloc((size_t)P, sizeof *qlen);
+  int *qlen = calloc((size_t)P, sizeof *qlen), *skip = calloc((size_t)P, sizeof *skip);
   job_t *jobs = NULL;
   int njobs = 0;
   int *jr = NULL, *jl = NULL, *jo = NULL, *jol = NULL;
-  if (!pr || !pl || !out || !ol || !text || !ok || !T || !qlen) rc = LATHE_ENOMEM;
+  if (!pr || !pl || !out || !ol || !text || !ok || !T || !qlen || !skip) rc = LATHE_ENOMEM;
   for (int p = 0; p < P && !rc; p++) {
     qlen[p] = sn_prompt(&s->tok, s->probs[s->next + p].q, pr + (size_t)p * N * C, C - 2);
-    if (qlen[p] < 1) {
-      rc = h->fail(c, LATHE_EDATA, "stepvalue: problem %lld's question does not fit the context",
-                   (long long)(s->next + p));
-      break;
-    }
+    if (qlen[p] < 1) /* too long: sampled from a stand-in, recorded as skipped */
+      qlen[p] = 1, pr[(size_t)p * N * C] = NN_TOK_EOS, skip[p] = 1, s->skipped++;
     for (int k = 0; k < N; k++) {
       memcpy(pr + ((size_t)p * N + k) * C, pr + (size_t)p * N * C, (size_t)qlen[p] * sizeof *pr);
       pl[p * N + k] = qlen[p];
@@ -143,7 +140,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     else {
       int st[SN_MAX_STEPS];
       ok[i] = mt_verify(text[i], s->probs[s->next + i / N].ans);
-      T[i] = mt_steps(text[i], st, SN_MAX_STEPS);
+      T[i] = skip[i / N] ? 0 : mt_steps(text[i], st, SN_MAX_STEPS);
     }
   }
   /* 2. the prefixes to value: s_0 of each problem with a sample to value, and
@@ -222,6 +219,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     json_object_object_add(o, "answer", json_object_new_string(pb->ans));
     json_object_object_add(o, "rollouts", json_object_new_int(M));
     json_object_object_add(o, "bok", json_object_new_int(s->K));
+    if (skip[p]) {
+      json_object_object_add(o, "skipped", json_object_new_string("the question does not fit"));
+      goto done;
+    }
     if (s0[p] >= 0) {
       json_object_object_add(o, "s0_successes", json_object_new_int(jobs[s0[p]].S));
       s->v0_sum += (double)jobs[s0[p]].S / M, s->v0_n++;
@@ -263,6 +264,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       json_object_array_add(arr, e);
     }
     json_object_object_add(o, "samples", arr);
+  done:
     s->rec[s->nrec] = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     if (!s->rec[s->nrec])
@@ -272,7 +274,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   for (int j = 0; j < njobs; j++) free(jobs[j].first_ok);
   for (int i = 0; text && i < SN; i++) free(text[i]);
-  free(pr), free(pl), free(out), free(ol), free(text), free(ok), free(T), free(qlen), free(jobs);
+  free(pr), free(pl), free(out), free(ol), free(text), free(ok), free(T), free(qlen), free(skip),
+      free(jobs);
   free(jr), free(jl), free(jo), free(jol), free(jof), free(pfx_tok), free(s0), free(first);
   if (rc) return rc == LATHE_ENOMEM ? h->fail(c, rc, "out of memory") : rc;
   s->next += P;
@@ -290,6 +293,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   if (s->agree_n) h->metric(c, "critical_agreement", s->agree / s->agree_n);
   h->metric(c, "rollouts", s->rollouts);
+  if (s->skipped) h->metric(c, "skipped_problems", s->skipped);
   if (s->next < s->n) return LATHE_CONTINUE;
   char name[96];
   const char *o = h->cfg_str(c, "out");
@@ -307,8 +311,9 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   nn_lm_save(&s->tok, &s->g, b, 0);
   uint32_t v = SV_VERSION;
   LATHE_PUT(b, v), LATHE_PUT(b, s->next), LATHE_PUT(b, s->rng), LATHE_PUT(b, s->nrec);
-  double tot[] = {s->samples, s->correct, s->neg,  s->pit_early, s->adv_n,   s->adv_sum,
-                  s->adv_sq,  s->v0_sum,  s->v0_n, s->agree,     s->agree_n, s->rollouts};
+  double tot[13] = {s->samples, s->correct,  s->neg,    s->pit_early, s->adv_n,
+                    s->adv_sum, s->adv_sq,   s->v0_sum, s->v0_n,      s->agree,
+                    s->agree_n, s->rollouts, s->skipped};
   LATHE_PUT(b, tot);
   for (int64_t i = 0; i < s->nrec; i++) {
     uint32_t len = (uint32_t)strlen(s->rec[i]);
@@ -327,7 +332,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
                                       : "bad model block");
   uint32_t v;
   int64_t next, nrec;
-  double tot[12];
+  double tot[13];
   LATHE_GET(b, v), LATHE_GET(b, next), LATHE_GET(b, s->rng), LATHE_GET(b, nrec), LATHE_GET(b, tot);
   if (b->err || v != SV_VERSION) return h->fail(c, LATHE_ECKPT, "stepvalue: truncated checkpoint");
   if (next < 0 || next > s->n || nrec != next)
@@ -349,6 +354,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   s->samples = tot[0], s->correct = tot[1], s->neg = tot[2], s->pit_early = tot[3];
   s->adv_n = tot[4], s->adv_sum = tot[5], s->adv_sq = tot[6], s->v0_sum = tot[7];
   s->v0_n = tot[8], s->agree = tot[9], s->agree_n = tot[10], s->rollouts = tot[11];
+  s->skipped = tot[12];
   return 0;
 }
 

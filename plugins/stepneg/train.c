@@ -161,6 +161,7 @@ static int build(sg_t *s, const lathe_host_t *h, lathe_ctx_t *c, json_object *o,
                  int *skipped, int *valued) {
   const char *q = str(o, "question"), *sol = str(o, "solution");
   json_object *samples;
+  if (q && sol && json_object_object_get_ex(o, "skipped", NULL)) return 0; /* did not fit */
   if (!q || !sol || !json_object_object_get_ex(o, "samples", &samples) ||
       !json_object_is_type(samples, json_type_array))
     return h->fail(c, LATHE_EDATA,

@@ -142,3 +142,27 @@ for _, n in ipairs(sizes) do
   rows[#rows + 1] = {"n=" .. n, cell(agree[n]), cell(v0[n]), cell(pass_s[n])}
 end
 lathe.table({"scale", "critical = first wrong line", "mean V(s_0)", "SFT sampled pass@1"}, rows)
+
+-- figures: IQM over seeds with the bootstrap interval as error bars (log n)
+local function series(t)
+  local out = {}
+  for _, m in ipairs(methods) do
+    local s = {label = m, x = {}, y = {}, lo = {}, hi = {}}
+    for _, n in ipairs(sizes) do
+      if #t[m][n] > 0 then
+        local e, lo, hi = lathe.stats.ci(t[m][n], {seed = 1})
+        s.x[#s.x + 1], s.y[#s.y + 1], s.lo[#s.lo + 1], s.hi[#s.hi + 1] = n, e, lo, hi
+      end
+    end
+    if #s.x > 0 then out[#out + 1] = s end
+  end
+  return out
+end
+local base = lathe.opt("figure", "stepneg_arith")
+lathe.plot{out = base .. "_accuracy.svg", metric = "test pass@1 (greedy)", logx = true,
+           xlabel = "training problems n", points = series(acc),
+           title = string.format("arith mod %d: accuracy against data, IQM of %d seed(s)", mod, seeds)}
+lathe.plot{out = base .. "_spurious.svg", metric = "spurious-step rate", logx = true,
+           xlabel = "training problems n", points = series(spur),
+           title = "right answer, a wrong line: greedy test traces"}
+print(string.format("figures: %s_accuracy.svg, %s_spurious.svg", base, base))
