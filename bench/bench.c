@@ -296,6 +296,36 @@ static void sample_step(sample_w *w) {
   nn_lm_generate(&w->g.pol, w->prompt, w->plen, w->B, 16, 64, &w->gen, &rng, w->out, w->olen, NULL);
 }
 
+/* ---- Monte-Carlo rollouts: stepvalue's sampling ---------------------------- */
+/* The arith policy's GPT (byte vocab 258, ctx 96, 4 layers, width 128, 4
+ * heads): 256 rollouts from 40-token prefixes, 48 new tokens each at
+ * temperature 1 (no stop: every rollout runs its full length), as stepvalue
+ * samples them: nn_lm_generate_sharded, two shards on THREADS threads. */
+
+typedef struct {
+  nn_gpt_t g;
+  int *prompt, *plen, *out, *olen;
+  nn_rng_t rngs[2];
+  int threads;
+} roll_w;
+
+static void roll_init(roll_w *w, int threads) {
+  nn_gpt_config_t cfg = {258, 96, 4, 4, 128};
+  nn_gpt_init(&w->g, cfg, &rng);
+  w->prompt = malloc(sizeof(int) * 256 * 40), w->plen = malloc(sizeof(int) * 256);
+  w->out = malloc(sizeof(int) * 256 * 48), w->olen = malloc(sizeof(int) * 256);
+  for (int i = 0; i < 256 * 40; i++) w->prompt[i] = 2 + nn_rng_below(&rng, 256);
+  for (int b = 0; b < 256; b++) w->plen[b] = 40;
+  nn_rng_seed(&w->rngs[0], 1), nn_rng_seed(&w->rngs[1], 2);
+  w->threads = threads;
+}
+
+static void roll_step(roll_w *w) {
+  nn_gen_t o = {1.0f, 0, 1.0f, NULL, 0, 0};
+  nn_lm_generate_sharded(&w->g, w->prompt, w->plen, 256, 40, 48, &o, w->rngs, 2, w->threads, w->out,
+                         w->olen, NULL);
+}
+
 /* ---- reward-model training: the rrm_artifacts recipe's model --------------- */
 /* GPT vocab 800, width 64, 2 layers, 4 heads, scalar head at the last non-pad
  * position; 32 pairs (64 right-padded sequences of 24..48 ids, or 48..96 for
@@ -379,7 +409,7 @@ int main(int argc, char **argv) {
     fprintf(
         stderr,
         "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|rm_bt|rm_pairwise|sample_b1|"
-        "sample_b32[_nocache] THREADS [REPS]\n");
+        "sample_b32[_nocache]|rollouts THREADS [REPS]\n");
     return 2;
   }
   const char *wl = argv[1];
@@ -413,6 +443,11 @@ int main(int argc, char **argv) {
     rm_init(&rw, !strcmp(wl, "rm_pairwise"));
     fn = (void (*)(void *))rm_step, arg = &rw, unit = "pairs/s", per = 32;
     reps *= 5;
+  } else if (!strcmp(wl, "rollouts")) {
+    static roll_w rl;
+    roll_init(&rl, threads);
+    fn = (void (*)(void *))roll_step, arg = &rl, unit = "rollouts/s", per = 256;
+    if (reps > 10) reps = 10;
   } else if (!strncmp(wl, "sample_b", 8) && (atoi(wl + 8) == 1 || atoi(wl + 8) == 32)) {
     static sample_w smp;
     sample_init(&smp, atoi(wl + 8), strstr(wl, "nocache") != NULL);

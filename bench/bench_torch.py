@@ -241,6 +241,42 @@ def sample(B, cache):
     return step, "tokens/s", B * N
 
 
+def rollouts():
+    """stepvalue's sampling: 256 rollouts from 40-token prefixes, 48 new tokens
+    at temperature 1 (no stop), byte vocabulary, ctx 96, 4 layers, width 128;
+    the prefixes through the model once, then one token at a time with a
+    preallocated KV cache written in place (the fastest form found here)."""
+    V, T, L, H, C, B, P, N = 258, 96, 4, 4, 128, 256, 40, 48
+    hs = C // H
+    model = GPT(V, T, L, H, C).eval()
+    prompt = torch.randint(2, V, (B, P))
+    K = [torch.empty(B, H, T, hs) for _ in range(L)]
+    Vc = [torch.empty(B, H, T, hs) for _ in range(L)]
+
+    def blocks(x, pos, n):  # x: (B, n, C) at positions pos .. pos+n-1
+        for b, k_, v_ in zip(model.blocks, K, Vc):
+            q, k, v = b.qkv(b.ln1(x)).split(C, 2)
+            q, k, v = [t.view(B, n, H, hs).transpose(1, 2) for t in (q, k, v)]
+            k_[:, :, pos:pos + n] = k
+            v_[:, :, pos:pos + n] = v
+            att = (q @ k_[:, :, :pos + n].transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+            if n > 1:
+                att = att.masked_fill(torch.ones(n, n).triu(1).bool(), float("-inf"))
+            y = att.softmax(-1) @ v_[:, :, :pos + n]
+            x = x + b.proj(y.transpose(1, 2).reshape(B, n, C))
+            x = x + b.fcp(F.gelu(b.fc(b.ln2(x)), approximate="tanh"))
+        return (model.lnf(x[:, -1]) @ model.wte.weight.T)
+
+    def step():
+        with torch.no_grad():
+            logits = blocks(model.wte(prompt) + model.wpe(torch.arange(P)), 0, P)
+            for i in range(N):
+                tok = torch.multinomial(logits.softmax(-1), 1)
+                if i + 1 < N:
+                    logits = blocks(model.wte(tok) + model.wpe(torch.tensor([P + i])), P + i, 1)
+    return step, "rollouts/s", B
+
+
 if wl in ("dqn_mse", "dqn_hlgauss"):
     step, unit, per = dqn(wl == "dqn_hlgauss")
     reps *= 20
@@ -253,6 +289,9 @@ elif wl == "dpo":
 elif wl in ("rm_bt", "rm_pairwise"):
     step, unit, per = reward_model(wl == "rm_pairwise")
     reps *= 5
+elif wl == "rollouts":
+    step, unit, per = rollouts()
+    reps = min(reps, 10)
 elif wl.startswith("sample_b"):
     step, unit, per = sample(int(wl[8:].split("_")[0]), "nocache" not in wl)
     reps = min(reps, 10)

@@ -105,3 +105,39 @@ TEST(lm_block_round_trip) {
   lathe_buf_free(&b);
   nn_tok_free(&t), nn_tok_free(&u), nn_gpt_free(&g), nn_gpt_free(&h);
 }
+
+TEST(lm_generate_sharded_is_thread_free) {
+  nn_gpt_t g;
+  make(&g, 4);
+  enum { B = 7, P = 4, N = 10 };
+  int prompt[B * P], plen[B], a[B * N], la[B], b[B * N], lb[B], c[B * N], lc[B];
+  for (int i = 0; i < B * P; i++) prompt[i] = 2 + (i * 37) % 250;
+  for (int k = 0; k < B; k++) plen[k] = 1 + k % P;
+  int stop[1] = {5};
+  nn_gen_t o = {1.0f, 0, 1.0f, stop, 1, 0};
+  nn_rng_t r1[3], r2[3], r3[3];
+  for (int s = 0; s < 3; s++) {
+    nn_rng_seed(&r1[s], 10 + s);
+    r2[s] = r1[s], r3[s] = r1[s];
+  }
+  ASSERT_EQ(nn_lm_generate_sharded(&g, prompt, plen, B, P, N, &o, r1, 3, 1, a, la, NULL), 0);
+  ASSERT_EQ(nn_lm_generate_sharded(&g, prompt, plen, B, P, N, &o, r2, 3, 2, b, lb, NULL), 0);
+  /* the shards by hand: sequences [0,2), [2,4), [4,7) with their own streams */
+  const int lo[4] = {0, 2, 4, 7};
+  for (int s = 0; s < 3; s++)
+    ASSERT_EQ(nn_lm_generate(&g, prompt + lo[s] * P, plen + lo[s], lo[s + 1] - lo[s], P, N, &o,
+                             &r3[s], c + lo[s] * N, lc + lo[s], NULL),
+              0);
+  for (int k = 0; k < B; k++) {
+    ASSERT_EQ(la[k], lb[k]);
+    ASSERT_EQ(la[k], lc[k]);
+    for (int t = 0; t < la[k]; t++) {
+      ASSERT_EQ(a[k * N + t], b[k * N + t]);
+      ASSERT_EQ(a[k * N + t], c[k * N + t]);
+    }
+  }
+  ASSERT(memcmp(&r1[2], &r2[2], sizeof r1[2]) == 0); /* the streams advanced alike */
+  ASSERT_EQ(nn_lm_generate_sharded(&g, prompt, plen, B, P, N, &o, r1, 65, 2, a, la, NULL),
+            LATHE_ESHAPE);
+  nn_gpt_free(&g);
+}

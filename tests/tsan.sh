@@ -3,8 +3,8 @@
 # two workers while the loop thread reads them (headless progress on a
 # terminal reads each run's total and active flag), a recipe reading run
 # handles while workers step the runs, a recipe that fails with runs going
-# (lathe_run_stop from the loop), and SIGINT during a sweep. Any
-# report fails the suite.
+# (lathe_run_stop from the loop), SIGINT during a sweep, and stepvalue's
+# rollouts sampled in two shards on two threads. Any report fails the suite.
 #   B=build/tsan bash tests/tsan.sh
 set -u
 B=${B:-build/tsan}
@@ -21,7 +21,7 @@ if ! "${LATHE[@]}" version >/dev/null 2>&1; then
   if setarch "$(uname -m)" -R "${LATHE[@]}" version >/dev/null 2>&1; then
     LATHE=(setarch "$(uname -m)" -R "${LATHE[@]}")
   else
-    echo "tsan: 0 passed, 0 failed, 5 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
+    echo "tsan: 0 passed, 0 failed, 6 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
     exit 0
   fi
 fi
@@ -73,5 +73,8 @@ sleep 1
 kill -INT $pid
 wait $pid
 check tsan_sigint_sweep
+store=s.lmdb
+"${LATHE[@]}" run "$ROOT/tests/lua/stepneg.lua" --store $store --headless --threads 2 --set mode=value >/dev/null 2>&1
+check tsan_rollout_shards 2
 echo "tsan: $pass passed, $fail failed"
 [ $fail = 0 ]

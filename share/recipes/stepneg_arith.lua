@@ -19,7 +19,7 @@
 -- critical-step agreement with the first wrong line, the spurious-step rate
 -- of greedy test traces, and V(s_0) against SFT's sampled pass@1.
 --
---   lathe run share/recipes/stepneg_arith.lua --threads 2
+--   lathe run share/recipes/stepneg_arith.lua --threads 1 --workers 2
 --   lathe run share/recipes/stepneg_arith.lua --set sizes=1000,2000 --set seeds=1   # quick
 local sizes_s = lathe.opt("sizes", "1000,2000,4000,8000,16000")
 local seeds = lathe.opt("seeds", 3)
@@ -50,34 +50,64 @@ data(tag .. "_train", {n = nmax, split = "train", mod = mod, spurious = 0.1})
 data(tag .. "_valid", {n = eval_n, split = "valid", mod = mod, spurious = 0})
 data(tag .. "_test", {n = test_n, split = "test", mod = mod, spurious = 0})
 
+-- three phases, each spawned whole, so `--workers 2` runs two at a time:
+-- SFT for every (n, seed), then stepvalue, then every method
 local acc, spur = {}, {} -- [method][n] = list over seeds
 local agree, v0, pass_s = {}, {}, {}
 for _, m in ipairs(methods) do acc[m], spur[m] = {}, {} end
+local sft, sv, all = {}, {}, {}
 for _, n in ipairs(sizes) do
   for _, m in ipairs(methods) do acc[m][n], spur[m][n] = {}, {} end
-  agree[n], v0[n], pass_s[n] = {}, {}, {}
+  agree[n], v0[n], pass_s[n], sft[n], sv[n] = {}, {}, {}, {}, {}
   for seed = 1, seeds do
-    local sft = lathe.run("sft", {dataset = tag .. "_train", records = n, tokenizer = "bytes",
-                                  layers = 4, heads = 4, width = 128, ctx = 96, batch = 32,
-                                  steps = sft_steps, lr = 1e-3, warmup = 100, holdout = 0,
-                                  eval_every = sft_steps, seed = seed, ckpt_every = 1000})
-    assert(sft.status == "done", "SFT did not finish")
-    local sv = lathe.run("stepvalue", {dataset = tag .. "_train", init_run = sft.id,
-                                       problems = math.min(n, value_problems), samples = samples,
-                                       rollouts = rollouts, positives = true, mod = mod,
-                                       out = string.format("%s_sv_n%d_s%d_r%d", tag, n, seed, sft.id),
-                                       seed = seed, ckpt_every = 10})
-    assert(sv.status == "done", "stepvalue did not finish")
-    agree[n][#agree[n] + 1] = sv.summary.critical_agreement
-    v0[n][#v0[n] + 1], pass_s[n][#pass_s[n] + 1] = sv.summary.v0, sv.summary.pass1_sampled
+    sft[n][seed] = lathe.spawn("sft", {dataset = tag .. "_train", records = n, tokenizer = "bytes",
+                                       layers = 4, heads = 4, width = 128, ctx = 96, batch = 32,
+                                       steps = sft_steps, lr = 1e-3, warmup = 100, holdout = 0,
+                                       eval_every = sft_steps, seed = seed, ckpt_every = 1000})
+    all[#all + 1] = sft[n][seed]
+  end
+end
+lathe.wait(all)
+local function sv_name(n, seed) return string.format("%s_sv_n%d_s%d_r%d", tag, n, seed, sft[n][seed].id) end
+all = {}
+for _, n in ipairs(sizes) do
+  for seed = 1, seeds do
+    assert(sft[n][seed].status == "done", "SFT did not finish")
+    sv[n][seed] = lathe.spawn("stepvalue", {dataset = tag .. "_train", init_run = sft[n][seed].id,
+                                            problems = math.min(n, value_problems), samples = samples,
+                                            rollouts = rollouts, positives = true, mod = mod,
+                                            out = sv_name(n, seed), seed = seed, ckpt_every = 10})
+    all[#all + 1] = sv[n][seed]
+  end
+end
+lathe.wait(all)
+local runs = {}
+all = {}
+for _, n in ipairs(sizes) do
+  runs[n] = {}
+  for seed = 1, seeds do
+    local h = sv[n][seed]
+    assert(h.status == "done", "stepvalue did not finish")
+    agree[n][seed], v0[n][seed], pass_s[n][seed] = h.summary.critical_agreement, h.summary.v0,
+                                                   h.summary.pass1_sampled
+    runs[n][seed] = {}
     for _, m in ipairs(methods) do
-      local r = lathe.run("stepneg", {dataset = string.format("%s_sv_n%d_s%d_r%d", tag, n, seed, sft.id),
-                                      init_run = sft.id, method = m, steps = extra, batch = 32,
-                                      lr = (m == "sft" or m == "rft") and 3e-4 or 1e-4,
-                                      eval_dataset = tag .. "_valid", eval_problems = eval_n,
-                                      eval_every = extra, test_dataset = tag .. "_test",
-                                      test_problems = test_n, mod = mod, seed = seed,
-                                      ckpt_every = 100})
+      local r = lathe.spawn("stepneg", {dataset = sv_name(n, seed), init_run = sft[n][seed].id,
+                                        method = m, steps = extra, batch = 32,
+                                        lr = (m == "sft" or m == "rft") and 3e-4 or 1e-4,
+                                        eval_dataset = tag .. "_valid", eval_problems = eval_n,
+                                        eval_every = extra, test_dataset = tag .. "_test",
+                                        test_problems = test_n, mod = mod, seed = seed,
+                                        ckpt_every = 100})
+      runs[n][seed][m], all[#all + 1] = r, r
+    end
+  end
+end
+lathe.wait(all)
+for _, n in ipairs(sizes) do
+  for seed = 1, seeds do
+    for _, m in ipairs(methods) do
+      local r = runs[n][seed][m]
       assert(r.status == "done", m .. " did not finish")
       acc[m][n][seed], spur[m][n][seed] = r.summary["test/pass1"], r.summary["test/spurious"]
     end
