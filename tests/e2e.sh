@@ -323,8 +323,8 @@ fi
 expect plot_points_bad_lengths 1 "points\[1\]\.y has 2 numbers, want 3" -- "$LATHE" run "$T/plot_points.lua" --store pp.lmdb --set mode=bad
 
 # ---- per-step negatives: the pipeline, its refusals, GSM8K and MATH-500 imports ----
-expect stepneg_pipeline 0 "stepneg stepneg: loss [0-9.]+ pass1 [0-9.]+" -- "$LATHE" run "$T/stepneg.lua" --store sn.lmdb
-expect stepvalue_dataset_exported 0 '"critical":[0-9]+' -- "$LATHE" data export sv --store sn.lmdb
+expect stepneg_pipeline 0 "stepneg stepneg: loss [0-9.]+ pass1 [0-9.]+" -- "$LATHE" run "$T/stepneg.lua" --store stepneg.lmdb
+expect stepvalue_dataset_exported 0 '"critical":[0-9]+' -- "$LATHE" data export sv --store stepneg.lmdb
 for m in sft rft dpo_outcome dpo_prefix awr; do
   expect stepneg_method_$m 0 "stepneg stepneg: loss [0-9.]+ pass1" -- "$LATHE" run "$T/stepneg.lua" \
     --store sn_$m.lmdb --set method=$m --set steps=6
