@@ -188,6 +188,10 @@ static int math_fields(json_object *rec) {
     json_object_object_add(rec, "answer", json_object_new_string(fin));
     free(clean);
   }
+  if (!json_object_object_get_ex(rec, "solution", &sol) &&
+      json_object_object_get_ex(rec, "answer", &ans) && json_object_is_type(ans, json_type_string))
+    return lathe_seterr(LATHE_EDATA, "no field 'solution', and 'answer' has no final \"#### N\" "
+                                     "line (GSM8K's layout)");
   char norm[256];
   if (json_object_object_get_ex(rec, "answer", &ans) &&
       json_object_is_type(ans, json_type_string) &&

@@ -337,7 +337,7 @@ if [ -f "$ROOT/share/data/math/gsm8k/test.jsonl.gz" ]; then
   expect gsm8k_record 0 '"answer":"18","solution":"Janet sells 16 - 3 - 4 = 9 duck' -- "$LATHE" data export g --store gsm.lmdb
   expect math500_import 0 "imported 500 records" -- "$LATHE" data import "$ROOT/share/data/math/math500/test500.jsonl.gz" --name m --schema math --store gsm.lmdb
   printf '{"question":"q","answer":"1 + 1 = 2\\n#### 2"}\n{"question":"q","answer":"no final line"}\n' >nofinal.jsonl
-  expect gsm8k_no_final_answer 2 "nofinal.jsonl:2: field 'solution' missing" -- "$LATHE" data import nofinal.jsonl --name x --schema math --store gsm.lmdb
+  expect gsm8k_no_final_answer 2 "nofinal.jsonl:2: no field 'solution', and 'answer' has no final \"#### N\" line" -- "$LATHE" data import nofinal.jsonl --name x --schema math --store gsm.lmdb
   printf '{"question":"q","answer":"so #### "}\n' >emptyfinal.jsonl
   expect gsm8k_empty_final_answer 2 "emptyfinal.jsonl:1: GSM8K answer: no final answer after '####'" -- "$LATHE" data import emptyfinal.jsonl --name x --schema math --store gsm.lmdb
 else skip gsm8k_import "share/data/math/gsm8k is absent"; fi
