@@ -330,6 +330,22 @@ static int raw_curve(run_read *r, const lathe_plot_opts_t *o, const double **x, 
   return r->alt.n;
 }
 
+/* Ticks of a log axis over [lo, hi] (lo > 0): 1, 2 and 5 times the powers of
+ * ten inside it, or the powers alone when those are more than 7. */
+static int log_ticks(double lo, double hi, double *out) {
+  static const double m[3] = {1, 2, 5};
+  for (int pass = 0; pass < 2; pass++) {
+    int n = 0;
+    for (int d = (int)floor(log10(lo)); d <= (int)ceil(log10(hi)) && n < 16; d++)
+      for (int k = 0; k < (pass ? 1 : 3) && n < 16; k++) {
+        double v = m[k] * pow(10, d);
+        if (v >= lo && v <= hi) out[n++] = v;
+      }
+    if (n <= 7 || pass) return n;
+  }
+  return 0;
+}
+
 static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_plot_opts_t *o) {
   int W = o->width > 0 ? o->width : 640, H = o->height > 0 ? o->height : 400;
   /* what the shaded band is, when any line is a mean over several runs */
@@ -415,7 +431,7 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333\">%s</text>\n",
             F.px - 6, y + 4, chart_fmt(t[i], chart_tick_spacing(t, nt, i), b, sizeof b));
   }
-  nt = chart_ticks(xlo, xhi, o->logx, 7, t);
+  nt = o->logx ? log_ticks(xlo, xhi, t) : chart_ticks(xlo, xhi, 0, 7, t);
   sp = nt > 1 ? t[1] - t[0] : xhi - xlo;
   for (int i = 0; i < nt; i++) {
     double x = fx(&F, t[i]);

@@ -32,6 +32,10 @@ local rollouts = lathe.opt("rollouts", 8)
 local eval_n = lathe.opt("eval_problems", 300)
 local test_n = lathe.opt("test_problems", 1000)
 local methods_s = lathe.opt("methods", "sft,rft,dpo_outcome,dpo_step,dpo_prefix,awr")
+local nll_lr = lathe.opt("nll_lr", 3e-4) -- sft and rft
+local pref_lr = lathe.opt("pref_lr", 1e-4) -- the DPO forms and awr
+local beta = lathe.opt("beta", 0.1)
+local base = lathe.opt("figure", "stepneg_arith") -- the figures' file names start so
 
 local function list(s, num)
   local t = {}
@@ -93,8 +97,8 @@ for _, n in ipairs(sizes) do
     runs[n][seed] = {}
     for _, m in ipairs(methods) do
       local r = lathe.spawn("stepneg", {dataset = sv_name(n, seed), init_run = sft[n][seed].id,
-                                        method = m, steps = extra, batch = 32,
-                                        lr = (m == "sft" or m == "rft") and 3e-4 or 1e-4,
+                                        method = m, steps = extra, batch = 32, beta = beta,
+                                        lr = (m == "sft" or m == "rft") and nll_lr or pref_lr,
                                         eval_dataset = tag .. "_valid", eval_problems = eval_n,
                                         eval_every = extra, test_dataset = tag .. "_test",
                                         test_problems = test_n, mod = mod, seed = seed,
@@ -134,8 +138,10 @@ local function cell(t)
   local e, lo, hi = lathe.stats.ci(t, {seed = 1})
   return #t > 1 and string.format("%.3f [%.3f, %.3f]", e, lo, hi) or string.format("%.3f", e)
 end
-print(string.format("arith mod %d: SFT %d steps, then %d steps of each method; test pass@1 "
-                    .. "(greedy), IQM over %d seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, seeds))
+print(string.format("arith mod %d: SFT %d steps, then %d steps of each method (lr %g for sft and "
+                    .. "rft, %g for the rest, DPO beta %g); test pass@1 (greedy), IQM over %d "
+                    .. "seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, nll_lr, pref_lr, beta,
+                    seeds))
 local header, rows = {"method"}, {}
 for _, n in ipairs(sizes) do header[#header + 1] = "n=" .. n end
 for _, m in ipairs(methods) do
@@ -188,7 +194,6 @@ local function series(t)
   end
   return out
 end
-local base = lathe.opt("figure", "stepneg_arith")
 lathe.plot{out = base .. "_accuracy.svg", metric = "test pass@1 (greedy)", logx = true,
            xlabel = "training problems n", points = series(acc),
            title = string.format("arith mod %d: accuracy against data, IQM of %d seed(s)", mod, seeds)}
