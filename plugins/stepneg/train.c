@@ -32,7 +32,7 @@ static const lathe_opt_t opts[] = {
     {"dataset", LATHE_STR, "", 0, 0, NULL, "a stepvalue dataset"},
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the SFT run: the start and the reference"},
     {"method", LATHE_STR, "dpo_step", 0, 0, "sft|rft|dpo_outcome|dpo_step|dpo_prefix|awr",
-     "the objective (see `lathe help stepneg`)"},
+     "more SFT, RFT, DPO on whole or cut negatives or on continuations, AWR"},
     {"problems", LATHE_INT, "0", 0, 1e9, NULL, "use the first N problems (0: all)"},
     {"beta", LATHE_NUM, "0.1", 1e-6, 1e6, NULL, "DPO's beta"},
     {"awr_beta", LATHE_NUM, "0.5", 1e-6, 1e6, NULL, "AWR's temperature"},
