@@ -502,6 +502,20 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
   return 0;
 }
 
+/* The figure written atomically: a temporary file renamed over o->out. */
+static int write_file(line_t *L, int n, run_read **single, const lathe_plot_opts_t *o) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", o->out, (int)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) return lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+  int rc = write_svg(f, L, n, single, o);
+  if (fclose(f) && !rc) rc = lathe_seterr(LATHE_EIO, "plot: writing %s failed", o->out);
+  if (!rc && rename(tmp, o->out))
+    rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
+  if (rc) unlink(tmp);
+  return rc;
+}
+
 int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
                const lathe_plot_opts_t *o) {
   if (!o->metric || !*o->metric) return lathe_seterr(LATHE_EUSAGE, "plot: no metric given");
@@ -538,19 +552,7 @@ int lathe_plot(lathe_store_t *st, const lathe_plot_series_t *series, int n,
     auto_labels(first, series, n, L);
     for (int i = 0; i < n; i++) single[i] = series[i].nruns == 1 ? first[i] : NULL;
   }
-  if (!rc) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", o->out, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
-    if (f) {
-      rc = write_svg(f, L, n, single, o);
-      if (fclose(f) && !rc) rc = lathe_seterr(LATHE_EIO, "plot: writing %s failed", o->out);
-      if (!rc && rename(tmp, o->out))
-        rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
-      if (rc) unlink(tmp);
-    }
-  }
+  if (!rc) rc = write_file(L, n, single, o);
   for (int k = 0; k < total && rr; k++) {
     free(rr[k].steps.x), free(rr[k].steps.y), free(rr[k].alt.x), free(rr[k].alt.y);
     free(rr[k].xs.x), free(rr[k].xs.y);
@@ -589,19 +591,7 @@ int lathe_plot_points(const lathe_plot_points_t *series, int n, const lathe_plot
       L[i].lo[k] = p->lo ? p->lo[k] : p->y[k], L[i].hi[k] = p->hi ? p->hi[k] : p->y[k];
     }
   }
-  if (!rc) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", o->out, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
-    if (f) {
-      rc = write_svg(f, L, n, single, o);
-      if (fclose(f) && !rc) rc = lathe_seterr(LATHE_EIO, "plot: writing %s failed", o->out);
-      if (!rc && rename(tmp, o->out))
-        rc = lathe_seterr(LATHE_EIO, "plot: cannot write %s: %s", o->out, strerror(errno));
-      if (rc) unlink(tmp);
-    }
-  }
+  if (!rc) rc = write_file(L, n, single, o);
   for (int i = 0; i < n && L; i++) free(L[i].x), free(L[i].mid), free(L[i].lo), free(L[i].hi);
   free(L), free(single);
   return rc;

@@ -309,8 +309,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   if (rc) return rc == LATHE_ENOMEM ? h->fail(c, rc, "out of memory") : rc;
   if (!s->nit)
     return h->fail(c, LATHE_EDATA, "stepneg: dataset '%s' gives %s no example (%s)", ds, m,
-                   dpo(s) || s->method == AWR ? "no valued negatives: was it made by stepvalue?"
-                                              : "no problems");
+                   s->method == PREFIX ? "no negative has a successful rollout from before its "
+                                         "critical step"
+                   : dpo(s) || s->method == AWR ? "no valued samples: was it made by stepvalue?"
+                                                : "no problems");
   int C = s->pol.cfg.ctx, R = 2 * s->B > 256 ? 2 * s->B : 256;
   s->ids = malloc((size_t)R * C * sizeof *s->ids),
   s->mask = malloc((size_t)R * C * sizeof *s->mask);

@@ -92,8 +92,10 @@ for _, n in ipairs(sizes) do
   for seed = 1, seeds do
     local h = sv[n][seed]
     assert(h.status == "done", "stepvalue did not finish")
-    agree[n][seed], v0[n][seed], pass_s[n][seed] = h.summary.critical_agreement, h.summary.v0,
-                                                   h.summary.pass1_sampled
+    for t, k in pairs{[agree[n]] = "critical_agreement", [v0[n]] = "v0",
+                      [pass_s[n]] = "pass1_sampled"} do
+      if h.summary[k] then t[#t + 1] = h.summary[k] end -- (absent: no negative to check)
+    end
     runs[n][seed] = {}
     for _, m in ipairs(methods) do
       local r = lathe.spawn("stepneg", {dataset = sv_name(n, seed), init_run = sft[n][seed].id,
@@ -112,8 +114,12 @@ for _, n in ipairs(sizes) do
   for seed = 1, seeds do
     for _, m in ipairs(methods) do
       local r = runs[n][seed][m]
-      assert(r.status == "done", m .. " did not finish")
-      acc[m][n][seed], spur[m][n][seed] = r.summary["test/pass1"], r.summary["test/spurious"]
+      if r.status == "done" then
+        acc[m][n][#acc[m][n] + 1], spur[m][n][#spur[m][n] + 1] = r.summary["test/pass1"],
+                                                                 r.summary["test/spurious"]
+      else -- (dpo_prefix without a successful rollout has no example): an empty cell
+        print(string.format("n=%d seed %d: %s did not finish: %s", n, seed, m, r.error or r.status))
+      end
     end
   end
 end
@@ -142,38 +148,30 @@ print(string.format("arith mod %d: SFT %d steps, then %d steps of each method (l
                     .. "rft, %g for the rest, DPO beta %g); test pass@1 (greedy), IQM over %d "
                     .. "seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, nll_lr, pref_lr, beta,
                     seeds))
-local header, rows = {"method"}, {}
+local header = {"method"}
 for _, n in ipairs(sizes) do header[#header + 1] = "n=" .. n end
-for _, m in ipairs(methods) do
-  local row = {m}
-  for _, n in ipairs(sizes) do row[#row + 1] = cell(acc[m][n]) end
-  rows[#rows + 1] = row
+local function by_method(t, fmt) -- one row per method, one column per n
+  local rows = {}
+  for _, m in ipairs(methods) do
+    local row = {m}
+    for _, n in ipairs(sizes) do row[#row + 1] = fmt(t[m][n], n) end
+    rows[#rows + 1] = row
+  end
+  lathe.table(header, rows)
 end
-lathe.table(header, rows)
+by_method(acc, cell)
 
 print(string.format("effective data multiplier (SFT fit: pass@1 = %.4f + %.4f ln n)", a0, b))
-rows = {}
-for _, m in ipairs(methods) do
-  local row = {m}
-  for _, n in ipairs(sizes) do
-    local e = #acc[m][n] > 0 and lathe.stats.iqm(acc[m][n]) or 0/0
-    row[#row + 1] = string.format("%.2f", multiplier(e, n))
-  end
-  rows[#rows + 1] = row
-end
-lathe.table(header, rows)
+by_method(acc, function(t, n) -- "-": no result, or SFT's fit does not rise with n
+  local v = multiplier(#t > 0 and lathe.stats.iqm(t) or 0/0, n)
+  return v == v and string.format("%.2f", v) or "-"
+end)
 
 print("spurious-step rate of greedy test traces (right answer, a wrong line)")
-rows = {}
-for _, m in ipairs(methods) do
-  local row = {m}
-  for _, n in ipairs(sizes) do row[#row + 1] = cell(spur[m][n]) end
-  rows[#rows + 1] = row
-end
-lathe.table(header, rows)
+by_method(spur, cell)
 
 print(string.format("value estimation (M = %d rollouts; first pit vs the first wrong line)", rollouts))
-rows = {}
+local rows = {}
 for _, n in ipairs(sizes) do
   rows[#rows + 1] = {"n=" .. n, cell(agree[n]), cell(v0[n]), cell(pass_s[n])}
 end
