@@ -33,7 +33,8 @@ local eval_n = lathe.opt("eval_problems", 300)
 local test_n = lathe.opt("test_problems", 1000)
 local methods_s = lathe.opt("methods", "sft,rft,dpo_outcome,dpo_step,dpo_prefix,awr")
 local nll_lr = lathe.opt("nll_lr", 3e-4) -- sft and rft
-local pref_lr = lathe.opt("pref_lr", 1e-4) -- the DPO forms and awr
+local dpo_lr = lathe.opt("dpo_lr", 1e-5) -- the DPO forms (1e-4 collapses them: README)
+local awr_lr = lathe.opt("awr_lr", 1e-4)
 local beta = lathe.opt("beta", 0.1)
 local base = lathe.opt("figure", "stepneg_arith") -- the figures' file names start so
 
@@ -100,7 +101,8 @@ for _, n in ipairs(sizes) do
     for _, m in ipairs(methods) do
       local r = lathe.spawn("stepneg", {dataset = sv_name(n, seed), init_run = sft[n][seed].id,
                                         method = m, steps = extra, batch = 32, beta = beta,
-                                        lr = (m == "sft" or m == "rft") and nll_lr or pref_lr,
+                                        lr = (m == "sft" or m == "rft") and nll_lr
+                                             or m == "awr" and awr_lr or dpo_lr,
                                         eval_dataset = tag .. "_valid", eval_problems = eval_n,
                                         eval_every = extra, test_dataset = tag .. "_test",
                                         test_problems = test_n, mod = mod, seed = seed,
@@ -145,9 +147,9 @@ local function cell(t)
   return #t > 1 and string.format("%.3f [%.3f, %.3f]", e, lo, hi) or string.format("%.3f", e)
 end
 print(string.format("arith mod %d: SFT %d steps, then %d steps of each method (lr %g for sft and "
-                    .. "rft, %g for the rest, DPO beta %g); test pass@1 (greedy), IQM over %d "
-                    .. "seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, nll_lr, pref_lr, beta,
-                    seeds))
+                    .. "rft, %g for DPO (beta %g), %g for awr); test pass@1 (greedy), IQM over %d "
+                    .. "seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, nll_lr, dpo_lr, beta,
+                    awr_lr, seeds))
 local header = {"method"}
 for _, n in ipairs(sizes) do header[#header + 1] = "n=" .. n end
 local function by_method(t, fmt) -- one row per method, one column per n
