@@ -647,11 +647,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   pref_t *p = self;
   int rc = nn_lm_restore(p->text ? &p->tok : NULL, &p->pol, b);
-  if (rc)
-    return h->fail(c, LATHE_ECKPT, "pref: %s",
-                   rc == LATHE_ESHAPE ? "the checkpoint's model has "
-                                        "another shape"
-                                      : "bad model block");
+  if (rc) return h->fail(c, LATHE_ECKPT, "pref: %s", nn_lm_restore_error(rc));
   uint32_t version;
   LATHE_GET(b, version);
   if (b->err || version != 2)

@@ -245,11 +245,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sft_t *s = self;
   int rc = nn_lm_restore(&s->tok, &s->gpt, b);
-  if (rc)
-    return h->fail(c, LATHE_ECKPT, "sft: %s",
-                   rc == LATHE_ESHAPE ? "the checkpoint's model has "
-                                        "another shape"
-                                      : "bad model block");
+  if (rc) return h->fail(c, LATHE_ECKPT, "sft: %s", nn_lm_restore_error(rc));
   uint32_t version;
   LATHE_GET(b, version), LATHE_GET(b, s->step), LATHE_GET(b, s->rng);
   s->t_last = 0, s->tokens = 0;

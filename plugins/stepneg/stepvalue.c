@@ -325,11 +325,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sv_t *s = self;
   int rc = nn_lm_restore(&s->tok, &s->g, b);
-  if (rc)
-    return h->fail(c, LATHE_ECKPT, "stepvalue: %s",
-                   rc == LATHE_ESHAPE ? "the checkpoint's "
-                                        "model has another shape"
-                                      : "bad model block");
+  if (rc) return h->fail(c, LATHE_ECKPT, "stepvalue: %s", nn_lm_restore_error(rc));
   uint32_t v;
   int64_t next, nrec;
   double tot[13];

@@ -418,11 +418,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
   sg_t *s = self;
   int rc = nn_lm_restore(&s->tok, &s->pol, b);
-  if (rc)
-    return h->fail(c, LATHE_ECKPT, "stepneg: %s",
-                   rc == LATHE_ESHAPE ? "the checkpoint's "
-                                        "model has another shape"
-                                      : "bad model block");
+  if (rc) return h->fail(c, LATHE_ECKPT, "stepneg: %s", nn_lm_restore_error(rc));
   uint32_t v;
   LATHE_GET(b, v), LATHE_GET(b, s->step), LATHE_GET(b, s->rng);
   if (b->err || v != 1) return h->fail(c, LATHE_ECKPT, "stepneg: truncated checkpoint");

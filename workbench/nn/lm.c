@@ -67,6 +67,10 @@ int nn_lm_restore(nn_tok_t *tok, nn_gpt_t *g, lathe_buf_t *b) {
   return 0;
 }
 
+const char *nn_lm_restore_error(int rc) {
+  return rc == LATHE_ESHAPE ? "the checkpoint's model has another shape" : "bad model block";
+}
+
 int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
                    const nn_gen_t *o, nn_rng_t *r, int *out, int *olen, float *logp) {
   int V = g->cfg.vocab, T = g->cfg.ctx, maxp = 0, rc = 0;

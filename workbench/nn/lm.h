@@ -21,6 +21,8 @@ int nn_lm_load(nn_tok_t *tok, int *has_tok, nn_gpt_t *g, lathe_buf_t *b);
  * g, and tok when not NULL (NULL: the block must have no tokenizer), are
  * replaced. LATHE_ECKPT if malformed, LATHE_ESHAPE if the shapes differ. */
 int nn_lm_restore(nn_tok_t *tok, nn_gpt_t *g, lathe_buf_t *b);
+/* What an nn_lm_restore failure means, for a one-line message. */
+const char *nn_lm_restore_error(int rc);
 
 typedef struct nn_gen {
   float temperature; /* 0: greedy */
