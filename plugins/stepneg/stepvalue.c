@@ -46,9 +46,10 @@ typedef struct {
   nn_rng_t rng[SN_SHARDS];
   char **rec;
   int64_t nrec;
-  /* running totals, for the metrics */
-  double samples, correct, neg, pit_early, adv_n, adv_sum, adv_sq, v0_sum, v0_n, agree, agree_n,
-      rollouts, skipped;
+  struct { /* running totals, for the metrics (saved whole) */
+    double samples, correct, neg, pit_early, adv_n, adv_sum, adv_sq, v0_sum, v0_n, agree, agree_n,
+        rollouts, skipped;
+  } t;
 } sv_t;
 
 static void destroy(void *self) {
@@ -93,6 +94,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
 typedef struct {
   int sample; /* index into the chunk's samples; -1: s_0 of problem `prob` */
   int prob, step, S;
+  size_t off;     /* the prefix's length in the sample's text */
   char *first_ok; /* the first successful continuation (text) */
 } job_t;
 
@@ -119,21 +121,24 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   int *out = malloc((size_t)SN * C * sizeof *out), *ol = malloc((size_t)SN * sizeof *ol);
   char **text = calloc((size_t)SN, sizeof *text);
   int *ok = calloc((size_t)SN, sizeof *ok), *T = calloc((size_t)SN, sizeof *T);
+  int *val = calloc((size_t)SN, sizeof *val); /* 1: sample i's steps are valued */
   int *qlen = calloc((size_t)P, sizeof *qlen), *skip = calloc((size_t)P, sizeof *skip);
   job_t *jobs = NULL;
   int njobs = 0;
   int *jr = NULL, *jl = NULL, *jo = NULL, *jol = NULL;
-  if (!pr || !pl || !out || !ol || !text || !ok || !T || !qlen || !skip) rc = LATHE_ENOMEM;
+  if (!pr || !pl || !out || !ol || !text || !ok || !T || !val || !qlen || !skip) rc = LATHE_ENOMEM;
   for (int p = 0; p < P && !rc; p++) {
     qlen[p] = sn_prompt(&s->tok, s->probs[s->next + p].q, pr + (size_t)p * N * C, C - 2);
     if (qlen[p] < 1) /* too long: sampled from a stand-in, recorded as skipped */
-      qlen[p] = 1, pr[(size_t)p * N * C] = NN_TOK_EOS, skip[p] = 1, s->skipped++;
+      qlen[p] = 1, pr[(size_t)p * N * C] = NN_TOK_EOS, skip[p] = 1, s->t.skipped++;
     for (int k = 0; k < N; k++) {
       memcpy(pr + ((size_t)p * N + k) * C, pr + (size_t)p * N * C, (size_t)qlen[p] * sizeof *pr);
       pl[p * N + k] = qlen[p];
     }
   }
   if (!rc) rc = sn_sample(&s->g, pr, pl, SN, C, C - 1, 1.0f, s->rng, threads, out, ol);
+  int *ids = malloc((size_t)C * sizeof *ids), end[SN_MAX_STEPS], ns;
+  if (!rc && !ids) rc = LATHE_ENOMEM;
   for (int i = 0; i < SN && !rc; i++) {
     if (!(text[i] = sn_text(&s->tok, out + (size_t)i * (C - 1), ol[i])))
       rc = LATHE_ENOMEM;
@@ -141,8 +146,14 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       int st[SN_MAX_STEPS];
       ok[i] = mt_verify(text[i], s->probs[s->next + i / N].ans);
       T[i] = skip[i / N] ? 0 : mt_steps(text[i], st, SN_MAX_STEPS);
+      /* valued: a negative (or any, with positives) whose longest prefix
+       * rolled out, s_{T-1} encoded step by step, fits after its question (a
+       * BPE re-encoding may be longer than the ids sampled) */
+      val[i] = T[i] > 0 && (!ok[i] || s->pos) &&
+               sn_solution(&s->tok, text[i], T[i] - 1, 0, ids, C - 2 - qlen[i / N], end, &ns) >= 0;
     }
   }
+  free(ids);
   /* 2. the prefixes to value: s_0 of each problem with a sample to value, and
    * s_1 .. s_{T-1} of each such sample */
   int maxjobs = P;
@@ -155,14 +166,15 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if (!rc && !first) rc = LATHE_ENOMEM;
   for (int p = 0; p < P && !rc; p++) {
     int want = 0;
-    for (int k = 0; k < N; k++) want |= T[p * N + k] > 0 && (!ok[p * N + k] || s->pos);
+    for (int k = 0; k < N; k++) want |= val[p * N + k];
     s0[p] = want ? njobs : -1;
-    if (want) jobs[njobs++] = (job_t){-1, p, 0, 0, NULL};
+    if (want) jobs[njobs++] = (job_t){-1, p, 0, 0, 0, NULL};
     for (int k = 0; k < N; k++) {
-      int i = p * N + k;
+      int i = p * N + k, st[SN_MAX_STEPS];
       first[i] = njobs;
-      if (T[i] > 0 && (!ok[i] || s->pos))
-        for (int t = 1; t < T[i]; t++) jobs[njobs++] = (job_t){i, p, t, 0, NULL};
+      if (val[i]) mt_steps(text[i], st, SN_MAX_STEPS);
+      for (int t = 1; val[i] && t < T[i]; t++)
+        jobs[njobs++] = (job_t){i, p, t, 0, (size_t)st[t], NULL};
     }
   }
   /* 3. roll out: M continuations of every prefix, `batch` sequences at a time */
@@ -171,28 +183,25 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   jr = malloc((size_t)RB * C * sizeof *jr), jl = malloc((size_t)RB * sizeof *jl);
   jo = malloc((size_t)RB * C * sizeof *jo), jol = malloc((size_t)RB * sizeof *jol);
   int *jof = malloc((size_t)RB * sizeof *jof); /* each row's job */
-  int *pfx_tok = malloc((size_t)C * sizeof *pfx_tok), end[SN_MAX_STEPS];
-  if (!rc && (!jr || !jl || !jo || !jol || !jof || !pfx_tok)) rc = LATHE_ENOMEM;
+  if (!rc && (!jr || !jl || !jo || !jol || !jof)) rc = LATHE_ENOMEM;
   for (int64_t r0 = 0; r0 < total && !rc; r0 += RB) {
     int B = (int)(total - r0 < RB ? total - r0 : RB);
     for (int b = 0; b < B && !rc; b++) {
       job_t *j = &jobs[(r0 + b) / M];
       jof[b] = (int)((r0 + b) / M);
-      int *row = jr + (size_t)b * C, q = qlen[j->prob], ns = 0;
+      int *row = jr + (size_t)b * C, q = qlen[j->prob];
       memcpy(row, pr + (size_t)j->prob * N * C, (size_t)q * sizeof *row);
-      int k = j->sample < 0
-                  ? 0
-                  : sn_solution(&s->tok, text[j->sample], j->step, 0, row + q, C - 2 - q, end, &ns);
-      if (k < 0) k = 0, j->S = -1; /* cannot happen: the sample fitted */
-      jl[b] = q + k;
+      /* (fits: the whole sample did, see val) */
+      jl[b] = q + (j->sample < 0 ? 0
+                                 : sn_solution(&s->tok, text[j->sample], j->step, 0, row + q,
+                                               C - 2 - q, end, &ns));
     }
     if (!rc) rc = sn_sample(&s->g, jr, jl, B, C, C - 1, 1.0f, s->rng, threads, jo, jol);
     for (int b = 0; b < B && !rc; b++) {
       job_t *j = &jobs[jof[b]];
       char *cont = sn_text(&s->tok, jo + (size_t)b * (C - 1), jol[b]);
       const char *pre = j->sample < 0 ? "" : text[j->sample];
-      int st[SN_MAX_STEPS], ns = j->sample < 0 ? 0 : mt_steps(pre, st, SN_MAX_STEPS);
-      size_t plen_b = j->sample < 0 ? 0 : j->step < ns ? (size_t)st[j->step] : strlen(pre);
+      size_t plen_b = j->off;
       char *full = cont ? malloc(plen_b + strlen(cont) + 1) : NULL;
       if (!full) {
         free(cont);
@@ -225,7 +234,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     }
     if (s0[p] >= 0) {
       json_object_object_add(o, "s0_successes", json_object_new_int(jobs[s0[p]].S));
-      s->v0_sum += (double)jobs[s0[p]].S / M, s->v0_n++;
+      s->t.v0_sum += (double)jobs[s0[p]].S / M, s->t.v0_n++;
     }
     for (int k = 0; k < N; k++) {
       int i = p * N + k, Ti = T[i];
@@ -235,8 +244,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       json_object_object_add(e, "steps", json_object_new_int(Ti));
       int fw = mt_arith_first_wrong(pb->q, text[i], s->mod);
       if (fw >= 0) json_object_object_add(e, "first_wrong", json_object_new_int(fw));
-      s->samples++, s->correct += ok[i], s->neg += !ok[i];
-      if (Ti > 0 && s0[p] >= 0 && (!ok[i] || s->pos)) {
+      s->t.samples++, s->t.correct += ok[i], s->t.neg += !ok[i];
+      if (val[i]) {
         int S[SN_MAX_STEPS];
         double v[SN_MAX_STEPS + 1], a[SN_MAX_STEPS], vb[SN_MAX_STEPS + 1], ab[SN_MAX_STEPS];
         S[0] = jobs[s0[p]].S;
@@ -255,10 +264,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         /* the prefix-conditioned pair's chosen: a success from s_{c-1} */
         const char *win = cs == 1 ? jobs[s0[p]].first_ok : jobs[first[i] + cs - 2].first_ok;
         if (win) json_object_object_add(e, "chosen_continuation", json_object_new_string(win));
-        for (int t = 0; t < Ti; t++) s->adv_n++, s->adv_sum += a[t], s->adv_sq += a[t] * a[t];
+        for (int t = 0; t < Ti; t++) s->t.adv_n++, s->t.adv_sum += a[t], s->t.adv_sq += a[t] * a[t];
         if (!ok[i]) {
-          s->pit_early += cs < Ti;
-          if (fw > 0) s->agree_n++, s->agree += cs == fw;
+          s->t.pit_early += cs < Ti;
+          if (fw > 0) s->t.agree_n++, s->t.agree += cs == fw;
         }
       }
       json_object_array_add(arr, e);
@@ -274,26 +283,26 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   for (int j = 0; j < njobs; j++) free(jobs[j].first_ok);
   for (int i = 0; text && i < SN; i++) free(text[i]);
-  free(pr), free(pl), free(out), free(ol), free(text), free(ok), free(T), free(qlen), free(skip),
-      free(jobs);
-  free(jr), free(jl), free(jo), free(jol), free(jof), free(pfx_tok), free(s0), free(first);
+  free(pr), free(pl), free(out), free(ol), free(text), free(ok), free(T), free(val), free(qlen),
+      free(skip), free(jobs);
+  free(jr), free(jl), free(jo), free(jol), free(jof), free(s0), free(first);
   if (rc) return rc == LATHE_ENOMEM ? h->fail(c, rc, "out of memory") : rc;
   s->next += P;
-  s->rollouts += (double)total;
+  s->t.rollouts += (double)total;
   double dt = now() - t0;
   h->metric(c, "perf/rollouts_per_sec", dt > 0 ? total / dt : 0);
-  h->metric(c, "pass1_sampled", s->correct / s->samples);
-  h->metric(c, "negatives", s->neg / s->samples);
-  if (s->v0_n) h->metric(c, "v0", s->v0_sum / s->v0_n);
-  if (s->neg) h->metric(c, "critical_before_end", s->pit_early / s->neg);
-  if (s->adv_n) {
-    double m = s->adv_sum / s->adv_n;
-    h->metric(c, "adv_mean", m),
-        h->metric(c, "adv_std", sqrt(fmax(0, s->adv_sq / s->adv_n - m * m)));
+  h->metric(c, "pass1_sampled", s->t.correct / s->t.samples);
+  h->metric(c, "negatives", s->t.neg / s->t.samples);
+  if (s->t.v0_n) h->metric(c, "v0", s->t.v0_sum / s->t.v0_n);
+  if (s->t.neg) h->metric(c, "critical_before_end", s->t.pit_early / s->t.neg);
+  if (s->t.adv_n) {
+    double m = s->t.adv_sum / s->t.adv_n;
+    h->metric(c, "adv_mean", m);
+    h->metric(c, "adv_std", sqrt(fmax(0, s->t.adv_sq / s->t.adv_n - m * m)));
   }
-  if (s->agree_n) h->metric(c, "critical_agreement", s->agree / s->agree_n);
-  h->metric(c, "rollouts", s->rollouts);
-  if (s->skipped) h->metric(c, "skipped_problems", s->skipped);
+  if (s->t.agree_n) h->metric(c, "critical_agreement", s->t.agree / s->t.agree_n);
+  h->metric(c, "rollouts", s->t.rollouts);
+  if (s->t.skipped) h->metric(c, "skipped_problems", s->t.skipped);
   if (s->next < s->n) return LATHE_CONTINUE;
   char name[96];
   const char *o = h->cfg_str(c, "out");
@@ -311,10 +320,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   nn_lm_save(&s->tok, &s->g, b, 0);
   uint32_t v = SV_VERSION;
   LATHE_PUT(b, v), LATHE_PUT(b, s->next), LATHE_PUT(b, s->rng), LATHE_PUT(b, s->nrec);
-  double tot[13] = {s->samples, s->correct,  s->neg,    s->pit_early, s->adv_n,
-                    s->adv_sum, s->adv_sq,   s->v0_sum, s->v0_n,      s->agree,
-                    s->agree_n, s->rollouts, s->skipped};
-  LATHE_PUT(b, tot);
+  LATHE_PUT(b, s->t);
   for (int64_t i = 0; i < s->nrec; i++) {
     uint32_t len = (uint32_t)strlen(s->rec[i]);
     LATHE_PUT(b, len), lathe_buf_put(b, s->rec[i], len);
@@ -328,8 +334,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   if (rc) return h->fail(c, LATHE_ECKPT, "stepvalue: %s", nn_lm_restore_error(rc));
   uint32_t v;
   int64_t next, nrec;
-  double tot[13];
-  LATHE_GET(b, v), LATHE_GET(b, next), LATHE_GET(b, s->rng), LATHE_GET(b, nrec), LATHE_GET(b, tot);
+  LATHE_GET(b, v), LATHE_GET(b, next), LATHE_GET(b, s->rng), LATHE_GET(b, nrec), LATHE_GET(b, s->t);
   if (b->err || v != SV_VERSION) return h->fail(c, LATHE_ECKPT, "stepvalue: truncated checkpoint");
   if (next < 0 || next > s->n || nrec != next)
     return h->fail(c, LATHE_ECKPT,
@@ -347,10 +352,6 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
     lathe_buf_get(b, s->rec[i], len), s->rec[i][len] = 0, s->nrec++;
   }
   s->next = next;
-  s->samples = tot[0], s->correct = tot[1], s->neg = tot[2], s->pit_early = tot[3];
-  s->adv_n = tot[4], s->adv_sum = tot[5], s->adv_sq = tot[6], s->v0_sum = tot[7];
-  s->v0_n = tot[8], s->agree = tot[9], s->agree_n = tot[10], s->rollouts = tot[11];
-  s->skipped = tot[12];
   return 0;
 }
 
