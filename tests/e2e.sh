@@ -331,6 +331,7 @@ for m in sft rft dpo_outcome dpo_prefix awr; do
 done
 expect stepvalue_no_answers 1 "dataset 'plain' record 0: want a math record" -- "$LATHE" run "$T/stepneg.lua" --store sn1.lmdb --set mode=nomath
 expect stepvalue_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/stepneg.lua" --store sn2.lmdb --set mode=notlm
+expect stepneg_bad_step_count 1 "record 0: sample 0 says 5 steps, its text has 2" -- "$LATHE" run "$T/stepneg.lua" --store sn4.lmdb --set mode=badsteps
 expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
 if [ -f "$ROOT/share/data/math/gsm8k/test.jsonl.gz" ]; then
   expect gsm8k_import 0 "imported 1319 records" -- "$LATHE" data import "$ROOT/share/data/math/gsm8k/test.jsonl.gz" --name g --schema math --store gsm.lmdb

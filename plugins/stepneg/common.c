@@ -123,16 +123,18 @@ int sn_evaluate(nn_gpt_t *g, const nn_tok_t *t, const sn_prob_t *probs, int64_t 
   int C = g->cfg.ctx, chunk = 256, rc = 0;
   int *pr = malloc((size_t)chunk * C * sizeof *pr), *pl = malloc(chunk * sizeof *pl);
   int *out = malloc((size_t)chunk * C * sizeof *out), *ol = malloc(chunk * sizeof *ol);
+  int *skip = malloc(chunk * sizeof *skip);
   double right[2] = {0, 0}, spur[2] = {0, 0};
   int arith = 1;
   nn_rng_t rngs[SN_SHARDS];
   for (int s = 0; s < SN_SHARDS; s++) nn_rng_seed(&rngs[s], seed * 7919 + (uint64_t)s + 1);
-  if (!pr || !pl || !out || !ol) rc = LATHE_ENOMEM;
+  if (!pr || !pl || !out || !ol || !skip) rc = LATHE_ENOMEM;
   for (int64_t i0 = 0; i0 < n && !rc; i0 += chunk) {
     int B = (int)(n - i0 < chunk ? n - i0 : chunk), maxp = 1;
     for (int b = 0; b < B; b++) {
       pl[b] = sn_prompt(t, probs[i0 + b].q, pr + (size_t)b * C, C - 1);
-      if (pl[b] < 1) pl[b] = 1, pr[(size_t)b * C] = NN_TOK_EOS; /* too long: answered wrong */
+      skip[b] = pl[b] < 1; /* too long: a stand-in prompt, counted wrong */
+      if (skip[b]) pl[b] = 1, pr[(size_t)b * C] = NN_TOK_EOS;
       maxp = pl[b] > maxp ? pl[b] : maxp;
     }
     for (int greedy = 1; greedy >= 0 && !rc; greedy--) {
@@ -144,7 +146,7 @@ int sn_evaluate(nn_gpt_t *g, const nn_tok_t *t, const sn_prob_t *probs, int64_t 
           rc = LATHE_ENOMEM;
           break;
         }
-        int ok = mt_verify(s, probs[i0 + b].ans),
+        int ok = !skip[b] && mt_verify(s, probs[i0 + b].ans),
             fw = mt_arith_first_wrong(probs[i0 + b].q, s, mod);
         arith &= fw >= 0;
         right[greedy] += ok, spur[greedy] += ok && fw > 0;
@@ -152,7 +154,7 @@ int sn_evaluate(nn_gpt_t *g, const nn_tok_t *t, const sn_prob_t *probs, int64_t 
       }
     }
   }
-  free(pr), free(pl), free(out), free(ol);
+  free(pr), free(pl), free(out), free(ol), free(skip);
   if (rc) return rc;
   *e = (sn_eval_t){right[1] / n, right[0] / n, spur[1] / n, spur[0] / n, arith};
   return 0;

@@ -78,7 +78,7 @@ typedef struct {
   double awr_beta, w_max;
   const char *awr_values;
   item_t *it;
-  int nit;
+  int nit, cap;
   sn_prob_t *ev, *te;
   int64_t nev, nte;
   int64_t step, steps, warmup, eval_every;
@@ -147,10 +147,11 @@ static const char *str(json_object *o, const char *k) {
 }
 
 static int add_item(sg_t *s, item_t *x) {
-  if (!(s->nit & (s->nit - 1)) || !s->nit) {
-    item_t *p = realloc(s->it, (size_t)(s->nit ? 2 * s->nit : 64) * sizeof *p);
+  if (s->nit == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 64;
+    item_t *p = realloc(s->it, (size_t)cap * sizeof *p);
     if (!p) return LATHE_ENOMEM;
-    s->it = p;
+    s->it = p, s->cap = cap;
   }
   s->it[s->nit++] = *x;
   return 0;
@@ -203,11 +204,16 @@ static int build(sg_t *s, const lathe_host_t *h, lathe_ctx_t *c, json_object *o,
         T >= 1 && T <= SN_MAX_STEPS &&
         arr(e, s->method == AWR && !strcmp(s->awr_values, "bok") ? "advantages_bok" : "advantages",
             T, a);
+    int st[SN_MAX_STEPS];
     if (!t || T < 0)
       return h->fail(c, LATHE_EDATA,
                      "dataset record %lld: sample %d lacks text or "
                      "steps",
                      (long long)i, k);
+    if (T != mt_steps(t, st, SN_MAX_STEPS)) /* the per-step arrays index the text's steps */
+      return h->fail(c, LATHE_EDATA,
+                     "dataset record %lld: sample %d says %d steps, its text has %d", (long long)i,
+                     k, T, mt_steps(t, st, SN_MAX_STEPS));
     if (!has || (correct && s->method != AWR)) continue;
     if (cs < 1 || cs > T)
       return h->fail(c, LATHE_EDATA,
@@ -228,9 +234,7 @@ static int build(sg_t *s, const lathe_host_t *h, lathe_ctx_t *c, json_object *o,
           (*skipped)++;
           continue;
         }
-        /* the rejected continuation: the negative's steps c..T */
-        int st[SN_MAX_STEPS], n = mt_steps(t, st, SN_MAX_STEPS);
-        const char *rest = cs - 1 < n ? t + st[cs - 1] : "";
+        const char *rest = t + st[cs - 1]; /* the rejected: the negative's steps c..T */
         r = make_seq(s, q, t, cs - 1, cont, -1, 1, NULL, &x.s[0]);
         if (!r) r = make_seq(s, q, t, cs - 1, rest, -1, 1, NULL, &x.s[1]);
       } else {

@@ -2,7 +2,8 @@
 -- lacks them), an SFT policy (run 1), stepvalue (run 2), then stepneg (run 3)
 -- with `method`. mode "value" stops after stepvalue. Bad input: mode
 -- "nomath" (stepvalue on a dataset without answers), "notlm" (init_run is
--- not a language model), "zero" (rollouts = 0).
+-- not a language model), "zero" (rollouts = 0), "badsteps" (a stepvalue
+-- record whose step count disagrees with its text).
 local mode = lathe.opt("mode", "train")
 local every = lathe.opt("every", 1000)
 local sft_steps, problems = lathe.opt("sft_steps", 120), lathe.opt("problems", 12)
@@ -25,6 +26,13 @@ if mode == "nomath" then
 elseif mode == "notlm" then
   local r = lathe.run("regress", {steps = 2})
   sv_args.init_run = r.id
+end
+if mode == "badsteps" then -- a stepvalue record whose step count disagrees with its text
+  assert(lathe.data.create("sv", "any", {{question = "1+1", solution = "1+1=2\nans=2",
+    samples = {{text = "1+1=2\nans=2", correct = false, steps = 5, critical = 1,
+                advantages = {0, 0, 0, 0, 0}}}}}))
+  local r = lathe.run("stepneg", {dataset = "sv", init_run = sft.id, method = "awr", steps = 2})
+  error(r.error, 0)
 end
 local sv = lathe.run("stepvalue", sv_args)
 assert(sv.status == "done", sv.error)
