@@ -47,7 +47,12 @@ int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int s
 /* nn_lm_generate over S shards of consecutive sequences (shard s: sequences
  * [B s/S, B (s+1)/S), sampled with rngs[s]) run on up to `threads` threads,
  * BLAS held to one thread meanwhile. The result depends on S and the RNGs,
- * never on threads. S in 1..64; errors as nn_lm_generate. */
+ * never on threads. S in 1..64; errors as nn_lm_generate.
+ * Caveat: OpenBLAS's thread count is one setting per process, and sgemm's
+ * bits depend on it; with threads >= 2 another run stepped at the same time
+ * by another worker (`--workers 2 --threads 2`) may see one BLAS thread for
+ * a while and so lose bit-identity. With `--threads 1` (the setting for
+ * several workers) the hold changes nothing. */
 int nn_lm_generate_sharded(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride,
                            int max_new, const nn_gen_t *o, nn_rng_t *rngs, int S, int threads,
                            int *out, int *olen, float *logp);
