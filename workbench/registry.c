@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "nn/nn.h"
+#include "runimpl.h"
 
 typedef struct entry {
   char name[64];
@@ -253,6 +254,9 @@ int lathe_descriptor_check(const lathe_plugin_t *p) {
   switch (p->kind) {
   case LATHE_ALGORITHM:
     NEED(p->algorithm->step, "'%s' (algorithm) lacks step", p->name);
+    for (const lathe_opt_t *o = p->opts; o && o->key; o++) /* a run's own keys stay the host's */
+      for (const lathe_opt_t *r = run_host_opts; r->key; r++)
+        NEED(strcmp(o->key, r->key), "'%s': option '%s' is a key every run has", p->name, o->key);
     break;
   case LATHE_ENVIRONMENT:
     NEED(p->env->spaces && p->env->reset && p->env->set_state && p->env->step,

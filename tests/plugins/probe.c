@@ -7,6 +7,7 @@
  *   -DPROBE_ENV_STUB     an environment without set_state: refused at load
  *   -DPROBE_TASK_SAVES   a task with save/load: refused (a task is stateless)
  *   -DPROBE_TWO_KINDS    an algorithm that also sets an env interface: refused
+ *   -DPROBE_HOST_KEY     an algorithm option named max_steps, a key every run has: refused
  *   -DPROBE_BIG_SPACE    an environment with 65 observations: refused at create
  *   -DPROBE_NN_ABI=N     claims nn library ABI N: refused unless it is the loaded one
  * Each prints "probe: destroyed" from destroy, for the tests to see. Built by
@@ -15,7 +16,12 @@
 #include <stdio.h>
 #include <time.h>
 
+#ifdef PROBE_HOST_KEY
+static const lathe_opt_t opts[] = {
+    {"max_steps", LATHE_INT, "20", 1, 100, NULL, "shadows the host's"}, {NULL}};
+#else
 static const lathe_opt_t opts[] = {{NULL}};
+#endif
 
 static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   *self = calloc(1, 4096);
