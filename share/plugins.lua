@@ -24,3 +24,6 @@ lathe.register{name = "rrm", so = "rm.so"}
 lathe.register{name = "arith", so = "arith.so"}
 lathe.register{name = "stepvalue", so = "stepneg.so"}
 lathe.register{name = "stepneg", so = "stepneg.so"}
+lathe.register{name = "scenes", so = "pr2l.so"}
+lathe.register{name = "pr2l", so = "pr2l.so"}
+lathe.register{name = "pr2lprobe", so = "pr2l.so"}

@@ -227,6 +227,7 @@ KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set m
   --set dpo_steps=40 --set every=3
 KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
 KR_RUN=3 kill_resume stepneg_resume_after_sigkill 30 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
+KR_RUN=2 kill_resume pr2l_resume_after_sigkill 12 "$T/pr2l.lua" --set every=1
 KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
   --set steps=150 --set every=7
 
@@ -283,6 +284,7 @@ ckpt_damage rm_pairwise_resume_after_sigkill 1 30 "$T/rm.lua" --set type=pairwis
 ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epochs=0 --set steps=150 \
   --set every=7
 ckpt_damage stepvalue_resume_after_sigkill 2 4 "$T/stepneg.lua" --set mode=value --set every=1
+ckpt_damage pr2l_resume_after_sigkill 2 6 "$T/pr2l.lua" --set every=1
 ckpt_damage stepneg_resume_after_sigkill 3 20 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
@@ -333,6 +335,18 @@ expect stepvalue_no_answers 1 "dataset 'plain' record 0: want a math record" -- 
 expect stepvalue_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/stepneg.lua" --store sn2.lmdb --set mode=notlm
 expect stepneg_bad_step_count 1 "record 0: sample 0 says 5 steps, its text has 2" -- "$LATHE" run "$T/stepneg.lua" --store sn4.lmdb --set mode=badsteps
 expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
+
+# ---- PR2L: each representation, the prompt probe, the refusals ----
+for r in prompt generic raw; do
+  expect pr2l_$r 0 "pr2l $r: success [0-9.]+ held-out [0-9.]+ hit rate" -- "$LATHE" run "$T/pr2l.lua" --store pr2l_$r.lmdb --set repr=$r
+done
+saw pr2l_raw_no_cache "hit rate nil"
+expect pr2lprobe_prompt 0 "pr2lprobe prompt: accuracy [0-9.]+ answer [0-9.]+" -- "$LATHE" run "$T/pr2l.lua" --store pr2l_prompt.lmdb --set mode=probe
+expect pr2l_scenes_records 0 '"prompt":"you [0-4] [0-4] [.] [a-z]+ [0-4] [0-4] [.]' -- "$LATHE" data export sc --store pr2l_prompt.lmdb
+expect pr2l_not_lm 1 "model_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/pr2l.lua" --store p2a.lmdb --set mode=notlm
+expect pr2l_empty_prompt 3 "pr2l: prompt is empty" -- "$LATHE" run "$T/pr2l.lua" --store p2b.lmdb --set mode=empty
+expect pr2l_bad_layer 1 "layer 5: the model of run 1 has layers 0..1" -- "$LATHE" run "$T/pr2l.lua" --store p2c.lmdb --set mode=layer
+
 if [ -f "$ROOT/share/data/math/gsm8k/test.jsonl.gz" ]; then
   expect gsm8k_import 0 "imported 1319 records" -- "$LATHE" data import "$ROOT/share/data/math/gsm8k/test.jsonl.gz" --name g --schema math --store gsm.lmdb
   expect gsm8k_record 0 '"answer":"18","solution":"Janet sells 16 - 3 - 4 = 9 duck' -- "$LATHE" data export g --store gsm.lmdb
@@ -782,6 +796,8 @@ probe tasksaves -DPROBE_TASK_SAVES
 LATHE_PLUGIN_PATH=$WORK/tasksaves.so expect kind_task_saves 5 "pure function of its config: save and load must be NULL" -- "$LATHE" plugins
 probe twokinds -DPROBE_TWO_KINDS
 LATHE_PLUGIN_PATH=$WORK/twokinds.so expect kind_two 5 "must set its algorithm interface and no other" -- "$LATHE" plugins
+probe hostkey -DPROBE_HOST_KEY
+LATHE_PLUGIN_PATH=$WORK/hostkey.so expect plugin_option_host_key 5 "'probe': option 'max_steps' is a key every run has" -- "$LATHE" plugins
 probe nnabi -DPROBE_NN_ABI=99
 LATHE_PLUGIN_PATH=$WORK/nnabi.so expect nn_abi_mismatch 5 "built against nn library ABI 99, the loaded one is" -- "$LATHE" plugins
 if want nn_one_library; then # no plugin carries its own copy of the nn core

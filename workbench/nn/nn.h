@@ -306,6 +306,18 @@ double nn_cql_diff(const nn_cql_in_t *in, float *g_rand, float *g_cur, float *g_
 void nn_mc_returns(const float *r, const uint8_t *term, int T, double gamma, int sparse,
                    double r_fail, float *G);
 
+/* Generalised advantage estimation over a rollout of T steps of E
+ * environments, laid out (T, E): r, v (the value of each step's observation)
+ * and done (1: the episode ended after step t, so step t+1 of that
+ * environment starts a new one); v_last(E) values the observation after the
+ * last step. A truncated episode is bootstrapped by the caller (r += gamma
+ * V(final observation)) and marked done. adv(T, E) and ret = adv + v. */
+void nn_gae(const float *r, const float *v, const uint8_t *done, const float *v_last, int T, int E,
+            double gamma, double lambda, float *adv, float *ret);
+/* log softmax(z)[a] of K logits, the entropy H of softmax(z), and, when
+ * dz is not NULL, dz += g_lp d lp / dz + g_h d H / dz. */
+double nn_categorical(const float *z, int K, int a, double g_lp, double g_h, float *dz, double *H);
+
 /* ======================================================================== */
 /* Replay buffer (replay.c): a ring of transitions for off-policy RL.        */
 
@@ -507,6 +519,36 @@ int nn_parse_widths(const char *s, int *w, int max);
 float *nn_mlp_forward(nn_mlp_t *m, const float *x, int N);
 /* Backward of the last forward: grads += ..., dx(N,width[0]) += ... if dx. */
 void nn_mlp_backward(nn_mlp_t *m, const float *dout, float *dx);
+
+/* ======================================================================== */
+/* Attention pooling (pool.c): a variable-length sequence of C-wide vectors  */
+/* to one D-wide vector, PR2L's summarizer. H heads, each with a learned     */
+/* query q_h (D/H): k = W_k x, v = W_v x + b_v; per head a softmax over the  */
+/* sequence's first len[n] positions of q_h . k_t / sqrt(D/H) weighs v_t.    */
+/* q starts at zero (mean pooling); W_k, W_v as PyTorch's Linear.            */
+
+typedef struct nn_pool {
+  int C, D, H;
+  nn_params_t params; /* "<prefix>.q" (H, D/H), ".k.w" (D, C), ".v.w" (D, C), ".v.b" (D) */
+  int iq, ik, iv, ivb;
+  int N, T, cap;    /* the last forward's shape; rows allocated */
+  const float *x;   /* borrowed input of the last forward */
+  const int *len;   /* borrowed lengths of the last forward */
+  float *k, *v, *a; /* (N,T,D), (N,T,D), (N,H,T) */
+  float *out, *dk, *dv;
+  double *da; /* (T) backward scratch */
+} nn_pool_t;
+
+int nn_pool_init(nn_pool_t *p, const char *prefix, int C, int D, int H, nn_rng_t *r);
+void nn_pool_free(nn_pool_t *p);
+/* x(N,T,C) padded, len(N) in [0,T] (rows t >= len[n] are never read into the
+ * result; they must hold finite values); returns out(N,D), owned by p, valid
+ * until the next forward; a sequence of length 0 gives zeros. x and len are
+ * borrowed until the backward. NULL: no memory. */
+float *nn_pool_forward(nn_pool_t *p, const float *x, const int *len, int N, int T);
+/* Backward of the last forward from dout(N,D): parameter grads +=, and
+ * dx(N,T,C) += when not NULL (zero at masked rows). */
+void nn_pool_backward(nn_pool_t *p, const float *dout, float *dx);
 
 /* ======================================================================== */
 /* GPT: token + position embedding, L pre-LN blocks (attn, MLP 4C with GELU),  */

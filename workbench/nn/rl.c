@@ -98,3 +98,36 @@ void nn_mc_returns(const float *r, const uint8_t *term, int T, double gamma, int
   double g = 0.0;
   for (int t = T - 1; t >= 0; t--) G[t] = (float)(g = r[t] + gamma * (term[t] ? 0.0 : g));
 }
+
+void nn_gae(const float *r, const float *v, const uint8_t *done, const float *v_last, int T, int E,
+            double gamma, double lambda, float *adv, float *ret) {
+  for (int e = 0; e < E; e++) {
+    double last = 0.0;
+    for (int t = T - 1; t >= 0; t--) {
+      size_t i = (size_t)t * E + e;
+      double next = t == T - 1 ? v_last[e] : v[i + E], live = done[i] ? 0.0 : 1.0;
+      double delta = r[i] + gamma * next * live - v[i];
+      last = delta + gamma * lambda * live * last;
+      adv[i] = (float)last;
+      ret[i] = (float)(last + v[i]);
+    }
+  }
+}
+
+double nn_categorical(const float *z, int K, int a, double g_lp, double g_h, float *dz, double *H) {
+  double m = z[0], s = 0.0, h = 0.0;
+  for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;
+  for (int k = 0; k < K; k++) s += exp(z[k] - m);
+  double lse = m + log(s);
+  for (int k = 0; k < K; k++) {
+    double lp = z[k] - lse;
+    h -= exp(lp) * lp;
+  }
+  if (dz) /* d lp_a/dz_k = [k=a] - p_k; dH/dz_k = -p_k (lp_k + H) */
+    for (int k = 0; k < K; k++) {
+      double lp = z[k] - lse, p = exp(lp);
+      dz[k] += (float)(g_lp * ((k == a) - p) - g_h * p * (lp + h));
+    }
+  if (H) *H = h;
+  return z[a] - lse;
+}
