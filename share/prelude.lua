@@ -83,6 +83,16 @@ function stats.ci(scores, o)
   table.sort(bs)
   return est, quantile(bs, (1 - level) / 2), quantile(bs, 1 - (1 - level) / 2) end
 
+-- stats.cell(scores, fmt='%.3f'): a table cell "IQM [lo, hi]" with the 95%
+-- interval of stats.ci (seed 1); one score alone, without an interval; "-"
+-- for none.
+function stats.cell(scores, fmt)
+  fmt = fmt or '%.3f'
+  if #scores == 0 then return '-' end
+  local e, lo, hi = stats.ci(scores, {seed = 1})
+  if #scores == 1 then return string.format(fmt, e) end
+  return string.format(fmt .. ' [' .. fmt .. ', ' .. fmt .. ']', e, lo, hi) end
+
 -- P(X > Y) as rliable computes it: per task, the Mann-Whitney U of x over y
 -- divided by #x #y (ties count a half), averaged over tasks.
 local function p_improve(xs, ys)

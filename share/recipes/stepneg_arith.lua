@@ -141,11 +141,7 @@ local function multiplier(a, n) -- n_SFT(a) / n
   return math.exp((a - a0) / b) / n
 end
 
-local function cell(t)
-  if #t == 0 then return "-" end
-  local e, lo, hi = lathe.stats.ci(t, {seed = 1})
-  return #t > 1 and string.format("%.3f [%.3f, %.3f]", e, lo, hi) or string.format("%.3f", e)
-end
+local cell = lathe.stats.cell
 print(string.format("arith mod %d: SFT %d steps, then %d steps of each method (lr %g for sft and "
                     .. "rft, %g for DPO (beta %g), %g for awr); test pass@1 (greedy), IQM over %d "
                     .. "seed(s) [95%% bootstrap CI]", mod, sft_steps, extra, nll_lr, dpo_lr, beta,
