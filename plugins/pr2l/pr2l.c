@@ -25,7 +25,9 @@
  * eval_episodes episodes on the training layouts and as many on
  * heldout_layouts layouts no training episode saw (stream 1), from the same
  * starts at every evaluation, actions sampled from the policy with a fixed
- * stream, so every run and every evaluation is scored on the same episodes.
+ * stream, so every run and every evaluation is scored on the same episodes;
+ * eval/train_optimal_return and eval/heldout_optimal_return are the return of shortest paths from
+ * those starts.
  *
  * One step() is one PPO iteration (collection and update), plus an
  * evaluation when due. The checkpoint holds the networks with Adam's
@@ -364,7 +366,7 @@ static int minibatch(pp_t *p, const int *ix, int mb, stats_t *st) {
 /* Play n episodes on layouts lay[i % nl] from fixed starts with actions
  * sampled from a fixed stream: mean return and success rate. */
 static int evaluate(pp_t *p, const pw_layout_t *lay, int nl, uint64_t stream, double *ret,
-                    double *succ, const lathe_host_t *h, lathe_ctx_t *c) {
+                    double *succ, double *best, const lathe_host_t *h, lathe_ctx_t *c) {
   int n = p->eval_episodes, rc;
   nn_rng_t r;
   nn_rng_seed(&r, p->world_seed * 7919 + stream);
@@ -374,11 +376,16 @@ static int evaluate(pp_t *p, const pw_layout_t *lay, int nl, uint64_t stream, do
     free(s), free(live);
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   }
-  double R = 0, W = 0;
+  double R = 0, W = 0, B = 0;
   for (int i = 0; i < n; i++) {
     s[i] = (pw_state_t){lay[i % nl], 0, 0, 0};
     pw_start(&s[i].lay, &r, &s[i].ax, &s[i].ay);
     live[i] = 1;
+    for (int k = 0; k < s[i].lay.nobj; k++) /* a shortest path, then interact */
+      if (s[i].lay.type[k] == p->target) {
+        int d = abs(s[i].lay.x[k] - s[i].ax) + abs(s[i].lay.y[k] - s[i].ay);
+        B += d + 1 <= p->max_steps ? 1.0 - 0.9 * (d + 1) / p->max_steps : 0.0;
+      }
   }
   size_t rowsz = (size_t)p->Tcap * p->F;
   for (int t = 0; t < p->max_steps; t++) {
@@ -410,7 +417,7 @@ static int evaluate(pp_t *p, const pw_layout_t *lay, int nl, uint64_t stream, do
       if (term || trunc) live[i] = 0;
     }
   }
-  *ret = R / n, *succ = W / n, rc = 0;
+  *ret = R / n, *succ = W / n, *best = B / n, rc = 0;
 out:
   free(s), free(live);
   return rc;
@@ -539,11 +546,13 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     h->metric(c, "perf/feature_seconds", p->t_feat);
   }
   if (p->iter % p->eval_every == 0 || p->iter == p->iters) {
-    double r, w;
-    if ((rc = evaluate(p, p->train_lay, p->layouts, 1, &r, &w, h, c))) return rc;
+    double r, w, b;
+    if ((rc = evaluate(p, p->train_lay, p->layouts, 1, &r, &w, &b, h, c))) return rc;
     h->metric(c, "eval/train_return", r), h->metric(c, "eval/train_success", w);
-    if ((rc = evaluate(p, p->held_lay, p->heldout, 2, &r, &w, h, c))) return rc;
+    h->metric(c, "eval/train_optimal_return", b);
+    if ((rc = evaluate(p, p->held_lay, p->heldout, 2, &r, &w, &b, h, c))) return rc;
     h->metric(c, "eval/heldout_return", r), h->metric(c, "eval/heldout_success", w);
+    h->metric(c, "eval/heldout_optimal_return", b);
   }
   return p->iter >= p->iters ? LATHE_DONE : LATHE_CONTINUE;
 }
