@@ -1,7 +1,7 @@
 /* fuzz_ckpt.c - libFuzzer target: every checkpoint loader, through the plugin
  * ABI exactly as `lathe resume` calls it. The first byte picks a plugin
- * instance (dqn, cql, pref on a task, regress, and the five environments,
- * created once with small configs); the rest is what its save() wrote. A load
+ * instance (dqn, cql, pref on a task, regress, the five environments, pr2l on
+ * the raw grid, created once with small configs); the rest is what its save() wrote. A load
  * that succeeds is followed by two steps (an environment: one env step), so a
  * state load() accepts must also be one the plugin can run from. The seed
  * corpus is what save() writes, fresh and after a short run of each
@@ -39,6 +39,11 @@ static const struct {
     {"mountaincar", {NULL}, 0},
     {"pendulum", {NULL}, 0},
     {"pointmaze", {"maze=umaze", NULL}, 0},
+    {"pr2l",
+     {"repr=raw", "size=3", "dim=4", "pool_heads=1", "hidden=4", "num_envs=2", "num_steps=8",
+      "num_minibatches=2", "update_epochs=1", "layouts=4", "heldout_layouts=2",
+      "eval_every=1000000", "eval_episodes=2", "total_timesteps=100000000", NULL},
+     3},
 };
 #define N (int)(sizeof inst / sizeof *inst)
 static lathe_child_t *ch[N];
