@@ -27,3 +27,5 @@ lathe.register{name = "stepneg", so = "stepneg.so"}
 lathe.register{name = "scenes", so = "pr2l.so"}
 lathe.register{name = "pr2l", so = "pr2l.so"}
 lathe.register{name = "pr2lprobe", so = "pr2l.so"}
+lathe.register{name = "twentyq", so = "games.so"}
+lathe.register{name = "guessnum", so = "games.so"}

@@ -336,6 +336,14 @@ expect stepvalue_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LA
 expect stepneg_bad_step_count 1 "record 0: sample 0 says 5 steps, its text has 2" -- "$LATHE" run "$T/stepneg.lua" --store sn4.lmdb --set mode=badsteps
 expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
 
+# ---- turn-based text games (textenv, API 6.2) from Lua ----
+expect games_values 0 "twentyq 16/4: optimal -3.259189 identify -3.709875 blind -6.003167 \(undiscounted -3.50 -4.00 -7.50\)" -- "$LATHE" run "$T/games.lua" --store games.lmdb
+saw games_dialogue "Questions:[|]ask a0 1 [?] (yes|no)[|]ask a9 0 [?] invalid[|]"
+saw games_policy_exact "identify policy exact value -3.709875"
+saw games_guessnum "guessnum: optimal -3.782131 blind -11.061356"
+expect games_no_spaces 1 "twentyq: a text environment has no spaces" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=spaces
+expect games_not_a_run 1 "'twentyq' is a textenv; only an algorithm runs" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=run
+
 # ---- PR2L: each representation, the prompt probe, the refusals ----
 for r in prompt generic raw; do
   expect pr2l_$r 0 "pr2l $r: success [0-9.]+ held-out [0-9.]+ hit rate" -- "$LATHE" run "$T/pr2l.lua" --store pr2l_$r.lmdb --set repr=$r
@@ -769,11 +777,11 @@ fi
 # a plugin of API 5 (one int argument, a flat descriptor) serves no 6.x host
 printf '#include <stddef.h>\nstatic int p[8] = {5};\nconst void *lathe_plugin_entry(int v) { return v == 5 ? p : NULL; }\n' >old.c
 cc -shared -fPIC old.c -o old.so 2>/dev/null
-LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "serves no API 6\.1 .*rebuild it" -- "$LATHE" plugins
+LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "serves no API 6\.2 .*rebuild it" -- "$LATHE" plugins
 # one that claims a major it was not built for is refused by the registry too
 printf '#include <lathe.h>\nstatic const lathe_plugin_t p = {7, 0, "old"};\nconst lathe_plugin_t *lathe_plugin_entry(int a, int b) { return &p; }\n' >old7.c
 cc -shared -fPIC -I"$ROOT/workbench" old7.c -o old7.so 2>/dev/null
-LATHE_PLUGIN_PATH=$WORK/old7.so expect plugin_major 5 "built for plugin API 7\.0, this lathe speaks 6\.1" -- "$LATHE" plugins
+LATHE_PLUGIN_PATH=$WORK/old7.so expect plugin_major 5 "built for plugin API 7\.0, this lathe speaks 6\.2" -- "$LATHE" plugins
 probe() { # probe NAME -DFLAG...: build tests/plugins/probe.c as NAME.so
   local n=$1
   shift
@@ -788,7 +796,7 @@ if want abi_previous_minor; then
     expect abi_previous_minor 0 "hello position" -- "$LATHE" run "$T/user_plugin.lua" --store up60.lmdb --set so="$WORK/hello60.so"
   else bad abi_previous_minor "cc failed" "$(cat cc.err)"; fi
 fi
-probe newer -DLATHE_API_TARGET=2
+probe newer -DLATHE_API_TARGET=3
 LATHE_PLUGIN_PATH=$WORK/newer.so expect abi_newer_minor 5 "or a newer minor" -- "$LATHE" plugins
 probe envstub -DPROBE_ENV_STUB
 LATHE_PLUGIN_PATH=$WORK/envstub.so expect kind_env_stub 5 "'probe' \(environment\) lacks spaces, reset, set_state or step" -- "$LATHE" plugins
@@ -796,6 +804,10 @@ probe tasksaves -DPROBE_TASK_SAVES
 LATHE_PLUGIN_PATH=$WORK/tasksaves.so expect kind_task_saves 5 "pure function of its config: save and load must be NULL" -- "$LATHE" plugins
 probe twokinds -DPROBE_TWO_KINDS
 LATHE_PLUGIN_PATH=$WORK/twokinds.so expect kind_two 5 "must set its algorithm interface and no other" -- "$LATHE" plugins
+probe textstub -DPROBE_TEXTENV
+LATHE_PLUGIN_PATH=$WORK/textstub.so expect kind_textenv_stub 5 "'probe' \(textenv\) lacks reset or step" -- "$LATHE" plugins
+probe text61 -DPROBE_TEXTENV -DLATHE_API_TARGET=1
+LATHE_PLUGIN_PATH=$WORK/text61.so expect kind_textenv_before_6_2 5 "'probe': kind 5 is not one of 1-4" -- "$LATHE" plugins
 probe hostkey -DPROBE_HOST_KEY
 LATHE_PLUGIN_PATH=$WORK/hostkey.so expect plugin_option_host_key 5 "'probe': option 'max_steps' is a key every run has" -- "$LATHE" plugins
 probe nnabi -DPROBE_NN_ABI=99

@@ -36,6 +36,10 @@
  *    function of its config: save and load are NULL.
  *  - generator: produces a dataset record by record for `lathe data
  *    generate`; a pure function of its config: save and load are NULL.
+ *  - text environment (6.2): turn-based, the observation is text (the
+ *    dialogue so far) and the action one utterance; reward, terminated and
+ *    truncated per turn, as environments. Requires reset, step, save and
+ *    load.
  * The registry refuses a descriptor that breaks these rules, at load.
  *
  * Ownership. The descriptor, its interface and option table are static and
@@ -66,7 +70,7 @@
 #include <string.h>
 
 #define LATHE_API_MAJOR 6
-#define LATHE_API_MINOR 1
+#define LATHE_API_MINOR 2
 #ifndef LATHE_API_TARGET /* the minor a plugin builds against (see Versions) */
 #define LATHE_API_TARGET LATHE_API_MINOR
 #endif
@@ -281,15 +285,18 @@ typedef enum {
   LATHE_ALGORITHM = 1,
   LATHE_ENVIRONMENT = 2,
   LATHE_TASK = 3,
-  LATHE_GENERATOR = 4
+  LATHE_GENERATOR = 4,
+  LATHE_TEXTENV = 5 /* 6.2 */
 } lathe_kind_t;
 
-/* "algorithm", "environment", "task", "generator"; "?" for anything else. */
+/* "algorithm", "environment", "task", "generator", "textenv"; "?" for
+ * anything else. */
 static inline const char *lathe_kind_name(lathe_kind_t k) {
   return k == LATHE_ALGORITHM     ? "algorithm"
          : k == LATHE_ENVIRONMENT ? "environment"
          : k == LATHE_TASK        ? "task"
          : k == LATHE_GENERATOR   ? "generator"
+         : k == LATHE_TEXTENV     ? "textenv"
                                   : "?";
 }
 
@@ -349,6 +356,41 @@ typedef struct lathe_generator {
   int (*next)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, lathe_buf_t *out);
 } lathe_generator_t;
 
+#if LATHE_API_TARGET >= 2
+/* What a text environment knows of its expected returns from a fresh
+ * episode under discount gamma, each also undiscounted (NAN: unknown or
+ * meaningless): the optimal policy's; `identify`, the best policy that
+ * commits only once the answer is certain (twenty questions: ask until one
+ * candidate is left, then guess); `blind`, a policy that needs no learning
+ * (guessing through the candidates without asking). */
+typedef struct lathe_textenv_info {
+  double optimal, optimal_undiscounted, identify, identify_undiscounted;
+  double blind, blind_undiscounted;
+  int max_turns;     /* the turn limit (truncation), 0 if none */
+  int max_utterance; /* bytes an utterance may have; longer ones are the env's to judge */
+} lathe_textenv_info_t;
+
+/* A turn-based text environment (6.2). Observations are NUL-terminated text
+ * owned by the instance, valid until its next call. An utterance is any
+ * bytes (utt, n): a malformed one is the game's to answer (an "invalid"
+ * reply, the turn's reward), never an error; errors are for misuse (a step
+ * after the episode ended, before any reset). */
+typedef struct lathe_textenv {
+  /* Start an episode; seed as lathe_env_t's reset. */
+  int (*reset)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, uint64_t seed,
+               const char **obs);
+  int (*step)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, const char *utt, size_t n,
+              const char **obs, double *reward, int *terminated, int *truncated);
+  /* Optional (NULL: nothing known): the values under discount gamma. */
+  int (*info)(void *self, double gamma, lathe_textenv_info_t *info);
+  /* Optional: start an episode from hidden state index i in [0, *count)
+   * (the secret the game is about, e.g. the object), so a caller can
+   * enumerate every episode; i < 0 only writes *count. */
+  int (*set_hidden)(void *self, const lathe_host_t *h, lathe_ctx_t *ctx, int64_t i, int64_t *count,
+                    const char **obs);
+} lathe_textenv_t;
+#endif
+
 /* ---- the descriptor -------------------------------------------------------- */
 
 typedef struct lathe_plugin {
@@ -379,6 +421,9 @@ typedef struct lathe_plugin {
   const lathe_env_t *env;
   const lathe_task_t *task;
   const lathe_generator_t *generator;
+#if LATHE_API_TARGET >= 2
+  const lathe_textenv_t *textenv; /* 6.2; the host reads it only from minor >= 2 */
+#endif
 } lathe_plugin_t;
 
 typedef const lathe_plugin_t *(*lathe_plugin_entry_fn)(int host_major, int host_minor);

@@ -180,9 +180,10 @@ static const struct command {
      "  lathe plugins dqn\n"
      "  LATHE_PLUGIN_PATH=$PWD/hello.so lathe plugins hello\n"
      "usage: lathe plugins [NAME]\n"
-     "  Kinds: algorithm (runs), environment, task, generator. Your own plugin is a\n"
-     "  shared object built against lathe.h (plugin API 6.1; one built for 6.0 loads\n"
-     "  too), declared by LATHE_PLUGIN_PATH or lathe.register{}: see\n"
+     "  Kinds: algorithm (runs), environment, task, generator, textenv (turn-based,\n"
+     "  text in and out). Your own plugin is a shared object built against lathe.h\n"
+     "  (plugin API 6.2; one built for 6.0 or 6.1 loads too), declared by\n"
+     "  LATHE_PLUGIN_PATH or lathe.register{}: see\n"
      "  share/examples/hello.c. A plugin that breaks its kind's rules is refused\n"
      "  with the rule it breaks.\n"},
     {"data", NULL, cmd_data, " --store --set --name --schema ", "manage datasets in the store",

@@ -236,16 +236,22 @@ int lathe_descriptor_check(const lathe_plugin_t *p) {
                         p->nn_abi, nn_abi_version());
   NEED(p->name && p->name[0], "the descriptor has no name");
   NEED(p->create && p->destroy, "'%s' lacks create or destroy", p->name);
-  NEED(p->kind >= LATHE_ALGORITHM && p->kind <= LATHE_GENERATOR, "'%s': kind %d is not one of 1-4",
-       p->name, (int)p->kind);
+  /* the text environment kind and its interface exist from minor 2 on; an
+   * older descriptor has no textenv field to read */
+  const lathe_textenv_t *textenv = p->minor >= 2 ? p->textenv : NULL;
+  int last = p->minor >= 2 ? LATHE_TEXTENV : LATHE_GENERATOR;
+  NEED(p->kind >= LATHE_ALGORITHM && (int)p->kind <= last, "'%s': kind %d is not one of 1-%d",
+       p->name, (int)p->kind, last);
   const char *kind = lathe_kind_name(p->kind);
-  int set = !!p->algorithm + !!p->env + !!p->task + !!p->generator;
+  int set = !!p->algorithm + !!p->env + !!p->task + !!p->generator + !!textenv;
   const void *mine = p->kind == LATHE_ALGORITHM     ? (const void *)p->algorithm
                      : p->kind == LATHE_ENVIRONMENT ? (const void *)p->env
                      : p->kind == LATHE_TASK        ? (const void *)p->task
+                     : p->kind == LATHE_TEXTENV     ? (const void *)textenv
                                                     : (const void *)p->generator;
   NEED(mine && set == 1, "'%s' (%s) must set its %s interface and no other", p->name, kind, kind);
-  int stateful = p->kind == LATHE_ALGORITHM || p->kind == LATHE_ENVIRONMENT;
+  int stateful =
+      p->kind == LATHE_ALGORITHM || p->kind == LATHE_ENVIRONMENT || p->kind == LATHE_TEXTENV;
   NEED(stateful ? p->save && p->load : !p->save && !p->load,
        stateful ? "'%s' (%s) lacks save or load"
                 : "'%s' (%s) is a pure function of its config: "
@@ -269,6 +275,9 @@ int lathe_descriptor_check(const lathe_plugin_t *p) {
   case LATHE_GENERATOR:
     NEED(p->generator->schema && p->generator->next, "'%s' (generator) lacks schema or next",
          p->name);
+    break;
+  case LATHE_TEXTENV:
+    NEED(textenv->reset && textenv->step, "'%s' (textenv) lacks reset or step", p->name);
     break;
   }
   return 0;

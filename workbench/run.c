@@ -366,9 +366,10 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
   if (p->kind != LATHE_ALGORITHM)
     return lathe_seterr(LATHE_EUSAGE, "%s: '%s' is a%s %s; only an algorithm runs (%s)", where,
                         p->name, p->kind == LATHE_ENVIRONMENT ? "n" : "", lathe_kind_name(p->kind),
-                        p->kind == LATHE_ENVIRONMENT ? "use it from one, or lathe.env()"
-                        : p->kind == LATHE_TASK      ? "give it to the pref plugin"
-                                                     : "use lathe data generate");
+                        p->kind == LATHE_ENVIRONMENT || p->kind == LATHE_TEXTENV
+                            ? "use it from one, or lathe.env()"
+                        : p->kind == LATHE_TASK ? "give it to the pref plugin"
+                                                : "use lathe data generate");
   lathe_run_t *r = run_alloc(s, p);
   if (!r) return LATHE_ENOMEM;
   if ((rc = lathe_cfg_init(&r->cfg, p->name, p->opts, run_host_opts))) {

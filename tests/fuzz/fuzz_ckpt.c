@@ -1,11 +1,10 @@
 /* fuzz_ckpt.c - libFuzzer target: every checkpoint loader, through the plugin
  * ABI exactly as `lathe resume` calls it. The first byte picks a plugin
  * instance (dqn, cql, pref on a task, regress, the five environments, pr2l on
- * the raw grid, created once with small configs); the rest is what its save() wrote. A load
- * that succeeds is followed by two steps (an environment: one env step), so a
- * state load() accepts must also be one the plugin can run from. The seed
- * corpus is what save() writes, fresh and after a short run of each
- * (LATHE_FUZZ_SEEDS=DIR writes it). */
+ * the raw grid, the two text games, created once with small configs); the rest is what its save()
+ * wrote. A load that succeeds is followed by two steps (an environment: one env step), so a state
+ * load() accepts must also be one the plugin can run from. The seed corpus is what save() writes,
+ * fresh and after a short run of each (LATHE_FUZZ_SEEDS=DIR writes it). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +43,8 @@ static const struct {
       "num_minibatches=2", "update_epochs=1", "layouts=4", "heldout_layouts=2",
       "eval_every=1000000", "eval_episodes=2", "total_timesteps=100000000", NULL},
      3},
+    {"twentyq", {"objects=64", "attributes=6", NULL}, 0},
+    {"guessnum", {NULL}, 0},
 };
 #define N (int)(sizeof inst / sizeof *inst)
 static lathe_child_t *ch[N];
@@ -69,7 +70,15 @@ static void write_seed(const char *dir, int i, const char *tag) {
 static void step(int i, int n) {
   const lathe_plugin_t *p = ch[i]->p;
   for (int k = 0; k < n; k++) {
-    if (p->kind == LATHE_ENVIRONMENT) {
+    if (p->kind == LATHE_TEXTENV) {
+      const char *obs;
+      double r;
+      int term, trunc;
+      const lathe_host_t *h = lathe_host();
+      if (p->textenv->step(ch[i]->self, h, &ch[i]->ctx, "guess 3 .", 9, &obs, &r, &term, &trunc) ||
+          term || trunc)
+        p->textenv->reset(ch[i]->self, h, &ch[i]->ctx, LATHE_NO_SEED, &obs);
+    } else if (p->kind == LATHE_ENVIRONMENT) {
       float a[LATHE_SPACE_MAX] = {0}, obs[LATHE_SPACE_MAX];
       double r;
       int term, trunc;
@@ -96,6 +105,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (ch[i]->p->kind == LATHE_ENVIRONMENT) {
       float obs[LATHE_SPACE_MAX];
       ch[i]->p->env->reset(ch[i]->self, lathe_host(), &ch[i]->ctx, 1, obs);
+    }
+    if (ch[i]->p->kind == LATHE_TEXTENV) {
+      const char *obs;
+      ch[i]->p->textenv->reset(ch[i]->self, lathe_host(), &ch[i]->ctx, 1, &obs);
     }
     if (seeds) write_seed(seeds, i, "fresh");
     step(i, inst[i].warm ? inst[i].warm : 7);

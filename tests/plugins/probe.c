@@ -8,6 +8,8 @@
  *   -DPROBE_TASK_SAVES   a task with save/load: refused (a task is stateless)
  *   -DPROBE_TWO_KINDS    an algorithm that also sets an env interface: refused
  *   -DPROBE_HOST_KEY     an algorithm option named max_steps, a key every run has: refused
+ *   -DPROBE_TEXTENV      a text environment without step: refused; with
+ *                        -DLATHE_API_TARGET=1 too, kind 5 does not exist yet: refused
  *   -DPROBE_BIG_SPACE    an environment with 65 observations: refused at create
  *   -DPROBE_NN_ABI=N     claims nn library ABI N: refused unless it is the loaded one
  * Each prints "probe: destroyed" from destroy, for the tests to see. Built by
@@ -97,6 +99,17 @@ static const lathe_env_t env = {.spaces = spaces, .reset = reset, .step = env_st
 static const lathe_env_t env = {
     .spaces = spaces, .reset = reset, .set_state = set_state, .step = env_step};
 #endif
+#ifdef PROBE_TEXTENV
+static int text_reset(void *self, const lathe_host_t *h, lathe_ctx_t *c, uint64_t seed,
+                      const char **obs) {
+  (void)self, (void)h, (void)c, (void)seed;
+  *obs = "";
+  return 0;
+}
+#if LATHE_API_TARGET >= 2
+static const lathe_textenv_t textenv = {.reset = text_reset};
+#endif
+#endif
 static const lathe_task_t task = {
     .spec = spec, .prompt = prompt, .reward = reward, .reference = reference};
 
@@ -120,6 +133,13 @@ static const lathe_plugin_t plugin = {
 #elif defined(PROBE_TASK_SAVES)
     .kind = LATHE_TASK,
     .task = &task,
+    .save = save,
+    .load = load,
+#elif defined(PROBE_TEXTENV)
+    .kind = (lathe_kind_t)5,
+#if LATHE_API_TARGET >= 2
+    .textenv = &textenv,
+#endif
     .save = save,
     .load = load,
 #elif defined(PROBE_TWO_KINDS)
