@@ -318,6 +318,24 @@ void nn_gae(const float *r, const float *v, const uint8_t *done, const float *v_
  * dz is not NULL, dz += g_lp d lp / dz + g_h d H / dz. */
 double nn_categorical(const float *z, int K, int a, double g_lp, double g_h, float *dz, double *H);
 
+/* ArCHer's utterance-level critic (specs/archer.md): twin heads Q_k(s, a)
+ * and V_k(s), k = 1, 2, with a Polyak target copy (nn_params_polyak).
+ * TD target of one head: y = r + gamma (1 - done) Vbar_k(s'), head-matched
+ * (Q1 bootstraps from Vbar1, Q2 from Vbar2; no min). */
+double nn_archer_target(double r, int done, double gamma, double vbar);
+/* The sum over the two heads of the mean squared error over B rows, L =
+ * mean (p1 - y1)^2 + mean (p2 - y2)^2: L_Q with predictions Q_k(s, a) and
+ * targets y_k; L_V with V_k(s) and Qbar_k(s, a^) at a fresh policy
+ * utterance. d1, d2 (if not NULL) get dL/dp. */
+double nn_archer_pair_mse(const float *p1, const float *p2, const float *y1, const float *y2, int B,
+                          float *d1, float *d2);
+/* The actor's advantage, from the current critic: min(Q1, Q2)(s, a^) -
+ * min(V1, V2)(s). */
+double nn_archer_advantage(double q1, double q2, double v1, double v2);
+/* The first index of the largest of v[0..n) (CHAI: the candidate with the
+ * highest min(Qbar1, Qbar2)); -1 for n < 1. */
+int nn_argmax_first(const double *v, int n);
+
 /* ======================================================================== */
 /* Replay buffer (replay.c): a ring of transitions for off-policy RL.        */
 

@@ -131,3 +131,30 @@ double nn_categorical(const float *z, int K, int a, double g_lp, double g_h, flo
   if (H) *H = h;
   return z[a] - lse;
 }
+
+double nn_archer_target(double r, int done, double gamma, double vbar) {
+  return r + (done ? 0.0 : gamma * vbar);
+}
+
+double nn_archer_pair_mse(const float *p1, const float *p2, const float *y1, const float *y2, int B,
+                          float *d1, float *d2) {
+  double l = 0.0;
+  for (int i = 0; i < B; i++) {
+    double e1 = (double)p1[i] - y1[i], e2 = (double)p2[i] - y2[i];
+    l += (e1 * e1 + e2 * e2) / B;
+    if (d1) d1[i] = (float)(2.0 * e1 / B);
+    if (d2) d2[i] = (float)(2.0 * e2 / B);
+  }
+  return l;
+}
+
+double nn_archer_advantage(double q1, double q2, double v1, double v2) {
+  return fmin(q1, q2) - fmin(v1, v2);
+}
+
+int nn_argmax_first(const double *v, int n) {
+  int best = n > 0 ? 0 : -1;
+  for (int i = 1; i < n; i++)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
