@@ -42,7 +42,8 @@ TEST(games_spec_values) {
   ASSERT_NEAR(gm_blind(64, 20, 0.95), -11.061356, 5e-7);
   ASSERT_NEAR(gm_blind(64, 20, 1.0), -16.71875, 1e-12);
   ASSERT(opt > id); /* guessing among a few beats asking them apart */
-  ASSERT_NEAR(gn_value(64, 20, 1.0), -264.0 / 64, 1e-12); /* binary search: 264 wrong guesses in all */
+  ASSERT_NEAR(gn_value(64, 20, 1.0), -264.0 / 64,
+              1e-12); /* binary search: 264 wrong guesses in all */
 }
 
 /* every set of 16 candidates, every turn, every action: no pruning */
@@ -62,7 +63,8 @@ TEST(games_twentyq_optimum_brute_force) {
         for (int i = 0; i < 16; i++) a |= (uint32_t)(i >> j & 1) << i;
         uint32_t s1 = S & a, s0 = S & ~a & 0xffffu;
         double v = !s1 || !s0 ? -1 + g * brute[S][t + 1]
-                              : -1 + g * (__builtin_popcount(s1) * brute[s1][t + 1] +
+                              : -1 + g *
+                                         (__builtin_popcount(s1) * brute[s1][t + 1] +
                                           __builtin_popcount(s0) * brute[s0][t + 1]) /
                                          m;
         best = v > best ? v : best;
@@ -97,7 +99,7 @@ TEST(games_twentyq_dialogue) {
   say(e, "ask a4 1 ?", &obs, &term, &trunc);           /* no attribute a4 */
   say(e, "guess o16 .", &obs, &term, &trunc);          /* no object o16 */
   say(e, "guess o05 .", &obs, &term, &trunc);          /* not a name */
-  say(e, "ask  a3   0 ?", &obs, &term, &trunc);         /* spaces are separators */
+  say(e, "ask  a3   0 ?", &obs, &term, &trunc);        /* spaces are separators */
   say(e, "guess o4 .", &obs, &term, &trunc);
   ASSERT_STR(obs, "Questions:\nask a0 1 ? yes\nask a1 1 ? no\nask a2 0 ? no\nask a4 1 ? invalid\n"
                   "guess o16 . invalid\nguess o05 . invalid\nask a3 0 ? yes\nguess o4 . no\n");
@@ -162,8 +164,10 @@ static void policy(const char *name, const char *obs, char *u, size_t cap) {
   int lo = 1, hi = 64; /* bisect */
   for (const char *p = strchr(obs, '\n') + 1; *p; p = strchr(p, '\n') + 1) {
     int k = atoi(p + 6);
-    if (strstr(p, "higher") && strstr(p, "higher") < strchr(p, '\n')) lo = k + 1;
-    else hi = k - 1;
+    if (strstr(p, "higher") && strstr(p, "higher") < strchr(p, '\n'))
+      lo = k + 1;
+    else
+      hi = k - 1;
   }
   snprintf(u, cap, "guess %d .", (lo + hi) / 2);
 }

@@ -20,8 +20,8 @@
 #include "../../workbench/lathe.h"
 #include "../../workbench/nn/nn.h"
 
-#define GM_MAX_UTT  64   /* max_utterance: bytes (after the cut at a newline) */
-#define GM_MAX_TEXT 4096 /* the dialogue: intro + max_turns lines of at most 80 bytes */
+#define GM_MAX_UTT   64   /* max_utterance: bytes (after the cut at a newline) */
+#define GM_MAX_TEXT  4096 /* the dialogue: intro + max_turns lines of at most 80 bytes */
 #define GM_MAX_WORDS 8
 
 typedef struct {
@@ -70,7 +70,8 @@ static inline int gm_words(const char *utt, size_t n, char *buf, char **w) {
 static inline double gm_turn(gm_dialogue_t *d, const char *shown, const char *reply, int win,
                              int *terminated, int *truncated) {
   int n = snprintf(d->text + d->len, sizeof d->text - d->len, "%s %s\n", shown, reply);
-  if (n > 0) d->len += (size_t)n < sizeof d->text - d->len ? (size_t)n : sizeof d->text - d->len - 1;
+  if (n > 0)
+    d->len += (size_t)n < sizeof d->text - d->len ? (size_t)n : sizeof d->text - d->len - 1;
   d->turn++;
   *terminated = win, *truncated = !win && d->turn >= d->max_turns;
   d->done = *terminated || *truncated;
@@ -116,10 +117,8 @@ static inline const char *gm_load(gm_dialogue_t *d, lathe_buf_t *b, int64_t coun
 }
 
 #define TEXTENV_PLUGIN(ID, NAME, DOC)                                                              \
-  static const lathe_textenv_t ID##_if = {.reset = ID##_reset,                                     \
-                                          .step = ID##_step,                                       \
-                                          .info = ID##_info,                                       \
-                                          .set_hidden = ID##_set_hidden};                          \
+  static const lathe_textenv_t ID##_if = {                                                         \
+      .reset = ID##_reset, .step = ID##_step, .info = ID##_info, .set_hidden = ID##_set_hidden};   \
   static const lathe_plugin_t ID##_plugin = {.major = LATHE_API_MAJOR,                             \
                                              .minor = LATHE_API_TARGET,                            \
                                              .name = NAME,                                         \

@@ -91,7 +91,8 @@ static int twentyq_step(void *self, const lathe_host_t *h, lathe_ctx_t *c, const
   char buf[GM_MAX_UTT + 1], *w[GM_MAX_WORDS];
   int k = gm_words(utt, n, buf, w), win = 0;
   const char *reply = "invalid";
-  if (k == 4 && !strcmp(w[0], "ask") && !strcmp(w[3], "?") && (!strcmp(w[2], "0") || !strcmp(w[2], "1"))) {
+  if (k == 4 && !strcmp(w[0], "ask") && !strcmp(w[3], "?") &&
+      (!strcmp(w[2], "0") || !strcmp(w[2], "1"))) {
     int a = numbered(w[1], 'a', t->K);
     if (a >= 0) reply = (int)(t->d.hidden >> a & 1) == w[2][0] - '0' ? "yes" : "no";
   } else if (k == 3 && !strcmp(w[0], "guess") && !strcmp(w[2], ".")) {
@@ -104,7 +105,8 @@ static int twentyq_step(void *self, const lathe_host_t *h, lathe_ctx_t *c, const
   else { /* the words as parsed, one space apart */
     size_t m = 0;
     shown[0] = 0;
-    for (int i = 0; i < k; i++) m += (size_t)snprintf(shown + m, sizeof shown - m, "%s%s", i ? " " : "", w[i]);
+    for (int i = 0; i < k; i++)
+      m += (size_t)snprintf(shown + m, sizeof shown - m, "%s%s", i ? " " : "", w[i]);
   }
   *reward = gm_turn(&t->d, shown, reply, win, terminated, truncated);
   *obs = t->d.text;
