@@ -341,6 +341,8 @@ expect games_values 0 "twentyq 16/4: optimal -3.259189 identify -3.709875 blind 
 saw games_dialogue "Questions:[|]ask a0 1 [?] (yes|no)[|]ask a9 0 [?] invalid[|]"
 saw games_policy_exact "identify policy exact value -3.709875"
 saw games_guessnum "guessnum: optimal -3.782131 blind -11.061356"
+expect gameplay_generate 0 "generated [0-9]+ records as 'tq'" -- "$LATHE" data generate gameplay tq --set episodes=50 --store games.lmdb
+expect gameplay_records 0 '"prompt":"Questions:\\n","response":"(ask a[0-3] [01] [?]|guess o[0-9]+ [.])"' -- "$LATHE" data export tq --store games.lmdb
 expect games_no_spaces 1 "twentyq: a text environment has no spaces" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=spaces
 expect games_not_a_run 1 "'twentyq' is a textenv; only an algorithm runs" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=run
 
