@@ -228,6 +228,7 @@ KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set m
 KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
 KR_RUN=3 kill_resume stepneg_resume_after_sigkill 30 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 KR_RUN=2 kill_resume pr2l_resume_after_sigkill 12 "$T/pr2l.lua" --set every=1
+KR_RUN=2 kill_resume archer_resume_after_sigkill 6 "$T/archer.lua" --set every=1
 KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
   --set steps=150 --set every=7
 
@@ -285,6 +286,7 @@ ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epoch
   --set every=7
 ckpt_damage stepvalue_resume_after_sigkill 2 4 "$T/stepneg.lua" --set mode=value --set every=1
 ckpt_damage pr2l_resume_after_sigkill 2 6 "$T/pr2l.lua" --set every=1
+ckpt_damage archer_resume_after_sigkill 2 3 "$T/archer.lua" --set every=1
 ckpt_damage stepneg_resume_after_sigkill 3 20 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 
 # ref.lmdb: the never-stopped 3000-step run the signal and store tests compare with
@@ -343,6 +345,10 @@ saw games_policy_exact "identify policy exact value -3.709875"
 saw games_guessnum "guessnum: optimal -3.782131 blind -11.061356"
 expect gameplay_generate 0 "generated [0-9]+ records as 'tq'" -- "$LATHE" data generate gameplay tq --set episodes=50 --store games.lmdb
 expect gameplay_records 0 '"prompt":"Questions:\\n","response":"(ask a[0-3] [01] [?]|guess o[0-9]+ [.])"' -- "$LATHE" data export tq --store games.lmdb
+expect archer_pipeline 0 "archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer.lmdb
+expect archer_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/archer.lua" --store ar1.lmdb --set mode=notlm
+expect archer_no_tokenizer 1 "init_run 2 \(pref\): its model has no tokenizer, so it cannot write the game's words" -- "$LATHE" run "$T/archer.lua" --store ar2.lmdb --set mode=notok
+expect archer_not_a_game 1 "archer: game 'cartpole' is an environment, not a text environment" -- "$LATHE" run "$T/archer.lua" --store ar3.lmdb --set mode=notgame
 expect games_no_spaces 1 "twentyq: a text environment has no spaces" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=spaces
 expect games_not_a_run 1 "'twentyq' is a textenv; only an algorithm runs" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=run
 

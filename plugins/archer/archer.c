@@ -1,0 +1,644 @@
+/* archer.c - ArCHer (Zhou et al. 2024; specs/archer.md): an off-policy,
+ * utterance-level critic learned by TD from a replay buffer, and a
+ * token-level language policy trained by REINFORCE with the critic's
+ * advantage, on a turn-based text game (a textenv: twentyq, guessnum).
+ *
+ * Policy: the GPT of another run (`init_run`, a behaviour-cloning warm
+ * start, e.g. sft on `gameplay` records); an utterance is sampled (T = 1)
+ * after the dialogue so far until <eos> or max_new tokens. Critic: a small
+ * GPT encoder of its own (the policy's tokenizer, trained from scratch),
+ * e(x) = its final hidden state at a text's last token; s and a are encoded
+ * by separate passes (one batch); Q_k = MLP_k([e_s; e_a]) and V_k =
+ * MLP_k'(e_s), k = 1, 2, each 2 hidden ReLU layers of the encoder's width;
+ * a target copy of everything, Polyak tau.
+ *
+ * One step() is one iteration: `envs` trajectories collected with the
+ * current policy into a FIFO replay buffer; `critic_steps` critic updates,
+ * each over `grad_accum` minibatches of `batch` transitions drawn uniformly
+ * (gradients summed, then clipped at max_grad_norm, one Adam step, one
+ * Polyak update): L = sum_k mean (Q_k(s,a) - y_k)^2 + sum_k mean (V_k(s) -
+ * Qbar_k(s, a^))^2, y_k = r + gamma (1 - d) Vbar_k(s'), a^ freshly sampled;
+ * after `warmup` iterations, `actor_steps` actor updates alike with L_pi =
+ * -mean A log pi(a^|s), A = min Q(s, a^) - min V(s) from the current
+ * critic. Evaluation every eval_every iterations plays every hidden state
+ * of the game greedily (the exact value of the greedy policy) and reports
+ * the critic's V(s0) beside the sampled trajectories' discounted return.
+ *
+ * The checkpoint holds both networks and the target with Adam's moments,
+ * the replay buffer's text, the RNG and the counters; the games are reset at
+ * every iteration's start, so their state between steps is nothing. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../workbench/lathe.h"
+#include "../../workbench/nn/lm.h"
+#include "../../workbench/nn/nn.h"
+
+static const lathe_opt_t opts[] = {
+    {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the policy's run (a BC warm start)"},
+    {"game", LATHE_STR, "twentyq", 0, 0, NULL, "the text environment"},
+    {"game_config", LATHE_STR, "", 0, 0, NULL, "its options, key=value,key=value"},
+    {"iterations", LATHE_INT, "200", 1, 1e9, NULL, "iterations"},
+    {"envs", LATHE_INT, "32", 1, 1024, NULL, "trajectories collected per iteration"},
+    {"buffer", LATHE_INT, "100000", 1, 1e8, NULL, "replay capacity (transitions)"},
+    {"batch", LATHE_INT, "8", 1, 4096, NULL, "minibatch"},
+    {"grad_accum", LATHE_INT, "4", 1, 4096, NULL, "minibatches summed per update"},
+    {"critic_steps", LATHE_INT, "10", 0, 1e6, NULL, "critic updates per iteration"},
+    {"actor_steps", LATHE_INT, "3", 0, 1e6, NULL, "actor updates per iteration"},
+    {"warmup", LATHE_INT, "5", 0, 1e9, NULL, "iterations of critic updates only"},
+    {"critic_lr", LATHE_NUM, "1e-3", 0, 1, NULL, "critic Adam learning rate"},
+    {"actor_lr", LATHE_NUM, "1e-4", 0, 1, NULL, "policy Adam learning rate"},
+    {"gamma", LATHE_NUM, "0.95", 0, 1, NULL, "discount"},
+    {"tau", LATHE_NUM, "0.1", 0, 1, NULL, "Polyak rate of the target critic"},
+    {"max_grad_norm", LATHE_NUM, "1", 0, 1e6, NULL, "gradient-norm clip (0: off)"},
+    {"max_new", LATHE_INT, "16", 1, 256, NULL, "tokens an utterance may take"},
+    {"critic_layers", LATHE_INT, "1", 1, 16, NULL, "critic encoder layers"},
+    {"critic_width", LATHE_INT, "64", 8, 1024, NULL, "critic encoder width"},
+    {"eval_every", LATHE_INT, "10", 1, 1e9, NULL, "iterations between evaluations"},
+    {NULL}};
+
+typedef struct {
+  char *s, *a, *s2;
+  float r;
+  uint8_t d;
+} tr_t;
+
+typedef struct {
+  nn_gpt_t enc;
+  nn_mlp_t q[2], v[2];
+} critic_t;
+
+typedef struct {
+  /* configuration */
+  int E, B, accum, critic_steps, actor_steps, max_new, C;
+  int64_t iters, warmup, eval_every, cap;
+  double clr, alr, gamma, tau, clip;
+  const lathe_plugin_t *gp;
+  void *game[1024];
+  int64_t hidden; /* the game's hidden states (set_hidden), 0 if not enumerable */
+  nn_tok_t tok;
+  nn_gpt_t pol;
+  critic_t cr, tg;
+  nn_adamw_t copt, aopt;
+  /* state */
+  nn_rng_t rng;
+  int64_t iter, n, head; /* replay: n transitions, ring head */
+  tr_t *rb;
+  /* scratch */
+  int *ids, *len, *out, *olen;
+  float *e, *de, *mask, *lp, *dlp;
+} ar_t;
+
+static void tr_free(tr_t *t) {
+  free(t->s), free(t->a), free(t->s2);
+  memset(t, 0, sizeof *t);
+}
+
+static void critic_free(critic_t *c) {
+  nn_gpt_free(&c->enc);
+  for (int k = 0; k < 2; k++) nn_mlp_free(&c->q[k]), nn_mlp_free(&c->v[k]);
+}
+
+static void destroy(void *self) {
+  ar_t *p = self;
+  if (!p) return;
+  for (int64_t i = 0; p->rb && i < p->cap; i++) tr_free(&p->rb[i]);
+  free(p->rb);
+  nn_tok_free(&p->tok), nn_gpt_free(&p->pol), critic_free(&p->cr), critic_free(&p->tg);
+  free(p->ids), free(p->len), free(p->out), free(p->olen), free(p->e), free(p->de);
+  free(p->mask), free(p->lp), free(p->dlp);
+  free(p); /* the games are the host's */
+}
+
+/* The critic's parameter sets: the encoder, Q1, Q2, V1, V2. */
+static nn_params_t *cset(critic_t *c, int k) {
+  return k == 0 ? &c->enc.params : k < 3 ? &c->q[k - 1].params : &c->v[k - 3].params;
+}
+
+static int critic_init(critic_t *c, const nn_tok_t *tok, int ctx, int layers, int C, nn_rng_t *r) {
+  nn_gpt_config_t gc = {tok->vocab, ctx, layers, 4, C};
+  if (nn_gpt_init(&c->enc, gc, r)) return LATHE_ENOMEM;
+  for (int k = 0; k < 2; k++)
+    if (nn_mlp_init(&c->q[k], k ? "q2" : "q1", 3, (int[]){2 * C, C, C, 1}, NN_RELU, 0, r) ||
+        nn_mlp_init(&c->v[k], k ? "v2" : "v1", 3, (int[]){C, C, C, 1}, NN_RELU, 0, r))
+      return LATHE_ENOMEM;
+  return 0;
+}
+
+/* Encode text into at most `max` ids, keeping its end (the latest turns). */
+static int encode_tail(const nn_tok_t *t, const char *s, int *ids, int max) {
+  int n = nn_tok_encode(t, s, strlen(s), NULL, 0);
+  if (n <= max) return nn_tok_encode(t, s, strlen(s), ids, max);
+  int *all = malloc((size_t)n * sizeof *all);
+  if (!all) return -1;
+  nn_tok_encode(t, s, strlen(s), all, n);
+  memcpy(ids, all + (n - max), (size_t)max * sizeof *ids);
+  free(all);
+  return max;
+}
+
+/* Encoder states e(n, C) of texts[0..n): the final hidden state at each
+ * text's last token (texts right-padded into one batch). The forward's
+ * activations stay in g for enc_backward. */
+static int enc_forward(ar_t *p, nn_gpt_t *g, char *const *texts, int n, float *e) {
+  int ctx = g->cfg.ctx, T = 1;
+  if (n < 1 || n > 65536) return LATHE_ESHAPE;
+  for (int i = 0; i < n; i++) {
+    int k = encode_tail(&p->tok, texts[i], p->ids + (size_t)i * ctx, ctx);
+    if (k < 0) return LATHE_ENOMEM;
+    p->len[i] = k < 1 ? 1 : k;
+    if (k < 1) p->ids[(size_t)i * ctx] = NN_TOK_PAD;
+    T = p->len[i] > T ? p->len[i] : T;
+  }
+  if (n < 1) return LATHE_ESHAPE;
+  int *tok = calloc((size_t)n * (size_t)T, sizeof *tok);
+  if (!tok) return LATHE_ENOMEM;
+  for (int i = 0; i < n; i++)
+    for (int t = 0; t < T; t++) tok[(size_t)i * T + t] = t < p->len[i] ? p->ids[(size_t)i * ctx + t] : NN_TOK_PAD;
+  const float *h = nn_gpt_hidden(g, tok, n, T);
+  free(tok);
+  if (!h) return LATHE_ENOMEM;
+  for (int i = 0; i < n; i++)
+    memcpy(e + (size_t)i * p->C, h + ((size_t)i * T + p->len[i] - 1) * p->C, p->C * sizeof *e);
+  return 0;
+}
+
+/* Backward of enc_forward from de(n, C). */
+static int enc_backward(ar_t *p, nn_gpt_t *g, const float *de, int n) {
+  int T = g->T;
+  float *d = calloc((size_t)n * T * p->C, sizeof *d);
+  if (!d) return LATHE_ENOMEM;
+  for (int i = 0; i < n; i++)
+    memcpy(d + ((size_t)i * T + p->len[i] - 1) * p->C, de + (size_t)i * p->C, p->C * sizeof *d);
+  nn_gpt_backward_hidden(g, d);
+  free(d);
+  return 0;
+}
+
+/* Q_k(s, a) and V_k(s) of a batch from encoder states es, ea (n, C). */
+static void heads(critic_t *c, const float *es, const float *ea, int n, int C, float *q1, float *q2,
+                  float *v1, float *v2, float *cat) {
+  for (int i = 0; i < n; i++) {
+    memcpy(cat + (size_t)i * 2 * C, es + (size_t)i * C, C * sizeof *cat);
+    memcpy(cat + (size_t)i * 2 * C + C, ea + (size_t)i * C, C * sizeof *cat);
+  }
+  float *o[4] = {q1, q2, v1, v2};
+  for (int k = 0; k < 4; k++) {
+    if (!o[k]) continue;
+    const float *y = k < 2 ? nn_mlp_forward(&c->q[k], cat, n) : nn_mlp_forward(&c->v[k - 2], es, n);
+    memcpy(o[k], y, (size_t)n * sizeof *y);
+  }
+}
+
+/* Sample (or greedily decode) an utterance for each of n dialogues. */
+static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
+  int ctx = p->pol.cfg.ctx, room = ctx - p->max_new;
+  for (int i = 0; i < n; i++) {
+    int k = encode_tail(&p->tok, dialogue[i], p->ids + (size_t)i * ctx, room);
+    if (k < 1) return LATHE_ENOMEM;
+    p->len[i] = k;
+  }
+  static const int stop[1] = {NN_TOK_EOS};
+  nn_gen_t o = {greedy ? 0.0f : 1.0f, 0, 1.0f, stop, 1, 0};
+  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o, &p->rng, p->out,
+                          p->olen, NULL);
+  if (rc) return rc;
+  for (int i = 0; i < n; i++) {
+    size_t cap = (size_t)p->olen[i] * 16 + 1;
+    free(utt[i]);
+    if (!(utt[i] = malloc(cap))) return LATHE_ENOMEM;
+    nn_tok_decode(&p->tok, p->out + (size_t)i * p->max_new, p->olen[i], utt[i], cap);
+  }
+  return 0;
+}
+
+/* Append a transition (the buffer owns the strings). */
+static int push(ar_t *p, const char *s, const char *a, float r, const char *s2, int d) {
+  tr_t *t = &p->rb[p->head];
+  tr_free(t);
+  t->s = strdup(s), t->a = strdup(a), t->s2 = strdup(s2), t->r = r, t->d = (uint8_t)d;
+  if (!t->s || !t->a || !t->s2) return LATHE_ENOMEM;
+  p->head = (p->head + 1) % p->cap;
+  if (p->n < p->cap) p->n++;
+  return 0;
+}
+
+/* One trajectory per game with the sampling policy; transitions into the
+ * buffer; *ret: the mean discounted return, *win: the share that won. */
+static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win) {
+  int E = p->E, rc = 0, live = E;
+  char **dlg = calloc((size_t)E, sizeof *dlg), **utt = calloc((size_t)E, sizeof *utt);
+  char **sub = calloc((size_t)E, sizeof *sub), **su = calloc((size_t)E, sizeof *su);
+  int *alive = malloc((size_t)E * sizeof *alive), *idx = malloc((size_t)E * sizeof *idx);
+  double *disc = malloc((size_t)E * sizeof *disc);
+  *ret = *win = 0;
+  if (!dlg || !utt || !sub || !su || !alive || !idx || !disc) rc = LATHE_ENOMEM;
+  for (int e = 0; e < E && !rc; e++) {
+    const char *o;
+    if ((rc = p->gp->textenv->reset(p->game[e], h, c, nn_rng_u64(&p->rng) >> 1, &o))) break;
+    if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
+    alive[e] = 1, disc[e] = 1;
+  }
+  while (!rc && live) {
+    int m = 0;
+    for (int e = 0; e < E; e++)
+      if (alive[e]) idx[m] = e, sub[m++] = dlg[e];
+    if ((rc = act(p, sub, m, 0, su))) break;
+    for (int j = 0; j < m && !rc; j++) {
+      int e = idx[j], term, trunc;
+      const char *o;
+      double r;
+      rc = p->gp->textenv->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc);
+      if (rc) break;
+      *ret += disc[e] * r / E, disc[e] *= p->gamma;
+      if ((rc = push(p, dlg[e], su[j], (float)r, o, term))) break;
+      free(dlg[e]);
+      if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
+      if (term || trunc) alive[e] = 0, live--, *win += (double)term / E;
+    }
+  }
+  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(utt[e]), free(su ? su[e] : NULL);
+  free(dlg), free(utt), free(sub), free(su), free(alive), free(idx), free(disc);
+  return rc == LATHE_ENOMEM ? h->fail(c, rc, "archer: out of memory while collecting") : rc;
+}
+
+static double clip_sets(nn_params_t **ps, int n, double max) {
+  double ss = 0;
+  for (int k = 0; k < n; k++)
+    for (size_t i = 0; i < ps[k]->total; i++) ss += (double)ps[k]->g[i] * ps[k]->g[i];
+  double norm = sqrt(ss);
+  if (max > 0 && norm > max)
+    for (int k = 0; k < n; k++)
+      for (size_t i = 0; i < ps[k]->total; i++) ps[k]->g[i] *= (float)(max / (norm + 1e-6));
+  return norm;
+}
+
+/* One critic minibatch of B transitions ix: gradients accumulate. */
+static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
+  int C = p->C, rc;
+  char **txt = calloc((size_t)2 * B, sizeof *txt), **ah = calloc((size_t)B, sizeof *ah);
+  float *f = malloc((size_t)B * (4 * 2 * C + 16) * sizeof *f);
+  if (!txt || !ah || !f) {
+    free(txt), free(ah), free(f);
+    return LATHE_ENOMEM;
+  }
+  float *es = f, *ea = es + (size_t)B * C, *cat = ea + (size_t)B * C, *q1 = cat + (size_t)B * 2 * C;
+  float *q2 = q1 + B, *v1 = q2 + B, *v2 = v1 + B, *y1 = v2 + B, *y2 = y1 + B, *z1 = y2 + B;
+  float *z2 = z1 + B, *d1 = z2 + B, *d2 = d1 + B;
+  /* targets: y_k = r + gamma (1 - d) Vbar_k(s'); z_k = Qbar_k(s, a^), a^ ~ pi(s) */
+  for (int i = 0; i < B; i++) txt[i] = p->rb[ix[i]].s2;
+  if ((rc = enc_forward(p, &p->tg.enc, txt, B, es))) goto out;
+  heads(&p->tg, es, es, B, C, NULL, NULL, y1, y2, cat);
+  for (int i = 0; i < B; i++) {
+    y1[i] = (float)nn_archer_target(p->rb[ix[i]].r, p->rb[ix[i]].d, p->gamma, y1[i]);
+    y2[i] = (float)nn_archer_target(p->rb[ix[i]].r, p->rb[ix[i]].d, p->gamma, y2[i]);
+    txt[i] = p->rb[ix[i]].s;
+  }
+  if ((rc = act(p, txt, B, 0, ah))) goto out;
+  for (int i = 0; i < B; i++) txt[B + i] = ah[i];
+  /* es and ea are contiguous: 2B rows, the states then the utterances */
+  if ((rc = enc_forward(p, &p->tg.enc, txt, 2 * B, es))) goto out;
+  heads(&p->tg, es, es + (size_t)B * C, B, C, z1, z2, NULL, NULL, cat);
+  /* the current critic on (s, a) */
+  for (int i = 0; i < B; i++) txt[B + i] = p->rb[ix[i]].a;
+  if ((rc = enc_forward(p, &p->cr.enc, txt, 2 * B, es))) goto out;
+  heads(&p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
+  *loss += nn_archer_pair_mse(q1, q2, y1, y2, B, d1, d2);
+  float *dq[2] = {d1, d2};
+  float *dcat = calloc((size_t)B * 2 * C, sizeof *dcat), *de = calloc((size_t)2 * B * C, sizeof *de);
+  if (!dcat || !de) {
+    free(dcat), free(de);
+    rc = LATHE_ENOMEM;
+    goto out;
+  }
+  for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.q[k], dq[k], dcat);
+  for (int i = 0; i < B; i++)
+    for (int j = 0; j < C; j++)
+      de[(size_t)i * C + j] += dcat[(size_t)i * 2 * C + j],
+          de[(size_t)(B + i) * C + j] += dcat[(size_t)i * 2 * C + C + j];
+  *loss += nn_archer_pair_mse(v1, v2, z1, z2, B, d1, d2);
+  for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.v[k], dq[k], de);
+  rc = enc_backward(p, &p->cr.enc, de, 2 * B);
+  free(dcat), free(de);
+out:
+  for (int i = 0; i < B; i++) free(ah[i]);
+  free(txt), free(ah), free(f);
+  return rc;
+}
+
+/* One actor minibatch over states ix: a^ ~ pi(s), A from the current
+ * critic, gradients of -mean A log pi(a^|s) accumulate into the policy. */
+static int actor_batch(ar_t *p, const int64_t *ix, int B, double *adv_mean) {
+  int C = p->C, ctx = p->pol.cfg.ctx, rc = 0, T = 1;
+  char **txt = calloc((size_t)2 * B, sizeof *txt), **ah = calloc((size_t)B, sizeof *ah);
+  int *tok = malloc((size_t)B * ctx * sizeof *tok);
+  float *mask = calloc((size_t)B * ctx, sizeof *mask), *f = malloc((size_t)B * (4 * C + 8) * sizeof *f);
+  if (!txt || !ah || !tok || !mask || !f) {
+    rc = LATHE_ENOMEM;
+    goto out;
+  }
+  for (int i = 0; i < B; i++) txt[i] = p->rb[ix[i]].s;
+  if ((rc = act(p, txt, B, 0, ah))) goto out;
+  for (int i = 0; i < B; i++) T = p->len[i] + p->olen[i] > T ? p->len[i] + p->olen[i] : T;
+  for (int i = 0; i < B; i++) /* dialogue ++ utterance, the utterance's tokens scored */
+    for (int t = 0; t < T; t++) {
+      int pl = p->len[i], ol = p->olen[i];
+      tok[(size_t)i * T + t] = t < pl ? p->ids[(size_t)i * ctx + t]
+                               : t < pl + ol ? p->out[(size_t)i * p->max_new + t - pl]
+                                             : NN_TOK_PAD;
+      mask[(size_t)i * T + t] = t >= pl && t < pl + ol;
+    }
+  float *es = f, *cat = es + (size_t)2 * B * C, *q1 = cat + 0, *q2, *v1, *v2;
+  (void)q1;
+  for (int i = 0; i < B; i++) txt[B + i] = ah[i];
+  if ((rc = enc_forward(p, &p->cr.enc, txt, 2 * B, es))) goto out;
+  q1 = malloc((size_t)B * 4 * sizeof *q1);
+  if (!q1) {
+    rc = LATHE_ENOMEM;
+    goto out;
+  }
+  q2 = q1 + B, v1 = q2 + B, v2 = v1 + B;
+  heads(&p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
+  for (int i = 0; i < B; i++) {
+    double A = nn_archer_advantage(q1[i], q2[i], v1[i], v2[i]);
+    p->dlp[i] = (float)(-A / B), *adv_mean += A / B;
+  }
+  free(q1);
+  nn_gpt_logprobs(&p->pol, p->lp, tok, mask, B, T);
+  nn_gpt_logprobs_backward(&p->pol, p->dlp, mask);
+out:
+  for (int i = 0; ah && i < B; i++) free(ah[i]);
+  free(txt), free(ah), free(tok), free(mask), free(f);
+  return rc;
+}
+
+/* The greedy policy played on every hidden state: the exact value of it
+ * (mean discounted return) and its win rate; the critic's min V(s0). */
+static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win,
+                    double *v0) {
+  const lathe_textenv_t *t = p->gp->textenv;
+  int64_t n = p->hidden;
+  int E = p->E, rc = 0;
+  char **dlg = calloc((size_t)E, sizeof *dlg), **su = calloc((size_t)E, sizeof *su);
+  char **sub = calloc((size_t)E, sizeof *sub);
+  int *idx = malloc((size_t)E * sizeof *idx), *alive = malloc((size_t)E * sizeof *alive);
+  double *disc = malloc((size_t)E * sizeof *disc);
+  *ret = *win = 0;
+  if (!dlg || !su || !sub || !idx || !alive || !disc) rc = LATHE_ENOMEM;
+  for (int64_t i0 = 0; i0 < n && !rc; i0 += E) {
+    int m = (int)(n - i0 < E ? n - i0 : E), live = m;
+    for (int e = 0; e < m && !rc; e++) {
+      const char *o;
+      int64_t cnt;
+      if ((rc = t->set_hidden(p->game[e], h, c, i0 + e, &cnt, &o))) break;
+      free(dlg[e]);
+      if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
+      alive[e] = 1, disc[e] = 1;
+    }
+    while (!rc && live) {
+      int k = 0;
+      for (int e = 0; e < m; e++)
+        if (alive[e]) idx[k] = e, sub[k++] = dlg[e];
+      if ((rc = act(p, sub, k, 1, su))) break;
+      for (int j = 0; j < k && !rc; j++) {
+        int e = idx[j], term, trunc;
+        const char *o;
+        double r;
+        if ((rc = t->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc))) break;
+        *ret += disc[e] * r / n, disc[e] *= p->gamma;
+        free(dlg[e]);
+        if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
+        if (term || trunc) alive[e] = 0, live--, *win += (double)term / n;
+      }
+    }
+  }
+  if (!rc) { /* V(s0): the first dialogue of any episode */
+    const char *o;
+    float e0[1024], v1, v2, cat[2048];
+    char *s0;
+    rc = t->reset(p->game[0], h, c, 0, &o);
+    s0 = rc ? NULL : strdup(o);
+    if (!rc && !s0) rc = LATHE_ENOMEM;
+    if (!rc && !(rc = enc_forward(p, &p->cr.enc, &s0, 1, e0))) {
+      heads(&p->cr, e0, e0, 1, p->C, NULL, NULL, &v1, &v2, cat);
+      *v0 = fmin(v1, v2);
+    }
+    free(s0);
+  }
+  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
+  free(dlg), free(su), free(sub), free(idx), free(alive), free(disc);
+  return rc == LATHE_ENOMEM ? h->fail(c, rc, "archer: out of memory while evaluating") : rc;
+}
+
+static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
+  ar_t *p = self;
+  double ret, win, closs = 0, adv = 0, cgn = 0, agn = 0;
+  int rc = collect(p, h, c, &ret, &win);
+  if (rc) return rc;
+  int64_t ix[4096];
+  for (int s = 0; s < p->critic_steps; s++) {
+    for (int k = 0; k < 5; k++) nn_params_zero_grad(cset(&p->cr, k));
+    for (int a = 0; a < p->accum; a++) {
+      for (int i = 0; i < p->B; i++) ix[i] = (int64_t)(nn_rng_u64(&p->rng) % (uint64_t)p->n);
+      if ((rc = critic_batch(p, ix, p->B, &closs))) return h->fail(c, rc, "archer: out of memory");
+    }
+    nn_params_t *ps[5];
+    for (int k = 0; k < 5; k++) ps[k] = cset(&p->cr, k);
+    cgn += clip_sets(ps, 5, p->clip) / p->critic_steps;
+    for (int k = 0; k < 5; k++) {
+      if (nn_adamw_step(ps[k], &p->copt, (float)p->clr))
+        return h->fail(c, LATHE_ENOMEM, "out of memory");
+      nn_params_polyak(cset(&p->tg, k), ps[k], (float)p->tau);
+    }
+  }
+  if (p->iter >= p->warmup)
+    for (int s = 0; s < p->actor_steps; s++) {
+      nn_params_zero_grad(&p->pol.params);
+      for (int a = 0; a < p->accum; a++) {
+        for (int i = 0; i < p->B; i++) ix[i] = (int64_t)(nn_rng_u64(&p->rng) % (uint64_t)p->n);
+        if ((rc = actor_batch(p, ix, p->B, &adv)))
+          return h->fail(c, rc, "archer: out of memory");
+      }
+      nn_params_t *ps[1] = {&p->pol.params};
+      agn += clip_sets(ps, 1, p->clip) / p->actor_steps;
+      if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr))
+        return h->fail(c, LATHE_ENOMEM, "out of memory");
+    }
+  p->iter++;
+  h->metric(c, "charts/trajectories", (double)p->iter * p->E);
+  h->metric(c, "rollout/return", ret), h->metric(c, "rollout/win_rate", win);
+  if (p->critic_steps) {
+    h->metric(c, "critic/loss", closs / p->critic_steps / p->accum);
+    h->metric(c, "critic/grad_norm", cgn);
+  }
+  if (p->iter > p->warmup && p->actor_steps) {
+    h->metric(c, "actor/advantage", adv / p->actor_steps / p->accum);
+    h->metric(c, "actor/grad_norm", agn);
+  }
+  h->metric(c, "buffer/transitions", (double)p->n);
+  if (p->hidden && (p->iter % p->eval_every == 0 || p->iter == p->iters)) {
+    double r, w, v0 = NAN;
+    if ((rc = evaluate(p, h, c, &r, &w, &v0))) return rc;
+    h->metric(c, "eval/return", r), h->metric(c, "eval/win_rate", w);
+    h->metric(c, "critic/v_s0", v0);
+  }
+  return p->iter >= p->iters ? LATHE_DONE : LATHE_CONTINUE;
+}
+
+static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
+  ar_t *p = calloc(1, sizeof *p);
+  if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  *self = p;
+  p->E = (int)h->cfg_int(c, "envs"), p->B = (int)h->cfg_int(c, "batch");
+  p->accum = (int)h->cfg_int(c, "grad_accum"), p->critic_steps = (int)h->cfg_int(c, "critic_steps");
+  p->actor_steps = (int)h->cfg_int(c, "actor_steps"), p->max_new = (int)h->cfg_int(c, "max_new");
+  p->iters = h->cfg_int(c, "iterations"), p->warmup = h->cfg_int(c, "warmup");
+  p->eval_every = h->cfg_int(c, "eval_every"), p->cap = h->cfg_int(c, "buffer");
+  p->clr = h->cfg_num(c, "critic_lr"), p->alr = h->cfg_num(c, "actor_lr");
+  p->gamma = h->cfg_num(c, "gamma"), p->tau = h->cfg_num(c, "tau");
+  p->clip = h->cfg_num(c, "max_grad_norm"), p->C = (int)h->cfg_int(c, "critic_width");
+  p->copt = (nn_adamw_t){(float)p->clr, 0.9f, 0.999f, 1e-8f, 0.0f};
+  p->aopt = (nn_adamw_t){(float)p->alr, 0.9f, 0.999f, 1e-8f, 0.0f};
+  nn_rng_seed(&p->rng, h->seed(c));
+  if (p->B > 4096) return h->fail(c, LATHE_ECONFIG, "archer: batch above 4096");
+  /* the policy */
+  uint32_t run = (uint32_t)h->cfg_int(c, "init_run");
+  lathe_buf_t b = {0};
+  char plugin[64] = "";
+  int has = 0, rc;
+  if (!run) return h->fail(c, LATHE_ECONFIG, "archer: no policy given (init_run = RUN)");
+  if (h->run_checkpoint(c, run, &b, plugin))
+    return h->fail(c, LATHE_ECONFIG, "init_run %u: no such run or no checkpoint", run);
+  rc = nn_lm_load(&p->tok, &has, &p->pol, &b);
+  lathe_buf_free(&b);
+  if (rc)
+    return h->fail(c, LATHE_ECONFIG, "init_run %u (%s): not a language model", run, plugin);
+  if (!has)
+    return h->fail(c, LATHE_ECONFIG,
+                   "init_run %u (%s): its model has no tokenizer, so it cannot write the game's "
+                   "words",
+                   run, plugin);
+  nn_params_reset_opt(&p->pol.params);
+  int ctx = p->pol.cfg.ctx;
+  if (p->max_new >= ctx)
+    return h->fail(c, LATHE_ECONFIG, "archer: max_new %d leaves no room in the policy's context %d",
+                   p->max_new, ctx);
+  /* the games */
+  const char *game = h->cfg_str(c, "game"), *gc = h->cfg_str(c, "game_config");
+  for (int e = 0; e < p->E; e++) {
+    if ((rc = lathe_plugin_create_list(h, c, game, gc, &p->gp, &p->game[e]))) return rc;
+    if (p->gp->kind != LATHE_TEXTENV)
+      return h->fail(c, LATHE_ECONFIG, "archer: game '%s' is a%s %s, not a text environment",
+                     game, p->gp->kind == LATHE_ALGORITHM || p->gp->kind == LATHE_ENVIRONMENT ? "n" : "",
+                     lathe_kind_name(p->gp->kind));
+  }
+  if (p->gp->textenv->set_hidden) {
+    const char *o;
+    if ((rc = p->gp->textenv->set_hidden(p->game[0], h, c, -1, &p->hidden, &o))) return rc;
+  }
+  /* the critic and its target */
+  if (critic_init(&p->cr, &p->tok, ctx, (int)h->cfg_int(c, "critic_layers"), p->C, &p->rng) ||
+      critic_init(&p->tg, &p->tok, ctx, (int)h->cfg_int(c, "critic_layers"), p->C, &p->rng))
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  for (int k = 0; k < 5; k++) nn_params_copy(cset(&p->tg, k), cset(&p->cr, k));
+  int rows = 2 * p->B > p->E ? 2 * p->B : p->E;
+  p->rb = calloc((size_t)p->cap, sizeof *p->rb);
+  p->ids = malloc((size_t)rows * ctx * sizeof *p->ids), p->len = malloc((size_t)rows * sizeof *p->len);
+  p->out = malloc((size_t)rows * p->max_new * sizeof *p->out);
+  p->olen = malloc((size_t)rows * sizeof *p->olen);
+  p->lp = malloc((size_t)p->B * sizeof *p->lp), p->dlp = malloc((size_t)p->B * sizeof *p->dlp);
+  if (!p->rb || !p->ids || !p->len || !p->out || !p->olen || !p->lp || !p->dlp)
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
+  h->set_total(c, p->iters);
+  return 0;
+}
+
+#define ARCHER_STATE_VERSION 1u
+
+static void put_str(lathe_buf_t *b, const char *s) {
+  uint32_t n = (uint32_t)strlen(s);
+  LATHE_PUT(b, n);
+  lathe_buf_put(b, s, n);
+}
+
+static char *get_str(lathe_buf_t *b) {
+  uint32_t n;
+  LATHE_GET(b, n);
+  if (b->err || n > lathe_buf_left(b) || n > (1u << 20)) return b->err = LATHE_ECKPT, NULL;
+  char *s = malloc((size_t)n + 1);
+  if (!s) return b->err = LATHE_ENOMEM, NULL;
+  lathe_buf_get(b, s, n), s[n] = 0;
+  if (memchr(s, 0, n)) return free(s), b->err = LATHE_ECKPT, NULL;
+  return s;
+}
+
+static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
+  (void)h, (void)c;
+  ar_t *p = self;
+  uint32_t v = ARCHER_STATE_VERSION;
+  LATHE_PUT(b, v), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->iter), LATHE_PUT(b, p->cap);
+  LATHE_PUT(b, p->n), LATHE_PUT(b, p->head);
+  for (int64_t i = 0; i < p->n; i++) {
+    tr_t *t = &p->rb[i];
+    put_str(b, t->s), put_str(b, t->a), put_str(b, t->s2);
+    LATHE_PUT(b, t->r), LATHE_PUT(b, t->d);
+  }
+  nn_params_save(&p->pol.params, b, 1);
+  for (int k = 0; k < 5; k++) nn_params_save(cset(&p->cr, k), b, 1), nn_params_save(cset(&p->tg, k), b, 0);
+  return b->err;
+}
+
+static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *b) {
+  ar_t *p = self;
+  uint32_t v;
+  int64_t cap, n, head, iter;
+  LATHE_GET(b, v);
+  if (v != ARCHER_STATE_VERSION) return h->fail(c, LATHE_ECKPT, "archer: checkpoint version %u", v);
+  LATHE_GET(b, p->rng), LATHE_GET(b, iter), LATHE_GET(b, cap), LATHE_GET(b, n), LATHE_GET(b, head);
+  if (b->err) return h->fail(c, LATHE_ECKPT, "archer: truncated checkpoint (counters)");
+  if (cap != p->cap || n < 0 || n > cap || head < 0 || head >= cap || (n < cap && head != n) ||
+      iter < 0 || iter > p->iters)
+    return h->fail(c, LATHE_ECKPT,
+                   "archer: checkpoint buffer of %lld/%lld at %lld, iteration %lld: out of range",
+                   (long long)n, (long long)cap, (long long)head, (long long)iter);
+  for (int64_t i = 0; i < p->cap; i++) tr_free(&p->rb[i]);
+  for (int64_t i = 0; i < n; i++) {
+    tr_t *t = &p->rb[i];
+    t->s = get_str(b), t->a = get_str(b), t->s2 = get_str(b);
+    LATHE_GET(b, t->r), LATHE_GET(b, t->d);
+    if (b->err || !isfinite(t->r) || t->d > 1) {
+      p->n = i + 1; /* freed by destroy or the next load */
+      return h->fail(c, LATHE_ECKPT, "archer: checkpoint transition %lld is damaged", (long long)i);
+    }
+  }
+  p->n = n, p->head = head, p->iter = iter;
+  if (nn_params_load(&p->pol.params, b))
+    return h->fail(c, LATHE_ECKPT, "archer: checkpoint policy does not match init_run's model");
+  for (int k = 0; k < 5; k++)
+    if (nn_params_load(cset(&p->cr, k), b) || nn_params_load(cset(&p->tg, k), b))
+      return h->fail(c, LATHE_ECKPT, "archer: checkpoint critic does not match this configuration");
+  return 0;
+}
+
+static const lathe_algorithm_t algorithm = {.step = step, .main_metric = "eval/return"};
+
+static const lathe_plugin_t plugin = {
+    .major = LATHE_API_MAJOR,
+    .minor = LATHE_API_TARGET,
+    .name = "archer",
+    .kind = LATHE_ALGORITHM,
+    .version = "0.1.0",
+    .doc = "ArCHer: an utterance-level off-policy critic (twin Q and V, TD from a replay buffer) "
+           "and a token-level policy gradient, on a text game",
+    .opts = opts,
+    .nn_abi = NN_ABI,
+    .create = create,
+    .destroy = destroy,
+    .save = save,
+    .load = load,
+    .algorithm = &algorithm,
+};
+
+LATHE_PLUGIN_ENTRY(plugin)

@@ -1,0 +1,27 @@
+-- ArCHer end to end, small: noisy scripted twentyq play (made when the
+-- store lacks it), a byte-level BC policy (run 1), then archer (run 2).
+-- Bad input: mode "notlm" (init_run is not a language model), "notok" (a
+-- policy without a tokenizer: a task policy of pref), "notgame" (the game
+-- is not a text environment).
+local mode, every = lathe.opt("mode", "train"), lathe.opt("every", 1000)
+if not lathe.data.count("play") then
+  assert(lathe.data.generate("play", "gameplay", {episodes = 100, objects = 8, attributes = 3}))
+end
+local bc = lathe.run("sft", {dataset = "play", tokenizer = "bytes", layers = 1, heads = 2, width = 32,
+                             ctx = 160, batch = 8, steps = 20, lr = 3e-3, warmup = 2, holdout = 0,
+                             eval_every = 1000})
+assert(bc.status == "done", bc.error)
+local args = {init_run = bc.id, game_config = "objects=8,attributes=3", iterations = 6, envs = 4,
+              batch = 4, grad_accum = 2, critic_steps = 2, actor_steps = 1, warmup = 2,
+              eval_every = 3, critic_width = 16, max_new = 12, ckpt_every = every}
+if mode == "notlm" then args.init_run = lathe.run("regress", {steps = 2}).id end
+if mode == "notok" then
+  args.init_run = lathe.run("pref", {queries = 4, ref_steps = 2, samples = 2, prompts = 2,
+                                     layers = 1, heads = 1, width = 8, eval_every = 1000}).id
+end
+if mode == "notgame" then args.game, args.game_config = "cartpole", "" end
+local r = lathe.run("archer", args)
+assert(r.status == "done", r.error)
+print(string.format("archer: eval return %.4f win %.3f v_s0 %.4f critic loss %.4f",
+                    r.summary["eval/return"], r.summary["eval/win_rate"], r.summary["critic/v_s0"],
+                    r.summary["critic/loss"]))

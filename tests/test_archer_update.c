@@ -1,0 +1,146 @@
+/* test_archer_update.c - the archer plugin's own updates (archer.c
+ * included) on a hand-built replay buffer of three twentyq transitions: the
+ * critic minibatch's loss against L_Q + L_V recomputed here from the
+ * networks (head-matched TD targets through the target critic, V against
+ * the target Q at the same freshly sampled utterances), its gradient
+ * against central finite differences in every critic set, and the actor's
+ * gradient against the finite differences of -mean A log pi(a^|s) with the
+ * advantage from the current critic. */
+#include "../plugins/archer/archer.c"
+#include "test.h"
+
+static void setup(ar_t *p) {
+  memset(p, 0, sizeof *p);
+  nn_rng_t r;
+  nn_rng_seed(&r, 5);
+  ASSERT(nn_tok_init_bytes(&p->tok) == 0);
+  ASSERT(nn_gpt_init(&p->pol, (nn_gpt_config_t){p->tok.vocab, 64, 1, 2, 16}, &r) == 0);
+  p->C = 8, p->B = 3, p->E = 3, p->max_new = 6, p->gamma = 0.95, p->cap = 8;
+  ASSERT(critic_init(&p->cr, &p->tok, 64, 1, p->C, &r) == 0);
+  ASSERT(critic_init(&p->tg, &p->tok, 64, 1, p->C, &r) == 0); /* a target unlike the critic */
+  p->rb = calloc(8, sizeof *p->rb);
+  p->ids = malloc(6 * 64 * sizeof *p->ids), p->len = malloc(6 * sizeof *p->len);
+  p->out = malloc(6 * 6 * sizeof *p->out), p->olen = malloc(6 * sizeof *p->olen);
+  p->lp = malloc(3 * sizeof *p->lp), p->dlp = malloc(3 * sizeof *p->dlp);
+  ASSERT(push(p, "Questions:\n", "ask a0 1 ?", -1, "Questions:\nask a0 1 ? yes\n", 0) == 0);
+  ASSERT(push(p, "Questions:\nask a0 1 ? yes\n", "guess o1 .", 0,
+              "Questions:\nask a0 1 ? yes\nguess o1 . yes\n", 1) == 0);
+  ASSERT(push(p, "Questions:\n", "hello", -1, "Questions:\nhello invalid\n", 0) == 0);
+  nn_rng_seed(&p->rng, 17);
+}
+
+static void teardown(ar_t *p) {
+  for (int64_t i = 0; i < p->cap; i++) tr_free(&p->rb[i]);
+  free(p->rb), nn_tok_free(&p->tok), nn_gpt_free(&p->pol), critic_free(&p->cr);
+  critic_free(&p->tg);
+  free(p->ids), free(p->len), free(p->out), free(p->olen), free(p->lp), free(p->dlp);
+}
+
+static const int64_t IX[3] = {0, 1, 2};
+
+/* L_Q + L_V written out, with the sampled utterances drawn from rng0 as the
+ * plugin draws them (the y targets first, then a^) */
+static double critic_loss(ar_t *p, nn_rng_t rng0) {
+  int B = 3, C = p->C;
+  float e[6 * 8], cat[3 * 16], vb1[3], vb2[3], z1[3], z2[3], q1[3], q2[3], v1[3], v2[3];
+  char *txt[6], *ah[3] = {0};
+  for (int i = 0; i < B; i++) txt[i] = p->rb[i].s2;
+  ASSERT(enc_forward(p, &p->tg.enc, txt, B, e) == 0);
+  heads(&p->tg, e, e, B, C, NULL, NULL, vb1, vb2, cat);
+  for (int i = 0; i < B; i++) txt[i] = p->rb[i].s;
+  p->rng = rng0;
+  ASSERT(act(p, txt, B, 0, ah) == 0);
+  for (int i = 0; i < B; i++) txt[B + i] = ah[i];
+  ASSERT(enc_forward(p, &p->tg.enc, txt, 2 * B, e) == 0);
+  heads(&p->tg, e, e + B * C, B, C, z1, z2, NULL, NULL, cat);
+  for (int i = 0; i < B; i++) txt[B + i] = p->rb[i].a;
+  ASSERT(enc_forward(p, &p->cr.enc, txt, 2 * B, e) == 0);
+  heads(&p->cr, e, e + B * C, B, C, q1, q2, v1, v2, cat);
+  double L = 0;
+  for (int i = 0; i < B; i++) {
+    double y1 = p->rb[i].r + (p->rb[i].d ? 0 : p->gamma * vb1[i]);
+    double y2 = p->rb[i].r + (p->rb[i].d ? 0 : p->gamma * vb2[i]);
+    L += (pow(q1[i] - y1, 2) + pow(q2[i] - y2, 2) + pow(v1[i] - z1[i], 2) + pow(v2[i] - z2[i], 2)) / B;
+    free(ah[i]);
+  }
+  return L;
+}
+
+TEST(archer_critic_update_hand_batch) {
+  ar_t p;
+  setup(&p);
+  nn_rng_t rng0 = p.rng;
+  for (int k = 0; k < 5; k++) nn_params_zero_grad(cset(&p.cr, k));
+  double loss = 0;
+  ASSERT(critic_batch(&p, IX, 3, &loss) == 0);
+  ASSERT_NEAR(loss, critic_loss(&p, rng0), 1e-5);
+  double worst = 0;
+  int checked = 0;
+  for (int k = 0; k < 5; k++) {
+    nn_params_t *ps = cset(&p.cr, k);
+    for (size_t i = 0; i < ps->total; i += ps->total / 23 + 1) {
+      float keep = ps->w[i];
+      ps->w[i] = keep + 3e-3f;
+      double fp = critic_loss(&p, rng0);
+      ps->w[i] = keep - 3e-3f;
+      double fm = critic_loss(&p, rng0);
+      ps->w[i] = keep;
+      double fd = (fp - fm) / 6e-3, err = fabs(fd - ps->g[i]) / (1e-2 + fabs(fd));
+      worst = err > worst ? err : worst, checked++;
+    }
+  }
+  ASSERT(checked > 50);
+  ASSERT(worst < 3e-2);
+  teardown(&p);
+}
+
+/* -mean A log pi(a^|s) with the utterances and advantages fixed */
+static double actor_loss(ar_t *p, const int *tok, const float *mask, const double *A, int T) {
+  float lp[3];
+  nn_gpt_logprobs(&p->pol, lp, tok, mask, 3, T);
+  return -(A[0] * lp[0] + A[1] * lp[1] + A[2] * lp[2]) / 3;
+}
+
+TEST(archer_actor_update_hand_batch) {
+  ar_t p;
+  setup(&p);
+  nn_rng_t rng0 = p.rng;
+  nn_params_zero_grad(&p.pol.params);
+  double adv = 0;
+  ASSERT(actor_batch(&p, IX, 3, &adv) == 0);
+  /* the same utterances again from the same stream, and A from the critic */
+  p.rng = rng0;
+  char *txt[6], *ah[3] = {0};
+  for (int i = 0; i < 3; i++) txt[i] = p.rb[i].s;
+  ASSERT(act(&p, txt, 3, 0, ah) == 0);
+  int T = 1, tok[3 * 64] = {0};
+  float mask[3 * 64] = {0};
+  for (int i = 0; i < 3; i++) T = p.len[i] + p.olen[i] > T ? p.len[i] + p.olen[i] : T;
+  for (int i = 0; i < 3; i++)
+    for (int t = 0; t < p.len[i] + p.olen[i]; t++) {
+      tok[i * T + t] = t < p.len[i] ? p.ids[i * 64 + t] : p.out[i * 6 + t - p.len[i]];
+      mask[i * T + t] = t >= p.len[i];
+    }
+  float e[6 * 8], cat[3 * 16], q1[3], q2[3], v1[3], v2[3];
+  for (int i = 0; i < 3; i++) txt[3 + i] = ah[i];
+  ASSERT(enc_forward(&p, &p.cr.enc, txt, 6, e) == 0);
+  heads(&p.cr, e, e + 3 * 8, 3, 8, q1, q2, v1, v2, cat);
+  double A[3], mean = 0;
+  for (int i = 0; i < 3; i++) A[i] = fmin(q1[i], q2[i]) - fmin(v1[i], v2[i]), mean += A[i] / 3;
+  ASSERT_NEAR(adv, mean, 1e-6);
+  double worst = 0;
+  nn_params_t *ps = &p.pol.params;
+  for (size_t i = 0; i < ps->total; i += ps->total / 61 + 1) {
+    float keep = ps->w[i];
+    ps->w[i] = keep + 1e-2f;
+    double fp = actor_loss(&p, tok, mask, A, T);
+    ps->w[i] = keep - 1e-2f;
+    double fm = actor_loss(&p, tok, mask, A, T);
+    ps->w[i] = keep;
+    double fd = (fp - fm) / 2e-2, err = fabs(fd - ps->g[i]) / (1e-3 + fabs(fd));
+    worst = err > worst ? err : worst;
+  }
+  ASSERT(worst < 3e-2);
+  for (int i = 0; i < 3; i++) free(ah[i]);
+  teardown(&p);
+}
