@@ -98,7 +98,8 @@ static void script(gp_t *g, char *u, size_t cap) {
 static void learn(gp_t *g, const char *u, const char *reply) {
   unsigned a, v;
   int k;
-  if (g->tq && sscanf(u, "ask a%u %u ?", &a, &v) == 2 && (!strcmp(reply, "yes") || !strcmp(reply, "no"))) {
+  if (g->tq && sscanf(u, "ask a%u %u ?", &a, &v) == 2 &&
+      (!strcmp(reply, "yes") || !strcmp(reply, "no"))) {
     uint64_t m = 0;
     for (int i = 0; i < g->N; i++)
       if ((unsigned)(i >> a & 1) == (v ^ !strcmp(reply, "no"))) m |= 1ULL << i;
@@ -134,7 +135,8 @@ static int gameplay_next(void *self, const lathe_host_t *h, lathe_ctx_t *c, lath
   double r;
   int term, trunc;
   if ((rc = t->step(g->game, h, c, u, strlen(u), &g->obs, &r, &term, &trunc))) return rc;
-  const char *end = g->obs + strlen(g->obs) - 1, *sp = end; /* the reply: the last line's last word */
+  const char *end = g->obs + strlen(g->obs) - 1,
+             *sp = end; /* the reply: the last line's last word */
   while (sp > g->obs && sp[-1] != ' ') sp--;
   char reply[16];
   snprintf(reply, sizeof reply, "%.*s", (int)(end - sp), sp);
