@@ -22,10 +22,10 @@ static void setup(ar_t *p) {
   p->ids = malloc(6 * 64 * sizeof *p->ids), p->len = malloc(6 * sizeof *p->len);
   p->out = malloc(6 * 6 * sizeof *p->out), p->olen = malloc(6 * sizeof *p->olen);
   p->lp = malloc(3 * sizeof *p->lp), p->dlp = malloc(3 * sizeof *p->dlp);
-  ASSERT(push(p, "Questions:\n", "ask a0 1 ?", -1, "Questions:\nask a0 1 ? yes\n", 0) == 0);
+  ASSERT(push(p, "Questions:\n", "ask a0 1 ?", -1, "Questions:\nask a0 1 ? yes\n", 0, 0, 1) == 0);
   ASSERT(push(p, "Questions:\nask a0 1 ? yes\n", "guess o1 .", 0,
-              "Questions:\nask a0 1 ? yes\nguess o1 . yes\n", 1) == 0);
-  ASSERT(push(p, "Questions:\n", "hello", -1, "Questions:\nhello invalid\n", 0) == 0);
+              "Questions:\nask a0 1 ? yes\nguess o1 . yes\n", 1, 0, 0) == 0);
+  ASSERT(push(p, "Questions:\n", "hello", -1, "Questions:\nhello invalid\n", 0, 1, 1) == 0);
   nn_rng_seed(&p->rng, 17);
 }
 
@@ -60,7 +60,8 @@ static double critic_loss(ar_t *p, nn_rng_t rng0) {
   for (int i = 0; i < B; i++) {
     double y1 = p->rb[i].r + (p->rb[i].d ? 0 : p->gamma * vb1[i]);
     double y2 = p->rb[i].r + (p->rb[i].d ? 0 : p->gamma * vb2[i]);
-    L += (pow(q1[i] - y1, 2) + pow(q2[i] - y2, 2) + pow(v1[i] - z1[i], 2) + pow(v2[i] - z2[i], 2)) / B;
+    L += (pow(q1[i] - y1, 2) + pow(q2[i] - y2, 2) + pow(v1[i] - z1[i], 2) + pow(v2[i] - z2[i], 2)) /
+         B;
     free(ah[i]);
   }
   return L;
@@ -142,5 +143,42 @@ TEST(archer_actor_update_hand_batch) {
   }
   ASSERT(worst < 3e-2);
   for (int i = 0; i < 3; i++) free(ah[i]);
+  teardown(&p);
+}
+
+TEST(archer_filtered_bc_hand_batch) {
+  ar_t p;
+  setup(&p);
+  p.pct = 90, p.max_new = 16; /* room for the whole utterance and its <eos> */
+  /* trajectory returns: 0 and 1 from setup (G 0), then -5, -3, -10, -1 */
+  double G[4] = {-5, -3, -10, -1};
+  for (int k = 0; k < 4; k++) {
+    ASSERT(push(&p, "Questions:\n", "ask a1 0 ?", -1, "Questions:\nask a1 0 ? no\n", 0, 2 + k, 1) ==
+           0);
+    p.rb[p.head ? p.head - 1 : p.cap - 1].G = (float)G[k];
+  }
+  p.rb[0].G = p.rb[1].G = -20, p.rb[2].G = -20; /* setup's trajectories: 0 and 1 */
+  int64_t idx[8], n;
+  double thr;
+  ASSERT(eligible(&p, idx, &n, &thr) == 0);
+  /* returns -20 -20 -10 -5 -3 -1: numpy's 90th percentile at 4.5, -3 + 0.5 (-1 + 3) = -2 */
+  ASSERT_NEAR(thr, -2.0, 1e-9);
+  ASSERT_EQ(n, 1);
+  ASSERT_EQ(idx[0], 6);
+  /* the minibatch's loss is -mean log pi(a|s) of the utterance and its <eos> */
+  int64_t ix[2] = {6, 3};
+  double loss = 0;
+  nn_params_zero_grad(&p.pol.params);
+  ASSERT(bc_batch(&p, ix, 2, &loss) == 0);
+  double want = 0;
+  for (int i = 0; i < 2; i++) {
+    int ids[64], m = nn_tok_encode(&p.tok, p.rb[ix[i]].s, strlen(p.rb[ix[i]].s), ids, 64);
+    int k = nn_tok_encode(&p.tok, p.rb[ix[i]].a, strlen(p.rb[ix[i]].a), ids + m, 64 - m);
+    ids[m + k] = NN_TOK_EOS;
+    float lp[64];
+    ASSERT(nn_gpt_token_logprobs(&p.pol, ids, 1, m + k + 1, lp) == 0);
+    for (int t = m; t <= m + k; t++) want -= lp[t] / 2;
+  }
+  ASSERT_NEAR(loss, want, 1e-4);
   teardown(&p);
 }

@@ -24,6 +24,14 @@
  * of the game greedily (the exact value of the greedy policy) and reports
  * the critic's V(s0) beside the sampled trajectories' discounted return.
  *
+ * Baselines in the same loop (`method`): filtered_bc, online filtered BC
+ * (no critic; each iteration's actor steps clone the buffer's transitions
+ * of trajectories at or above the filter_percentile-th percentile of the
+ * returns of the trajectories in it, -mean log pi(a|s)); chai, CHAI (the
+ * policy stays the BC one; each turn samples `candidates` utterances and
+ * plays the first with the largest min(Qbar1, Qbar2); the critic learns as
+ * archer's).
+ *
  * The checkpoint holds both networks and the target with Adam's moments,
  * the replay buffer's text, the RNG and the counters; the games are reset at
  * every iteration's start, so their state between steps is nothing. */
@@ -38,6 +46,11 @@
 
 static const lathe_opt_t opts[] = {
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the policy's run (a BC warm start)"},
+    {"method", LATHE_STR, "archer", 0, 0, "archer|filtered_bc|chai",
+     "archer; online filtered BC; CHAI (frozen policy, best of `candidates` by the critic)"},
+    {"candidates", LATHE_INT, "5", 1, 64, NULL, "chai: utterances sampled per turn"},
+    {"filter_percentile", LATHE_NUM, "90", 0, 100, NULL,
+     "filtered_bc: clone trajectories at or above this percentile of all returns so far"},
     {"game", LATHE_STR, "twentyq", 0, 0, NULL, "the text environment"},
     {"game_config", LATHE_STR, "", 0, 0, NULL, "its options, key=value,key=value"},
     {"iterations", LATHE_INT, "200", 1, 1e9, NULL, "iterations"},
@@ -61,9 +74,12 @@ static const lathe_opt_t opts[] = {
 
 typedef struct {
   char *s, *a, *s2;
-  float r;
-  uint8_t d;
+  float r, G;       /* reward; G: the trajectory's (undiscounted) return */
+  uint64_t traj;    /* which trajectory (a counter) */
+  uint8_t d, first; /* done; the trajectory's first transition */
 } tr_t;
+
+enum { M_ARCHER, M_FBC, M_CHAI };
 
 typedef struct {
   nn_gpt_t enc;
@@ -72,7 +88,8 @@ typedef struct {
 
 typedef struct {
   /* configuration */
-  int E, B, accum, critic_steps, actor_steps, max_new, C;
+  int method, K, E, B, accum, critic_steps, actor_steps, max_new, C;
+  double pct;
   int64_t iters, warmup, eval_every, cap;
   double clr, alr, gamma, tau, clip;
   const lathe_plugin_t *gp;
@@ -85,6 +102,7 @@ typedef struct {
   /* state */
   nn_rng_t rng;
   int64_t iter, n, head; /* replay: n transitions, ring head */
+  uint64_t ntraj;        /* trajectories begun */
   tr_t *rb;
   /* scratch */
   int *ids, *len, *out, *olen;
@@ -156,7 +174,8 @@ static int enc_forward(ar_t *p, nn_gpt_t *g, char *const *texts, int n, float *e
   int *tok = calloc((size_t)n * (size_t)T, sizeof *tok);
   if (!tok) return LATHE_ENOMEM;
   for (int i = 0; i < n; i++)
-    for (int t = 0; t < T; t++) tok[(size_t)i * T + t] = t < p->len[i] ? p->ids[(size_t)i * ctx + t] : NN_TOK_PAD;
+    for (int t = 0; t < T; t++)
+      tok[(size_t)i * T + t] = t < p->len[i] ? p->ids[(size_t)i * ctx + t] : NN_TOK_PAD;
   const float *h = nn_gpt_hidden(g, tok, n, T);
   free(tok);
   if (!h) return LATHE_ENOMEM;
@@ -202,8 +221,8 @@ static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
   }
   static const int stop[1] = {NN_TOK_EOS};
   nn_gen_t o = {greedy ? 0.0f : 1.0f, 0, 1.0f, stop, 1, 0};
-  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o, &p->rng, p->out,
-                          p->olen, NULL);
+  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o, &p->rng, p->out, p->olen,
+                          NULL);
   if (rc) return rc;
   for (int i = 0; i < n; i++) {
     size_t cap = (size_t)p->olen[i] * 16 + 1;
@@ -214,54 +233,156 @@ static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
   return 0;
 }
 
-/* Append a transition (the buffer owns the strings). */
-static int push(ar_t *p, const char *s, const char *a, float r, const char *s2, int d) {
+/* Append a transition of trajectory traj (the buffer owns the strings). */
+static int push(ar_t *p, const char *s, const char *a, float r, const char *s2, int d,
+                uint64_t traj, int first) {
   tr_t *t = &p->rb[p->head];
   tr_free(t);
   t->s = strdup(s), t->a = strdup(a), t->s2 = strdup(s2), t->r = r, t->d = (uint8_t)d;
+  t->traj = traj, t->first = (uint8_t)first, t->G = 0;
   if (!t->s || !t->a || !t->s2) return LATHE_ENOMEM;
   p->head = (p->head + 1) % p->cap;
   if (p->n < p->cap) p->n++;
   return 0;
 }
 
-/* One trajectory per game with the sampling policy; transitions into the
- * buffer; *ret: the mean discounted return, *win: the share that won. */
+/* The utterance each of n dialogues gets: archer and filtered BC sample
+ * the policy (greedy: decode greedily); CHAI samples `candidates` and
+ * keeps the first with the largest min(Qbar1, Qbar2) of the target critic. */
+static int choose(ar_t *p, char *const *dlg, int n, int greedy, char **utt) {
+  if (p->method != M_CHAI) return act(p, dlg, n, greedy, utt);
+  int K = p->K, C = p->C, rc = 0;
+  char **rep = calloc((size_t)2 * n * K, sizeof *rep), **cand = calloc((size_t)n * K, sizeof *cand);
+  float *e = malloc((size_t)2 * n * K * C * sizeof *e),
+        *cat = malloc((size_t)n * K * 2 * C * sizeof *cat);
+  float *q = malloc((size_t)2 * n * K * sizeof *q);
+  double sc[64];
+  if (!rep || !cand || !e || !cat || !q) rc = LATHE_ENOMEM;
+  for (int i = 0; i < n * K && !rc; i++) rep[i] = dlg[i / K];
+  if (!rc) rc = act(p, rep, n * K, 0, cand);
+  for (int i = 0; i < n * K && !rc; i++) rep[n * K + i] = cand[i];
+  if (!rc) rc = enc_forward(p, &p->tg.enc, rep, 2 * n * K, e);
+  if (!rc) heads(&p->tg, e, e + (size_t)n * K * C, n * K, C, q, q + n * K, NULL, NULL, cat);
+  for (int j = 0; j < n && !rc; j++) {
+    for (int k = 0; k < K; k++) sc[k] = fmin(q[j * K + k], q[n * K + j * K + k]);
+    int best = nn_argmax_first(sc, K);
+    free(utt[j]);
+    if (!(utt[j] = strdup(cand[j * K + best]))) rc = LATHE_ENOMEM;
+  }
+  for (int i = 0; cand && i < n * K; i++) free(cand[i]);
+  free(rep), free(cand), free(e), free(cat), free(q);
+  return rc;
+}
+
+/* One trajectory per game with the acting policy; transitions into the
+ * buffer, each marked with its trajectory's return once it ends; *ret: the
+ * mean discounted return, *win: the share that won. */
 static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win) {
   int E = p->E, rc = 0, live = E;
-  char **dlg = calloc((size_t)E, sizeof *dlg), **utt = calloc((size_t)E, sizeof *utt);
-  char **sub = calloc((size_t)E, sizeof *sub), **su = calloc((size_t)E, sizeof *su);
+  char **dlg = calloc((size_t)E, sizeof *dlg), **sub = calloc((size_t)E, sizeof *sub);
+  char **su = calloc((size_t)E, sizeof *su);
   int *alive = malloc((size_t)E * sizeof *alive), *idx = malloc((size_t)E * sizeof *idx);
-  double *disc = malloc((size_t)E * sizeof *disc);
+  int *nt = calloc((size_t)E, sizeof *nt);
+  double *disc = malloc((size_t)E * sizeof *disc), *G = calloc((size_t)E, sizeof *G);
+  int64_t *at = malloc((size_t)E * 256 * sizeof *at); /* each trajectory's slots (<= 200 turns) */
+  uint64_t *traj = malloc((size_t)E * sizeof *traj);
   *ret = *win = 0;
-  if (!dlg || !utt || !sub || !su || !alive || !idx || !disc) rc = LATHE_ENOMEM;
+  if (!dlg || !sub || !su || !alive || !idx || !nt || !disc || !G || !at || !traj)
+    rc = LATHE_ENOMEM;
   for (int e = 0; e < E && !rc; e++) {
     const char *o;
     if ((rc = p->gp->textenv->reset(p->game[e], h, c, nn_rng_u64(&p->rng) >> 1, &o))) break;
     if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
-    alive[e] = 1, disc[e] = 1;
+    alive[e] = 1, disc[e] = 1, traj[e] = p->ntraj++;
   }
   while (!rc && live) {
     int m = 0;
     for (int e = 0; e < E; e++)
       if (alive[e]) idx[m] = e, sub[m++] = dlg[e];
-    if ((rc = act(p, sub, m, 0, su))) break;
+    if ((rc = choose(p, sub, m, 0, su))) break;
     for (int j = 0; j < m && !rc; j++) {
       int e = idx[j], term, trunc;
       const char *o;
       double r;
       rc = p->gp->textenv->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc);
       if (rc) break;
-      *ret += disc[e] * r / E, disc[e] *= p->gamma;
-      if ((rc = push(p, dlg[e], su[j], (float)r, o, term))) break;
+      *ret += disc[e] * r / E, disc[e] *= p->gamma, G[e] += r;
+      if (nt[e] < 256) at[(size_t)e * 256 + nt[e]++] = p->head;
+      if ((rc = push(p, dlg[e], su[j], (float)r, o, term, traj[e], nt[e] == 1))) break;
       free(dlg[e]);
       if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
-      if (term || trunc) alive[e] = 0, live--, *win += (double)term / E;
+      if (term || trunc) {
+        alive[e] = 0, live--, *win += (double)term / E;
+        for (int k = 0; k < nt[e]; k++) { /* slots another trajectory took since keep theirs */
+          tr_t *t = &p->rb[at[(size_t)e * 256 + k]];
+          if (t->traj == traj[e]) t->G = (float)G[e];
+        }
+      }
     }
   }
-  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(utt[e]), free(su ? su[e] : NULL);
-  free(dlg), free(utt), free(sub), free(su), free(alive), free(idx), free(disc);
+  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
+  free(dlg), free(sub), free(su), free(alive), free(idx), free(nt), free(disc), free(G), free(at);
+  free(traj);
   return rc == LATHE_ENOMEM ? h->fail(c, rc, "archer: out of memory while collecting") : rc;
+}
+
+/* Filtered BC: the buffer's transitions whose trajectory returned at least
+ * the pct-th percentile (numpy's linear interpolation) of the returns of
+ * the trajectories that begin in it; their count into *n (indices into
+ * idx), the threshold into *thr. */
+static int eligible(ar_t *p, int64_t *idx, int64_t *n, double *thr) {
+  int64_t m = 0, k = 0;
+  double *g = malloc((size_t)p->n * sizeof *g);
+  if (!g) return LATHE_ENOMEM;
+  for (int64_t i = 0; i < p->n; i++)
+    if (p->rb[i].first) g[m++] = p->rb[i].G;
+  for (int64_t i = 1; i < m; i++) /* insertion sort: once an iteration */
+    for (int64_t j = i; j > 0 && g[j - 1] > g[j]; j--) {
+      double t = g[j];
+      g[j] = g[j - 1], g[j - 1] = t;
+    }
+  double pos = p->pct / 100.0 * (double)(m - 1), f = floor(pos);
+  *thr =
+      m ? g[(int64_t)f] + (pos - f) * (m > (int64_t)f + 1 ? g[(int64_t)f + 1] - g[(int64_t)f] : 0)
+        : 0.0;
+  free(g);
+  for (int64_t i = 0; i < p->n; i++)
+    if (p->rb[i].G >= *thr - 1e-9) idx[k++] = i;
+  *n = k;
+  return 0;
+}
+
+/* One filtered-BC minibatch: -mean log pi(a|s) over transitions ix. */
+static int bc_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
+  int ctx = p->pol.cfg.ctx, T = 1, rc = 0;
+  int *tok = calloc((size_t)B * ctx, sizeof *tok), *pl = malloc((size_t)B * sizeof *pl);
+  int *al = malloc((size_t)B * sizeof *al), *aid = malloc((size_t)B * p->max_new * sizeof *aid);
+  float *mask = calloc((size_t)B * ctx, sizeof *mask);
+  if (!tok || !pl || !al || !aid || !mask) rc = LATHE_ENOMEM;
+  for (int i = 0; i < B && !rc; i++) { /* the utterance as its ids and <eos>, cut to max_new */
+    const char *a = p->rb[ix[i]].a;
+    int k = nn_tok_encode(&p->tok, a, strlen(a), aid + (size_t)i * p->max_new, p->max_new - 1);
+    al[i] = (k < p->max_new - 1 ? k : p->max_new - 1) + 1;
+    aid[(size_t)i * p->max_new + al[i] - 1] = NN_TOK_EOS;
+    if ((pl[i] = encode_tail(&p->tok, p->rb[ix[i]].s, p->ids + (size_t)i * ctx, ctx - p->max_new)) <
+        1)
+      rc = LATHE_ENOMEM;
+    T = pl[i] + al[i] > T ? pl[i] + al[i] : T;
+  }
+  for (int i = 0; i < B && !rc; i++)
+    for (int t = 0; t < T; t++) {
+      tok[(size_t)i * T + t] = t < pl[i]           ? p->ids[(size_t)i * ctx + t]
+                               : t < pl[i] + al[i] ? aid[(size_t)i * p->max_new + t - pl[i]]
+                                                   : NN_TOK_PAD;
+      mask[(size_t)i * T + t] = t >= pl[i] && t < pl[i] + al[i];
+    }
+  if (!rc) {
+    nn_gpt_logprobs(&p->pol, p->lp, tok, mask, B, T);
+    for (int i = 0; i < B; i++) *loss -= p->lp[i] / B, p->dlp[i] = -1.0f / B;
+    nn_gpt_logprobs_backward(&p->pol, p->dlp, mask);
+  }
+  free(tok), free(pl), free(al), free(aid), free(mask);
+  return rc;
 }
 
 static double clip_sets(nn_params_t **ps, int n, double max) {
@@ -307,7 +428,8 @@ static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
   heads(&p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
   *loss += nn_archer_pair_mse(q1, q2, y1, y2, B, d1, d2);
   float *dq[2] = {d1, d2};
-  float *dcat = calloc((size_t)B * 2 * C, sizeof *dcat), *de = calloc((size_t)2 * B * C, sizeof *de);
+  float *dcat = calloc((size_t)B * 2 * C, sizeof *dcat),
+        *de = calloc((size_t)2 * B * C, sizeof *de);
   if (!dcat || !de) {
     free(dcat), free(de);
     rc = LATHE_ENOMEM;
@@ -334,7 +456,8 @@ static int actor_batch(ar_t *p, const int64_t *ix, int B, double *adv_mean) {
   int C = p->C, ctx = p->pol.cfg.ctx, rc = 0, T = 1;
   char **txt = calloc((size_t)2 * B, sizeof *txt), **ah = calloc((size_t)B, sizeof *ah);
   int *tok = malloc((size_t)B * ctx * sizeof *tok);
-  float *mask = calloc((size_t)B * ctx, sizeof *mask), *f = malloc((size_t)B * (4 * C + 8) * sizeof *f);
+  float *mask = calloc((size_t)B * ctx, sizeof *mask),
+        *f = malloc((size_t)B * (4 * C + 8) * sizeof *f);
   if (!txt || !ah || !tok || !mask || !f) {
     rc = LATHE_ENOMEM;
     goto out;
@@ -345,7 +468,7 @@ static int actor_batch(ar_t *p, const int64_t *ix, int B, double *adv_mean) {
   for (int i = 0; i < B; i++) /* dialogue ++ utterance, the utterance's tokens scored */
     for (int t = 0; t < T; t++) {
       int pl = p->len[i], ol = p->olen[i];
-      tok[(size_t)i * T + t] = t < pl ? p->ids[(size_t)i * ctx + t]
+      tok[(size_t)i * T + t] = t < pl        ? p->ids[(size_t)i * ctx + t]
                                : t < pl + ol ? p->out[(size_t)i * p->max_new + t - pl]
                                              : NN_TOK_PAD;
       mask[(size_t)i * T + t] = t >= pl && t < pl + ol;
@@ -401,7 +524,7 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
       int k = 0;
       for (int e = 0; e < m; e++)
         if (alive[e]) idx[k] = e, sub[k++] = dlg[e];
-      if ((rc = act(p, sub, k, 1, su))) break;
+      if ((rc = choose(p, sub, k, 1, su))) break;
       for (int j = 0; j < k && !rc; j++) {
         int e = idx[j], term, trunc;
         const char *o;
@@ -414,7 +537,7 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
       }
     }
   }
-  if (!rc) { /* V(s0): the first dialogue of any episode */
+  if (!rc && p->method != M_FBC) { /* V(s0): the first dialogue of any episode */
     const char *o;
     float e0[1024], v1, v2, cat[2048];
     char *s0;
@@ -437,8 +560,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   double ret, win, closs = 0, adv = 0, cgn = 0, agn = 0;
   int rc = collect(p, h, c, &ret, &win);
   if (rc) return rc;
-  int64_t ix[4096];
-  for (int s = 0; s < p->critic_steps; s++) {
+  int64_t ix[4096], nel = 0, *el = NULL;
+  double thr = NAN, bcl = 0;
+  int csteps = p->method == M_FBC ? 0 : p->critic_steps;
+  for (int s = 0; s < csteps; s++) {
     for (int k = 0; k < 5; k++) nn_params_zero_grad(cset(&p->cr, k));
     for (int a = 0; a < p->accum; a++) {
       for (int i = 0; i < p->B; i++) ix[i] = (int64_t)(nn_rng_u64(&p->rng) % (uint64_t)p->n);
@@ -453,13 +578,28 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       nn_params_polyak(cset(&p->tg, k), ps[k], (float)p->tau);
     }
   }
-  if (p->iter >= p->warmup)
+  if (p->method == M_FBC) { /* behaviour-clone the best trajectories so far */
+    if (!(el = malloc((size_t)p->n * sizeof *el)) || eligible(p, el, &nel, &thr))
+      return free(el), h->fail(c, LATHE_ENOMEM, "out of memory");
+    for (int s = 0; s < p->actor_steps && nel; s++) {
+      nn_params_zero_grad(&p->pol.params);
+      for (int a = 0; a < p->accum; a++) {
+        for (int i = 0; i < p->B; i++) ix[i] = el[nn_rng_u64(&p->rng) % (uint64_t)nel];
+        if ((rc = bc_batch(p, ix, p->B, &bcl))) return free(el), h->fail(c, rc, "out of memory");
+      }
+      nn_params_t *ps[1] = {&p->pol.params};
+      agn += clip_sets(ps, 1, p->clip) / p->actor_steps;
+      if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr))
+        return free(el), h->fail(c, LATHE_ENOMEM, "out of memory");
+    }
+    free(el);
+  }
+  if (p->method == M_ARCHER && p->iter >= p->warmup)
     for (int s = 0; s < p->actor_steps; s++) {
       nn_params_zero_grad(&p->pol.params);
       for (int a = 0; a < p->accum; a++) {
         for (int i = 0; i < p->B; i++) ix[i] = (int64_t)(nn_rng_u64(&p->rng) % (uint64_t)p->n);
-        if ((rc = actor_batch(p, ix, p->B, &adv)))
-          return h->fail(c, rc, "archer: out of memory");
+        if ((rc = actor_batch(p, ix, p->B, &adv))) return h->fail(c, rc, "archer: out of memory");
       }
       nn_params_t *ps[1] = {&p->pol.params};
       agn += clip_sets(ps, 1, p->clip) / p->actor_steps;
@@ -469,11 +609,18 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   p->iter++;
   h->metric(c, "charts/trajectories", (double)p->iter * p->E);
   h->metric(c, "rollout/return", ret), h->metric(c, "rollout/win_rate", win);
-  if (p->critic_steps) {
-    h->metric(c, "critic/loss", closs / p->critic_steps / p->accum);
+  if (csteps) {
+    h->metric(c, "critic/loss", closs / csteps / p->accum);
     h->metric(c, "critic/grad_norm", cgn);
   }
-  if (p->iter > p->warmup && p->actor_steps) {
+  if (p->method == M_FBC) {
+    h->metric(c, "filter/threshold", thr), h->metric(c, "filter/transitions", (double)nel);
+    if (nel && p->actor_steps) {
+      h->metric(c, "actor/bc_loss", bcl / p->actor_steps / p->accum);
+      h->metric(c, "actor/grad_norm", agn);
+    }
+  }
+  if (p->method == M_ARCHER && p->iter > p->warmup && p->actor_steps) {
     h->metric(c, "actor/advantage", adv / p->actor_steps / p->accum);
     h->metric(c, "actor/grad_norm", agn);
   }
@@ -482,7 +629,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     double r, w, v0 = NAN;
     if ((rc = evaluate(p, h, c, &r, &w, &v0))) return rc;
     h->metric(c, "eval/return", r), h->metric(c, "eval/win_rate", w);
-    h->metric(c, "critic/v_s0", v0);
+    if (p->method != M_FBC) h->metric(c, "critic/v_s0", v0);
   }
   return p->iter >= p->iters ? LATHE_DONE : LATHE_CONTINUE;
 }
@@ -491,6 +638,9 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   ar_t *p = calloc(1, sizeof *p);
   if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = p;
+  const char *m = h->cfg_str(c, "method");
+  p->method = !strcmp(m, "chai") ? M_CHAI : !strcmp(m, "filtered_bc") ? M_FBC : M_ARCHER;
+  p->K = (int)h->cfg_int(c, "candidates"), p->pct = h->cfg_num(c, "filter_percentile");
   p->E = (int)h->cfg_int(c, "envs"), p->B = (int)h->cfg_int(c, "batch");
   p->accum = (int)h->cfg_int(c, "grad_accum"), p->critic_steps = (int)h->cfg_int(c, "critic_steps");
   p->actor_steps = (int)h->cfg_int(c, "actor_steps"), p->max_new = (int)h->cfg_int(c, "max_new");
@@ -513,8 +663,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     return h->fail(c, LATHE_ECONFIG, "init_run %u: no such run or no checkpoint", run);
   rc = nn_lm_load(&p->tok, &has, &p->pol, &b);
   lathe_buf_free(&b);
-  if (rc)
-    return h->fail(c, LATHE_ECONFIG, "init_run %u (%s): not a language model", run, plugin);
+  if (rc) return h->fail(c, LATHE_ECONFIG, "init_run %u (%s): not a language model", run, plugin);
   if (!has)
     return h->fail(c, LATHE_ECONFIG,
                    "init_run %u (%s): its model has no tokenizer, so it cannot write the game's "
@@ -530,8 +679,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   for (int e = 0; e < p->E; e++) {
     if ((rc = lathe_plugin_create_list(h, c, game, gc, &p->gp, &p->game[e]))) return rc;
     if (p->gp->kind != LATHE_TEXTENV)
-      return h->fail(c, LATHE_ECONFIG, "archer: game '%s' is a%s %s, not a text environment",
-                     game, p->gp->kind == LATHE_ALGORITHM || p->gp->kind == LATHE_ENVIRONMENT ? "n" : "",
+      return h->fail(c, LATHE_ECONFIG, "archer: game '%s' is a%s %s, not a text environment", game,
+                     p->gp->kind == LATHE_ALGORITHM || p->gp->kind == LATHE_ENVIRONMENT ? "n" : "",
                      lathe_kind_name(p->gp->kind));
   }
   if (p->gp->textenv->set_hidden) {
@@ -544,8 +693,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   for (int k = 0; k < 5; k++) nn_params_copy(cset(&p->tg, k), cset(&p->cr, k));
   int rows = 2 * p->B > p->E ? 2 * p->B : p->E;
+  if (p->method == M_CHAI && 2 * p->E * p->K > rows) rows = 2 * p->E * p->K;
   p->rb = calloc((size_t)p->cap, sizeof *p->rb);
-  p->ids = malloc((size_t)rows * ctx * sizeof *p->ids), p->len = malloc((size_t)rows * sizeof *p->len);
+  p->ids = malloc((size_t)rows * ctx * sizeof *p->ids),
+  p->len = malloc((size_t)rows * sizeof *p->len);
   p->out = malloc((size_t)rows * p->max_new * sizeof *p->out);
   p->olen = malloc((size_t)rows * sizeof *p->olen);
   p->lp = malloc((size_t)p->B * sizeof *p->lp), p->dlp = malloc((size_t)p->B * sizeof *p->dlp);
@@ -555,7 +706,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-#define ARCHER_STATE_VERSION 1u
+#define ARCHER_STATE_VERSION 2u /* 2: trajectories (return, id, first) and the method */
 
 static void put_str(lathe_buf_t *b, const char *s) {
   uint32_t n = (uint32_t)strlen(s);
@@ -578,15 +729,18 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   (void)h, (void)c;
   ar_t *p = self;
   uint32_t v = ARCHER_STATE_VERSION;
-  LATHE_PUT(b, v), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->iter), LATHE_PUT(b, p->cap);
-  LATHE_PUT(b, p->n), LATHE_PUT(b, p->head);
+  int32_t method = p->method;
+  LATHE_PUT(b, v), LATHE_PUT(b, method), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->iter);
+  LATHE_PUT(b, p->cap), LATHE_PUT(b, p->n), LATHE_PUT(b, p->head), LATHE_PUT(b, p->ntraj);
   for (int64_t i = 0; i < p->n; i++) {
     tr_t *t = &p->rb[i];
     put_str(b, t->s), put_str(b, t->a), put_str(b, t->s2);
-    LATHE_PUT(b, t->r), LATHE_PUT(b, t->d);
+    LATHE_PUT(b, t->r), LATHE_PUT(b, t->G), LATHE_PUT(b, t->traj), LATHE_PUT(b, t->d);
+    LATHE_PUT(b, t->first);
   }
   nn_params_save(&p->pol.params, b, 1);
-  for (int k = 0; k < 5; k++) nn_params_save(cset(&p->cr, k), b, 1), nn_params_save(cset(&p->tg, k), b, 0);
+  for (int k = 0; k < 5; k++)
+    nn_params_save(cset(&p->cr, k), b, 1), nn_params_save(cset(&p->tg, k), b, 0);
   return b->err;
 }
 
@@ -594,10 +748,15 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   ar_t *p = self;
   uint32_t v;
   int64_t cap, n, head, iter;
+  int32_t method;
   LATHE_GET(b, v);
   if (v != ARCHER_STATE_VERSION) return h->fail(c, LATHE_ECKPT, "archer: checkpoint version %u", v);
-  LATHE_GET(b, p->rng), LATHE_GET(b, iter), LATHE_GET(b, cap), LATHE_GET(b, n), LATHE_GET(b, head);
+  LATHE_GET(b, method), LATHE_GET(b, p->rng), LATHE_GET(b, iter), LATHE_GET(b, cap);
+  LATHE_GET(b, n), LATHE_GET(b, head), LATHE_GET(b, p->ntraj);
   if (b->err) return h->fail(c, LATHE_ECKPT, "archer: truncated checkpoint (counters)");
+  if (method != p->method)
+    return h->fail(c, LATHE_ECKPT, "archer: checkpoint of method %d, this run's is %d", method,
+                   p->method);
   if (cap != p->cap || n < 0 || n > cap || head < 0 || head >= cap || (n < cap && head != n) ||
       iter < 0 || iter > p->iters)
     return h->fail(c, LATHE_ECKPT,
@@ -607,8 +766,10 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   for (int64_t i = 0; i < n; i++) {
     tr_t *t = &p->rb[i];
     t->s = get_str(b), t->a = get_str(b), t->s2 = get_str(b);
-    LATHE_GET(b, t->r), LATHE_GET(b, t->d);
-    if (b->err || !isfinite(t->r) || t->d > 1) {
+    LATHE_GET(b, t->r), LATHE_GET(b, t->G), LATHE_GET(b, t->traj), LATHE_GET(b, t->d);
+    LATHE_GET(b, t->first);
+    if (b->err || !isfinite(t->r) || !isfinite(t->G) || t->d > 1 || t->first > 1 ||
+        t->traj >= p->ntraj) {
       p->n = i + 1; /* freed by destroy or the next load */
       return h->fail(c, LATHE_ECKPT, "archer: checkpoint transition %lld is damaged", (long long)i);
     }

@@ -1,9 +1,11 @@
 -- ArCHer end to end, small: noisy scripted twentyq play (made when the
--- store lacks it), a byte-level BC policy (run 1), then archer (run 2).
+-- store lacks it), a byte-level BC policy (run 1), then archer (run 2) with
+-- `method` (archer, filtered_bc, chai).
 -- Bad input: mode "notlm" (init_run is not a language model), "notok" (a
 -- policy without a tokenizer: a task policy of pref), "notgame" (the game
 -- is not a text environment).
 local mode, every = lathe.opt("mode", "train"), lathe.opt("every", 1000)
+local method = lathe.opt("method", "archer")
 if not lathe.data.count("play") then
   assert(lathe.data.generate("play", "gameplay", {episodes = 100, objects = 8, attributes = 3}))
 end
@@ -13,7 +15,8 @@ local bc = lathe.run("sft", {dataset = "play", tokenizer = "bytes", layers = 1, 
 assert(bc.status == "done", bc.error)
 local args = {init_run = bc.id, game_config = "objects=8,attributes=3", iterations = 6, envs = 4,
               batch = 4, grad_accum = 2, critic_steps = 2, actor_steps = 1, warmup = 2,
-              eval_every = 3, critic_width = 16, max_new = 12, ckpt_every = every}
+              eval_every = 3, critic_width = 16, max_new = 12, ckpt_every = every, method = method,
+              candidates = 3}
 if mode == "notlm" then args.init_run = lathe.run("regress", {steps = 2}).id end
 if mode == "notok" then
   args.init_run = lathe.run("pref", {queries = 4, ref_steps = 2, samples = 2, prompts = 2,
@@ -22,6 +25,6 @@ end
 if mode == "notgame" then args.game, args.game_config = "cartpole", "" end
 local r = lathe.run("archer", args)
 assert(r.status == "done", r.error)
-print(string.format("archer: eval return %.4f win %.3f v_s0 %.4f critic loss %.4f",
-                    r.summary["eval/return"], r.summary["eval/win_rate"], r.summary["critic/v_s0"],
-                    r.summary["critic/loss"]))
+print(string.format("archer %s: eval return %.4f win %.3f v_s0 %s critic loss %s", method,
+                    r.summary["eval/return"], r.summary["eval/win_rate"],
+                    tostring(r.summary["critic/v_s0"]), tostring(r.summary["critic/loss"])))
