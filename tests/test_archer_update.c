@@ -182,3 +182,98 @@ TEST(archer_filtered_bc_hand_batch) {
   ASSERT_NEAR(loss, want, 1e-4);
   teardown(&p);
 }
+
+/* ppo: a hand-built rollout of two trajectories (2 turns, then 1) */
+static void ppo_rollout(ar_t *p) {
+  const char *s[3] = {"Questions:\n", "Questions:\nask a0 1 ? yes\n", "Questions:\n"};
+  const char *a[3] = {"ask a0 1 ?", "guess o1 .", "hi"};
+  float r[3] = {-1, 0, -1};
+  int last[3] = {0, 1, 1};
+  p->ro = calloc(3, sizeof *p->ro), p->nro = 3;
+  for (int k = 0; k < 3; k++) {
+    ro_t *u = &p->ro[k];
+    u->ids = malloc(64 * sizeof *u->ids);
+    u->plen = nn_tok_encode(&p->tok, s[k], strlen(s[k]), u->ids, 64);
+    u->olen = nn_tok_encode(&p->tok, a[k], strlen(a[k]), u->ids + u->plen, 64 - u->plen);
+    u->ids[u->plen + u->olen++] = NN_TOK_EOS;
+    u->r = r[k], u->last = last[k];
+  }
+  p->lam = 0.9, p->ppo_clip = 0.2, p->vf = 0.5;
+  nn_rng_t rr;
+  nn_rng_seed(&rr, 3);
+  ASSERT(nn_mlp_init(&p->vh, "vh", 2, (int[]){p->C, p->C, 1}, NN_TANH, 0, &rr) == 0);
+}
+
+/* the PPO loss of utterances ix written out: token-mean clipped objective
+ * with the minibatch's normalised advantages, plus vf times the halved
+ * clipped value error */
+static double ppo_loss(ar_t *p, const int *ix, int n) {
+  int T, tot = 0;
+  int *tok = ro_batch(p, ix, n, &T);
+  float lp[3 * 64], v[64];
+  ASSERT(nn_gpt_token_logprobs(&p->pol, tok, n, T, lp) == 0);
+  ASSERT(ro_values(p, ix, n, tok, T, v) == 0);
+  double am = 0, as = 0, L = 0;
+  for (int i = 0; i < n; i++) tot += p->ro[ix[i]].olen;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++) am += p->ro[ix[i]].adv[j] / tot;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++) as += pow(p->ro[ix[i]].adv[j] - am, 2) / (tot - 1);
+  as = sqrt(as);
+  for (int i = 0, r = 0; i < n; i++) {
+    const ro_t *u = &p->ro[ix[i]];
+    for (int j = 0; j < u->olen; j++, r++) {
+      double A = (u->adv[j] - am) / (as + 1e-8), rho = exp(lp[i * T + u->plen + j] - u->lp[j]);
+      L += fmax(-A * rho, -A * fmin(fmax(rho, 0.8), 1.2)) / tot;
+      double vc = u->v[j] + fmin(fmax(v[r] - u->v[j], -0.2), 0.2);
+      L += 0.5 * 0.5 * fmax(pow(v[r] - u->ret[j], 2), pow(vc - u->ret[j], 2)) / tot;
+    }
+  }
+  free(tok);
+  return L;
+}
+
+TEST(archer_ppo_gae_and_update_hand_batch) {
+  ar_t p;
+  setup(&p);
+  ppo_rollout(&p);
+  ASSERT(ppo_prepare(&p) == 0);
+  /* GAE by hand over the tokens: discount 1 inside an utterance, gamma
+   * between turns, nothing after a trajectory's last turn */
+  double last = 0, vnext = 0;
+  for (int k = 2; k >= 0; k--) {
+    ro_t *u = &p.ro[k];
+    if (u->last) last = 0, vnext = 0;
+    for (int j = u->olen - 1; j >= 0; j--) {
+      double g = j < u->olen - 1 ? 1.0 : u->last ? 0.0 : 0.95, r = j == u->olen - 1 ? u->r : 0;
+      last = r + g * vnext - u->v[j] + g * 0.9 * last, vnext = u->v[j];
+      ASSERT_NEAR(u->adv[j], last, 1e-5);
+      ASSERT_NEAR(u->ret[j], last + u->v[j], 1e-5);
+    }
+  }
+  /* old log-probabilities off the current ones: some ratios clipped */
+  for (int k = 0; k < 3; k++)
+    for (int j = 0; j < p.ro[k].olen; j++) p.ro[k].lp[j] += (j % 3 - 1) * 0.3f;
+  int ix[3] = {2, 0, 1};
+  double pl = 0, vl = 0;
+  nn_params_zero_grad(&p.pol.params), nn_params_zero_grad(&p.cr.enc.params);
+  nn_params_zero_grad(&p.vh.params);
+  ASSERT(ppo_batch(&p, ix, 3, &pl, &vl) == 0);
+  ASSERT_NEAR(pl + 0.5 * vl, ppo_loss(&p, ix, 3), 1e-5);
+  nn_params_t *sets[3] = {&p.pol.params, &p.cr.enc.params, &p.vh.params};
+  double worst = 0;
+  for (int k = 0; k < 3; k++)
+    for (size_t i = 0; i < sets[k]->total; i += sets[k]->total / 29 + 1) {
+      float keep = sets[k]->w[i];
+      sets[k]->w[i] = keep + 3e-3f;
+      double fp = ppo_loss(&p, ix, 3);
+      sets[k]->w[i] = keep - 3e-3f;
+      double fm = ppo_loss(&p, ix, 3);
+      sets[k]->w[i] = keep;
+      double fd = (fp - fm) / 6e-3, err = fabs(fd - sets[k]->g[i]) / (1e-2 + fabs(fd));
+      worst = err > worst ? err : worst;
+    }
+  ASSERT(worst < 3e-2);
+  ro_clear(&p), nn_mlp_free(&p.vh);
+  teardown(&p);
+}

@@ -30,7 +30,11 @@
  * returns of the trajectories in it, -mean log pi(a|s)); chai, CHAI (the
  * policy stays the BC one; each turn samples `candidates` utterances and
  * plays the first with the largest min(Qbar1, Qbar2); the critic learns as
- * archer's).
+ * archer's); ppo, token-level PPO (on-policy: each iteration's utterances
+ * as sampled, a value network of the critic's encoder with a head on the
+ * state before each utterance token, GAE over each trajectory's tokens
+ * with discount 1 inside an utterance and gamma between turns, the turn's
+ * reward at its last token; ppo_epochs passes of clipped updates).
  *
  * The checkpoint holds both networks and the target with Adam's moments,
  * the replay buffer's text, the RNG and the counters; the games are reset at
@@ -46,8 +50,13 @@
 
 static const lathe_opt_t opts[] = {
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the policy's run (a BC warm start)"},
-    {"method", LATHE_STR, "archer", 0, 0, "archer|filtered_bc|chai",
-     "archer; online filtered BC; CHAI (frozen policy, best of `candidates` by the critic)"},
+    {"method", LATHE_STR, "archer", 0, 0, "archer|filtered_bc|chai|ppo",
+     "archer; online filtered BC; CHAI (frozen policy, best of `candidates` by the critic); "
+     "token-level PPO"},
+    {"ppo_epochs", LATHE_INT, "4", 1, 100, NULL, "ppo: passes over each iteration's utterances"},
+    {"ppo_clip", LATHE_NUM, "0.2", 0, 10, NULL, "ppo: ratio and value clip"},
+    {"gae_lambda", LATHE_NUM, "0.95", 0, 1, NULL, "ppo: GAE lambda over tokens"},
+    {"vf_coef", LATHE_NUM, "0.5", 0, 100, NULL, "ppo: value loss coefficient"},
     {"candidates", LATHE_INT, "5", 1, 64, NULL, "chai: utterances sampled per turn"},
     {"filter_percentile", LATHE_NUM, "90", 0, 100, NULL,
      "filtered_bc: clone trajectories at or above this percentile of all returns so far"},
@@ -79,7 +88,16 @@ typedef struct {
   uint8_t d, first; /* done; the trajectory's first transition */
 } tr_t;
 
-enum { M_ARCHER, M_FBC, M_CHAI };
+enum { M_ARCHER, M_FBC, M_CHAI, M_PPO };
+
+/* ppo: one utterance of this iteration's rollout, as sampled: the prompt's
+ * and the utterance's ids, per-token old log-probabilities, old values,
+ * advantages and returns; last: the trajectory's last turn. */
+typedef struct {
+  int *ids, plen, olen, last;
+  float r;
+  float *lp, *v, *adv, *ret;
+} ro_t;
 
 typedef struct {
   nn_gpt_t enc;
@@ -98,7 +116,12 @@ typedef struct {
   nn_tok_t tok;
   nn_gpt_t pol;
   critic_t cr, tg;
+  nn_mlp_t vh; /* ppo: the value head on the critic encoder's states */
   nn_adamw_t copt, aopt;
+  int ppo_epochs;
+  double ppo_clip, lam, vf;
+  ro_t *ro; /* ppo: this iteration's utterances, in trajectory order */
+  int nro;
   /* state */
   nn_rng_t rng;
   int64_t iter, n, head; /* replay: n transitions, ring head */
@@ -119,9 +142,17 @@ static void critic_free(critic_t *c) {
   for (int k = 0; k < 2; k++) nn_mlp_free(&c->q[k]), nn_mlp_free(&c->v[k]);
 }
 
+static void ro_clear(ar_t *p) {
+  for (int i = 0; p->ro && i < p->nro; i++)
+    free(p->ro[i].ids), free(p->ro[i].lp), free(p->ro[i].v), free(p->ro[i].adv), free(p->ro[i].ret);
+  free(p->ro);
+  p->ro = NULL, p->nro = 0;
+}
+
 static void destroy(void *self) {
   ar_t *p = self;
   if (!p) return;
+  ro_clear(p), nn_mlp_free(&p->vh);
   for (int64_t i = 0; p->rb && i < p->cap; i++) tr_free(&p->rb[i]);
   free(p->rb);
   nn_tok_free(&p->tok), nn_gpt_free(&p->pol), critic_free(&p->cr), critic_free(&p->tg);
@@ -286,6 +317,8 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
   double *disc = malloc((size_t)E * sizeof *disc), *G = calloc((size_t)E, sizeof *G);
   int64_t *at = malloc((size_t)E * 256 * sizeof *at); /* each trajectory's slots (<= 200 turns) */
   uint64_t *traj = malloc((size_t)E * sizeof *traj);
+  ro_t *ro = p->method == M_PPO ? calloc((size_t)E * 256, sizeof *ro) : NULL; /* per game */
+  if (p->method == M_PPO && !ro) rc = LATHE_ENOMEM;
   *ret = *win = 0;
   if (!dlg || !sub || !su || !alive || !idx || !nt || !disc || !G || !at || !traj)
     rc = LATHE_ENOMEM;
@@ -307,6 +340,15 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
       rc = p->gp->textenv->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc);
       if (rc) break;
       *ret += disc[e] * r / E, disc[e] *= p->gamma, G[e] += r;
+      if (ro && nt[e] < 256) { /* the utterance as sampled, for ppo */
+        ro_t *u = &ro[(size_t)e * 256 + nt[e]];
+        int ctx = p->pol.cfg.ctx;
+        u->plen = p->len[j], u->olen = p->olen[j], u->r = (float)r, u->last = term || trunc;
+        if (!(u->ids = malloc((size_t)(u->plen + u->olen + 1) * sizeof *u->ids))) rc = LATHE_ENOMEM;
+        if (rc) break;
+        memcpy(u->ids, p->ids + (size_t)j * ctx, (size_t)u->plen * sizeof *u->ids);
+        memcpy(u->ids + u->plen, p->out + (size_t)j * p->max_new, (size_t)u->olen * sizeof *u->ids);
+      }
       if (nt[e] < 256) at[(size_t)e * 256 + nt[e]++] = p->head;
       if ((rc = push(p, dlg[e], su[j], (float)r, o, term, traj[e], nt[e] == 1))) break;
       free(dlg[e]);
@@ -319,6 +361,22 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
         }
       }
     }
+  }
+  if (ro) { /* ppo: the utterances, trajectory by trajectory */
+    ro_clear(p);
+    int n = 0;
+    for (int e = 0; e < E; e++) n += nt[e] < 256 ? nt[e] : 256;
+    if (!rc && !(p->ro = calloc((size_t)n + 1, sizeof *p->ro))) rc = LATHE_ENOMEM;
+    for (int e = 0; e < E; e++)
+      for (int k = 0; k < nt[e] && k < 256; k++) {
+        ro_t *u = &ro[(size_t)e * 256 + k];
+        if (!rc && u->ids && u->olen > 0)
+          p->ro[p->nro++] = *u, u->ids = NULL;
+        else if (!rc && p->nro > 0 && u->last)
+          p->ro[p->nro - 1].last = 1; /* (an empty utterance ends it) */
+        free(u->ids);
+      }
+    free(ro);
   }
   for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
   free(dlg), free(sub), free(su), free(alive), free(idx), free(nt), free(disc), free(G), free(at);
@@ -382,6 +440,153 @@ static int bc_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
     nn_gpt_logprobs_backward(&p->pol, p->dlp, mask);
   }
   free(tok), free(pl), free(al), free(aid), free(mask);
+  return rc;
+}
+
+/* ppo: utterances ix[0..n) as one right-padded batch tok(n, T); *T. */
+static int *ro_batch(ar_t *p, const int *ix, int n, int *T) {
+  int t = 1;
+  for (int i = 0; i < n; i++)
+    t = p->ro[ix[i]].plen + p->ro[ix[i]].olen > t ? p->ro[ix[i]].plen + p->ro[ix[i]].olen : t;
+  int *tok = malloc((size_t)n * t * sizeof *tok);
+  if (!tok) return NULL;
+  for (int i = 0; i < n; i++) {
+    const ro_t *u = &p->ro[ix[i]];
+    for (int k = 0; k < t; k++)
+      tok[(size_t)i * t + k] = k < u->plen + u->olen ? u->ids[k] : NN_TOK_PAD;
+  }
+  *T = t;
+  return tok;
+}
+
+/* ppo: the value of every utterance token's state (the prefix before it)
+ * for utterances ix, through the value network (critic encoder + head):
+ * into v (concatenated, utterance by utterance). Keeps the activations. */
+static int ro_values(ar_t *p, const int *ix, int n, const int *tok, int T, float *v) {
+  int C = p->C, rows = 0;
+  const float *hs = nn_gpt_hidden(&p->cr.enc, tok, n, T);
+  if (!hs) return LATHE_ENOMEM;
+  for (int i = 0; i < n; i++) rows += p->ro[ix[i]].olen;
+  float *x = malloc((size_t)rows * C * sizeof *x);
+  if (!x) return LATHE_ENOMEM;
+  for (int i = 0, r = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++, r++)
+      memcpy(x + (size_t)r * C, hs + ((size_t)i * T + p->ro[ix[i]].plen + j - 1) * C,
+             C * sizeof *x);
+  const float *y = nn_mlp_forward(&p->vh, x, rows);
+  free(x);
+  if (!y) return LATHE_ENOMEM;
+  memcpy(v, y, (size_t)rows * sizeof *v);
+  return 0;
+}
+
+/* ppo: old log-probabilities and values of every utterance token, then GAE
+ * over each trajectory's tokens (discount 1 inside an utterance, gamma
+ * between turns, the turn's reward at its last token, nothing after the
+ * last turn). */
+static int ppo_prepare(ar_t *p) {
+  int B = p->B, rc = 0;
+  for (int i0 = 0; i0 < p->nro && !rc; i0 += B) {
+    int n = p->nro - i0 < B ? p->nro - i0 : B, ix[4096], T, tot = 0;
+    for (int i = 0; i < n; i++) ix[i] = i0 + i, tot += p->ro[i0 + i].olen;
+    int *tok = ro_batch(p, ix, n, &T);
+    float *lp = tok ? malloc((size_t)n * T * sizeof *lp) : NULL,
+          *v = malloc((size_t)tot * sizeof *v);
+    if (!tok || !lp || !v || nn_gpt_token_logprobs(&p->pol, tok, n, T, lp) ||
+        ro_values(p, ix, n, tok, T, v))
+      rc = LATHE_ENOMEM;
+    for (int i = 0, r = 0; i < n && !rc; i++) {
+      ro_t *u = &p->ro[i0 + i];
+      size_t m = (size_t)u->olen;
+      u->lp = malloc(m * sizeof *u->lp), u->v = malloc(m * sizeof *u->v);
+      u->adv = malloc(m * sizeof *u->adv), u->ret = malloc(m * sizeof *u->ret);
+      if (!u->lp || !u->v || !u->adv || !u->ret) {
+        rc = LATHE_ENOMEM;
+        break;
+      }
+      for (int j = 0; j < u->olen; j++, r++)
+        u->lp[j] = lp[(size_t)i * T + u->plen + j], u->v[j] = v[r];
+    }
+    free(tok), free(lp), free(v);
+  }
+  double last = 0, vnext = 0;
+  for (int k = p->nro - 1; k >= 0 && !rc; k--) { /* backwards through the trajectories */
+    ro_t *u = &p->ro[k];
+    if (u->last) last = 0, vnext = 0;
+    for (int j = u->olen - 1; j >= 0; j--) {
+      int end = j == u->olen - 1;
+      double g = end ? p->gamma : 1.0, r = end ? u->r : 0.0;
+      if (end && u->last) g = 0.0;
+      double delta = r + g * vnext - u->v[j];
+      last = delta + g * p->lam * last;
+      u->adv[j] = (float)last, u->ret[j] = (float)(last + u->v[j]), vnext = u->v[j];
+    }
+  }
+  return rc;
+}
+
+/* ppo: one minibatch of utterances ix: the clipped objective per token
+ * (advantages normalised over the minibatch's tokens) into the policy's
+ * gradients, vf_coef times the halved clipped value error into the value
+ * network's; the losses added to *pl and *vl. */
+static int ppo_batch(ar_t *p, const int *ix, int n, double *pl, double *vl) {
+  int T, rc = 0, tot = 0;
+  for (int i = 0; i < n; i++) tot += p->ro[ix[i]].olen;
+  int *tok = ro_batch(p, ix, n, &T);
+  float *lp = tok ? malloc((size_t)n * T * sizeof *lp) : NULL,
+        *w = calloc((size_t)n * T, sizeof *w);
+  float *v = malloc((size_t)tot * sizeof *v), *dv = malloc((size_t)tot * sizeof *dv);
+  float *ones = malloc((size_t)n * sizeof *ones), *dh = NULL;
+  if (!tok || !lp || !w || !v || !dv || !ones || nn_gpt_token_logprobs(&p->pol, tok, n, T, lp)) {
+    rc = LATHE_ENOMEM;
+    goto out;
+  }
+  double am = 0, as = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++) am += p->ro[ix[i]].adv[j] / tot;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++) as += pow(p->ro[ix[i]].adv[j] - am, 2);
+  as = tot > 1 ? sqrt(as / (tot - 1)) : 0.0;
+  for (int i = 0; i < n; i++) {
+    const ro_t *u = &p->ro[ix[i]];
+    ones[i] = 1.0f;
+    for (int j = 0; j < u->olen; j++) {
+      double g, A = (u->adv[j] - am) / (as + 1e-8);
+      *pl += nn_pg_ppo_token(lp[(size_t)i * T + u->plen + j], u->lp[j], 0, A, p->ppo_clip, 0, &g) /
+             tot;
+      w[(size_t)i * T + u->plen + j] = (float)(g / tot);
+    }
+  }
+  nn_gpt_logprobs_backward(&p->pol, ones, w);
+  if ((rc = ro_values(p, ix, n, tok, T, v))) goto out;
+  for (int i = 0, r = 0; i < n; i++) { /* the clipped value loss, as CleanRL's */
+    const ro_t *u = &p->ro[ix[i]];
+    for (int j = 0; j < u->olen; j++, r++) {
+      double d = v[r] - u->ret[j],
+             vc = u->v[j] + fmin(fmax(v[r] - u->v[j], -p->ppo_clip), p->ppo_clip);
+      double dc = vc - u->ret[j], l = d * d, gr = d;
+      if (dc * dc > l) l = dc * dc, gr = fabs(v[r] - u->v[j]) < p->ppo_clip ? dc : 0.0;
+      *vl += 0.5 * l / tot;
+      dv[r] = (float)(p->vf * gr / tot);
+    }
+  }
+  int C = p->C;
+  float *dx = calloc((size_t)tot * C, sizeof *dx);
+  dh = calloc((size_t)n * T * C, sizeof *dh);
+  if (!dx || !dh) {
+    free(dx);
+    rc = LATHE_ENOMEM;
+    goto out;
+  }
+  nn_mlp_backward(&p->vh, dv, dx);
+  for (int i = 0, r = 0; i < n; i++)
+    for (int j = 0; j < p->ro[ix[i]].olen; j++, r++)
+      memcpy(dh + ((size_t)i * T + p->ro[ix[i]].plen + j - 1) * C, dx + (size_t)r * C,
+             C * sizeof *dh);
+  nn_gpt_backward_hidden(&p->cr.enc, dh);
+  free(dx);
+out:
+  free(tok), free(lp), free(w), free(v), free(dv), free(ones), free(dh);
   return rc;
 }
 
@@ -537,7 +742,7 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
       }
     }
   }
-  if (!rc && p->method != M_FBC) { /* V(s0): the first dialogue of any episode */
+  if (!rc && (p->method == M_ARCHER || p->method == M_CHAI)) { /* V(s0) of the first dialogue */
     const char *o;
     float e0[1024], v1, v2, cat[2048];
     char *s0;
@@ -562,7 +767,34 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if (rc) return rc;
   int64_t ix[4096], nel = 0, *el = NULL;
   double thr = NAN, bcl = 0;
-  int csteps = p->method == M_FBC ? 0 : p->critic_steps;
+  int csteps = p->method == M_FBC || p->method == M_PPO ? 0 : p->critic_steps;
+  double ppl = 0, pvl = 0;
+  int pmb = 0;
+  if (p->method == M_PPO) { /* on-policy: every utterance of this iteration, ppo_epochs times */
+    int *perm = malloc((size_t)(p->nro + 1) * sizeof *perm);
+    if (!perm || ppo_prepare(p)) return free(perm), h->fail(c, LATHE_ENOMEM, "out of memory");
+    for (int i = 0; i < p->nro; i++) perm[i] = i;
+    for (int ep = 0; ep < p->ppo_epochs; ep++) {
+      for (int i = p->nro - 1; i > 0; i--) {
+        int j = (int)nn_rng_below(&p->rng, (uint32_t)i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+      }
+      for (int b0 = 0; b0 < p->nro; b0 += p->B) {
+        int n = p->nro - b0 < p->B ? p->nro - b0 : p->B;
+        nn_params_zero_grad(&p->pol.params), nn_params_zero_grad(&p->cr.enc.params);
+        nn_params_zero_grad(&p->vh.params);
+        if ((rc = ppo_batch(p, perm + b0, n, &ppl, &pvl)))
+          return free(perm), h->fail(c, rc, "out of memory");
+        nn_params_t *pp[1] = {&p->pol.params}, *vp[2] = {&p->cr.enc.params, &p->vh.params};
+        agn += clip_sets(pp, 1, p->clip), cgn += clip_sets(vp, 2, p->clip), pmb++;
+        if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr) ||
+            nn_adamw_step(vp[0], &p->copt, (float)p->clr) ||
+            nn_adamw_step(vp[1], &p->copt, (float)p->clr))
+          return free(perm), h->fail(c, LATHE_ENOMEM, "out of memory");
+      }
+    }
+    free(perm);
+  }
   for (int s = 0; s < csteps; s++) {
     for (int k = 0; k < 5; k++) nn_params_zero_grad(cset(&p->cr, k));
     for (int a = 0; a < p->accum; a++) {
@@ -613,6 +845,11 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     h->metric(c, "critic/loss", closs / csteps / p->accum);
     h->metric(c, "critic/grad_norm", cgn);
   }
+  if (p->method == M_PPO && pmb) {
+    h->metric(c, "ppo/policy_loss", ppl / pmb), h->metric(c, "ppo/value_loss", pvl / pmb);
+    h->metric(c, "actor/grad_norm", agn / pmb), h->metric(c, "ppo/value_grad_norm", cgn / pmb);
+    h->metric(c, "ppo/utterances", p->nro);
+  }
   if (p->method == M_FBC) {
     h->metric(c, "filter/threshold", thr), h->metric(c, "filter/transitions", (double)nel);
     if (nel && p->actor_steps) {
@@ -629,7 +866,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     double r, w, v0 = NAN;
     if ((rc = evaluate(p, h, c, &r, &w, &v0))) return rc;
     h->metric(c, "eval/return", r), h->metric(c, "eval/win_rate", w);
-    if (p->method != M_FBC) h->metric(c, "critic/v_s0", v0);
+    if (p->method == M_ARCHER || p->method == M_CHAI) h->metric(c, "critic/v_s0", v0);
   }
   return p->iter >= p->iters ? LATHE_DONE : LATHE_CONTINUE;
 }
@@ -639,7 +876,12 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   if (!p) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = p;
   const char *m = h->cfg_str(c, "method");
-  p->method = !strcmp(m, "chai") ? M_CHAI : !strcmp(m, "filtered_bc") ? M_FBC : M_ARCHER;
+  p->method = !strcmp(m, "chai")          ? M_CHAI
+              : !strcmp(m, "filtered_bc") ? M_FBC
+              : !strcmp(m, "ppo")         ? M_PPO
+                                          : M_ARCHER;
+  p->ppo_epochs = (int)h->cfg_int(c, "ppo_epochs"), p->ppo_clip = h->cfg_num(c, "ppo_clip");
+  p->lam = h->cfg_num(c, "gae_lambda"), p->vf = h->cfg_num(c, "vf_coef");
   p->K = (int)h->cfg_int(c, "candidates"), p->pct = h->cfg_num(c, "filter_percentile");
   p->E = (int)h->cfg_int(c, "envs"), p->B = (int)h->cfg_int(c, "batch");
   p->accum = (int)h->cfg_int(c, "grad_accum"), p->critic_steps = (int)h->cfg_int(c, "critic_steps");
@@ -692,6 +934,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
       critic_init(&p->tg, &p->tok, ctx, (int)h->cfg_int(c, "critic_layers"), p->C, &p->rng))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   for (int k = 0; k < 5; k++) nn_params_copy(cset(&p->tg, k), cset(&p->cr, k));
+  if (nn_mlp_init(&p->vh, "vh", 2, (int[]){p->C, p->C, 1}, NN_TANH, 0, &p->rng))
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
   int rows = 2 * p->B > p->E ? 2 * p->B : p->E;
   if (p->method == M_CHAI && 2 * p->E * p->K > rows) rows = 2 * p->E * p->K;
   p->rb = calloc((size_t)p->cap, sizeof *p->rb);
@@ -706,7 +950,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-#define ARCHER_STATE_VERSION 2u /* 2: trajectories (return, id, first) and the method */
+#define ARCHER_STATE_VERSION 3u /* 2: trajectories and the method; 3: ppo's value head */
 
 static void put_str(lathe_buf_t *b, const char *s) {
   uint32_t n = (uint32_t)strlen(s);
@@ -741,6 +985,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   nn_params_save(&p->pol.params, b, 1);
   for (int k = 0; k < 5; k++)
     nn_params_save(cset(&p->cr, k), b, 1), nn_params_save(cset(&p->tg, k), b, 0);
+  nn_params_save(&p->vh.params, b, 1);
   return b->err;
 }
 
@@ -780,6 +1025,9 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   for (int k = 0; k < 5; k++)
     if (nn_params_load(cset(&p->cr, k), b) || nn_params_load(cset(&p->tg, k), b))
       return h->fail(c, LATHE_ECKPT, "archer: checkpoint critic does not match this configuration");
+  if (nn_params_load(&p->vh.params, b))
+    return h->fail(c, LATHE_ECKPT,
+                   "archer: checkpoint value head does not match this configuration");
   return 0;
 }
 

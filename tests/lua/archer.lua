@@ -1,6 +1,6 @@
 -- ArCHer end to end, small: noisy scripted twentyq play (made when the
 -- store lacks it), a byte-level BC policy (run 1), then archer (run 2) with
--- `method` (archer, filtered_bc, chai).
+-- `method` (archer, filtered_bc, chai, ppo).
 -- Bad input: mode "notlm" (init_run is not a language model), "notok" (a
 -- policy without a tokenizer: a task policy of pref), "notgame" (the game
 -- is not a text environment).
