@@ -21,8 +21,9 @@
  * after `warmup` iterations, `actor_steps` actor updates alike with L_pi =
  * -mean A log pi(a^|s), A = min Q(s, a^) - min V(s) from the current
  * critic. Evaluation every eval_every iterations plays every hidden state
- * of the game greedily (the exact value of the greedy policy) and reports
- * the critic's V(s0) beside the sampled trajectories' discounted return.
+ * of the game greedily (the exact value of the greedy policy) and once
+ * sampled from an evaluation stream of its own, and reports the critic's
+ * V(s0) beside the sampled trajectories' discounted return.
  *
  * Baselines in the same loop (`method`): filtered_bc, online filtered BC
  * (no critic; each iteration's actor steps clone the buffer's transitions
@@ -120,7 +121,8 @@ typedef struct {
   nn_adamw_t copt, aopt;
   int ppo_epochs;
   double ppo_clip, lam, vf;
-  ro_t *ro; /* ppo: this iteration's utterances, in trajectory order */
+  nn_rng_t *draw; /* the stream act() samples from when set (evaluation), else rng */
+  ro_t *ro;       /* ppo: this iteration's utterances, in trajectory order */
   int nro;
   /* state */
   nn_rng_t rng;
@@ -252,8 +254,8 @@ static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
   }
   static const int stop[1] = {NN_TOK_EOS};
   nn_gen_t o = {greedy ? 0.0f : 1.0f, 0, 1.0f, stop, 1, 0};
-  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o, &p->rng, p->out, p->olen,
-                          NULL);
+  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o,
+                          p->draw ? p->draw : &p->rng, p->out, p->olen, NULL);
   if (rc) return rc;
   for (int i = 0; i < n; i++) {
     size_t cap = (size_t)p->olen[i] * 16 + 1;
@@ -704,8 +706,8 @@ out:
 
 /* The greedy policy played on every hidden state: the exact value of it
  * (mean discounted return) and its win rate; the critic's min V(s0). */
-static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win,
-                    double *v0) {
+static int play_all(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, int greedy, double *ret,
+                    double *win) {
   const lathe_textenv_t *t = p->gp->textenv;
   int64_t n = p->hidden;
   int E = p->E, rc = 0;
@@ -729,7 +731,7 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
       int k = 0;
       for (int e = 0; e < m; e++)
         if (alive[e]) idx[k] = e, sub[k++] = dlg[e];
-      if ((rc = choose(p, sub, k, 1, su))) break;
+      if ((rc = choose(p, sub, k, greedy, su))) break;
       for (int j = 0; j < k && !rc; j++) {
         int e = idx[j], term, trunc;
         const char *o;
@@ -742,6 +744,24 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
       }
     }
   }
+  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
+  free(dlg), free(su), free(sub), free(idx), free(alive), free(disc);
+  return rc;
+}
+
+/* Every hidden state played greedily (the exact value of the greedy
+ * policy: *ret, *win) and once with sampling from a fixed stream of its own
+ * (*sret, *swin: an unbiased estimate of the sampling policy's value that
+ * leaves the training stream alone); the critic's min V(s0). */
+static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win,
+                    double *sret, double *swin, double *v0) {
+  const lathe_textenv_t *t = p->gp->textenv;
+  nn_rng_t er;
+  nn_rng_seed(&er, 0x65766131ULL);
+  int rc = play_all(p, h, c, 1, ret, win);
+  p->draw = &er;
+  if (!rc) rc = play_all(p, h, c, 0, sret, swin);
+  p->draw = NULL;
   if (!rc && (p->method == M_ARCHER || p->method == M_CHAI)) { /* V(s0) of the first dialogue */
     const char *o;
     float e0[1024], v1, v2, cat[2048];
@@ -755,8 +775,6 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
     }
     free(s0);
   }
-  for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
-  free(dlg), free(su), free(sub), free(idx), free(alive), free(disc);
   return rc == LATHE_ENOMEM ? h->fail(c, rc, "archer: out of memory while evaluating") : rc;
 }
 
@@ -863,9 +881,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   h->metric(c, "buffer/transitions", (double)p->n);
   if (p->hidden && (p->iter % p->eval_every == 0 || p->iter == p->iters)) {
-    double r, w, v0 = NAN;
-    if ((rc = evaluate(p, h, c, &r, &w, &v0))) return rc;
+    double r, w, sr, sw, v0 = NAN;
+    if ((rc = evaluate(p, h, c, &r, &w, &sr, &sw, &v0))) return rc;
     h->metric(c, "eval/return", r), h->metric(c, "eval/win_rate", w);
+    h->metric(c, "eval/sampled_return", sr), h->metric(c, "eval/sampled_win_rate", sw);
     if (p->method == M_ARCHER || p->method == M_CHAI) h->metric(c, "critic/v_s0", v0);
   }
   return p->iter >= p->iters ? LATHE_DONE : LATHE_CONTINUE;
