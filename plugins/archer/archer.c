@@ -246,6 +246,7 @@ static void heads(critic_t *c, const float *es, const float *ea, int n, int C, f
 
 /* Sample (or greedily decode) an utterance for each of n dialogues. */
 static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
+  if (n < 1 || n > 65536) return LATHE_ESHAPE;
   int ctx = p->pol.cfg.ctx, room = ctx - p->max_new;
   for (int i = 0; i < n; i++) {
     int k = encode_tail(&p->tok, dialogue[i], p->ids + (size_t)i * ctx, room);
@@ -283,6 +284,7 @@ static int push(ar_t *p, const char *s, const char *a, float r, const char *s2, 
  * the policy (greedy: decode greedily); CHAI samples `candidates` and
  * keeps the first with the largest min(Qbar1, Qbar2) of the target critic. */
 static int choose(ar_t *p, char *const *dlg, int n, int greedy, char **utt) {
+  if (n < 1 || n > 65536) return LATHE_ESHAPE;
   if (p->method != M_CHAI) return act(p, dlg, n, greedy, utt);
   int K = p->K, C = p->C, rc = 0;
   char **rep = calloc((size_t)2 * n * K, sizeof *rep), **cand = calloc((size_t)n * K, sizeof *cand);
@@ -414,6 +416,7 @@ static int eligible(ar_t *p, int64_t *idx, int64_t *n, double *thr) {
 
 /* One filtered-BC minibatch: -mean log pi(a|s) over transitions ix. */
 static int bc_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
+  if (B < 1 || B > 4096) return LATHE_ESHAPE;
   int ctx = p->pol.cfg.ctx, T = 1, rc = 0;
   int *tok = calloc((size_t)B * ctx, sizeof *tok), *pl = malloc((size_t)B * sizeof *pl);
   int *al = malloc((size_t)B * sizeof *al), *aid = malloc((size_t)B * p->max_new * sizeof *aid);
@@ -447,6 +450,7 @@ static int bc_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
 
 /* ppo: utterances ix[0..n) as one right-padded batch tok(n, T); *T. */
 static int *ro_batch(ar_t *p, const int *ix, int n, int *T) {
+  if (n < 1 || n > 4096) return NULL;
   int t = 1;
   for (int i = 0; i < n; i++)
     t = p->ro[ix[i]].plen + p->ro[ix[i]].olen > t ? p->ro[ix[i]].plen + p->ro[ix[i]].olen : t;
@@ -465,6 +469,7 @@ static int *ro_batch(ar_t *p, const int *ix, int n, int *T) {
  * for utterances ix, through the value network (critic encoder + head):
  * into v (concatenated, utterance by utterance). Keeps the activations. */
 static int ro_values(ar_t *p, const int *ix, int n, const int *tok, int T, float *v) {
+  if (n < 1 || n > 4096) return LATHE_ESHAPE;
   int C = p->C, rows = 0;
   const float *hs = nn_gpt_hidden(&p->cr.enc, tok, n, T);
   if (!hs) return LATHE_ENOMEM;
@@ -532,6 +537,7 @@ static int ppo_prepare(ar_t *p) {
  * gradients, vf_coef times the halved clipped value error into the value
  * network's; the losses added to *pl and *vl. */
 static int ppo_batch(ar_t *p, const int *ix, int n, double *pl, double *vl) {
+  if (n < 1 || n > 4096) return LATHE_ESHAPE;
   int T, rc = 0, tot = 0;
   for (int i = 0; i < n; i++) tot += p->ro[ix[i]].olen;
   int *tok = ro_batch(p, ix, n, &T);
@@ -605,6 +611,7 @@ static double clip_sets(nn_params_t **ps, int n, double max) {
 
 /* One critic minibatch of B transitions ix: gradients accumulate. */
 static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
+  if (B < 1 || B > 4096) return LATHE_ESHAPE;
   int C = p->C, rc;
   char **txt = calloc((size_t)2 * B, sizeof *txt), **ah = calloc((size_t)B, sizeof *ah);
   float *f = malloc((size_t)B * (4 * 2 * C + 16) * sizeof *f);
@@ -660,6 +667,7 @@ out:
 /* One actor minibatch over states ix: a^ ~ pi(s), A from the current
  * critic, gradients of -mean A log pi(a^|s) accumulate into the policy. */
 static int actor_batch(ar_t *p, const int64_t *ix, int B, double *adv_mean) {
+  if (B < 1 || B > 4096) return LATHE_ESHAPE;
   int C = p->C, ctx = p->pol.cfg.ctx, rc = 0, T = 1;
   char **txt = calloc((size_t)2 * B, sizeof *txt), **ah = calloc((size_t)B, sizeof *ah);
   int *tok = malloc((size_t)B * ctx * sizeof *tok);
