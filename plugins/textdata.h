@@ -1,6 +1,7 @@
-/* textdata.h - what the text plugins (sft, pref on a dataset) share: reading
- * a dataset's records (text, sft or prefs layout), the held-out split, and
- * turning a prompt and a response into token ids within a context.
+/* textdata.h - what the text plugins (sft, pref on a dataset, stepneg, pr2l,
+ * archer) share: reading a dataset's records (text, sft or prefs layout),
+ * the held-out split, turning a prompt and a response into token ids within
+ * a context, and the text model of another run.
  * Header-only; included by the plugins. */
 #ifndef LATHE_TEXTDATA_H
 #define LATHE_TEXTDATA_H
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "../workbench/lathe.h"
+#include "../workbench/nn/lm.h"
 #include "../workbench/nn/nn.h"
 #include "../workbench/nn/tok.h"
 
@@ -123,6 +125,33 @@ static inline int tx_encode(const nn_tok_t *t, const char *prompt, const char *r
   free(pp), free(rr);
   *plen = keep_p;
   return keep_p + keep_r;
+}
+
+/* The text model of run `run` (its newest checkpoint) into empty tok and g,
+ * with a fresh optimizer; refuses in one line (LATHE_ECONFIG, naming option
+ * `key`): no run, no checkpoint, not a language model, or no tokenizer
+ * (`notok` ends that message: what the caller needs the words for). */
+static inline int tx_model_of_run(const lathe_host_t *h, lathe_ctx_t *c, const char *key,
+                                  uint32_t run, const char *notok, nn_tok_t *tok, nn_gpt_t *g) {
+  lathe_buf_t b = {0};
+  char owner[64] = "";
+  int has = 0;
+  if (!run) return h->fail(c, LATHE_ECONFIG, "%s: no run given (%s = RUN)", key, key);
+  if (h->run_checkpoint(c, run, &b, owner))
+    return h->fail(c, LATHE_ECONFIG, "%s %u: no such run or no checkpoint", key, run);
+  int rc = nn_lm_load(tok, &has, g, &b);
+  lathe_buf_free(&b);
+  if (rc)
+    return h->fail(c, LATHE_ECONFIG,
+                   "%s %u (%s): not a language model (no text model in its checkpoint)", key, run,
+                   owner);
+  if (!has) {
+    nn_gpt_free(g);
+    return h->fail(c, LATHE_ECONFIG, "%s %u (%s): its model has no tokenizer%s", key, run, owner,
+                   notok);
+  }
+  nn_params_reset_opt(&g->params);
+  return 0;
 }
 
 #endif

@@ -48,6 +48,7 @@
 #include "../../workbench/lathe.h"
 #include "../../workbench/nn/lm.h"
 #include "../../workbench/nn/nn.h"
+#include "../textdata.h"
 
 static const lathe_opt_t opts[] = {
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the policy's run (a BC warm start)"},
@@ -131,7 +132,7 @@ typedef struct {
   tr_t *rb;
   /* scratch */
   int *ids, *len, *out, *olen;
-  float *e, *de, *mask, *lp, *dlp;
+  float *lp, *dlp;
 } ar_t;
 
 static void tr_free(tr_t *t) {
@@ -158,8 +159,7 @@ static void destroy(void *self) {
   for (int64_t i = 0; p->rb && i < p->cap; i++) tr_free(&p->rb[i]);
   free(p->rb);
   nn_tok_free(&p->tok), nn_gpt_free(&p->pol), critic_free(&p->cr), critic_free(&p->tg);
-  free(p->ids), free(p->len), free(p->out), free(p->olen), free(p->e), free(p->de);
-  free(p->mask), free(p->lp), free(p->dlp);
+  free(p->ids), free(p->len), free(p->out), free(p->olen), free(p->lp), free(p->dlp);
   free(p); /* the games are the host's */
 }
 
@@ -923,22 +923,9 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   nn_rng_seed(&p->rng, h->seed(c));
   if (p->B > 4096) return h->fail(c, LATHE_ECONFIG, "archer: batch above 4096");
   /* the policy */
-  uint32_t run = (uint32_t)h->cfg_int(c, "init_run");
-  lathe_buf_t b = {0};
-  char plugin[64] = "";
-  int has = 0, rc;
-  if (!run) return h->fail(c, LATHE_ECONFIG, "archer: no policy given (init_run = RUN)");
-  if (h->run_checkpoint(c, run, &b, plugin))
-    return h->fail(c, LATHE_ECONFIG, "init_run %u: no such run or no checkpoint", run);
-  rc = nn_lm_load(&p->tok, &has, &p->pol, &b);
-  lathe_buf_free(&b);
-  if (rc) return h->fail(c, LATHE_ECONFIG, "init_run %u (%s): not a language model", run, plugin);
-  if (!has)
-    return h->fail(c, LATHE_ECONFIG,
-                   "init_run %u (%s): its model has no tokenizer, so it cannot write the game's "
-                   "words",
-                   run, plugin);
-  nn_params_reset_opt(&p->pol.params);
+  int rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"),
+                           ", so it cannot write the game's words", &p->tok, &p->pol);
+  if (rc) return rc;
   int ctx = p->pol.cfg.ctx;
   if (p->max_new >= ctx)
     return h->fail(c, LATHE_ECONFIG, "archer: max_new %d leaves no room in the policy's context %d",

@@ -1,6 +1,8 @@
 /* features.c - PR2L's promptable representation (features.h). */
 #include "features.h"
 
+#include "../textdata.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,23 +10,8 @@
 int pf_open(pf_t *f, const lathe_host_t *h, lathe_ctx_t *c, const char *key, uint32_t run,
             const char *prompt, int generic, int layer, int max_gen, int cache) {
   memset(f, 0, sizeof *f);
-  lathe_buf_t b = {0};
-  char plugin[64] = "";
-  int has = 0;
-  if (!run) return h->fail(c, LATHE_ECONFIG, "%s: no run given (%s = RUN)", key, key);
-  if (h->run_checkpoint(c, run, &b, plugin))
-    return h->fail(c, LATHE_ECONFIG, "%s %u: no such run or no checkpoint", key, run);
-  int rc = nn_lm_load(&f->tok, &has, &f->gpt, &b);
-  lathe_buf_free(&b);
-  if (rc)
-    return h->fail(c, LATHE_ECONFIG,
-                   "%s %u (%s): not a language model (no text model in its "
-                   "checkpoint)",
-                   key, run, plugin);
-  if (!has) {
-    nn_gpt_free(&f->gpt);
-    return h->fail(c, LATHE_ECONFIG, "%s %u (%s): its model has no tokenizer", key, run, plugin);
-  }
+  int rc = tx_model_of_run(h, c, key, run, "", &f->tok, &f->gpt);
+  if (rc) return rc;
   rc = pf_init(f, prompt, generic, layer, max_gen, cache);
   if (rc == LATHE_ECONFIG)
     return h->fail(c, rc,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../textdata.h"
 #include "stepneg.h"
 
 static const char *field(json_object *o, const char *k) {
@@ -52,25 +53,7 @@ int64_t sn_read(const lathe_host_t *h, lathe_ctx_t *c, const char *name, int64_t
 
 int sn_policy(const lathe_host_t *h, lathe_ctx_t *c, const char *key, uint32_t run, nn_tok_t *tok,
               nn_gpt_t *g) {
-  lathe_buf_t b = {0};
-  char plugin[64] = "";
-  if (!run) return h->fail(c, LATHE_ECONFIG, "%s: no run given (%s = RUN)", key, key);
-  int has = 0, rc = h->run_checkpoint(c, run, &b, plugin);
-  if (rc) return h->fail(c, LATHE_ECONFIG, "%s %u: no such run or no checkpoint", key, run);
-  rc = nn_lm_load(tok, &has, g, &b);
-  lathe_buf_free(&b);
-  if (rc)
-    return h->fail(c, LATHE_ECONFIG,
-                   "%s %u (%s): not a language model (no text model in its "
-                   "checkpoint)",
-                   key, run, plugin);
-  if (!has) {
-    nn_gpt_free(g);
-    return h->fail(c, LATHE_ECONFIG, "%s %u (%s): its model has no tokenizer (a task policy?)", key,
-                   run, plugin);
-  }
-  nn_params_reset_opt(&g->params);
-  return 0;
+  return tx_model_of_run(h, c, key, run, " (a task policy?)", tok, g);
 }
 
 int sn_prompt(const nn_tok_t *t, const char *q, int *ids, int max) {
