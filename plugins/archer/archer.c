@@ -598,17 +598,6 @@ out:
   return rc;
 }
 
-static double clip_sets(nn_params_t **ps, int n, double max) {
-  double ss = 0;
-  for (int k = 0; k < n; k++)
-    for (size_t i = 0; i < ps[k]->total; i++) ss += (double)ps[k]->g[i] * ps[k]->g[i];
-  double norm = sqrt(ss);
-  if (max > 0 && norm > max)
-    for (int k = 0; k < n; k++)
-      for (size_t i = 0; i < ps[k]->total; i++) ps[k]->g[i] *= (float)(max / (norm + 1e-6));
-  return norm;
-}
-
 /* One critic minibatch of B transitions ix: gradients accumulate. */
 static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
   if (B < 1 || B > 4096) return LATHE_ESHAPE;
@@ -812,7 +801,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         if ((rc = ppo_batch(p, perm + b0, n, &ppl, &pvl)))
           return free(perm), h->fail(c, rc, "out of memory");
         nn_params_t *pp[1] = {&p->pol.params}, *vp[2] = {&p->cr.enc.params, &p->vh.params};
-        agn += clip_sets(pp, 1, p->clip), cgn += clip_sets(vp, 2, p->clip), pmb++;
+        agn += nn_clip_grad_norm_sets(pp, 1, p->clip),
+            cgn += nn_clip_grad_norm_sets(vp, 2, p->clip), pmb++;
         if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr) ||
             nn_adamw_step(vp[0], &p->copt, (float)p->clr) ||
             nn_adamw_step(vp[1], &p->copt, (float)p->clr))
@@ -829,7 +819,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     }
     nn_params_t *ps[5];
     for (int k = 0; k < 5; k++) ps[k] = cset(&p->cr, k);
-    cgn += clip_sets(ps, 5, p->clip) / p->critic_steps;
+    cgn += nn_clip_grad_norm_sets(ps, 5, p->clip) / p->critic_steps;
     for (int k = 0; k < 5; k++) {
       if (nn_adamw_step(ps[k], &p->copt, (float)p->clr))
         return h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -846,7 +836,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         if ((rc = bc_batch(p, ix, p->B, &bcl))) return free(el), h->fail(c, rc, "out of memory");
       }
       nn_params_t *ps[1] = {&p->pol.params};
-      agn += clip_sets(ps, 1, p->clip) / p->actor_steps;
+      agn += nn_clip_grad_norm_sets(ps, 1, p->clip) / p->actor_steps;
       if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr))
         return free(el), h->fail(c, LATHE_ENOMEM, "out of memory");
     }
@@ -860,7 +850,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         if ((rc = actor_batch(p, ix, p->B, &adv))) return h->fail(c, rc, "archer: out of memory");
       }
       nn_params_t *ps[1] = {&p->pol.params};
-      agn += clip_sets(ps, 1, p->clip) / p->actor_steps;
+      agn += nn_clip_grad_norm_sets(ps, 1, p->clip) / p->actor_steps;
       if (nn_adamw_step(&p->pol.params, &p->aopt, (float)p->alr))
         return h->fail(c, LATHE_ENOMEM, "out of memory");
     }

@@ -306,24 +306,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-/* The learning-rate multiplier and the global gradient-norm clip over the
- * three parameter sets; returns the norm before clipping. */
-static double clip_all(pp_t *p) {
-  double ss = 0.0;
-  for (int k = 0; k < 3; k++) {
-    nn_params_t *ps = param_set(p, k);
-    for (size_t i = 0; i < ps->total; i++) ss += (double)ps->g[i] * ps->g[i];
-  }
-  double norm = sqrt(ss);
-  if (p->max_gn > 0 && norm > p->max_gn)
-    for (int k = 0; k < 3; k++) {
-      nn_params_t *ps = param_set(p, k);
-      float s = (float)(p->max_gn / (norm + 1e-6));
-      for (size_t i = 0; i < ps->total; i++) ps->g[i] *= s;
-    }
-  return norm;
-}
-
 typedef struct {
   double pg, v, h, kl, cf, gn; /* sums over minibatches (kl, cf: over samples) */
 } stats_t;
@@ -504,7 +486,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         free(perm);
         return h->fail(c, rc, "out of memory");
       }
-      st.gn += clip_all(p);
+      nn_params_t *ps[3] = {param_set(p, 0), param_set(p, 1), param_set(p, 2)};
+      st.gn += nn_clip_grad_norm_sets(ps, 3, p->max_gn);
       for (int k = 0; k < 3; k++)
         if (nn_adamw_step(param_set(p, k), &p->opt, lr)) {
           free(perm);

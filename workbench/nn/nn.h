@@ -466,6 +466,9 @@ void nn_params_polyak(nn_params_t *dst, const nn_params_t *src, float tau);
 /* Global L2 norm of the gradients; if max_norm > 0 and the norm exceeds it,
  * scale all gradients by max_norm/norm. Returns the norm before clipping. */
 float nn_clip_grad_norm(nn_params_t *ps, float max_norm);
+/* The same over n parameter sets taken as one (the norm in double; the
+ * scale max_norm / (norm + 1e-6)): for networks kept in several sets. */
+double nn_clip_grad_norm_sets(nn_params_t *const *ps, int n, double max_norm);
 
 /* Serialize values (+ optimizer moments and step when with_opt) into b.
  * Format (little-endian, version 1): "LNNP" u32 version u32 count u8 with_opt

@@ -133,6 +133,19 @@ float nn_clip_grad_norm(nn_params_t *ps, float max_norm) {
   return norm;
 }
 
+double nn_clip_grad_norm_sets(nn_params_t *const *ps, int n, double max_norm) {
+  double ss = 0.0;
+  for (int k = 0; k < n; k++)
+    for (size_t i = 0; i < ps[k]->total; i++) ss += (double)ps[k]->g[i] * ps[k]->g[i];
+  double norm = sqrt(ss);
+  if (max_norm > 0 && norm > max_norm) {
+    float s = (float)(max_norm / (norm + 1e-6));
+    for (int k = 0; k < n; k++)
+      for (size_t i = 0; i < ps[k]->total; i++) ps[k]->g[i] *= s;
+  }
+  return norm;
+}
+
 void nn_init_normal(nn_params_t *ps, int i, float std, nn_rng_t *r) {
   float *w = nn_w(ps, i);
   for (size_t k = 0; k < ps->p[i].n; k++) w[k] = std * nn_rng_normal(r);
