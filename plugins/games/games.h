@@ -64,11 +64,35 @@ static inline int gm_words(const char *utt, size_t n, char *buf, char **w) {
   return k;
 }
 
-/* End a turn: append "utterance reply\n" (the utterance as cut, or
- * "<invalid>" for bytes that cannot be shown), advance the clock, set the
- * flags. Returns the turn's reward: 0 for a win, else -1. */
-static inline double gm_turn(gm_dialogue_t *d, const char *shown, const char *reply, int win,
+/* Digits w (no leading zero but "0" itself) -> their value when below n,
+ * else -1. */
+static inline int gm_number(const char *w, int n) {
+  if (!*w || (w[0] == '0' && w[1])) return -1;
+  int v = 0;
+  for (const char *p = w; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    v = v * 10 + (*p - '0');
+    if (v >= n) return -1;
+  }
+  return v;
+}
+
+/* A new episode about hidden state `hidden`: the dialogue's first line. */
+static inline const char *gm_begin(gm_dialogue_t *d, int64_t hidden, const char *intro) {
+  d->hidden = hidden;
+  gm_start(d, intro);
+  return d->text;
+}
+
+/* End a turn: append "utterance reply\n" (the k words as parsed, one space
+ * apart; "<invalid>" for k < 0, bytes that cannot be shown), advance the
+ * clock, set the flags. Returns the turn's reward: 0 for a win, else -1. */
+static inline double gm_turn(gm_dialogue_t *d, char *const *w, int k, const char *reply, int win,
                              int *terminated, int *truncated) {
+  char shown[GM_MAX_UTT + 1] = "<invalid>";
+  if (k >= 0) shown[0] = 0;
+  for (int i = 0, m = 0; i < k; i++)
+    m += snprintf(shown + m, sizeof shown - (size_t)m, "%s%s", i ? " " : "", w[i]);
   int n = snprintf(d->text + d->len, sizeof d->text - d->len, "%s %s\n", shown, reply);
   if (n > 0)
     d->len += (size_t)n < sizeof d->text - d->len ? (size_t)n : sizeof d->text - d->len - 1;

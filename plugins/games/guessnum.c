@@ -40,9 +40,7 @@ static int guessnum_reset(void *self, const lathe_host_t *h, lathe_ctx_t *c, uin
   (void)h, (void)c;
   gn_t *g = self;
   if (seed != LATHE_NO_SEED) nn_rng_seed(&g->d.rng, seed);
-  g->d.hidden = nn_rng_below(&g->d.rng, (uint32_t)g->N);
-  gm_start(&g->d, "Guess the number:\n");
-  *obs = g->d.text;
+  *obs = gm_begin(&g->d, nn_rng_below(&g->d.rng, (uint32_t)g->N), "Guess the number:\n");
   return 0;
 }
 
@@ -54,9 +52,7 @@ static int guessnum_set_hidden(void *self, const lathe_host_t *h, lathe_ctx_t *c
   if (i >= g->N)
     return h->fail(c, LATHE_EUSAGE, "guessnum: hidden number index %lld is not below %d",
                    (long long)i, g->N);
-  g->d.hidden = i;
-  gm_start(&g->d, "Guess the number:\n");
-  *obs = g->d.text;
+  *obs = gm_begin(&g->d, i, "Guess the number:\n");
   return 0;
 }
 
@@ -65,27 +61,15 @@ static int guessnum_step(void *self, const lathe_host_t *h, lathe_ctx_t *c, cons
                          int *truncated) {
   gn_t *g = self;
   if (g->d.done) return h->fail(c, LATHE_EUSAGE, "guessnum: the episode is over; reset() first");
-  char buf[GM_MAX_UTT + 1], *w[GM_MAX_WORDS], shown[GM_MAX_UTT + 1];
+  char buf[GM_MAX_UTT + 1], *w[GM_MAX_WORDS];
   int k = gm_words(utt, n, buf, w), win = 0;
   const char *reply = "invalid";
-  if (k == 3 && !strcmp(w[0], "guess") && !strcmp(w[2], ".")) {
-    long v = 0;
-    const char *p = w[1];
-    for (; *p >= '0' && *p <= '9' && v <= g->N; p++) v = v * 10 + (*p - '0');
-    if (!*p && p != w[1] && w[1][0] != '0' && v >= 1 && v <= g->N) {
-      long x = g->d.hidden + 1;
-      win = v == x, reply = win ? "correct" : x > v ? "higher" : "lower";
-    }
+  int v = k == 3 && !strcmp(w[0], "guess") && !strcmp(w[2], ".") ? gm_number(w[1], g->N + 1) : -1;
+  if (v >= 1) {
+    long x = g->d.hidden + 1;
+    win = v == x, reply = win ? "correct" : x > v ? "higher" : "lower";
   }
-  if (k < 0)
-    snprintf(shown, sizeof shown, "<invalid>");
-  else {
-    size_t m = 0;
-    shown[0] = 0;
-    for (int i = 0; i < k; i++)
-      m += (size_t)snprintf(shown + m, sizeof shown - m, "%s%s", i ? " " : "", w[i]);
-  }
-  *reward = gm_turn(&g->d, shown, reply, win, terminated, truncated);
+  *reward = gm_turn(&g->d, w, k, reply, win, terminated, truncated);
   *obs = g->d.text;
   return 0;
 }

@@ -51,9 +51,7 @@ static int twentyq_reset(void *self, const lathe_host_t *h, lathe_ctx_t *c, uint
   (void)h, (void)c;
   tq_t *t = self;
   if (seed != LATHE_NO_SEED) nn_rng_seed(&t->d.rng, seed);
-  t->d.hidden = nn_rng_below(&t->d.rng, (uint32_t)t->N);
-  gm_start(&t->d, "Questions:\n");
-  *obs = t->d.text;
+  *obs = gm_begin(&t->d, nn_rng_below(&t->d.rng, (uint32_t)t->N), "Questions:\n");
   return 0;
 }
 
@@ -65,22 +63,8 @@ static int twentyq_set_hidden(void *self, const lathe_host_t *h, lathe_ctx_t *c,
   if (i >= t->N)
     return h->fail(c, LATHE_EUSAGE, "twentyq: hidden object %lld is not below %d", (long long)i,
                    t->N);
-  t->d.hidden = i;
-  gm_start(&t->d, "Questions:\n");
-  *obs = t->d.text;
+  *obs = gm_begin(&t->d, i, "Questions:\n");
   return 0;
-}
-
-/* "<prefix><digits>" with the number below n -> the number, else -1. */
-static int numbered(const char *w, char prefix, int n) {
-  if (w[0] != prefix || !w[1]) return -1;
-  int v = 0;
-  for (const char *p = w + 1; *p; p++) {
-    if (*p < '0' || *p > '9' || (p == w + 1 && *p == '0' && p[1])) return -1;
-    v = v * 10 + (*p - '0');
-    if (v >= n) return -1;
-  }
-  return v;
 }
 
 static int twentyq_step(void *self, const lathe_host_t *h, lathe_ctx_t *c, const char *utt,
@@ -93,22 +77,13 @@ static int twentyq_step(void *self, const lathe_host_t *h, lathe_ctx_t *c, const
   const char *reply = "invalid";
   if (k == 4 && !strcmp(w[0], "ask") && !strcmp(w[3], "?") &&
       (!strcmp(w[2], "0") || !strcmp(w[2], "1"))) {
-    int a = numbered(w[1], 'a', t->K);
+    int a = w[1][0] == 'a' ? gm_number(w[1] + 1, t->K) : -1;
     if (a >= 0) reply = (int)(t->d.hidden >> a & 1) == w[2][0] - '0' ? "yes" : "no";
   } else if (k == 3 && !strcmp(w[0], "guess") && !strcmp(w[2], ".")) {
-    int o = numbered(w[1], 'o', t->N);
+    int o = w[1][0] == 'o' ? gm_number(w[1] + 1, t->N) : -1;
     if (o >= 0) win = o == t->d.hidden, reply = win ? "yes" : "no";
   }
-  char shown[GM_MAX_UTT + 1];
-  if (k < 0)
-    snprintf(shown, sizeof shown, "<invalid>");
-  else { /* the words as parsed, one space apart */
-    size_t m = 0;
-    shown[0] = 0;
-    for (int i = 0; i < k; i++)
-      m += (size_t)snprintf(shown + m, sizeof shown - m, "%s%s", i ? " " : "", w[i]);
-  }
-  *reward = gm_turn(&t->d, shown, reply, win, terminated, truncated);
+  *reward = gm_turn(&t->d, w, k, reply, win, terminated, truncated);
   *obs = t->d.text;
   return 0;
 }
