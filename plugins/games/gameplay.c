@@ -12,6 +12,7 @@
  * itself (a child textenv) answers, so the records are the game's own
  * dialogues; each episode starts from a seed drawn from the generator's. */
 #include "games.h"
+#include "../genutil.h"
 
 static const lathe_opt_t gameplay_opts[] = {
     {"game", LATHE_STR, "twentyq", 0, 0, "twentyq|guessnum", "the text game"},
@@ -112,10 +113,6 @@ static void learn(gp_t *g, const char *u, const char *reply) {
   }
 }
 
-static void put_json(lathe_buf_t *out, const char *s) {
-  for (; *s; s++) lathe_buf_put(out, *s == '\n' ? "\\n" : s, *s == '\n' ? 2 : 1);
-}
-
 static int gameplay_next(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *out) {
   gp_t *g = self;
   const lathe_textenv_t *t = g->gp->textenv;
@@ -128,9 +125,9 @@ static int gameplay_next(void *self, const lathe_host_t *h, lathe_ctx_t *c, lath
   char u[64];
   script(g, u, sizeof u);
   lathe_buf_put(out, "{\"prompt\":\"", 11);
-  put_json(out, g->obs);
+  gen_put_json(out, g->obs);
   lathe_buf_put(out, "\",\"response\":\"", 14);
-  put_json(out, u);
+  gen_put_json(out, u);
   lathe_buf_put(out, "\"}", 2);
   double r;
   int term, trunc;

@@ -15,6 +15,7 @@
 
 #include "world.h"
 #include "../../workbench/lathe.h"
+#include "../genutil.h"
 #include "../../workbench/nn/nn.h"
 
 static const lathe_opt_t opts[] = {
@@ -45,11 +46,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-/* s as a JSON string body: newlines escaped (the rest is plain ASCII). */
-static void put_json(lathe_buf_t *out, const char *s) {
-  for (; *s; s++) lathe_buf_put(out, *s == '\n' ? "\\n" : s, *s == '\n' ? 2 : 1);
-}
-
 static int gen_next(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *out) {
   (void)h, (void)c;
   scenes_t *s = self;
@@ -70,9 +66,9 @@ static int gen_next(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf
       pw_answer(&st, q, k, a, sizeof a) < 0)
     return h->fail(c, LATHE_EPLUGIN, "scenes: a scene did not fit its buffer");
   lathe_buf_put(out, "{\"prompt\":\"", 11);
-  put_json(out, d), put_json(out, "\n"), put_json(out, qt), put_json(out, "\n");
+  gen_put_json(out, d), gen_put_json(out, "\n"), gen_put_json(out, qt), gen_put_json(out, "\n");
   lathe_buf_put(out, "\",\"response\":\"", 14);
-  put_json(out, a);
+  gen_put_json(out, a);
   lathe_buf_put(out, "\"}", 2);
   return out->err ? out->err : LATHE_CONTINUE;
 }
