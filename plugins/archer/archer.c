@@ -92,6 +92,8 @@ typedef struct {
 
 enum { M_ARCHER, M_FBC, M_CHAI, M_PPO };
 
+#define AR_MAX_TURNS 256 /* turns of one episode archer keeps track of */
+
 /* ppo: one utterance of this iteration's rollout, as sampled: the prompt's
  * and the utterance's ids, per-token old log-probabilities, old values,
  * advantages and returns; last: the trajectory's last turn. */
@@ -319,9 +321,10 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
   int *alive = malloc((size_t)E * sizeof *alive), *idx = malloc((size_t)E * sizeof *idx);
   int *nt = calloc((size_t)E, sizeof *nt);
   double *disc = malloc((size_t)E * sizeof *disc), *G = calloc((size_t)E, sizeof *G);
-  int64_t *at = malloc((size_t)E * 256 * sizeof *at); /* each trajectory's slots (<= 200 turns) */
+  int64_t *at = malloc((size_t)E * AR_MAX_TURNS * sizeof *at); /* each trajectory's slots */
   uint64_t *traj = malloc((size_t)E * sizeof *traj);
-  ro_t *ro = p->method == M_PPO ? calloc((size_t)E * 256, sizeof *ro) : NULL; /* per game */
+  ro_t *ro =
+      p->method == M_PPO ? calloc((size_t)E * AR_MAX_TURNS, sizeof *ro) : NULL; /* per game */
   if (p->method == M_PPO && !ro) rc = LATHE_ENOMEM;
   *ret = *win = 0;
   if (!dlg || !sub || !su || !alive || !idx || !nt || !disc || !G || !at || !traj)
@@ -344,8 +347,13 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
       rc = p->gp->textenv->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc);
       if (rc) break;
       *ret += disc[e] * r / E, disc[e] *= p->gamma, G[e] += r;
-      if (ro && nt[e] < 256) { /* the utterance as sampled, for ppo */
-        ro_t *u = &ro[(size_t)e * 256 + nt[e]];
+      if (nt[e] == AR_MAX_TURNS) {
+        rc = h->fail(c, LATHE_EPLUGIN, "archer: an episode of '%s' went past %d turns", p->gp->name,
+                     AR_MAX_TURNS);
+        break;
+      }
+      if (ro) { /* the utterance as sampled, for ppo */
+        ro_t *u = &ro[(size_t)e * AR_MAX_TURNS + nt[e]];
         int ctx = p->pol.cfg.ctx;
         u->plen = p->len[j], u->olen = p->olen[j], u->r = (float)r, u->last = term || trunc;
         if (!(u->ids = malloc((size_t)(u->plen + u->olen + 1) * sizeof *u->ids))) rc = LATHE_ENOMEM;
@@ -353,14 +361,14 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
         memcpy(u->ids, p->ids + (size_t)j * ctx, (size_t)u->plen * sizeof *u->ids);
         memcpy(u->ids + u->plen, p->out + (size_t)j * p->max_new, (size_t)u->olen * sizeof *u->ids);
       }
-      if (nt[e] < 256) at[(size_t)e * 256 + nt[e]++] = p->head;
+      at[(size_t)e * AR_MAX_TURNS + nt[e]++] = p->head;
       if ((rc = push(p, dlg[e], su[j], (float)r, o, term, traj[e], nt[e] == 1))) break;
       free(dlg[e]);
       if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
       if (term || trunc) {
         alive[e] = 0, live--, *win += (double)term / E;
         for (int k = 0; k < nt[e]; k++) { /* slots another trajectory took since keep theirs */
-          tr_t *t = &p->rb[at[(size_t)e * 256 + k]];
+          tr_t *t = &p->rb[at[(size_t)e * AR_MAX_TURNS + k]];
           if (t->traj == traj[e]) t->G = (float)G[e];
         }
       }
@@ -369,15 +377,12 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
   if (ro) { /* ppo: the utterances, trajectory by trajectory */
     ro_clear(p);
     int n = 0;
-    for (int e = 0; e < E; e++) n += nt[e] < 256 ? nt[e] : 256;
+    for (int e = 0; e < E; e++) n += nt[e];
     if (!rc && !(p->ro = calloc((size_t)n + 1, sizeof *p->ro))) rc = LATHE_ENOMEM;
     for (int e = 0; e < E; e++)
-      for (int k = 0; k < nt[e] && k < 256; k++) {
-        ro_t *u = &ro[(size_t)e * 256 + k];
-        if (!rc && u->ids && u->olen > 0)
-          p->ro[p->nro++] = *u, u->ids = NULL;
-        else if (!rc && p->nro > 0 && u->last)
-          p->ro[p->nro - 1].last = 1; /* (an empty utterance ends it) */
+      for (int k = 0; k < nt[e]; k++) {
+        ro_t *u = &ro[(size_t)e * AR_MAX_TURNS + k];
+        if (!rc && u->ids) p->ro[p->nro++] = *u, u->ids = NULL; /* (an utterance has >= 1 id) */
         free(u->ids);
       }
     free(ro);
