@@ -110,6 +110,8 @@ typedef struct {
   /* batch scratch */
   float *x, *logits, *values, *dz, *dlogits, *dvalues;
   int *xlen, *idx;
+  int spare;  /* feat rows spare.. spare+E-1: observations outside the rollout */
+  int *ident; /* 0, 1, 2, ...: row lists for gather */
   pw_layout_t *train_lay, *held_lay;
   double t_feat; /* seconds in feature extraction this iteration */
 } pp_t;
@@ -128,7 +130,7 @@ static void destroy(void *self) {
   free(p->env), free(p->feat), free(p->flen), free(p->act), free(p->logp), free(p->val);
   free(p->rew), free(p->adv), free(p->ret), free(p->done), free(p->x), free(p->logits);
   free(p->values), free(p->dz), free(p->dlogits), free(p->dvalues), free(p->xlen), free(p->idx);
-  free(p->train_lay), free(p->held_lay);
+  free(p->train_lay), free(p->held_lay), free(p->ident);
   free(p);
 }
 
@@ -282,8 +284,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   size_t N = (size_t)per, B = N > (size_t)p->eval_episodes ? N : (size_t)p->eval_episodes;
   size_t rowsz = (size_t)p->Tcap * p->F;
   p->env = calloc((size_t)p->E, sizeof *p->env);
-  p->feat = malloc((N > B ? N : B) * rowsz * sizeof *p->feat);
-  p->flen = calloc(N > B ? N : B, sizeof *p->flen), p->act = calloc(N, sizeof *p->act);
+  p->spare = (int)(N > B ? N : B);
+  size_t rows = (size_t)p->spare + (size_t)p->E;
+  p->feat = malloc(rows * rowsz * sizeof *p->feat), p->flen = calloc(rows, sizeof *p->flen);
+  p->ident = malloc(rows * sizeof *p->ident), p->act = calloc(N, sizeof *p->act);
   p->logp = calloc(N, sizeof(float)), p->val = calloc(N, sizeof(float));
   p->rew = calloc(N, sizeof(float)), p->adv = calloc(N, sizeof(float));
   p->ret = calloc(N, sizeof(float)), p->done = calloc(N, 1);
@@ -293,10 +297,11 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   p->dvalues = malloc(B * sizeof(float)), p->idx = malloc(B * sizeof *p->idx);
   p->train_lay = malloc((size_t)p->layouts * sizeof *p->train_lay);
   p->held_lay = malloc((size_t)p->heldout * sizeof *p->held_lay);
-  if (!p->env || !p->feat || !p->flen || !p->act || !p->logp || !p->val || !p->rew || !p->adv ||
-      !p->ret || !p->done || !p->x || !p->xlen || !p->logits || !p->values || !p->dz ||
+  if (!p->env || !p->feat || !p->flen || !p->ident || !p->act || !p->logp || !p->val || !p->rew ||
+      !p->adv || !p->ret || !p->done || !p->x || !p->xlen || !p->logits || !p->values || !p->dz ||
       !p->dlogits || !p->dvalues || !p->idx || !p->train_lay || !p->held_lay)
     return h->fail(c, LATHE_ENOMEM, "out of memory");
+  for (size_t i = 0; i < rows; i++) p->ident[i] = (int)i;
   for (int i = 0; i < p->layouts; i++)
     pw_layout(&p->train_lay[i], p->G, p->nobj, p->target, p->world_seed, 0, (uint64_t)i);
   for (int i = 0; i < p->heldout; i++)
@@ -378,14 +383,7 @@ static int evaluate(pp_t *p, const pw_layout_t *lay, int nl, uint64_t stream, do
         p->idx[m++] = i;
       }
     if (!m) break;
-    int *rows = malloc((size_t)m * sizeof *rows);
-    if (!rows) {
-      rc = h->fail(c, LATHE_ENOMEM, "out of memory");
-      goto out;
-    }
-    for (int j = 0; j < m; j++) rows[j] = j;
-    int Tb = gather(p, rows, m);
-    free(rows);
+    int Tb = gather(p, p->ident, m);
     if ((rc = forward(p, p->x, p->xlen, m, Tb))) {
       h->fail(c, rc, "out of memory");
       goto out;
@@ -435,10 +433,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       double r = pw_step(&st, p->act[i], p->target, p->max_steps, &term, &trunc, &win);
       v->ax = st.ax, v->ay = st.ay, v->t = st.t, v->ret += r;
       if (trunc && !term) { /* bootstrap the timeout from the final observation */
-        float *row = p->x;  /* free until the next gather */
-        int len;
-        if ((rc = observe(p, &st, row, &len, h, c))) return rc;
-        if ((rc = forward(p, row, &len, 1, len))) return h->fail(c, rc, "out of memory");
+        int row = p->spare + e;
+        if ((rc = observe(p, &st, p->feat + (size_t)row * rowsz, &p->flen[row], h, c))) return rc;
+        if ((rc = forward(p, p->x, p->xlen, 1, gather(p, &row, 1))))
+          return h->fail(c, rc, "out of memory");
         r += p->gamma * p->values[0];
       }
       p->rew[i] = (float)r, p->done[i] = (uint8_t)(term || trunc);
@@ -451,19 +449,11 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   /* the value after the last step, then GAE */
   for (int e = 0; e < E; e++) {
     pw_state_t st = env_state(p, &p->env[e]);
-    if ((rc = observe(p, &st, p->x + (size_t)e * rowsz, &p->xlen[e], h, c))) return rc;
+    int row = p->spare + e;
+    if ((rc = observe(p, &st, p->feat + (size_t)row * rowsz, &p->flen[row], h, c))) return rc;
   }
-  {
-    int Tb = 1;
-    for (int e = 0; e < E; e++) Tb = p->xlen[e] > Tb ? p->xlen[e] : Tb;
-    /* re-pack to stride Tb (rows were written at stride Tcap) */
-    for (int e = 0; e < E; e++) {
-      float *dst = p->x + (size_t)e * Tb * p->F, *src = p->x + (size_t)e * rowsz;
-      memmove(dst, src, (size_t)p->xlen[e] * p->F * sizeof *dst);
-      memset(dst + (size_t)p->xlen[e] * p->F, 0, (size_t)(Tb - p->xlen[e]) * p->F * sizeof *dst);
-    }
-    if ((rc = forward(p, p->x, p->xlen, E, Tb))) return h->fail(c, rc, "out of memory");
-  }
+  if ((rc = forward(p, p->x, p->xlen, E, gather(p, p->ident + p->spare, E))))
+    return h->fail(c, rc, "out of memory");
   nn_gae(p->rew, p->val, p->done, p->values, S, E, p->gamma, p->lam, p->adv, p->ret);
   double t_collect = now() - t0;
   /* update */
