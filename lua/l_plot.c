@@ -69,8 +69,32 @@ static int plot_points(lua_State *L, recipe_t *rc, lathe_plot_opts_t *o, int lis
   return 1;
 }
 
+/* The list field `key` of the argument table: numbers, or {KEY=, label=}
+ * tables; positions and labels (entries may be NULL) into memory Lua owns
+ * until the call returns; their count. */
+static int marks(lua_State *L, const char *key, const char *coord, const double **pos,
+                 const char *const **labels) {
+  lua_getfield(L, 1, key);
+  int n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0, t = lua_gettop(L);
+  double *v = lua_newuserdatauv(L, (n + 1) * sizeof *v, 0);
+  const char **l = lua_newuserdatauv(L, (n + 1) * sizeof *l, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, t, i + 1);
+    l[i] = NULL;
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, coord), v[i] = luaL_checknumber(L, -1), lua_pop(L, 1);
+      l[i] = opt_str(L, lua_gettop(L), "label", NULL);
+    } else
+      v[i] = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+  }
+  *pos = v, *labels = l;
+  return n;
+}
+
 /* lathe.plot{out=, metric=, series={{label=, runs={...}}, ...} | runs={...}, smooth=,
- *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...}} -> out
+ *            x="step"|"time"|METRIC, logy=, band=, title=, vlines={x | {x=, label=}, ...},
+ *            hlines={y | {y=, label=}, ...}} -> out
  * or, for given points (a result against data scale; metric names the y axis),
  * lathe.plot{out=, metric=, points={{label=, x={...}, y={...}, lo=, hi=}, ...},
  *            logx=, logy=, xlabel=, title=} -> out
@@ -139,22 +163,9 @@ static int l_plot(lua_State *L) {
     }
     if (!pass) total = k, ids = lua_newuserdatauv(L, total * sizeof *ids, 0);
   }
-  /* marked x positions */
-  lua_getfield(L, 1, "vlines");
-  int nv = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0, vt = lua_gettop(L);
-  double *vx = lua_newuserdatauv(L, (nv + 1) * sizeof *vx, 0);
-  const char **vl = lua_newuserdatauv(L, (nv + 1) * sizeof *vl, 0);
-  for (int i = 0; i < nv; i++) {
-    lua_rawgeti(L, vt, i + 1);
-    vl[i] = NULL;
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "x"), vx[i] = luaL_checknumber(L, -1), lua_pop(L, 1);
-      vl[i] = opt_str(L, lua_gettop(L), "label", NULL);
-    } else
-      vx[i] = luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-  }
-  o.vlines = vx, o.vlabels = vl, o.nvlines = nv;
+  /* marked x positions and reference levels */
+  o.nvlines = marks(L, "vlines", "x", &o.vlines, &o.vlabels);
+  o.nhlines = marks(L, "hlines", "y", &o.hlines, &o.hlabels);
   (void)total;
   if (rc->s->check_only || !rc->s->store) { /* lathe check: arguments checked, nothing drawn */
     lua_pushstring(L, o.out);

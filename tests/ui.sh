@@ -64,6 +64,11 @@ if want plot; then
     "exit $rc: $(cat err)"
   "$LATHE" plot 1-x --store p.lmdb --metric loss -o x.svg 2>err; rc=$?
   check plot_bad_group "[ $rc = 2 ] && grep -q \"'1-x' is not a run\" err" "exit $rc: $(cat err)"
+  "$LATHE" plot 1 --store p.lmdb --metric loss --hline 0.5:target --hline 0.25 -o h.svg 2>err
+  check plot_reference_levels "[ \$(grep -c 'stroke-dasharray=\"2,3\"' h.svg) = 2 ] && grep -q '>target<' h.svg" \
+    "$(cat err)"
+  "$LATHE" plot 1 --store p.lmdb --metric loss --hline half -o x.svg 2>err; rc=$?
+  check plot_bad_hline "[ $rc = 2 ] && grep -q \"hline wants Y or Y:LABEL, got 'half'\" err" "exit $rc: $(cat err)"
   "$LATHE" plot 9 --store p.lmdb --metric loss -o x.svg 2>err; rc=$?
   check plot_missing_run "[ $rc = 1 ] && grep -q 'no run 9' err && [ ! -e x.svg ]" \
     "exit $rc: $(cat err)"

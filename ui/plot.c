@@ -389,6 +389,9 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
     int nr = raw_curve(single[i], o, &rx, &ry);
     if (nr && chart_range(ry, nr, o->logy, &a, &b)) ylo = fmin(ylo, a), yhi = fmax(yhi, b);
   }
+  for (int i = 0; i < o->nhlines; i++) /* reference levels stay in view */
+    if (isfinite(o->hlines[i]) && (!o->logy || o->hlines[i] > 0))
+      ylo = fmin(ylo, o->hlines[i]), yhi = fmax(yhi, o->hlines[i]);
   if (!(ylo <= yhi))
     return lathe_seterr(LATHE_EDATA, "metric '%s' has no finite%s value to plot", o->metric,
                         o->logy ? " positive" : "");
@@ -472,6 +475,22 @@ static int write_svg(FILE *f, line_t *L, int n, run_read **single, const lathe_p
       fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\"%s>",
               left ? x - 4 : x + 4, F.py + 12, left ? " text-anchor=\"end\"" : "");
       xml_text(f, o->vlabels[i]);
+      fputs("</text>\n", f);
+    }
+  }
+  for (int i = 0; i < o->nhlines; i++) { /* reference levels, labelled at the right */
+    if (!isfinite(o->hlines[i]) || (o->logy && o->hlines[i] <= 0)) continue;
+    double y = fy(&F, o->hlines[i]);
+    fprintf(f,
+            "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" "
+            "stroke-dasharray=\"2,3\"/>\n",
+            F.px, F.px + F.pw, y, y);
+    if (o->hlabels && o->hlabels[i]) {
+      fprintf(f,
+              "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\" "
+              "text-anchor=\"end\">",
+              F.px + F.pw - 4, y - 4);
+      xml_text(f, o->hlabels[i]);
       fputs("</text>\n", f);
     }
   }

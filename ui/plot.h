@@ -34,6 +34,9 @@ typedef struct lathe_plot_opts {
   const double *vlines;       /* marked x positions (a phase boundary...) */
   const char *const *vlabels; /* their labels, entries may be NULL */
   int nvlines;
+  const double *hlines;       /* reference levels (an optimum, a baseline), inside the y range */
+  const char *const *hlabels; /* their labels, entries may be NULL */
+  int nhlines;
   int logx;           /* lathe_plot_points: x on a log scale */
   const char *xlabel; /* NULL: step, time or xmetric as above */
 } lathe_plot_opts_t;

@@ -42,10 +42,10 @@ typedef struct opts {
   int logy, recipe;                                 /* show --recipe */
   long long from_ckpt;                              /* resume --from-checkpoint */
   int have_from;
-  char **sets; /* --set; lathe plot's --label and --vline share the array sizes */
+  char **sets; /* --set; lathe plot's --label, --vline and --hline share the array sizes */
   int nsets;
-  char **labels, **vlines;
-  int nlabels, nvlines;
+  char **labels, **vlines, **hlines;
+  int nlabels, nvlines, nhlines;
   char **args; /* positional */
   int nargs;
 } opts_t;
@@ -121,22 +121,27 @@ static const struct command {
      "  shown whole. Keys: ? help, q quit, arrows select, s smooth, x x-axis, l log-y,\n"
      "  / filter, + - overlay. Pausing and checkpointing belong to `lathe run`.\n"},
     {"plot", NULL, cmd_plot,
-     " --store --logy --smooth --x --band --title --size --label --vline --metric --output ",
+     " --store --logy --smooth --x --band --title --size --label --vline --hline --metric "
+     "--output ",
      "write a metric of several runs as an SVG figure",
      "examples:\n"
      "  lathe plot 3 -o loss.svg --metric loss\n"
      "  lathe plot 1,2,3 4,5,6 --metric eval/episodic_return --smooth 0.6 -o cmp.svg\n"
      "  lathe plot 1-5 6-10 --metric eval/normalized_score --label CQL --label Cal-QL \\\n"
      "             --vline 100000:online -o calql.svg\n"
+     "  lathe plot 4-6 7-9 --metric eval/return --hline -3.2592:optimal -o 20q.svg\n"
      "usage: lathe plot RUNS... --metric NAME -o FILE.svg [--smooth W] [--x step|time|METRIC]\n"
      "                  [--logy] [--band std|sem|minmax|none] [--title T] [--label L]...\n"
-     "                  [--vline X[:LABEL]]... [--size WxH] [--store PATH]\n"
+     "                  [--vline X[:LABEL]]... [--hline Y[:LABEL]]... [--size WxH]\n"
+     "                  [--store PATH]\n"
      "  Each RUNS is one run (3), or a group (1,2,3 or 1-3): its mean is drawn with a\n"
      "  shaded band (default: one standard deviation across the group's runs).\n"
      "  Legend labels default to the config keys that differ between the series.\n"
      "  --smooth is TensorBoard's EMA weight in [0, 1); a single run also shows its\n"
      "  raw curve faintly. --x METRIC plots against another metric logged at the\n"
-     "  same steps (--x eval/kl --metric eval/reward: reward against KL).\n"},
+     "  same steps (--x eval/kl --metric eval/reward: reward against KL).\n"
+     "  --vline marks an x position (a phase boundary), --hline a reference level\n"
+     "  (an optimum, a baseline's score), kept inside the y range.\n"},
     {"runs", "ls", cmd_runs, " --store --json ", "list runs with their main metric's last and best",
      "examples:\n"
      "  lathe runs\n"
@@ -305,6 +310,7 @@ enum {
   O_SIZE,
   O_LABEL,
   O_VLINE,
+  O_HLINE,
   O_SET,
   O_SEED,
   O_THREADS,
@@ -321,29 +327,18 @@ static const struct {
   const char *name, *alias;
   int value; /* takes a value */
 } options[NOPTS] = {
-    [O_STORE] = {"--store", "-s", 1},
-    [O_HEADLESS] = {"--headless", NULL, 0},
-    [O_JSON] = {"--json", NULL, 0},
-    [O_CSV] = {"--csv", NULL, 0},
-    [O_JSONL] = {"--jsonl", NULL, 0},
-    [O_LOGY] = {"--logy", NULL, 0},
-    [O_SMOOTH] = {"--smooth", NULL, 1},
-    [O_X] = {"--x", NULL, 1},
-    [O_BAND] = {"--band", NULL, 1},
-    [O_TITLE] = {"--title", NULL, 1},
-    [O_SIZE] = {"--size", NULL, 1},
-    [O_LABEL] = {"--label", NULL, 1},
-    [O_VLINE] = {"--vline", NULL, 1},
-    [O_SET] = {"--set", NULL, 1},
-    [O_SEED] = {"--seed", NULL, 1},
-    [O_THREADS] = {"--threads", NULL, 1},
-    [O_WORKERS] = {"--workers", NULL, 1},
-    [O_METRIC] = {"--metric", NULL, 1},
-    [O_NAME] = {"--name", NULL, 1},
-    [O_SCHEMA] = {"--schema", NULL, 1},
-    [O_OUT] = {"--output", "-o", 1},
-    [O_RECIPE] = {"--recipe", NULL, 0},
-    [O_FROM] = {"--from-checkpoint", NULL, 1},
+    [O_STORE] = {"--store", "-s", 1},     [O_HEADLESS] = {"--headless", NULL, 0},
+    [O_JSON] = {"--json", NULL, 0},       [O_CSV] = {"--csv", NULL, 0},
+    [O_JSONL] = {"--jsonl", NULL, 0},     [O_LOGY] = {"--logy", NULL, 0},
+    [O_SMOOTH] = {"--smooth", NULL, 1},   [O_X] = {"--x", NULL, 1},
+    [O_BAND] = {"--band", NULL, 1},       [O_TITLE] = {"--title", NULL, 1},
+    [O_SIZE] = {"--size", NULL, 1},       [O_LABEL] = {"--label", NULL, 1},
+    [O_VLINE] = {"--vline", NULL, 1},     [O_HLINE] = {"--hline", NULL, 1},
+    [O_SET] = {"--set", NULL, 1},         [O_SEED] = {"--seed", NULL, 1},
+    [O_THREADS] = {"--threads", NULL, 1}, [O_WORKERS] = {"--workers", NULL, 1},
+    [O_METRIC] = {"--metric", NULL, 1},   [O_NAME] = {"--name", NULL, 1},
+    [O_SCHEMA] = {"--schema", NULL, 1},   [O_OUT] = {"--output", "-o", 1},
+    [O_RECIPE] = {"--recipe", NULL, 0},   [O_FROM] = {"--from-checkpoint", NULL, 1},
 };
 
 static int takes(int opt, const char *cmd) {
@@ -362,6 +357,7 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
   o->sets = calloc(argc + 1, sizeof *o->sets);
   o->labels = calloc(argc + 1, sizeof *o->labels);
   o->vlines = calloc(argc + 1, sizeof *o->vlines);
+  o->hlines = calloc(argc + 1, sizeof *o->hlines);
   o->args = calloc(argc + 1, sizeof *o->args);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
@@ -445,6 +441,9 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     case O_VLINE:
       o->vlines[o->nvlines++] = (char *)val;
       break;
+    case O_HLINE:
+      o->hlines[o->nhlines++] = (char *)val;
+      break;
     case O_METRIC:
       o->metric = val;
       break;
@@ -495,7 +494,7 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
 static void free_opts(opts_t *o) {
   free(o->sets);
   free(o->labels);
-  free(o->vlines);
+  free(o->vlines), free(o->hlines);
   free(o->args);
 }
 
@@ -694,16 +693,25 @@ static int cmd_plot(opts_t *o) {
   if (o->size && (sscanf(o->size, "%dx%d", &po.width, &po.height) != 2 || po.width < 200 ||
                   po.height < 150 || po.width > 10000 || po.height > 10000))
     return usage_err("plot", "--size wants WxH pixels (at least 200x150), got '%s'", o->size);
-  double vx[o->nvlines + 1];
-  const char *vl[o->nvlines + 1];
-  for (int i = 0; i < o->nvlines; i++) {
-    char *end;
-    vx[i] = strtod(o->vlines[i], &end);
-    if (end == o->vlines[i] || (*end && *end != ':'))
-      return usage_err("plot", "--vline wants X or X:LABEL, got '%s'", o->vlines[i]);
-    vl[i] = *end == ':' ? end + 1 : NULL;
+  double vx[o->nvlines + 1], hy[o->nhlines + 1];
+  const char *vl[o->nvlines + 1], *hl[o->nhlines + 1];
+  for (int k = 0; k < 2; k++) { /* --vline X[:LABEL], --hline Y[:LABEL] */
+    char **in = k ? o->hlines : o->vlines;
+    double *at = k ? hy : vx;
+    const char **lab = k ? hl : vl;
+    for (int i = 0; i < (k ? o->nhlines : o->nvlines); i++) {
+      char *end;
+      at[i] = strtod(in[i], &end);
+      if (end == in[i] || (*end && *end != ':') || !isfinite(at[i]))
+        return usage_err("plot",
+                         k ? "--hline wants Y or Y:LABEL, got '%s'"
+                           : "--vline wants X or X:LABEL, got '%s'",
+                         in[i]);
+      lab[i] = *end == ':' ? end + 1 : NULL;
+    }
   }
   po.vlines = vx, po.vlabels = vl, po.nvlines = o->nvlines;
+  po.hlines = hy, po.hlabels = hl, po.nhlines = o->nhlines;
   lathe_plot_series_t series[o->nargs];
   uint32_t *ids = calloc((size_t)o->nargs * 1024, sizeof *ids);
   if (!ids) return fail(lathe_seterr(LATHE_ENOMEM, "out of memory"));
