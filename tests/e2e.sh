@@ -231,6 +231,7 @@ KR_RUN=2 kill_resume pr2l_resume_after_sigkill 12 "$T/pr2l.lua" --set every=1
 KR_RUN=2 kill_resume archer_resume_after_sigkill 6 "$T/archer.lua" --set every=1
 KR_RUN=2 kill_resume archer_fbc_resume_after_sigkill 6 "$T/archer.lua" --set every=1 --set method=filtered_bc
 KR_RUN=2 kill_resume archer_ppo_resume_after_sigkill 6 "$T/archer.lua" --set every=1 --set method=ppo
+KR_RUN=2 kill_resume archer_hl_resume_after_sigkill 6 "$T/archer.lua" --set every=1 --set head=hl_gauss --set cinit=policy
 KR_RUN=2 kill_resume rrm_resume_after_sigkill 150 "$T/rm.lua" --set mode=rrm --set epochs=0 \
   --set steps=150 --set every=7
 
@@ -351,6 +352,11 @@ expect archer_pipeline 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 
 expect archer_method_filtered_bc 0 "archer filtered_bc: eval return -?[0-9.]+ win [0-9.]+ v_s0 nil critic loss nil" -- "$LATHE" run "$T/archer.lua" --store archer_fbc.lmdb --set method=filtered_bc
 expect archer_method_ppo 0 "archer ppo: eval return -?[0-9.]+ win [0-9.]+ v_s0 nil critic loss nil" -- "$LATHE" run "$T/archer.lua" --store archer_ppo.lmdb --set method=ppo
 expect archer_method_chai 0 "archer chai: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer_chai.lmdb --set method=chai
+expect archer_hl_gauss_policy_critic 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer_hl.lmdb --set head=hl_gauss --set cinit=policy --set plot=1
+if want archer_plot_reference_lines; then # two dotted levels, one labelled
+  [ "$(grep -c 'stroke-dasharray="2,3"' archer.svg)" = 2 ] && grep -q '>optimal<' archer.svg &&
+    ok archer_plot_reference_lines || bad archer_plot_reference_lines "$(grep -c 'stroke-dasharray="2,3"' archer.svg) lines"
+fi
 expect archer_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/archer.lua" --store ar1.lmdb --set mode=notlm
 expect archer_no_tokenizer 1 "init_run 2 \(pref\): its model has no tokenizer, so it cannot write the game's words" -- "$LATHE" run "$T/archer.lua" --store ar2.lmdb --set mode=notok
 expect archer_not_a_game 1 "archer: game 'cartpole' is an environment, not a text environment" -- "$LATHE" run "$T/archer.lua" --store ar3.lmdb --set mode=notgame

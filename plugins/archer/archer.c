@@ -5,12 +5,19 @@
  *
  * Policy: the GPT of another run (`init_run`, a behaviour-cloning warm
  * start, e.g. sft on `gameplay` records); an utterance is sampled (T = 1)
- * after the dialogue so far until <eos> or max_new tokens. Critic: a small
- * GPT encoder of its own (the policy's tokenizer, trained from scratch),
- * e(x) = its final hidden state at a text's last token; s and a are encoded
- * by separate passes (one batch); Q_k = MLP_k([e_s; e_a]) and V_k =
- * MLP_k'(e_s), k = 1, 2, each 2 hidden ReLU layers of the encoder's width;
- * a target copy of everything, Polyak tau.
+ * after the dialogue so far until <eos> or max_new tokens, the games'
+ * utterances batched and split into AR_SHARDS shards with RNG streams of
+ * their own (run on --threads threads; the result does not depend on the
+ * thread count). Critic: a small GPT encoder (from scratch with the
+ * policy's tokenizer, or with critic_init = policy a copy of the policy's
+ * GPT, as the paper's encoder is pretrained), e(x) = its final hidden state
+ * at a text's last token; s and a are encoded by separate passes (one
+ * batch); Q_k = MLP_k([e_s; e_a]) and V_k = MLP_k'(e_s), k = 1, 2, each 2
+ * hidden ReLU layers of the encoder's width, with one output (critic_head
+ * mse, squared errors as the paper) or a categorical distribution over
+ * `bins` (hl_gauss, two_hot: cross-entropy against each scalar target's
+ * projection, the value its expectation); a target copy of everything,
+ * Polyak tau.
  *
  * One step() is one iteration: `envs` trajectories collected with the
  * current policy into a FIFO replay buffer; `critic_steps` critic updates,
@@ -21,9 +28,12 @@
  * after `warmup` iterations, `actor_steps` actor updates alike with L_pi =
  * -mean A log pi(a^|s), A = min Q(s, a^) - min V(s) from the current
  * critic. Evaluation every eval_every iterations plays every hidden state
- * of the game greedily (the exact value of the greedy policy) and once
- * sampled from an evaluation stream of its own, and reports the critic's
- * V(s0) beside the sampled trajectories' discounted return.
+ * of the game greedily (the exact value of the greedy policy) and
+ * eval_samples times sampled from an evaluation stream of its own (the
+ * sampling policy's value up to Monte-Carlo error), and reports the
+ * critic's V(s0) beside it. Rollout metrics: discounted and undiscounted
+ * return, wins, turns, the share of turns the game answered "invalid";
+ * perf/: utterances per second of collection, seconds of each phase.
  *
  * Baselines in the same loop (`method`): filtered_bc, online filtered BC
  * (no critic; each iteration's actor steps clone the buffer's transitions
@@ -38,12 +48,14 @@
  * reward at its last token; ppo_epochs passes of clipped updates).
  *
  * The checkpoint holds both networks and the target with Adam's moments,
- * the replay buffer's text, the RNG and the counters; the games are reset at
- * every iteration's start, so their state between steps is nothing. */
+ * the replay buffer's text, the RNGs, the head's convention and the
+ * counters; the games are reset at every iteration's start, so their state
+ * between steps is nothing. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../workbench/lathe.h"
 #include "../../workbench/nn/lm.h"
@@ -78,9 +90,21 @@ static const lathe_opt_t opts[] = {
     {"tau", LATHE_NUM, "0.1", 0, 1, NULL, "Polyak rate of the target critic"},
     {"max_grad_norm", LATHE_NUM, "1", 0, 1e6, NULL, "gradient-norm clip (0: off)"},
     {"max_new", LATHE_INT, "16", 1, 256, NULL, "tokens an utterance may take"},
-    {"critic_layers", LATHE_INT, "1", 1, 16, NULL, "critic encoder layers"},
-    {"critic_width", LATHE_INT, "64", 8, 1024, NULL, "critic encoder width"},
+    {"critic_init", LATHE_STR, "scratch", 0, 0, "scratch|policy",
+     "the critic's encoder: from scratch (critic_layers, critic_width), or a copy of the "
+     "policy's GPT (its layers and width; the paper's encoder is pretrained too)"},
+    {"critic_layers", LATHE_INT, "1", 1, 16, NULL, "critic encoder layers (scratch)"},
+    {"critic_head", LATHE_STR, "mse", 0, 0, "mse|hl_gauss|two_hot",
+     "the Q and V heads: a scalar with squared error (the paper's), or a categorical "
+     "distribution trained by cross-entropy (HL-Gauss, two-hot)"},
+    {"bins", LATHE_INT, "51", 2, 512, NULL, "bins of a categorical head"},
+    {"v_min", LATHE_NUM, "-20", -1e9, 1e9, NULL, "lower end of the value support"},
+    {"v_max", LATHE_NUM, "1", -1e9, 1e9, NULL, "upper end of the value support"},
+    {"sigma_ratio", LATHE_NUM, "0.75", 1e-6, 100, NULL, "hl_gauss: sigma / bin width"},
+    {"critic_width", LATHE_INT, "64", 8, 1024, NULL, "critic encoder width (scratch)"},
     {"eval_every", LATHE_INT, "10", 1, 1e9, NULL, "iterations between evaluations"},
+    {"eval_samples", LATHE_INT, "8", 1, 1000, NULL,
+     "sampled evaluation: episodes per hidden state (greedy plays each once)"},
     {NULL}};
 
 typedef struct {
@@ -93,6 +117,7 @@ typedef struct {
 enum { M_ARCHER, M_FBC, M_CHAI, M_PPO };
 
 #define AR_MAX_TURNS 256 /* turns of one episode archer keeps track of */
+#define AR_SHARDS    2   /* sampling shards: the streams do not depend on --threads */
 
 /* ppo: one utterance of this iteration's rollout, as sampled: the prompt's
  * and the utterance's ids, per-token old log-probabilities, old values,
@@ -106,11 +131,12 @@ typedef struct {
 typedef struct {
   nn_gpt_t enc;
   nn_mlp_t q[2], v[2];
+  const float *raw[4]; /* the heads' outputs of the last heads() (Q1 Q2 V1 V2; the MLPs') */
 } critic_t;
 
 typedef struct {
   /* configuration */
-  int method, K, E, B, accum, critic_steps, actor_steps, max_new, C;
+  int method, K, E, B, accum, critic_steps, actor_steps, max_new, C, eval_samples;
   double pct;
   int64_t iters, warmup, eval_every, cap;
   double clr, alr, gamma, tau, clip;
@@ -118,19 +144,20 @@ typedef struct {
   void *game[1024];
   int64_t hidden; /* the game's hidden states (set_hidden), 0 if not enumerable */
   nn_tok_t tok;
+  nn_head_t hd; /* the Q and V heads' convention (mse: one output) */
   nn_gpt_t pol;
   critic_t cr, tg;
   nn_mlp_t vh; /* ppo: the value head on the critic encoder's states */
   nn_adamw_t copt, aopt;
   int ppo_epochs;
   double ppo_clip, lam, vf;
-  nn_rng_t *draw; /* the stream act() samples from when set (evaluation), else rng */
+  nn_rng_t *draw; /* the streams act() samples from when set (evaluation), else srng */
   ro_t *ro;       /* ppo: this iteration's utterances, in trajectory order */
   int nro;
   /* state */
-  nn_rng_t rng;
-  int64_t iter, n, head; /* replay: n transitions, ring head */
-  uint64_t ntraj;        /* trajectories begun */
+  nn_rng_t rng, srng[AR_SHARDS]; /* minibatches and games; each sampling shard's stream */
+  int64_t iter, n, head;         /* replay: n transitions, ring head */
+  uint64_t ntraj;                /* trajectories begun */
   tr_t *rb;
   /* scratch */
   int *ids, *len, *out, *olen;
@@ -170,12 +197,14 @@ static nn_params_t *cset(critic_t *c, int k) {
   return k == 0 ? &c->enc.params : k < 3 ? &c->q[k - 1].params : &c->v[k - 3].params;
 }
 
-static int critic_init(critic_t *c, const nn_tok_t *tok, int ctx, int layers, int C, nn_rng_t *r) {
-  nn_gpt_config_t gc = {tok->vocab, ctx, layers, 4, C};
+/* The critic: an encoder of configuration gc and the four heads of K
+ * outputs each. */
+static int critic_init(critic_t *c, nn_gpt_config_t gc, int K, nn_rng_t *r) {
+  int C = gc.width;
   if (nn_gpt_init(&c->enc, gc, r)) return LATHE_ENOMEM;
   for (int k = 0; k < 2; k++)
-    if (nn_mlp_init(&c->q[k], k ? "q2" : "q1", 3, (int[]){2 * C, C, C, 1}, NN_RELU, 0, r) ||
-        nn_mlp_init(&c->v[k], k ? "v2" : "v1", 3, (int[]){C, C, C, 1}, NN_RELU, 0, r))
+    if (nn_mlp_init(&c->q[k], k ? "q2" : "q1", 3, (int[]){2 * C, C, C, K}, NN_RELU, 0, r) ||
+        nn_mlp_init(&c->v[k], k ? "v2" : "v1", 3, (int[]){C, C, C, K}, NN_RELU, 0, r))
       return LATHE_ENOMEM;
   return 0;
 }
@@ -231,9 +260,11 @@ static int enc_backward(ar_t *p, nn_gpt_t *g, const float *de, int n) {
   return 0;
 }
 
-/* Q_k(s, a) and V_k(s) of a batch from encoder states es, ea (n, C). */
-static void heads(critic_t *c, const float *es, const float *ea, int n, int C, float *q1, float *q2,
-                  float *v1, float *v2, float *cat) {
+/* Q_k(s, a) and V_k(s) of a batch from encoder states es, ea (n, C): the
+ * values (a categorical head's expectation) into those of q1 q2 v1 v2 that
+ * are not NULL, the raw outputs kept in c->raw. */
+static void heads(const nn_head_t *hd, critic_t *c, const float *es, const float *ea, int n, int C,
+                  float *q1, float *q2, float *v1, float *v2, float *cat) {
   for (int i = 0; i < n; i++) {
     memcpy(cat + (size_t)i * 2 * C, es + (size_t)i * C, C * sizeof *cat);
     memcpy(cat + (size_t)i * 2 * C + C, ea + (size_t)i * C, C * sizeof *cat);
@@ -242,7 +273,9 @@ static void heads(critic_t *c, const float *es, const float *ea, int n, int C, f
   for (int k = 0; k < 4; k++) {
     if (!o[k]) continue;
     const float *y = k < 2 ? nn_mlp_forward(&c->q[k], cat, n) : nn_mlp_forward(&c->v[k - 2], es, n);
-    memcpy(o[k], y, (size_t)n * sizeof *y);
+    c->raw[k] = y;
+    for (int i = 0; i < n; i++)
+      o[k][i] = hd->bins > 1 ? nn_head_decode(hd, y + (size_t)i * hd->bins) : y[i];
   }
 }
 
@@ -257,8 +290,9 @@ static int act(ar_t *p, char *const *dialogue, int n, int greedy, char **utt) {
   }
   static const int stop[1] = {NN_TOK_EOS};
   nn_gen_t o = {greedy ? 0.0f : 1.0f, 0, 1.0f, stop, 1, 0};
-  int rc = nn_lm_generate(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o,
-                          p->draw ? p->draw : &p->rng, p->out, p->olen, NULL);
+  int rc = nn_lm_generate_sharded(&p->pol, p->ids, p->len, n, ctx, p->max_new, &o,
+                                  p->draw ? p->draw : p->srng, AR_SHARDS, nn_get_threads(), p->out,
+                                  p->olen, NULL);
   if (rc) return rc;
   for (int i = 0; i < n; i++) {
     size_t cap = (size_t)p->olen[i] * 16 + 1;
@@ -299,7 +333,7 @@ static int choose(ar_t *p, char *const *dlg, int n, int greedy, char **utt) {
   if (!rc) rc = act(p, rep, n * K, 0, cand);
   for (int i = 0; i < n * K && !rc; i++) rep[n * K + i] = cand[i];
   if (!rc) rc = enc_forward(p, &p->tg.enc, rep, 2 * n * K, e);
-  if (!rc) heads(&p->tg, e, e + (size_t)n * K * C, n * K, C, q, q + n * K, NULL, NULL, cat);
+  if (!rc) heads(&p->hd, &p->tg, e, e + (size_t)n * K * C, n * K, C, q, q + n * K, NULL, NULL, cat);
   for (int j = 0; j < n && !rc; j++) {
     for (int k = 0; k < K; k++) sc[k] = fmin(q[j * K + k], q[n * K + j * K + k]);
     int best = nn_argmax_first(sc, K);
@@ -311,10 +345,30 @@ static int choose(ar_t *p, char *const *dlg, int n, int greedy, char **utt) {
   return rc;
 }
 
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* What one collection did: means over its trajectories, and its counts. */
+typedef struct {
+  double ret, uret, win, turns; /* discounted and undiscounted return, wins, turns */
+  double invalid;               /* share of turns the game answered "invalid" */
+  int64_t utterances;
+} roll_t;
+
+/* Did the game answer the turn that ended dialogue o "invalid" (lathe.h's
+ * convention for a malformed utterance)? */
+static int answered_invalid(const char *o) {
+  size_t n = strlen(o);
+  return n >= 9 && !memcmp(o + n - 9, " invalid\n", 9);
+}
+
 /* One trajectory per game with the acting policy; transitions into the
- * buffer, each marked with its trajectory's return once it ends; *ret: the
- * mean discounted return, *win: the share that won. */
-static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win) {
+ * buffer, each marked with its trajectory's return once it ends; what
+ * happened into *st. */
+static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, roll_t *st) {
   int E = p->E, rc = 0, live = E;
   char **dlg = calloc((size_t)E, sizeof *dlg), **sub = calloc((size_t)E, sizeof *sub);
   char **su = calloc((size_t)E, sizeof *su);
@@ -326,7 +380,7 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
   ro_t *ro =
       p->method == M_PPO ? calloc((size_t)E * AR_MAX_TURNS, sizeof *ro) : NULL; /* per game */
   if (p->method == M_PPO && !ro) rc = LATHE_ENOMEM;
-  *ret = *win = 0;
+  memset(st, 0, sizeof *st);
   if (!dlg || !sub || !su || !alive || !idx || !nt || !disc || !G || !at || !traj)
     rc = LATHE_ENOMEM;
   for (int e = 0; e < E && !rc; e++) {
@@ -346,7 +400,8 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
       double r;
       rc = p->gp->textenv->step(p->game[e], h, c, su[j], strlen(su[j]), &o, &r, &term, &trunc);
       if (rc) break;
-      *ret += disc[e] * r / E, disc[e] *= p->gamma, G[e] += r;
+      st->ret += disc[e] * r / E, st->uret += r / E, disc[e] *= p->gamma, G[e] += r;
+      st->turns += 1.0 / E, st->invalid += answered_invalid(o), st->utterances++;
       if (nt[e] == AR_MAX_TURNS) {
         rc = h->fail(c, LATHE_EPLUGIN, "archer: an episode of '%s' went past %d turns", p->gp->name,
                      AR_MAX_TURNS);
@@ -366,7 +421,7 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
       free(dlg[e]);
       if (!(dlg[e] = strdup(o))) rc = LATHE_ENOMEM;
       if (term || trunc) {
-        alive[e] = 0, live--, *win += (double)term / E;
+        alive[e] = 0, live--, st->win += (double)term / E;
         for (int k = 0; k < nt[e]; k++) { /* slots another trajectory took since keep theirs */
           tr_t *t = &p->rb[at[(size_t)e * AR_MAX_TURNS + k]];
           if (t->traj == traj[e]) t->G = (float)G[e];
@@ -390,6 +445,7 @@ static int collect(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, 
   for (int e = 0; dlg && e < E; e++) free(dlg[e]), free(su ? su[e] : NULL);
   free(dlg), free(sub), free(su), free(alive), free(idx), free(nt), free(disc), free(G), free(at);
   free(traj);
+  if (st->utterances) st->invalid /= (double)st->utterances;
   return rc == LATHE_ENOMEM ? h->fail(c, rc, "archer: out of memory while collecting") : rc;
 }
 
@@ -619,7 +675,7 @@ static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
   /* targets: y_k = r + gamma (1 - d) Vbar_k(s'); z_k = Qbar_k(s, a^), a^ ~ pi(s) */
   for (int i = 0; i < B; i++) txt[i] = p->rb[ix[i]].s2;
   if ((rc = enc_forward(p, &p->tg.enc, txt, B, es))) goto out;
-  heads(&p->tg, es, es, B, C, NULL, NULL, y1, y2, cat);
+  heads(&p->hd, &p->tg, es, es, B, C, NULL, NULL, y1, y2, cat);
   for (int i = 0; i < B; i++) {
     y1[i] = (float)nn_archer_target(p->rb[ix[i]].r, p->rb[ix[i]].d, p->gamma, y1[i]);
     y2[i] = (float)nn_archer_target(p->rb[ix[i]].r, p->rb[ix[i]].d, p->gamma, y2[i]);
@@ -629,29 +685,41 @@ static int critic_batch(ar_t *p, const int64_t *ix, int B, double *loss) {
   for (int i = 0; i < B; i++) txt[B + i] = ah[i];
   /* es and ea are contiguous: 2B rows, the states then the utterances */
   if ((rc = enc_forward(p, &p->tg.enc, txt, 2 * B, es))) goto out;
-  heads(&p->tg, es, es + (size_t)B * C, B, C, z1, z2, NULL, NULL, cat);
+  heads(&p->hd, &p->tg, es, es + (size_t)B * C, B, C, z1, z2, NULL, NULL, cat);
   /* the current critic on (s, a) */
   for (int i = 0; i < B; i++) txt[B + i] = p->rb[ix[i]].a;
   if ((rc = enc_forward(p, &p->cr.enc, txt, 2 * B, es))) goto out;
-  heads(&p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
-  *loss += nn_archer_pair_mse(q1, q2, y1, y2, B, d1, d2);
-  float *dq[2] = {d1, d2};
+  heads(&p->hd, &p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
+  int K = p->hd.bins;
   float *dcat = calloc((size_t)B * 2 * C, sizeof *dcat),
         *de = calloc((size_t)2 * B * C, sizeof *de);
-  if (!dcat || !de) {
-    free(dcat), free(de);
+  float *pt = K > 1 ? malloc((size_t)B * K * sizeof *pt) : NULL,
+        *dk = K > 1 ? malloc((size_t)4 * B * K * sizeof *dk) : NULL;
+  if (!dcat || !de || (K > 1 && (!pt || !dk))) {
+    free(dcat), free(de), free(pt), free(dk);
     rc = LATHE_ENOMEM;
     goto out;
   }
-  for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.q[k], dq[k], dcat);
+  float *dq[4] = {d1, d2, d1, d2}, *yk[4] = {y1, y2, z1, z2};
+  if (K <= 1) { /* the paper's: squared errors */
+    *loss += nn_archer_pair_mse(q1, q2, y1, y2, B, d1, d2);
+    for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.q[k], dq[k], dcat);
+  } else { /* cross-entropy against each scalar target's categorical projection */
+    for (int k = 0; k < 4; k++) {
+      for (int i = 0; i < B; i++) nn_head_target(&p->hd, yk[k][i], pt + (size_t)i * K);
+      dq[k] = dk + (size_t)k * B * K;
+      *loss += nn_head_loss(&p->hd, p->cr.raw[k], pt, B, dq[k]);
+    }
+    for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.q[k], dq[k], dcat);
+  }
   for (int i = 0; i < B; i++)
     for (int j = 0; j < C; j++)
       de[(size_t)i * C + j] += dcat[(size_t)i * 2 * C + j],
           de[(size_t)(B + i) * C + j] += dcat[(size_t)i * 2 * C + C + j];
-  *loss += nn_archer_pair_mse(v1, v2, z1, z2, B, d1, d2);
-  for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.v[k], dq[k], de);
+  if (K <= 1) *loss += nn_archer_pair_mse(v1, v2, z1, z2, B, d1, d2);
+  for (int k = 0; k < 2; k++) nn_mlp_backward(&p->cr.v[k], dq[2 + k], de);
   rc = enc_backward(p, &p->cr.enc, de, 2 * B);
-  free(dcat), free(de);
+  free(dcat), free(de), free(pt), free(dk);
 out:
   for (int i = 0; i < B; i++) free(ah[i]);
   free(txt), free(ah), free(f);
@@ -692,7 +760,7 @@ static int actor_batch(ar_t *p, const int64_t *ix, int B, double *adv_mean) {
     goto out;
   }
   q2 = q1 + B, v1 = q2 + B, v2 = v1 + B;
-  heads(&p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
+  heads(&p->hd, &p->cr, es, es + (size_t)B * C, B, C, q1, q2, v1, v2, cat);
   for (int i = 0; i < B; i++) {
     double A = nn_archer_advantage(q1[i], q2[i], v1[i], v2[i]);
     p->dlp[i] = (float)(-A / B), *adv_mean += A / B;
@@ -758,11 +826,16 @@ static int play_all(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, int greedy, 
 static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win,
                     double *sret, double *swin, double *v0) {
   const lathe_textenv_t *t = p->gp->textenv;
-  nn_rng_t er;
-  nn_rng_seed(&er, 0x65766131ULL);
+  nn_rng_t er[AR_SHARDS];
+  for (int s = 0; s < AR_SHARDS; s++) nn_rng_seed(&er[s], 0x65766131ULL + (uint64_t)s);
   int rc = play_all(p, h, c, 1, ret, win);
-  p->draw = &er;
-  if (!rc) rc = play_all(p, h, c, 0, sret, swin);
+  p->draw = er;
+  *sret = *swin = 0;
+  for (int k = 0; k < p->eval_samples && !rc; k++) {
+    double r, w;
+    if (!(rc = play_all(p, h, c, 0, &r, &w)))
+      *sret += r / p->eval_samples, *swin += w / p->eval_samples;
+  }
   p->draw = NULL;
   if (!rc && (p->method == M_ARCHER || p->method == M_CHAI)) { /* V(s0) of the first dialogue */
     const char *o;
@@ -772,7 +845,7 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
     s0 = rc ? NULL : strdup(o);
     if (!rc && !s0) rc = LATHE_ENOMEM;
     if (!rc && !(rc = enc_forward(p, &p->cr.enc, &s0, 1, e0))) {
-      heads(&p->cr, e0, e0, 1, p->C, NULL, NULL, &v1, &v2, cat);
+      heads(&p->hd, &p->cr, e0, e0, 1, p->C, NULL, NULL, &v1, &v2, cat);
       *v0 = fmin(v1, v2);
     }
     free(s0);
@@ -782,9 +855,11 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
 
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   ar_t *p = self;
-  double ret, win, closs = 0, adv = 0, cgn = 0, agn = 0;
-  int rc = collect(p, h, c, &ret, &win);
+  double closs = 0, adv = 0, cgn = 0, agn = 0, t0 = now();
+  roll_t st;
+  int rc = collect(p, h, c, &st);
   if (rc) return rc;
+  double t1 = now(), t2;
   int64_t ix[4096], nel = 0, *el = NULL;
   double thr = NAN, bcl = 0;
   int csteps = p->method == M_FBC || p->method == M_PPO ? 0 : p->critic_steps;
@@ -831,6 +906,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       nn_params_polyak(cset(&p->tg, k), ps[k], (float)p->tau);
     }
   }
+  t2 = now();
   if (p->method == M_FBC) { /* behaviour-clone the best trajectories so far */
     if (!(el = malloc((size_t)p->n * sizeof *el)) || eligible(p, el, &nel, &thr))
       return free(el), h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -860,8 +936,14 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         return h->fail(c, LATHE_ENOMEM, "out of memory");
     }
   p->iter++;
+  double t3 = now();
   h->metric(c, "charts/trajectories", (double)p->iter * p->E);
-  h->metric(c, "rollout/return", ret), h->metric(c, "rollout/win_rate", win);
+  h->metric(c, "rollout/return", st.ret), h->metric(c, "rollout/win_rate", st.win);
+  h->metric(c, "rollout/return_undiscounted", st.uret), h->metric(c, "rollout/turns", st.turns);
+  h->metric(c, "rollout/invalid_rate", st.invalid);
+  h->metric(c, "perf/utterances_per_sec", (double)st.utterances / (t1 - t0 + 1e-9));
+  h->metric(c, "perf/collect_s", t1 - t0), h->metric(c, "perf/critic_s", t2 - t1);
+  h->metric(c, "perf/actor_s", t3 - t2);
   if (csteps) {
     h->metric(c, "critic/loss", closs / csteps / p->accum);
     h->metric(c, "critic/grad_norm", cgn);
@@ -909,6 +991,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   p->accum = (int)h->cfg_int(c, "grad_accum"), p->critic_steps = (int)h->cfg_int(c, "critic_steps");
   p->actor_steps = (int)h->cfg_int(c, "actor_steps"), p->max_new = (int)h->cfg_int(c, "max_new");
   p->iters = h->cfg_int(c, "iterations"), p->warmup = h->cfg_int(c, "warmup");
+  p->eval_samples = (int)h->cfg_int(c, "eval_samples");
   p->eval_every = h->cfg_int(c, "eval_every"), p->cap = h->cfg_int(c, "buffer");
   p->clr = h->cfg_num(c, "critic_lr"), p->alr = h->cfg_num(c, "actor_lr");
   p->gamma = h->cfg_num(c, "gamma"), p->tau = h->cfg_num(c, "tau");
@@ -916,6 +999,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   p->copt = (nn_adamw_t){(float)p->clr, 0.9f, 0.999f, 1e-8f, 0.0f};
   p->aopt = (nn_adamw_t){(float)p->alr, 0.9f, 0.999f, 1e-8f, 0.0f};
   nn_rng_seed(&p->rng, h->seed(c));
+  for (int s = 0; s < AR_SHARDS; s++)
+    nn_rng_seed(&p->srng[s], h->seed(c) ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(s + 1)));
   if (p->B > 4096) return h->fail(c, LATHE_ECONFIG, "archer: batch above 4096");
   /* the policy */
   int rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"),
@@ -939,9 +1024,21 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     if ((rc = p->gp->textenv->set_hidden(p->game[0], h, c, -1, &p->hidden, &o))) return rc;
   }
   /* the critic and its target */
-  if (critic_init(&p->cr, &p->tok, ctx, (int)h->cfg_int(c, "critic_layers"), p->C, &p->rng) ||
-      critic_init(&p->tg, &p->tok, ctx, (int)h->cfg_int(c, "critic_layers"), p->C, &p->rng))
+  int from_policy = !strcmp(h->cfg_str(c, "critic_init"), "policy");
+  nn_gpt_config_t ec = {p->tok.vocab, ctx, (int)h->cfg_int(c, "critic_layers"), 4, p->C};
+  if (from_policy) ec = p->pol.cfg, p->C = ec.width;
+  if (p->C > 1024)
+    return h->fail(c, LATHE_ECONFIG, "archer: a critic of width %d (the policy's) is above 1024",
+                   p->C);
+  int kind = nn_head_parse(h->cfg_str(c, "critic_head"));
+  if (nn_head_init(&p->hd, (nn_head_kind_t)kind, (int)h->cfg_int(c, "bins"),
+                   (float)h->cfg_num(c, "v_min"), (float)h->cfg_num(c, "v_max"),
+                   (float)h->cfg_num(c, "sigma_ratio")))
+    return h->fail(c, LATHE_ECONFIG, "archer: critic_head %s: v_min = %g must be below v_max = %g",
+                   h->cfg_str(c, "critic_head"), h->cfg_num(c, "v_min"), h->cfg_num(c, "v_max"));
+  if (critic_init(&p->cr, ec, p->hd.bins, &p->rng) || critic_init(&p->tg, ec, p->hd.bins, &p->rng))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
+  if (from_policy) nn_params_copy(&p->cr.enc.params, &p->pol.params);
   for (int k = 0; k < 5; k++) nn_params_copy(cset(&p->tg, k), cset(&p->cr, k));
   if (nn_mlp_init(&p->vh, "vh", 2, (int[]){p->C, p->C, 1}, NN_TANH, 0, &p->rng))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -959,7 +1056,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-#define ARCHER_STATE_VERSION 3u /* 2: trajectories and the method; 3: ppo's value head */
+#define ARCHER_STATE_VERSION 4u /* 2: trajectories, method; 3: ppo's value head; 4: shards */
 
 static void put_str(lathe_buf_t *b, const char *s) {
   uint32_t n = (uint32_t)strlen(s);
@@ -983,7 +1080,8 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   ar_t *p = self;
   uint32_t v = ARCHER_STATE_VERSION;
   int32_t method = p->method;
-  LATHE_PUT(b, v), LATHE_PUT(b, method), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->iter);
+  LATHE_PUT(b, v), LATHE_PUT(b, method), LATHE_PUT(b, p->rng), LATHE_PUT(b, p->srng),
+      LATHE_PUT(b, p->iter);
   LATHE_PUT(b, p->cap), LATHE_PUT(b, p->n), LATHE_PUT(b, p->head), LATHE_PUT(b, p->ntraj);
   for (int64_t i = 0; i < p->n; i++) {
     tr_t *t = &p->rb[i];
@@ -995,6 +1093,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   for (int k = 0; k < 5; k++)
     nn_params_save(cset(&p->cr, k), b, 1), nn_params_save(cset(&p->tg, k), b, 0);
   nn_params_save(&p->vh.params, b, 1);
+  nn_head_save(&p->hd, b);
   return b->err;
 }
 
@@ -1005,7 +1104,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   int32_t method;
   LATHE_GET(b, v);
   if (v != ARCHER_STATE_VERSION) return h->fail(c, LATHE_ECKPT, "archer: checkpoint version %u", v);
-  LATHE_GET(b, method), LATHE_GET(b, p->rng), LATHE_GET(b, iter), LATHE_GET(b, cap);
+  LATHE_GET(b, method), LATHE_GET(b, p->rng), LATHE_GET(b, p->srng), LATHE_GET(b, iter),
+      LATHE_GET(b, cap);
   LATHE_GET(b, n), LATHE_GET(b, head), LATHE_GET(b, p->ntraj);
   if (b->err) return h->fail(c, LATHE_ECKPT, "archer: truncated checkpoint (counters)");
   if (method != p->method)
@@ -1037,6 +1137,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   if (nn_params_load(&p->vh.params, b))
     return h->fail(c, LATHE_ECKPT,
                    "archer: checkpoint value head does not match this configuration");
+  if (nn_head_check(&p->hd, b))
+    return h->fail(c, LATHE_ECKPT, "archer: checkpoint critic_head, bins or support differ");
   return 0;
 }
 

@@ -6,6 +6,8 @@
 -- is not a text environment).
 local mode, every = lathe.opt("mode", "train"), lathe.opt("every", 1000)
 local method = lathe.opt("method", "archer")
+local head, cinit = lathe.opt("head", "mse"), lathe.opt("cinit", "scratch")
+local plot = lathe.opt("plot", 0)
 if not lathe.data.count("play") then
   assert(lathe.data.generate("play", "gameplay", {episodes = 100, objects = 8, attributes = 3}))
 end
@@ -16,7 +18,7 @@ assert(bc.status == "done", bc.error)
 local args = {init_run = bc.id, game_config = "objects=8,attributes=3", iterations = 6, envs = 4,
               batch = 4, grad_accum = 2, critic_steps = 2, actor_steps = 1, warmup = 2,
               eval_every = 3, critic_width = 16, max_new = 12, ckpt_every = every, method = method,
-              candidates = 3}
+              candidates = 3, critic_head = head, critic_init = cinit}
 if mode == "notlm" then args.init_run = lathe.run("regress", {steps = 2}).id end
 if mode == "notok" then
   args.init_run = lathe.run("pref", {queries = 4, ref_steps = 2, samples = 2, prompts = 2,
@@ -28,3 +30,10 @@ assert(r.status == "done", r.error)
 print(string.format("archer %s: eval return %.4f win %.3f v_s0 %s critic loss %s", method,
                     r.summary["eval/return"], r.summary["eval/win_rate"],
                     tostring(r.summary["critic/v_s0"]), tostring(r.summary["critic/loss"])))
+if plot == 1 then -- the curve with the game's exact values as reference lines
+  local e <close> = lathe.env("twentyq", {objects = 8, attributes = 3})
+  local i = e:info(0.95)
+  lathe.plot{out = "archer.svg", metric = "eval/return", runs = {r},
+             hlines = {{y = i.optimal, label = "optimal"}, i.blind}}
+  print("wrote archer.svg")
+end
