@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torchgpt import GPT, Cache
+
 wl, threads = sys.argv[1], int(sys.argv[2])
 reps = min(int(sys.argv[3]) if len(sys.argv) > 3 else 20, 60)
 torch.set_num_threads(threads)
@@ -113,43 +115,7 @@ def sac_cql():
     return step, "updates/s", 1
 
 
-# ---- workloads 3, 4: a GPT-2 style model written out as in nanoGPT ----
-class Block(nn.Module):
-    def __init__(self, C, H):
-        super().__init__()
-        self.ln1, self.ln2, self.H = nn.LayerNorm(C), nn.LayerNorm(C), H
-        self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.fc, self.fcp = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-        self.register_buffer("causal", torch.tril(torch.ones(128, 128)))
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(C, 2)
-        q, k, v = [t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v)]
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))  # torch 1.13: no sdpa
-        att = att.masked_fill(self.causal[:T, :T] == 0, float("-inf")).softmax(-1)
-        y = att @ v
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.fcp(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self, V, T, L, H, C):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-        self.blocks = nn.ModuleList([Block(C, H) for _ in range(L)])
-        self.lnf = nn.LayerNorm(C)
-
-    def hidden(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for b in self.blocks:
-            x = b(x)
-        return self.lnf(x)
-
-    def forward(self, idx):
-        return self.hidden(idx) @ self.wte.weight.T
-
-
+# ---- workloads 3, 4: a GPT-2 style model (bench/torchgpt.py) ----
 def gpt(width, layers, dpo):
     V, T, B = 512, 128, 16
     pol = GPT(V, T, layers, 4, width)
@@ -204,20 +170,10 @@ def reward_model(pairwise):
 
 def sample(B, cache):
     """64 new tokens after 16-token prompts, temperature 1, with a KV cache
-    written out per block (torch 1.13 has no generate for nanoGPT) or without."""
+    (torchgpt.Cache: torch 1.13 has no generate for nanoGPT) or without."""
     V, L, H, C, P, N = 512, 4, 4, 128, 16, 64
     model = GPT(V, 128, L, H, C).eval()
     prompt = torch.randint(0, V, (B, P))
-
-    def block_step(b, x, kv, pos):  # x: (B, 1, C), the cached keys and values grow
-        q, k, v = b.qkv(b.ln1(x)).split(C, 2)
-        q, k, v = [t.view(B, 1, H, C // H).transpose(1, 2) for t in (q, k, v)]
-        if kv[0] is not None:
-            k, v = torch.cat([kv[0], k], 2), torch.cat([kv[1], v], 2)
-        kv[0], kv[1] = k, v
-        att = ((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // H))).softmax(-1)
-        x = x + b.proj((att @ v).transpose(1, 2).reshape(B, 1, C))
-        return x + b.fcp(F.gelu(b.fc(b.ln2(x)), approximate="tanh"))
 
     def step():
         with torch.no_grad():
@@ -227,17 +183,13 @@ def sample(B, cache):
                     p = model(seq)[:, -1].softmax(-1)
                     seq = torch.cat([seq, torch.multinomial(p, 1)], 1)
                 return
-            kvs = [[None, None] for _ in range(L)]
-            tok = prompt[:, :1]
+            kv, tok = Cache(model, B), prompt[:, :1]
             for pos in range(P + N - 1):
-                x = model.wte(tok) + model.wpe(torch.tensor([pos]))
-                for b, kv in zip(model.blocks, kvs):
-                    x = block_step(b, x, kv, pos)
+                logits = kv(tok, pos)
                 if pos + 1 < P:
                     tok = prompt[:, pos + 1:pos + 2]
                 else:
-                    p = (model.lnf(x) @ model.wte.weight.T)[:, -1].softmax(-1)
-                    tok = torch.multinomial(p, 1)
+                    tok = torch.multinomial(logits.softmax(-1), 1)
     return step, "tokens/s", B * N
 
 
@@ -247,33 +199,17 @@ def rollouts():
     the prefixes through the model once, then one token at a time with a
     preallocated KV cache written in place (the fastest form found here)."""
     V, T, L, H, C, B, P, N = 258, 96, 4, 4, 128, 256, 40, 48
-    hs = C // H
     model = GPT(V, T, L, H, C).eval()
     prompt = torch.randint(2, V, (B, P))
-    K = [torch.empty(B, H, T, hs) for _ in range(L)]
-    Vc = [torch.empty(B, H, T, hs) for _ in range(L)]
-
-    def blocks(x, pos, n):  # x: (B, n, C) at positions pos .. pos+n-1
-        for b, k_, v_ in zip(model.blocks, K, Vc):
-            q, k, v = b.qkv(b.ln1(x)).split(C, 2)
-            q, k, v = [t.view(B, n, H, hs).transpose(1, 2) for t in (q, k, v)]
-            k_[:, :, pos:pos + n] = k
-            v_[:, :, pos:pos + n] = v
-            att = (q @ k_[:, :, :pos + n].transpose(-2, -1)) * (1.0 / math.sqrt(hs))
-            if n > 1:
-                att = att.masked_fill(torch.ones(n, n).triu(1).bool(), float("-inf"))
-            y = att.softmax(-1) @ v_[:, :, :pos + n]
-            x = x + b.proj(y.transpose(1, 2).reshape(B, n, C))
-            x = x + b.fcp(F.gelu(b.fc(b.ln2(x)), approximate="tanh"))
-        return (model.lnf(x[:, -1]) @ model.wte.weight.T)
+    cache = Cache(model, B)
 
     def step():
         with torch.no_grad():
-            logits = blocks(model.wte(prompt) + model.wpe(torch.arange(P)), 0, P)
+            logits = cache(prompt, 0)
             for i in range(N):
                 tok = torch.multinomial(logits.softmax(-1), 1)
                 if i + 1 < N:
-                    logits = blocks(model.wte(tok) + model.wpe(torch.tensor([P + i])), P + i, 1)
+                    logits = cache(tok, P + i)
     return step, "rollouts/s", B
 
 

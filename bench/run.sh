@@ -82,3 +82,27 @@ ls=$(median "${lr[@]}") ts=-
 [ $have_torch = 1 ] && ts=$(median "${tr[@]}")
 echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread, median of 3):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
+
+# ArCHer iterations on twentyq (32 games, 20 critic steps, 3 actor steps), 1 and 2 threads,
+# lathe and PyTorch interleaved, median of 3 each; seconds per iteration after the first
+for thr in 1 2; do
+  pin=""
+  [ $thr = 1 ] && command -v taskset >/dev/null && pin="taskset -c 0"
+  lr=() tr=() lw="" tw=""
+  for rep in 1 2 3; do
+    tmp=$(mktemp -d)
+    l=$($pin build/lathe run bench/archer_iter.lua --store "$tmp/s.lmdb" --threads $thr --headless 2>/dev/null |
+      sed -n 's/.*"text":"\([0-9.]* s\/iteration[^"]*\)".*/\1/p')
+    rm -rf "$tmp"
+    lr+=("${l%% *}") lw=$l
+    if [ $have_torch = 1 ]; then
+      t=$(OMP_NUM_THREADS=$thr TORCH_FTZ=1 $pin $PY bench/archer_iter_torch.py 4 $thr)
+      tr+=("${t%% *}") tw=$t
+    fi
+  done
+  ls=$(median "${lr[@]}") ts=-
+  [ $have_torch = 1 ] && ts=$(median "${tr[@]}")
+  echo "ArCHer iteration on twentyq ($thr thread(s), median of 3, seconds per iteration; lower is better):"
+  echo "  lathe $ls s (last: $lw)"
+  echo "  PyTorch $ts s (last: $tw)$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf "; lathe is %.2fx faster", b/a}')"
+done
