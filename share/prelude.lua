@@ -93,6 +93,16 @@ function stats.cell(scores, fmt)
   if #scores == 1 then return string.format(fmt, e) end
   return string.format(fmt .. ' [' .. fmt .. ', ' .. fmt .. ']', e, lo, hi) end
 
+-- stats.column(runs, key): summary[key] of each run of `runs` that finished
+-- ("done"), in order: the scores of one arm at its last step.
+function stats.column(runs, key)
+  local t = {}
+  for _, r in ipairs(runs) do
+    if r.status == 'done' then t[#t + 1] = r.summary[key] end
+  end
+  return t
+end
+
 -- P(X > Y) as rliable computes it: per task, the Mann-Whitney U of x over y
 -- divided by #x #y (ties count a half), averaged over tasks.
 local function p_improve(xs, ys)

@@ -115,13 +115,7 @@ for _, a in ipairs(arms) do
   end
 end
 lathe.wait(runs)
-local function col(a, k)
-  local t = {}
-  for _, r in ipairs(a.runs) do
-    if r.status == "done" then t[#t + 1] = r.summary[k] end
-  end
-  return t
-end
+local function col(a, k) return lathe.stats.column(a.runs, k) end
 local cell = lathe.stats.cell
 print(string.format("PPO, %d environment steps per run, IQM over %d seed(s) [95%% bootstrap CI]; "
                     .. "success and return at the last evaluation (100 episodes per layout set)",

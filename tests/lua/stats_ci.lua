@@ -27,4 +27,7 @@ local p, plo, phi = s.prob_improvement({3, 4, 5}, {1, 2, 4}, {reps = 2000})
 assert(plo <= p and p <= phi and plo >= 0 and phi <= 1, "P(X > Y) inside its interval")
 assert(s.cell({}) == "-" and s.cell({0.25}) == "0.250", "a cell of none and of one")
 assert(s.cell({5, 5, 5, 5}, "%.1f") == "5.0 [5.0, 5.0]", "a cell with its interval")
+local col = s.column({{status = "done", summary = {x = 1}}, {status = "failed", summary = {x = 9}},
+                      {status = "done", summary = {x = 3}}}, "x")
+assert(#col == 2 and col[1] == 1 and col[2] == 3, "a column of the finished runs only")
 print("stats ok")
