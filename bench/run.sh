@@ -95,9 +95,17 @@ for thr in 1 2; do
       sed -n 's/.*"text":"\([0-9.]* s\/iteration[^"]*\)".*/\1/p')
     rm -rf "$tmp"
     lr+=("${l%% *}") lw=$l
-    if [ $have_torch = 1 ]; then
-      t=$(OMP_NUM_THREADS=$thr TORCH_FTZ=1 $pin $PY bench/archer_iter_torch.py 4 $thr)
-      tr+=("${t%% *}") tw=$t
+    if [ $have_torch = 1 ]; then # at 2 threads PyTorch's fastest of 2 threads, PASSIVE, 1 thread
+      best=""
+      vs=("$thr")
+      [ $thr = 2 ] && vs+=("2p" "1")
+      for v in "${vs[@]}"; do
+        wp=""
+        [ "$v" = 2p ] && wp="OMP_WAIT_POLICY=PASSIVE"
+        t=$(env $wp OMP_NUM_THREADS=${v%p} TORCH_FTZ=1 $pin $PY bench/archer_iter_torch.py 4 ${v%p})
+        if [ -z "$best" ] || awk -v a="${t%% *}" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then best=$t; fi
+      done
+      tr+=("${best%% *}") tw=$best
     fi
   done
   ls=$(median "${lr[@]}") ts=-
