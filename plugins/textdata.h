@@ -1,7 +1,7 @@
 /* textdata.h - what the text plugins (sft, pref on a dataset, stepneg, pr2l,
  * archer) share: reading a dataset's records (text, sft or prefs layout),
  * the held-out split, turning a prompt and a response into token ids within
- * a context, and the text model of another run.
+ * a context, the text model of another run, and a clock for perf/ metrics.
  * Header-only; included by the plugins. */
 #ifndef LATHE_TEXTDATA_H
 #define LATHE_TEXTDATA_H
@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../workbench/lathe.h"
 #include "../workbench/nn/lm.h"
@@ -152,6 +153,13 @@ static inline int tx_model_of_run(const lathe_host_t *h, lathe_ctx_t *c, const c
   }
   nn_params_reset_opt(&g->params);
   return 0;
+}
+
+/* Seconds on a monotonic clock (differences only: the perf/ metrics). */
+static inline double tx_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 #endif

@@ -55,7 +55,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../workbench/lathe.h"
 #include "../../workbench/nn/lm.h"
@@ -343,12 +342,6 @@ static int choose(ar_t *p, char *const *dlg, int n, int greedy, char **utt) {
   for (int i = 0; cand && i < n * K; i++) free(cand[i]);
   free(rep), free(cand), free(e), free(cat), free(q);
   return rc;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* What one collection did: means over its trajectories, and its counts. */
@@ -774,8 +767,9 @@ out:
   return rc;
 }
 
-/* The greedy policy played on every hidden state: the exact value of it
- * (mean discounted return) and its win rate; the critic's min V(s0). */
+/* The policy played once on every hidden state, greedily or sampling
+ * (from p->draw when set): its mean discounted return (for the greedy
+ * policy its exact value) and its win rate. */
 static int play_all(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, int greedy, double *ret,
                     double *win) {
   const lathe_textenv_t *t = p->gp->textenv;
@@ -820,9 +814,10 @@ static int play_all(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, int greedy, 
 }
 
 /* Every hidden state played greedily (the exact value of the greedy
- * policy: *ret, *win) and once with sampling from a fixed stream of its own
- * (*sret, *swin: an unbiased estimate of the sampling policy's value that
- * leaves the training stream alone); the critic's min V(s0). */
+ * policy: *ret, *win) and eval_samples times with sampling from fixed
+ * streams of its own (*sret, *swin: an unbiased estimate of the sampling
+ * policy's value that leaves the training streams alone); the critic's min
+ * V(s0). */
 static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret, double *win,
                     double *sret, double *swin, double *v0) {
   const lathe_textenv_t *t = p->gp->textenv;
@@ -855,11 +850,11 @@ static int evaluate(ar_t *p, const lathe_host_t *h, lathe_ctx_t *c, double *ret,
 
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   ar_t *p = self;
-  double closs = 0, adv = 0, cgn = 0, agn = 0, t0 = now();
+  double closs = 0, adv = 0, cgn = 0, agn = 0, t0 = tx_now();
   roll_t st;
   int rc = collect(p, h, c, &st);
   if (rc) return rc;
-  double t1 = now(), t2;
+  double t1 = tx_now(), t2;
   int64_t ix[4096], nel = 0, *el = NULL;
   double thr = NAN, bcl = 0;
   int csteps = p->method == M_FBC || p->method == M_PPO ? 0 : p->critic_steps;
@@ -906,7 +901,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
       nn_params_polyak(cset(&p->tg, k), ps[k], (float)p->tau);
     }
   }
-  t2 = now();
+  t2 = tx_now();
   if (p->method == M_FBC) { /* behaviour-clone the best trajectories so far */
     if (!(el = malloc((size_t)p->n * sizeof *el)) || eligible(p, el, &nel, &thr))
       return free(el), h->fail(c, LATHE_ENOMEM, "out of memory");
@@ -936,7 +931,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
         return h->fail(c, LATHE_ENOMEM, "out of memory");
     }
   p->iter++;
-  double t3 = now();
+  double t3 = tx_now();
   h->metric(c, "charts/trajectories", (double)p->iter * p->E);
   h->metric(c, "rollout/return", st.ret), h->metric(c, "rollout/win_rate", st.win);
   h->metric(c, "rollout/return_undiscounted", st.uret), h->metric(c, "rollout/turns", st.turns);

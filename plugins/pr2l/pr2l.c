@@ -37,8 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../textdata.h"
 #include "features.h"
 #include "world.h"
 
@@ -116,12 +116,6 @@ typedef struct {
   double t_feat; /* seconds in feature extraction this iteration */
 } pp_t;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void destroy(void *self) {
   pp_t *p = self;
   if (!p) return;
@@ -155,9 +149,9 @@ static int observe(pp_t *p, const pw_state_t *s, float *x, int *len, const lathe
   const float *hs;
   int T;
   if (pw_describe(s, d, sizeof d) < 0) return h->fail(c, LATHE_EPLUGIN, "pr2l: scene too long");
-  double t0 = now();
+  double t0 = tx_now();
   int rc = pf_get(&p->pf, d, &hs, &T, NULL);
-  p->t_feat += now() - t0;
+  p->t_feat += tx_now() - t0;
   if (rc == LATHE_ESHAPE)
     return h->fail(c, LATHE_ESHAPE,
                    "pr2l: description, prompt and %d answer tokens do not fit the model's "
@@ -407,7 +401,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   pp_t *p = self;
   int E = p->E, S = p->S, A = p->A, N = E * S, rc;
   size_t rowsz = (size_t)p->Tcap * p->F;
-  double t0 = now(), ep_ret = 0, ep_win = 0, ep_len = 0;
+  double t0 = tx_now(), ep_ret = 0, ep_win = 0, ep_len = 0;
   int64_t hits0 = p->pf.hits, miss0 = p->pf.misses;
   int eps = 0;
   p->t_feat = 0;
@@ -455,7 +449,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if ((rc = forward(p, p->x, p->xlen, E, gather(p, p->ident + p->spare, E))))
     return h->fail(c, rc, "out of memory");
   nn_gae(p->rew, p->val, p->done, p->values, S, E, p->gamma, p->lam, p->adv, p->ret);
-  double t_collect = now() - t0;
+  double t_collect = tx_now() - t0;
   /* update */
   float lr = (float)(p->anneal ? p->lr * (1.0 - (double)p->iter / p->iters) : p->lr);
   int mb = N / p->nmb;
@@ -488,7 +482,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   free(perm);
   p->iter++;
-  double dt = now() - t0;
+  double dt = tx_now() - t0;
   /* explained variance of the values against the returns */
   double ym = 0, dm = 0, yv = 0, rv = 0;
   for (int i = 0; i < N; i++) ym += p->ret[i], dm += p->ret[i] - p->val[i];

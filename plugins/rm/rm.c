@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../workbench/nn/rm.h"
 #include "../textdata.h"
@@ -112,12 +111,6 @@ typedef struct {
   /* training metrics since the last log */
   double sum_loss, sum_acc, n_acc, sum_tie, n_tie, pairs, t_last;
 } rm_t;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void set_free(set_t *s) {
   for (int i = 0; i < s->n; i++) free(s->rows[i].ids[0]), free(s->rows[i].ids[1]);
@@ -532,7 +525,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     h->metric(c, "rrm/train_pairs", (double)r->train.n);
   }
   if (r->step % r->eval_every == 0 && r->step && (rc = evaluate_all(r, h, c))) return rc;
-  if (r->t_last == 0) r->t_last = now();
+  if (r->t_last == 0) r->t_last = tx_now();
   row_t *rows[4096];
   for (int i = 0; i < r->B; i++) rows[i] = stream_row(r, r->step * r->B + i);
   if ((rc = forward_rows(r, rows, r->B))) return h->fail(c, rc, "forward: %s", "out of memory");
@@ -556,7 +549,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     if (r->n_acc) h->metric(c, "train/accuracy", r->sum_acc / r->n_acc);
     if (r->n_tie) h->metric(c, "train/tie_dev", r->sum_tie / r->n_tie);
     h->metric(c, "grad_norm", gn), h->metric(c, "lr", lr);
-    double t = now();
+    double t = tx_now();
     h->metric(c, "perf/pairs_per_sec", k / (t - r->t_last));
     r->t_last = t, r->pairs = r->sum_loss = r->sum_acc = r->n_acc = r->sum_tie = r->n_tie = 0;
   }

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../workbench/nn/lm.h"
 #include "../textdata.h"
@@ -57,12 +56,6 @@ typedef struct {
   double t_last; /* for perf/tokens_per_sec */
   int64_t tokens;
 } sft_t;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void destroy(void *self) {
   sft_t *s = self;
@@ -220,7 +213,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   s->step++;
   if (s->step % s->log_every == 0) {
     h->metric(c, "loss", loss), h->metric(c, "grad_norm", gn), h->metric(c, "lr", lr);
-    double t = now();
+    double t = tx_now();
     if (s->t_last > 0) h->metric(c, "perf/tokens_per_sec", s->tokens / (t - s->t_last));
     s->t_last = t, s->tokens = 0;
   }

@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../textdata.h"
 #include "stepneg.h"
 
 static const lathe_opt_t opts[] = {
@@ -98,12 +98,6 @@ typedef struct {
   char *first_ok; /* the first successful continuation (text) */
 } job_t;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static json_object *num_array(const double *v, int n) {
   json_object *a = json_object_new_array();
   for (int i = 0; i < n; i++) json_object_array_add(a, json_object_new_double(v[i]));
@@ -115,7 +109,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   int C = s->g.cfg.ctx, N = s->N, M = s->M, rc = 0;
   int P = (int)(s->n - s->next < s->chunk ? s->n - s->next : s->chunk), SN = P * N;
   int threads = nn_get_threads();
-  double t0 = now();
+  double t0 = tx_now();
   /* 1. sample N solutions per problem */
   int *pr = malloc((size_t)SN * C * sizeof *pr), *pl = malloc((size_t)SN * sizeof *pl);
   int *out = malloc((size_t)SN * C * sizeof *out), *ol = malloc((size_t)SN * sizeof *ol);
@@ -289,7 +283,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if (rc) return rc == LATHE_ENOMEM ? h->fail(c, rc, "out of memory") : rc;
   s->next += P;
   s->t.rollouts += (double)total;
-  double dt = now() - t0;
+  double dt = tx_now() - t0;
   h->metric(c, "perf/rollouts_per_sec", dt > 0 ? total / dt : 0);
   h->metric(c, "pass1_sampled", s->t.correct / s->t.samples);
   h->metric(c, "negatives", s->t.neg / s->t.samples);
