@@ -79,6 +79,21 @@ $(B)/plugins/$(1).so: $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/$(1)/*.c)) 
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
+# The question games' built-in attribute tables (share/data/games/derived/*.tsv,
+# written by scripts/game_tables.py) compiled into games.so as C strings.
+GAME_TABLES = share/data/games/derived/twenty_questions_attributes.tsv \
+	share/data/games/derived/guess_my_city_attributes.tsv
+$(B)/gen/game_tables.h: $(GAME_TABLES)
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@for v in objects:$(word 1,$^) cities:$(word 2,$^); do \
+		printf 'static const char tb_%s_tsv[] =\n' $${v%%:*}; \
+		sed 's/\\/\\\\/g; s/"/\\"/g; s/\t/\\t/g; s/^/"/; s/$$/\\n"/' $${v#*:}; \
+		printf ';\n'; \
+	done >$@.tmp && mv $@.tmp $@
+$(B)/obj/plugins/games/table.o $(B)/obj/tests/test_games.o $(B)/fuzz-table: $(B)/gen/game_tables.h
+$(B)/obj/plugins/games/table.o $(B)/obj/tests/test_games.o $(B)/fuzz-table: CFLAGS += -I$(B)/gen
+
 # Test tools: damage a checkpoint (tests/tools/tamper.c) for the corrupted-checkpoint tests.
 $(B)/lathe-tamper: $(B)/obj/tests/tools/tamper.o $(CORE_OBJ) $(NN_SO)
 	@echo "  LINK    $@"
@@ -133,7 +148,7 @@ fuzz-build: all $(FUZZ_TARGETS:%=$(B)/fuzz-%)
 
 $(B)/fuzz-%: tests/fuzz/fuzz_%.c $(CORE_OBJ) $(NN_SO)
 	@echo "  FUZZ    $@"
-	@$(CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.so,$^) $(NN_LINK) \
+	@$(CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.so %.h,$^) $(NN_LINK) \
 		$(RPATH_BIN) $(LIBS)
 
 bench: all $(B)/bench

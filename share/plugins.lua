@@ -29,5 +29,6 @@ lathe.register{name = "pr2l", so = "pr2l.so"}
 lathe.register{name = "pr2lprobe", so = "pr2l.so"}
 lathe.register{name = "twentyq", so = "games.so"}
 lathe.register{name = "guessnum", so = "games.so"}
+lathe.register{name = "guesscity", so = "games.so"}
 lathe.register{name = "gameplay", so = "games.so"}
 lathe.register{name = "archer", so = "archer.so"}

@@ -346,6 +346,10 @@ expect games_values 0 "twentyq 16/4: optimal -3.259189 identify -3.709875 blind 
 saw games_dialogue "Questions:[|]ask a0 1 [?] (yes|no)[|]ask a9 0 [?] invalid[|]"
 saw games_policy_exact "identify policy exact value -3.709875"
 saw games_guessnum "guessnum: optimal -3.782131 blind -11.061356"
+expect games_tables 0 "twentyq 157: optimal -6.047636 identify -6.478210 blind -12.109191" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=tables
+saw games_tables_cities "guesscity 91: optimal -5.409477 identify -5.844590 blind -11.586202"
+saw games_tables_words "Questions:[|]ask category sports [?] yes[|]ask round 1 [?] yes[|]ask color orange [?] yes[|]guess basketball [.] yes[|]"
+expect games_table_file_refused 1 "twentyq: table /nonexistent.tsv: No such file or directory" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=tables --set table=/nonexistent.tsv
 expect gameplay_generate 0 "generated [0-9]+ records as 'tq'" -- "$LATHE" data generate gameplay tq --set episodes=50 --store games.lmdb
 expect gameplay_records 0 '"prompt":"Questions:\\n","response":"(ask a[0-3] [01] [?]|guess o[0-9]+ [.])"' -- "$LATHE" data export tq --store games.lmdb
 expect archer_pipeline 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer.lmdb
@@ -357,6 +361,7 @@ if want archer_plot_reference_lines; then # two dotted levels, one labelled
   [ "$(grep -c 'stroke-dasharray="2,3"' archer.svg)" = 2 ] && grep -q '>optimal<' archer.svg &&
     ok archer_plot_reference_lines || bad archer_plot_reference_lines "$(grep -c 'stroke-dasharray="2,3"' archer.svg) lines"
 fi
+expect archer_guesscity 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer_city.lmdb --set game=guesscity
 expect archer_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/archer.lua" --store ar1.lmdb --set mode=notlm
 expect archer_no_tokenizer 1 "init_run 2 \(pref\): its model has no tokenizer, so it cannot write the game's words" -- "$LATHE" run "$T/archer.lua" --store ar2.lmdb --set mode=notok
 expect archer_not_a_game 1 "archer: game 'cartpole' is an environment, not a text environment" -- "$LATHE" run "$T/archer.lua" --store ar3.lmdb --set mode=notgame

@@ -1,7 +1,7 @@
 /* archer.c - ArCHer (Zhou et al. 2024; specs/archer.md): an off-policy,
  * utterance-level critic learned by TD from a replay buffer, and a
  * token-level language policy trained by REINFORCE with the critic's
- * advantage, on a turn-based text game (a textenv: twentyq, guessnum).
+ * advantage, on a turn-based text game (a textenv: twentyq, guesscity, guessnum).
  *
  * Policy: the GPT of another run (`init_run`, a behaviour-cloning warm
  * start, e.g. sft on `gameplay` records); an utterance is sampled (T = 1)

@@ -8,7 +8,8 @@
  * "Questions:\nask a2 1 ? yes\nguess o5 . no\n". Every turn costs -1 but a
  * right guess (0, the episode ends); max_turns turns truncate. An utterance
  * longer than max_utterance bytes, or not in the game's language, gets the
- * reply "invalid" and costs its turn. Header-only; included by the games. */
+ * reply "invalid" and costs its turn. Included by the games; the attribute
+ * tables below are table.c's. */
 #ifndef LATHE_GAMES_H
 #define LATHE_GAMES_H
 
@@ -138,6 +139,93 @@ static inline const char *gm_load(gm_dialogue_t *d, lathe_buf_t *b, int64_t coun
   if (b->err) return "truncated checkpoint (dialogue)";
   d->text[len] = 0, d->len = (size_t)len, d->turn = s[0], d->done = s[1];
   return NULL;
+}
+
+/* ---- attribute tables (table.c) -------------------------------------------
+ * The question games are played over a table: objects with one value per
+ * attribute, all words of [a-z0-9_]. "ask <attr> <val> ?" asks whether the
+ * hidden object has that value; "guess <obj> ." names one. The synthetic
+ * table of N objects o0..o{N-1} and K attributes a0..a{K-1} gives object i
+ * the value bit j of i ("0" or "1") for a_j; a file's is tab-separated, a
+ * header "object<TAB>attr..." then one row per object, every object told
+ * apart by its values. */
+#define TB_MAX_OBJECTS 256
+#define TB_WORDS       (TB_MAX_OBJECTS / 64)
+#define TB_MAX_ATTRS   256
+#define TB_MAX_WORD    32
+#define TB_MAX_FILE    (1 << 20)
+#define TB_MAX_MEMO    ((size_t)1 << 25) /* DP states at most (about 1.5 GiB) */
+
+typedef struct {
+  uint64_t w[TB_WORDS];
+} tb_set_t; /* a set of objects, bit i for object i */
+
+typedef struct {
+  int attr;  /* its attribute (column) */
+  int split; /* 0: splits every set as another test of its attribute (skip in the DP) */
+  char val[TB_MAX_WORD];
+  tb_set_t has; /* the objects with this value */
+} tb_test_t;
+
+typedef struct {
+  int n, k, ntest; /* objects, attributes, (attribute, value) tests */
+  char (*obj)[TB_MAX_WORD], (*attr)[TB_MAX_WORD];
+  tb_test_t *test;
+  int *value;    /* value[i * k + a]: object i's test for attribute a */
+  uint64_t hash; /* FNV-1a of the file's bytes; 0 for the synthetic table */
+} tb_table_t;    /* owns its arrays: tb_free */
+
+/* The synthetic table (N <= TB_MAX_OBJECTS, N <= 2^K). 0 or LATHE_ENOMEM. */
+int tb_synthetic(tb_table_t *t, int N, int K);
+/* Parse a table's text (len bytes, untrusted): 0, or -1 with a one-line
+ * reason naming the line in why (cap bytes) and t left empty. */
+int tb_parse(tb_table_t *t, const char *text, size_t len, char *why, size_t cap);
+/* A game's table by its option: "" the synthetic N x K, "objects" ArCHer's
+ * 157 Twenty Questions objects, "cities" its 91 Guess-My-City cities (both
+ * built in from share/data/games/derived/), else the path of a table file
+ * (at most 1 MiB). 0, or the error h->fail reported, prefixed by game. */
+int tb_load(const lathe_host_t *h, lathe_ctx_t *c, const char *game, const char *table, int N,
+            int K, tb_table_t *t);
+void tb_free(tb_table_t *t);
+/* The index of object word w / of test (attr, val); -1 if none. */
+int tb_object(const tb_table_t *t, const char *w);
+int tb_test(const tb_table_t *t, const char *attr, const char *val);
+/* The expected returns from the full set at turn 0 (turn limit T, discount
+ * g) of the best play (optimal) and of the best that guesses only once one
+ * candidate is left (identify), by an exact branch-and-bound DP over
+ * (candidate set, turn). 0, or LATHE_ENOMEM (memory, or more than
+ * TB_MAX_MEMO states). */
+int tb_values(const tb_table_t *t, int T, double g, double *opt, double *ident);
+
+static inline tb_set_t tb_and(tb_set_t a, tb_set_t b) {
+  for (int i = 0; i < TB_WORDS; i++) a.w[i] &= b.w[i];
+  return a;
+}
+static inline tb_set_t tb_andnot(tb_set_t a, tb_set_t b) {
+  for (int i = 0; i < TB_WORDS; i++) a.w[i] &= ~b.w[i];
+  return a;
+}
+static inline int tb_count(tb_set_t a) {
+  int n = 0;
+  for (int i = 0; i < TB_WORDS; i++) n += __builtin_popcountll(a.w[i]);
+  return n;
+}
+static inline int tb_empty(tb_set_t a) {
+  uint64_t x = 0;
+  for (int i = 0; i < TB_WORDS; i++) x |= a.w[i];
+  return !x;
+}
+static inline int tb_equal(tb_set_t a, tb_set_t b) {
+  return !memcmp(&a, &b, sizeof a);
+}
+static inline int tb_has(tb_set_t a, int i) {
+  return (int)(a.w[i >> 6] >> (i & 63) & 1);
+}
+/* The set of objects 0..n-1. */
+static inline tb_set_t tb_all(int n) {
+  tb_set_t s = {{0}};
+  for (int i = 0; i < n; i++) s.w[i >> 6] |= 1ULL << (i & 63);
+  return s;
 }
 
 #define TEXTENV_PLUGIN(ID, NAME, DOC)                                                              \

@@ -1,7 +1,7 @@
 /* fuzz_ckpt.c - libFuzzer target: every checkpoint loader, through the plugin
  * ABI exactly as `lathe resume` calls it. The first byte picks a plugin
  * instance (dqn, cql, pref on a task, regress, the five environments, pr2l on
- * the raw grid, the two text games, created once with small configs); the rest is what its save()
+ * the raw grid, the three text games, created once with small configs); the rest is what its save()
  * wrote. A load that succeeds is followed by two steps (an environment: one env step), so a state
  * load() accepts must also be one the plugin can run from. The seed corpus is what save() writes,
  * fresh and after a short run of each (LATHE_FUZZ_SEEDS=DIR writes it). */
@@ -45,6 +45,7 @@ static const struct {
      3},
     {"twentyq", {"objects=64", "attributes=6", NULL}, 0},
     {"guessnum", {NULL}, 0},
+    {"guesscity", {NULL}, 0},
 };
 #define N (int)(sizeof inst / sizeof *inst)
 static lathe_child_t *ch[N];

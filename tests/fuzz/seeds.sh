@@ -10,7 +10,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 C=$ROOT/tests/fuzz/corpus
 W=$(mktemp -d /tmp/lathe-seeds-XXXXXX)
 trap 'rm -rf "$W"' EXIT
-rm -rf "$C" && mkdir -p "$C"/{ckpt,model,import,store,config}
+rm -rf "$C" && mkdir -p "$C"/{ckpt,model,import,store,config,table}
+# attribute tables: a small one, the synthetic 4 x 2, a duplicate pair, the cities' first 12
+printf 'object\tcolor\tbig\nsun\tyellow\t1\nsky\tblue\t1\nbee\tyellow\t0\n' >"$C/table/small.tsv"
+printf 'object\ta0\ta1\no0\t0\t0\no1\t1\t0\no2\t0\t1\no3\t1\t1\n' >"$C/table/synthetic4.tsv"
+printf 'object\tq\nx\tv0\ny\tv0\n' >"$C/table/same.tsv"
+head -13 "$ROOT/share/data/games/derived/guess_my_city_attributes.tsv" >"$C/table/cities12.tsv"
 export LATHE_PLUGIN_DIR=$ROOT/$B/plugins LATHE_THREADS=1
 # checkpoints: fresh and after a short run, as fuzz-ckpt's instances save them
 LATHE_SHARE_DIR=$ROOT/share LATHE_PLUGIN_DIR=$ROOT/$F/plugins LATHE_FUZZ_SEEDS="$C/ckpt" "$ROOT/$F/fuzz-ckpt"

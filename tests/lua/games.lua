@@ -3,6 +3,21 @@
 -- (a text environment has none) and "run" (a textenv is not an algorithm)
 -- are refusals.
 local mode = lathe.opt("mode", "play")
+if mode == "tables" then -- the built-in tables: ArCHer's 157 objects and 91 cities
+  for _, g in ipairs{{"twentyq", {table = "objects"}}, {"guesscity", {}}} do
+    local t <close> = lathe.env(g[1], g[2])
+    local i = t:info(0.95)
+    print(string.format("%s %d: optimal %.6f identify %.6f blind %.6f", g[1], t:hidden_count(),
+                        i.optimal, i.identify, i.blind))
+  end
+  local t <close> = lathe.env("twentyq", {table = lathe.opt("table", "objects")})
+  local obs = t:set_hidden(0)
+  for _, u in ipairs{"ask category sports ?", "ask round 1 ?", "ask color orange ?", "guess basketball ."} do
+    obs = t:step(u)
+  end
+  print((obs:gsub("\n", "|")))
+  return
+end
 local e <close> = lathe.env("twentyq", {objects = 16, attributes = 4})
 if mode == "spaces" then e:spaces() end
 if mode == "run" then lathe.run("twentyq", {}) end
