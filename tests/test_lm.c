@@ -1,4 +1,5 @@
-/* test_lm.c - generation (KV cache against full recomputation, prompts of
+/* test_lm.c - generation (KV cache against full recomputation, the batched
+ * prefill against one-position decodes, prompts of
  * different lengths, stop tokens, seeding) and the LM checkpoint block. */
 #include <math.h>
 #include <stdlib.h>
@@ -139,5 +140,59 @@ TEST(lm_generate_sharded_is_thread_free) {
   ASSERT(memcmp(&r1[2], &r2[2], sizeof r1[2]) == 0); /* the streams advanced alike */
   ASSERT_EQ(nn_lm_generate_sharded(&g, prompt, plen, B, P, N, &o, r1, 65, 2, a, la, NULL),
             LATHE_ESHAPE);
+  nn_gpt_free(&g);
+}
+
+/* The batched prefill fills the cache as P one-position decodes do (up to
+ * float rounding: its products have B*P rows), the next decode's logits
+ * agree, and generation with and without it picks the same greedy tokens. */
+TEST(lm_prefill_matches_decode) {
+  nn_gpt_t g;
+  make(&g, 5);
+  const int B = 3, P = 9, C = 16, L = 2, T = 24;
+  int tok[3 * 9];
+  nn_rng_t r;
+  nn_rng_seed(&r, 4);
+  for (int i = 0; i < B * P; i++) tok[i] = (int)nn_rng_below(&r, 270);
+  nn_kvcache_t a, b;
+  ASSERT_EQ(nn_kvcache_init(&a, &g, B), 0);
+  ASSERT_EQ(nn_kvcache_init(&b, &g, B), 0);
+  ASSERT_EQ(nn_gpt_prefill(&g, &a, tok, P), 0);
+  ASSERT_EQ(a.pos, P);
+  ASSERT_EQ(nn_gpt_prefill(&g, &a, tok, P), LATHE_ESHAPE); /* the cache is not empty */
+  int col[3];
+  for (int t = 0; t < P; t++) {
+    for (int i = 0; i < B; i++) col[i] = tok[i * P + t];
+    ASSERT_EQ(nn_gpt_decode(&g, &b, col, NULL), 0);
+  }
+  double worst = 0;
+  for (int l = 0; l < L; l++)
+    for (int i = 0; i < B; i++)
+      for (int t = 0; t < P; t++)
+        for (int c = 0; c < C; c++) {
+          size_t at = (((size_t)l * B + i) * T + t) * C + c;
+          worst = fmax(worst, fabs(a.k[at] - b.k[at]) / (1 + fabs(b.k[at])));
+          worst = fmax(worst, fabs(a.v[at] - b.v[at]) / (1 + fabs(b.v[at])));
+        }
+  ASSERT(worst < 1e-5);
+  float la[3 * 270], lb[3 * 270];
+  int next[3] = {1, 2, 3};
+  ASSERT_EQ(nn_gpt_decode(&g, &a, next, la), 0);
+  ASSERT_EQ(nn_gpt_decode(&g, &b, next, lb), 0);
+  for (int i = 0; i < B * 270; i++) ASSERT_NEAR(la[i], lb[i], 1e-4 * (1 + fabs(lb[i])));
+  nn_kvcache_free(&a), nn_kvcache_free(&b);
+  ASSERT_EQ(nn_kvcache_init(&a, &g, B), 0);
+  ASSERT_EQ(nn_gpt_prefill(&g, &a, tok, T + 1), LATHE_ESHAPE);
+  nn_kvcache_free(&a);
+  /* generation: the same greedy continuations with and without the prefill */
+  int plen[3] = {9, 6, 8}, oa[3 * 8], ob[3 * 8], na[3], nb[3];
+  nn_gen_t greedy = {0, 0, 1, NULL, 0, 0}, plain = greedy;
+  plain.no_prefill = 1;
+  nn_rng_t r1, r2;
+  nn_rng_seed(&r1, 1), nn_rng_seed(&r2, 1);
+  ASSERT_EQ(nn_lm_generate(&g, tok, plen, B, P, 8, &greedy, &r1, oa, na, NULL), 0);
+  ASSERT_EQ(nn_lm_generate(&g, tok, plen, B, P, 8, &plain, &r2, ob, nb, NULL), 0);
+  for (int i = 0; i < B; i++) ASSERT_EQ(na[i], nb[i]);
+  ASSERT(!memcmp(oa, ob, sizeof oa));
   nn_gpt_free(&g);
 }

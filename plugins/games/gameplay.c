@@ -6,11 +6,12 @@
  * The script plays sensibly but not optimally. twentyq and guesscity: keep
  * the candidates the replies leave; guess when one is left, else ask about a
  * random attribute on which they differ, naming one of their values at
- * random. guessnum: guess a random number of the interval the replies
- * leave. With probability `noise` a turn is instead a random valid
- * utterance (any attribute and value, any object, any number), so the data
- * shows mistakes and their consequences. The game
- * itself (a child textenv) answers, so the records are the game's own
+ * random (ask=any), or ask a random question whose rarer answer holds at
+ * least a quarter of them (ask=quarter; any question that splits them when
+ * none does: on a big table most questions single out a few objects). guessnum: guess a random
+ * number of the interval the replies leave. With probability `noise` a turn is instead a random
+ * valid utterance (any attribute and value, any object, any number), so the data shows mistakes and
+ * their consequences. The game itself (a child textenv) answers, so the records are the game's own
  * dialogues; each episode starts from a seed drawn from the generator's. */
 #include <limits.h>
 
@@ -24,6 +25,8 @@ static const lathe_opt_t gameplay_opts[] = {
     {"objects", LATHE_INT, "16", 2, TB_MAX_OBJECTS, NULL, "twentyq: N objects"},
     {"attributes", LATHE_INT, "4", 1, 8, NULL, "twentyq: K attributes"},
     {"table", LATHE_STR, "", 0, 0, NULL, "twentyq: its table (objects, cities, a .tsv file)"},
+    {"ask", LATHE_STR, "any", 0, 0, "any|quarter",
+     "twentyq, guesscity: which questions the script asks (see the header)"},
     {"numbers", LATHE_INT, "64", 2, 1024, NULL, "guessnum: N"},
     {"max_turns", LATHE_INT, "20", 1, 200, NULL, "turn limit"},
     {"seed", LATHE_INT, "0", 0, 1e18, NULL, "generator seed"},
@@ -32,7 +35,7 @@ static const lathe_opt_t gameplay_opts[] = {
 typedef struct {
   const lathe_plugin_t *gp;
   void *game;
-  int tq, N, live;
+  int tq, N, live, quarter;
   double noise;
   int64_t episodes, played;
   nn_rng_t rng;
@@ -49,6 +52,7 @@ static int gameplay_create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   const char *game = h->cfg_str(c, "game"), *table = h->cfg_str(c, "table");
   int city = !strcmp(game, "guesscity");
   g->tq = city || !strcmp(game, "twentyq");
+  g->quarter = !strcmp(h->cfg_str(c, "ask"), "quarter");
   g->noise = h->cfg_num(c, "noise"), g->episodes = h->cfg_int(c, "episodes");
   uint64_t x = (uint64_t)h->cfg_int(c, "seed") ^ 0x67616d65706c6179ULL;
   nn_rng_seed(&g->rng, nn_splitmix64(&x));
@@ -110,6 +114,18 @@ static void script(gp_t *g, char *u, size_t cap) {
     if (tb_count(g->cand) == 1) {
       for (int i = 0; i < t->n; i++)
         if (tb_has(g->cand, i)) snprintf(u, cap, "guess %s .", t->obj[i]);
+      return;
+    }
+    if (g->quarter) {
+      int qs[TB_MAX_ATTRS * 8], nq = 0, m = tb_count(g->cand), best = 0;
+      for (int q = 0; q < t->ntest && nq < TB_MAX_ATTRS * 8; q++) {
+        int c1 = tb_count(tb_and(g->cand, t->test[q].has)), r = c1 < m - c1 ? c1 : m - c1;
+        if (!r) continue;
+        if ((4 * r >= m) > (4 * best >= m)) nq = 0; /* the first quarter split: drop the rest */
+        if ((4 * r >= m) >= (4 * best >= m)) qs[nq++] = q, best = r > best ? r : best;
+      }
+      int q = qs[nn_rng_below(&g->rng, (uint32_t)nq)];
+      snprintf(u, cap, "ask %s %s ?", t->attr[t->test[q].attr], t->test[q].val);
       return;
     }
     /* the attributes whose values differ among the candidates, and for the

@@ -65,8 +65,8 @@ int tb_synthetic(tb_table_t *t, int N, int K) {
  * 0 when p does not start with one (followed by a tab, newline or end). */
 static size_t word(const char *p, const char *end) {
   size_t n = 0;
-  while (p + n < end && ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') ||
-                         p[n] == '_'))
+  while (p + n < end &&
+         ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_'))
     n++;
   if (p + n < end && p[n] != '\t' && p[n] != '\n') return 0;
   return n < TB_MAX_WORD ? n : 0;
@@ -92,8 +92,9 @@ int tb_parse(tb_table_t *t, const char *text, size_t len, char *why, size_t cap)
     if (!nl) nl = end;
     for (int c = 0; c <= cols; c++) {
       size_t n = word(p, nl);
-      if (!n) return BAD("line %d, field %d: not a word of [a-z0-9_] (at most %d bytes)", line,
-                         c + 1, TB_MAX_WORD - 1);
+      if (!n)
+        return BAD("line %d, field %d: not a word of [a-z0-9_] (at most %d bytes)", line, c + 1,
+                   TB_MAX_WORD - 1);
       char w[TB_MAX_WORD];
       memcpy(w, p, n), w[n] = 0, p += n;
       if (c < cols && (p == nl || *p != '\t'))
@@ -133,8 +134,8 @@ int tb_load(const lathe_host_t *h, lathe_ctx_t *c, const char *game, const char 
             int K, tb_table_t *t) {
   if (!*table) {
     if (N > 1 << (K < 30 ? K : 30))
-      return h->fail(c, LATHE_ECONFIG, "%s: %d objects cannot be told apart by %d attributes",
-                     game, N, K);
+      return h->fail(c, LATHE_ECONFIG, "%s: %d objects cannot be told apart by %d attributes", game,
+                     N, K);
     return tb_synthetic(t, N, K) ? h->fail(c, LATHE_ENOMEM, "out of memory") : 0;
   }
   char why[160];
@@ -180,9 +181,9 @@ int tb_test(const tb_table_t *t, const char *attr, const char *val) {
 /* ---- the belief-state DP ------------------------------------------------- */
 
 typedef struct {
-  tb_set_t *key;  /* an empty slot's set is empty (a state's never is) */
-  uint32_t *tag;  /* turn << 2 | identify << 1 | exact */
-  double *val;    /* the value when exact, else an upper bound of it */
+  tb_set_t *key; /* an empty slot's set is empty (a state's never is) */
+  uint32_t *tag; /* turn << 2 | identify << 1 | exact */
+  double *val;   /* the value when exact, else an upper bound of it */
   size_t cap, n;
 } memo_t;
 

@@ -34,14 +34,24 @@ local bc_episodes = lathe.opt("bc_episodes", 2000)
 local bc_steps = lathe.opt("bc_steps", 3000)
 local threshold = lathe.opt("threshold", -5)
 local only = lathe.opt("games", "twentyq,guessnum")
+local which = lathe.opt("methods", "archer,ppo,filtered_bc,chai")
 local gamma, envs = 0.95, 32
 
+-- per game: the textenv and its options, the scripted play, the policy's
+-- tokenizer and context, and the evaluation's cost (the table games have
+-- 157 and 91 hidden states: fewer sampled passes, less often)
+local small = {vocab = 300, ctx = 128, max_new = 16, eval_every = 5, eval_samples = 8}
+local big = {vocab = 600, ctx = 256, max_new = 24, eval_every = 10, eval_samples = 1}
 local games = {
-  {name = "twentyq", config = "objects=16,attributes=4", play = {game = "twentyq", objects = 16,
-                                                                  attributes = 4}},
-  {name = "guessnum", config = "", play = {game = "guessnum"}},
+  {name = "twentyq", env = "twentyq", config = "objects=16,attributes=4", set = small,
+   play = {game = "twentyq", objects = 16, attributes = 4}},
+  {name = "guessnum", env = "guessnum", config = "", set = small, play = {game = "guessnum"}},
+  {name = "twentyq157", env = "twentyq", config = "table=objects", set = big,
+   play = {game = "twentyq", table = "objects", ask = "quarter"}},
+  {name = "guesscity", env = "guesscity", config = "", set = big,
+   play = {game = "guesscity", ask = "quarter"}},
 }
-local methods = {
+local all_methods = {
   {name = "archer", cfg = {method = "archer", actor_lr = 1e-4, actor_steps = 3, critic_steps = 20,
                            warmup = 10, critic_init = "policy"}},
   {name = "ppo", cfg = {method = "ppo", actor_lr = 1e-5, batch = 32, critic_lr = 1e-4,
@@ -49,14 +59,23 @@ local methods = {
   {name = "filtered_bc", cfg = {method = "filtered_bc", actor_lr = 1e-3, actor_steps = 10}},
   {name = "chai", cfg = {method = "chai", critic_steps = 20, critic_init = "policy"}},
 }
+local methods = {}
+for _, m in ipairs(all_methods) do
+  if which:find(m.name, 1, true) then methods[#methods + 1] = m end
+end
 
 local cell = lathe.stats.cell
 for _, g in ipairs(games) do
-  if only:find(g.name, 1, true) then
+  local listed = false
+  for w in only:gmatch("[^,]+") do listed = listed or w == g.name end
+  if listed then
     local opts = {}
-    for k, v in g.config:gmatch("(%w+)=(%w+)") do opts[k] = tonumber(v) end
-    local env <close> = lathe.env(g.name, opts)
+    for k, v in g.config:gmatch("(%w+)=(%w+)") do opts[k] = tonumber(v) or v end
+    local env <close> = lathe.env(g.env, opts)
     local info = env:info(gamma)
+    -- the threshold: the spec's -5 on the small games; on the table games,
+    -- midway between the optimum and blind guessing
+    local threshold = g.set == big and (info.optimal + info.blind) / 2 or threshold
     print(string.format("%s: exact values (gamma %.2f): optimal %.4f, ask until identified %.4f, "
                         .. "blind guessing %.4f", g.name, gamma, info.optimal, info.identify,
                         info.blind))
@@ -64,8 +83,8 @@ for _, g in ipairs(games) do
     if tabulate then -- the store's finished runs of this game and budget, by method
       for _, r in ipairs(lathe.runs()) do
         local c = r.config
-        if r.plugin == "archer" and r.status == "done" and c.game == g.name and
-           c.iterations == iters then
+        if r.plugin == "archer" and r.status == "done" and c.game == g.env and
+           c.game_config == g.config and c.iterations == iters then
           for _, m in ipairs(methods) do
             if m.cfg.method == c.method then m.runs[#m.runs + 1] = r end
           end
@@ -79,8 +98,9 @@ for _, g in ipairs(games) do
         for k, v in pairs(g.play) do args[k] = v end
         assert(lathe.data.generate(ds, "gameplay", args))
       end
-      local bc = lathe.run("sft", {dataset = ds, tokenizer = "bpe", vocab = 300, layers = 2,
-                                   heads = 4, width = 64, ctx = 128, batch = 32, steps = bc_steps,
+      local bc = lathe.run("sft", {dataset = ds, tokenizer = "bpe", vocab = g.set.vocab,
+                                   layers = 2, heads = 4, width = 64, ctx = g.set.ctx, batch = 32,
+                                   steps = bc_steps,
                                    lr = 1e-3, warmup = 50, holdout = 0.05, eval_every = 1000,
                                    seed = 1})
       assert(bc.status == "done", bc.error)
@@ -91,8 +111,9 @@ for _, g in ipairs(games) do
       local runs = {}
       for _, m in ipairs(methods) do
         for seed = 1, seeds do
-          local cfg = {init_run = bc.id, game = g.name, game_config = g.config,
-                       iterations = iters, envs = envs, eval_every = 5, seed = seed,
+          local cfg = {init_run = bc.id, game = g.env, game_config = g.config,
+                       iterations = iters, envs = envs, eval_every = g.set.eval_every,
+                       eval_samples = g.set.eval_samples, max_new = g.set.max_new, seed = seed,
                        gamma = gamma, ckpt_every = 10}
           for k, v in pairs(m.cfg) do cfg[k] = v end
           local r = lathe.spawn("archer", cfg)

@@ -306,6 +306,42 @@ void nn_kvcache_free(nn_kvcache_t *kv) {
   memset(kv, 0, sizeof *kv);
 }
 
+int nn_gpt_prefill(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, int P) {
+  int B = kv->B, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, T = kv->ctx;
+  if (kv->pos != 0 || P < 1 || P > T) return LATHE_ESHAPE;
+  size_t BP = (size_t)B * P;
+  float *x = malloc((BP * 11 * C + 2 * BP + (size_t)B * H * P * P) * sizeof(float));
+  if (!x) return LATHE_ENOMEM;
+  float *ln = x + BP * C, *qkv = ln + BP * C, *y = qkv + BP * 3 * C, *tmp = y + BP * C;
+  float *h = tmp + BP * C, *mean = h + BP * 4 * C, *rstd = mean + BP, *att = rstd + BP;
+  nn_params_t *ps = &g->params;
+  nn_embed_forward(x, tok, nn_w(ps, g->iwte), nn_w(ps, g->iwpe), B, P, C);
+  for (int l = 0; l < L; l++) {
+    const int *ix = g->il[l];
+    nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, ix[LN1W]), nn_w(ps, ix[LN1B]), BP, C);
+    nn_linear_forward(qkv, ln, nn_w(ps, ix[QKVW]), nn_w(ps, ix[QKVB]), BP, C, 3 * C);
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < P; t++) {
+        size_t at = (((size_t)l * B + b) * T + t) * C;
+        const float *row = qkv + ((size_t)b * P + t) * 3 * C;
+        memcpy(kv->k + at, row + C, C * sizeof(float));
+        memcpy(kv->v + at, row + 2 * C, C * sizeof(float));
+      }
+    if (l == L - 1) break; /* the last layer's keys and values are all the cache needs */
+    nn_attention_forward(y, att, qkv, B, P, C, H);
+    nn_linear_forward(tmp, y, nn_w(ps, ix[PROJW]), nn_w(ps, ix[PROJB]), BP, C, C);
+    nn_add(x, tmp, BP * C);
+    nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, ix[LN2W]), nn_w(ps, ix[LN2B]), BP, C);
+    nn_linear_forward(h, ln, nn_w(ps, ix[FCW]), nn_w(ps, ix[FCB]), BP, C, 4 * C);
+    nn_act_forward(NN_GELU, h, h, BP * 4 * C);
+    nn_linear_forward(tmp, h, nn_w(ps, ix[FCPW]), nn_w(ps, ix[FCPB]), BP, 4 * C, C);
+    nn_add(x, tmp, BP * C);
+  }
+  free(x);
+  kv->pos = P;
+  return 0;
+}
+
 int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) {
   int B = kv->B, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
   int T = kv->ctx, pos = kv->pos, hs = C / H;
@@ -354,8 +390,10 @@ int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) 
     nn_linear_forward(tmp, h, nn_w(ps, ix[FCPW]), nn_w(ps, ix[FCPB]), B, 4 * C, C);
     nn_add(x, tmp, (size_t)B * C);
   }
-  nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, g->ilnfw), nn_w(ps, g->ilnfb), B, C);
-  nn_linear_forward(logits, ln, wte, NULL, B, C, V);
+  if (logits) {
+    nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, g->ilnfw), nn_w(ps, g->ilnfb), B, C);
+    nn_linear_forward(logits, ln, wte, NULL, B, C, V);
+  }
   kv->pos++;
   return 0;
 }

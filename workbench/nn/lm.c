@@ -89,14 +89,30 @@ int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int s
   if (!logits || !sc || !cur || !done || (!cached && !seq) ||
       (cached && nn_kvcache_init(&kv, g, B)))
     rc = LATHE_ENOMEM;
-  for (int pos = 0, live = B; pos + 1 < end && !rc && live; pos++) {
-    for (int b = 0; b < B; b++) /* a prompt token, or the last generated one */
+  /* the positions before the shortest prompt's last: no sequence samples
+   * there, so their keys and values are filled in one batched pass */
+  int minp = maxp;
+  for (int b = 0; b < B; b++) minp = plen[b] < minp ? plen[b] : minp;
+  int start = cached && !o->no_prefill && minp > 1 && !rc ? minp - 1 : 0;
+  if (start) {
+    int *pt = malloc((size_t)B * start * sizeof *pt);
+    if (!pt) rc = LATHE_ENOMEM;
+    for (int b = 0; b < B && !rc; b++)
+      memcpy(pt + (size_t)b * start, prompt + (size_t)b * stride, (size_t)start * sizeof *pt);
+    if (!rc) rc = nn_gpt_prefill(g, &kv, pt, start);
+    free(pt);
+  }
+  for (int pos = start, live = B; pos + 1 < end && !rc && live; pos++) {
+    int sampling = 0;             /* does any sequence sample after this position? */
+    for (int b = 0; b < B; b++) { /* a prompt token, or the last generated one */
       cur[b] = pos < plen[b] ? prompt[(size_t)b * stride + pos]
                : olen[b]     ? out[(size_t)b * max_new + olen[b] - 1]
                              : NN_TOK_PAD;
+      sampling |= !done[b] && pos + 1 >= plen[b] && olen[b] < max_new;
+    }
     const float *lg = logits;
     if (cached) {
-      if ((rc = nn_gpt_decode(g, &kv, cur, logits))) break;
+      if ((rc = nn_gpt_decode(g, &kv, cur, sampling ? logits : NULL))) break;
     } else { /* no cache: the full forward over every position so far */
       int *tmp = malloc((size_t)B * (pos + 1) * sizeof *tmp);
       if (!tmp) {

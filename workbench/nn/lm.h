@@ -30,16 +30,19 @@ typedef struct nn_gen {
   float top_p;       /* 1: off */
   const int *stop;   /* a sequence ends after emitting one of these (kept in the output) */
   int nstop;
-  int no_cache; /* recompute every position each step (for benchmarks) */
+  int no_cache;   /* recompute every position each step (for benchmarks) */
+  int no_prefill; /* feed the prompts one position at a time (for benchmarks) */
 } nn_gen_t;
 
 /* Continue B prompts (prompt b: plen[b] tokens at prompt + b*stride, 1 <=
  * plen[b] < ctx) by up to max_new tokens each, within the context: out(B,
  * max_new) and olen(B); logp(B, max_new), unless NULL, the log-probability of
  * each generated token under the model (its logits at temperature 1) from
- * the decode itself, no second forward. Sequences advance one position per
- * step together, each starting to sample after its own prompt; the RNG is
- * drawn once per sampled token, sequences in order. Returns 0, LATHE_ESHAPE
+ * the decode itself, no second forward. The positions before the shortest
+ * prompt's last are filled in one batched pass (nn_gpt_prefill); then
+ * sequences advance one position per step together, each starting to sample
+ * after its own prompt; the RNG is drawn once per sampled token, sequences
+ * in order. Returns 0, LATHE_ESHAPE
  * or LATHE_ENOMEM. */
 int nn_lm_generate(nn_gpt_t *g, const int *prompt, const int *plen, int B, int stride, int max_new,
                    const nn_gen_t *o, nn_rng_t *r, int *out, int *olen, float *logp);

@@ -634,8 +634,16 @@ typedef struct nn_kvcache {
 int nn_kvcache_init(nn_kvcache_t *kv, const nn_gpt_t *g, int B);
 void nn_kvcache_free(nn_kvcache_t *kv);
 /* Feed one token per sequence tok(B) at position kv->pos; writes logits(B,V)
- * and advances pos. Matches nn_gpt_forward's last-position logits. */
+ * (unless NULL: the keys and values alone) and advances pos. Matches
+ * nn_gpt_forward's last-position logits. Thread-safe on a shared g (reads its
+ * parameters only). */
 int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits);
+/* Fill an empty cache (kv->pos 0) with the keys and values of positions 0..P-1
+ * of tok(B,P) in one batched pass (products of B*P rows instead of P of B);
+ * kv->pos becomes P. The values match P nn_gpt_decode calls up to float
+ * rounding (not bit for bit). Thread-safe on a shared g. 0, LATHE_ESHAPE
+ * (pos != 0, P outside 1..ctx) or LATHE_ENOMEM. */
+int nn_gpt_prefill(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, int P);
 
 /* Sample one index from logits(V) with temperature (0: argmax), top_k (0: off)
  * and top_p (1: off). Uses scratch(2V) floats. */
