@@ -559,6 +559,20 @@ TEST(sample_rules) {
   ASSERT(counts[1] > 0 && counts[5] > 0); /* top-2 only */
   ASSERT_EQ(counts[0] + counts[2] + counts[3] + counts[4], 0);
   for (int i = 0; i < 200; i++) ASSERT_EQ(nn_sample(logits, 6, 1.0f, 0, 0.01f, &r, scratch), 1);
+  /* the full distribution (no sort): frequencies within four standard errors
+   * of softmax(z / T), for T = 1 and 0.5; a -inf logit never drawn */
+  float z[6] = {0.1f, 2.0f, -INFINITY, 1.5f, 0.0f, 1.9f};
+  for (float T = 1.0f; T > 0.4f; T -= 0.5f) {
+    int n[6] = {0}, M = 40000;
+    double p[6], tot = 0;
+    for (int v = 0; v < 6; v++) tot += p[v] = exp(z[v] / T);
+    for (int i = 0; i < M; i++) n[nn_sample(z, 6, T, 0, 1.0f, &r, scratch)]++;
+    ASSERT_EQ(n[2], 0);
+    for (int v = 0; v < 6; v++) {
+      double q = p[v] / tot;
+      ASSERT(fabs(n[v] / (double)M - q) <= 4 * sqrt(q * (1 - q) / M) + 1e-12);
+    }
+  }
 }
 
 /* ---- optimizer, params, rng ---- */

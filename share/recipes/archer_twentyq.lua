@@ -1,7 +1,14 @@
 -- archer_twentyq.lua: ArCHer (Zhou, Zanette, Pan, Levine, Kumar 2024;
 -- specs/archer.md) against token-level PPO, online filtered BC and CHAI
 -- at equal environment trajectories, on attribute twenty questions (16
--- objects, 4 binary attributes) and guess-the-number (1..64).
+-- objects, 4 binary attributes) and guess-the-number (1..64); with
+-- `games`, also twenty questions over ArCHer's 157 objects (twentyq157:
+-- table=objects, 113 attributes) and guess-my-city (guesscity, 91 cities),
+-- whose scripted play asks questions with a rarer answer of at least a
+-- quarter (ask=quarter), whose policy has a 600-token BPE and a 256-token
+-- context, and whose evaluation (157 or 91 hidden states) runs every 10
+-- iterations with one sampled pass; their threshold is midway between the
+-- optimum and blind guessing.
 --
 --   1. warm start, per game: `bc_episodes` episodes of noisy scripted play
 --      (`gameplay`: track the candidates, ask what splits them, guess the
@@ -25,6 +32,8 @@
 --
 --   lathe run share/recipes/archer_twentyq.lua --threads 1 --workers 2
 --   lathe run share/recipes/archer_twentyq.lua --set seeds=1 --set iterations=20   # quick
+--   lathe run share/recipes/archer_twentyq.lua --set games=twentyq157 --set methods=archer,ppo \
+--       --set iterations=30 --threads 1 --workers 2   # the 157-object game, ArCHer and PPO
 --   lathe run share/recipes/archer_twentyq.lua --set tabulate=true   # tables and figures of
 --       the finished archer runs already in the store (after `lathe resume`, say)
 local tabulate = lathe.opt("tabulate", false)

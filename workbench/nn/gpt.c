@@ -414,9 +414,20 @@ int nn_sample(const float *logits, int V, float temperature, int top_k, float to
       if (logits[v] > logits[best]) best = v;
     return best;
   }
-  /* (prob, index) pairs sorted by probability, descending */
   float mx = -INFINITY, sum = 0.0f;
   for (int v = 0; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
+  if ((top_k <= 0 || top_k >= V) && top_p >= 1.0f) { /* the full distribution: no sort */
+    for (int v = 0; v < V; v++) scratch[v] = expf((logits[v] - mx) / temperature), sum += scratch[v];
+    float u = nn_rng_uniform(r) * sum, c = 0.0f;
+    int last = 0;
+    for (int v = 0; v < V; v++) { /* c adds as sum did: it reaches sum, above u */
+      c += scratch[v];
+      if (scratch[v] > 0.0f) last = v;
+      if (u < c) return v;
+    }
+    return last; /* u rounded up to sum */
+  }
+  /* (prob, index) pairs sorted by probability, descending */
   for (int v = 0; v < V; v++) {
     scratch[2 * v] = expf((logits[v] - mx) / temperature);
     scratch[2 * v + 1] = (float)v;

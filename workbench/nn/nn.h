@@ -646,7 +646,9 @@ int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits);
 int nn_gpt_prefill(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, int P);
 
 /* Sample one index from logits(V) with temperature (0: argmax), top_k (0: off)
- * and top_p (1: off). Uses scratch(2V) floats. */
+ * and top_p (1: off). Uses scratch(2V) floats. One uniform draw; without
+ * top_k and top_p the draw walks the probabilities in index order (no sort),
+ * with them in descending order. */
 int nn_sample(const float *logits, int V, float temperature, int top_k, float top_p, nn_rng_t *r,
               float *scratch);
 
