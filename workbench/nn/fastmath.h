@@ -6,6 +6,18 @@
 
 #include <stdint.h>
 
+/* NN_CLONES: an elementwise hot loop compiled twice, for AVX2 and for the
+ * x86-64 baseline, the one the CPU has chosen at load time (an ifunc). The
+ * results are the same bits on both: no FMA (-ffp-contract=off, and avx2 does
+ * not enable fma), and GCC reorders no float sum without -ffast-math, so only
+ * elementwise work widens. Off under the sanitizers and outside GCC on x86-64. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define NN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NN_CLONES
+#endif
+
 /* exp(x) for float, branch-free so -O3 vectorises the loops that call it:
  * x = n ln2 + r with |r| <= ln2/2 (n rounded by the 1.5*2^23 trick), exp(r) by
  * its degree-6 Taylor polynomial (truncation < 1.3e-7 relative), times 2^n by

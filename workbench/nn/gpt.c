@@ -417,7 +417,8 @@ int nn_sample(const float *logits, int V, float temperature, int top_k, float to
   float mx = -INFINITY, sum = 0.0f;
   for (int v = 0; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
   if ((top_k <= 0 || top_k >= V) && top_p >= 1.0f) { /* the full distribution: no sort */
-    for (int v = 0; v < V; v++) scratch[v] = expf((logits[v] - mx) / temperature), sum += scratch[v];
+    for (int v = 0; v < V; v++)
+      scratch[v] = expf((logits[v] - mx) / temperature), sum += scratch[v];
     float u = nn_rng_uniform(r) * sum, c = 0.0f;
     int last = 0;
     for (int v = 0; v < V; v++) { /* c adds as sum did: it reaches sum, above u */

@@ -82,7 +82,7 @@ int nn_act_parse(const char *name) {
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-void nn_act_forward(nn_act_t a, float *out, const float *x, size_t n) {
+NN_CLONES void nn_act_forward(nn_act_t a, float *out, const float *x, size_t n) {
   switch (a) {
   case NN_RELU:
     for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -105,7 +105,7 @@ void nn_act_forward(nn_act_t a, float *out, const float *x, size_t n) {
   }
 }
 
-void nn_act_backward(nn_act_t a, float *dx, const float *dout, const float *x, size_t n) {
+NN_CLONES void nn_act_backward(nn_act_t a, float *dx, const float *dout, const float *x, size_t n) {
   switch (a) {
   case NN_RELU: /* unconditional loads, then a select: vectorises */
     for (size_t i = 0; i < n; i++) {
@@ -141,8 +141,8 @@ void nn_act_backward(nn_act_t a, float *dx, const float *dout, const float *x, s
 
 /* ---- layernorm ---------------------------------------------------------- */
 
-void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                          const float *b, int N, int C) {
+NN_CLONES void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                    const float *w, const float *b, int N, int C) {
   const float eps = 1e-5f;
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C;
@@ -158,8 +158,9 @@ void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
   }
 }
 
-void nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                           const float *w, const float *mean, const float *rstd, int N, int C) {
+NN_CLONES void nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                                     const float *inp, const float *w, const float *mean,
+                                     const float *rstd, int N, int C) {
   for (int n = 0; n < N; n++) {
     const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
     float *dx = dinp + (size_t)n * C;
@@ -206,7 +207,8 @@ void nn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *t
 /* Per (b, h): S = Q K^T / sqrt(hs), masked row softmax A, Y = A V. Q, K, V are
  * strided views into qkv (leading dimension 3C); Y a view into out (ld C). */
 
-void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+NN_CLONES void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                                    int H) {
   int hs = C / H, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hs);
   for (int b = 0; b < B; b++)
@@ -227,8 +229,8 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
     }
 }
 
-void nn_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int H) {
+NN_CLONES void nn_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                     const float *att, int B, int T, int C, int H) {
   int hs = C / H, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hs);
   for (int b = 0; b < B; b++)
@@ -276,7 +278,7 @@ void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size
   for (size_t i = 0; i < n; i++) dinp[i] += mask ? dout[i] * mask[i] : dout[i];
 }
 
-void nn_add(float *y, const float *x, size_t n) {
+NN_CLONES void nn_add(float *y, const float *x, size_t n) {
   for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
