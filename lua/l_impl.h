@@ -19,6 +19,7 @@ typedef struct recipe {
   char errmsg[4096];
   int err_code_hint; /* set by C functions before raising a Lua error */
   int stopped_by;    /* SIGINT/SIGTERM seen by the count hook */
+  struct offloop *offloop; /* the computation the recipe waits for, if any */
 } recipe_t;
 
 /* The recipe a Lua state runs (l_lathe.c). */
@@ -35,6 +36,16 @@ json_object *to_json(lua_State *L, int idx, int depth);
  * run in the recipe's wait list has ended. */
 uint32_t run_id_at(lua_State *L, int idx, const char *fn, const char *what);
 int wait_for(lua_State *L, int nresults_from);
+
+/* l_lathe.c: run work(job) off the loop thread (libuv's thread pool) while
+ * the recipe's coroutine waits, then continue it with k(L, LUA_OK, job),
+ * which takes the job back (frees it) and returns the Lua function's
+ * results; the loop meanwhile draws, streams events and steps runs. Called
+ * from the recipe's own coroutine only; elsewhere (inside coroutine.wrap)
+ * the work runs right here. A job the recipe will never take back (it was
+ * stopped meanwhile) goes to drop(job). Returns what k returns (or yields). */
+int recipe_offloop(lua_State *L, void (*work)(void *), void (*drop)(void *), void *job,
+                   lua_KFunction k);
 
 /* l_plot.c: the string field k of the table at t, or def. */
 const char *opt_str(lua_State *L, int t, const char *k, const char *def);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../ui/headless.h"
+#include "../workbench/nn/nn.h"
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 #include "l_impl.h"
@@ -314,6 +315,49 @@ static void resume_recipe(recipe_t *rc, int nargs) {
   }
 }
 
+typedef struct offloop {
+  uv_work_t req;
+  recipe_t *rc; /* NULL once the recipe has ended (the job is dropped) */
+  void (*work)(void *), (*drop)(void *);
+  void *job;
+} offloop_t;
+
+static void off_work(uv_work_t *w) {
+  offloop_t *o = w->data;
+  nn_thread_init(); /* the numerics' floating-point mode, as on the run workers */
+  o->work(o->job);
+}
+
+static void off_after(uv_work_t *w, int status) {
+  offloop_t *o = w->data;
+  recipe_t *rc = o->rc;
+  if (rc) rc->offloop = NULL;
+  if (rc && status == 0 && rc->running && !rc->s->signal && !rc->stopped_by) {
+    free(o);
+    resume_recipe(rc, 0); /* k takes the job */
+  } else {
+    o->drop(o->job);
+    free(o);
+  }
+  if (rc) maybe_stop(rc);
+}
+
+int recipe_offloop(lua_State *L, void (*work)(void *), void (*drop)(void *), void *job,
+                   lua_KFunction k) {
+  recipe_t *rc = get_recipe(L);
+  offloop_t *o = L == rc->co ? calloc(1, sizeof *o) : NULL;
+  if (o) {
+    o->rc = rc, o->work = work, o->drop = drop, o->job = job, o->req.data = o;
+    if (!uv_queue_work(&rc->s->loop, &o->req, off_work, off_after)) {
+      rc->offloop = o;
+      return lua_yieldk(L, 0, (lua_KContext)job, k);
+    }
+    free(o);
+  }
+  work(job); /* not the recipe's coroutine: here and now */
+  return k(L, LUA_OK, (lua_KContext)job);
+}
+
 static void on_end(lathe_session_t *s, lathe_run_t *r) {
   recipe_t *rc = s->lua;
   int out = s->signal ? 0 : lathe_run_outcome(r); /* stopped runs are not failures */
@@ -383,6 +427,7 @@ int lathe_recipe_run(lathe_session_t *s, const char *path) {
     if (!s->set_used[i])
       result =
           lathe_seterr(LATHE_ECONFIG, "--set %s: no run or lathe.opt used this key", s->sets[i]);
+  if (rc.offloop) rc.offloop->rc = NULL; /* still computing (a signal): dropped when done */
   luaL_unref(rc.L, LUA_REGISTRYINDEX, rc.co_ref);
   lua_close(rc.L);
   free(rc.waiting);

@@ -362,6 +362,11 @@ if want archer_plot_reference_lines; then # two dotted levels, one labelled
     ok archer_plot_reference_lines || bad archer_plot_reference_lines "$(grep -c 'stroke-dasharray="2,3"' archer.svg) lines"
 fi
 expect archer_guesscity 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer_city.lmdb --set game=guesscity
+expect sample_off_loop 0 "sample end" -- "$LATHE" run "$T/offloop.lua" --store offloop.lmdb --headless --threads 1 --set bg_steps=200000
+if want sample_off_loop_events; then # the spawned run's events kept coming while the sample ran
+  n=$(awk '/"sample start"/{s=1;next} /"sample end"/{s=0} s' "$WORK/out" "$WORK/err" | grep -c '"type":"metric"')
+  [ "$n" -gt 0 ] && ok sample_off_loop_events || bad sample_off_loop_events "no event between sample start and end"
+fi
 expect archer_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/archer.lua" --store ar1.lmdb --set mode=notlm
 expect archer_no_tokenizer 1 "init_run 2 \(pref\): its model has no tokenizer, so it cannot write the game's words" -- "$LATHE" run "$T/archer.lua" --store ar2.lmdb --set mode=notok
 expect archer_not_a_game 1 "archer: game 'cartpole' is an environment, not a text environment" -- "$LATHE" run "$T/archer.lua" --store ar3.lmdb --set mode=notgame

@@ -3,8 +3,9 @@
 # two workers while the loop thread reads them (headless progress on a
 # terminal reads each run's total and active flag), a recipe reading run
 # handles while workers step the runs, a recipe that fails with runs going
-# (lathe_run_stop from the loop), SIGINT during a sweep, and stepvalue's
-# rollouts sampled in two shards on two threads. Any report fails the suite.
+# (lathe_run_stop from the loop), SIGINT during a sweep, stepvalue's
+# rollouts sampled in two shards on two threads, and lathe.sample computing
+# on libuv's pool while a run streams events. Any report fails the suite.
 #   B=build/tsan bash tests/tsan.sh
 set -u
 B=${B:-build/tsan}
@@ -21,7 +22,7 @@ if ! "${LATHE[@]}" version >/dev/null 2>&1; then
   if setarch "$(uname -m)" -R "${LATHE[@]}" version >/dev/null 2>&1; then
     LATHE=(setarch "$(uname -m)" -R "${LATHE[@]}")
   else
-    echo "tsan: 0 passed, 0 failed, 6 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
+    echo "tsan: 0 passed, 0 failed, 7 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
     exit 0
   fi
 fi
@@ -76,5 +77,8 @@ check tsan_sigint_sweep
 store=s.lmdb
 "${LATHE[@]}" run "$ROOT/tests/lua/stepneg.lua" --store $store --headless --threads 2 --set mode=value >/dev/null 2>&1
 check tsan_rollout_shards 2
+store=o.lmdb # lathe.sample on libuv's pool while a spawned run streams events
+"${LATHE[@]}" run "$ROOT/tests/lua/offloop.lua" --store $store --headless --threads 1 --set bg_steps=3000 --set prompts=8 >/dev/null 2>&1
+check tsan_sample_off_loop 2
 echo "tsan: $pass passed, $fail failed"
 [ $fail = 0 ]
