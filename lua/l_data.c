@@ -5,6 +5,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../storage/dataset.h"
 #include "../workbench/error.h"
@@ -76,22 +78,64 @@ int opts_kv(lua_State *L, int idx, const char *who, opt_buf_t buf, const char *k
   return n;
 }
 
-/* lathe.data.generate(name, plugin, {key = value, ...}) -> count, or nil, message */
+/* A lathe.data.generate call's work: copies of its arguments in, the count
+ * or the error out (ownership as recipe_offloop's jobs). */
+typedef struct {
+  lathe_store_t *st;
+  char name[256], plugin[256];
+  opt_buf_t buf;
+  const char *kv[64];
+  int nkv, err;
+  int64_t count;
+  char why[1024];
+} gen_job_t;
+
+static void gen_drop(void *p) {
+  free(p);
+}
+
+static void gen_work(void *p) { /* on a worker thread: the error is this thread's, so copied */
+  gen_job_t *j = p;
+  j->err = lathe_dataset_generate(j->st, j->plugin, j->kv, j->nkv, j->name, &j->count);
+  if (j->err) snprintf(j->why, sizeof j->why, "%s", lathe_lasterr());
+}
+
+static int gen_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  gen_job_t *j = (gen_job_t *)ctx;
+  if (j->err) {
+    lathe_seterr(j->err, "%s", j->why);
+    lua_pushnil(L);
+    lua_pushstring(L, j->why);
+  } else
+    lua_pushinteger(L, j->count);
+  int n = j->err ? 2 : 1;
+  gen_drop(j);
+  return n;
+}
+
+/* lathe.data.generate(name, plugin, {key = value, ...}) -> count, or nil,
+ * message. The generator runs off the loop thread while the recipe waits. */
 static int l_data_generate(lua_State *L) {
   recipe_t *rc = get_recipe(L);
   const char *name = luaL_checkstring(L, 1), *plugin = luaL_checkstring(L, 2), *kv[64];
   opt_buf_t buf;
-  int nkv = opts_kv(L, 3, "lathe.data.generate", buf, kv);
-  int64_t count;
-  int err = lathe_dataset_generate(rc->s->check_only ? NULL : rc->s->store, plugin, kv, nkv, name,
-                                   &count);
-  if (err) {
-    lua_pushnil(L);
-    lua_pushstring(L, lathe_lasterr());
-    return 2;
+  int nkv = opts_kv(L, 3, "lathe.data.generate", buf, kv); /* may raise: before any allocation */
+  if (strlen(name) >= 256 || strlen(plugin) >= 256)
+    luaL_error(L, "lathe.data.generate: a name or plugin of over 255 bytes");
+  gen_job_t *j = calloc(1, sizeof *j);
+  if (!j) luaL_error(L, "lathe.data.generate: out of memory");
+  snprintf(j->name, sizeof j->name, "%s", name),
+      snprintf(j->plugin, sizeof j->plugin, "%s", plugin);
+  memcpy(j->buf, buf, sizeof buf);
+  for (int i = 0; i < nkv; i++) j->kv[i] = j->buf[i];
+  j->nkv = nkv;
+  j->st = rc->s->check_only ? NULL : rc->s->store;
+  if (!j->st) { /* checking: nothing to compute */
+    gen_work(j);
+    return gen_k(L, LUA_OK, (lua_KContext)j);
   }
-  lua_pushinteger(L, count);
-  return 1;
+  return recipe_offloop(L, gen_work, gen_drop, j, gen_k);
 }
 
 typedef struct {

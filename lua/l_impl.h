@@ -17,8 +17,8 @@ typedef struct recipe {
   int nwaiting;
   int err; /* first failure code */
   char errmsg[4096];
-  int err_code_hint; /* set by C functions before raising a Lua error */
-  int stopped_by;    /* SIGINT/SIGTERM seen by the count hook */
+  int err_code_hint;       /* set by C functions before raising a Lua error */
+  int stopped_by;          /* SIGINT/SIGTERM seen by the count hook */
   struct offloop *offloop; /* the computation the recipe waits for, if any */
 } recipe_t;
 

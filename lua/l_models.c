@@ -131,7 +131,8 @@ static int l_sample(lua_State *L) {
         lua_rawgeti(L, -1, t + 1);
         int v = (int)lua_tointeger(L, -1);
         lua_pop(L, 1);
-        if (v < 0 || v >= j->gpt.cfg.vocab) why = "a prompt token is outside the model's vocabulary";
+        if (v < 0 || v >= j->gpt.cfg.vocab)
+          why = "a prompt token is outside the model's vocabulary";
         prompt[(size_t)i * T + t] = v;
       }
     } else
@@ -153,9 +154,9 @@ typedef struct {
   nn_rm_t m;
   int n, err;
   char **prompt;
-  int *k;        /* responses per item */
-  char ***resp;  /* resp[i][a] */
-  double **out;  /* out[i][a] */
+  int *k;       /* responses per item */
+  char ***resp; /* resp[i][a] */
+  double **out; /* out[i][a] */
 } score_job_t;
 
 static void score_drop(void *p) {

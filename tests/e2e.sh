@@ -524,6 +524,13 @@ expect metrics_missing_run_raises 1 "mets.lua:1: lathe.metrics: no run 99" -- "$
 rapi optint 'print(lathe.opt("steps", 5))'
 expect opt_inf_refused 3 "--set steps: 'inf' is not an integer" -- "$LATHE" run optint.lua --store api.lmdb --set steps=inf
 expect opt_huge_refused 3 "is not an integer" -- "$LATHE" run optint.lua --store api.lmdb --set steps=99999999999999999999
+# lathe.data.generate computes off the loop: its count, or nil and the message, come back
+rapi genoff 'local n, why = lathe.data.generate("x", "cartpole", {})
+print("not a generator:", n, why)
+local wrapped = coroutine.wrap(function() return lathe.data.generate("w", "gameplay", {episodes = 2}) end)()
+print("generated", lathe.data.generate("y", "gameplay", {episodes = 3}), wrapped)'
+expect data_generate_off_loop 0 "not a generator:.{1,2}nil.{1,2}plugin .cartpole. is an environment, not a generator" -- "$LATHE" run genoff.lua --store genoff.lmdb
+saw data_generate_off_loop_count "generated.{1,2}[0-9]+.{1,2}[0-9]+"
 # numbers from Lua reach configs exactly (17 significant digits, not 14)
 rapi exact 'print(assert(lathe.data.generate("exact", "mazedata", {noise = 0.12345678901234567, transitions = 50})))'
 if want opts_exact; then
