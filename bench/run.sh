@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 BENCH=build/bench
 PY=/usr/bin/python3
 REPS=${REPS:-20}
-# WORKLOADS picks table rows; LOOPS=0 skips the whole-loop comparisons.
+# WORKLOADS picks table rows; LOOPS=0 skips the whole-loop comparisons,
+# LOOPS=archer runs only the ArCHer one.
 WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo rm_bt rm_pairwise sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
 have_torch=1
 $PY -c "import torch" 2>/dev/null || have_torch=0
@@ -51,6 +52,8 @@ done
 
 # the whole loops (LOOPS=0 skips them)
 [ "${LOOPS:-1}" = 0 ] && exit 0
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+if [ "${LOOPS:-1}" != archer ]; then
 # the whole DQN loop on CartPole (environment steps per second), 1 thread
 tmp=$(mktemp -d)
 t0=$(date +%s.%N)
@@ -77,11 +80,12 @@ for rep in 1 2 3; do
   [ $have_torch = 1 ] && tr+=("$(taskset -c 0 $PY bench/calql_loop_torch.py 2000 1 | awk '{printf "%.0f", $1}')")
 done
 rm -rf "$tmp"
-median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 ls=$(median "${lr[@]}") ts=-
 [ $have_torch = 1 ] && ts=$(median "${tr[@]}")
 echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread, median of 3):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
+
+fi
 
 # ArCHer iterations on twentyq (32 games, 20 critic steps, 3 actor steps), 1 and 2 threads,
 # lathe and PyTorch interleaved, median of 3 each; seconds per iteration after the first
