@@ -16,6 +16,7 @@ local seeds = lathe.opt("seeds", 3)
 local queries = lathe.opt("queries", 10000)
 local only = lathe.opt("methods", "")
 local lr = lathe.opt("lr", 1e-4)
+local ipo_norm = lathe.opt("ipo_norm", "sum")
 suite{
   title = "Didactic bandit", prefix = "onpolicy_bandit", seeds = seeds,
   only = only ~= "" and only or nil,
@@ -23,9 +24,9 @@ suite{
             task_args = "reward=r1"},
            {id = "r2", label = "R2 (peak likely under pi_ref)", task = "bandit",
             task_args = "reward=r2"}},
-  -- IPO's tau 0.05 is a target margin of 10 on per-token averages (TRL's
-  -- convention, ipo_norm = avg); the paper's code puts 10 on the summed
-  -- log-ratio (ipo_norm = sum). DPO's beta is the code's 0.05
+  -- IPO's tau 0.05 is a target margin of 10 on the summed log-ratio, as
+  -- the paper's code applies it (ipo_norm = sum; --set ipo_norm=avg gives
+  -- TRL's per-token averages). DPO's beta is the code's 0.05
   common = {queries = queries, samples = 10, prompts = 10, inner_steps = 10, lr = lr,
-            beta = 0.05, eval_every = 50, eval_prompts = 100},
+            beta = 0.05, eval_every = 50, eval_prompts = 100, ipo_norm = ipo_norm},
 }
