@@ -17,6 +17,7 @@ local queries = lathe.opt("queries", 10000)
 local only = lathe.opt("methods", "")
 local lr = lathe.opt("lr", 1e-4)
 local ipo_norm = lathe.opt("ipo_norm", "sum")
+local pairs = lathe.opt("pairs", "all")
 suite{
   title = "Didactic bandit", prefix = "onpolicy_bandit", seeds = seeds,
   only = only ~= "" and only or nil,
@@ -26,7 +27,10 @@ suite{
             task_args = "reward=r2"}},
   -- IPO's tau 0.05 is a target margin of 10 on the summed log-ratio, as
   -- the paper's code applies it (ipo_norm = sum; --set ipo_norm=avg gives
-  -- TRL's per-token averages). DPO's beta is the code's 0.05
+  -- TRL's per-token averages). DPO's beta is the code's 0.05. The
+  -- contrastive methods pair every two responses of a group whose rewards
+  -- differ, as the paper does (--set pairs=best_worst: best against worst)
   common = {queries = queries, samples = 10, prompts = 10, inner_steps = 10, lr = lr,
-            beta = 0.05, eval_every = 50, eval_prompts = 100, ipo_norm = ipo_norm},
+            beta = 0.05, eval_every = 50, eval_prompts = 100, ipo_norm = ipo_norm,
+            pairs = pairs},
 }
