@@ -350,6 +350,8 @@ expect games_tables 0 "twentyq 157: optimal -6.047636 identify -6.478210 blind -
 saw games_tables_cities "guesscity 91: optimal -5.409477 identify -5.844590 blind -11.586202"
 saw games_tables_words "Questions:[|]ask category sports [?] yes[|]ask round 1 [?] yes[|]ask color orange [?] yes[|]guess basketball [.] yes[|]"
 expect games_table_file_refused 1 "twentyq: table /nonexistent.tsv: No such file or directory" -- "$LATHE" run "$T/games.lua" --store games.lmdb --set mode=tables --set table=/nonexistent.tsv
+expect gameplay_quarter 0 "generated [0-9]+ records as 'q157'" -- "$LATHE" data generate gameplay q157 --set table=objects --set ask=quarter --set noise=0 --set episodes=20 --store games.lmdb
+expect gameplay_quarter_words 0 '"response":"ask [a-z_]+ [a-z0-9_]+ [?]"' -- "$LATHE" data export q157 --store games.lmdb
 expect gameplay_generate 0 "generated [0-9]+ records as 'tq'" -- "$LATHE" data generate gameplay tq --set episodes=50 --store games.lmdb
 expect gameplay_records 0 '"prompt":"Questions:\\n","response":"(ask a[0-3] [01] [?]|guess o[0-9]+ [.])"' -- "$LATHE" data export tq --store games.lmdb
 expect archer_pipeline 0 "archer archer: eval return -?[0-9.]+ win [0-9.]+ v_s0 -?[0-9.]+ critic loss [0-9.]+" -- "$LATHE" run "$T/archer.lua" --store archer.lmdb

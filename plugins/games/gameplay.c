@@ -91,6 +91,13 @@ static int nth_value(const tb_table_t *t, int a, int i, int *n) {
   return q;
 }
 
+/* Whether question q splits the m candidates cand (both answers possible),
+ * with its rarer answer holding at least a quarter of them when quarter. */
+static int splits(const tb_table_t *t, tb_set_t cand, int q, int m, int quarter) {
+  int c1 = tb_count(tb_and(cand, t->test[q].has)), r = c1 < m - c1 ? c1 : m - c1;
+  return r > 0 && (!quarter || 4 * r >= m);
+}
+
 /* The script's utterance for the state it keeps. A coin drawn before the
  * attribute picks the value of a two-valued one: the draws of the first,
  * synthetic-only version, so its data (and the recipe's measured runs) are
@@ -116,16 +123,16 @@ static void script(gp_t *g, char *u, size_t cap) {
         if (tb_has(g->cand, i)) snprintf(u, cap, "guess %s .", t->obj[i]);
       return;
     }
-    if (g->quarter) {
-      int qs[TB_MAX_ATTRS * 8], nq = 0, m = tb_count(g->cand), best = 0;
-      for (int q = 0; q < t->ntest && nq < TB_MAX_ATTRS * 8; q++) {
-        int c1 = tb_count(tb_and(g->cand, t->test[q].has)), r = c1 < m - c1 ? c1 : m - c1;
-        if (!r) continue;
-        if ((4 * r >= m) > (4 * best >= m)) nq = 0; /* the first quarter split: drop the rest */
-        if ((4 * r >= m) >= (4 * best >= m)) qs[nq++] = q, best = r > best ? r : best;
-      }
-      int q = qs[nn_rng_below(&g->rng, (uint32_t)nq)];
-      snprintf(u, cap, "ask %s %s ?", t->attr[t->test[q].attr], t->test[q].val);
+    if (g->quarter) { /* uniform over the eligible questions, in table order */
+      int m = tb_count(g->cand), any = 0, nq = 0, pick;
+      for (int q = 0; q < t->ntest && !any; q++) any = splits(t, g->cand, q, m, 1);
+      for (int q = 0; q < t->ntest; q++) nq += splits(t, g->cand, q, m, any);
+      pick = (int)nn_rng_below(&g->rng, (uint32_t)nq);
+      for (int q = 0; q < t->ntest; q++)
+        if (splits(t, g->cand, q, m, any) && pick-- == 0) {
+          snprintf(u, cap, "ask %s %s ?", t->attr[t->test[q].attr], t->test[q].val);
+          break;
+        }
       return;
     }
     /* the attributes whose values differ among the candidates, and for the

@@ -305,7 +305,7 @@ static double value(dp_t *d, tb_set_t S, int t, int identify, double alpha) {
       v = (m - 1.0) / m * (-1.0 + g * v);
       if (v > best) best = v, found = 1;
     }
-  if (!ns && (identify || m == 0)) { /* nothing splits, no guess: the turn passes */
+  if (!ns && identify) { /* nothing splits and no guess allowed: the turn passes */
     double v = value(d, S, t + 1, identify, (alpha + 1.0) / g);
     if (v != v) return NAN;
     best = -1.0 + g * v, found = best > alpha;
