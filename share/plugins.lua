@@ -32,3 +32,5 @@ lathe.register{name = "guessnum", so = "games.so"}
 lathe.register{name = "guesscity", so = "games.so"}
 lathe.register{name = "gameplay", so = "games.so"}
 lathe.register{name = "archer", so = "archer.so"}
+lathe.register{name = "factsworld", so = "facts.so"}
+lathe.register{name = "factqa", so = "facts.so"}

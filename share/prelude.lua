@@ -1,6 +1,6 @@
 -- prelude.lua - helpers written in Lua that every recipe's `lathe` module
 -- carries: tables and statistics (lathe.stats: mean, sem, iqm, ci,
--- prob_improvement, profile; lathe.table). Loaded by
+-- prob_improvement, profile, cross_entropy, kl; lathe.table). Loaded by
 -- lua/l_lathe.c from the share directory with the module as its argument.
 local lathe = ...
 local stats = {}
@@ -138,6 +138,35 @@ function stats.profile(scores, taus)
       n = n + 1 above = above + (v > tau and 1 or 0) end end
     out[i] = above / n end
   return out end
+-- Histograms are tables from a category (any key) to a count or a mass.
+local function hist(h, fn, arg)
+  if type(h) ~= 'table' then
+    error(string.format('%s: bad argument #%d (a histogram table expected, got %s)', fn, arg,
+      type(h)), 3) end
+  local tot = 0 for k, v in pairs(h) do
+    if type(v) ~= 'number' or v < 0 then
+      error(string.format('%s: argument #%d: the count of %s is not a number >= 0', fn, arg,
+        tostring(k)), 3) end tot = tot + v end
+  return tot end
+-- stats.cross_entropy(target, pred): -sum_c t(c) log p(c) in nats, both
+-- normalised to sum 1 (a category p lacks is mass 0: inf when t has it).
+function stats.cross_entropy(t, p)
+  local tt, tp = hist(t, 'lathe.stats.cross_entropy', 1), hist(p, 'lathe.stats.cross_entropy', 2)
+  local ce = 0 for c, v in pairs(t) do if v > 0 then
+    ce = ce - v / tt * math.log((p[c] or 0) / tp) end end
+  return ce end
+-- stats.kl(p, q, alpha): KL(p || q) in nats between two count histograms
+-- after adding alpha (default 0.5, Jeffreys) to every category of either.
+function stats.kl(p, q, alpha)
+  hist(p, 'lathe.stats.kl', 1) hist(q, 'lathe.stats.kl', 2)
+  alpha = alpha or 0.5
+  local cats, sp, sq = {}, 0, 0
+  for c in pairs(p) do cats[c] = true end for c in pairs(q) do cats[c] = true end
+  for c in pairs(cats) do sp = sp + (p[c] or 0) + alpha sq = sq + (q[c] or 0) + alpha end
+  local kl = 0 for c in pairs(cats) do
+    local a, b = ((p[c] or 0) + alpha) / sp, ((q[c] or 0) + alpha) / sq
+    kl = kl + a * math.log(a / b) end
+  return kl end
 lathe.stats = stats
 function lathe.table(header, rows) -- print aligned columns
   if type(header) ~= 'table' or type(rows) ~= 'table' then

@@ -226,6 +226,7 @@ kill_resume rm_pairwise_resume_after_sigkill 60 "$T/rm.lua" --set type=pairwise 
 KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set mode=dpo \
   --set dpo_steps=40 --set every=3
 KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
+KR_RUN=2 kill_resume factqa_resume_after_sigkill 12 "$T/facts.lua" --set mode=fam --set every=1
 KR_RUN=3 kill_resume stepneg_resume_after_sigkill 30 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 KR_RUN=2 kill_resume pr2l_resume_after_sigkill 12 "$T/pr2l.lua" --set every=1
 KR_RUN=2 kill_resume archer_resume_after_sigkill 6 "$T/archer.lua" --set every=1
@@ -288,6 +289,7 @@ ckpt_damage rm_pairwise_resume_after_sigkill 1 30 "$T/rm.lua" --set type=pairwis
 ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epochs=0 --set steps=150 \
   --set every=7
 ckpt_damage stepvalue_resume_after_sigkill 2 4 "$T/stepneg.lua" --set mode=value --set every=1
+ckpt_damage factqa_resume_after_sigkill 2 6 "$T/facts.lua" --set mode=fam --set every=1
 ckpt_damage pr2l_resume_after_sigkill 2 6 "$T/pr2l.lua" --set every=1
 ckpt_damage archer_resume_after_sigkill 2 3 "$T/archer.lua" --set every=1
 ckpt_damage stepneg_resume_after_sigkill 3 20 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
@@ -340,6 +342,10 @@ expect stepvalue_no_answers 1 "dataset 'plain' record 0: want a math record" -- 
 expect stepvalue_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/stepneg.lua" --store sn2.lmdb --set mode=notlm
 expect stepneg_bad_step_count 1 "record 0: sample 0 says 5 steps, its text has 2" -- "$LATHE" run "$T/stepneg.lua" --store sn4.lmdb --set mode=badsteps
 expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
+expect facts_pipeline 0 "judge: 384 records, accuracy [0-9.]+" -- "$LATHE" run "$T/facts.lua" --store facts.lmdb
+expect factqa_no_answer 1 "factqa: dataset 'noans' record 0: no answer" -- "$LATHE" run "$T/facts.lua" --store fq1.lmdb --set mode=noanswer
+expect factqa_bad_attr 1 "record 0: attr is not city, job, born or team" -- "$LATHE" run "$T/facts.lua" --store fq2.lmdb --set mode=badattr
+expect factqa_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq3.lmdb --set mode=notlm
 
 # ---- turn-based text games (textenv, API 6.2) from Lua ----
 expect games_values 0 "twentyq 16/4: optimal -3.259189 identify -3.709875 blind -6.003167 \(undiscounted -3.50 -4.00 -7.50\)" -- "$LATHE" run "$T/games.lua" --store games.lmdb

@@ -2,7 +2,8 @@
 -- trim_mean(x, 0.25), P(X > Y) as Mann-Whitney U / (nx ny), the performance
 -- profile, and bootstrap intervals against a 40,000-resample Python
 -- bootstrap of the same data (IQM of 1..20: [7.1, 13.9]; the stratified mean
--- of {1,2,3} and {10,20,30,40}: [9.14, 21.14]).
+-- of {1,2,3} and {10,20,30,40}: [9.14, 21.14]); the hedge cross-entropy of
+-- specs/unfamiliar.md (1.59405 and 2.30259) and a smoothed KL by hand.
 local s = lathe.stats
 local function near(a, b, tol, what) assert(math.abs(a - b) <= tol, what .. ": " .. a .. " vs " .. b) end
 near(s.iqm({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), 5.5, 0, "iqm of 1..10")
@@ -30,4 +31,14 @@ assert(s.cell({5, 5, 5, 5}, "%.1f") == "5.0 [5.0, 5.0]", "a cell with its interv
 local col = s.column({{status = "done", summary = {x = 1}}, {status = "failed", summary = {x = 9}},
                       {status = "done", summary = {x = 3}}}, "x")
 assert(#col == 2 and col[1] == 1 and col[2] == 3, "a column of the finished runs only")
+-- the unfamiliar-examples spec's hedge: targets 60% IDK + 40% uniform over 10
+-- answers; the best constant predictor is the targets themselves (CE 1.59405)
+local target, uni = {idk = 0.6}, {}
+for i = 1, 10 do target["a" .. i], uni["a" .. i] = 0.04, 1 end
+near(s.cross_entropy(target, target), 1.59405, 5e-6, "hedge CE at the optimum")
+near(s.cross_entropy(uni, uni), 2.30259, 5e-6, "uniform over 10 answers")
+assert(s.cross_entropy(target, uni) == math.huge, "a predictor without IDK")
+near(s.kl({a = 3, b = 1}, {a = 3, b = 1}), 0, 1e-15, "kl of equal histograms")
+near(s.kl({a = 4}, {b = 4}, 0.5), 0.9 * math.log(9) + 0.1 * math.log(1 / 9), 1e-12, "kl, smoothed")
+assert(not pcall(s.kl, {a = -1}, {}), "a negative count")
 print("stats ok")
