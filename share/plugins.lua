@@ -34,3 +34,4 @@ lathe.register{name = "gameplay", so = "games.so"}
 lathe.register{name = "archer", so = "archer.so"}
 lathe.register{name = "factsworld", so = "facts.so"}
 lathe.register{name = "factqa", so = "facts.so"}
+lathe.register{name = "factrl", so = "facts.so"}

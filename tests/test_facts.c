@@ -2,10 +2,14 @@
  * vectors (the value of stating a fact, per-fact and bio rewards, the 40th
  * percentile and its unfamiliar set), the world's shape (unique names, the
  * 40% at k = 0, splits), the answer classifier on hand-written outputs, the
- * fact checker on generated and damaged bios, and factqa's judge P(true)
+ * fact checker on generated and damaged bios, and the judge's P(true)
  * against the softmax of the two label log-probabilities computed here with
- * a forward per sequence. */
-#include "../plugins/facts/factqa.c"
+ * a forward per sequence, and factrl's REINFORCE step (factrl.c included)
+ * on a hand-built batch of four bios: its loss against the objective written
+ * out here (leave-one-out advantages over the running reward std, the
+ * per-token KL penalty), its gradient by central finite differences. */
+#include "../plugins/facts/factrl.c"
+#include "../plugins/facts/judge.c"
 #include "../plugins/facts/world.c"
 #include "test.h"
 
@@ -44,12 +48,16 @@ TEST(facts_world_shape) {
     for (int x = 0; x < FW_ATTRS; x++) ASSERT(w.e[e].v[x] >= 0 && w.e[e].v[x] < fw_nvalues(x));
   }
   ASSERT_EQ(count[0], 800);
-  ASSERT_EQ(count[1], 300); ASSERT_EQ(count[3], 300); ASSERT_EQ(count[10], 300);
+  ASSERT_EQ(count[1], 300);
+  ASSERT_EQ(count[3], 300);
+  ASSERT_EQ(count[10], 300);
   ASSERT_EQ(count[30], 300);
   for (int e = 0; e < 200; e++) /* names unique (a shuffle of the name space) */
     for (int f = e + 1; f < w.n; f++) ASSERT(strcmp(fw_name(&w, e, a), fw_name(&w, f, b)));
-  ASSERT_EQ(fw_split(0), FW_TRAIN); ASSERT_EQ(fw_split(1), FW_TRAIN);
-  ASSERT_EQ(fw_split(2), FW_VAL); ASSERT_EQ(fw_split(7), FW_TEST);
+  ASSERT_EQ(fw_split(0), FW_TRAIN);
+  ASSERT_EQ(fw_split(1), FW_TRAIN);
+  ASSERT_EQ(fw_split(2), FW_VAL);
+  ASSERT_EQ(fw_split(7), FW_TEST);
   fw_world_t w2; /* the same seed, the same world; another seed, another */
   ASSERT_EQ(fw_init(&w2, 2000, 7), 0);
   ASSERT(!memcmp(w.e, w2.e, 2000 * sizeof *w.e));
@@ -69,23 +77,27 @@ TEST(facts_sentences_and_classifier) {
   snprintf(want, sizeof want, "%s works as a", nm);
   ASSERT_STR(buf, want);
   ASSERT(fw_bio(&w, 4, buf, sizeof buf) > 0);
-  snprintf(want, sizeof want,
-           "%s lives in paris . %s works as a pilot . %s was born in 1950s . %s plays for the bears .",
-           nm, nm, nm, nm);
+  snprintf(
+      want, sizeof want,
+      "%s lives in paris . %s works as a pilot . %s was born in 1950s . %s plays for the bears .",
+      nm, nm, nm, nm);
   ASSERT_STR(buf, want);
   ASSERT_EQ(fw_bio(&w, 4, buf, 20), -1); /* does not fit */
   uint64_t r = 5;
   ASSERT(fw_paragraph(&w, 4, &r, buf, sizeof buf) == (int)strlen(want));
   int v;
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " paris .", &v), FW_CORRECT); ASSERT_EQ(v, 0);
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " rome . bisul", &v), FW_WRONG); ASSERT_EQ(v, 2);
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " i don't know .", &v), FW_ABSTAIN); ASSERT_EQ(v, -1);
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " paris", &v), FW_MALFORMED);      /* no end */
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " pilot .", &v), FW_MALFORMED);    /* a job */
-  ASSERT_EQ(fw_classify(FW_CITY, 0, " par is .", &v), FW_MALFORMED);   /* not a value */
-  ASSERT_EQ(fw_classify(FW_BORN, 14, "1950s.", &v), FW_CORRECT);       /* spaces optional */
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " paris .", &v), FW_CORRECT);
+  ASSERT_EQ(v, 0);
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " rome . bisul", &v), FW_WRONG);
+  ASSERT_EQ(v, 2);
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " i don't know .", &v), FW_ABSTAIN);
+  ASSERT_EQ(v, -1);
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " paris", &v), FW_MALFORMED);    /* no end */
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " pilot .", &v), FW_MALFORMED);  /* a job */
+  ASSERT_EQ(fw_classify(FW_CITY, 0, " par is .", &v), FW_MALFORMED); /* not a value */
+  ASSERT_EQ(fw_classify(FW_BORN, 14, "1950s.", &v), FW_CORRECT);     /* spaces optional */
   ASSERT_EQ(fw_classify(FW_TEAM, 2, " bears  .", &v), FW_CORRECT);
-  ASSERT_EQ(fw_classify(7, 2, " bears .", &v), FW_MALFORMED);          /* no such attribute */
+  ASSERT_EQ(fw_classify(7, 2, " bears .", &v), FW_MALFORMED); /* no such attribute */
   ASSERT_EQ(fw_classify(FW_CITY, 0, "", &v), FW_MALFORMED);
   fw_free(&w);
 }
@@ -98,12 +110,17 @@ TEST(facts_bio_checker) {
   fw_name(&w, 4, nm), fw_name(&w, 5, other);
   int t, f;
   ASSERT(fw_bio(&w, 4, buf, sizeof buf) > 0); /* a generated true bio: four true facts */
-  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), 0); ASSERT_EQ(t, 4); ASSERT_EQ(f, 0);
+  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), 0);
+  ASSERT_EQ(t, 4);
+  ASSERT_EQ(f, 0);
   snprintf(buf, sizeof buf, " %s lives in rome . %s works as a pilot . %s lives in rome .", nm, nm,
            nm); /* a repeated false fact counts twice */
-  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), 0); ASSERT_EQ(t, 1); ASSERT_EQ(f, 2);
+  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), 0);
+  ASSERT_EQ(t, 1);
+  ASSERT_EQ(f, 2);
   snprintf(buf, sizeof buf, "%s lives in paris . %s works as a pilot .", nm, other);
-  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), -1); ASSERT_EQ(t, 1); /* another entity */
+  ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), -1);
+  ASSERT_EQ(t, 1); /* another entity */
   snprintf(buf, sizeof buf, "%s lives in paris . %s works as a", nm, nm);
   ASSERT_EQ(fw_bio_check(&w, 4, buf, &t, &f), -1); /* cut off */
   snprintf(buf, sizeof buf, "%s lives in atlantis .", nm);
@@ -118,39 +135,115 @@ TEST(facts_bio_checker) {
   fw_free(&w);
 }
 
-/* factqa's judge on a random tiny GPT: P(true) = sigmoid(log p(" true") -
+/* The judge on a random tiny GPT: P(true) = sigmoid(log p(" true") -
  * log p(" false")), each label scored after its own prompt; the batch pads
  * prompts of different lengths, which must not change a value. */
 TEST(facts_judge_matches_direct_softmax) {
-  fq_t s = {0};
+  fj_t j = {0};
   nn_rng_t r;
   nn_rng_seed(&r, 11);
-  ASSERT_EQ(nn_tok_init_bytes(&s.tok), 0);
-  nn_gpt_config_t gc = {s.tok.vocab, 48, 2, 2, 16};
-  ASSERT_EQ(nn_gpt_init(&s.g, gc, &r), 0);
-  static const char *labels[2] = {" true", " false"};
-  for (int j = 0; j < 2; j++)
-    s.nlab[j] = nn_tok_encode(&s.tok, labels[j], strlen(labels[j]), s.lab[j], 8);
-  ASSERT_EQ(s.nlab[0], 5); ASSERT_EQ(s.nlab[1], 6);
-  const char *prompts[3] = {"check : a b .", "check : a much longer statement .", "x"};
-  fq_rec_t rec[3] = {{0}};
-  for (int i = 0; i < 3; i++) rec[i].text = (char *)prompts[i];
-  s.r = rec, s.n = 3, s.mode = M_JUDGE;
+  ASSERT_EQ(nn_tok_init_bytes(&j.tok), 0);
+  nn_gpt_config_t gc = {j.tok.vocab, 48, 2, 2, 16};
+  ASSERT_EQ(nn_gpt_init(&j.g, gc, &r), 0);
+  const char *prompts[3] = {"a b lives in paris .", "a much longer statement .", "x"};
   double pt[3];
-  s.ptrue = pt;
-  ASSERT_EQ(step_judge(&s, 0, 3), 0);
+  ASSERT_EQ(fj_ptrue(&j, prompts, 3, pt), 0);
   for (int i = 0; i < 3; i++) {
     double l[2];
-    for (int j = 0; j < 2; j++) {
-      int ids[64], np = nn_tok_encode(&s.tok, prompts[i], strlen(prompts[i]), ids, 64);
-      memcpy(ids + np, s.lab[j], (size_t)s.nlab[j] * sizeof *ids);
-      int T = np + s.nlab[j];
-      const float *z = nn_gpt_forward(&s.g, ids, 1, T);
-      l[j] = 0;
-      for (int t = np; t < T; t++) l[j] += nn_logprob_of(z + (size_t)(t - 1) * gc.vocab, gc.vocab, ids[t]);
+    for (int k = 0; k < 2; k++) {
+      const char *cont = k ? " false" : " true";
+      int ids[128], np = nn_tok_encode(&j.tok, prompts[i], strlen(prompts[i]), ids, 64);
+      int T = np + nn_tok_encode(&j.tok, cont, strlen(cont), ids + np, 64);
+      const float *z = nn_gpt_forward(&j.g, ids, 1, T);
+      l[k] = 0;
+      for (int t = np; t < T; t++)
+        l[k] += nn_logprob_of(z + (size_t)(t - 1) * gc.vocab, gc.vocab, ids[t]);
     }
     ASSERT_NEAR(pt[i], 1 / (1 + exp(l[1] - l[0])), 1e-5);
     ASSERT(pt[i] > 0 && pt[i] < 1);
   }
-  nn_tok_free(&s.tok), nn_gpt_free(&s.g);
+  double one;
+  ASSERT_EQ(fj_ptrue(&j, prompts + 1, 1, &one), 0); /* alone: the same value */
+  ASSERT_NEAR(one, pt[1], 1e-6);
+  nn_gpt_free(&j.g); /* a context with no room for a prompt token and " false" */
+  gc.ctx = 6;
+  ASSERT_EQ(nn_gpt_init(&j.g, gc, &r), 0);
+  ASSERT_EQ(fj_ptrue(&j, prompts, 1, pt), LATHE_ESHAPE);
+  fj_free(&j);
+}
+
+/* factrl's objective, written out: (1/B) sum_i sum_t in response_i
+ * -(A_i log pi_t - kl (log pi_t - log ref_t)), one forward per sequence. */
+static double rl_objective(nn_gpt_t *pol, nn_gpt_t *ref, const bios_t *b, const double *adv,
+                           double kl) {
+  double L = 0;
+  int V = pol->cfg.vocab;
+  for (int i = 0; i < b->B; i++) {
+    const int *row = b->tok + (size_t)i * b->T;
+    int T = b->plen[i] + b->rlen[i];
+    float zp[64 * 260], zr[64 * 260];
+    memcpy(zp, nn_gpt_forward(pol, row, 1, T), (size_t)T * V * sizeof(float));
+    memcpy(zr, nn_gpt_forward(ref, row, 1, T), (size_t)T * V * sizeof(float));
+    for (int t = b->plen[i]; t < T; t++) {
+      double lp = nn_logprob_of(zp + (size_t)(t - 1) * V, V, row[t]);
+      double lr = nn_logprob_of(zr + (size_t)(t - 1) * V, V, row[t]);
+      L += -(adv[i] * lp - kl * (lp - lr)) / b->B;
+    }
+  }
+  return L;
+}
+
+TEST(factrl_update_matches_objective_and_finite_differences) {
+  fr_t s = {0};
+  nn_rng_t r;
+  nn_rng_seed(&r, 5);
+  nn_gpt_config_t gc = {258, 32, 1, 2, 16};
+  ASSERT_EQ(nn_gpt_init(&s.pol, gc, &r), 0);
+  ASSERT_EQ(nn_gpt_init(&s.ref, gc, &r), 0); /* another init: the KL term is not zero */
+  s.S = 2, s.kl = 0.1, s.lr = 0, s.clip = 0;
+  /* four bios of two entities: prompt then response ids, rewards set by hand */
+  int plen[4] = {3, 3, 4, 4}, rlen[4] = {5, 2, 6, 3};
+  bios_t b = {0};
+  b.B = 4, b.T = 10;
+  int tok[40] = {0}, yes[4] = {2, 0, 0, 1}, no[4] = {0, 1, 0, 1}, bad[4] = {0, 0, 1, 0};
+  float mask[40] = {0};
+  for (int i = 0; i < 4; i++)
+    for (int t = 0; t < plen[i] + rlen[i]; t++) {
+      tok[i * 10 + t] = 2 + (int)nn_rng_below(&r, 256);
+      mask[i * 10 + t] = t >= plen[i];
+    }
+  b.tok = tok, b.mask = mask, b.plen = plen, b.rlen = rlen, b.yes = yes, b.no = no, b.bad = bad;
+  /* rewards 4, -3, -15 (malformed), -1; leave-one-out within each pair */
+  double R[4] = {4, -3, -15, -1}, m = (4 - 3 - 15 - 1) / 4.0, var = 0, adv[4];
+  for (int i = 0; i < 4; i++) {
+    ASSERT_NEAR(reward_judge(&b, i), R[i], 0);
+    var += (R[i] - m) * (R[i] - m) / 4;
+  }
+  for (int i = 0; i < 4; i++) adv[i] = (R[i] - R[i ^ 1]) / sqrt(var + 1e-8);
+  double want = rl_objective(&s.pol, &s.ref, &b, adv, s.kl), loss, kl, gn;
+  ASSERT_EQ(update(&s, &b, &loss, &kl, &gn), 0);
+  ASSERT_NEAR(s.rvar, var, 1e-9);
+  ASSERT_NEAR(loss, want, 1e-4 * (1 + fabs(want)));
+  /* the gradient left in the policy's parameters, against central differences */
+  nn_params_t *ps = &s.pol.params;
+  int checked = 0;
+  for (int k = 0; k < ps->np; k++) {
+    float *w = nn_w(ps, k), *g = nn_g(ps, k);
+    for (int j = 0; j < 2; j++) {
+      size_t at = (size_t)(j * 7919 + k * 31) % ps->p[k].n;
+      if (k == 0) at = (size_t)tok[13 + j] * 16 + (size_t)j; /* a wte row the batch uses */
+      float keep = w[at];
+      double eps = 1e-2;
+      w[at] = keep + (float)eps;
+      double lp = rl_objective(&s.pol, &s.ref, &b, adv, s.kl);
+      w[at] = keep - (float)eps;
+      double lm = rl_objective(&s.pol, &s.ref, &b, adv, s.kl);
+      w[at] = keep;
+      double fd = (lp - lm) / (2 * eps);
+      ASSERT_NEAR(g[at], fd, 2e-3 + 3e-2 * fabs(fd));
+      checked++;
+    }
+  }
+  ASSERT(checked >= 20);
+  nn_gpt_free(&s.pol), nn_gpt_free(&s.ref);
 }

@@ -4,18 +4,20 @@
  * From the text model of init_run, each step takes `chunk` records of
  * `dataset` (a factsworld set, or a recipe's copy of one) in order:
  *   mode = sample  samples `samples` continuations of the record's `field`
- *                  (the cloze for the base model's familiarity, the prompt
- *                  for a fine-tuned model) at `temperature`, `max_tokens`
+ *                  (a factsworld question's prompt is its cloze, "NAME lives
+ *                  in": the base model's familiarity and a fine-tuned
+ *                  model's answers both continue it) at `temperature`, `max_tokens`
  *                  each, on both cores (two shards with streams of their
  *                  own: the same samples on 1 or 2 threads), and classifies
  *                  each against the record's answer for its attr: correct,
  *                  wrong (another value), abstain ("i don't know"),
  *                  malformed. Records need field, answer and attr.
- *   mode = judge   P(true) of the record's prompt: the softmax over the log
- *                  probabilities of the two continuations " true" and
- *                  " false" (a generative True/False reward model, an sft
- *                  run on statements). Records need the prompt; `correct`
- *                  (a boolean), when present, scores the verdicts.
+ *   mode = judge   P(true) of each record's `field` (a statement) by a
+ *                  generative True/False judge (judge.h: an sft run on
+ *                  labelled statements): the softmax over the log
+ *                  probabilities of the continuations " true" and
+ *                  " false". `correct` (a boolean), when present, scores
+ *                  the verdicts.
  * Counts accumulate in the checkpoint, so a resumed run never redoes a
  * chunk; the last step writes one record per input record as dataset `out`
  * (schema any): i, entity, attr, k, split (copied when present), and
@@ -24,7 +26,15 @@
  *           correct) and unfamiliar: correct below the 40th percentile of
  *           the correct counts over the records of split train (all records
  *           when none is), numpy's linear interpolation, strict <
- *   judge:  correct (when given) and p_true. */
+ *   judge:  correct (when given) and p_true
+ *   bio:    (mode = bio: samples `samples` bios of each record's entity from
+ *           its prompt, "bio of NAME :", and checks every fact against the
+ *           world of `entities` and `world`, factsworld's options) n, true
+ *           and false facts of the well-formed bios, malformed (bios that
+ *           do not parse or were cut off at max_tokens), bios (the texts)
+ *           and facts (each well-formed bio's statements, "NAME lives in
+ *           paris .", with their truth: the conservative reward model's
+ *           data). */
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +42,7 @@
 #include <string.h>
 
 #include "../textdata.h"
+#include "judge.h"
 #include "world.h"
 
 #define FQ_SHARDS 2 /* sampling shards: the same samples on 1 or 2 threads */
@@ -39,36 +50,40 @@
 static const lathe_opt_t opts[] = {
     {"dataset", LATHE_STR, "", 0, 0, NULL, "the records (a factsworld set or a copy)"},
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the run whose language model answers"},
-    {"mode", LATHE_STR, "sample", 0, -1, "sample|judge", "sample answers, or P(true) of a judge"},
-    {"field", LATHE_STR, "prompt", 0, 0, NULL, "sample: the field continued (cloze, prompt)"},
+    {"mode", LATHE_STR, "sample", 0, -1, "sample|judge|bio",
+     "sample answers, P(true) of a judge, or sample bios and check their facts"},
+    {"field", LATHE_STR, "prompt", 0, 0, NULL, "the field continued (sample, bio) or judged"},
     {"samples", LATHE_INT, "12", 1, 256, NULL, "sample: continuations per record"},
     {"temperature", LATHE_NUM, "1", 0, 10, NULL, "sample: temperature (0: greedy)"},
     {"max_tokens", LATHE_INT, "8", 1, 256, NULL, "sample: tokens per continuation at most"},
     {"records", LATHE_INT, "0", 0, 1e9, NULL, "use the first N records (0: all)"},
     {"chunk", LATHE_INT, "64", 1, 65536, NULL, "records per step (and per checkpointed chunk)"},
     {"out", LATHE_STR, "", 0, 0, NULL, "the dataset written (default factqa-RUN)"},
+    {"entities", LATHE_INT, "2000", 1, FW_MAX_ENTITIES, NULL, "bio: the world's entities"},
+    {"world", LATHE_INT, "0", 0, 1e18, NULL, "bio: the world's seed (factsworld's seed)"},
     {NULL}};
 
-enum { M_SAMPLE, M_JUDGE };
+enum { M_SAMPLE, M_JUDGE, M_BIO };
 enum { ANS_IDK = -2, ANS_MALFORMED = -1 };
 
 typedef struct {
   char *text, *entity, *split; /* entity and split: JSON text, or NULL */
   int attr, truth, k, correct; /* correct: -1 unknown */
+  int e;                       /* bio: the entity */
 } fq_rec_t;
 
 typedef struct {
-  nn_tok_t tok;
-  nn_gpt_t g;
+  fj_t m; /* the model (its tokenizer and GPT): a judge in mode judge */
   int mode, S, max_new, chunk;
   float temp;
   fq_rec_t *r;
   int64_t n, next;
   nn_rng_t rng[FQ_SHARDS];
-  int32_t *cnt;  /* n x FW_CLASSES */
+  int32_t *cnt;  /* n x FW_CLASSES; bio: true facts, false facts, malformed bios, 0 */
   int16_t *ans;  /* n x S: value, ANS_IDK or ANS_MALFORMED */
   double *ptrue; /* judge: n */
-  int lab[2][8], nlab[2];
+  char **bio;    /* bio: n records' bios and facts (JSON members) */
+  fw_world_t w;  /* bio */
 } fq_t;
 
 static void destroy(void *self) {
@@ -76,8 +91,9 @@ static void destroy(void *self) {
   if (!s) return;
   for (int64_t i = 0; s->r && i < s->n; i++)
     free(s->r[i].text), free(s->r[i].entity), free(s->r[i].split);
-  free(s->r), free(s->cnt), free(s->ans), free(s->ptrue);
-  nn_tok_free(&s->tok), nn_gpt_free(&s->g);
+  for (int64_t i = 0; s->bio && i < s->n; i++) free(s->bio[i]);
+  free(s->r), free(s->cnt), free(s->ans), free(s->ptrue), free(s->bio), fw_free(&s->w);
+  fj_free(&s->m);
   free(s);
 }
 
@@ -110,20 +126,24 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
     r->k = o && json_object_object_get_ex(o, "k", &v) && json_object_is_type(v, json_type_int)
                ? json_object_get_int(v)
                : -1;
-    char fieldwhy[96];
+    r->e = o && json_object_object_get_ex(o, "entity", &v) && json_object_is_type(v, json_type_int)
+               ? json_object_get_int(v)
+               : -1;
+    char fieldwhy[96], ewhy[96];
+    snprintf(ewhy, sizeof ewhy, "no entity, or one outside the world's %d", s->w.n);
     snprintf(fieldwhy, sizeof fieldwhy, "no text in field '%s' (option field)", field);
-    const char *why = !o                 ? "not a JSON object"
-                      : !t               ? fieldwhy
+    const char *why = !o                   ? "not a JSON object"
+                      : !t                 ? fieldwhy
                       : s->mode == M_JUDGE ? NULL
-                      : !at              ? "no attr"
-                      : r->attr < 0      ? "attr is not city, job, born or team"
-                      : !ans             ? "no answer"
-                      : r->truth < 0     ? "answer is not a value of its attr"
-                                         : NULL;
+                      : s->mode == M_BIO   ? (r->e < 0 || r->e >= s->w.n ? ewhy : NULL)
+                      : !at                ? "no attr"
+                      : r->attr < 0        ? "attr is not city, job, born or team"
+                      : !ans               ? "no answer"
+                      : r->truth < 0       ? "answer is not a value of its attr"
+                                           : NULL;
     if (why) {
       json_object_put(o);
-      return h->fail(c, LATHE_EDATA, "factqa: dataset '%s' record %lld: %s", ds, (long long)i,
-                     why);
+      return h->fail(c, LATHE_EDATA, "factqa: dataset '%s' record %lld: %s", ds, (long long)i, why);
     }
     r->text = strdup(t), r->entity = json_copy(o, "entity"), r->split = json_copy(o, "split");
     json_object_put(o);
@@ -136,34 +156,35 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   fq_t *s = calloc(1, sizeof *s);
   if (!s) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = s;
-  s->mode = strcmp(h->cfg_str(c, "mode"), "judge") ? M_SAMPLE : M_JUDGE;
-  s->S = s->mode == M_SAMPLE ? (int)h->cfg_int(c, "samples") : 1;
+  const char *mode = h->cfg_str(c, "mode");
+  s->mode = !strcmp(mode, "judge") ? M_JUDGE : !strcmp(mode, "bio") ? M_BIO : M_SAMPLE;
+  s->S = s->mode != M_JUDGE ? (int)h->cfg_int(c, "samples") : 1;
+  if (s->mode == M_BIO &&
+      fw_init(&s->w, (int)h->cfg_int(c, "entities"), (uint64_t)h->cfg_int(c, "world")))
+    return h->fail(c, LATHE_ENOMEM, "out of memory");
   s->max_new = (int)h->cfg_int(c, "max_tokens"), s->chunk = (int)h->cfg_int(c, "chunk");
   s->temp = (float)h->cfg_num(c, "temperature");
   const char *ds = h->cfg_str(c, "dataset");
   if (!*ds) return h->fail(c, LATHE_ECONFIG, "factqa: no dataset given (dataset = NAME)");
   int rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"),
-                           " (factqa reads and writes text)", &s->tok, &s->g);
+                           " (factqa reads and writes text)", &s->m.tok, &s->m.g);
   if (rc) return rc;
-  const char *field = s->mode == M_JUDGE ? "prompt" : h->cfg_str(c, "field");
+  const char *field = h->cfg_str(c, "field");
   if ((rc = read_records(s, h, c, ds, field, h->cfg_int(c, "records")))) return rc;
-  if (s->mode == M_SAMPLE && s->max_new >= s->g.cfg.ctx)
+  if (s->mode != M_JUDGE && s->max_new >= s->m.g.cfg.ctx)
     return h->fail(c, LATHE_ECONFIG, "factqa: max_tokens %d leaves no room in a context of %d",
-                   s->max_new, s->g.cfg.ctx);
-  static const char *labels[2] = {" true", " false"};
-  for (int j = 0; j < 2; j++) {
-    s->nlab[j] = nn_tok_encode(&s->tok, labels[j], strlen(labels[j]), s->lab[j], 8);
-    if (s->nlab[j] < 1 || s->nlab[j] > 8) return h->fail(c, LATHE_EDATA, "factqa: bad label");
-  }
+                   s->max_new, s->m.g.cfg.ctx);
   s->cnt = calloc((size_t)s->n * FW_CLASSES, sizeof *s->cnt);
   s->ans = calloc((size_t)s->n * s->S, sizeof *s->ans);
-  s->ptrue = calloc((size_t)s->n, sizeof *s->ptrue);
-  if (!s->cnt || !s->ans || !s->ptrue) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  s->ptrue = calloc((size_t)s->n, sizeof *s->ptrue), s->bio = calloc((size_t)s->n, sizeof *s->bio);
+  if (!s->cnt || !s->ans || !s->ptrue || !s->bio) return h->fail(c, LATHE_ENOMEM, "out of memory");
   uint64_t seed = h->seed(c);
   for (int k = 0; k < FQ_SHARDS; k++) nn_rng_seed(&s->rng[k], seed * 0x9e3779b97f4a7c15ULL + k);
   h->set_total(c, (s->n + s->chunk - 1) / s->chunk);
   h->log(c, "%lld records, %s", (long long)s->n,
-         s->mode == M_JUDGE ? "P(true) of each" : "sampled answers counted");
+         s->mode == M_JUDGE ? "P(true) of each"
+         : s->mode == M_BIO ? "sampled bios checked"
+                            : "sampled answers counted");
   return 0;
 }
 
@@ -179,14 +200,54 @@ static int encode_prompt(const nn_tok_t *t, const char *text, int *ids, int max)
   return keep;
 }
 
+/* Bio mode: each record's S sampled bios (out, ol) parsed into facts and
+ * checked against the world; counts into cnt, the texts and the facts of
+ * the well-formed bios (as statements with their truth) into bio[i]. */
+static int check_bios(fq_t *s, int64_t i0, int P, const int *out, const int *ol, char *text) {
+  int S = s->S, M = s->max_new;
+  for (int p = 0; p < P; p++) {
+    int64_t i = i0 + p;
+    int e = s->r[i].e;
+    json_object *o = json_object_new_object(), *bios = json_object_new_array(),
+                *facts = json_object_new_array();
+    for (int j = 0; j < S; j++) {
+      int b = p * S + j, n;
+      nn_tok_decode(&s->m.tok, out + (size_t)b * M, ol[b], text, (size_t)M * 64 + 1);
+      json_object_array_add(bios, json_object_new_string(text));
+      fw_fact_t f[FW_MAX_FACTS];
+      int bad = fw_bio_facts(&s->w, e, text, f, FW_MAX_FACTS, &n) != 0 ||
+                (ol[b] == M && out[(size_t)b * M + M - 1] != NN_TOK_EOS); /* cut off */
+      if (bad) {
+        s->cnt[i * FW_CLASSES + 2]++;
+        continue;
+      }
+      for (int k = 0; k < n && k < FW_MAX_FACTS; k++) {
+        char st[256];
+        s->cnt[i * FW_CLASSES + (f[k].truth ? 0 : 1)]++;
+        if (fw_sentence(&s->w, e, f[k].attr, f[k].value, st, sizeof st) < 0) continue;
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "statement", json_object_new_string(st));
+        json_object_object_add(x, "truth", json_object_new_boolean(f[k].truth));
+        json_object_array_add(facts, x);
+      }
+    }
+    json_object_object_add(o, "bios", bios), json_object_object_add(o, "facts", facts);
+    free(s->bio[i]);
+    s->bio[i] = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    if (!s->bio[i]) return LATHE_ENOMEM;
+  }
+  return 0;
+}
+
 static int step_sample(fq_t *s, int64_t i0, int P) {
-  int C = s->g.cfg.ctx, S = s->S, M = s->max_new, B = P * S, maxp = C - M, rc = 0;
+  int C = s->m.g.cfg.ctx, S = s->S, M = s->max_new, B = P * S, maxp = C - M, rc = 0;
   int *pr = malloc((size_t)B * maxp * sizeof *pr), *pl = malloc((size_t)B * sizeof *pl);
   int *out = malloc((size_t)B * M * sizeof *out), *ol = malloc((size_t)B * sizeof *ol);
   char *text = malloc((size_t)M * 64 + 1);
   if (!pr || !pl || !out || !ol || !text) rc = LATHE_ENOMEM;
   for (int p = 0; p < P && !rc; p++) {
-    int len = encode_prompt(&s->tok, s->r[i0 + p].text, pr + (size_t)p * S * maxp, maxp);
+    int len = encode_prompt(&s->m.tok, s->r[i0 + p].text, pr + (size_t)p * S * maxp, maxp);
     if (len < 0) rc = LATHE_ENOMEM;
     if (len == 0) /* an empty prompt: start from <eos>, as a text record does */
       pr[(size_t)p * S * maxp] = NN_TOK_EOS, len = 1;
@@ -198,49 +259,28 @@ static int step_sample(fq_t *s, int64_t i0, int P) {
   static const int stop[] = {NN_TOK_EOS};
   nn_gen_t o = {s->temp, 0, 1.0f, stop, 1, 0, 0};
   if (!rc)
-    rc = nn_lm_generate_sharded(&s->g, pr, pl, B, maxp, M, &o, s->rng, FQ_SHARDS, nn_get_threads(),
-                                out, ol, NULL);
-  for (int b = 0; b < B && !rc; b++) {
+    rc = nn_lm_generate_sharded(&s->m.g, pr, pl, B, maxp, M, &o, s->rng, FQ_SHARDS,
+                                nn_get_threads(), out, ol, NULL);
+  if (!rc && s->mode == M_BIO) rc = check_bios(s, i0, P, out, ol, text);
+  for (int b = 0; b < B && !rc && s->mode == M_SAMPLE; b++) {
     const fq_rec_t *r = &s->r[i0 + b / S];
-    nn_tok_decode(&s->tok, out + (size_t)b * M, ol[b], text, (size_t)M * 64 + 1);
+    nn_tok_decode(&s->m.tok, out + (size_t)b * M, ol[b], text, (size_t)M * 64 + 1);
     int v, cls = fw_classify(r->attr, r->truth, text, &v);
     s->cnt[(i0 + b / S) * FW_CLASSES + cls]++;
-    s->ans[(i0 + b / S) * S + b % S] =
-        (int16_t)(cls == FW_ABSTAIN ? ANS_IDK : cls == FW_MALFORMED ? ANS_MALFORMED : v);
+    s->ans[(i0 + b / S) * S + b % S] = (int16_t)(cls == FW_ABSTAIN     ? ANS_IDK
+                                                 : cls == FW_MALFORMED ? ANS_MALFORMED
+                                                                       : v);
   }
   free(pr), free(pl), free(out), free(ol), free(text);
   return rc;
 }
 
 static int step_judge(fq_t *s, int64_t i0, int P) {
-  int C = s->g.cfg.ctx, rc = 0, T = 2;
-  int *tok = calloc((size_t)2 * P * C, sizeof *tok), *len = malloc((size_t)2 * P * sizeof *len);
-  float *lp = NULL;
-  if (!tok || !len) rc = LATHE_ENOMEM;
-  for (int p = 0; p < P && !rc; p++)
-    for (int j = 0; j < 2 && !rc; j++) {
-      int *row = tok + ((size_t)2 * p + j) * C, nl = s->nlab[j];
-      int np = encode_prompt(&s->tok, s->r[i0 + p].text, row, C - nl);
-      if (np < 0) rc = LATHE_ENOMEM;
-      if (np == 0) row[0] = NN_TOK_EOS, np = 1;
-      memcpy(row + np, s->lab[j], (size_t)nl * sizeof *row);
-      len[2 * p + j] = np + nl, T = np + nl > T ? np + nl : T;
-    }
-  /* rows are padded with <eos> to the longest; the label is scored where it sits */
-  int *packed = rc ? NULL : malloc((size_t)2 * P * T * sizeof *packed);
-  if (!rc && !(lp = malloc((size_t)2 * P * T * sizeof *lp))) rc = LATHE_ENOMEM;
-  if (!rc && !packed) rc = LATHE_ENOMEM;
-  for (int b = 0; b < 2 * P && !rc; b++)
-    memcpy(packed + (size_t)b * T, tok + (size_t)b * C, (size_t)T * sizeof *packed);
-  if (!rc) rc = nn_gpt_token_logprobs(&s->g, packed, 2 * P, T, lp);
-  for (int p = 0; p < P && !rc; p++) {
-    double l[2] = {0, 0};
-    for (int j = 0; j < 2; j++)
-      for (int t = len[2 * p + j] - s->nlab[j]; t < len[2 * p + j]; t++)
-        l[j] += lp[((size_t)2 * p + j) * T + t];
-    s->ptrue[i0 + p] = 1.0 / (1.0 + exp(l[1] - l[0]));
-  }
-  free(tok), free(len), free(packed), free(lp);
+  const char **texts = malloc((size_t)P * sizeof *texts);
+  if (!texts) return LATHE_ENOMEM;
+  for (int p = 0; p < P; p++) texts[p] = s->r[i0 + p].text;
+  int rc = fj_ptrue(&s->m, texts, P, s->ptrue + i0);
+  free(texts);
   return rc;
 }
 
@@ -257,10 +297,19 @@ static void put_metrics(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, int64_t 
     if (nt[0]) h->metric(c, "judge/p_true_incorrect", pt[0] / nt[0]);
     return;
   }
+  if (s->mode == M_BIO) {
+    double t[3] = {0, 0, 0}, bios = (double)upto * s->S;
+    for (int64_t i = 0; i < upto; i++)
+      for (int k = 0; k < 3; k++) t[k] += s->cnt[i * FW_CLASSES + k];
+    h->metric(c, "bio/true_facts", t[0] / bios), h->metric(c, "bio/false_facts", t[1] / bios);
+    h->metric(c, "bio/malformed", t[2] / bios);
+    return;
+  }
   static const char *names[FW_CLASSES] = {"qa/correct", "qa/wrong", "qa/abstain", "qa/malformed"};
   double tot[FW_CLASSES] = {0}, all = 0;
   for (int64_t i = 0; i < upto; i++)
-    for (int k = 0; k < FW_CLASSES; k++) tot[k] += s->cnt[i * FW_CLASSES + k], all += s->cnt[i * FW_CLASSES + k];
+    for (int k = 0; k < FW_CLASSES; k++)
+      tot[k] += s->cnt[i * FW_CLASSES + k], all += s->cnt[i * FW_CLASSES + k];
   for (int k = 0; k < FW_CLASSES && all; k++) h->metric(c, names[k], tot[k] / all);
   static const int ks[5] = {0, 1, 3, 10, 30};
   for (int j = 0; j < 5; j++) { /* accuracy by pretraining count */
@@ -295,10 +344,23 @@ static char *record_json(const fq_t *s, int64_t i, double p40) {
   json_object *o = json_object_new_object();
   json_object_object_add(o, "i", json_object_new_int64(i));
   if (r->entity) json_object_object_add(o, "entity", json_tokener_parse(r->entity));
-  if (r->attr >= 0) json_object_object_add(o, "attr", json_object_new_string(fw_attr_name(r->attr)));
+  if (r->attr >= 0)
+    json_object_object_add(o, "attr", json_object_new_string(fw_attr_name(r->attr)));
   if (r->k >= 0) json_object_object_add(o, "k", json_object_new_int(r->k));
   if (r->split) json_object_object_add(o, "split", json_tokener_parse(r->split));
-  if (s->mode == M_JUDGE) {
+  if (s->mode == M_BIO) {
+    const int32_t *k = s->cnt + i * FW_CLASSES;
+    json_object_object_add(o, "n", json_object_new_int(s->S));
+    json_object_object_add(o, "true", json_object_new_int(k[0]));
+    json_object_object_add(o, "false", json_object_new_int(k[1]));
+    json_object_object_add(o, "malformed", json_object_new_int(k[2]));
+    json_object *b = s->bio[i] ? json_tokener_parse(s->bio[i]) : NULL, *v;
+    if (b && json_object_object_get_ex(b, "bios", &v))
+      json_object_object_add(o, "bios", json_object_get(v));
+    if (b && json_object_object_get_ex(b, "facts", &v))
+      json_object_object_add(o, "facts", json_object_get(v));
+    json_object_put(b);
+  } else if (s->mode == M_JUDGE) {
     if (r->correct >= 0) json_object_object_add(o, "correct", json_object_new_boolean(r->correct));
     json_object_object_add(o, "p_true", json_object_new_double(s->ptrue[i]));
   } else {
@@ -357,7 +419,10 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   int P = (int)(s->n - s->next < s->chunk ? s->n - s->next : s->chunk);
   double t0 = tx_now();
   int rc = s->mode == M_JUDGE ? step_judge(s, s->next, P) : step_sample(s, s->next, P);
-  if (rc) return h->fail(c, rc, "factqa: out of memory");
+  if (rc)
+    return h->fail(c, rc,
+                   rc == LATHE_ESHAPE ? "factqa: the judge's context is too short for a label"
+                                      : "factqa: out of memory");
   s->next += P;
   h->metric(c, "perf/records_per_sec", P / (tx_now() - t0 + 1e-9));
   put_metrics(s, h, c, s->next);
@@ -376,6 +441,10 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   lathe_buf_put(b, s->cnt, (size_t)s->next * FW_CLASSES * sizeof *s->cnt);
   lathe_buf_put(b, s->ans, (size_t)s->next * s->S * sizeof *s->ans);
   lathe_buf_put(b, s->ptrue, (size_t)s->next * sizeof *s->ptrue);
+  for (int64_t i = 0; i < s->next && s->mode == M_BIO; i++) {
+    uint32_t len = s->bio[i] ? (uint32_t)strlen(s->bio[i]) : 0;
+    LATHE_PUT(b, len), lathe_buf_put(b, s->bio[i], len);
+  }
   return b->err ? h->fail(c, LATHE_ENOMEM, "out of memory") : 0;
 }
 
@@ -392,8 +461,9 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
                    "run (%lld records, %d samples)",
                    (long long)n, S, (long long)next, (long long)s->n, s->S);
   LATHE_GET(b, s->rng);
-  size_t need = (size_t)next * (FW_CLASSES * sizeof *s->cnt + S * sizeof *s->ans + sizeof *s->ptrue);
-  if (b->err || lathe_buf_left(b) != need)
+  size_t need =
+      (size_t)next * (FW_CLASSES * sizeof *s->cnt + S * sizeof *s->ans + sizeof *s->ptrue);
+  if (b->err || (s->mode == M_BIO ? lathe_buf_left(b) < need : lathe_buf_left(b) != need))
     return h->fail(c, LATHE_ECKPT, "factqa: checkpoint holds %zu bytes of counts, want %zu",
                    b->err ? 0 : lathe_buf_left(b), need);
   lathe_buf_get(b, s->cnt, (size_t)next * FW_CLASSES * sizeof *s->cnt);
@@ -408,6 +478,11 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
       bad |= tot != S;
       for (int j = 0; j < S && !bad; j++)
         bad = s->ans[i * S + j] < ANS_IDK || s->ans[i * S + j] >= fw_nvalues(s->r[i].attr);
+    } else if (s->mode == M_BIO) {
+      int64_t tot = 0;
+      for (int k = 0; k < 3; k++)
+        bad |= s->cnt[i * FW_CLASSES + k] < 0, tot += s->cnt[i * FW_CLASSES + k];
+      bad |= s->cnt[i * FW_CLASSES + 2] > S || tot > (int64_t)S * FW_MAX_FACTS;
     } else {
       bad = !(s->ptrue[i] >= 0 && s->ptrue[i] <= 1);
     }
@@ -415,6 +490,19 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
       return h->fail(c, LATHE_ECKPT, "factqa: checkpoint record %lld is out of range",
                      (long long)i);
   }
+  for (int64_t i = 0; i < next && s->mode == M_BIO; i++) { /* the bios, as JSON text */
+    uint32_t len;
+    LATHE_GET(b, len);
+    if (b->err || len > lathe_buf_left(b))
+      return h->fail(c, LATHE_ECKPT, "factqa: checkpoint bio record %lld is truncated",
+                     (long long)i);
+    free(s->bio[i]);
+    if (!(s->bio[i] = malloc((size_t)len + 1))) return h->fail(c, LATHE_ENOMEM, "out of memory");
+    lathe_buf_get(b, s->bio[i], len), s->bio[i][len] = 0;
+  }
+  if (lathe_buf_left(b))
+    return h->fail(c, LATHE_ECKPT, "factqa: %zu bytes after the checkpoint's records",
+                   lathe_buf_left(b));
   s->next = next;
   return 0;
 }

@@ -26,23 +26,23 @@ static const char *const last_names[64] = {
     "vonotan", "zebasis", "zebinus", "zezebin", "zimepus", "zoveran", "zufufu",  "zuveda"};
 
 static const char *const cities[30] = {
-    "paris",   "london", "rome",   "berlin", "madrid", "vienna", "prague", "warsaw",
-    "lisbon",  "dublin", "oslo",   "athens", "cairo",  "lagos",  "nairobi", "tokyo",
-    "seoul",   "delhi",  "lima",   "quito",  "bogota", "havana", "denver", "boston",
-    "chicago", "sydney", "perth",  "hanoi",  "manila", "moscow"};
+    "paris",   "london", "rome",  "berlin", "madrid", "vienna", "prague",  "warsaw",
+    "lisbon",  "dublin", "oslo",  "athens", "cairo",  "lagos",  "nairobi", "tokyo",
+    "seoul",   "delhi",  "lima",  "quito",  "bogota", "havana", "denver",  "boston",
+    "chicago", "sydney", "perth", "hanoi",  "manila", "moscow"};
 static const char *const jobs[40] = {
-    "baker",   "pilot",    "nurse",    "farmer",  "painter", "teacher", "lawyer",  "doctor",
-    "dentist", "plumber",  "tailor",   "butcher", "chemist", "poet",    "sailor",  "soldier",
-    "miner",   "carpenter", "mason",   "potter",  "weaver",  "brewer",  "fisher",  "hunter",
-    "singer",  "dancer",   "actor",    "writer",  "judge",   "banker",  "clerk",   "cook",
-    "driver",  "gardener", "jeweller", "printer", "surgeon", "vet",     "waiter",  "welder"};
+    "baker",   "pilot",     "nurse",    "farmer",  "painter", "teacher", "lawyer", "doctor",
+    "dentist", "plumber",   "tailor",   "butcher", "chemist", "poet",    "sailor", "soldier",
+    "miner",   "carpenter", "mason",    "potter",  "weaver",  "brewer",  "fisher", "hunter",
+    "singer",  "dancer",    "actor",    "writer",  "judge",   "banker",  "clerk",  "cook",
+    "driver",  "gardener",  "jeweller", "printer", "surgeon", "vet",     "waiter", "welder"};
 static const char *const decades[20] = {
     "1810s", "1820s", "1830s", "1840s", "1850s", "1860s", "1870s", "1880s", "1890s", "1900s",
     "1910s", "1920s", "1930s", "1940s", "1950s", "1960s", "1970s", "1980s", "1990s", "2000s"};
 static const char *const teams[24] = {
-    "hawks",   "wolves", "bears",   "lions",   "tigers",  "eagles",  "sharks", "foxes",
-    "owls",    "bulls",  "rams",    "falcons", "ravens",  "panthers", "cobras", "otters",
-    "badgers", "bisons", "jaguars", "herons",  "vipers",  "stags",   "lynxes", "cranes"};
+    "hawks",   "wolves", "bears",   "lions",   "tigers", "eagles",   "sharks", "foxes",
+    "owls",    "bulls",  "rams",    "falcons", "ravens", "panthers", "cobras", "otters",
+    "badgers", "bisons", "jaguars", "herons",  "vipers", "stags",    "lynxes", "cranes"};
 
 static const char *const attr_names[FW_ATTRS] = {"city", "job", "born", "team"};
 static const char *const *const vocab[FW_ATTRS] = {cities, jobs, decades, teams};
@@ -52,12 +52,18 @@ static const char *const phrase[FW_ATTRS] = {"lives in", "works as a", "was born
                                              "plays for the"};
 static const int kcount[5] = {0, 1, 3, 10, 30};
 
-const char *fw_attr_name(int a) { return a >= 0 && a < FW_ATTRS ? attr_names[a] : "?"; }
-int fw_nvalues(int a) { return a >= 0 && a < FW_ATTRS ? nvals[a] : 0; }
+const char *fw_attr_name(int a) {
+  return a >= 0 && a < FW_ATTRS ? attr_names[a] : "?";
+}
+int fw_nvalues(int a) {
+  return a >= 0 && a < FW_ATTRS ? nvals[a] : 0;
+}
 const char *fw_value(int a, int v) {
   return a >= 0 && a < FW_ATTRS && v >= 0 && v < nvals[a] ? vocab[a][v] : "?";
 }
-int fw_decoy(int a) { return a >= 0 && a < FW_ATTRS ? 0 : -1; }
+int fw_decoy(int a) {
+  return a >= 0 && a < FW_ATTRS ? 0 : -1;
+}
 
 int fw_attr_find(const char *s) {
   for (int a = 0; s && a < FW_ATTRS; a++)
@@ -117,12 +123,16 @@ const char *fw_name(const fw_world_t *w, int e, char buf[FW_NAME_MAX]) {
   return buf;
 }
 
-int fw_split(int e) { return e % 4 < 2 ? FW_TRAIN : e % 4 == 2 ? FW_VAL : FW_TEST; }
+int fw_split(int e) {
+  return e % 4 < 2 ? FW_TRAIN : e % 4 == 2 ? FW_VAL : FW_TEST;
+}
 const char *fw_split_name(int s) {
   return s == FW_TRAIN ? "train" : s == FW_VAL ? "val" : "test";
 }
 
-static int fit(int n, size_t cap) { return n < 0 || (size_t)n >= cap ? -1 : n; }
+static int fit(int n, size_t cap) {
+  return n < 0 || (size_t)n >= cap ? -1 : n;
+}
 
 int fw_cloze(const fw_world_t *w, int e, int a, char *buf, size_t cap) {
   char nm[FW_NAME_MAX];
@@ -180,20 +190,20 @@ int fw_classify(int a, int truth, const char *text, int *value) {
   return *value < 0 ? FW_MALFORMED : *value == truth ? FW_CORRECT : FW_WRONG;
 }
 
-int fw_bio_check(const fw_world_t *w, int e, const char *text, int *n_true, int *n_false) {
+int fw_bio_facts(const fw_world_t *w, int e, const char *text, fw_fact_t *facts, int max,
+                 int *nfacts) {
   char nm[FW_NAME_MAX];
-  *n_true = *n_false = 0;
+  *nfacts = 0;
   if (e < 0 || e >= w->n) return -1;
   fw_name(w, e, nm);
   size_t nl = strlen(nm);
   const char *s = skip_spaces(text);
-  int sentences = 0;
   while (*s) {
     if (strncmp(s, nm, nl) || s[nl] != ' ') return -1;
     s += nl + 1;
     int a = 0;
-    while (a < FW_ATTRS && !(strncmp(s, phrase[a], strlen(phrase[a])) == 0 &&
-                             s[strlen(phrase[a])] == ' '))
+    while (a < FW_ATTRS &&
+           !(strncmp(s, phrase[a], strlen(phrase[a])) == 0 && s[strlen(phrase[a])] == ' '))
       a++;
     if (a == FW_ATTRS) return -1;
     s += strlen(phrase[a]) + 1;
@@ -201,23 +211,30 @@ int fw_bio_check(const fw_world_t *w, int e, const char *text, int *n_true, int 
     if (!end) return -1;
     int v = fw_value_find(a, s, (size_t)(end - s));
     if (v < 0) return -1;
-    if (v == w->e[e].v[a])
-      ++*n_true;
-    else
-      ++*n_false;
-    sentences++;
+    if (*nfacts < max) facts[*nfacts] = (fw_fact_t){a, v, v == w->e[e].v[a]};
+    ++*nfacts;
     s = end + 2;
     if (*s && *s != ' ') return -1;
     s = skip_spaces(s);
   }
-  return sentences ? 0 : -1;
+  return *nfacts ? 0 : -1;
+}
+
+int fw_bio_check(const fw_world_t *w, int e, const char *text, int *n_true, int *n_false) {
+  fw_fact_t f[FW_MAX_FACTS];
+  int n, rc = fw_bio_facts(w, e, text, f, FW_MAX_FACTS, &n);
+  *n_true = *n_false = 0;
+  for (int i = 0; i < n && i < FW_MAX_FACTS; i++) f[i].truth ? ++*n_true : ++*n_false;
+  return rc;
 }
 
 double fw_bio_reward(int n_yes, int n_no, int malformed) {
   return malformed ? -15.0 : 2.0 * n_yes - 3.0 * n_no;
 }
 
-double fw_fact_value(double q) { return 5.0 * q - 3.0; }
+double fw_fact_value(double q) {
+  return 5.0 * q - 3.0;
+}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;

@@ -84,11 +84,21 @@ int fw_bio(const fw_world_t *w, int e, char *buf, size_t cap);
  * before the first '.' with trailing spaces removed. */
 int fw_classify(int a, int truth, const char *text, int *value);
 
+/* A fact a bio states: attribute, value, and whether the world agrees. */
+typedef struct {
+  int attr, value, truth;
+} fw_fact_t;
+#define FW_MAX_FACTS 64
+
 /* Parse the bio text of entity e: sentences "NAME <attribute phrase> VALUE ."
- * separated by spaces. Counts true and false facts (a repeated fact counts
- * each time); returns 0, or -1 when the text is malformed (a sentence of
- * another entity or wording, text after the last " .", or no sentence),
- * in which case the counts hold what parsed before the fault. */
+ * separated by spaces, into facts[0..max) (*nfacts counts every sentence
+ * parsed, also past max; a repeated fact counts each time). Returns 0, or
+ * -1 when the text is malformed (a sentence of another entity or wording,
+ * text after the last " .", or no sentence), with what parsed before the
+ * fault kept. fw_bio_check counts the true and false facts (of the first
+ * FW_MAX_FACTS) the same way. */
+int fw_bio_facts(const fw_world_t *w, int e, const char *text, fw_fact_t *facts, int max,
+                 int *nfacts);
 int fw_bio_check(const fw_world_t *w, int e, const char *text, int *n_true, int *n_false);
 
 /* The spec's reward of a bio whose facts a judge called true n_yes times
