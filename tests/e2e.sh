@@ -227,7 +227,7 @@ KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set m
   --set dpo_steps=40 --set every=3
 KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
 KR_RUN=2 kill_resume factqa_resume_after_sigkill 12 "$T/facts.lua" --set mode=fam --set every=1
-KR_RUN=6 kill_resume factrl_resume_after_sigkill 6 "$T/facts.lua" --set every=1
+KR_RUN=7 kill_resume factrl_resume_after_sigkill 6 "$T/facts.lua" --set every=1 --set rlform=negation
 KR_RUN=3 kill_resume stepneg_resume_after_sigkill 30 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
 KR_RUN=2 kill_resume pr2l_resume_after_sigkill 12 "$T/pr2l.lua" --set every=1
 KR_RUN=2 kill_resume archer_resume_after_sigkill 6 "$T/archer.lua" --set every=1
@@ -291,7 +291,7 @@ ckpt_damage rrm_resume_after_sigkill 2 70 "$T/rm.lua" --set mode=rrm --set epoch
   --set every=7
 ckpt_damage stepvalue_resume_after_sigkill 2 4 "$T/stepneg.lua" --set mode=value --set every=1
 ckpt_damage factqa_resume_after_sigkill 2 6 "$T/facts.lua" --set mode=fam --set every=1
-ckpt_damage factrl_resume_after_sigkill 6 3 "$T/facts.lua" --set every=1
+ckpt_damage factrl_resume_after_sigkill 7 3 "$T/facts.lua" --set every=1 --set rlform=negation
 ckpt_damage pr2l_resume_after_sigkill 2 6 "$T/pr2l.lua" --set every=1
 ckpt_damage archer_resume_after_sigkill 2 3 "$T/archer.lua" --set every=1
 ckpt_damage stepneg_resume_after_sigkill 3 20 "$T/stepneg.lua" --set method=awr --set steps=30 --set every=4
@@ -346,7 +346,7 @@ expect stepneg_bad_step_count 1 "record 0: sample 0 says 5 steps, its text has 2
 expect stepvalue_zero_rollouts 3 "rollouts = 0 is out of range \[1, 256\]" -- "$LATHE" run "$T/stepneg.lua" --store sn3.lmdb --set mode=zero
 expect facts_pipeline 0 "factrl: reward_judge -?[0-9.]+ reward_true -?[0-9.]+" -- "$LATHE" run "$T/facts.lua" --store facts.lmdb
 expect factqa_bio_bad_entity 1 "record 0: no entity, or one outside the world's 48" -- "$LATHE" run "$T/facts.lua" --store fq4.lmdb --set mode=badentity
-expect factrl_judge_not_lm 1 "judge_run 6 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq5.lmdb --set mode=notjudge
+expect factrl_judge_not_lm 1 "judge_run 7 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq5.lmdb --set mode=notjudge
 expect factqa_no_answer 1 "factqa: dataset 'noans' record 0: no answer" -- "$LATHE" run "$T/facts.lua" --store fq1.lmdb --set mode=noanswer
 expect factqa_bad_attr 1 "record 0: attr is not city, job, born or team" -- "$LATHE" run "$T/facts.lua" --store fq2.lmdb --set mode=badattr
 expect factqa_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq3.lmdb --set mode=notlm

@@ -147,7 +147,7 @@ TEST(facts_judge_matches_direct_softmax) {
   ASSERT_EQ(nn_gpt_init(&j.g, gc, &r), 0);
   const char *prompts[3] = {"a b lives in paris .", "a much longer statement .", "x"};
   double pt[3];
-  ASSERT_EQ(fj_ptrue(&j, prompts, 3, pt), 0);
+  ASSERT_EQ(fj_ptrue(&j, prompts, NULL, 3, pt), 0);
   for (int i = 0; i < 3; i++) {
     double l[2];
     for (int k = 0; k < 2; k++) {
@@ -163,12 +163,29 @@ TEST(facts_judge_matches_direct_softmax) {
     ASSERT(pt[i] > 0 && pt[i] < 1);
   }
   double one;
-  ASSERT_EQ(fj_ptrue(&j, prompts + 1, 1, &one), 0); /* alone: the same value */
+  ASSERT_EQ(fj_ptrue(&j, prompts + 1, NULL, 1, &one), 0); /* alone: the same value */
   ASSERT_NEAR(one, pt[1], 1e-6);
+  /* the negation form: the cloze continued by " VALUE ." against " not VALUE ." */
+  const char *clozes[2] = {"a b lives in", "c works as a"}, *values[2] = {"paris", "baker"};
+  ASSERT_EQ(fj_ptrue(&j, clozes, values, 2, pt), 0);
+  for (int i = 0; i < 2; i++) {
+    double l[2];
+    for (int k = 0; k < 2; k++) {
+      char cont[64];
+      snprintf(cont, sizeof cont, k ? " not %s ." : " %s .", values[i]);
+      int ids[128], np = nn_tok_encode(&j.tok, clozes[i], strlen(clozes[i]), ids, 64);
+      int T = np + nn_tok_encode(&j.tok, cont, strlen(cont), ids + np, 64);
+      const float *z = nn_gpt_forward(&j.g, ids, 1, T);
+      l[k] = 0;
+      for (int t = np; t < T; t++)
+        l[k] += nn_logprob_of(z + (size_t)(t - 1) * gc.vocab, gc.vocab, ids[t]);
+    }
+    ASSERT_NEAR(pt[i], 1 / (1 + exp(l[1] - l[0])), 1e-5);
+  }
   nn_gpt_free(&j.g); /* a context with no room for a prompt token and " false" */
   gc.ctx = 6;
   ASSERT_EQ(nn_gpt_init(&j.g, gc, &r), 0);
-  ASSERT_EQ(fj_ptrue(&j, prompts, 1, pt), LATHE_ESHAPE);
+  ASSERT_EQ(fj_ptrue(&j, prompts, NULL, 1, pt), LATHE_ESHAPE);
   fj_free(&j);
 }
 

@@ -12,12 +12,13 @@
  *                  each against the record's answer for its attr: correct,
  *                  wrong (another value), abstain ("i don't know"),
  *                  malformed. Records need field, answer and attr.
- *   mode = judge   P(true) of each record's `field` (a statement) by a
- *                  generative True/False judge (judge.h: an sft run on
- *                  labelled statements): the softmax over the log
- *                  probabilities of the continuations " true" and
- *                  " false". `correct` (a boolean), when present, scores
- *                  the verdicts.
+ *   mode = judge   P(true) of each record by a generative True/False judge
+ *                  (judge.h: an sft run on labelled claims), in the form
+ *                  `judge_form`: the record's `field` (a statement)
+ *                  continued by " true" or " false", or its cloze by
+ *                  " VALUE ." or " not VALUE ." (negation: records need
+ *                  cloze and value). `correct` (a boolean), when present,
+ *                  scores the verdicts.
  * Counts accumulate in the checkpoint, so a resumed run never redoes a
  * chunk; the last step writes one record per input record as dataset `out`
  * (schema any): i, entity, attr, k, split (copied when present), and
@@ -33,8 +34,8 @@
  *           and false facts of the well-formed bios, malformed (bios that
  *           do not parse or were cut off at max_tokens), bios (the texts)
  *           and facts (each well-formed bio's statements, "NAME lives in
- *           paris .", with their truth: the conservative reward model's
- *           data). */
+ *           paris .", with cloze, value and truth: the conservative
+ *           reward model's data). */
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -53,6 +54,9 @@ static const lathe_opt_t opts[] = {
     {"mode", LATHE_STR, "sample", 0, -1, "sample|judge|bio",
      "sample answers, P(true) of a judge, or sample bios and check their facts"},
     {"field", LATHE_STR, "prompt", 0, 0, NULL, "the field continued (sample, bio) or judged"},
+    {"judge_form", LATHE_STR, "statement", 0, -1, "statement|negation",
+     "judge: \" true\"/\" false\" after the statement, or \" VALUE .\"/\" not VALUE .\" after "
+     "the cloze (records with cloze and value; judge.h)"},
     {"samples", LATHE_INT, "12", 1, 256, NULL, "sample: continuations per record"},
     {"temperature", LATHE_NUM, "1", 0, 10, NULL, "sample: temperature (0: greedy)"},
     {"max_tokens", LATHE_INT, "8", 1, 256, NULL, "sample: tokens per continuation at most"},
@@ -68,13 +72,14 @@ enum { ANS_IDK = -2, ANS_MALFORMED = -1 };
 
 typedef struct {
   char *text, *entity, *split; /* entity and split: JSON text, or NULL */
+  char *value;                 /* judge, negation form */
   int attr, truth, k, correct; /* correct: -1 unknown */
   int e;                       /* bio: the entity */
 } fq_rec_t;
 
 typedef struct {
   fj_t m; /* the model (its tokenizer and GPT): a judge in mode judge */
-  int mode, S, max_new, chunk;
+  int mode, S, max_new, chunk, negation;
   float temp;
   fq_rec_t *r;
   int64_t n, next;
@@ -90,7 +95,7 @@ static void destroy(void *self) {
   fq_t *s = self;
   if (!s) return;
   for (int64_t i = 0; s->r && i < s->n; i++)
-    free(s->r[i].text), free(s->r[i].entity), free(s->r[i].split);
+    free(s->r[i].text), free(s->r[i].entity), free(s->r[i].split), free(s->r[i].value);
   for (int64_t i = 0; s->bio && i < s->n; i++) free(s->bio[i]);
   free(s->r), free(s->cnt), free(s->ans), free(s->ptrue), free(s->bio), fw_free(&s->w);
   fj_free(&s->m);
@@ -118,6 +123,7 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
     s->n = i + 1;
     const char *t = o ? tx_field(o, field) : NULL;
     const char *ans = o ? tx_field(o, "answer") : NULL, *at = o ? tx_field(o, "attr") : NULL;
+    const char *val = o ? tx_field(o, "value") : NULL;
     r->attr = fw_attr_find(at), r->truth = ans ? fw_value_find(r->attr, ans, strlen(ans)) : -1;
     r->correct = o && json_object_object_get_ex(o, "correct", &v) &&
                          json_object_is_type(v, json_type_boolean)
@@ -132,20 +138,22 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
     char fieldwhy[96], ewhy[96];
     snprintf(ewhy, sizeof ewhy, "no entity, or one outside the world's %d", s->w.n);
     snprintf(fieldwhy, sizeof fieldwhy, "no text in field '%s' (option field)", field);
-    const char *why = !o                   ? "not a JSON object"
-                      : !t                 ? fieldwhy
-                      : s->mode == M_JUDGE ? NULL
-                      : s->mode == M_BIO   ? (r->e < 0 || r->e >= s->w.n ? ewhy : NULL)
-                      : !at                ? "no attr"
-                      : r->attr < 0        ? "attr is not city, job, born or team"
-                      : !ans               ? "no answer"
-                      : r->truth < 0       ? "answer is not a value of its attr"
-                                           : NULL;
+    const char *why = !o                    ? "not a JSON object"
+                      : !t                  ? fieldwhy
+                      : s->negation && !val ? "no value (judge_form = negation)"
+                      : s->mode == M_JUDGE  ? NULL
+                      : s->mode == M_BIO    ? (r->e < 0 || r->e >= s->w.n ? ewhy : NULL)
+                      : !at                 ? "no attr"
+                      : r->attr < 0         ? "attr is not city, job, born or team"
+                      : !ans                ? "no answer"
+                      : r->truth < 0        ? "answer is not a value of its attr"
+                                            : NULL;
     if (why) {
       json_object_put(o);
       return h->fail(c, LATHE_EDATA, "factqa: dataset '%s' record %lld: %s", ds, (long long)i, why);
     }
     r->text = strdup(t), r->entity = json_copy(o, "entity"), r->split = json_copy(o, "split");
+    if (s->negation && !(r->value = strdup(val))) r->text = (free(r->text), NULL);
     json_object_put(o);
     if (!r->text) return h->fail(c, LATHE_ENOMEM, "out of memory");
   }
@@ -169,7 +177,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   int rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"),
                            " (factqa reads and writes text)", &s->m.tok, &s->m.g);
   if (rc) return rc;
-  const char *field = h->cfg_str(c, "field");
+  s->negation = s->mode == M_JUDGE && !strcmp(h->cfg_str(c, "judge_form"), "negation");
+  const char *field = s->negation ? "cloze" : h->cfg_str(c, "field");
   if ((rc = read_records(s, h, c, ds, field, h->cfg_int(c, "records")))) return rc;
   if (s->mode != M_JUDGE && s->max_new >= s->m.g.cfg.ctx)
     return h->fail(c, LATHE_ECONFIG, "factqa: max_tokens %d leaves no room in a context of %d",
@@ -227,6 +236,9 @@ static int check_bios(fq_t *s, int64_t i0, int P, const int *out, const int *ol,
         if (fw_sentence(&s->w, e, f[k].attr, f[k].value, st, sizeof st) < 0) continue;
         json_object *x = json_object_new_object();
         json_object_object_add(x, "statement", json_object_new_string(st));
+        if (fw_cloze(&s->w, e, f[k].attr, st, sizeof st) >= 0)
+          json_object_object_add(x, "cloze", json_object_new_string(st));
+        json_object_object_add(x, "value", json_object_new_string(fw_value(f[k].attr, f[k].value)));
         json_object_object_add(x, "truth", json_object_new_boolean(f[k].truth));
         json_object_array_add(facts, x);
       }
@@ -276,11 +288,11 @@ static int step_sample(fq_t *s, int64_t i0, int P) {
 }
 
 static int step_judge(fq_t *s, int64_t i0, int P) {
-  const char **texts = malloc((size_t)P * sizeof *texts);
-  if (!texts) return LATHE_ENOMEM;
-  for (int p = 0; p < P; p++) texts[p] = s->r[i0 + p].text;
-  int rc = fj_ptrue(&s->m, texts, P, s->ptrue + i0);
-  free(texts);
+  const char **texts = malloc((size_t)P * sizeof *texts), **vals = malloc((size_t)P * sizeof *vals);
+  int rc = texts && vals ? 0 : LATHE_ENOMEM;
+  for (int p = 0; p < P && !rc; p++) texts[p] = s->r[i0 + p].text, vals[p] = s->r[i0 + p].value;
+  if (!rc) rc = fj_ptrue(&s->m, texts, s->negation ? vals : NULL, P, s->ptrue + i0);
+  free(texts), free(vals);
   return rc;
 }
 

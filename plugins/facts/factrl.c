@@ -3,8 +3,8 @@
  *
  * The policy (init_run: an sft run on bios, "bio of NAME :" -> sentences)
  * writes bios of the world's train entities; a True/False judge (judge_run:
- * an sft run on statements, "NAME lives in paris ." -> " true" | " false",
- * judge.h) calls
+ * an sft run on labelled claims, read in the form judge_form, judge.h)
+ * calls
  * each stated fact true when P(true) > 0.5 (the label it would decode
  * greedily) and false otherwise; the reward is 2 #true - 3 #false, and -15
  * for a bio that does not parse or was cut off at max_tokens. Each step
@@ -39,7 +39,10 @@
 
 static const lathe_opt_t opts[] = {
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL, "the policy's run (sft on bios)"},
-    {"judge_run", LATHE_INT, "0", 0, 4e9, NULL, "the True/False judge's run (sft on statements)"},
+    {"judge_run", LATHE_INT, "0", 0, 4e9, NULL, "the True/False judge's run (an sft run)"},
+    {"judge_form", LATHE_STR, "statement", 0, -1, "statement|negation",
+     "how the judge reads a fact (judge.h): \" true\"/\" false\" after the sentence, or "
+     "\" VALUE .\"/\" not VALUE .\" after the cloze"},
     {"entities", LATHE_INT, "2000", 1, FW_MAX_ENTITIES, NULL, "the world's entities"},
     {"world", LATHE_INT, "0", 0, 1e18, NULL, "the world's seed (factsworld's seed)"},
     {"steps", LATHE_INT, "200", 1, 1e9, NULL, "policy-gradient steps"},
@@ -61,10 +64,10 @@ typedef struct {
   nn_gpt_t pol, ref;
   fj_t judge;
   fw_world_t w;
-  int G, S, max_new, eval_S, eval_split;
+  int G, S, max_new, eval_S, eval_split, negation;
   int64_t steps, step, eval_every, pos;
   double lr, kl, clip, temp, rvar;
-  int *order, ntrain;  /* the train entities, in the current epoch's order */
+  int *order, ntrain; /* the train entities, in the current epoch's order */
   nn_rng_t rng[FR_SHARDS], shuffle;
 } fr_t;
 
@@ -107,6 +110,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   s->steps = h->cfg_int(c, "steps"), s->eval_every = h->cfg_int(c, "eval_every");
   s->lr = h->cfg_num(c, "lr"), s->kl = h->cfg_num(c, "kl_coef");
   s->clip = h->cfg_num(c, "grad_clip"), s->temp = h->cfg_num(c, "temperature");
+  s->negation = !strcmp(h->cfg_str(c, "judge_form"), "negation");
   const char *es = h->cfg_str(c, "eval_split");
   s->eval_split = !strcmp(es, "train") ? FW_TRAIN : !strcmp(es, "val") ? FW_VAL : FW_TEST;
   if (fw_init(&s->w, (int)h->cfg_int(c, "entities"), (uint64_t)h->cfg_int(c, "world")))
@@ -120,12 +124,13 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     return rc;
   nn_tok_free(&rtok);
   if ((rc = tx_model_of_run(h, c, "judge_run", (uint32_t)h->cfg_int(c, "judge_run"),
-                            " (the judge reads statements in words)", &s->judge.tok,
-                            &s->judge.g)))
+                            " (the judge reads statements in words)", &s->judge.tok, &s->judge.g)))
     return rc;
   if (s->max_new >= s->pol.cfg.ctx - 4)
-    return h->fail(c, LATHE_ECONFIG, "factrl: max_tokens %d leaves no room for a prompt in a "
-                   "context of %d", s->max_new, s->pol.cfg.ctx);
+    return h->fail(c, LATHE_ECONFIG,
+                   "factrl: max_tokens %d leaves no room for a prompt in a "
+                   "context of %d",
+                   s->max_new, s->pol.cfg.ctx);
   if (!(s->order = malloc((size_t)s->w.n * sizeof *s->order)))
     return h->fail(c, LATHE_ENOMEM, "out of memory");
   for (int e = 0; e < s->w.n; e++)
@@ -150,7 +155,8 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
   int *pr = malloc((size_t)B * P * sizeof *pr), *out = malloc((size_t)B * M * sizeof *out);
   b->plen = calloc((size_t)B, sizeof *b->plen), b->rlen = calloc((size_t)B, sizeof *b->rlen);
   b->ent = calloc((size_t)B, sizeof *b->ent), b->bad = calloc((size_t)B, sizeof *b->bad);
-  b->n_true = calloc((size_t)B, sizeof *b->n_true), b->n_false = calloc((size_t)B, sizeof *b->n_false);
+  b->n_true = calloc((size_t)B, sizeof *b->n_true),
+  b->n_false = calloc((size_t)B, sizeof *b->n_false);
   b->yes = calloc((size_t)B, sizeof *b->yes), b->no = calloc((size_t)B, sizeof *b->no);
   b->text = calloc((size_t)B, sizeof *b->text);
   char *text = malloc((size_t)M * 64 + 1), prompt[96], nm[FW_NAME_MAX];
@@ -174,8 +180,9 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
   /* the facts, checked; the statements to judge */
   int nst = 0, cap = B * 8;
   char **st = malloc((size_t)cap * sizeof *st);
+  const char **val = malloc((size_t)cap * sizeof *val);
   int *owner = malloc((size_t)cap * sizeof *owner);
-  if (!rc && (!st || !owner)) rc = LATHE_ENOMEM;
+  if (!rc && (!st || !owner || !val)) rc = LATHE_ENOMEM;
   for (int i = 0; i < B && !rc; i++) {
     nn_tok_decode(&s->tok, out + (size_t)i * M, b->rlen[i], text, (size_t)M * 64 + 1);
     if (!(b->text[i] = strdup(text))) rc = LATHE_ENOMEM;
@@ -186,29 +193,35 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
     for (int k = 0; k < nf && k < FW_MAX_FACTS && !b->bad[i] && !rc; k++) {
       f[k].truth ? b->n_true[i]++ : b->n_false[i]++;
       char line[256];
-      if (fw_sentence(&s->w, b->ent[i], f[k].attr, f[k].value, line, sizeof line) < 0) continue;
+      if ((s->negation
+               ? fw_cloze(&s->w, b->ent[i], f[k].attr, line, sizeof line)
+               : fw_sentence(&s->w, b->ent[i], f[k].attr, f[k].value, line, sizeof line)) < 0)
+        continue;
       if (nst == cap) {
         char **ns = realloc(st, (size_t)cap * 2 * sizeof *st);
         int *no = ns ? realloc(owner, (size_t)cap * 2 * sizeof *owner) : NULL;
+        const char **nv = no ? realloc(val, (size_t)cap * 2 * sizeof *val) : NULL;
         if (ns) st = ns;
-        if (no) owner = no, cap *= 2;
-        if (!ns || !no) rc = LATHE_ENOMEM;
+        if (no) owner = no;
+        if (nv) val = nv, cap *= 2;
+        if (!ns || !no || !nv) rc = LATHE_ENOMEM;
       }
       if (!rc && !(st[nst] = strdup(line))) rc = LATHE_ENOMEM;
-      if (!rc) owner[nst++] = i;
+      if (!rc) val[nst] = fw_value(f[k].attr, f[k].value), owner[nst++] = i;
     }
   }
   double *pt = rc ? NULL : malloc(((size_t)nst + 1) * sizeof *pt);
   if (!rc && !pt) rc = LATHE_ENOMEM;
   for (int k0 = 0; k0 < nst && !rc; k0 += 256) /* the judge, 256 statements at a time */
-    rc = fj_ptrue(&s->judge, (const char *const *)st + k0, nst - k0 < 256 ? nst - k0 : 256,
-                  pt + k0);
+    rc = fj_ptrue(&s->judge, (const char *const *)st + k0, s->negation ? val + k0 : NULL,
+                  nst - k0 < 256 ? nst - k0 : 256, pt + k0);
   for (int k = 0; k < nst && !rc; k++) pt[k] > 0.5 ? b->yes[owner[k]]++ : b->no[owner[k]]++;
   for (int k = 0; k < nst; k++) free(st[k]);
-  free(st), free(owner), free(pt);
+  free(st), free(owner), free(val), free(pt);
   /* prompt ++ response as training rows, the response tokens masked in */
   b->T = 2;
-  for (int i = 0; i < B; i++) b->T = b->plen[i] + b->rlen[i] > b->T ? b->plen[i] + b->rlen[i] : b->T;
+  for (int i = 0; i < B; i++)
+    b->T = b->plen[i] + b->rlen[i] > b->T ? b->plen[i] + b->rlen[i] : b->T;
   if (!rc) {
     b->tok = calloc((size_t)B * b->T, sizeof *b->tok);
     b->mask = calloc((size_t)B * b->T, sizeof *b->mask);
@@ -364,8 +377,8 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   if (!rc) rc = update(s, &b, &loss, &kl, &gn);
   if (rc) {
     bios_free(&b);
-    return h->fail(c, rc, rc == LATHE_ESHAPE ? "factrl: a prompt does not fit the context"
-                                             : "out of memory");
+    return h->fail(
+        c, rc, rc == LATHE_ESHAPE ? "factrl: a prompt does not fit the context" : "out of memory");
   }
   double t[6] = {0};
   for (int i = 0; i < b.B; i++)

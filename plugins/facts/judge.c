@@ -2,6 +2,7 @@
 #include "judge.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ static int encode_end(const nn_tok_t *t, const char *text, int *ids, int max) {
   return keep;
 }
 
-int fj_ptrue(fj_t *j, const char *const *prompts, int n, double *out) {
+int fj_ptrue(fj_t *j, const char *const *prompts, const char *const *values, int n, double *out) {
   int C = j->g.cfg.ctx, rc = 0, T = 2;
   if (n <= 0) return 0;
   int *len = malloc((size_t)2 * n * sizeof *len), *nc = malloc((size_t)2 * n * sizeof *nc);
@@ -26,8 +27,13 @@ int fj_ptrue(fj_t *j, const char *const *prompts, int n, double *out) {
   if (!len || !nc || !tok) rc = LATHE_ENOMEM;
   for (int i = 0; i < n && !rc; i++)
     for (int k = 0; k < 2 && !rc; k++) {
-      const char *cont = k ? " false" : " true";
-      int *r = tok + ((size_t)2 * i + k) * C, m = nn_tok_encode(&j->tok, cont, strlen(cont), NULL, 0);
+      char cont[160];
+      if (values)
+        snprintf(cont, sizeof cont, k ? " not %s ." : " %s .", values[i]);
+      else
+        snprintf(cont, sizeof cont, "%s", k ? " false" : " true");
+      int *r = tok + ((size_t)2 * i + k) * C,
+          m = nn_tok_encode(&j->tok, cont, strlen(cont), NULL, 0);
       if (m >= C) {
         rc = LATHE_ESHAPE;
         break;

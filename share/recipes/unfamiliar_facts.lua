@@ -54,6 +54,8 @@ local bio_steps = lathe.opt("bio_steps", 600)
 local rl_steps = lathe.opt("rl_steps", 300)
 local rl_lr = lathe.opt("rl_lr", 1e-4)
 local kl_coef = lathe.opt("kl_coef", 0.05)
+local judge_form = lathe.opt("judge_form", "negation") -- how a judge reads a claim (section 5)
+local parts_s = lathe.opt("parts", "sft,rm,rl") -- the experiments to run (rl runs rm's judges too)
 local base_run = lathe.opt("base_run", 0) -- reuse a pretrained base (an sft run on this world's corpus)
 local base_name = lathe.opt("figure", "unfamiliar_facts")
 
@@ -122,7 +124,15 @@ do
   lathe.table({"k", "questions", "accuracy", "unfamiliar"}, rows)
 end
 
+local parts = {}
+for p in parts_s:gmatch("[^,]+") do parts[p] = true end
+local nbins = (samples + 1) // 2
+local function bin_of(q) return math.min(nbins, (samples - q.nc) // 2 + 1) end
+local cell = lathe.stats.cell
+local all, rows
+
 -- 4. SFT relabelling
+if parts.sft then
 local variants = {{name = "true"}, {name = "idk", target = "idk"},
                   {name = "idk_random", target = "idk", random = true},
                   {name = "decoy", target = "decoy"}}
@@ -180,7 +190,8 @@ do
     assert(lathe.data.create(test_name, "any", recs))
   end
 end
-local ft, all = {}, {}
+local ft = {}
+all = {}
 for _, v in ipairs(variants) do
   ft[v.name] = {}
   for s = 1, seeds do
@@ -208,8 +219,6 @@ end
 lathe.wait(all)
 
 -- unfamiliarity bins of the paper's plots: 12 - n_correct in width-2 bins
-local nbins = (samples + 1) // 2
-local function bin_of(q) return math.min(nbins, (samples - q.nc) // 2 + 1) end
 local classes = {"correct", "wrong", "abstain", "malformed"}
 local res = {} -- res[variant][seed] = {bins = {[b][class] = rate}, unf = {...}, fam = {...}, kl}
 for _, v in ipairs(variants) do
@@ -230,7 +239,7 @@ for _, v in ipairs(variants) do
       if q.unfamiliar then
         for _, said in ipairs(r.answers) do
           local c = category(q.attr, said)
-          ph[c] = (ph[c] or 0) + 1
+          ph[c], g.decoy = (ph[c] or 0) + 1, (g.decoy or 0) + (said == q.decoy and 1 or 0)
         end
       end
     end
@@ -242,11 +251,11 @@ for _, v in ipairs(variants) do
     local rb = {}
     for b = 1, nbins do rb[b] = rates(bins[b]) end
     res[v.name][s] = {bins = rb, unf = rates(grp.unf), fam = rates(grp.fam),
+                      decoy = grp.unf.n > 0 and (grp.unf.decoy or 0) / grp.unf.n or 0/0,
                       kl = lathe.stats.kl(ph, target_hist[v.name])}
   end
 end
 
-local cell = lathe.stats.cell
 local function col(v, f)
   local t = {}
   for s = 1, seeds do t[#t + 1] = f(res[v][s]) end
@@ -255,17 +264,18 @@ end
 print(string.format("\nSFT relabelling: answers on held-out test entities (%d questions, %d sampled "
                     .. "answers each), fine-tuned %d steps; IQM over n = %d seeds [95%% CI]",
                     #test_idx, eval_samples, ft_steps, seeds))
-local rows = {}
+rows = {}
 for _, v in ipairs(variants) do
   rows[#rows + 1] = {v.name, cell(col(v.name, function(r) return r.fam.correct end)),
                      cell(col(v.name, function(r) return r.unf.correct end)),
                      cell(col(v.name, function(r) return r.unf.wrong end)),
                      cell(col(v.name, function(r) return r.unf.abstain end)),
                      cell(col(v.name, function(r) return r.unf.malformed end)),
+                     cell(col(v.name, function(r) return r.decoy end)),
                      cell(col(v.name, function(r) return r.kl end))}
 end
 lathe.table({"targets of unfamiliar examples", "familiar: correct", "unfamiliar: correct",
-             "wrong", "abstain", "malformed", "KL(pred || target)"}, rows)
+             "wrong", "abstain", "malformed", "the decoy", "KL(pred || target)"}, rows)
 local a_fam = lathe.stats.iqm(col("true", function(r) return r.fam.correct end))
 local b_fam = lathe.stats.iqm(col("idk", function(r) return r.fam.correct end))
 local b_idk = lathe.stats.iqm(col("idk", function(r) return r.unf.abstain end))
@@ -290,18 +300,31 @@ for _, v in ipairs(variants) do
                                    .. "95%% CI, n = %d)", v.name, seeds)} end
 end
 
--- 5. reward models
+end -- parts.sft
+if not (parts.rm or parts.rl) then return end
+
+-- 5. reward models: generative True/False judges in the form judge_form
+-- (judge.h): "negation" continues the cloze with the claim (" paris .") or
+-- its negation (" not paris ."), so the label is decided where the model
+-- recalls the value; "statement" (the spec's) continues the sentence with
+-- " true" or " false", which this small base cannot learn (recipes README)
+local function judge_record(sentence, cloze, value, truth)
+  if judge_form == "statement" then
+    return {prompt = sentence, response = truth and " true" or " false"}
+  end
+  return {prompt = cloze, response = (truth and " " or " not ") .. value .. " ."}
+end
 local rm_kinds = {"standard", "conservative"}
 local S = {}
 for i = 1, lathe.data.count(statements) or 0 do S[i] = lathe.data.get(statements, i) end
 local rm_data = {}
 for _, kind in ipairs(rm_kinds) do
-  local name = string.format("%s_rm_%s_r%d", tag, kind, base.id)
+  local name = string.format("%s_rm_%s_%s_r%d", tag, kind, judge_form, base.id)
   local recs = {}
   for i, st in ipairs(S) do
     local q = Q[(i - 1) // 2 + 1] -- statements 2j-1, 2j belong to question j
     if st.split == "train" and (kind == "standard" or not q.unfamiliar or not st.correct) then
-      recs[#recs + 1] = {prompt = st.prompt, response = st.response}
+      recs[#recs + 1] = judge_record(st.prompt, st.cloze, st.value, st.correct)
     end
   end
   if #recs > 0 and not lathe.data.count(name) then assert(lathe.data.create(name, "sft", recs)) end
@@ -313,8 +336,9 @@ do
   for i, st in ipairs(S) do
     if st.split == "test" then
       st_idx[#st_idx + 1] = i
-      recs[#recs + 1] = {prompt = st.prompt, correct = st.correct, attr = st.attr,
-                         entity = st.entity, k = st.k, split = st.split}
+      recs[#recs + 1] = {prompt = st.prompt, cloze = st.cloze, value = st.value,
+                         correct = st.correct, attr = st.attr, entity = st.entity, k = st.k,
+                         split = st.split}
     end
   end
   if #recs > 0 and not lathe.data.count(st_test) then assert(lathe.data.create(st_test, "any", recs)) end
@@ -337,7 +361,8 @@ for _, kind in ipairs(rm_kinds) do
   for s = 1, seeds do
     assert(rms[kind][s].status == "done", "reward model training did not finish")
     judged[kind][s] = lathe.spawn("factqa", {dataset = st_test, init_run = rms[kind][s].id,
-                                             mode = "judge", chunk = 256, seed = s,
+                                             mode = "judge", judge_form = judge_form,
+                                             chunk = 256, seed = s,
                                              out = string.format("%s_judge_r%d", tag,
                                                                  rms[kind][s].id)})
     all[#all + 1] = judged[kind][s]
@@ -400,6 +425,8 @@ if #series > 0 then lathe.plot{out = base_name .. "_rm.svg", metric = "P(true) o
            title = string.format("reward models on false test statements (IQM, 95%% CI, n = %d)",
                                  seeds)} end
 
+if not parts.rl then return end
+
 -- 6. long-form factuality RL (experiment 3): a bio policy fine-tuned from the
 -- base on the true bios of the familiar train entities (fewer than two of
 -- their four questions unfamiliar), then REINFORCE with a KL penalty where a
@@ -453,12 +480,12 @@ if not lathe.data.count(own_eval) then -- the SFT policy on the test entities
                                          out = own_eval, seed = 2})
 end
 lathe.wait(all)
-local cons_data = string.format("%s_rm_own_r%d", tag, policy.id)
+local cons_data = string.format("%s_rm_own_%s_r%d", tag, judge_form, policy.id)
 do
   local recs = {}
   for i = 1, lathe.data.count(own) or 0 do
     for _, f in ipairs(lathe.data.get(own, i).facts) do
-      recs[#recs + 1] = {prompt = f.statement, response = f.truth and " true" or " false"}
+      recs[#recs + 1] = judge_record(f.statement, f.cloze, f.value, f.truth)
     end
   end
   if #recs > 0 and not lathe.data.count(cons_data) then
@@ -482,6 +509,7 @@ for _, kind in ipairs(rm_kinds) do
   for s = 1, seeds do
     assert(judges[kind][s].status == "done", "a judge did not finish")
     rl[kind][s] = lathe.spawn("factrl", {init_run = policy.id, judge_run = judges[kind][s].id,
+                                         judge_form = judge_form,
                                          entities = entities, world = world, steps = rl_steps,
                                          prompts = 16, samples = 4, lr = rl_lr,
                                          kl_coef = kl_coef, max_tokens = 48,

@@ -1,15 +1,17 @@
 -- the facts world end to end, small: a world of 48 entities (made when the
 -- store lacks it), a base model pretrained on its corpus (run 1), the base's
 -- familiarity (run 2: factqa, 12 samples per question), a judge's P(true) on
--- statements (run 3: factqa, mode judge, the base as judge), a bio policy
--- (run 4: sft on the bios), its bios checked (run 5: factqa, mode bio), and
--- factrl from that policy with the base as judge (run 6). mode "fam" stops
+-- statements (run 3: factqa, mode judge, the base as judge; run 4 the same
+-- in the negation form), a bio policy (run 5: sft on the bios), its bios
+-- checked (run 6: factqa, mode bio), and factrl from that policy with the
+-- base as judge (run 7, the negation form with rlform = negation). mode "fam" stops
 -- after run 2. Bad input: mode "noanswer" (questions without answers),
 -- "notlm" (init_run is not a language model), "badattr" (an attr that is
 -- not one of the world's), "badentity" (a bio record of an entity outside
 -- the world), "notjudge" (factrl's judge_run is not a language model).
 local mode = lathe.opt("mode", "all")
 local every = lathe.opt("every", 1000)
+local rlform = lathe.opt("rlform", "statement")
 for _, set in ipairs{"corpus", "questions", "statements", "bios"} do
   if not lathe.data.count("f_" .. set) then
     assert(lathe.data.generate("f_" .. set, "factsworld", {set = set, entities = 48, seed = 3}))
@@ -46,6 +48,12 @@ local r = lathe.data.get("judged", 2)
 assert(r.correct == false and r.p_true > 0 and r.p_true < 1, "judge records")
 print(string.format("judge: %d records, accuracy %.3f", lathe.data.count("judged"),
                     j.summary["judge/accuracy"]))
+local jn = lathe.run("factqa", {dataset = "f_statements", init_run = base.id, mode = "judge",
+                                judge_form = "negation", chunk = 64, out = "judged_neg",
+                                records = 16})
+assert(jn.status == "done", jn.error)
+local rn = lathe.data.get("judged_neg", 2)
+assert(rn.correct == false and rn.p_true > 0 and rn.p_true < 1, "negation judge records")
 local policy = lathe.run("sft", {dataset = "f_bios", init_run = base.id, steps = 200, lr = 3e-3,
                                  warmup = 3, batch = 16, holdout = 0, eval_every = 1000})
 assert(policy.status == "done", policy.error)
@@ -62,7 +70,8 @@ assert(#br.bios == 2 and br.n == 2 and br["true"] + br["false"] >= #br.facts, "b
 print(string.format("bios: %d records, true %.3f false %.3f malformed %.3f", lathe.data.count("biochk"),
                     b.summary["bio/true_facts"], b.summary["bio/false_facts"],
                     b.summary["bio/malformed"]))
-local rl = {init_run = policy.id, judge_run = base.id, entities = 48, world = 3, steps = 6,
+local rl = {init_run = policy.id, judge_run = base.id, judge_form = rlform,
+            entities = 48, world = 3, steps = 6,
             prompts = 4, samples = 2, max_tokens = 40, eval_every = 3, eval_samples = 1,
             lr = 1e-3, out = "rlout", ckpt_every = every}
 if mode == "notjudge" then rl.judge_run = lathe.run("regress", {steps = 2}).id end
