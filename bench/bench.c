@@ -326,6 +326,41 @@ static void roll_step(roll_w *w) {
                          w->olen, NULL);
 }
 
+/* ---- familiarity: factqa's sampling in unfamiliar_facts ------------------- */
+/* The facts world's base GPT (BPE vocab 1024, ctx 64, 4 layers, width 128,
+ * 4 heads): 128 questions (6-token clozes), 12 answers each of 6 tokens at
+ * temperature 1, as factqa samples them: the 1,536 rows in one call of
+ * nn_lm_generate_sharded, two shards on THREADS threads. */
+
+typedef struct {
+  nn_gpt_t g;
+  int *prompt, *plen, *out, *olen;
+  nn_rng_t rngs[2];
+  int threads;
+} fam_w;
+
+static void fam_init(fam_w *w, int threads) {
+  nn_gpt_config_t cfg = {1024, 64, 4, 4, 128};
+  nn_gpt_init(&w->g, cfg, &rng);
+  int B = 128 * 12;
+  w->prompt = malloc(sizeof(int) * B * 6), w->plen = malloc(sizeof(int) * B);
+  w->out = malloc(sizeof(int) * B * 6), w->olen = malloc(sizeof(int) * B);
+  for (int q = 0; q < 128; q++)
+    for (int t = 0; t < 6; t++) {
+      int id = 2 + (int)nn_rng_below(&rng, 1022);
+      for (int j = 0; j < 12; j++) w->prompt[(q * 12 + j) * 6 + t] = id;
+    }
+  for (int b = 0; b < B; b++) w->plen[b] = 6;
+  nn_rng_seed(&w->rngs[0], 1), nn_rng_seed(&w->rngs[1], 2);
+  w->threads = threads;
+}
+
+static void fam_step(fam_w *w) {
+  nn_gen_t o = {1.0f, 0, 1.0f, NULL, 0, 0};
+  nn_lm_generate_sharded(&w->g, w->prompt, w->plen, 128 * 12, 6, 6, &o, w->rngs, 2, w->threads,
+                         w->out, w->olen, NULL);
+}
+
 /* ---- reward-model training: the rrm_artifacts recipe's model --------------- */
 /* GPT vocab 800, width 64, 2 layers, 4 heads, scalar head at the last non-pad
  * position; 32 pairs (64 right-padded sequences of 24..48 ids, or 48..96 for
@@ -409,7 +444,7 @@ int main(int argc, char **argv) {
     fprintf(
         stderr,
         "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|rm_bt|rm_pairwise|sample_b1|"
-        "sample_b32[_nocache]|rollouts THREADS [REPS]\n");
+        "sample_b32[_nocache]|rollouts|familiarity THREADS [REPS]\n");
     return 2;
   }
   const char *wl = argv[1];
@@ -443,6 +478,11 @@ int main(int argc, char **argv) {
     rm_init(&rw, !strcmp(wl, "rm_pairwise"));
     fn = (void (*)(void *))rm_step, arg = &rw, unit = "pairs/s", per = 32;
     reps *= 5;
+  } else if (!strcmp(wl, "familiarity")) {
+    static fam_w fw;
+    fam_init(&fw, threads);
+    fn = (void (*)(void *))fam_step, arg = &fw, unit = "questions/s", per = 128;
+    if (reps > 10) reps = 10;
   } else if (!strcmp(wl, "rollouts")) {
     static roll_w rl;
     roll_init(&rl, threads);

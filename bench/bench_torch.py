@@ -213,6 +213,26 @@ def rollouts():
     return step, "rollouts/s", B
 
 
+def familiarity():
+    """factqa's sampling in unfamiliar_facts: 128 questions (6-token clozes),
+    12 answers of 6 tokens each at temperature 1, BPE vocab 1024, ctx 64, 4
+    layers, width 128; the 1,536 rows' prompts through the model once, then
+    one token at a time with the preallocated KV cache."""
+    V, T, L, H, C, Q, S, P, N = 1024, 64, 4, 4, 128, 128, 12, 6, 6
+    model = GPT(V, T, L, H, C).eval()
+    prompt = torch.randint(2, V, (Q, P)).repeat_interleave(S, 0)
+    cache = Cache(model, Q * S)
+
+    def step():
+        with torch.no_grad():
+            logits = cache(prompt, 0)
+            for i in range(N):
+                tok = torch.multinomial(logits.softmax(-1), 1)
+                if i + 1 < N:
+                    logits = cache(tok, P + i)
+    return step, "questions/s", Q
+
+
 if wl in ("dqn_mse", "dqn_hlgauss"):
     step, unit, per = dqn(wl == "dqn_hlgauss")
     reps *= 20
@@ -225,6 +245,9 @@ elif wl == "dpo":
 elif wl in ("rm_bt", "rm_pairwise"):
     step, unit, per = reward_model(wl == "rm_pairwise")
     reps *= 5
+elif wl == "familiarity":
+    step, unit, per = familiarity()
+    reps = min(reps, 10)
 elif wl == "rollouts":
     step, unit, per = rollouts()
     reps = min(reps, 10)

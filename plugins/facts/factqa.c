@@ -137,7 +137,8 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
                : -1;
     char fieldwhy[96], ewhy[96];
     snprintf(ewhy, sizeof ewhy, "no entity, or one outside the world's %d", s->w.n);
-    snprintf(fieldwhy, sizeof fieldwhy, "no text in field '%s' (option field)", field);
+    snprintf(fieldwhy, sizeof fieldwhy, "no text in field '%s' (%s)", field,
+             s->negation ? "judge_form = negation" : "option field");
     const char *why = !o                    ? "not a JSON object"
                       : !t                  ? fieldwhy
                       : s->negation && !val ? "no value (judge_form = negation)"
