@@ -262,5 +262,11 @@ TEST(factrl_update_matches_objective_and_finite_differences) {
     }
   }
   ASSERT(checked >= 20);
+  /* judge_reward = expected: each fact's 5 P(true) - 3, a malformed bio -15 */
+  double soft[4] = {0.6, -2.5, 9, 0};
+  b.soft = soft, b.expected = 1;
+  ASSERT_NEAR(reward_judge(&b, 0), 0.6, 0);
+  ASSERT_NEAR(reward_judge(&b, 1), -2.5, 0);
+  ASSERT_NEAR(reward_judge(&b, 2), -15, 0);
   nn_gpt_free(&s.pol), nn_gpt_free(&s.ref);
 }

@@ -7,7 +7,9 @@
  * calls
  * each stated fact true when P(true) > 0.5 (the label it would decode
  * greedily) and false otherwise; the reward is 2 #true - 3 #false, and -15
- * for a bio that does not parse or was cut off at max_tokens. Each step
+ * for a bio that does not parse or was cut off at max_tokens (with
+ * judge_reward = expected, each fact counts its expected reward under the
+ * judge's label distribution, 5 P(true) - 3, instead). Each step
  * samples `samples` bios for each of `prompts` entities (a seeded shuffle of
  * the train entities, epoch after epoch; two sampling shards with streams of
  * their own, so both cores give the same samples as one) and takes one
@@ -45,6 +47,9 @@ static const lathe_opt_t opts[] = {
      "\" VALUE .\"/\" not VALUE .\" after the cloze"},
     {"entities", LATHE_INT, "2000", 1, FW_MAX_ENTITIES, NULL, "the world's entities"},
     {"world", LATHE_INT, "0", 0, 1e18, NULL, "the world's seed (factsworld's seed)"},
+    {"judge_reward", LATHE_STR, "verdict", 0, -1, "verdict|expected",
+     "a fact's reward: +2/-3 by the judge's verdict (P(true) > 0.5), or its expectation "
+     "5 P(true) - 3"},
     {"steps", LATHE_INT, "200", 1, 1e9, NULL, "policy-gradient steps"},
     {"prompts", LATHE_INT, "16", 1, 4096, NULL, "entities per step"},
     {"samples", LATHE_INT, "4", 2, 256, NULL, "bios per entity (leave-one-out baseline)"},
@@ -64,7 +69,7 @@ typedef struct {
   nn_gpt_t pol, ref;
   fj_t judge;
   fw_world_t w;
-  int G, S, max_new, eval_S, eval_split, negation;
+  int G, S, max_new, eval_S, eval_split, negation, expected;
   int64_t steps, step, eval_every, pos;
   double lr, kl, clip, temp, rvar;
   int *order, ntrain; /* the train entities, in the current epoch's order */
@@ -76,13 +81,15 @@ typedef struct {
   int B, T, *tok, *plen, *rlen, *ent;
   float *mask;
   int *n_true, *n_false, *yes, *no, *bad;
+  double *soft; /* sum over the bio's facts of 5 P(true) - 3 */
+  int expected; /* judge_reward = expected: the reward is soft, not the verdicts' */
   char **text;
 } bios_t;
 
 static void bios_free(bios_t *b) {
   for (int i = 0; b->text && i < b->B; i++) free(b->text[i]);
   free(b->tok), free(b->plen), free(b->rlen), free(b->ent), free(b->mask), free(b->n_true);
-  free(b->n_false), free(b->yes), free(b->no), free(b->bad), free(b->text);
+  free(b->n_false), free(b->yes), free(b->no), free(b->bad), free(b->text), free(b->soft);
   memset(b, 0, sizeof *b);
 }
 
@@ -111,6 +118,7 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   s->lr = h->cfg_num(c, "lr"), s->kl = h->cfg_num(c, "kl_coef");
   s->clip = h->cfg_num(c, "grad_clip"), s->temp = h->cfg_num(c, "temperature");
   s->negation = !strcmp(h->cfg_str(c, "judge_form"), "negation");
+  s->expected = !strcmp(h->cfg_str(c, "judge_reward"), "expected");
   const char *es = h->cfg_str(c, "eval_split");
   s->eval_split = !strcmp(es, "train") ? FW_TRAIN : !strcmp(es, "val") ? FW_VAL : FW_TEST;
   if (fw_init(&s->w, (int)h->cfg_int(c, "entities"), (uint64_t)h->cfg_int(c, "world")))
@@ -158,10 +166,11 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
   b->n_true = calloc((size_t)B, sizeof *b->n_true),
   b->n_false = calloc((size_t)B, sizeof *b->n_false);
   b->yes = calloc((size_t)B, sizeof *b->yes), b->no = calloc((size_t)B, sizeof *b->no);
-  b->text = calloc((size_t)B, sizeof *b->text);
+  b->text = calloc((size_t)B, sizeof *b->text), b->soft = calloc((size_t)B, sizeof *b->soft);
+  b->expected = s->expected;
   char *text = malloc((size_t)M * 64 + 1), prompt[96], nm[FW_NAME_MAX];
   if (!pr || !out || !b->plen || !b->rlen || !b->ent || !b->bad || !b->n_true || !b->n_false ||
-      !b->yes || !b->no || !b->text || !text)
+      !b->yes || !b->no || !b->text || !b->soft || !text)
     rc = LATHE_ENOMEM;
   for (int i = 0; i < n && !rc; i++) {
     snprintf(prompt, sizeof prompt, "bio of %s :", fw_name(&s->w, ent[i], nm));
@@ -215,7 +224,10 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
   for (int k0 = 0; k0 < nst && !rc; k0 += 256) /* the judge, 256 statements at a time */
     rc = fj_ptrue(&s->judge, (const char *const *)st + k0, s->negation ? val + k0 : NULL,
                   nst - k0 < 256 ? nst - k0 : 256, pt + k0);
-  for (int k = 0; k < nst && !rc; k++) pt[k] > 0.5 ? b->yes[owner[k]]++ : b->no[owner[k]]++;
+  for (int k = 0; k < nst && !rc; k++) {
+    pt[k] > 0.5 ? b->yes[owner[k]]++ : b->no[owner[k]]++;
+    b->soft[owner[k]] += fw_fact_value(pt[k]);
+  }
   for (int k = 0; k < nst; k++) free(st[k]);
   free(st), free(owner), free(val), free(pt);
   /* prompt ++ response as training rows, the response tokens masked in */
@@ -238,6 +250,7 @@ static int sample_bios(fr_t *s, const int *ent, int n, int S, nn_rng_t *rngs, bi
 }
 
 static double reward_judge(const bios_t *b, int i) {
+  if (b->expected) return b->bad[i] ? fw_bio_reward(0, 0, 1) : b->soft[i];
   return fw_bio_reward(b->yes[i], b->no[i], b->bad[i]);
 }
 static double reward_true(const bios_t *b, int i) {

@@ -55,6 +55,7 @@ local rl_steps = lathe.opt("rl_steps", 300)
 local rl_lr = lathe.opt("rl_lr", 1e-4)
 local kl_coef = lathe.opt("kl_coef", 0.05)
 local judge_form = lathe.opt("judge_form", "negation") -- how a judge reads a claim (section 5)
+local judge_reward = lathe.opt("judge_reward", "verdict") -- a fact's reward in RL: verdict | expected
 local parts_s = lathe.opt("parts", "sft,rm,rl") -- the experiments to run (rl runs rm's judges too)
 local base_run = lathe.opt("base_run", 0) -- reuse a pretrained base (an sft run on this world's corpus)
 local base_name = lathe.opt("figure", "unfamiliar_facts")
@@ -509,13 +510,14 @@ for _, kind in ipairs(rm_kinds) do
   for s = 1, seeds do
     assert(judges[kind][s].status == "done", "a judge did not finish")
     rl[kind][s] = lathe.spawn("factrl", {init_run = policy.id, judge_run = judges[kind][s].id,
-                                         judge_form = judge_form,
+                                         judge_form = judge_form, judge_reward = judge_reward,
                                          entities = entities, world = world, steps = rl_steps,
                                          prompts = 16, samples = 4, lr = rl_lr,
                                          kl_coef = kl_coef, max_tokens = 48,
                                          eval_every = math.max(1, rl_steps // 6),
                                          eval_samples = 4, seed = s, ckpt_every = 50,
-                                         out = string.format("%s_rl_%s_s%d_r%d", tag, kind, s,
+                                         out = string.format("%s_rl_%s_%s_s%d_r%d", tag, kind,
+                                                             judge_reward, s,
                                                              judges[kind][s].id)})
     all[#all + 1] = rl[kind][s]
   end
@@ -545,7 +547,7 @@ for _, kind in ipairs(rm_kinds) do
   bio_res[m] = {}
   for s = 1, seeds do
     assert(rl[kind][s].status == "done", "an RL run did not finish")
-    local bins, tot = bio_bins(string.format("%s_rl_%s_s%d_r%d", tag, kind, s,
+    local bins, tot = bio_bins(string.format("%s_rl_%s_%s_s%d_r%d", tag, kind, judge_reward, s,
                                             judges[kind][s].id))
     bio_res[m][s] = {bins = bins, tot = tot}
   end
