@@ -430,7 +430,9 @@ if not parts.rl then return end
 
 -- 6. long-form factuality RL (experiment 3): a bio policy fine-tuned from the
 -- base on the true bios of the familiar train entities (fewer than two of
--- their four questions unfamiliar), then REINFORCE with a KL penalty where a
+-- their four questions unfamiliar), each cut after its first 1 to 4
+-- sentences (uniformly: a policy that never ends a bio early could not learn
+-- to state fewer facts; with whole bios RL left the length unchanged), then REINFORCE with a KL penalty where a
 -- judge calls each stated fact: the standard judge of section 5 (facts of an
 -- oracle over the train entities, half true) or a conservative judge trained
 -- on facts the policy itself states about the train entities, labelled by
@@ -441,7 +443,8 @@ for _, q in ipairs(Q) do
   e.n, e.u = e.n + (q.unfamiliar and 1 or 0), e.u + (samples - q.nc) / 4
   ent_unf[q.entity] = e
 end
-local bio_data, bio_train, bio_test = string.format("%s_bio_sft_r%d", tag, base.id),
+local rng = 88172645463325252 -- xorshift64: the same bio lengths on every machine
+local bio_data, bio_train, bio_test = string.format("%s_bio_sft_var_r%d", tag, base.id),
                                       tag .. "_bios_train", tag .. "_bios_test"
 do
   local recs, tr, te = {}, {}, {}
@@ -450,7 +453,14 @@ do
     local r = {prompt = b.prompt, entity = b.entity, k = b.k, split = b.split}
     if b.split == "train" then
       tr[#tr + 1] = r
-      if ent_unf[b.entity].n < 2 then recs[#recs + 1] = {prompt = b.prompt, response = b.response} end
+      if ent_unf[b.entity].n < 2 then -- its first m sentences, m uniform in 1..4
+        rng = rng ~ (rng << 13) rng = rng ~ (rng >> 7) rng = rng ~ (rng << 17)
+        local m, kept = 1 + (rng & 0x7fffffff) % 4, {}
+        for sentence in b.response:gmatch("[^.]+ %.") do
+          if #kept < m then kept[#kept + 1] = sentence end
+        end
+        recs[#recs + 1] = {prompt = b.prompt, response = table.concat(kept)}
+      end
     elseif b.split == "test" then
       te[#te + 1] = r
     end
