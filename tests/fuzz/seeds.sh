@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 C=$ROOT/tests/fuzz/corpus
 W=$(mktemp -d /tmp/lathe-seeds-XXXXXX)
 trap 'rm -rf "$W"' EXIT
-rm -rf "$C" && mkdir -p "$C"/{ckpt,model,import,store,config,table}
+rm -rf "$C" && mkdir -p "$C"/{ckpt,model,import,store,config,table,facts}
 # attribute tables: a small one, the synthetic 4 x 2, a duplicate pair, the cities' first 12
 printf 'object\tcolor\tbig\nsun\tyellow\t1\nsky\tblue\t1\nbee\tyellow\t0\n' >"$C/table/small.tsv"
 printf 'object\ta0\ta1\no0\t0\t0\no1\t1\t0\no2\t0\t1\no3\t1\t1\n' >"$C/table/synthetic4.tsv"
@@ -50,6 +50,15 @@ D=$ROOT/share/data
 "$ROOT/$B/lathe" data generate mazedata mz --store s.lmdb --set transitions=3 >/dev/null 2>&1
 { printf '\004'; "$ROOT/$B/lathe" data export mz --store s.lmdb; } >"$C/import/transitions"
 { printf '\004'; printf '{"observations":[1,2],"actions":[0.5],"rewards":1,"next_observations":[1,2],"terminals":0,"timeouts":1}\n'; } >"$C/import/transitions-d4rl"
+# facts: answers (selector byte: entity, attribute, truth) and fuzz-facts' world's own bios
+printf '\005 paris .' >"$C/facts/answer"
+printf "\022 i don't know ." >"$C/facts/idk"
+"$ROOT/$B/lathe" data generate factsworld fb --store s.lmdb --set set=bios --set entities=12 \
+  --set seed=5 >/dev/null 2>&1
+for e in 0 3; do
+  { printf "\\$(printf %03o $e)"; "$ROOT/$B/lathe" data export fb --store s.lmdb |
+    sed -n "$((e + 1))s/.*\"response\":\"\\([^\"]*\\)\".*/\\1/p" | tr -d '\n'; } >"$C/facts/bio$e"
+done
 # config text: --set lines, and a stored config as JSON
 printf 'steps=300\nlr=0.00025\ngamma=0.99\ndouble_q=true\nhead=hl_gauss\nhidden=64,64\n' >"$C/config/set-lines"
 printf '{"steps":300,"lr":0.00025,"gamma":0.99,"double_q":false,"head":"c51","hidden":"8"}' >"$C/config/json"
