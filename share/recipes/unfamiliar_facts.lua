@@ -27,16 +27,23 @@
 --      from the base on statements of the train entities, standard (every
 --      question's true and false statement, labelled by truth) or
 --      conservative (unfamiliar questions: only the false statement), read
---      as P(" true") against P(" false") on the test entities' statements.
--- Seeds vary the fine-tuning and the sampling; n = `seeds` per cell, IQM
--- with a 95% bootstrap interval. No checkpoint is selected: every
--- fine-tuned model is evaluated once, at its last step, on test entities.
---   6. long-form factuality RL (experiment 3): a bio policy, REINFORCE with
---      a KL penalty and +2/-3 per fact as a judge calls it, the standard
---      judge of 5 against a conservative one trained on the policy's own
---      facts; true and false facts per bio on the test entities.
+--      on the test entities' statements in the form `judge_form`: negation
+--      (the cloze continued by " paris ." or " not paris .", the default)
+--      or statement (the sentence continued by " true" or " false": the
+--      spec's form, which this base cannot learn; recipes README);
+--   6. long-form factuality RL (experiment 3): a bio policy (true bios of
+--      the familiar train entities, cut after 1 to 4 sentences), REINFORCE
+--      with a KL penalty and +2/-3 per fact as a judge calls it (factrl),
+--      the standard judge of 5 against a conservative one trained on the
+--      policy's own facts; true and false facts per bio on the test
+--      entities.
+-- Seeds vary the fine-tuning, the judges, RL and the sampling; n = `seeds`
+-- per cell, IQM with a 95% bootstrap interval. No checkpoint is selected:
+-- every model is evaluated once, at its last step, on test entities.
+-- `parts` picks experiments (sft, rm, rl), `base_run` reuses a pretrained
+-- base of this world.
 --
---   lathe run share/recipes/unfamiliar_facts.lua --threads 2
+--   lathe run share/recipes/unfamiliar_facts.lua --threads 1 --workers 2   # about 45 min
 --   lathe run share/recipes/unfamiliar_facts.lua --set entities=200 --set pre_steps=300 \
 --       --set seeds=1 --set ft_steps=50 --set rm_steps=50 --set bio_steps=50 \
 --       --set rl_steps=4                                             # a smoke run
