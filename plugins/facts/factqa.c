@@ -537,8 +537,8 @@ static const lathe_plugin_t plugin = {
     .name = "factqa",
     .kind = LATHE_ALGORITHM,
     .version = "1.0.0",
-    .doc = "a model's answers in the facts world counted (familiarity, answer classes) or a "
-           "True/False judge's P(true), as a dataset",
+    .doc = "a model's answers in the facts world counted (familiarity, answer classes), its "
+           "sampled bios checked, or a True/False judge's P(true), as a dataset",
     .opts = opts,
     .nn_abi = NN_ABI,
     .create = create,
