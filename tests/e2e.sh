@@ -348,6 +348,7 @@ expect facts_pipeline 0 "factrl: reward_judge -?[0-9.]+ reward_true -?[0-9.]+" -
 expect factqa_bio_bad_entity 1 "record 0: no entity, or one outside the world's 48" -- "$LATHE" run "$T/facts.lua" --store fq4.lmdb --set mode=badentity
 expect factrl_judge_not_lm 1 "judge_run 7 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq5.lmdb --set mode=notjudge
 expect factqa_no_answer 1 "factqa: dataset 'noans' record 0: no answer" -- "$LATHE" run "$T/facts.lua" --store fq1.lmdb --set mode=noanswer
+expect factqa_empty_answer_list 1 "dataset 'freeqa' record 1: its answer list is empty or holds a non-string" -- "$LATHE" run "$T/facts.lua" --store fq6.lmdb --set mode=emptyanswers
 expect factqa_bad_attr 1 "record 0: attr is not city, job, born or team" -- "$LATHE" run "$T/facts.lua" --store fq2.lmdb --set mode=badattr
 expect factqa_not_lm 1 "init_run 2 \(regress\): not a language model" -- "$LATHE" run "$T/facts.lua" --store fq3.lmdb --set mode=notlm
 

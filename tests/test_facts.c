@@ -102,6 +102,21 @@ TEST(facts_sentences_and_classifier) {
   fw_free(&w);
 }
 
+TEST(facts_free_text_answers) { /* SQuAD's normalisation, then any accepted answer */
+  const char *nq[2] = {"14 December 1972 UTC", "December 1972"};
+  const char *band[1] = {"The Beatles"};
+  ASSERT_EQ(fw_classify_free(" december 1972 .", nq, 2), FW_CORRECT);
+  ASSERT_EQ(fw_classify_free("14 December, 1972 UTC .", nq, 2), FW_CORRECT);
+  ASSERT_EQ(fw_classify_free(" 1972 .", nq, 2), FW_WRONG);
+  ASSERT_EQ(fw_classify_free(" beatles .", band, 1), FW_CORRECT); /* article dropped */
+  ASSERT_EQ(fw_classify_free(" a   Beatles! .", band, 1), FW_CORRECT);
+  ASSERT_EQ(fw_classify_free(" theBeatles .", band, 1), FW_WRONG); /* not a word */
+  ASSERT_EQ(fw_classify_free(" i don't know .", band, 1), FW_ABSTAIN);
+  ASSERT_EQ(fw_classify_free(" the beatles", band, 1), FW_MALFORMED);     /* no " ." */
+  ASSERT_EQ(fw_classify_free(" the . beatles .", band, 1), FW_MALFORMED); /* empty */
+  ASSERT_EQ(fw_classify_free(" beatles .", band, 0), FW_WRONG);
+}
+
 TEST(facts_bio_checker) {
   fw_world_t w;
   ASSERT_EQ(fw_init(&w, 10, 3), 0);

@@ -11,7 +11,11 @@
  *                  own: the same samples on 1 or 2 threads), and classifies
  *                  each against the record's answer for its attr: correct,
  *                  wrong (another value), abstain ("i don't know"),
- *                  malformed. Records need field, answer and attr.
+ *                  malformed. Records need field, answer and attr; or, for
+ *                  a real QA set (NQ-Open), field and answer as a list of
+ *                  accepted strings (1 to 64), matched after SQuAD's
+ *                  normalisation (fw_classify_free; answers then read
+ *                  "<correct>" or "<wrong>").
  *   mode = judge   P(true) of each record by a generative True/False judge
  *                  (judge.h: an sft run on labelled claims), in the form
  *                  `judge_form`: the record's `field` (a statement)
@@ -68,13 +72,15 @@ static const lathe_opt_t opts[] = {
     {NULL}};
 
 enum { M_SAMPLE, M_JUDGE, M_BIO };
-enum { ANS_IDK = -2, ANS_MALFORMED = -1 };
+enum { ANS_CORRECT_FREE = -4, ANS_WRONG_FREE = -3, ANS_IDK = -2, ANS_MALFORMED = -1 };
 
 typedef struct {
   char *text, *entity, *split; /* entity and split: JSON text, or NULL */
   char *value;                 /* judge, negation form */
   int attr, truth, k, correct; /* correct: -1 unknown */
-  int e;                       /* bio: the entity */
+  char **alias;                /* free-text QA: the accepted answers (nalias), else NULL */
+  int nalias;
+  int e; /* bio: the entity */
 } fq_rec_t;
 
 typedef struct {
@@ -96,6 +102,10 @@ static void destroy(void *self) {
   if (!s) return;
   for (int64_t i = 0; s->r && i < s->n; i++)
     free(s->r[i].text), free(s->r[i].entity), free(s->r[i].split), free(s->r[i].value);
+  for (int64_t i = 0; s->r && i < s->n; i++) {
+    for (int j = 0; j < s->r[i].nalias; j++) free(s->r[i].alias[j]);
+    free(s->r[i].alias);
+  }
   for (int64_t i = 0; s->bio && i < s->n; i++) free(s->bio[i]);
   free(s->r), free(s->cnt), free(s->ans), free(s->ptrue), free(s->bio), fw_free(&s->w);
   fj_free(&s->m);
@@ -135,6 +145,22 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
     r->e = o && json_object_object_get_ex(o, "entity", &v) && json_object_is_type(v, json_type_int)
                ? json_object_get_int(v)
                : -1;
+    int nfree = -1; /* free-text QA: "answer" is a list of accepted strings */
+    if (o && s->mode == M_SAMPLE && json_object_object_get_ex(o, "answer", &v) &&
+        json_object_is_type(v, json_type_array)) {
+      int m = (int)json_object_array_length(v);
+      nfree = m > 0 && m <= 64 ? m : 0;
+      for (int j = 0; j < nfree; j++)
+        if (!json_object_is_type(json_object_array_get_idx(v, (size_t)j), json_type_string))
+          nfree = 0;
+      if (nfree > 0 && !(r->alias = calloc((size_t)nfree, sizeof *r->alias))) nfree = 0;
+      for (int j = 0; r->alias && j < nfree; j++) {
+        r->alias[j] = strdup(json_object_get_string(json_object_array_get_idx(v, (size_t)j)));
+        if (r->alias[j]) r->nalias++;
+      }
+      if (r->alias && r->nalias < nfree)
+        return (json_object_put(o), h->fail(c, LATHE_ENOMEM, "out of memory"));
+    }
     char fieldwhy[96], ewhy[96];
     snprintf(ewhy, sizeof ewhy, "no entity, or one outside the world's %d", s->w.n);
     snprintf(fieldwhy, sizeof fieldwhy, "no text in field '%s' (%s)", field,
@@ -144,6 +170,8 @@ static int read_records(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, const ch
                       : s->negation && !val ? "no value (judge_form = negation)"
                       : s->mode == M_JUDGE  ? NULL
                       : s->mode == M_BIO    ? (r->e < 0 || r->e >= s->w.n ? ewhy : NULL)
+                      : nfree > 0           ? NULL
+                      : nfree == 0          ? "its answer list is empty or holds a non-string"
                       : !at                 ? "no attr"
                       : r->attr < 0         ? "attr is not city, job, born or team"
                       : !ans                ? "no answer"
@@ -278,7 +306,9 @@ static int step_sample(fq_t *s, int64_t i0, int P) {
   for (int b = 0; b < B && !rc && s->mode == M_SAMPLE; b++) {
     const fq_rec_t *r = &s->r[i0 + b / S];
     nn_tok_decode(&s->m.tok, out + (size_t)b * M, ol[b], text, (size_t)M * 64 + 1);
-    int v, cls = fw_classify(r->attr, r->truth, text, &v);
+    int v, cls = r->alias ? fw_classify_free(text, (const char *const *)r->alias, r->nalias)
+                          : fw_classify(r->attr, r->truth, text, &v);
+    if (r->alias) v = cls == FW_CORRECT ? ANS_CORRECT_FREE : ANS_WRONG_FREE;
     s->cnt[(i0 + b / S) * FW_CLASSES + cls]++;
     s->ans[(i0 + b / S) * S + b % S] = (int16_t)(cls == FW_ABSTAIN     ? ANS_IDK
                                                  : cls == FW_MALFORMED ? ANS_MALFORMED
@@ -386,8 +416,11 @@ static char *record_json(const fq_t *s, int64_t i, double p40) {
     json_object *a = json_object_new_array();
     for (int j = 0; j < s->S; j++) {
       int v = s->ans[i * s->S + j];
-      json_object_array_add(a, json_object_new_string(v == ANS_IDK         ? "<idk>"
-                                                      : v == ANS_MALFORMED ? "<malformed>"
+      json_object_array_add(a,
+                            json_object_new_string(v == ANS_IDK            ? "<idk>"
+                                                   : v == ANS_MALFORMED    ? "<malformed>"
+                                                   : v == ANS_CORRECT_FREE ? "<correct>"
+                                                   : v == ANS_WRONG_FREE   ? "<wrong>"
                                                                            : fw_value(r->attr, v)));
     }
     json_object_object_add(o, "answers", a);
@@ -490,7 +523,9 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
         bad |= s->cnt[i * FW_CLASSES + k] < 0, tot += s->cnt[i * FW_CLASSES + k];
       bad |= tot != S;
       for (int j = 0; j < S && !bad; j++)
-        bad = s->ans[i * S + j] < ANS_IDK || s->ans[i * S + j] >= fw_nvalues(s->r[i].attr);
+        bad = s->r[i].alias
+                  ? s->ans[i * S + j] < ANS_CORRECT_FREE || s->ans[i * S + j] >= 0
+                  : s->ans[i * S + j] < ANS_IDK || s->ans[i * S + j] >= fw_nvalues(s->r[i].attr);
     } else if (s->mode == M_BIO) {
       int64_t tot = 0;
       for (int k = 0; k < 3; k++)

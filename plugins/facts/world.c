@@ -2,6 +2,7 @@
  * the answer classifier, the bio checker and the spec's rewards. */
 #include "world.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,45 @@ int fw_classify(int a, int truth, const char *text, int *value) {
   if (n == strlen(FW_IDK) && !memcmp(s, FW_IDK, n)) return FW_ABSTAIN;
   *value = fw_value_find(a, s, n);
   return *value < 0 ? FW_MALFORMED : *value == truth ? FW_CORRECT : FW_WRONG;
+}
+
+/* SQuAD's answer normalisation into out (cap >= 1): lower case, ASCII
+ * punctuation dropped, the words a, an and the dropped, spaces collapsed. */
+static void normalize(const char *s, size_t n, char *out, size_t cap) {
+  size_t at = 0, word = 0; /* word: where the current word starts in out */
+  for (size_t i = 0; i <= n && at + 1 < cap; i++) {
+    unsigned char ch = i < n ? (unsigned char)s[i] : ' ';
+    if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
+    if (ch < 0x80 && ispunct(ch)) continue;
+    if (isspace(ch)) {
+      size_t len = at - word;
+      if ((len == 1 && !memcmp(out + word, "a", 1)) || (len == 2 && !memcmp(out + word, "an", 2)) ||
+          (len == 3 && !memcmp(out + word, "the", 3)))
+        at = word; /* an article: dropped */
+      else if (len)
+        out[at++] = ' ';
+      word = at;
+      continue;
+    }
+    out[at++] = (char)ch;
+  }
+  while (at && out[at - 1] == ' ') at--;
+  out[at] = 0;
+}
+
+int fw_classify_free(const char *text, const char *const *answers, int n) {
+  const char *s = skip_spaces(text), *end = strstr(s, " .");
+  if (!end) return FW_MALFORMED;
+  size_t len = (size_t)(end - s);
+  if (len == strlen(FW_IDK) && !memcmp(s, FW_IDK, len)) return FW_ABSTAIN;
+  char said[512], ref[512];
+  normalize(s, len, said, sizeof said);
+  if (!said[0]) return FW_MALFORMED;
+  for (int i = 0; i < n; i++) {
+    normalize(answers[i], strlen(answers[i]), ref, sizeof ref);
+    if (ref[0] && !strcmp(said, ref)) return FW_CORRECT;
+  }
+  return FW_WRONG;
 }
 
 int fw_bio_facts(const fw_world_t *w, int e, const char *text, fw_fact_t *facts, int max,

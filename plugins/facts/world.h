@@ -90,6 +90,13 @@ typedef struct {
 } fw_fact_t;
 #define FW_MAX_FACTS 64
 
+/* Classify a free-text answer (a real QA set's, NQ-Open's) against its
+ * accepted answers[0..n): the text before the first " ." (none: malformed),
+ * "i don't know" (abstain), or, after SQuAD's normalisation (lower case, no
+ * punctuation, no a/an/the, single spaces), equal to one of the answers
+ * (correct) or not (wrong; empty after normalisation: malformed). */
+int fw_classify_free(const char *text, const char *const *answers, int n);
+
 /* Parse the bio text of entity e: sentences "NAME <attribute phrase> VALUE ."
  * separated by spaces, into facts[0..max) (*nfacts counts every sentence
  * parsed, also past max; a repeated fact counts each time). Returns 0, or

@@ -4,10 +4,12 @@
 -- statements (run 3: factqa, mode judge, the base as judge; run 4 the same
 -- in the negation form), a bio policy (run 5: sft on the bios), its bios
 -- checked (run 6: factqa, mode bio), and factrl from that policy with the
--- base as judge (run 7, the negation form with rlform = negation). mode "fam" stops
+-- base as judge (run 7, the negation form with rlform = negation), then
+-- free-text records (answer lists, as NQ-Open's) sampled. mode "fam" stops
 -- after run 2. Bad input: mode "noanswer" (questions without answers),
 -- "notlm" (init_run is not a language model), "badattr" (an attr that is
--- not one of the world's), "badentity" (a bio record of an entity outside
+-- not one of the world's), "emptyanswers" (a free-text record whose answer
+-- list holds a number), "badentity" (a bio record of an entity outside
 -- the world), "notjudge" (factrl's judge_run is not a language model).
 local mode = lathe.opt("mode", "all")
 local every = lathe.opt("every", 1000)
@@ -33,6 +35,20 @@ elseif mode == "badattr" then
 elseif mode == "notlm" then
   fam.init_run = lathe.run("regress", {steps = 2}).id
 end
+-- free text (a real QA set's records): answer as a list of accepted strings
+local function free_text()
+  assert(lathe.data.create("freeqa", "any", {{prompt = "who sang it ?", answer = {"The Band", "band"}},
+                                             {prompt = "x ?", answer = mode == "emptyanswers" and {1} or {"y"}}}))
+  local fr = lathe.run("factqa", {dataset = "freeqa", init_run = base.id, samples = 2,
+                                  max_tokens = 4, out = "freeout"})
+  if fr.status ~= "done" then error(fr.error, 0) end
+  local fo = lathe.data.get("freeout", 1)
+  assert(fo.correct + fo.wrong + fo.abstain + fo.malformed == 2 and #fo.answers == 2, "free-text counts")
+  for _, a in ipairs(fo.answers) do
+    assert(({["<correct>"] = 1, ["<wrong>"] = 1, ["<idk>"] = 1, ["<malformed>"] = 1})[a], a)
+  end
+  print("free text: ok")
+end
 local f = lathe.run("factqa", fam)
 if f.status ~= "done" then error(f.error, 0) end
 local n, first = lathe.data.count("fam"), lathe.data.get("fam", 1)
@@ -40,6 +56,7 @@ assert(n == 192 and first.n == 12 and #first.answers == 12 and first.attr == "ci
 assert(first.correct + first.wrong + first.abstain + first.malformed == 12, "classes add up")
 print(string.format("familiarity: %d records, p40 %s, unfamiliar %.3f", n,
                     tostring(f.summary["familiarity/p40"]), f.summary["familiarity/unfamiliar"]))
+if mode == "emptyanswers" then free_text() end
 if mode == "fam" then return end
 local j = lathe.run("factqa", {dataset = "f_statements", init_run = base.id, mode = "judge",
                                chunk = 64, out = "judged", ckpt_every = every})
@@ -80,3 +97,4 @@ if x.status ~= "done" then error(x.error, 0) end
 assert(lathe.data.count("rlout") == 12, "one record per test entity")
 print(string.format("factrl: reward_judge %.3f reward_true %.3f", x.summary["eval/reward_judge"],
                     x.summary["eval/reward_true"]))
+free_text()
