@@ -1,5 +1,6 @@
 /* fuzz_facts.c - libFuzzer target: the facts world's readers of model
- * output (a sampled answer and a sampled bio are untrusted text). The first
+ * output (a sampled answer and a sampled bio are untrusted text), and the
+ * free-text classifier of real QA answers. The first
  * byte picks the entity, the attribute and the truth; the rest is the text.
  * The classifier's class and value must agree (a correct answer names the
  * truth, a wrong one another value of the attribute, the others none), and
@@ -23,6 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (cls < 0 || cls >= FW_CLASSES || (cls == FW_CORRECT) != (v == truth && v >= 0) ||
       (cls == FW_WRONG) != (v >= 0 && v != truth) || v >= fw_nvalues(a))
     abort();
+  const char *alias[2] = {text, "the answer"}; /* free text: any class, never a crash */
+  int fc = fw_classify_free(text, alias, 2);
+  if (fc < 0 || fc >= FW_CLASSES) abort();
   fw_fact_t f[FW_MAX_FACTS];
   int n, t, fl, rc = fw_bio_facts(&w, e, text, f, FW_MAX_FACTS, &n);
   if (n < 0 || (rc && rc != -1) || (!rc && n == 0)) abort();
