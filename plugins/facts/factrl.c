@@ -4,13 +4,12 @@
  * The policy (init_run: an sft run on bios, "bio of NAME :" -> sentences)
  * writes bios of the world's train entities; a True/False judge (judge_run:
  * an sft run on labelled claims, read in the form judge_form, judge.h)
- * calls
- * each stated fact true when P(true) > 0.5 (the label it would decode
+ * calls each stated fact true when P(true) > 0.5 (the label it would decode
  * greedily) and false otherwise; the reward is 2 #true - 3 #false, and -15
  * for a bio that does not parse or was cut off at max_tokens (with
  * judge_reward = expected, each fact counts its expected reward under the
- * judge's label distribution, 5 P(true) - 3, instead). Each step
- * samples `samples` bios for each of `prompts` entities (a seeded shuffle of
+ * judge's label distribution, 5 P(true) - 3, instead). Each step samples
+ * `samples` bios for each of `prompts` entities (a seeded shuffle of
  * the train entities, epoch after epoch; two sampling shards with streams of
  * their own, so both cores give the same samples as one) and takes one
  * REINFORCE step: the advantage of a bio is its reward minus the mean of
