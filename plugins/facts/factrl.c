@@ -125,11 +125,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   int rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"),
                            " (factrl writes bios in words)", &s->tok, &s->pol);
   if (rc) return rc;
-  nn_tok_t rtok = {0};
-  if ((rc = tx_model_of_run(h, c, "init_run", (uint32_t)h->cfg_int(c, "init_run"), "", &rtok,
-                            &s->ref)))
-    return rc;
-  nn_tok_free(&rtok);
+  nn_rng_t r0; /* pi_ref: a frozen copy of the initial policy (as pref's pairs.c makes it) */
+  nn_rng_seed(&r0, 0);
+  if (nn_gpt_init(&s->ref, s->pol.cfg, &r0)) return h->fail(c, LATHE_ENOMEM, "out of memory");
+  nn_params_copy(&s->ref.params, &s->pol.params);
   if ((rc = tx_model_of_run(h, c, "judge_run", (uint32_t)h->cfg_int(c, "judge_run"),
                             " (the judge reads statements in words)", &s->judge.tok, &s->judge.g)))
     return rc;
