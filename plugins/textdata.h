@@ -1,8 +1,8 @@
 /* textdata.h - what the text plugins (sft, pref on a dataset, stepneg, pr2l,
- * archer) share: reading a dataset's records (text, sft or prefs layout),
- * the held-out split, turning a prompt and a response into token ids within
- * a context, the text model of another run, and a clock for perf/ metrics.
- * Header-only; included by the plugins. */
+ * archer, facts) share: reading a dataset's records (text, sft or prefs
+ * layout), the held-out split, turning a prompt and a response (or a prompt
+ * alone, its end kept) into token ids within a context, the text model of another run, and a clock
+ * for perf/ metrics. Header-only; included by the plugins. */
 #ifndef LATHE_TEXTDATA_H
 #define LATHE_TEXTDATA_H
 
@@ -126,6 +126,20 @@ static inline int tx_encode(const nn_tok_t *t, const char *prompt, const char *r
   free(pp), free(rr);
   *plen = keep_p;
   return keep_p + keep_r;
+}
+
+/* The ids of text into ids, its end kept when it takes more than max ids
+ * (a prompt whose last words must stay next to what follows). Returns how
+ * many were written, or -1 (no memory). */
+static inline int tx_encode_end(const nn_tok_t *t, const char *text, int *ids, int max) {
+  int n = nn_tok_encode(t, text, strlen(text), NULL, 0);
+  int *all = malloc(((size_t)n + 1) * sizeof *all);
+  if (!all) return -1;
+  nn_tok_encode(t, text, strlen(text), all, n);
+  int keep = n < max ? n : max;
+  memcpy(ids, all + (n - keep), (size_t)keep * sizeof *ids);
+  free(all);
+  return keep;
 }
 
 /* The text model of run `run` (its newest checkpoint) into empty tok and g,

@@ -226,18 +226,6 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   return 0;
 }
 
-/* The prompt's ids, its end kept when it is longer than max. */
-static int encode_prompt(const nn_tok_t *t, const char *text, int *ids, int max) {
-  int n = nn_tok_encode(t, text, strlen(text), NULL, 0);
-  int *all = malloc(((size_t)n + 1) * sizeof *all);
-  if (!all) return -1;
-  nn_tok_encode(t, text, strlen(text), all, n);
-  int keep = n < max ? n : max;
-  memcpy(ids, all + (n - keep), (size_t)keep * sizeof *ids);
-  free(all);
-  return keep;
-}
-
 /* Bio mode: each record's S sampled bios (out, ol) parsed into facts and
  * checked against the world; counts into cnt, the texts and the facts of
  * the well-formed bios (as statements with their truth) into bio[i]. */
@@ -288,7 +276,7 @@ static int step_sample(fq_t *s, int64_t i0, int P) {
   char *text = malloc((size_t)M * 64 + 1);
   if (!pr || !pl || !out || !ol || !text) rc = LATHE_ENOMEM;
   for (int p = 0; p < P && !rc; p++) {
-    int len = encode_prompt(&s->m.tok, s->r[i0 + p].text, pr + (size_t)p * S * maxp, maxp);
+    int len = tx_encode_end(&s->m.tok, s->r[i0 + p].text, pr + (size_t)p * S * maxp, maxp);
     if (len < 0) rc = LATHE_ENOMEM;
     if (len == 0) /* an empty prompt: start from <eos>, as a text record does */
       pr[(size_t)p * S * maxp] = NN_TOK_EOS, len = 1;

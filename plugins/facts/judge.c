@@ -1,22 +1,12 @@
 /* judge.c - the True/False judge (judge.h). */
 #include "judge.h"
 
+#include "../textdata.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The text's ids, its end kept when it takes more than max (>= 1). */
-static int encode_end(const nn_tok_t *t, const char *text, int *ids, int max) {
-  int n = nn_tok_encode(t, text, strlen(text), NULL, 0);
-  int *all = malloc(((size_t)n + 1) * sizeof *all);
-  if (!all) return -1;
-  nn_tok_encode(t, text, strlen(text), all, n);
-  int keep = n < max ? n : max;
-  memcpy(ids, all + (n - keep), (size_t)keep * sizeof *ids);
-  free(all);
-  return keep;
-}
 
 int fj_ptrue(fj_t *j, const char *const *prompts, const char *const *values, int n, double *out) {
   int C = j->g.cfg.ctx, rc = 0, T = 2;
@@ -38,7 +28,7 @@ int fj_ptrue(fj_t *j, const char *const *prompts, const char *const *values, int
         rc = LATHE_ESHAPE;
         break;
       }
-      int np = encode_end(&j->tok, prompts[i], r, C - m);
+      int np = tx_encode_end(&j->tok, prompts[i], r, C - m);
       if (np < 0) rc = LATHE_ENOMEM;
       if (np == 0) r[0] = NN_TOK_EOS, np = 1; /* an empty prompt: from <eos> */
       nn_tok_encode(&j->tok, cont, strlen(cont), r + np, m);
