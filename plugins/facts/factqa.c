@@ -354,7 +354,7 @@ static void put_metrics(fq_t *s, const lathe_host_t *h, lathe_ctx_t *c, int64_t 
 }
 
 /* The 40th percentile of the correct counts over split train's records (all
- * when there are none); -1 when there are no records. */
+ * when there are none; a run has at least one record); NaN without memory. */
 static double threshold(const fq_t *s, int *over_train) {
   double *x = malloc((size_t)s->n * sizeof *x), p;
   int m = 0;

@@ -43,7 +43,7 @@
 -- `parts` picks experiments (sft, rm, rl), `base_run` reuses a pretrained
 -- base of this world.
 --
---   lathe run share/recipes/unfamiliar_facts.lua --threads 1 --workers 2   # about 45 min
+--   lathe run share/recipes/unfamiliar_facts.lua --threads 1 --workers 2   # about 36 min
 --   lathe run share/recipes/unfamiliar_facts.lua --set entities=200 --set pre_steps=300 \
 --       --set seeds=1 --set ft_steps=50 --set rm_steps=50 --set bio_steps=50 \
 --       --set rl_steps=4                                             # a smoke run
