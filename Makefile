@@ -44,7 +44,20 @@ NN_SO = $(B)/liblathe-nn.so
 NN_LINK = -L$(B) -llathe-nn
 RPATH_BIN = -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib/lathe'
 
-all: $(B)/.deps $(B)/lathe $(NN_SO) $(PLUGIN_SO)
+# Open MPI is optional: liblathe-mpi.so (workbench/mpi/transport.c, the only
+# code that calls MPI) is built with mpicc when it is installed, beside the
+# binary; `lathe run --mpi` loads it (workbench/cluster.h). `make test`
+# installs Open MPI and builds it.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+MPI_SO = $(if $(MPICC),$(B)/liblathe-mpi.so)
+
+all: $(B)/.deps $(B)/lathe $(NN_SO) $(PLUGIN_SO) $(MPI_SO)
+
+$(B)/liblathe-mpi.so: workbench/mpi/transport.c workbench/cluster.h $(B)/.deps
+	@echo "  MPI     $@"
+	@OMPI_CC=$(CC) $(MPICC) $(CFLAGS_ALL) -shared -o $@ $<
+
+mpi: $(B)/liblathe-mpi.so
 
 $(B)/.deps: scripts/deps.sh
 	@mkdir -p $(B)
@@ -105,7 +118,8 @@ $(B)/test-unit: $(TEST_OBJ) $(CORE_OBJ) $(NN_SO)
 
 # The terminal tests drive the dashboard in tmux and render figures with rsvg-convert.
 test: all $(B)/test-unit $(B)/lathe-tamper
-	@LATHE_DEPS_EXTRA="tmux librsvg2-bin" sh scripts/deps.sh
+	@LATHE_DEPS_EXTRA="tmux librsvg2-bin openmpi-bin libopenmpi-dev" sh scripts/deps.sh
+	@$(MAKE) --no-print-directory B=$(B) CC=$(CC) OPT="$(OPT)" SAN="$(SAN)" mpi
 	B=$(B) bash tests/all.sh
 
 # The demo works in $(B)/demo/: its store and figures land there, not in the tree.
@@ -160,7 +174,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/lathe/examples $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/lathe $(DESTDIR)$(PREFIX)/bin/lathe
 	install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/plugins/
-	install -m 755 $(NN_SO) $(DESTDIR)$(PREFIX)/lib/lathe/
+	install -m 755 $(NN_SO) $(MPI_SO) $(DESTDIR)$(PREFIX)/lib/lathe/
 	install -m 644 workbench/lathe.h workbench/mathtext.h $(DESTDIR)$(PREFIX)/include/lathe/
 	install -m 644 workbench/nn/nn.h workbench/nn/lm.h workbench/nn/rm.h workbench/nn/tok.h \
 		$(DESTDIR)$(PREFIX)/include/lathe/nn/
@@ -176,7 +190,7 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: all test demo asan tsan valgrind bench install format clean fuzz fuzz-build
+.PHONY: all test demo asan tsan valgrind bench install format clean fuzz fuzz-build mpi
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(B)/bench: bench/bench.c $(NN_SO)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../storage/dataset.h"
+#include "cluster.h"
 #include "error.h"
 #include "registry.h"
 
@@ -96,6 +97,7 @@ static int ds_count_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 static int64_t h_dataset_count(lathe_ctx_t *c, const char *name) {
   ds_args a = {name, 0, 0, NULL};
   if (!c->run) return lathe_seterr(LATHE_ENOTFOUND, "no store outside a run");
+  if (c->run->sess->remote) return cluster_ds_count(c->run, name);
   int rc = lathe_store_read(c->run->sess->store, ds_count_txn, &a);
   return rc ? rc : a.count;
 }
@@ -114,6 +116,7 @@ static int ds_get_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
   ds_args a = {name, i, 0, NULL};
   if (!c->run) return NULL;
+  if (c->run->sess->remote) return cluster_ds_get(c->run, name, i);
   lathe_store_read(c->run->sess->store, ds_get_txn, &a);
   return a.out;
 }
@@ -309,6 +312,7 @@ int lathe_run_state(lathe_store_t *st, uint32_t id, lathe_buf_t *out, char plugi
 }
 
 static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char plugin[64]) {
+  if (c->run && c->run->sess->remote) return cluster_run_state(c->run, id, out, plugin);
   if (!c->run || !c->run->sess->store)
     return lathe_seterr(LATHE_EUSAGE, "checkpoints of other runs need a store");
   return lathe_run_state(c->run->sess->store, id, out, plugin);
@@ -316,6 +320,10 @@ static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char 
 
 static int h_dataset_create(lathe_ctx_t *c, const char *name, const char *schema,
                             const char *const *records, int64_t n) {
+  if (c->run && c->run->sess->remote) {
+    int rc = cluster_ds_create(c->run, name, schema, records, n);
+    return rc ? h_fail(c, rc, "%s", lathe_lasterr()) : 0;
+  }
   if (!c->run || !c->run->sess->store)
     return h_fail(c, LATHE_EUSAGE, "writing dataset '%s' needs a store", name);
   json_object *all = json_object_new_array();

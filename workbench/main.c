@@ -27,6 +27,7 @@
 #include "error.h"
 #include "nn/nn.h"
 #include "registry.h"
+#include "cluster.h"
 #include "run.h"
 
 extern char *openblas_get_config(void);
@@ -42,6 +43,7 @@ typedef struct opts {
   int logy, recipe;                                 /* show --recipe */
   long long from_ckpt;                              /* resume --from-checkpoint */
   int have_from;
+  int mpi;     /* --mpi: ranks of an Open MPI job (workbench/cluster.h) */
   char **sets; /* --set; lathe plot's --label, --vline and --hline share the array sizes */
   int nsets;
   char **labels, **vlines, **hlines;
@@ -84,12 +86,13 @@ static const struct command {
   const char *opts;    /* the options it takes, space-separated and space-padded */
   const char *summary, *help;
 } cmds[] = {
-    {"run", NULL, cmd_run, " --store --headless --set --seed --threads --workers ", "run a recipe",
+    {"run", NULL, cmd_run, " --store --headless --set --seed --threads --workers --mpi ",
+     "run a recipe",
      "examples:\n"
      "  lathe run share/recipes/hlgauss_cartpole.lua\n"
      "  lathe run my.lua --headless --seed 3 --set lr=3e-4 --set dqn.batch_size=64\n"
      "usage: lathe run RECIPE.lua [--store PATH] [--headless] [--set KEY=VALUE]...\n"
-     "                            [--seed N] [--threads N] [--workers N]\n"
+     "                            [--seed N] [--threads N] [--workers N] [--mpi]\n"
      "  --store PATH     the store (default ./lathe.lmdb, or $LATHE_STORE)\n"
      "  --headless       JSON lines on stdout (the default when stdout is not a terminal)\n"
      "  --set KEY=VALUE  override a config key of every run (PLUGIN.KEY for one plugin)\n"
@@ -97,13 +100,16 @@ static const struct command {
      "  --seed N         add N to the seed of every run\n"
      "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"
      "  --workers N      runs stepped in parallel (default 1); for sweeps of small\n"
-     "                   networks, --threads 1 --workers <cores> is fastest\n"},
-    {"resume", NULL, cmd_resume, " --store --headless --threads --workers --from-checkpoint ",
+     "                   networks, --threads 1 --workers <cores> is fastest\n"
+     "  --mpi            one rank of an Open MPI job (mpirun -np N lathe run R --mpi):\n"
+     "                   rank 0 runs the recipe and owns the store, the other ranks\n"
+     "                   step its runs, --workers at a time each\n"},
+    {"resume", NULL, cmd_resume, " --store --headless --threads --workers --from-checkpoint --mpi ",
      "continue interrupted or crashed runs",
      "examples:\n"
      "  lathe resume 12\n"
      "  lathe resume 3 4 5 --threads 1 --workers 2\n"
-     "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N]\n"
+     "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N] [--mpi]\n"
      "       lathe resume RUN --from-checkpoint STEP\n"
      "  Continues each RUN from its newest checkpoint; the result is bit-identical to\n"
      "  a run never stopped (same thread count). A checkpoint whose checksum does not\n"
@@ -321,6 +327,7 @@ enum {
   O_OUT,
   O_RECIPE,
   O_FROM,
+  O_MPI,
   NOPTS
 };
 static const struct {
@@ -339,6 +346,7 @@ static const struct {
     [O_METRIC] = {"--metric", NULL, 1},   [O_NAME] = {"--name", NULL, 1},
     [O_SCHEMA] = {"--schema", NULL, 1},   [O_OUT] = {"--output", "-o", 1},
     [O_RECIPE] = {"--recipe", NULL, 0},   [O_FROM] = {"--from-checkpoint", NULL, 1},
+    [O_MPI] = {"--mpi", NULL, 0},
 };
 
 static int takes(int opt, const char *cmd) {
@@ -459,6 +467,9 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     case O_RECIPE:
       o->recipe = 1;
       break;
+    case O_MPI:
+      o->mpi = 1;
+      break;
     case O_FROM:
       o->from_ckpt = strtoll(val, &end, 10);
       if (*end || o->from_ckpt < 0 || !*val)
@@ -539,9 +550,28 @@ static int dashboard(lathe_session_t *s, const opts_t *o, const char *title) {
   return 0;
 }
 
+/* --mpi: start MPI. On a worker rank, serve rank 0's runs until it says
+ * quit, then return 1 with *code the exit status; on rank 0 (or without
+ * --mpi) return 0 and the command goes on. */
+static int mpi_rank(opts_t *o, int *code) {
+  if (!o->mpi) return 0;
+  int rank, size, workers = o->workers ? o->workers : 1;
+  o->headless = 1; /* mpirun gives ranks a pty of its own: never a user's terminal */
+  lathe_cluster_set_slots(workers);
+  int rc = lathe_cluster_init(&rank, &size);
+  if (rc) return *code = fail(rc), 1;
+  if (rank == 0) return 0;
+  rc = lathe_declare_builtins();
+  if (!rc) rc = lathe_cluster_serve(o->threads > 0 ? o->threads : 0, workers);
+  *code = rc ? fail(rc) : 0;
+  return 1;
+}
+
 static int run_or_check(opts_t *o, int check) {
   const char *cmd = check ? "check" : "run";
   if (o->nargs != 1) return usage_err(cmd, "%s", "wants exactly one RECIPE.lua");
+  int code;
+  if (!check && mpi_rank(o, &code)) return code;
   int rc = lathe_declare_builtins();
   if (rc) return fail(rc);
   lathe_store_t *st = NULL;
@@ -592,6 +622,7 @@ static int cmd_resume(opts_t *o) {
   int rc;
   for (int i = 0; i < o->nargs; i++)
     if ((rc = parse_run_id("resume", o->args[i], &ids[i]))) return rc;
+  if (mpi_rank(o, &rc)) return rc;
   if ((rc = lathe_declare_builtins())) return fail(rc);
   lathe_store_t *st;
   if ((rc = open_store(o, 0, &st))) return rc;
@@ -1421,6 +1452,9 @@ static int cmd_doctor(opts_t *o) {
                        "NO_COLOR"};
   for (size_t i = 0; i < sizeof env / sizeof *env; i++)
     if (getenv(env[i])) printf("env         %s=%s\n", env[i], getenv(env[i]));
+  char why[512] = "";
+  const char *mpi = lathe_cluster_probe(why, sizeof why);
+  printf("mpi         %s\n", mpi ? mpi : why);
   printf("plugins     %s\n", lathe_plugin_dir());
   printf("share       %s\n", lathe_share_dir());
   printf("store       %s%s%s (%s)\n", o->store[0] == '/' ? "" : cwd, o->store[0] == '/' ? "" : "/",
@@ -1505,6 +1539,7 @@ int main(int argc, char **argv) {
     return rc == 1 ? 0 : rc;
   }
   rc = c->fn(&o);
+  lathe_cluster_finalize(); /* --mpi: the worker ranks told to quit, MPI ended */
   free_opts(&o);
   return rc;
 }

@@ -28,7 +28,7 @@ static entry_t *entries;
 static int nentries, cap;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *exe_dir(void) {
+const char *lathe_exe_dir(void) {
   static char dir[PATH_MAX];
   if (!dir[0]) {
     ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
@@ -50,8 +50,8 @@ const char *lathe_plugin_dir(void) {
   const char *env = getenv("LATHE_PLUGIN_DIR");
   if (env && *env) return env;
   if (!dir[0]) {
-    snprintf(dir, sizeof dir, "%s/plugins", exe_dir());
-    if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s/../lib/lathe/plugins", exe_dir());
+    snprintf(dir, sizeof dir, "%s/plugins", lathe_exe_dir());
+    if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s/../lib/lathe/plugins", lathe_exe_dir());
   }
   return dir;
 }
@@ -65,10 +65,10 @@ const char *lathe_share_dir(void) {
     const char *up[] = {"/../share", "/../../share"};
     for (int i = 0; i < 2 && !dir[0]; i++) {
       char p[PATH_MAX];
-      snprintf(p, sizeof p, "%s%s/plugins.lua", exe_dir(), up[i]);
-      if (!access(p, R_OK)) snprintf(dir, sizeof dir, "%s%s", exe_dir(), up[i]);
+      snprintf(p, sizeof p, "%s%s/plugins.lua", lathe_exe_dir(), up[i]);
+      if (!access(p, R_OK)) snprintf(dir, sizeof dir, "%s%s", lathe_exe_dir(), up[i]);
     }
-    if (!dir[0]) snprintf(dir, sizeof dir, "%s/../share/lathe", exe_dir());
+    if (!dir[0]) snprintf(dir, sizeof dir, "%s/../share/lathe", lathe_exe_dir());
   }
   return dir;
 }

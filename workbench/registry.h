@@ -23,6 +23,8 @@ const char *lathe_registry_name(int i);
 /* The directory built-in plugins live in (LATHE_PLUGIN_DIR, else next to the
  * binary: build/plugins or PREFIX/lib/lathe/plugins). */
 const char *lathe_plugin_dir(void);
+/* The folder of the running binary (/proc/self/exe). */
+const char *lathe_exe_dir(void);
 /* The share directory (LATHE_SHARE_DIR, else ../share beside build/, else
  * PREFIX/share/lathe). */
 const char *lathe_share_dir(void);

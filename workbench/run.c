@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "error.h"
 #include "registry.h"
 
@@ -270,6 +271,11 @@ static int write_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
 }
 
 int run_flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int truncate) {
+  if (r->sess->remote) { /* a worker rank: rank 0 writes it */
+    int rc = cluster_flush(r, st, ckpt, truncate);
+    if (!rc) r->npending = 0, r->last_flush = lathe_now();
+    return rc;
+  }
   char *rec = make_record(r, st);
   write_args a = {r, rec, ckpt, truncate};
   int rc = lathe_store_write(r->sess->store, write_txn, &a);
@@ -402,6 +408,30 @@ int lathe_run_new(lathe_session_t *s, const char *plugin, const char *const *key
     run_free(r);
     return rc;
   }
+  *out = r;
+  return 0;
+}
+
+int lathe_run_adopt(lathe_session_t *s, uint32_t id, const char *plugin, const char *cfg_json,
+                    lathe_run_t **out) {
+  *out = NULL;
+  const lathe_plugin_t *p;
+  int rc = lathe_registry_get(plugin, &p);
+  if (rc) return rc;
+  if (p->kind != LATHE_ALGORITHM)
+    return lathe_seterr(LATHE_EUSAGE, "run %u: '%s' is not an algorithm", id, plugin);
+  lathe_run_t *r = run_alloc(s, p);
+  json_object *cfg = json_tokener_parse(cfg_json);
+  rc = !r || !cfg ? LATHE_ENOMEM : lathe_cfg_init(&r->cfg, p->name, p->opts, run_host_opts);
+  if (!rc) rc = lathe_cfg_from_json(&r->cfg, cfg);
+  json_object_put(cfg);
+  if (rc) {
+    if (r) run_free(r);
+    return rc;
+  }
+  r->id = id;
+  read_host_opts(r);
+  atomic_store(&r->active, 1);
   *out = r;
   return 0;
 }

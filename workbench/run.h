@@ -39,7 +39,8 @@ typedef enum {
 const char *lathe_status_name(lathe_status_t s);
 
 typedef struct lathe_session lathe_session_t;
-#define LATHE_MAX_WORKERS 64
+#define LATHE_MAX_WORKERS 64   /* --workers, per process */
+#define LATHE_MAX_THREADS 1024 /* worker threads of one session (rank 0's proxies) */
 
 typedef struct lathe_point {
   char name[64];
@@ -120,6 +121,7 @@ typedef struct lathe_run {
   int lua_waiters;   /* [loop] coroutines waiting on this run */
   atomic_int active; /* [any] in the workers' list (written under sess->mu; read anywhere) */
   int busy;          /* [any] held by a worker right now */
+  int slot;          /* on a worker rank: its slot (cluster.h); unused elsewhere */
 } lathe_run_t;
 
 struct lathe_session {
@@ -144,9 +146,12 @@ struct lathe_session {
   int nruns, capruns;
   /* workers */
   int workers; /* how many (set before init; default 1) */
-  pthread_t worker[LATHE_MAX_WORKERS];
+  pthread_t worker[LATHE_MAX_THREADS];
   int worker_started;
-  int rr; /* [any] round-robin position in active */
+  atomic_int worker_next; /* each worker thread's index, taken as it starts */
+  int proxy;              /* rank 0 under --mpi: the workers are proxies of remote slots */
+  int remote;             /* a worker rank's session: no loop, no store (cluster.c) */
+  int rr;                 /* [any] round-robin position in active */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   lathe_run_t **active; /* [any] runs the worker steps */

@@ -52,8 +52,19 @@ void run_record_metric(lathe_run_t *r, uint64_t step, const char *name, double v
 void run_note_best(lathe_run_t *r, uint64_t step, double v);
 void run_free_kids(lathe_ctx_t *c);
 
-/* worker.c: a checkpoint's header read from b; the worker thread. */
+/* worker.c: a checkpoint's header read from b; the worker thread; run r's
+ * newest checkpoint (or r->from_ckpt's) read from the store into buf, with
+ * the main metric's best up to it set on r (*found 0: none; *prev: the
+ * checkpoint before it, -1 if none); r stepped to its end on this thread (a
+ * worker rank's slot). */
 int run_ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damaged);
 void *run_worker_main(void *arg);
+int run_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev);
+void run_drive(lathe_run_t *r);
+
+/* run.c: run id made on a worker rank from what rank 0 sent (plugin name,
+ * config JSON); owned by the caller (run_free), not the session's. */
+int lathe_run_adopt(lathe_session_t *s, uint32_t id, const char *plugin, const char *cfg_json,
+                    lathe_run_t **out);
 
 #endif

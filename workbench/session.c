@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "error.h"
 #include "nn/nn.h"
 
@@ -23,6 +24,10 @@ void run_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint
       free(text);
     else
       r->prelog[r->nprelog++] = ev;
+    return;
+  }
+  if (s->remote) { /* a worker rank: to rank 0's loop */
+    cluster_event(r, &ev);
     return;
   }
   pthread_mutex_lock(&s->mu);
@@ -167,6 +172,10 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
   s->tick.data = s;
   if (s->workers < 1) s->workers = 1;
   if (s->workers > LATHE_MAX_WORKERS) s->workers = LATHE_MAX_WORKERS;
+  if (cluster_slots() > 0) { /* rank 0 under --mpi: one proxy per remote slot */
+    s->proxy = 1;
+    s->workers = cluster_slots() < LATHE_MAX_THREADS ? cluster_slots() : LATHE_MAX_THREADS;
+  }
   if (store && !s->check_only)
     for (int i = 0; i < s->workers; i++) {
       if (pthread_create(&s->worker[i], NULL, run_worker_main, s))

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "error.h"
 #include "nn/nn.h"
 #include "registry.h"
@@ -148,9 +149,17 @@ static int load_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
   return rc == LATHE_ENOTFOUND ? 0 : rc;
 }
 
-static int restore(lathe_run_t *r) {
+int run_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev) {
   load_args a = {r, {0}, 0, 0, -1};
   int rc = lathe_store_read(r->sess->store, load_txn, &a);
+  *buf = a.buf, *step = a.step, *found = a.found, *prev = a.prev;
+  return rc;
+}
+
+static int restore(lathe_run_t *r) {
+  load_args a = {r, {0}, 0, 0, -1};
+  int rc = r->sess->remote ? cluster_load(r, &a.buf, &a.step, &a.found, &a.prev)
+                           : run_load(r, &a.buf, &a.step, &a.found, &a.prev);
   if (rc || !a.found) {
     lathe_buf_free(&a.buf);
     if (!rc) run_event(r->sess, EV_LOG, r, NULL, 0, strdup("no checkpoint: starting over"));
@@ -343,7 +352,8 @@ static int chunk(lathe_run_t *r, double budget) {
  * results do not depend on how many workers there are or who stepped what. */
 void *run_worker_main(void *arg) {
   lathe_session_t *s = arg;
-  sigset_t set; /* signals are the loop's */
+  int me = atomic_fetch_add(&s->worker_next, 1); /* this worker's index (a proxy's slot) */
+  sigset_t set;                                  /* signals are the loop's */
   sigfillset(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   nn_thread_init();
@@ -364,7 +374,9 @@ void *run_worker_main(void *arg) {
     double budget = s->nactive > s->workers ? 0.02 : 0.1;
     pthread_mutex_unlock(&s->mu);
     int progressed = 1;
-    if (!r->live)
+    if (s->proxy) /* rank 0 under --mpi: the run steps on remote slot k, to its end */
+      cluster_proxy(s, r, me);
+    else if (!r->live)
       run_begin(r);
     else
       progressed = chunk(r, budget);
@@ -380,5 +392,23 @@ void *run_worker_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&s->mu);
+  if (s->proxy) cluster_quit_slot(me);
   return NULL;
+}
+
+/* A worker rank's slot: r from its start to its end on this thread, the
+ * run's requests from rank 0 read between chunks. */
+void run_drive(lathe_run_t *r) {
+  run_begin(r);
+  while (atomic_load(&r->active)) {
+    int progressed = chunk(r, 0.1);
+    if (!atomic_load(&r->active)) break;
+    if (cluster_sync(r)) { /* rank 0 is gone: nothing can be written; stop here */
+      fprintf(stderr, "lathe: run %u: %s\n", r->id, lathe_lasterr());
+      break;
+    }
+    if (!progressed) nanosleep(&(struct timespec){0, 50000000}, NULL);
+  }
+  run_free_kids(&r->ctx);
+  if (r->self) r->plugin->destroy(r->self), r->self = NULL;
 }

@@ -1,0 +1,700 @@
+/* cluster.c - sweeps over Open MPI ranks: loading the transport module, rank
+ * 0's proxies and the worker ranks' slots (cluster.h says who does what).
+ * No MPI header here: every message goes through the module's send/recv. */
+#include "cluster.h"
+
+#include <dlfcn.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "nn/nn.h"
+#include "registry.h"
+#include "runimpl.h"
+
+enum { /* message kinds, the first byte of every message */
+       M_RUN = 1,
+       M_QUIT,
+       M_REPLY,
+       M_FLUSH,
+       M_EVENTS,
+       M_END,
+       M_LOAD,
+       M_DSCOUNT,
+       M_DSGET,
+       M_STATE,
+       M_DSCREATE,
+       M_SYNC
+};
+
+static const lathe_mpi_t *mpi;
+static int my_rank, n_ranks, per_rank = 1; /* worker slots per rank (--workers) */
+
+/* ---- the module ------------------------------------------------------------------- */
+
+static void *module_open(char *why, size_t n) {
+  const char *where[] = {"%s/liblathe-mpi.so", "%s/../lib/lathe/liblathe-mpi.so"};
+  char path[PATH_MAX];
+  void *dl = NULL;
+  for (int i = 0; i < 2 && !dl; i++) {
+    snprintf(path, sizeof path, where[i], lathe_exe_dir());
+    if (!access(path, R_OK)) {
+      /* RTLD_GLOBAL: Open MPI's own components resolve libmpi's symbols */
+      dl = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+      if (!dl) snprintf(why, n, "%s", dlerror());
+    } else if (i == 0)
+      snprintf(why, n,
+               "lathe was built without Open MPI (no liblathe-mpi.so beside it); install "
+               "openmpi-bin and libopenmpi-dev, then make");
+  }
+  return dl;
+}
+
+static const lathe_mpi_t *module_table(void *dl, char *why, size_t n) {
+  lathe_mpi_entry_fn f = (lathe_mpi_entry_fn)dlsym(dl, "lathe_mpi_module");
+  const lathe_mpi_t *t = f ? f() : NULL;
+  if (!t || t->abi != LATHE_MPI_ABI) {
+    snprintf(why, n, "liblathe-mpi.so is from another build of lathe (rebuild it)");
+    return NULL;
+  }
+  return t;
+}
+
+const char *lathe_cluster_probe(char *why, size_t n) {
+  void *dl = module_open(why, n);
+  const lathe_mpi_t *t = dl ? module_table(dl, why, n) : NULL;
+  return t ? t->version() : NULL; /* MPI_Get_library_version needs no MPI_Init */
+}
+
+int lathe_cluster_init(int *rank, int *size) {
+  char why[512] = "";
+  void *dl = module_open(why, sizeof why);
+  if (dl) mpi = module_table(dl, why, sizeof why);
+  if (!mpi) return lathe_seterr(LATHE_EUSAGE, "--mpi: %s", why);
+  if (mpi->init(&my_rank, &n_ranks, why, sizeof why)) {
+    mpi = NULL;
+    return lathe_seterr(LATHE_EUSAGE, "--mpi: %s", why);
+  }
+  *rank = my_rank, *size = n_ranks;
+  return 0;
+}
+
+int lathe_cluster_on(void) {
+  return mpi && n_ranks > 1;
+}
+
+static unsigned char *quit_sent; /* rank 0: slots told to quit */
+
+void lathe_cluster_finalize(void) {
+  if (!mpi) return;
+  for (int k = 0; k < cluster_slots(); k++) cluster_quit_slot(k); /* those not told yet */
+  free(quit_sent), quit_sent = NULL;
+  mpi->finalize();
+  mpi = NULL;
+}
+
+/* ---- messages --------------------------------------------------------------------- */
+
+static void put_str(lathe_buf_t *b, const char *s) {
+  uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
+  LATHE_PUT(b, n);
+  if (s) lathe_buf_put(b, s, n);
+}
+
+/* A string (malloc'd; NULL for a NULL one or a short message, b->err then set). */
+static char *get_str(lathe_buf_t *b) {
+  uint32_t n;
+  LATHE_GET(b, n);
+  if (b->err || n == UINT32_MAX) return NULL;
+  char *s = n <= lathe_buf_left(b) ? malloc((size_t)n + 1) : NULL;
+  if (!s) {
+    b->err = LATHE_ECKPT;
+    return NULL;
+  }
+  lathe_buf_get(b, s, n);
+  s[n] = 0;
+  return s;
+}
+
+static void get_str_into(lathe_buf_t *b, char *out, size_t cap) {
+  char *s = get_str(b);
+  snprintf(out, cap, "%s", s ? s : "");
+  free(s);
+}
+
+static void put_points(lathe_buf_t *b, const lathe_point_t *p, int n) {
+  uint32_t k = (uint32_t)n;
+  LATHE_PUT(b, k);
+  lathe_buf_put(b, p, (size_t)n * sizeof *p);
+}
+
+static int get_points(lathe_buf_t *b, lathe_point_t **p, int *n, int *cap) {
+  uint32_t k;
+  LATHE_GET(b, k);
+  if (b->err || k > lathe_buf_left(b) / sizeof **p) return b->err = LATHE_ECKPT;
+  if ((int)k > *cap) {
+    lathe_point_t *q = realloc(*p, k * sizeof *q);
+    if (!q) return b->err = LATHE_ENOMEM;
+    *p = q, *cap = (int)k;
+  }
+  lathe_buf_get(b, *p, k * sizeof **p);
+  for (uint32_t i = 0; i < k; i++) (*p)[i].name[sizeof(*p)->name - 1] = 0;
+  *n = (int)k;
+  return b->err;
+}
+
+static int send_buf(lathe_buf_t *b, int dest, int tag) {
+  if (b->err) return lathe_seterr(LATHE_ENOMEM, "cluster: out of memory for a message");
+  if (mpi->send(b->p, b->n, dest, tag))
+    return lathe_seterr(LATHE_EIO, "cluster: sending %zu bytes to rank %d failed", b->n, dest);
+  return 0;
+}
+
+/* The next message from src on tag into b (owned by b), waiting at most
+ * timeout seconds (< 0: for ever); 1 on timeout. */
+static int recv_wait(lathe_buf_t *b, int src, int tag, uint8_t *kind, double timeout) {
+  void *p;
+  size_t n;
+  lathe_buf_free(b);
+  int rc = mpi->recv(src, tag, &p, &n, timeout);
+  if (rc == 1) return 1;
+  if (rc) return lathe_seterr(LATHE_EIO, "cluster: receiving from rank %d failed", src);
+  b->p = p, b->n = b->cap = n;
+  LATHE_GET(b, *kind);
+  return b->err ? lathe_seterr(LATHE_EIO, "cluster: an empty message from rank %d", src) : 0;
+}
+
+static int recv_buf(lathe_buf_t *b, int src, int tag, uint8_t *kind) {
+  return recv_wait(b, src, tag, kind, -1);
+}
+
+/* How long a proxy waits for its slot's next message once this process is
+ * being terminated: mpirun sends SIGTERM to every rank, then SIGKILL a
+ * second later (odls_base_sigkill_timeout); a slot silent that long after
+ * the stop went out is taken as dead, its run marked interrupted. */
+#define LOST_AFTER 0.6
+
+/* ---- rank 0: proxies ------------------------------------------------------------- */
+
+int cluster_slots(void) {
+  return lathe_cluster_on() && my_rank == 0 ? (n_ranks - 1) * per_rank : 0;
+}
+
+static void slot_addr(int k, int *rank, int *tag) {
+  *rank = 1 + k / per_rank, *tag = k % per_rank;
+}
+
+/* The run's requests, as every reply carries them. */
+static void put_flags(lathe_buf_t *b, lathe_run_t *r) {
+  pthread_mutex_lock(&r->sess->mu);
+  int32_t stop = atomic_load(&r->stop_req), ck = atomic_exchange(&r->ckpt_req, 0),
+          pause = atomic_load(&r->pause_req);
+  LATHE_PUT(b, stop), LATHE_PUT(b, ck), LATHE_PUT(b, pause);
+  put_str(b, r->stop_why);
+  pthread_mutex_unlock(&r->sess->mu);
+}
+
+static void get_flags(lathe_buf_t *b, lathe_run_t *r) {
+  int32_t stop, ck, pause;
+  char why[256];
+  LATHE_GET(b, stop), LATHE_GET(b, ck), LATHE_GET(b, pause);
+  get_str_into(b, why, sizeof why);
+  if (b->err) return;
+  if (stop && !atomic_load(&r->stop_req)) lathe_run_stop(r, (lathe_stop_t)stop, why);
+  if (ck) atomic_store(&r->ckpt_req, 1);
+  atomic_store(&r->pause_req, pause);
+}
+
+static void reply_start(lathe_buf_t *b, lathe_run_t *r, int rc) {
+  uint8_t kind = M_REPLY;
+  int32_t code = rc;
+  LATHE_PUT(b, kind), LATHE_PUT(b, code);
+  put_str(b, rc ? lathe_lasterr() : "");
+  put_flags(b, r);
+}
+
+/* A FLUSH: the slot's copy of what run_flush writes, applied to rank 0's run. */
+static int apply_flush(lathe_run_t *r, lathe_buf_t *m) {
+  int32_t st, truncate, has_ckpt, have_best;
+  int64_t step, total, ckpt_step, best_step, best_ckpt;
+  double ckpt_time, best;
+  LATHE_GET(m, st), LATHE_GET(m, truncate), LATHE_GET(m, step), LATHE_GET(m, total);
+  LATHE_GET(m, ckpt_step), LATHE_GET(m, ckpt_time), LATHE_GET(m, have_best);
+  LATHE_GET(m, best), LATHE_GET(m, best_step), LATHE_GET(m, best_ckpt);
+  get_str_into(m, r->errmsg, sizeof r->errmsg);
+  get_points(m, &r->last, &r->nlast, &r->caplast);
+  get_points(m, &r->pending, &r->npending, &r->cappending);
+  LATHE_GET(m, has_ckpt);
+  if (m->err || st < RUN_PENDING || st > RUN_DIVERGED)
+    return lathe_seterr(LATHE_EIO, "cluster: run %u: a malformed store write", r->id);
+  r->step = step, r->ckpt_step = ckpt_step, r->ckpt_time = ckpt_time;
+  atomic_store(&r->total, total);
+  r->have_best = have_best, r->best = best, r->best_step = best_step, r->best_ckpt = best_ckpt;
+  lathe_buf_t ck = {m->p + m->off, m->n - m->off, 0, 0, 0};
+  return run_flush(r, (lathe_status_t)st, has_ckpt ? &ck : NULL, truncate);
+}
+
+/* A batch of events from the slot, to rank 0's loop. */
+static void apply_events(lathe_session_t *s, lathe_run_t *r, lathe_buf_t *m) {
+  while (lathe_buf_left(m) && !m->err) {
+    uint8_t type;
+    uint64_t step;
+    double value;
+    char name[64];
+    LATHE_GET(m, type), LATHE_GET(m, step), LATHE_GET(m, value);
+    get_str_into(m, name, sizeof name);
+    char *text = get_str(m);
+    if (m->err || type > EV_CKPT) {
+      free(text);
+      break;
+    }
+    run_event_at(s, (lathe_ev_type_t)type, r, step, name[0] ? name : NULL, value, text);
+  }
+}
+
+/* The run ended on its slot (its last state is already written): what
+ * worker.c's finish does after its final write. */
+static void apply_end(lathe_session_t *s, lathe_run_t *r, lathe_buf_t *m) {
+  int32_t st, err;
+  uint64_t step;
+  LATHE_GET(m, st), LATHE_GET(m, err), LATHE_GET(m, step);
+  char *text = get_str(m);
+  if (m->err || st < RUN_PENDING || st > RUN_DIVERGED) st = RUN_FAILED, err = LATHE_EIO;
+  r->err = err;
+  snprintf(r->errmsg, sizeof r->errmsg, "%s", text ? text : "");
+  atomic_store(&r->status, st);
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->nactive; i++)
+    if (s->active[i] == r) {
+      memmove(s->active + i, s->active + i + 1, (s->nactive - i - 1) * sizeof *s->active);
+      s->nactive--;
+      break;
+    }
+  r->active = 0;
+  pthread_mutex_unlock(&s->mu);
+  run_event_at(s, EV_END, r, step, lathe_status_name((lathe_status_t)st), err, text);
+}
+
+/* The proxy lost its slot (the transport failed): the run is interrupted at
+ * its last checkpoint, as a killed process leaves it. */
+static void lost(lathe_session_t *s, lathe_run_t *r, int k) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s", lathe_lasterr());
+  pthread_mutex_lock(&s->mu);
+  r->npending = 0;
+  pthread_mutex_unlock(&s->mu);
+  snprintf(r->errmsg, sizeof r->errmsg, "worker slot %d lost: %.400s", k, msg);
+  run_flush(r, RUN_INTERRUPTED, NULL, 0);
+  lathe_buf_t b = {0};
+  uint8_t kind = M_END;
+  int32_t st = RUN_INTERRUPTED, err = LATHE_EIO;
+  uint64_t step = (uint64_t)r->step;
+  LATHE_PUT(&b, kind), LATHE_PUT(&b, st), LATHE_PUT(&b, err), LATHE_PUT(&b, step);
+  put_str(&b, r->errmsg);
+  b.off = 1;
+  apply_end(s, r, &b);
+  lathe_buf_free(&b);
+}
+
+static unsigned char dead[LATHE_MAX_THREADS]; /* rank 0: slots lost (only slot k's proxy writes [k]) */
+
+void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
+  int rank, tag;
+  slot_addr(k, &rank, &tag);
+  if (dead[k]) { /* its rank is gone: the run ends where its last checkpoint left it */
+    lathe_seterr(LATHE_EIO, "rank %d is gone", rank);
+    lost(s, r, k);
+    return;
+  }
+  lathe_buf_t b = {0}, m = {0};
+  uint8_t kind = M_RUN;
+  int32_t resume = r->resume;
+  json_object *cfg = lathe_cfg_json(&r->cfg);
+  LATHE_PUT(&b, kind), LATHE_PUT(&b, r->id), LATHE_PUT(&b, resume), LATHE_PUT(&b, r->from_ckpt);
+  put_str(&b, r->plugin->name);
+  put_str(&b, json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
+  json_object_put(cfg);
+  put_flags(&b, r);
+  int rc = send_buf(&b, rank, tag);
+  double silent_since = 0;
+  while (!rc) {
+    int w = recv_wait(&m, rank, tag, &kind, 0.2);
+    if (w == 1) { /* nothing yet: a dead slot while terminating? */
+      if (!s->signal) continue;
+      if (!silent_since) silent_since = lathe_now();
+      if (lathe_now() - silent_since < LOST_AFTER) continue;
+      rc = lathe_seterr(LATHE_EIO, "rank %d sent nothing for %.1f s after the stop", rank,
+                        LOST_AFTER);
+      break;
+    }
+    if ((rc = w)) break;
+    silent_since = 0;
+    lathe_buf_free(&b);
+    lathe_clearerr();
+    int code = 0;
+    switch (kind) {
+    case M_EVENTS:
+      apply_events(s, r, &m);
+      continue;
+    case M_END:
+      apply_end(s, r, &m);
+      lathe_buf_free(&m);
+      return;
+    case M_FLUSH:
+      code = apply_flush(r, &m);
+      reply_start(&b, r, code);
+      break;
+    case M_SYNC:
+      reply_start(&b, r, 0);
+      break;
+    case M_LOAD: {
+      lathe_buf_t ck = {0};
+      uint64_t step = 0;
+      int found = 0;
+      int64_t prev = -1;
+      code = run_load(r, &ck, &step, &found, &prev);
+      int32_t f = found, hb = r->have_best;
+      reply_start(&b, r, code);
+      LATHE_PUT(&b, f), LATHE_PUT(&b, step), LATHE_PUT(&b, prev), LATHE_PUT(&b, hb);
+      LATHE_PUT(&b, r->best), LATHE_PUT(&b, r->best_step);
+      lathe_buf_put(&b, ck.p, ck.n);
+      lathe_buf_free(&ck);
+      break;
+    }
+    case M_DSCOUNT: {
+      char *name = get_str(&m);
+      int64_t n = name ? run_host.dataset_count(&r->ctx, name) : LATHE_EIO;
+      reply_start(&b, r, n < 0 ? (int)n : 0);
+      LATHE_PUT(&b, n);
+      free(name);
+      break;
+    }
+    case M_DSGET: {
+      int64_t i;
+      char *name = get_str(&m);
+      LATHE_GET(&m, i);
+      char *rec = name && !m.err ? run_host.dataset_get(&r->ctx, name, i) : NULL;
+      reply_start(&b, r, rec ? 0 : LATHE_ENOTFOUND);
+      put_str(&b, rec);
+      free(name), free(rec);
+      break;
+    }
+    case M_STATE: {
+      uint32_t id;
+      char plugin[64] = "";
+      lathe_buf_t out = {0};
+      LATHE_GET(&m, id);
+      code = m.err ? LATHE_EIO : run_host.run_checkpoint(&r->ctx, id, &out, plugin);
+      reply_start(&b, r, code);
+      put_str(&b, plugin);
+      lathe_buf_put(&b, out.p, out.n);
+      lathe_buf_free(&out);
+      break;
+    }
+    case M_DSCREATE: {
+      char *name = get_str(&m), *schema = get_str(&m);
+      int64_t n = 0;
+      LATHE_GET(&m, n);
+      char **recs = !m.err && n >= 0 && (uint64_t)n <= lathe_buf_left(&m) / 4
+                        ? calloc((size_t)n + 1, sizeof *recs)
+                        : NULL;
+      for (int64_t i = 0; recs && i < n; i++) recs[i] = get_str(&m);
+      code = !recs || m.err || !name ? lathe_seterr(LATHE_EIO, "cluster: a malformed dataset")
+                                     : run_host.dataset_create(&r->ctx, name, schema,
+                                                               (const char *const *)recs, n);
+      reply_start(&b, r, code);
+      for (int64_t i = 0; recs && i < n; i++) free(recs[i]);
+      free(recs), free(name), free(schema);
+      break;
+    }
+    default:
+      rc = lathe_seterr(LATHE_EIO, "cluster: run %u: unknown message %d from rank %d", r->id, kind,
+                        rank);
+      continue;
+    }
+    rc = send_buf(&b, rank, tag);
+  }
+  lathe_buf_free(&b), lathe_buf_free(&m);
+  dead[k] = 1;
+  lost(s, r, k);
+}
+
+void cluster_quit_slot(int k) {
+  if (!quit_sent) quit_sent = calloc((size_t)cluster_slots() + 1, 1);
+  if ((quit_sent && quit_sent[k]++) || dead[k]) return;
+  int rank, tag;
+  slot_addr(k, &rank, &tag);
+  uint8_t kind = M_QUIT;
+  mpi->send(&kind, 1, rank, tag);
+}
+
+/* ---- worker ranks: slots ---------------------------------------------------------- */
+
+/* One slot: its tag, the lock that keeps each request next to its reply (a
+ * plugin's threads may call the host at once) and the events not yet sent. */
+typedef struct {
+  int tag;
+  pthread_mutex_t mu;
+  lathe_buf_t events;
+  int nevents;
+  lathe_session_t *s;
+} slot_t;
+
+static slot_t *slots;
+
+static slot_t *slot_of(lathe_run_t *r) {
+  return &slots[r->slot];
+}
+
+/* with the slot's lock held */
+static int send_events(slot_t *sl) {
+  if (!sl->nevents) return 0;
+  int rc = send_buf(&sl->events, 0, sl->tag);
+  lathe_buf_free(&sl->events);
+  sl->nevents = 0;
+  return rc;
+}
+
+static void msg_start(lathe_buf_t *b, uint8_t kind) {
+  LATHE_PUT(b, kind);
+}
+
+/* Send request b (freed) and wait for its reply into m: rc from rank 0 with
+ * its message, the run's requests applied. With the slot's lock held. */
+static int request(lathe_run_t *r, slot_t *sl, lathe_buf_t *b, lathe_buf_t *m) {
+  int rc = send_events(sl);
+  if (!rc) rc = send_buf(b, 0, sl->tag);
+  lathe_buf_free(b);
+  uint8_t kind = 0;
+  if (!rc) rc = recv_buf(m, 0, sl->tag, &kind);
+  if (rc) return rc;
+  int32_t code;
+  char msg[512];
+  LATHE_GET(m, code);
+  get_str_into(m, msg, sizeof msg);
+  get_flags(m, r);
+  if (m->err || kind != M_REPLY)
+    return lathe_seterr(LATHE_EIO, "cluster: run %u: a malformed reply from rank 0", r->id);
+  return code ? lathe_seterr(code, "%s", msg) : 0;
+}
+
+int cluster_flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int truncate) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  int32_t s32 = st, tr = truncate, has = ckpt != NULL, hb = r->have_best;
+  int64_t total = atomic_load(&r->total);
+  msg_start(&b, M_FLUSH);
+  LATHE_PUT(&b, s32), LATHE_PUT(&b, tr), LATHE_PUT(&b, r->step), LATHE_PUT(&b, total);
+  LATHE_PUT(&b, r->ckpt_step), LATHE_PUT(&b, r->ckpt_time), LATHE_PUT(&b, hb);
+  LATHE_PUT(&b, r->best), LATHE_PUT(&b, r->best_step), LATHE_PUT(&b, r->best_ckpt);
+  put_str(&b, r->errmsg);
+  put_points(&b, r->last, r->nlast);
+  put_points(&b, r->pending, r->npending);
+  LATHE_PUT(&b, has);
+  if (ckpt) lathe_buf_put(&b, ckpt->p, ckpt->n);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  lathe_buf_free(&m);
+  return rc;
+}
+
+void cluster_event(lathe_run_t *r, const lathe_event_t *ev) {
+  slot_t *sl = slot_of(r);
+  pthread_mutex_lock(&sl->mu);
+  if (ev->type == EV_END) { /* after every event before it, and the final write */
+    lathe_buf_t b = {0};
+    int32_t st = atomic_load(&r->status), err = (int32_t)ev->value;
+    send_events(sl);
+    msg_start(&b, M_END);
+    LATHE_PUT(&b, st), LATHE_PUT(&b, err), LATHE_PUT(&b, ev->step);
+    put_str(&b, ev->text);
+    send_buf(&b, 0, sl->tag);
+    lathe_buf_free(&b);
+  } else {
+    lathe_buf_t *b = &sl->events;
+    uint8_t type = (uint8_t)ev->type;
+    if (!sl->nevents) msg_start(b, M_EVENTS);
+    LATHE_PUT(b, type), LATHE_PUT(b, ev->step), LATHE_PUT(b, ev->value);
+    put_str(b, ev->name), put_str(b, ev->text);
+    if (++sl->nevents >= 4096 || b->n > (1 << 20)) send_events(sl);
+  }
+  pthread_mutex_unlock(&sl->mu);
+  free(ev->text);
+}
+
+int cluster_sync(lathe_run_t *r) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_SYNC);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  lathe_buf_free(&m);
+  return rc;
+}
+
+int cluster_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_LOAD);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  int32_t f = 0, hb = 0;
+  LATHE_GET(&m, f), LATHE_GET(&m, *step), LATHE_GET(&m, *prev), LATHE_GET(&m, hb);
+  LATHE_GET(&m, r->best), LATHE_GET(&m, r->best_step);
+  if (!rc && m.err) rc = lathe_seterr(LATHE_EIO, "cluster: run %u: a malformed checkpoint", r->id);
+  if (!rc) {
+    *found = f, r->have_best = hb;
+    lathe_buf_put(buf, m.p + m.off, m.n - m.off);
+    rc = buf->err;
+  }
+  lathe_buf_free(&m);
+  return rc;
+}
+
+int64_t cluster_ds_count(lathe_run_t *r, const char *name) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_DSCOUNT);
+  put_str(&b, name);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  int64_t n = 0;
+  LATHE_GET(&m, n);
+  lathe_buf_free(&m);
+  return rc ? rc : n;
+}
+
+char *cluster_ds_get(lathe_run_t *r, const char *name, int64_t i) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_DSGET);
+  put_str(&b, name);
+  LATHE_PUT(&b, i);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  char *rec = rc ? NULL : get_str(&m);
+  lathe_buf_free(&m);
+  return rec;
+}
+
+int cluster_run_state(lathe_run_t *r, uint32_t id, lathe_buf_t *out, char plugin[64]) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_STATE);
+  LATHE_PUT(&b, id);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  if (!rc) {
+    get_str_into(&m, plugin, 64);
+    lathe_buf_put(out, m.p + m.off, m.n - m.off);
+    rc = m.err ? LATHE_EIO : out->err;
+  }
+  lathe_buf_free(&m);
+  return rc;
+}
+
+int cluster_ds_create(lathe_run_t *r, const char *name, const char *schema,
+                      const char *const *records, int64_t n) {
+  slot_t *sl = slot_of(r);
+  lathe_buf_t b = {0}, m = {0};
+  msg_start(&b, M_DSCREATE);
+  put_str(&b, name), put_str(&b, schema);
+  LATHE_PUT(&b, n);
+  for (int64_t i = 0; i < n; i++) put_str(&b, records[i]);
+  pthread_mutex_lock(&sl->mu);
+  int rc = request(r, sl, &b, &m);
+  pthread_mutex_unlock(&sl->mu);
+  lathe_buf_free(&m);
+  return rc;
+}
+
+/* A slot's life: runs from rank 0, one at a time, until quit. */
+static void *slot_main(void *arg) {
+  slot_t *sl = arg;
+  sigset_t set; /* signals are the main thread's */
+  sigfillset(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  nn_thread_init();
+  lathe_buf_t m = {0};
+  uint8_t kind;
+  while (!recv_buf(&m, 0, sl->tag, &kind) && kind == M_RUN) {
+    uint32_t id;
+    int32_t resume;
+    int64_t from;
+    LATHE_GET(&m, id), LATHE_GET(&m, resume), LATHE_GET(&m, from);
+    char *plugin = get_str(&m), *cfg = get_str(&m);
+    lathe_run_t *r = NULL;
+    int rc = m.err || !plugin || !cfg
+                 ? lathe_seterr(LATHE_EIO, "cluster: a malformed run from rank 0")
+                 : lathe_run_adopt(sl->s, id, plugin, cfg, &r);
+    free(plugin), free(cfg);
+    if (rc) { /* rank 0 made this run from the same plugins: say why, and end */
+      fprintf(stderr, "lathe: rank %d: %s\n", my_rank, lathe_lasterr());
+      mpi->abort(lathe_exit_code(rc));
+    }
+    r->slot = (int)(sl - slots), r->resume = resume, r->from_ckpt = from;
+    get_flags(&m, r);
+    run_drive(r);
+    run_free(r);
+  }
+  lathe_buf_free(&m);
+  return NULL;
+}
+
+int lathe_cluster_serve(int threads, int workers) {
+  lathe_session_t *s = calloc(1, sizeof *s);
+  slots = calloc((size_t)workers, sizeof *slots);
+  pthread_t *th = calloc((size_t)workers, sizeof *th);
+  if (!s || !slots || !th) {
+    free(s), free(slots), free(th);
+    return lathe_seterr(LATHE_ENOMEM, "cluster: out of memory");
+  }
+  if (threads < 1) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads < 1) threads = 1;
+  s->remote = 1, s->threads = threads, s->workers = workers;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  run_test_kill_init();
+  nn_set_threads(threads);
+  /* A worker rank's runs stop when rank 0 says so: mpirun's SIGTERM (and a
+   * forwarded SIGINT) reach rank 0 too, which stops every run at a
+   * checkpoint; SIGKILL follows if that takes too long. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT), sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  int started = 0, rc = 0;
+  for (int i = 0; i < workers; i++) {
+    slots[i].tag = i, slots[i].s = s;
+    pthread_mutex_init(&slots[i].mu, NULL);
+    if (pthread_create(&th[i], NULL, slot_main, &slots[i])) {
+      rc = lathe_seterr(LATHE_EIO, "cannot start a worker thread");
+      break;
+    }
+    started++;
+  }
+  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < workers; i++) pthread_mutex_destroy(&slots[i].mu);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(th), free(slots), free(s);
+  slots = NULL;
+  return rc;
+}
+
+void lathe_cluster_set_slots(int workers) {
+  per_rank = workers < 1 ? 1 : workers;
+}
