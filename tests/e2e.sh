@@ -171,6 +171,82 @@ if want resume_many; then # SIGTERM a sweep, resume all its runs in one process
   [ $rc = 143 ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok resume_many || bad resume_many "exits $rc $rc2" "$(cat rm4.err)"
 fi
 
+# ---- Open MPI (workbench/cluster.h): ranks over TCP, as separate hosts use ----
+# Each mpirun is the path a cluster takes: rank 0 runs the recipe and owns the
+# store, the other ranks step its runs. Results must not depend on the ranks.
+MPI_SO=$(dirname "$LATHE")/liblathe-mpi.so
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# (Open MPI keeps its own allocations to exit: no leak report under ASan)
+MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 300 mpirun --oversubscribe --mca btl tcp,self"
+if ! command -v mpirun >/dev/null || [ ! -f "$MPI_SO" ]; then
+  for t in mpi_doctor mpi_sweep_np2 mpi_sweep_np3 mpi_store_services mpi_worker_killed \
+           mpi_rank0_killed; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
+else
+  expect mpi_doctor 0 "^mpi +Open MPI" -- "$LATHE" doctor
+  if want mpi_sweep; then # 6 runs without MPI, then on 2 and on 3 ranks (2 slots on 2 cores)
+    "$LATHE" run "$T/sweep_dqn.lua" --store m_ref.lmdb --set runs=6 >/dev/null 2>&1
+    for np in 2 3; do
+      $MPIRUN -np $np "$LATHE" run "$T/sweep_dqn.lua" --store m_np$np.lmdb --set runs=6 --mpi \
+        >m_np$np.out 2>m_np$np.err
+      rc=$? same=1
+      for id in 1 2 3 4 5 6; do
+        [ -n "$(curve m_ref.lmdb $id)" ] && [ "$(curve m_ref.lmdb $id)" = "$(curve m_np$np.lmdb $id)" ] &&
+          [ "$(hash_of m_ref.lmdb $id)" = "$(hash_of m_np$np.lmdb $id)" ] || same=0
+      done
+      # rank 0's JSON lines carry every run's events
+      ends=$(grep -c '"type":"end"' m_np$np.out)
+      [ $rc = 0 ] && [ $same = 1 ] && [ "$ends" = 6 ] && ok mpi_sweep_np$np ||
+        bad mpi_sweep_np$np "exit $rc, same $same, $ends end events" "$(tail -c 600 m_np$np.err)"
+    done
+  fi
+  if want mpi_store_services; then # datasets, another run's checkpoint, a dataset written by a run
+    for st in ms_ref ms_mpi; do
+      pre=""; [ $st = ms_mpi ] && pre="$MPIRUN -np 2"
+      post=""; [ $st = ms_mpi ] && post="--mpi"
+      $pre "$LATHE" run "$T/sft.lua" --store $st.lmdb --set steps=60 $post >/dev/null 2>$st.err &&
+        $pre "$LATHE" run "$T/text.lua" --store $st.lmdb $post >/dev/null 2>>$st.err
+      echo $? >$st.rc
+    done
+    same=1
+    for id in 1 2 3; do
+      [ -n "$(curve ms_ref.lmdb $id)" ] && [ "$(curve ms_ref.lmdb $id)" = "$(curve ms_mpi.lmdb $id)" ] || same=0
+    done
+    [ "$(cat ms_ref.rc)" = 0 ] && [ "$(cat ms_mpi.rc)" = 0 ] && [ $same = 1 ] && ok mpi_store_services ||
+      bad mpi_store_services "exits $(cat ms_ref.rc) $(cat ms_mpi.rc), same $same" "$(tail -c 600 ms_mpi.err)"
+  fi
+  if want mpi_worker_killed; then # rank 2 dies stepping run 1; the job ends; resume on 2 ranks
+    [ -d m_ref.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store m_ref.lmdb --set runs=6 >/dev/null 2>&1
+    LATHE_TEST_KILL=1:3000 $MPIRUN -np 3 "$LATHE" run "$T/sweep_dqn.lua" --store mk.lmdb --set runs=6 \
+      --mpi >/dev/null 2>mk.err
+    rc=$?
+    left=$(for id in 1 2 3 4 5 6; do [ "$(status_of mk.lmdb $id)" = done ] || echo $id; done | tr '\n' ' ')
+    $MPIRUN -np 2 "$LATHE" resume $left --store mk.lmdb --mpi >/dev/null 2>mk2.err
+    rc2=$? same=1
+    for id in 1 2 3 4 5 6; do
+      [ "$(curve m_ref.lmdb $id)" = "$(curve mk.lmdb $id)" ] && [ "$(hash_of m_ref.lmdb $id)" = "$(hash_of mk.lmdb $id)" ] || same=0
+    done
+    [ $rc != 0 ] && [ -n "$left" ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok mpi_worker_killed ||
+      bad mpi_worker_killed "exits $rc $rc2, resumed '$left', same $same" "$(tail -c 600 mk2.err)"
+  fi
+  if want mpi_rank0_killed; then # rank 0 dies inside a store write; the store is clean; resume without MPI
+    [ -d m_ref.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store m_ref.lmdb --set runs=6 >/dev/null 2>&1
+    LATHE_TEST_KILL=2:5000:write $MPIRUN -np 3 "$LATHE" run "$T/sweep_dqn.lua" --store m0.lmdb \
+      --set runs=6 --mpi >/dev/null 2>m0.err
+    rc=$?
+    "$LATHE" store check --store m0.lmdb >/dev/null 2>&1; clean=$?
+    left=$(for id in 1 2 3 4 5 6; do [ "$(status_of m0.lmdb $id)" = done ] || echo $id; done | tr '\n' ' ')
+    "$LATHE" resume $left --store m0.lmdb --workers 2 >/dev/null 2>m02.err
+    rc2=$? same=1
+    for id in 1 2 3 4 5 6; do
+      [ "$(curve m_ref.lmdb $id)" = "$(curve m0.lmdb $id)" ] && [ "$(hash_of m_ref.lmdb $id)" = "$(hash_of m0.lmdb $id)" ] || same=0
+    done
+    [ $rc != 0 ] && [ $clean = 0 ] && [ -n "$left" ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok mpi_rank0_killed ||
+      bad mpi_rank0_killed "exits $rc $rc2, clean $clean, resumed '$left', same $same" "$(tail -c 600 m02.err)"
+  fi
+fi
+mkdir -p nompi && cp "$LATHE" nompi/ && cp "$(dirname "$LATHE")"/liblathe-nn.so nompi/ 2>/dev/null
+expect mpi_not_built 2 "built without Open MPI" -- nompi/lathe run "$T/one.lua" --store nm.lmdb --mpi
+
 # ---- exact resume after SIGKILL at random steps ----
 # kill_resume NAME TOTAL RECIPE ARGS...: the run (TOTAL steps) is killed with
 # SIGKILL exactly $KILLS times, at random target steps spread over its first
