@@ -43,7 +43,7 @@ static int t_send(const void *p, size_t n, int dest, int tag) {
   return MPI_Send(p, (int)n, MPI_BYTE, dest, tag, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
 }
 
-/* Poll with a sleep that grows from 20 us to 2 ms: a blocking MPI_Recv spins
+/* Poll with a sleep that grows from 20 us to 0.3 ms: a blocking MPI_Recv spins
  * a core in Open MPI, and ranks share cores with the numeric threads. */
 static int t_recv(int src, int tag, void **p, size_t *n, double timeout) {
   MPI_Message msg;
@@ -57,7 +57,7 @@ static int t_recv(int src, int tag, void **p, size_t *n, double timeout) {
     if (timeout >= 0 && MPI_Wtime() >= end) return 1;
     struct timespec ts = {0, wait_ns};
     nanosleep(&ts, NULL);
-    if (wait_ns < 2000000) wait_ns *= 2;
+    if (wait_ns < 250000) wait_ns *= 2;
   }
   MPI_Get_count(&st, MPI_BYTE, &count);
   *p = malloc(count ? (size_t)count : 1);
