@@ -46,6 +46,7 @@ saw() {
 # metric values of run $2 in store $1, without wall times
 curve() { "$LATHE" metrics "$2" --store "$1" | cut -d, -f1-3 | grep -v '^perf/'; }
 hash_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "ckpt_hash": *"\([0-9a-f]*\)".*/\1/p'; }
+step_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "step": *\([0-9]*\).*/\1/p'; }
 status_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "status": *"\([a-z]*\)".*/\1/p'; }
 
 # ---- the command line ----
@@ -180,7 +181,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 300 mpirun --oversubscribe --mca btl tcp,self"
 if ! command -v mpirun >/dev/null || [ ! -f "$MPI_SO" ]; then
   for t in mpi_doctor mpi_sweep_np2 mpi_sweep_np3 mpi_store_services mpi_worker_killed \
-           mpi_rank0_killed; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
+           mpi_rank0_killed mpi_signal_rank0; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
 else
   expect mpi_doctor 0 "^mpi +Open MPI" -- "$LATHE" doctor
   if want mpi_sweep; then # 6 runs without MPI, then on 2 and on 3 ranks (2 slots on 2 cores)
@@ -243,6 +244,26 @@ else
     [ $rc != 0 ] && [ $clean = 0 ] && [ -n "$left" ] && [ $rc2 = 0 ] && [ $same = 1 ] && ok mpi_rank0_killed ||
       bad mpi_rank0_killed "exits $rc $rc2, clean $clean, resumed '$left', same $same" "$(tail -c 600 m02.err)"
   fi
+  if want mpi_signal_rank0; then # SIGTERM to rank 0: every run on every rank checkpoints; exit 143
+    "$LATHE" run "$T/sweep_dqn.lua" --store msig_ref.lmdb --set runs=2 --set dqn.total_timesteps=60000 \
+      >/dev/null 2>&1
+    $MPIRUN -np 2 "$LATHE" run "$T/sweep_dqn.lua" --store mt.lmdb --set runs=2 \
+      --set dqn.total_timesteps=60000 --mpi >/dev/null 2>mt.err &
+    job=$!
+    for i in $(seq 300); do [ "$(step_of mt.lmdb 1 2>/dev/null)" -ge 2000 ] 2>/dev/null && break; sleep 0.05; done
+    rank0=$(for p in $(pgrep -x lathe); do
+      tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=0' && echo $p; done | head -1)
+    [ -n "$rank0" ] && kill -TERM $rank0
+    wait $job; rc=$?
+    sts="$(status_of mt.lmdb 1) $(status_of mt.lmdb 2)"
+    left=$(for id in 1 2; do [ "$(status_of mt.lmdb $id)" = done ] || echo $id; done | tr '\n' ' ')
+    "$LATHE" resume $left --store mt.lmdb >/dev/null 2>mt2.err; rc2=$? same=1
+    for id in 1 2; do
+      [ "$(curve msig_ref.lmdb $id)" = "$(curve mt.lmdb $id)" ] && [ "$(hash_of msig_ref.lmdb $id)" = "$(hash_of mt.lmdb $id)" ] || same=0
+    done
+    [ $rc = 143 ] && [[ "$sts" != *running* ]] && [[ "$sts" == *interrupted* ]] && [ $rc2 = 0 ] && [ $same = 1 ] &&
+      ok mpi_signal_rank0 || bad mpi_signal_rank0 "exits $rc $rc2, statuses '$sts', same $same" "$(tail -c 400 mt.err)"
+  fi
 fi
 mkdir -p nompi && cp "$LATHE" nompi/ && cp "$(dirname "$LATHE")"/liblathe-nn.so nompi/ 2>/dev/null
 expect mpi_not_built 2 "built without Open MPI" -- nompi/lathe run "$T/one.lua" --store nm.lmdb --mpi
@@ -256,7 +277,6 @@ expect mpi_not_built 2 "built without Open MPI" -- nompi/lathe run "$T/one.lua" 
 # write at or after it (a metrics flush or a checkpoint, before it commits).
 # Each kill is followed by `lathe resume`; the end must be bit-identical to a
 # run never stopped.
-step_of() { "$LATHE" show "$2" --store "$1" --json 2>/dev/null | sed -n 's/^  "step": *\([0-9]*\).*/\1/p'; }
 # KR_RUN: the run killed (default 1; a recipe may make others before it).
 kill_resume() {
   local name=$1 total=$2 recipe=$3 run=${KR_RUN:-1}
