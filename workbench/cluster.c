@@ -144,7 +144,7 @@ static int get_points(lathe_buf_t *b, lathe_point_t **p, int *n, int *cap) {
     if (!q) return b->err = LATHE_ENOMEM;
     *p = q, *cap = (int)k;
   }
-  lathe_buf_get(b, *p, k * sizeof **p);
+  if (k) lathe_buf_get(b, *p, k * sizeof **p);
   for (uint32_t i = 0; i < k; i++) (*p)[i].name[sizeof(*p)->name - 1] = 0;
   *n = (int)k;
   return b->err;
@@ -303,7 +303,8 @@ static void lost(lathe_session_t *s, lathe_run_t *r, int k) {
   lathe_buf_free(&b);
 }
 
-static unsigned char dead[LATHE_MAX_THREADS]; /* rank 0: slots lost (only slot k's proxy writes [k]) */
+static unsigned char
+    dead[LATHE_MAX_THREADS]; /* rank 0: slots lost (only slot k's proxy writes [k]) */
 
 void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
   int rank, tag;
@@ -406,9 +407,9 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
                         ? calloc((size_t)n + 1, sizeof *recs)
                         : NULL;
       for (int64_t i = 0; recs && i < n; i++) recs[i] = get_str(&m);
-      code = !recs || m.err || !name ? lathe_seterr(LATHE_EIO, "cluster: a malformed dataset")
-                                     : run_host.dataset_create(&r->ctx, name, schema,
-                                                               (const char *const *)recs, n);
+      code = !recs || m.err || !name
+                 ? lathe_seterr(LATHE_EIO, "cluster: a malformed dataset")
+                 : run_host.dataset_create(&r->ctx, name, schema, (const char *const *)recs, n);
       reply_start(&b, r, code);
       for (int64_t i = 0; recs && i < n; i++) free(recs[i]);
       free(recs), free(name), free(schema);
