@@ -90,12 +90,12 @@ int lathe_cluster_on(void) {
   return mpi && n_ranks > 1;
 }
 
-static unsigned char *quit_sent; /* rank 0: slots told to quit */
+/* rank 0, per slot: told to quit; lost (slot k's proxy alone writes [k]) */
+static unsigned char quit_sent[LATHE_MAX_THREADS], dead[LATHE_MAX_THREADS];
 
 void lathe_cluster_finalize(void) {
   if (!mpi) return;
   for (int k = 0; k < cluster_slots(); k++) cluster_quit_slot(k); /* those not told yet */
-  free(quit_sent), quit_sent = NULL;
   mpi->finalize();
   mpi = NULL;
 }
@@ -259,59 +259,36 @@ static void apply_events(lathe_session_t *s, lathe_run_t *r, lathe_buf_t *m) {
   }
 }
 
-/* The run ended on its slot (its last state is already written): what
- * worker.c's finish does after its final write. */
-static void apply_end(lathe_session_t *s, lathe_run_t *r, lathe_buf_t *m) {
+/* The run ended on its slot, its last state already written. */
+static void apply_end(lathe_run_t *r, lathe_buf_t *m) {
   int32_t st, err;
   uint64_t step;
   LATHE_GET(m, st), LATHE_GET(m, err), LATHE_GET(m, step);
   char *text = get_str(m);
   if (m->err || st < RUN_PENDING || st > RUN_DIVERGED) st = RUN_FAILED, err = LATHE_EIO;
-  r->err = err;
   snprintf(r->errmsg, sizeof r->errmsg, "%s", text ? text : "");
-  atomic_store(&r->status, st);
-  pthread_mutex_lock(&s->mu);
-  for (int i = 0; i < s->nactive; i++)
-    if (s->active[i] == r) {
-      memmove(s->active + i, s->active + i + 1, (s->nactive - i - 1) * sizeof *s->active);
-      s->nactive--;
-      break;
-    }
-  r->active = 0;
-  pthread_mutex_unlock(&s->mu);
-  run_event_at(s, EV_END, r, step, lathe_status_name((lathe_status_t)st), err, text);
+  free(text);
+  r->step = (int64_t)step;
+  run_end(r, (lathe_status_t)st, err);
 }
 
-/* The proxy lost its slot (the transport failed): the run is interrupted at
- * its last checkpoint, as a killed process leaves it. */
-static void lost(lathe_session_t *s, lathe_run_t *r, int k) {
+/* The proxy lost its slot (the transport failed, or its rank is gone): the
+ * run is interrupted at its last checkpoint, as a killed process leaves it. */
+static void lost(lathe_run_t *r, int k) {
   char msg[512];
   snprintf(msg, sizeof msg, "%s", lathe_lasterr());
-  pthread_mutex_lock(&s->mu);
-  r->npending = 0;
-  pthread_mutex_unlock(&s->mu);
   snprintf(r->errmsg, sizeof r->errmsg, "worker slot %d lost: %.400s", k, msg);
+  r->npending = 0; /* points past the last checkpoint: resume makes them again */
   run_flush(r, RUN_INTERRUPTED, NULL, 0);
-  lathe_buf_t b = {0};
-  uint8_t kind = M_END;
-  int32_t st = RUN_INTERRUPTED, err = LATHE_EIO;
-  uint64_t step = (uint64_t)r->step;
-  LATHE_PUT(&b, kind), LATHE_PUT(&b, st), LATHE_PUT(&b, err), LATHE_PUT(&b, step);
-  put_str(&b, r->errmsg);
-  b.off = 1;
-  apply_end(s, r, &b);
-  lathe_buf_free(&b);
+  run_end(r, RUN_INTERRUPTED, LATHE_EIO);
 }
-
-static unsigned char
-    dead[LATHE_MAX_THREADS]; /* rank 0: slots lost (only slot k's proxy writes [k]) */
 
 void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
   int rank, tag;
   slot_addr(k, &rank, &tag);
   if (dead[k]) { /* its rank is gone: the run ends where its last checkpoint left it */
     lathe_seterr(LATHE_EIO, "rank %d is gone", rank);
-    lost(s, r, k);
+    lost(r, k);
     return;
   }
   lathe_buf_t b = {0}, m = {0};
@@ -345,7 +322,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
       apply_events(s, r, &m);
       continue;
     case M_END:
-      apply_end(s, r, &m);
+      apply_end(r, &m);
       lathe_buf_free(&m);
       return;
     case M_FLUSH:
@@ -424,12 +401,12 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
   }
   lathe_buf_free(&b), lathe_buf_free(&m);
   dead[k] = 1;
-  lost(s, r, k);
+  lost(r, k);
 }
 
 void cluster_quit_slot(int k) {
-  if (!quit_sent) quit_sent = calloc((size_t)cluster_slots() + 1, 1);
-  if ((quit_sent && quit_sent[k]++) || dead[k]) return;
+  if (k < LATHE_MAX_THREADS && (quit_sent[k]++ || dead[k]))
+    return; /* (slots past the proxies: once, from finalize) */
   int rank, tag;
   slot_addr(k, &rank, &tag);
   uint8_t kind = M_QUIT;
@@ -467,14 +444,18 @@ static void msg_start(lathe_buf_t *b, uint8_t kind) {
   LATHE_PUT(b, kind);
 }
 
-/* Send request b (freed) and wait for its reply into m: rc from rank 0 with
- * its message, the run's requests applied. With the slot's lock held. */
-static int request(lathe_run_t *r, slot_t *sl, lathe_buf_t *b, lathe_buf_t *m) {
+/* Send request b (freed) and wait for its reply into m (the caller frees
+ * it): rc from rank 0 with its message, the run's requests applied. The
+ * events not yet sent go first, in the same hold of the slot's lock. */
+static int request(lathe_run_t *r, lathe_buf_t *b, lathe_buf_t *m) {
+  slot_t *sl = slot_of(r);
+  pthread_mutex_lock(&sl->mu);
   int rc = send_events(sl);
   if (!rc) rc = send_buf(b, 0, sl->tag);
   lathe_buf_free(b);
   uint8_t kind = 0;
   if (!rc) rc = recv_buf(m, 0, sl->tag, &kind);
+  pthread_mutex_unlock(&sl->mu);
   if (rc) return rc;
   int32_t code;
   char msg[512];
@@ -487,7 +468,6 @@ static int request(lathe_run_t *r, slot_t *sl, lathe_buf_t *b, lathe_buf_t *m) {
 }
 
 int cluster_flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, int truncate) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   int32_t s32 = st, tr = truncate, has = ckpt != NULL, hb = r->have_best;
   int64_t total = atomic_load(&r->total);
@@ -500,9 +480,7 @@ int cluster_flush(lathe_run_t *r, lathe_status_t st, const lathe_buf_t *ckpt, in
   put_points(&b, r->pending, r->npending);
   LATHE_PUT(&b, has);
   if (ckpt) lathe_buf_put(&b, ckpt->p, ckpt->n);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   lathe_buf_free(&m);
   return rc;
 }
@@ -532,23 +510,17 @@ void cluster_event(lathe_run_t *r, const lathe_event_t *ev) {
 }
 
 int cluster_sync(lathe_run_t *r) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_SYNC);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   lathe_buf_free(&m);
   return rc;
 }
 
 int cluster_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_LOAD);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   int32_t f = 0, hb = 0;
   LATHE_GET(&m, f), LATHE_GET(&m, *step), LATHE_GET(&m, *prev), LATHE_GET(&m, hb);
   LATHE_GET(&m, r->best), LATHE_GET(&m, r->best_step);
@@ -563,13 +535,10 @@ int cluster_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, i
 }
 
 int64_t cluster_ds_count(lathe_run_t *r, const char *name) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_DSCOUNT);
   put_str(&b, name);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   int64_t n = 0;
   LATHE_GET(&m, n);
   lathe_buf_free(&m);
@@ -577,27 +546,21 @@ int64_t cluster_ds_count(lathe_run_t *r, const char *name) {
 }
 
 char *cluster_ds_get(lathe_run_t *r, const char *name, int64_t i) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_DSGET);
   put_str(&b, name);
   LATHE_PUT(&b, i);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   char *rec = rc ? NULL : get_str(&m);
   lathe_buf_free(&m);
   return rec;
 }
 
 int cluster_run_state(lathe_run_t *r, uint32_t id, lathe_buf_t *out, char plugin[64]) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_STATE);
   LATHE_PUT(&b, id);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   if (!rc) {
     get_str_into(&m, plugin, 64);
     lathe_buf_put(out, m.p + m.off, m.n - m.off);
@@ -609,15 +572,12 @@ int cluster_run_state(lathe_run_t *r, uint32_t id, lathe_buf_t *out, char plugin
 
 int cluster_ds_create(lathe_run_t *r, const char *name, const char *schema,
                       const char *const *records, int64_t n) {
-  slot_t *sl = slot_of(r);
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_DSCREATE);
   put_str(&b, name), put_str(&b, schema);
   LATHE_PUT(&b, n);
   for (int64_t i = 0; i < n; i++) put_str(&b, records[i]);
-  pthread_mutex_lock(&sl->mu);
-  int rc = request(r, sl, &b, &m);
-  pthread_mutex_unlock(&sl->mu);
+  int rc = request(r, &b, &m);
   lathe_buf_free(&m);
   return rc;
 }

@@ -56,11 +56,14 @@ void run_free_kids(lathe_ctx_t *c);
  * newest checkpoint (or r->from_ckpt's) read from the store into buf, with
  * the main metric's best up to it set on r (*found 0: none; *prev: the
  * checkpoint before it, -1 if none); r stepped to its end on this thread (a
- * worker rank's slot). */
+ * worker rank's slot); a run's end. */
 int run_ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damaged);
 void *run_worker_main(void *arg);
 int run_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev);
 void run_drive(lathe_run_t *r);
+/* The end of a run whose last state is written: status st and code err
+ * recorded, r out of the workers' list, its END event (with r->errmsg) sent. */
+void run_end(lathe_run_t *r, lathe_status_t st, int err);
 
 /* run.c: run id made on a worker rank from what rank 0 sent (plugin name,
  * config JSON); owned by the caller (run_free), not the session's. */

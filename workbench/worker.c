@@ -228,6 +228,10 @@ static void finish(lathe_run_t *r, lathe_status_t st, int err) {
   run_free_kids(&r->ctx);
   if (r->self) r->plugin->destroy(r->self); /* a failed create may leave a partial one */
   r->self = NULL, r->live = 0;
+  run_end(r, st, err);
+}
+
+void run_end(lathe_run_t *r, lathe_status_t st, int err) {
   r->err = err;
   atomic_store(&r->status, st);
   lathe_session_t *s = r->sess;
