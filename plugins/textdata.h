@@ -1,8 +1,9 @@
 /* textdata.h - what the text plugins (sft, pref on a dataset, stepneg, pr2l,
  * archer, facts) share: reading a dataset's records (text, sft or prefs
  * layout), the held-out split, turning a prompt and a response (or a prompt
- * alone, its end kept) into token ids within a context, the text model of another run, and a clock
- * for perf/ metrics. Header-only; included by the plugins. */
+ * alone, its end kept) into token ids within a context, the text model of
+ * another run, strings in checkpoints, and a clock for perf/ metrics. Header-only; included by the
+ * plugins. */
 #ifndef LATHE_TEXTDATA_H
 #define LATHE_TEXTDATA_H
 
@@ -170,6 +171,24 @@ static inline int tx_model_of_run(const lathe_host_t *h, lathe_ctx_t *c, const c
 }
 
 /* Seconds on a monotonic clock (differences only: the perf/ metrics). */
+/* A string in a checkpoint: u32 length, then its bytes (NULL writes ""). */
+static inline void tx_put_str(lathe_buf_t *b, const char *s) {
+  uint32_t len = s ? (uint32_t)strlen(s) : 0;
+  LATHE_PUT(b, len), lathe_buf_put(b, s, len);
+}
+
+/* Read one back into *out (malloc'd, NUL-terminated; NULL on failure):
+ * 0, LATHE_ECKPT when the length runs past the bytes left, LATHE_ENOMEM. */
+static inline int tx_get_str(lathe_buf_t *b, char **out) {
+  uint32_t len;
+  *out = NULL;
+  LATHE_GET(b, len);
+  if (b->err || len > lathe_buf_left(b)) return LATHE_ECKPT;
+  if (!(*out = (char *)malloc((size_t)len + 1))) return LATHE_ENOMEM;
+  lathe_buf_get(b, *out, len), (*out)[len] = 0;
+  return 0;
+}
+
 static inline double tx_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -475,10 +475,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   lathe_buf_put(b, s->cnt, (size_t)s->next * FW_CLASSES * sizeof *s->cnt);
   lathe_buf_put(b, s->ans, (size_t)s->next * s->S * sizeof *s->ans);
   lathe_buf_put(b, s->ptrue, (size_t)s->next * sizeof *s->ptrue);
-  for (int64_t i = 0; i < s->next && s->mode == M_BIO; i++) {
-    uint32_t len = s->bio[i] ? (uint32_t)strlen(s->bio[i]) : 0;
-    LATHE_PUT(b, len), lathe_buf_put(b, s->bio[i], len);
-  }
+  for (int64_t i = 0; i < s->next && s->mode == M_BIO; i++) tx_put_str(b, s->bio[i]);
   return b->err ? h->fail(c, LATHE_ENOMEM, "out of memory") : 0;
 }
 
@@ -527,14 +524,10 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
                      (long long)i);
   }
   for (int64_t i = 0; i < next && s->mode == M_BIO; i++) { /* the bios, as JSON text */
-    uint32_t len;
-    LATHE_GET(b, len);
-    if (b->err || len > lathe_buf_left(b))
-      return h->fail(c, LATHE_ECKPT, "factqa: checkpoint bio record %lld is truncated",
-                     (long long)i);
     free(s->bio[i]);
-    if (!(s->bio[i] = malloc((size_t)len + 1))) return h->fail(c, LATHE_ENOMEM, "out of memory");
-    lathe_buf_get(b, s->bio[i], len), s->bio[i][len] = 0;
+    int rc = tx_get_str(b, &s->bio[i]);
+    if (rc == LATHE_ENOMEM) return h->fail(c, rc, "out of memory");
+    if (rc) return h->fail(c, rc, "factqa: checkpoint bio record %lld is truncated", (long long)i);
   }
   if (lathe_buf_left(b))
     return h->fail(c, LATHE_ECKPT, "factqa: %zu bytes after the checkpoint's records",

@@ -315,10 +315,7 @@ static int save(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   uint32_t v = SV_VERSION;
   LATHE_PUT(b, v), LATHE_PUT(b, s->next), LATHE_PUT(b, s->rng), LATHE_PUT(b, s->nrec);
   LATHE_PUT(b, s->t);
-  for (int64_t i = 0; i < s->nrec; i++) {
-    uint32_t len = (uint32_t)strlen(s->rec[i]);
-    LATHE_PUT(b, len), lathe_buf_put(b, s->rec[i], len);
-  }
+  for (int64_t i = 0; i < s->nrec; i++) tx_put_str(b, s->rec[i]);
   return b->err ? h->fail(c, LATHE_ENOMEM, "out of memory") : 0;
 }
 
@@ -338,12 +335,10 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   for (int64_t i = 0; i < s->nrec; i++) free(s->rec[i]);
   s->nrec = 0;
   for (int64_t i = 0; i < nrec; i++) {
-    uint32_t len;
-    LATHE_GET(b, len);
-    if (b->err || len > lathe_buf_left(b))
-      return h->fail(c, LATHE_ECKPT, "stepvalue: record %lld is truncated", (long long)i);
-    if (!(s->rec[i] = malloc((size_t)len + 1))) return h->fail(c, LATHE_ENOMEM, "out of memory");
-    lathe_buf_get(b, s->rec[i], len), s->rec[i][len] = 0, s->nrec++;
+    rc = tx_get_str(b, &s->rec[i]);
+    if (rc == LATHE_ENOMEM) return h->fail(c, rc, "out of memory");
+    if (rc) return h->fail(c, rc, "stepvalue: record %lld is truncated", (long long)i);
+    s->nrec++;
   }
   s->next = next;
   return 0;
