@@ -232,7 +232,7 @@ static int apply_flush(lathe_run_t *r, lathe_buf_t *m) {
   get_points(m, &r->last, &r->nlast, &r->caplast);
   get_points(m, &r->pending, &r->npending, &r->cappending);
   LATHE_GET(m, has_ckpt);
-  if (m->err || st < RUN_PENDING || st > RUN_DIVERGED)
+  if (m->err || st < RUN_PENDING || st > RUN_DIVERGED || step < 0 || ckpt_step < 0)
     return lathe_seterr(LATHE_EIO, "cluster: run %u: a malformed store write", r->id);
   r->step = step, r->ckpt_step = ckpt_step, r->ckpt_time = ckpt_time;
   atomic_store(&r->total, total);
@@ -304,8 +304,8 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
   double silent_since = 0;
   while (!rc) {
     int w = recv_wait(&m, rank, tag, &kind, 0.2);
-    if (w == 1) { /* nothing yet: a dead slot while terminating? */
-      if (!s->signal) continue;
+    if (w == 1) {                            /* nothing yet: a dead slot while terminating? */
+      if (!lathe_signal_pending()) continue; /* (s->signal is the loop thread's) */
       if (!silent_since) silent_since = lathe_now();
       if (lathe_now() - silent_since < LOST_AFTER) continue;
       rc = lathe_seterr(LATHE_EIO, "rank %d sent nothing for %.1f s after the stop", rank,

@@ -94,11 +94,11 @@ void lathe_session_interrupt(lathe_session_t *s, int signum) {
 /* SIGINT and SIGTERM also land here before libuv's own handler, so a recipe
  * stuck in pure Lua (which keeps the loop from running libuv's callback) can
  * see them from its count hook (lua/l_lathe.c). */
-static volatile sig_atomic_t pending_signal;
+static atomic_int pending_signal;      /* lock-free: safe in a handler, and read by any thread */
 static struct sigaction uv_handler[2]; /* libuv's, for SIGINT and SIGTERM */
 
 static void chain_signal(int sig, siginfo_t *info, void *ctx) {
-  pending_signal = sig;
+  atomic_store(&pending_signal, sig);
   struct sigaction *o = &uv_handler[sig == SIGTERM];
   if (o->sa_flags & SA_SIGINFO) {
     if (o->sa_sigaction) o->sa_sigaction(sig, info, ctx);
@@ -122,7 +122,7 @@ static void chain_install(void) {
 }
 
 int lathe_signal_pending(void) {
-  return pending_signal;
+  return atomic_load(&pending_signal);
 }
 
 void lathe_session_signal_seen(lathe_session_t *s, int signum) {
