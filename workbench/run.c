@@ -422,7 +422,9 @@ int lathe_run_adopt(lathe_session_t *s, uint32_t id, const char *plugin, const c
     return lathe_seterr(LATHE_EUSAGE, "run %u: '%s' is not an algorithm", id, plugin);
   lathe_run_t *r = run_alloc(s, p);
   json_object *cfg = json_tokener_parse(cfg_json);
-  rc = !r || !cfg ? LATHE_ENOMEM : lathe_cfg_init(&r->cfg, p->name, p->opts, run_host_opts);
+  rc = !r     ? LATHE_ENOMEM
+       : !cfg ? lathe_seterr(LATHE_EIO, "run %u: its config from rank 0 is not JSON", id)
+              : lathe_cfg_init(&r->cfg, p->name, p->opts, run_host_opts);
   if (!rc) rc = lathe_cfg_from_json(&r->cfg, cfg);
   json_object_put(cfg);
   if (rc) {
