@@ -193,15 +193,10 @@ def sample(B, cache):
     return step, "tokens/s", B * N
 
 
-def rollouts():
-    """stepvalue's sampling: 256 rollouts from 40-token prefixes, 48 new tokens
-    at temperature 1 (no stop), byte vocabulary, ctx 96, 4 layers, width 128;
-    the prefixes through the model once, then one token at a time with a
-    preallocated KV cache written in place (the fastest form found here)."""
-    V, T, L, H, C, B, P, N = 258, 96, 4, 4, 128, 256, 40, 48
-    model = GPT(V, T, L, H, C).eval()
-    prompt = torch.randint(2, V, (B, P))
-    cache = Cache(model, B)
+def prefilled(cache, prompt, N):
+    """A step that runs the prompts through the model once, then samples N
+    tokens one at a time with the preallocated KV cache written in place."""
+    P = prompt.shape[1]
 
     def step():
         with torch.no_grad():
@@ -210,7 +205,18 @@ def rollouts():
                 tok = torch.multinomial(logits.softmax(-1), 1)
                 if i + 1 < N:
                     logits = cache(tok, P + i)
-    return step, "rollouts/s", B
+    return step
+
+
+def rollouts():
+    """stepvalue's sampling: 256 rollouts from 40-token prefixes, 48 new tokens
+    at temperature 1 (no stop), byte vocabulary, ctx 96, 4 layers, width 128;
+    the prefixes through the model once, then one token at a time with a
+    preallocated KV cache written in place (the fastest form found here)."""
+    V, T, L, H, C, B, P, N = 258, 96, 4, 4, 128, 256, 40, 48
+    model = GPT(V, T, L, H, C).eval()
+    prompt = torch.randint(2, V, (B, P))
+    return prefilled(Cache(model, B), prompt, N), "rollouts/s", B
 
 
 def familiarity():
@@ -221,16 +227,7 @@ def familiarity():
     V, T, L, H, C, Q, S, P, N = 1024, 64, 4, 4, 128, 128, 12, 6, 6
     model = GPT(V, T, L, H, C).eval()
     prompt = torch.randint(2, V, (Q, P)).repeat_interleave(S, 0)
-    cache = Cache(model, Q * S)
-
-    def step():
-        with torch.no_grad():
-            logits = cache(prompt, 0)
-            for i in range(N):
-                tok = torch.multinomial(logits.softmax(-1), 1)
-                if i + 1 < N:
-                    logits = cache(tok, P + i)
-    return step, "questions/s", Q
+    return prefilled(Cache(model, Q * S), prompt, N), "questions/s", Q
 
 
 if wl in ("dqn_mse", "dqn_hlgauss"):
