@@ -181,7 +181,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 300 mpirun --oversubscribe --mca btl tcp,self"
 if ! command -v mpirun >/dev/null || [ ! -f "$MPI_SO" ]; then
   for t in mpi_doctor mpi_sweep_np2 mpi_sweep_np3 mpi_store_services mpi_worker_killed \
-           mpi_rank0_killed mpi_signal_rank0; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
+           mpi_rank0_killed mpi_signal_rank0 mpi_dp_text mpi_dp_rm mpi_dp_onpolicy mpi_dp_batch \
+           mpi_dp_shard_killed mpi_dp_signal; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
 else
   expect mpi_doctor 0 "^mpi +Open MPI" -- "$LATHE" doctor
   if want mpi_sweep; then # 6 runs without MPI, then on 2 and on 3 ranks (2 slots on 2 cores)
@@ -265,6 +266,97 @@ else
       ok mpi_signal_rank0 || bad mpi_signal_rank0 "exits $rc $rc2, statuses '$sts', same $same" "$(tail -c 400 mt.err)"
   fi
 fi
+# data parallelism: within how much a 2-shard run's continuous metrics must
+# equal one process's (relative to max(1, |value|)); measured <= 1e-7 here, the
+# float rounding of summing each batch in two halves (tests/README.md)
+DP_TOL=1e-4
+near() { # near A.lmdb B.lmdb RUN METRIC...: every point of the metrics within DP_TOL
+  local run=$1 a=$2 b=$3; shift 3
+  local pat; pat="^($(echo "$*" | tr ' ' '|')),"
+  paste -d' ' <(curve "$a" "$run" | grep -E "$pat") <(curve "$b" "$run" | grep -E "$pat") |
+    awk -v tol=$DP_TOL '{ split($1, x, ","); split($2, y, ","); n++
+      if (x[1] != y[1] || x[2] != y[2]) { bad = 1; next }
+      d = x[3] - y[3]; if (d < 0) d = -d; m = x[3] < 0 ? -x[3] : x[3]; if (m < 1) m = 1
+      if (d / m > tol) bad = 1 }
+      END { exit bad || n == 0 }'
+}
+if command -v mpirun >/dev/null && [ -f "$MPI_SO" ]; then
+  DP="--mpi --data-parallel --threads 1"
+  if want mpi_dp_text; then # SFT, then offline DPO from it: 2 shards twice, and one process
+    "$LATHE" run "$T/sft.lua" --store dpt_ref.lmdb --set steps=60 --threads 1 >/dev/null 2>&1 &&
+      "$LATHE" run "$T/text.lua" --store dpt_ref.lmdb --threads 1 >/dev/null 2>&1
+    rc=$?
+    for k in 1 2; do
+      $MPIRUN -np 2 "$LATHE" run "$T/sft.lua" --store dpt$k.lmdb --set steps=60 $DP >/dev/null 2>dpt$k.err &&
+        $MPIRUN -np 2 "$LATHE" run "$T/text.lua" --store dpt$k.lmdb $DP >/dev/null 2>>dpt$k.err
+      rc="$rc $?"
+    done
+    same=1 close=1
+    for id in 1 2 3; do
+      [ -n "$(curve dpt1.lmdb $id)" ] && [ "$(curve dpt1.lmdb $id)" = "$(curve dpt2.lmdb $id)" ] &&
+        [ "$(hash_of dpt1.lmdb $id)" = "$(hash_of dpt2.lmdb $id)" ] || same=0
+      near $id dpt_ref.lmdb dpt1.lmdb loss eval/loss || close=0
+    done
+    [ "$rc" = "0 0 0" ] && [ $same = 1 ] && [ $close = 1 ] && ok mpi_dp_text ||
+      bad mpi_dp_text "exits $rc, repeats $same, near one process $close" "$(tail -c 600 dpt1.err)"
+  fi
+  if want mpi_dp_rm; then # rm, then RRM filtered by it (and lathe.score): 2 shards and one process
+    "$LATHE" run "$T/rm.lua" --set mode=rrm --store dpr_ref.lmdb --threads 1 >dpr_ref.out 2>&1
+    rc=$?
+    $MPIRUN -np 2 "$LATHE" run "$T/rm.lua" --set mode=rrm --store dpr.lmdb $DP >dpr.out 2>dpr.err
+    rc="$rc $?" close=1
+    for id in 1 2; do near $id dpr_ref.lmdb dpr.lmdb train/loss || close=0; done
+    # rrm's augmented dataset is written once, by shard 0
+    n=$("$LATHE" data ls --store dpr.lmdb 2>/dev/null | grep -c "^rrm-2 ")
+    [ "$rc" = "0 0" ] && [ $close = 1 ] && [ "$n" = 1 ] && ok mpi_dp_rm ||
+      bad mpi_dp_rm "exits $rc, near one process $close, rrm datasets $n" "$(tail -c 600 dpr.err)"
+  fi
+  if want mpi_dp_onpolicy; then # on-policy DPO, each shard sampling its prompts: repeats exactly
+    for k in 1 2; do
+      $MPIRUN -np 2 "$LATHE" run "$T/rm.lua" --set mode=dpo --store dpo$k.lmdb $DP >/dev/null 2>dpo$k.err
+      echo $? >dpo$k.rc
+    done
+    same=1
+    for id in 1 2 3; do
+      [ -n "$(curve dpo1.lmdb $id)" ] && [ "$(curve dpo1.lmdb $id)" = "$(curve dpo2.lmdb $id)" ] &&
+        [ "$(hash_of dpo1.lmdb $id)" = "$(hash_of dpo2.lmdb $id)" ] || same=0
+    done
+    [ "$(cat dpo1.rc) $(cat dpo2.rc)" = "0 0" ] && [ $same = 1 ] && ok mpi_dp_onpolicy ||
+      bad mpi_dp_onpolicy "exits $(cat dpo1.rc) $(cat dpo2.rc), same $same" "$(tail -c 600 dpo1.err)"
+  fi
+  # a batch of 8 on 3 shards: the run fails saying so (the recipe's assert: exit 1)
+  expect mpi_dp_batch 1 "batch 8 does not split over 3 data-parallel shards" -- \
+    $MPIRUN -np 3 "$LATHE" run "$T/sft.lua" --store dpb.lmdb --set steps=20 $DP
+  if want mpi_dp_shard_killed; then # shard 1 dies at step 130 (checkpoints every 50); resume on 2
+    $MPIRUN -np 2 "$LATHE" run "$T/sft.lua" --store dpk_ref.lmdb --set steps=200 --set every=50 $DP \
+      >/dev/null 2>&1
+    LATHE_TEST_KILL=1:130:shard $MPIRUN -np 2 "$LATHE" run "$T/sft.lua" --store dpk.lmdb \
+      --set steps=200 --set every=50 $DP >/dev/null 2>dpk.err
+    rc=$? st=$(status_of dpk.lmdb 1)
+    $MPIRUN -np 2 "$LATHE" resume 1 --store dpk.lmdb $DP >/dev/null 2>dpk2.err
+    rc2=$?
+    [ $rc != 0 ] && [ "$st" != done ] && [ $rc2 = 0 ] && [ "$(curve dpk_ref.lmdb 1)" = "$(curve dpk.lmdb 1)" ] &&
+      [ "$(hash_of dpk_ref.lmdb 1)" = "$(hash_of dpk.lmdb 1)" ] && ok mpi_dp_shard_killed ||
+      bad mpi_dp_shard_killed "exits $rc $rc2, status '$st'" "$(tail -c 600 dpk2.err)"
+  fi
+  if want mpi_dp_signal; then # SIGTERM at step 130: exit 143, interrupted; resume on 2 shards, and on 1
+    [ -d dpk_ref.lmdb ] || $MPIRUN -np 2 "$LATHE" run "$T/sft.lua" --store dpk_ref.lmdb --set steps=200 \
+      --set every=50 $DP >/dev/null 2>&1
+    for k in 2 1; do
+      LATHE_TEST_KILL=1:130:term $MPIRUN -np 2 "$LATHE" run "$T/sft.lua" --store dps$k.lmdb \
+        --set steps=200 --set every=50 $DP >/dev/null 2>dps$k.err
+      echo $? >dps$k.rc
+    done
+    st=$(status_of dps2.lmdb 1)
+    $MPIRUN -np 2 "$LATHE" resume 1 --store dps2.lmdb $DP >/dev/null 2>dps2b.err; rc2=$?
+    "$LATHE" resume 1 --store dps1.lmdb --threads 1 >/dev/null 2>dps1b.err; rc1=$?
+    [ "$(cat dps2.rc)" = 143 ] && [ "$st" = interrupted ] && [ $rc2 = 0 ] && [ $rc1 = 0 ] &&
+      [ "$(curve dpk_ref.lmdb 1)" = "$(curve dps2.lmdb 1)" ] &&
+      [ "$(hash_of dpk_ref.lmdb 1)" = "$(hash_of dps2.lmdb 1)" ] && near 1 dpk_ref.lmdb dps1.lmdb loss eval/loss &&
+      ok mpi_dp_signal || bad mpi_dp_signal "exits $(cat dps2.rc) $rc2 $rc1, status '$st'" "$(tail -c 600 dps2b.err)"
+  fi
+fi
+expect mpi_dp_needs_mpi 2 "--data-parallel goes with --mpi" -- "$LATHE" run "$T/one.lua" --store nm.lmdb --data-parallel
 mkdir -p nompi && cp "$LATHE" nompi/ && cp "$(dirname "$LATHE")"/liblathe-nn.so nompi/ 2>/dev/null
 expect mpi_not_built 2 "built without Open MPI" -- nompi/lathe run "$T/one.lua" --store nm.lmdb --mpi
 
@@ -941,7 +1033,7 @@ if want abi_previous_minor; then
     expect abi_previous_minor 0 "hello position" -- "$LATHE" run "$T/user_plugin.lua" --store up60.lmdb --set so="$WORK/hello60.so"
   else bad abi_previous_minor "cc failed" "$(cat cc.err)"; fi
 fi
-probe newer -DLATHE_API_TARGET=3
+probe newer -DLATHE_API_TARGET=4
 LATHE_PLUGIN_PATH=$WORK/newer.so expect abi_newer_minor 5 "or a newer minor" -- "$LATHE" plugins
 probe envstub -DPROBE_ENV_STUB
 LATHE_PLUGIN_PATH=$WORK/envstub.so expect kind_env_stub 5 "'probe' \(environment\) lacks spaces, reset, set_state or step" -- "$LATHE" plugins

@@ -34,8 +34,18 @@ enum { /* message kinds, the first byte of every message */
        M_SYNC
 };
 
+enum {              /* data parallelism: messages on DP_TAG */
+       D_PART = 64, /* a shard's part of an allreduce: n floats */
+       D_SUM,       /* rank 0's sum back */
+       D_STOP,      /* rank 0: the run ended */
+       D_FIN,       /* a shard: its run ended first (i32 code, its message) */
+       D_BYE        /* a shard: nothing more from it for this run */
+};
+#define DP_TAG 32000 /* MPI promises tags up to 32767; slots use 0..workers-1 */
+
 static const lathe_mpi_t *mpi;
 static int my_rank, n_ranks, per_rank = 1; /* worker slots per rank (--workers) */
+static int dp_mode;                        /* --data-parallel */
 
 /* ---- the module ------------------------------------------------------------------- */
 
@@ -93,9 +103,18 @@ int lathe_cluster_on(void) {
 /* rank 0, per slot: told to quit; lost (slot k's proxy alone writes [k]) */
 static unsigned char quit_sent[LATHE_MAX_THREADS], dead[LATHE_MAX_THREADS];
 
+int lathe_cluster_dp(void) {
+  return lathe_cluster_on() && my_rank == 0 && dp_mode;
+}
+
+int lathe_cluster_size(void) {
+  return mpi ? n_ranks : 1;
+}
+
 void lathe_cluster_finalize(void) {
   if (!mpi) return;
-  for (int k = 0; k < cluster_slots(); k++) cluster_quit_slot(k); /* those not told yet */
+  if (my_rank == 0) /* the slots not told yet */
+    for (int k = 0; k < (n_ranks - 1) * per_rank; k++) cluster_quit_slot(k);
   mpi->finalize();
   mpi = NULL;
 }
@@ -184,15 +203,22 @@ static int recv_buf(lathe_buf_t *b, int src, int tag, uint8_t *kind) {
 /* ---- rank 0: proxies ------------------------------------------------------------- */
 
 int cluster_slots(void) {
-  return lathe_cluster_on() && my_rank == 0 ? (n_ranks - 1) * per_rank : 0;
+  return lathe_cluster_on() && my_rank == 0 && !dp_mode ? (n_ranks - 1) * per_rank : 0;
 }
 
 static void slot_addr(int k, int *rank, int *tag) {
   *rank = 1 + k / per_rank, *tag = k % per_rank;
 }
 
-/* The run's requests, as every reply carries them. */
-static void put_flags(lathe_buf_t *b, lathe_run_t *r) {
+/* The run's requests, as every reply carries them (none to a shard: shard 0
+ * acts on them). */
+static void put_flags(lathe_buf_t *b, lathe_run_t *r, int shard) {
+  if (shard) {
+    int32_t zero = 0;
+    LATHE_PUT(b, zero), LATHE_PUT(b, zero), LATHE_PUT(b, zero);
+    put_str(b, "");
+    return;
+  }
   pthread_mutex_lock(&r->sess->mu);
   int32_t stop = atomic_load(&r->stop_req), ck = atomic_exchange(&r->ckpt_req, 0),
           pause = atomic_load(&r->pause_req);
@@ -212,12 +238,12 @@ static void get_flags(lathe_buf_t *b, lathe_run_t *r) {
   atomic_store(&r->pause_req, pause);
 }
 
-static void reply_start(lathe_buf_t *b, lathe_run_t *r, int rc) {
+static void reply_start(lathe_buf_t *b, lathe_run_t *r, int rc, int shard) {
   uint8_t kind = M_REPLY;
   int32_t code = rc;
   LATHE_PUT(b, kind), LATHE_PUT(b, code);
   put_str(b, rc ? lathe_lasterr() : "");
-  put_flags(b, r);
+  put_flags(b, r, shard);
 }
 
 /* A FLUSH: the slot's copy of what run_flush writes, applied to rank 0's run. */
@@ -283,24 +309,34 @@ static void lost(lathe_run_t *r, int k) {
   run_end(r, RUN_INTERRUPTED, LATHE_EIO);
 }
 
-void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
-  int rank, tag;
-  slot_addr(k, &rank, &tag);
-  if (dead[k]) { /* its rank is gone: the run ends where its last checkpoint left it */
-    lathe_seterr(LATHE_EIO, "rank %d is gone", rank);
-    lost(r, k);
-    return;
-  }
-  lathe_buf_t b = {0}, m = {0};
+/* A run's message to (rank, tag): the run, its resume point and requests;
+ * for a shard also its index, the count and shard 0's state. */
+static int send_run(lathe_run_t *r, int rank, int tag, int32_t resume, int64_t from, int shard,
+                    const lathe_buf_t *state) {
+  lathe_buf_t b = {0};
   uint8_t kind = M_RUN;
-  int32_t resume = r->resume;
+  int32_t sh = shard, nsh = shard ? r->nshards : 1;
   json_object *cfg = lathe_cfg_json(&r->cfg);
-  LATHE_PUT(&b, kind), LATHE_PUT(&b, r->id), LATHE_PUT(&b, resume), LATHE_PUT(&b, r->from_ckpt);
+  LATHE_PUT(&b, kind), LATHE_PUT(&b, r->id), LATHE_PUT(&b, resume), LATHE_PUT(&b, from);
   put_str(&b, r->plugin->name);
   put_str(&b, json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
   json_object_put(cfg);
-  put_flags(&b, r);
+  put_flags(&b, r, shard);
+  LATHE_PUT(&b, sh), LATHE_PUT(&b, nsh);
+  if (state) lathe_buf_put(&b, state->p, state->n);
   int rc = send_buf(&b, rank, tag);
+  lathe_buf_free(&b);
+  return rc;
+}
+
+/* Serve slot k's requests for run r until its END (0) or a failure (a code,
+ * the message set). A shard (shard 1) only reads: its store writes and END
+ * are not the run's. */
+static int serve(lathe_session_t *s, lathe_run_t *r, int k, int shard) {
+  int rank, tag, rc = 0;
+  slot_addr(k, &rank, &tag);
+  lathe_buf_t b = {0}, m = {0};
+  uint8_t kind;
   double silent_since = 0;
   while (!rc) {
     int w = recv_wait(&m, rank, tag, &kind, 0.2);
@@ -317,20 +353,23 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
     lathe_buf_free(&b);
     lathe_clearerr();
     int code = 0;
+    if (shard && kind != M_END && kind != M_EVENTS && kind != M_DSCOUNT && kind != M_DSGET &&
+        kind != M_STATE)
+      kind = 0; /* a shard writes nothing */
     switch (kind) {
     case M_EVENTS:
-      apply_events(s, r, &m);
+      if (!shard) apply_events(s, r, &m);
       continue;
     case M_END:
-      apply_end(r, &m);
+      if (!shard) apply_end(r, &m);
       lathe_buf_free(&m);
-      return;
+      return 0;
     case M_FLUSH:
       code = apply_flush(r, &m);
-      reply_start(&b, r, code);
+      reply_start(&b, r, code, 0);
       break;
     case M_SYNC:
-      reply_start(&b, r, 0);
+      reply_start(&b, r, 0, 0);
       break;
     case M_LOAD: {
       lathe_buf_t ck = {0};
@@ -339,7 +378,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
       int64_t prev = -1;
       code = run_load(r, &ck, &step, &found, &prev);
       int32_t f = found, hb = r->have_best;
-      reply_start(&b, r, code);
+      reply_start(&b, r, code, 0);
       LATHE_PUT(&b, f), LATHE_PUT(&b, step), LATHE_PUT(&b, prev), LATHE_PUT(&b, hb);
       LATHE_PUT(&b, r->best), LATHE_PUT(&b, r->best_step);
       lathe_buf_put(&b, ck.p, ck.n);
@@ -349,7 +388,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
     case M_DSCOUNT: {
       char *name = get_str(&m);
       int64_t n = name ? run_host.dataset_count(&r->ctx, name) : LATHE_EIO;
-      reply_start(&b, r, n < 0 ? (int)n : 0);
+      reply_start(&b, r, n < 0 ? (int)n : 0, shard);
       LATHE_PUT(&b, n);
       free(name);
       break;
@@ -359,7 +398,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
       char *name = get_str(&m);
       LATHE_GET(&m, i);
       char *rec = name && !m.err ? run_host.dataset_get(&r->ctx, name, i) : NULL;
-      reply_start(&b, r, rec ? 0 : LATHE_ENOTFOUND);
+      reply_start(&b, r, rec ? 0 : LATHE_ENOTFOUND, shard);
       put_str(&b, rec);
       free(name), free(rec);
       break;
@@ -370,7 +409,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
       lathe_buf_t out = {0};
       LATHE_GET(&m, id);
       code = m.err ? LATHE_EIO : run_host.run_checkpoint(&r->ctx, id, &out, plugin);
-      reply_start(&b, r, code);
+      reply_start(&b, r, code, shard);
       put_str(&b, plugin);
       lathe_buf_put(&b, out.p, out.n);
       lathe_buf_free(&out);
@@ -387,7 +426,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
       code = !recs || m.err || !name
                  ? lathe_seterr(LATHE_EIO, "cluster: a malformed dataset")
                  : run_host.dataset_create(&r->ctx, name, schema, (const char *const *)recs, n);
-      reply_start(&b, r, code);
+      reply_start(&b, r, code, 0);
       for (int64_t i = 0; recs && i < n; i++) free(recs[i]);
       free(recs), free(name), free(schema);
       break;
@@ -400,8 +439,21 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
     rc = send_buf(&b, rank, tag);
   }
   lathe_buf_free(&b), lathe_buf_free(&m);
-  dead[k] = 1;
-  lost(r, k);
+  return rc;
+}
+
+void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
+  int rank, tag;
+  slot_addr(k, &rank, &tag);
+  if (dead[k]) { /* its rank is gone: the run ends where its last checkpoint left it */
+    lathe_seterr(LATHE_EIO, "rank %d is gone", rank);
+    lost(r, k);
+    return;
+  }
+  if (send_run(r, rank, tag, r->resume, r->from_ckpt, 0, NULL) || serve(s, r, k, 0)) {
+    dead[k] = 1;
+    lost(r, k);
+  }
 }
 
 void cluster_quit_slot(int k) {
@@ -608,7 +660,18 @@ static void *slot_main(void *arg) {
     }
     r->slot = (int)(sl - slots), r->resume = resume, r->from_ckpt = from;
     get_flags(&m, r);
-    run_drive(r);
+    int32_t shard = 0, nshards = 1;
+    LATHE_GET(&m, shard), LATHE_GET(&m, nshards);
+    if (m.err || shard < 0 || nshards < 1 || shard >= nshards || nshards > n_ranks) {
+      fprintf(stderr, "lathe: rank %d: a malformed run from rank 0\n", my_rank);
+      mpi->abort(lathe_exit_code(LATHE_EIO));
+    }
+    r->shard = shard, r->nshards = nshards;
+    if (shard) { /* a data-parallel shard: shard 0's state is the rest */
+      lathe_buf_t state = {m.p + m.off, m.n - m.off, 0, 0, 0};
+      run_shard_drive(r, &state);
+    } else
+      run_drive(r);
     run_free(r);
   }
   lathe_buf_free(&m);
@@ -656,6 +719,162 @@ int lathe_cluster_serve(int threads, int workers) {
   return rc;
 }
 
-void lathe_cluster_set_slots(int workers) {
-  per_rank = workers < 1 ? 1 : workers;
+void lathe_cluster_set_mode(int workers, int data_parallel) {
+  dp_mode = data_parallel;
+  per_rank = workers < 1 || data_parallel ? 1 : workers;
+}
+
+/* ---- data parallelism --------------------------------------------------------------- */
+
+/* rank 0: the proxies of the current data-parallel run's shards (one run at
+ * a time: the one worker's); shard k is slot k - 1 (one slot per rank) */
+typedef struct {
+  lathe_session_t *s;
+  lathe_run_t *r;
+  int k, started;
+  pthread_t th;
+} shard_proxy_t;
+
+static shard_proxy_t shard_proxies[LATHE_MAX_THREADS];
+static unsigned char dp_gone[LATHE_MAX_THREADS]; /* [k]: shard k lost (the worker's) */
+
+static void *shard_proxy_main(void *arg) {
+  shard_proxy_t *sp = arg;
+  sigset_t set; /* signals are the loop's */
+  sigfillset(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  if (serve(sp->s, sp->r, sp->k - 1, 1)) dead[sp->k - 1] = 1;
+  return NULL;
+}
+
+/* Rank 0: the next message of shard k on DP_TAG, waiting for ever unless
+ * this process is being terminated (then LOST_AFTER of silence: lost). */
+static int recv_dp(lathe_buf_t *m, int k, uint8_t *kind) {
+  double silent_since = 0;
+  for (;;) {
+    int w = recv_wait(m, k, DP_TAG, kind, 0.2);
+    if (w != 1) return w;
+    if (!lathe_signal_pending()) continue;
+    if (!silent_since) silent_since = lathe_now();
+    if (lathe_now() - silent_since >= LOST_AFTER) {
+      dp_gone[k] = 1;
+      return lathe_seterr(LATHE_EIO, "rank %d (shard %d) sent nothing for %.1f s after the stop", k,
+                          k, LOST_AFTER);
+    }
+  }
+}
+
+int cluster_dp_begin(lathe_run_t *r) {
+  lathe_buf_t state = {0};
+  int rc = r->plugin->save(r->self, &run_host, &r->ctx, &state);
+  if (!rc && state.err) rc = lathe_seterr(LATHE_ENOMEM, "run %u: out of memory", r->id);
+  for (int k = 1; k < r->nshards && !rc; k++) {
+    shard_proxy_t *sp = &shard_proxies[k];
+    *sp = (shard_proxy_t){r->sess, r, k, 0, 0};
+    dp_gone[k] = 0;
+    if (dead[k - 1])
+      rc = lathe_seterr(LATHE_EIO, "rank %d is gone", k);
+    else if (!(rc = send_run(r, k, 0, 0, -1, k, &state))) {
+      if (pthread_create(&sp->th, NULL, shard_proxy_main, sp))
+        rc = lathe_seterr(LATHE_EIO, "cannot start a thread for shard %d", k);
+      else
+        sp->started = 1;
+    }
+  }
+  lathe_buf_free(&state);
+  return rc;
+}
+
+void cluster_dp_end(lathe_run_t *r) {
+  uint8_t stop = D_STOP, kind = 0;
+  lathe_buf_t m = {0};
+  for (int k = 1; k < r->nshards; k++) {
+    shard_proxy_t *sp = &shard_proxies[k];
+    if (!sp->started) continue;
+    if (!dp_gone[k] && !mpi->send(&stop, 1, k, DP_TAG))
+      while (!recv_dp(&m, k, &kind) && kind != D_BYE) continue; /* parts and FIN: discarded */
+    if (dp_gone[k]) dead[k - 1] = 1;                            /* (its proxy gives up as soon) */
+    pthread_join(sp->th, NULL);
+    sp->started = 0;
+  }
+  lathe_buf_free(&m);
+}
+
+int cluster_allreduce(lathe_run_t *r, float *x, size_t n) {
+  lathe_buf_t b = {0}, m = {0};
+  uint8_t kind = 0;
+  int rc = 0;
+  if (n > (INT_MAX - 16) / sizeof *x)
+    return lathe_seterr(LATHE_EUSAGE, "allreduce of %zu values: more than one message holds", n);
+  if (r->shard) { /* a worker rank's shard: the part out, the sum back */
+    if (r->dp_ended) return lathe_seterr(LATHE_EINTR, "shard 0 ended the run");
+    msg_start(&b, D_PART);
+    lathe_buf_put(&b, x, n * sizeof *x);
+    rc = send_buf(&b, 0, DP_TAG);
+    if (!rc) rc = recv_buf(&m, 0, DP_TAG, &kind);
+    if (!rc && kind == D_STOP)
+      r->dp_ended = 1, rc = lathe_seterr(LATHE_EINTR, "shard 0 ended the run");
+    else if (!rc && (kind != D_SUM || lathe_buf_left(&m) != n * sizeof *x))
+      rc = lathe_seterr(LATHE_EIO, "cluster: run %u: a malformed sum from rank 0", r->id);
+    else if (!rc)
+      lathe_buf_get(&m, x, n * sizeof *x);
+    lathe_buf_free(&b), lathe_buf_free(&m);
+    return rc;
+  }
+  /* shard 0: ((x0 + x1) + x2) ..., in rank order whatever order they come in */
+  for (int k = 1; k < r->nshards && !rc; k++) {
+    if ((rc = recv_dp(&m, k, &kind))) {
+      r->dp_lost = 1;
+      break;
+    }
+    if (kind == D_FIN) {
+      int32_t code = 0;
+      LATHE_GET(&m, code);
+      char *why = get_str(&m);
+      rc = lathe_seterr(LATHE_ERUN, "shard %d ended first: %s", k,
+                        why && *why ? why
+                        : code      ? lathe_strerror(code)
+                                    : "done (out of step)");
+      free(why);
+      break;
+    }
+    if (kind != D_PART || lathe_buf_left(&m) != n * sizeof *x) {
+      rc = lathe_seterr(LATHE_ERUN,
+                        "shard %d summed %zu values where shard 0 sums %zu: the shards are out of "
+                        "step",
+                        k, lathe_buf_left(&m) / sizeof *x, n);
+      break;
+    }
+    const uint8_t *p = m.p + m.off;
+    for (size_t i = 0; i < n; i++) {
+      float v;
+      memcpy(&v, p + i * sizeof v, sizeof v);
+      x[i] += v;
+    }
+  }
+  if (!rc) {
+    msg_start(&b, D_SUM);
+    lathe_buf_put(&b, x, n * sizeof *x);
+    for (int k = 1; k < r->nshards && !rc; k++) rc = send_buf(&b, k, DP_TAG);
+    if (rc) r->dp_lost = 1;
+  }
+  lathe_buf_free(&b), lathe_buf_free(&m);
+  return rc;
+}
+
+void cluster_dp_finish(lathe_run_t *r, int rc) {
+  lathe_buf_t b = {0}, m = {0};
+  uint8_t kind = 0;
+  if (!r->dp_ended) { /* ended first: say why, then wait for shard 0's end */
+    int32_t code = rc;
+    msg_start(&b, D_FIN);
+    LATHE_PUT(&b, code);
+    put_str(&b, rc ? r->errmsg : "");
+    int sent = !send_buf(&b, 0, DP_TAG);
+    while (sent && !recv_buf(&m, 0, DP_TAG, &kind) && kind != D_STOP) continue;
+  }
+  uint8_t bye = D_BYE, end = M_END;
+  mpi->send(&bye, 1, 0, DP_TAG);
+  mpi->send(&end, 1, 0, slot_of(r)->tag); /* its proxy on rank 0 returns */
+  lathe_buf_free(&b), lathe_buf_free(&m);
 }

@@ -18,7 +18,19 @@
  *
  * Messages are byte strings between rank 0 and (rank, slot), tag = slot; each
  * side has one thread per (peer, tag), and every request waits for its reply
- * before the next, so order is MPI's per-pair order. */
+ * before the next, so order is MPI's per-pair order.
+ *
+ * Data parallelism (--data-parallel). Every rank has one slot; rank 0 has one
+ * worker, which steps one run at a time to its end as shard 0. When the
+ * run's plugin is data-parallel, rank 0 creates (or restores) it, then sends
+ * its state (the plugin's save()) to every other rank: rank k creates the
+ * same plugin, loads that state and steps in lock-step as shard k, its store
+ * reads answered by a proxy thread on rank 0; it writes nothing. The shards
+ * meet in host->allreduce on tag DP_TAG: each sends its part to rank 0, which
+ * sums them in rank order and sends the sum back. When shard 0's run ends
+ * (done, stopped, failed), rank 0 sends STOP to every shard and reads its
+ * messages until BYE; a shard whose own run ends first says FIN (with why)
+ * and waits for the STOP, so no message outlives its run. */
 #ifndef LATHE_CLUSTER_H
 #define LATHE_CLUSTER_H
 
@@ -67,9 +79,14 @@ void lathe_cluster_finalize(void);
  * rank 0 says quit. threads: numeric threads. Returns 0 or a code. */
 int lathe_cluster_serve(int threads, int workers);
 
-/* Slots per rank: every rank is given the same --workers (call before
- * anything else on every rank). */
-void lathe_cluster_set_slots(int workers);
+/* Slots per rank (every rank is given the same --workers) and whether the
+ * job is data-parallel (--data-parallel: one slot per rank). Call before
+ * anything else on every rank. */
+void lathe_cluster_set_mode(int workers, int data_parallel);
+/* 1 on rank 0 of a data-parallel job with more than one rank; the number of
+ * ranks (the shards of a data-parallel run). */
+int lathe_cluster_dp(void);
+int lathe_cluster_size(void);
 /* Rank 0: the number of remote worker slots (proxy threads to start). */
 int cluster_slots(void);
 /* Rank 0, proxy thread for slot k: run r (held, busy) on it until it ends. */
@@ -88,6 +105,23 @@ int cluster_ds_create(lathe_run_t *r, const char *name, const char *schema,
                       const char *const *records, int64_t n);
 /* Between chunks: the run's stop, pause and checkpoint requests from rank 0. */
 int cluster_sync(lathe_run_t *r);
+
+/* Data parallelism. Rank 0, shard 0 of r (created or restored, live, with
+ * r->nshards set): r's state sent to every other rank, which starts shard k,
+ * and a proxy thread started for each. Returns 0 or a code (the shards
+ * already started are still ended by cluster_dp_end). */
+int cluster_dp_begin(lathe_run_t *r);
+/* Rank 0, after r ended: STOP to every shard started, their messages read to
+ * BYE, their proxies joined. */
+void cluster_dp_end(lathe_run_t *r);
+/* host->allreduce of a run with r->nshards > 1 (either side). Returns 0 or a
+ * code with the message set: LATHE_EINTR on a shard when shard 0 ended the
+ * run; on shard 0 a shard's FIN or a malformed part (LATHE_ERUN), or a lost
+ * shard (LATHE_EIO, r->dp_lost set). */
+int cluster_allreduce(lathe_run_t *r, float *x, size_t n);
+/* A worker rank's shard after its run ended with code rc (0: done): FIN
+ * unless shard 0 already ended it, STOP awaited, BYE, then its proxy told. */
+void cluster_dp_finish(lathe_run_t *r, int rc);
 #endif
 
 #endif

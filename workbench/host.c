@@ -49,6 +49,7 @@ static void h_metric(lathe_ctx_t *c, const char *name, double v) {
 }
 
 void run_record_metric(lathe_run_t *r, uint64_t step, const char *name, double v) {
+  if (r->shard) return; /* shard 0 records the run's metrics */
   lathe_point_t pt = {"", step, v, lathe_now()}, *last;
   snprintf(pt.name, sizeof pt.name, "%s", name);
   if (GROW(r->pending, r->npending, r->cappending)) return;
@@ -320,6 +321,7 @@ static int h_run_checkpoint(lathe_ctx_t *c, uint32_t id, lathe_buf_t *out, char 
 
 static int h_dataset_create(lathe_ctx_t *c, const char *name, const char *schema,
                             const char *const *records, int64_t n) {
+  if (c->run && c->run->shard) return 0; /* shard 0 writes it */
   if (c->run && c->run->sess->remote) {
     int rc = cluster_ds_create(c->run, name, schema, records, n);
     return rc ? h_fail(c, rc, "%s", lathe_lasterr()) : 0;
@@ -350,9 +352,20 @@ static int h_stopping(lathe_ctx_t *c) {
   return c->run && atomic_load(&c->run->stop_req) != 0;
 }
 
-const lathe_host_t run_host = {LATHE_API_MAJOR,  LATHE_API_MINOR,  h_cfg_int,
-                               h_cfg_num,        h_cfg_str,        h_seed,
-                               h_metric,         h_set_total,      h_log,
-                               h_fail,           h_dataset_count,  h_dataset_get,
-                               h_plugin_create,  h_plugin_destroy, h_run_checkpoint,
-                               h_dataset_create, h_run_id,         h_stopping};
+static int h_shard(lathe_ctx_t *c, int *count) {
+  *count = c->run ? c->run->nshards : 1;
+  return c->run ? c->run->shard : 0;
+}
+
+static int h_allreduce(lathe_ctx_t *c, float *x, size_t n) {
+  if (!c->run || c->run->nshards < 2) return 0;
+  int rc = cluster_allreduce(c->run, x, n);
+  return rc ? h_fail(c, rc, "%s", lathe_lasterr()) : 0;
+}
+
+const lathe_host_t run_host = {
+    LATHE_API_MAJOR, LATHE_API_MINOR,  h_cfg_int,        h_cfg_num,
+    h_cfg_str,       h_seed,           h_metric,         h_set_total,
+    h_log,           h_fail,           h_dataset_count,  h_dataset_get,
+    h_plugin_create, h_plugin_destroy, h_run_checkpoint, h_dataset_create,
+    h_run_id,        h_stopping,       h_shard,          h_allreduce};

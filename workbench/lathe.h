@@ -70,7 +70,7 @@
 #include <string.h>
 
 #define LATHE_API_MAJOR 6
-#define LATHE_API_MINOR 2
+#define LATHE_API_MINOR 3
 #ifndef LATHE_API_TARGET /* the minor a plugin builds against (see Versions) */
 #define LATHE_API_TARGET LATHE_API_MINOR
 #endif
@@ -231,6 +231,21 @@ typedef struct lathe_host {
    * then checkpoints and stops. Always 0 outside a run. */
   int (*stopping)(lathe_ctx_t *);
 #endif
+#if LATHE_API_TARGET >= 3
+  /* 6.3: data parallelism (`lathe run --mpi --data-parallel`, for algorithms
+   * whose interface sets data_parallel). Every shard of a run runs the same
+   * plugin from the same state and calls the same hooks; shard k computes its
+   * share of each batch. Only shard 0's metrics, logs, checkpoints and
+   * datasets reach the store. Returns this shard's index in [0, *count);
+   * 0 of 1 outside a data-parallel run. */
+  int (*shard)(lathe_ctx_t *, int *count);
+  /* Sum x[0..n) element-wise over the run's shards, in place, in a fixed
+   * order (((x0 + x1) + x2) ...), so a run repeats bit for bit; every shard
+   * gets the same bytes. Every shard makes the same calls with the same n.
+   * Returns 0 (at once with one shard) or a negative code to return from
+   * step (LATHE_EINTR: shard 0 ended the run). */
+  int (*allreduce)(lathe_ctx_t *, float *x, size_t n);
+#endif
 } lathe_host_t;
 
 /* host->plugin_create with the options written as one list, "key=value,key=value"
@@ -310,6 +325,13 @@ typedef struct lathe_algorithm {
   /* 1 if a lower main_metric is better (a loss); 0: higher is better. Decides
    * the "best" that `lathe runs` shows and ckpt_keep_best keeps. */
   int main_lower_better;
+#if LATHE_API_TARGET >= 3
+  /* 6.3: 1 if step() splits its batch over h->shard() and sums its
+   * gradients with h->allreduce(), so that a run's result does not depend on
+   * the shard count beyond float rounding; 0: under --data-parallel its runs
+   * step on rank 0 alone. The host reads it only from minor >= 3. */
+  int data_parallel;
+#endif
 } lathe_algorithm_t;
 
 /* Environment hooks receive the context of whoever drives the environment

@@ -44,6 +44,7 @@ typedef struct opts {
   long long from_ckpt;                              /* resume --from-checkpoint */
   int have_from;
   int mpi;     /* --mpi: ranks of an Open MPI job (workbench/cluster.h) */
+  int dp;      /* --data-parallel: every run sharded over the ranks */
   char **sets; /* --set; lathe plot's --label, --vline and --hline share the array sizes */
   int nsets;
   char **labels, **vlines, **hlines;
@@ -86,13 +87,14 @@ static const struct command {
   const char *opts;    /* the options it takes, space-separated and space-padded */
   const char *summary, *help;
 } cmds[] = {
-    {"run", NULL, cmd_run, " --store --headless --set --seed --threads --workers --mpi ",
-     "run a recipe",
+    {"run", NULL, cmd_run,
+     " --store --headless --set --seed --threads --workers --mpi --data-parallel ", "run a recipe",
      "examples:\n"
      "  lathe run share/recipes/hlgauss_cartpole.lua\n"
      "  lathe run my.lua --headless --seed 3 --set lr=3e-4 --set dqn.batch_size=64\n"
      "usage: lathe run RECIPE.lua [--store PATH] [--headless] [--set KEY=VALUE]...\n"
-     "                            [--seed N] [--threads N] [--workers N] [--mpi]\n"
+     "                            [--seed N] [--threads N] [--workers N]\n"
+     "                            [--mpi [--data-parallel]]\n"
      "  --store PATH     the store (default ./lathe.lmdb, or $LATHE_STORE)\n"
      "  --headless       JSON lines on stdout (the default when stdout is not a terminal)\n"
      "  --set KEY=VALUE  override a config key of every run (PLUGIN.KEY for one plugin)\n"
@@ -103,13 +105,19 @@ static const struct command {
      "                   networks, --threads 1 --workers <cores> is fastest\n"
      "  --mpi            one rank of an Open MPI job (mpirun -np N lathe run R --mpi):\n"
      "                   rank 0 runs the recipe and owns the store, the other ranks\n"
-     "                   step its runs, --workers at a time each\n"},
-    {"resume", NULL, cmd_resume, " --store --headless --threads --workers --from-checkpoint --mpi ",
+     "                   step its runs, --workers at a time each\n"
+     "  --data-parallel  with --mpi: one run at a time, each step's batch split over\n"
+     "                   every rank and the gradients summed (sft, pref, rm, rrm;\n"
+     "                   other plugins step on rank 0 alone); the batch must divide\n"
+     "                   by the number of ranks\n"},
+    {"resume", NULL, cmd_resume,
+     " --store --headless --threads --workers --from-checkpoint --mpi --data-parallel ",
      "continue interrupted or crashed runs",
      "examples:\n"
      "  lathe resume 12\n"
      "  lathe resume 3 4 5 --threads 1 --workers 2\n"
-     "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N] [--mpi]\n"
+     "usage: lathe resume RUN... [--store PATH] [--headless] [--threads N] [--workers N]\n"
+     "                           [--mpi [--data-parallel]]\n"
      "       lathe resume RUN --from-checkpoint STEP\n"
      "  Continues each RUN from its newest checkpoint; the result is bit-identical to\n"
      "  a run never stopped (same thread count). A checkpoint whose checksum does not\n"
@@ -328,6 +336,7 @@ enum {
   O_RECIPE,
   O_FROM,
   O_MPI,
+  O_DP,
   NOPTS
 };
 static const struct {
@@ -346,7 +355,7 @@ static const struct {
     [O_METRIC] = {"--metric", NULL, 1},   [O_NAME] = {"--name", NULL, 1},
     [O_SCHEMA] = {"--schema", NULL, 1},   [O_OUT] = {"--output", "-o", 1},
     [O_RECIPE] = {"--recipe", NULL, 0},   [O_FROM] = {"--from-checkpoint", NULL, 1},
-    [O_MPI] = {"--mpi", NULL, 0},
+    [O_MPI] = {"--mpi", NULL, 0},         [O_DP] = {"--data-parallel", NULL, 0},
 };
 
 static int takes(int opt, const char *cmd) {
@@ -470,6 +479,9 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
     case O_MPI:
       o->mpi = 1;
       break;
+    case O_DP:
+      o->dp = 1;
+      break;
     case O_FROM:
       o->from_ckpt = strtoll(val, &end, 10);
       if (*end || o->from_ckpt < 0 || !*val)
@@ -499,6 +511,9 @@ static int parse(const char *cmd, int argc, char **argv, opts_t *o) {
       break;
     }
   }
+  if (o->dp && !o->mpi) return usage_err(cmd, "%s", "--data-parallel goes with --mpi");
+  if (o->dp && o->workers > 1)
+    return usage_err(cmd, "%s", "--data-parallel steps one run at a time: no --workers");
   return 0;
 }
 
@@ -557,7 +572,8 @@ static int mpi_rank(opts_t *o, int *code) {
   if (!o->mpi) return 0;
   int rank, size, workers = o->workers ? o->workers : 1;
   o->headless = 1; /* mpirun gives ranks a pty of its own: never a user's terminal */
-  lathe_cluster_set_slots(workers);
+  if (o->dp) workers = 1;
+  lathe_cluster_set_mode(workers, o->dp);
   int rc = lathe_cluster_init(&rank, &size);
   if (rc) return *code = fail(rc), 1;
   if (rank == 0) return 0;

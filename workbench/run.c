@@ -25,9 +25,10 @@
  * written); LATHE_TEST_KILL=RUN:STEP:write, inside the first store write of
  * that run at or after STEP (a metrics flush or a checkpoint), before it
  * commits; RUN:STEP:term (or :int) sends SIGTERM (SIGINT) instead, once,
- * after the step. Unset in normal use; read once. */
+ * after the step; RUN:STEP:shard, SIGKILL in a data-parallel shard other
+ * than shard 0 only. Unset in normal use; read once. */
 static struct {
-  int parsed, in_write, sig;
+  int parsed, in_write, sig, shard;
   uint32_t run;
   int64_t step;
 } test_kill;
@@ -41,6 +42,7 @@ void run_test_kill_init(void) {
   test_kill.parsed = 1;
   if (e && sscanf(e, "%u:%lld:%7s", &run, &step, mode) >= 2 && run > 0 && step > 0)
     test_kill.run = run, test_kill.step = step, test_kill.in_write = !strcmp(mode, "write"),
+    test_kill.shard = !strcmp(mode, "shard"),
     test_kill.sig = !strcmp(mode, "term")  ? SIGTERM
                     : !strcmp(mode, "int") ? SIGINT
                                            : SIGKILL;
@@ -49,7 +51,8 @@ void run_test_kill_init(void) {
 /* Die now if the test asks it at this point (in_write: inside a write); a
  * signal other than SIGKILL is sent once. */
 void run_test_kill(const lathe_run_t *r, int in_write) {
-  if (test_kill.run == r->id && r->step >= test_kill.step && test_kill.in_write == in_write) {
+  if (test_kill.run == r->id && r->step >= test_kill.step && test_kill.in_write == in_write &&
+      (!test_kill.shard || r->shard)) {
     if (test_kill.sig != SIGKILL) test_kill.run = 0;
     kill(getpid(), test_kill.sig);
   }
@@ -351,7 +354,7 @@ static lathe_run_t *run_alloc(lathe_session_t *s, const lathe_plugin_t *p) {
   r->sess = s, r->plugin = p;
   r->ctx.run = r, r->ctx.cfg = &r->cfg;
   r->created = lathe_now();
-  r->best_ckpt = -1, r->from_ckpt = -1;
+  r->best_ckpt = -1, r->from_ckpt = -1, r->nshards = 1;
   atomic_init(&r->status, RUN_PENDING);
   return r;
 }

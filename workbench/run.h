@@ -122,6 +122,10 @@ typedef struct lathe_run {
   atomic_int active; /* [any] in the workers' list (written under sess->mu; read anywhere) */
   int busy;          /* [any] held by a worker right now */
   int slot;          /* on a worker rank: its slot (cluster.h); unused elsewhere */
+  /* --data-parallel (cluster.h): this process's shard of the run and the
+   * shard count (0 of 1 otherwise); [worker] on a shard: shard 0 ended the
+   * run; on shard 0: a shard was lost (the run ends interrupted) */
+  int shard, nshards, dp_ended, dp_lost;
 } lathe_run_t;
 
 struct lathe_session {
@@ -151,6 +155,7 @@ struct lathe_session {
   atomic_int worker_next; /* each worker thread's index, taken as it starts */
   int proxy;              /* rank 0 under --mpi: the workers are proxies of remote slots */
   int remote;             /* a worker rank's session: no loop, no store (cluster.c) */
+  int dp;                 /* rank 0 under --data-parallel: one worker, shards on every rank */
   int rr;                 /* [any] round-robin position in active */
   pthread_mutex_t mu;
   pthread_cond_t cv;

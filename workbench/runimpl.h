@@ -61,6 +61,9 @@ int run_ckpt_header(lathe_buf_t *b, uint64_t *step, uint32_t *count, int *damage
 void *run_worker_main(void *arg);
 int run_load(lathe_run_t *r, lathe_buf_t *buf, uint64_t *step, int *found, int64_t *prev);
 void run_drive(lathe_run_t *r);
+/* A worker rank's data-parallel shard (r->shard > 0): r created, shard 0's
+ * state loaded from state, stepped until shard 0 ends it (cluster.h). */
+void run_shard_drive(lathe_run_t *r, lathe_buf_t *state);
 /* The end of a run whose last state is written: status st and code err
  * recorded, r out of the workers' list, its END event (with r->errmsg) sent. */
 void run_end(lathe_run_t *r, lathe_status_t st, int err);

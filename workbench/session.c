@@ -19,6 +19,10 @@ void run_event_at(lathe_session_t *s, lathe_ev_type_t type, lathe_run_t *r, uint
                   const char *name, double value, char *text) {
   lathe_event_t ev = {type, r->id, step, lathe_now(), value, "", text};
   if (name) snprintf(ev.name, sizeof ev.name, "%s", name);
+  if (r->shard) { /* a data-parallel shard: shard 0 speaks for the run */
+    free(text);
+    return;
+  }
   if (r->starting && type == EV_LOG) { /* held until the run's start event */
     if (GROW(r->prelog, r->nprelog, r->capprelog))
       free(text);
@@ -172,6 +176,8 @@ int lathe_session_init(lathe_session_t *s, lathe_store_t *store) {
   s->tick.data = s;
   if (s->workers < 1) s->workers = 1;
   if (s->workers > LATHE_MAX_WORKERS) s->workers = LATHE_MAX_WORKERS;
+  if (lathe_cluster_dp()) /* --data-parallel: one run at a time, sharded over every rank */
+    s->dp = 1, s->workers = 1;
   if (cluster_slots() > 0) { /* rank 0 under --mpi: one proxy per remote slot */
     s->proxy = 1;
     s->workers = cluster_slots() < LATHE_MAX_THREADS ? cluster_slots() : LATHE_MAX_THREADS;

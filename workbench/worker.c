@@ -247,6 +247,18 @@ void run_end(lathe_run_t *r, lathe_status_t st, int err) {
   run_event(s, EV_END, r, lathe_status_name(st), err, r->errmsg[0] ? strdup(r->errmsg) : NULL);
 }
 
+/* A data-parallel run whose shard was lost mid-step (its state half
+ * updated): interrupted where its last checkpoint left it, as a killed
+ * process leaves a run. */
+static void finish_lost(lathe_run_t *r) {
+  r->npending = 0; /* points past the last checkpoint: resume makes them again */
+  run_flush(r, RUN_INTERRUPTED, NULL, 0);
+  run_free_kids(&r->ctx);
+  if (r->self) r->plugin->destroy(r->self);
+  r->self = NULL, r->live = 0;
+  run_end(r, RUN_INTERRUPTED, LATHE_EIO);
+}
+
 /* The log lines a run wrote while it started, after its start event. */
 static void release_prelog(lathe_run_t *r) {
   r->starting = 0;
@@ -310,6 +322,10 @@ static int chunk(lathe_run_t *r, double budget) {
     int rc = r->plugin->algorithm->step(r->self, &run_host, &r->ctx);
     progressed = 1;
     if (rc == LATHE_ENAN) r->diverged = 1, rc = 0; /* the plugin saw a non-finite value */
+    if (rc < 0 && r->dp_lost) { /* a shard is gone mid-step: back to the last checkpoint */
+      finish_lost(r);
+      return 1;
+    }
     if (rc < 0) {
       if (!r->errmsg[0])
         snprintf(r->errmsg, sizeof r->errmsg, "%s: step %lld: %s", r->plugin->name,
@@ -351,6 +367,28 @@ static int chunk(lathe_run_t *r, double budget) {
   return progressed;
 }
 
+static int data_parallel(const lathe_plugin_t *p) {
+  return p->minor >= 3 && p->algorithm->data_parallel;
+}
+
+/* Rank 0 under --data-parallel: r created (or restored) here, then its state
+ * sent to every other rank's shard, stepped to its end, the shards ended. */
+static void dp_drive(lathe_run_t *r) {
+  r->shard = 0, r->nshards = data_parallel(r->plugin) ? lathe_cluster_size() : 1;
+  run_begin(r);
+  if (r->nshards < 2) {
+    if (atomic_load(&r->active))
+      run_event(r->sess, EV_LOG, r, NULL, 0,
+                strdup("not data-parallel: its steps run on rank 0 alone"));
+  } else if (atomic_load(&r->active) && cluster_dp_begin(r)) {
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr());
+    finish(r, RUN_FAILED, lathe_lasterr_code());
+  }
+  while (atomic_load(&r->active))
+    if (!chunk(r, 0.1)) nanosleep(&(struct timespec){0, 50000000}, NULL); /* paused */
+  if (r->nshards > 1) cluster_dp_end(r);
+}
+
 /* A worker takes the next active run no other worker holds (round robin),
  * steps it for a bounded chunk, and puts it back. Runs never interact, so
  * results do not depend on how many workers there are or who stepped what. */
@@ -380,6 +418,8 @@ void *run_worker_main(void *arg) {
     int progressed = 1;
     if (s->proxy) /* rank 0 under --mpi: the run steps on remote slot k, to its end */
       cluster_proxy(s, r, me);
+    else if (s->dp) /* --data-parallel: here as shard 0, to its end */
+      dp_drive(r);
     else if (!r->live)
       run_begin(r);
     else
@@ -413,6 +453,24 @@ void run_drive(lathe_run_t *r) {
     }
     if (!progressed) nanosleep(&(struct timespec){0, 50000000}, NULL);
   }
+  run_free_kids(&r->ctx);
+  if (r->self) r->plugin->destroy(r->self), r->self = NULL;
+}
+
+void run_shard_drive(lathe_run_t *r, lathe_buf_t *state) {
+  lathe_clearerr();
+  int rc = r->plugin->create(&run_host, &r->ctx, &r->self);
+  if (!rc) rc = r->plugin->load(r->self, &run_host, &r->ctx, state);
+  while (!rc) {
+    rc = r->plugin->algorithm->step(r->self, &run_host, &r->ctx);
+    if (rc == LATHE_ENAN) rc = 0; /* shard 0 sees it too and ends the run */
+    if (rc == LATHE_DONE) rc = 1;
+    r->step++;
+    run_test_kill(r, 0);
+  }
+  if (rc < 0 && !r->errmsg[0])
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", lathe_lasterr()[0] ? lathe_lasterr() : "failed");
+  cluster_dp_finish(r, rc < 0 ? rc : 0);
   run_free_kids(&r->ctx);
   if (r->self) r->plugin->destroy(r->self), r->self = NULL;
 }

@@ -72,6 +72,10 @@ static int reply_tokens(const pair_t *q, int s) {
 int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   uint32_t run = (uint32_t)h->cfg_int(c, "init_run"); /* validate() checked the rules */
   uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
+  p->shard = h->shard(c, &p->nshards);
+  if (p->M_groups % p->nshards)
+    return h->fail(c, LATHE_ECONFIG, "pref: prompts %d does not split over %d data-parallel shards",
+                   p->M_groups, p->nshards);
   lathe_buf_t b = {0};
   char made_by[64];
   int has = 0, rc = h->run_checkpoint(c, run, &b, made_by);
@@ -174,8 +178,9 @@ typedef struct {
 } pstats_t;
 
 /* Loss of pairs idx[0..G) through the policy's last stacked forward (lp);
- * fills dlp (2G) when not NULL. */
-static void pair_losses(pref_t *p, const int *idx, int G, const float *lp, float *dlp,
+ * fills dlp (2G) when not NULL, each pair's gradient divided by `of` (the
+ * batch's pairs, all shards together). */
+static void pair_losses(pref_t *p, const int *idx, int G, int of, const float *lp, float *dlp,
                         pstats_t *st) {
   struct pairs *d = p->pairs;
   for (int g = 0; g < G; g++) {
@@ -187,7 +192,7 @@ static void pair_losses(pref_t *p, const int *idx, int G, const float *lp, float
       l = nn_pref_pair(&p->pref, lp[g], lp[G + g], q->ref[0], q->ref[1], reply_tokens(q, 0),
                        reply_tokens(q, 1), &dw, &dl);
     if (!p->neg) dl = 0;
-    if (dlp) dlp[g] = (float)(dw / G), dlp[G + g] = (float)(dl / G);
+    if (dlp) dlp[g] = (float)(dw / of), dlp[G + g] = (float)(dl / of);
     st->loss += l;
     nn_pref_stats_add(&st->ps, p->pref.beta, lp[g], lp[G + g], q->ref[0], q->ref[1]);
   }
@@ -204,14 +209,33 @@ void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const n
 #undef M
 }
 
+/* Data-parallel: the gradients, the statistics st and the n values extra
+ * summed over the shards (nothing to do with one). */
+static int reduce(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c, pstats_t *st, double *extra,
+                  int n) {
+  if (p->nshards < 2) return 0;
+  nn_pref_stats_t *s = &st->ps;
+  float v[16] = {(float)st->loss,          (float)s->chosen,     (float)s->rejected,
+                 (float)s->margins,        (float)s->accuracies, (float)s->logps_chosen,
+                 (float)s->logps_rejected, (float)s->pairs};
+  for (int i = 0; i < n; i++) v[8 + i] = (float)extra[i];
+  int rc = h->allreduce(c, p->pol.params.g, p->pol.params.total);
+  if (!rc) rc = h->allreduce(c, v, (size_t)(8 + n));
+  st->loss = v[0], s->chosen = v[1], s->rejected = v[2], s->margins = v[3];
+  s->accuracies = v[4], s->logps_chosen = v[5], s->logps_rejected = v[6], s->pairs = (int)v[7];
+  for (int i = 0; i < n; i++) extra[i] = v[8 + i];
+  return rc;
+}
+
 static void pairs_evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
+  if (p->shard) return; /* shard 0 reports */
   int G = p->M_groups;
   pstats_t st = {0};
   for (int i = 0; i < d->neval; i += G) {
     int g = d->neval - i < G ? d->neval - i : G, T = stack(p, d->eval + i, g);
     nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * g, T);
-    pair_losses(p, d->eval + i, g, d->lp, NULL, &st);
+    pair_losses(p, d->eval + i, g, g, d->lp, NULL, &st);
   }
   h->metric(c, "eval/loss", st.loss / d->neval);
   pref_report(h, c, "eval/", &st.ps);
@@ -221,15 +245,26 @@ static void pairs_evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
  * the reward model; the loss on (best, worst) with pi_ref's log-probs now. */
 static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
-  int G = p->M_groups, N = p->N, M = G * N, T = p->T, max_new = T / 2, rc = 0;
+  /* data-parallel: every shard draws the batch's prompts; this one samples
+   * and scores its share with a stream of its own (seeded from the run's
+   * stream and the shard index, so nothing depends on timing) */
+  int Gall = p->M_groups, G = Gall / p->nshards, g0 = p->shard * G;
+  int N = p->N, M = G * N, T = p->T, max_new = T / 2, rc = 0, reduced = 0;
   int *prompt = malloc((size_t)M * T * sizeof *prompt), *plen = malloc((size_t)M * sizeof *plen);
   int *out = malloc((size_t)M * max_new * sizeof *out), *olen = malloc((size_t)M * sizeof *olen);
   char **text = calloc((size_t)M, sizeof *text);
   double *score = malloc((size_t)M * sizeof *score), rsum = 0, best_sum = 0, len_sum = 0;
   int *pick = malloc((size_t)2 * G * sizeof *pick), idx[4096], stop = NN_TOK_EOS;
   if (!prompt || !plen || !out || !olen || !text || !score || !pick) rc = LATHE_ENOMEM;
+  for (int g = 0; g < Gall; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
+  nn_rng_t own, *rng = &p->rng;
+  if (p->nshards > 1) {
+    uint64_t base = nn_rng_u64(&p->rng);
+    nn_rng_seed(&own, base + 0x9e3779b97f4a7c15ULL * (uint64_t)(p->shard + 1));
+    rng = &own;
+  }
+  memmove(idx, idx + g0, (size_t)G * sizeof *idx);
   for (int g = 0; g < G && !rc; g++) {
-    idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
     const pair_t *q = &d->p[idx[g]];
     int pl = q->plen[0] < T - max_new ? q->plen[0] : T - max_new; /* keep the prompt's end */
     for (int k = 0; k < N; k++) {
@@ -239,8 +274,7 @@ static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     }
   }
   nn_gen_t gen = {(float)p->temp, 0, 1.0f, &stop, 1, 0};
-  if (!rc)
-    rc = nn_lm_generate(&p->pol, prompt, plen, M, T, max_new, &gen, &p->rng, out, olen, NULL);
+  if (!rc) rc = nn_lm_generate(&p->pol, prompt, plen, M, T, max_new, &gen, rng, out, olen, NULL);
   for (int i = 0; i < M && !rc; i++) { /* the reward model reads text */
     int k = olen[i] && out[(size_t)i * max_new + olen[i] - 1] == NN_TOK_EOS ? olen[i] - 1 : olen[i];
     size_t need = nn_tok_decode(&p->tok, out + (size_t)i * max_new, k, NULL, 0) + 1;
@@ -283,21 +317,28 @@ static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       st.loss += nn_pref_pair(&p->pref, d->lp[g], d->lp[G + g], ref[g], ref[G + g], olen[pick[g]],
                               olen[pick[G + g]], &dw, &dl);
       if (!p->neg) dl = 0;
-      dlp[g] = (float)(dw / G), dlp[G + g] = (float)(dl / G);
+      dlp[g] = (float)(dw / Gall), dlp[G + g] = (float)(dl / Gall);
       nn_pref_stats_add(&st.ps, p->pref.beta, d->lp[g], d->lp[G + g], ref[g], ref[G + g]);
     }
     nn_params_zero_grad(&p->pol.params);
     nn_gpt_logprobs_backward(&p->pol, dlp, d->mask);
+    double sums[3] = {rsum, best_sum, len_sum};
+    reduced = (rc = reduce(p, h, c, &st, sums, 3)) != 0;
+    rsum = sums[0], best_sum = sums[1], len_sum = sums[2];
+  }
+  if (!rc) { /* (the batch's counts: every shard's) */
     double gn = nn_clip_grad_norm(&p->pol.params, p->grad_clip > 0 ? (float)p->grad_clip : 0);
     nn_adamw_t o = nn_adamw_default();
+    int Mb = M * p->nshards;
     rc = nn_adamw_step(&p->pol.params, &o, (float)p->lr);
-    h->metric(c, "loss", st.loss / G), h->metric(c, "grad_norm", gn);
-    h->metric(c, "rm/reward_mean", rsum / M), h->metric(c, "rm/reward_best", best_sum / G);
-    h->metric(c, "samples/length_bytes", len_sum / M);
+    h->metric(c, "loss", st.loss / Gall), h->metric(c, "grad_norm", gn);
+    h->metric(c, "rm/reward_mean", rsum / Mb), h->metric(c, "rm/reward_best", best_sum / Gall);
+    h->metric(c, "samples/length_bytes", len_sum / Mb);
     pref_report(h, c, "", &st.ps);
   }
   for (int i = 0; text && i < M; i++) free(text[i]);
   free(prompt), free(plen), free(out), free(olen), free(text), free(score), free(pick);
+  if (reduced) return rc; /* the allreduce said why */
   return rc ? h->fail(c, rc, "pref: on-policy step: %s",
                       rc == LATHE_ENOMEM ? "out of memory" : "generation failed")
             : 0;
@@ -313,13 +354,16 @@ int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     return rc;
   }
   for (int g = 0; g < G; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
-  int T = stack(p, idx, G);
+  int ng = G / p->nshards, *mine = idx + p->shard * ng; /* data-parallel: this shard's pairs */
+  int T = stack(p, mine, ng);
   float dlp[8192];
   pstats_t st = {0};
-  nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * G, T);
-  pair_losses(p, idx, G, d->lp, dlp, &st);
+  nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * ng, T);
+  pair_losses(p, mine, ng, G, d->lp, dlp, &st);
   nn_params_zero_grad(&p->pol.params);
   nn_gpt_logprobs_backward(&p->pol, dlp, d->mask);
+  int rc = reduce(p, h, c, &st, NULL, 0);
+  if (rc) return rc;
   double gn = nn_clip_grad_norm(&p->pol.params, p->grad_clip > 0 ? (float)p->grad_clip : 0);
   nn_adamw_t o = nn_adamw_default();
   if (nn_adamw_step(&p->pol.params, &o, (float)p->lr))

@@ -430,6 +430,11 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     if (!rc) h->set_total(c, p->train_steps);
     return rc;
   }
+  int shards;
+  h->shard(c, &shards);
+  if (shards > 1)
+    return h->fail(c, LATHE_ECONFIG,
+                   "pref: only dataset mode is data-parallel; run tasks without --data-parallel");
   /* the task, with its options */
   rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
                                 &p->task);
@@ -666,7 +671,8 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
   return rc ? h->fail(c, rc, "pref: bad checkpoint") : 0;
 }
 
-static const lathe_algorithm_t algorithm = {.step = step, .main_metric = "eval/reward"};
+static const lathe_algorithm_t algorithm = {
+    .step = step, .main_metric = "eval/reward", .data_parallel = 1}; /* dataset mode */
 
 static const lathe_plugin_t plugin = {
     .major = LATHE_API_MAJOR,

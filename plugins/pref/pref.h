@@ -31,6 +31,7 @@ typedef struct {
   lathe_task_spec_t spec;
   int P, R, T, V; /* prompt, response, context, vocab */
   int method, onpolicy, neg, all_pairs, M_groups, N, inner;
+  int shard, nshards; /* dataset mode, data-parallel: this shard of each batch */
   nn_pref_t pref;
   double gap, neg_lambda, rwr_temp, kl, clip, lr, grad_clip, temp;
   int64_t ref_steps, ref_batch, train_steps, eval_every, eval_prompts, step;

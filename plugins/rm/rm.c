@@ -98,6 +98,7 @@ typedef struct {
   nn_rng_t rng;
   uint64_t seed;
   int pw, B;
+  int shard, nshards; /* data parallelism: this shard of each batch */
   int64_t steps, step, warmup, eval_every, log_every;
   double lr, wd, clip;
   set_t train, held, *tests;
@@ -321,6 +322,10 @@ static int create_any(const lathe_host_t *h, lathe_ctx_t *c, void **self, int rr
   r->log_every = h->cfg_int(c, "log_every");
   r->lr = h->cfg_num(c, "lr"), r->wd = h->cfg_num(c, "weight_decay");
   r->clip = h->cfg_num(c, "grad_clip");
+  r->shard = h->shard(c, &r->nshards);
+  if (r->B % r->nshards)
+    return h->fail(c, LATHE_ECONFIG, "%s: batch %d does not split over %d data-parallel shards",
+                   rrm ? "rrm" : "rm", r->B, r->nshards);
   const char *ds = h->cfg_str(c, "dataset");
   if (!*ds)
     return h->fail(c, LATHE_ECONFIG, "%s: no dataset given (dataset = NAME)", rrm ? "rrm" : "rm");
@@ -487,6 +492,7 @@ static int evaluate(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c, const set_t 
 }
 
 static int evaluate_all(rm_t *r, const lathe_host_t *h, lathe_ctx_t *c) {
+  if (r->shard) return 0; /* shard 0 reports */
   int rc = evaluate(r, h, c, &r->held, "eval/", 1);
   for (int i = 0; i < r->ntests && !rc; i++) {
     char pre[96];
@@ -526,16 +532,31 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   if (r->step % r->eval_every == 0 && r->step && (rc = evaluate_all(r, h, c))) return rc;
   if (r->t_last == 0) r->t_last = tx_now();
-  row_t *rows[4096];
-  for (int i = 0; i < r->B; i++) rows[i] = stream_row(r, r->step * r->B + i);
-  if ((rc = forward_rows(r, rows, r->B))) return h->fail(c, rc, "forward: %s", "out of memory");
-  for (int i = 0; i < r->B; i++) {
-    r->sum_loss += row_loss(r, rows[i], r->out + 2 * i, r->dout + 2 * i);
-    tally(rows[i], row_p(r, r->out + 2 * i), &r->sum_acc, &r->n_acc, &r->sum_tie, &r->n_tie);
+  /* data-parallel: this shard's rows of the batch; gradients and tallies summed */
+  row_t *rows[4096] = {NULL};
+  int nb = r->B / r->nshards, b0 = r->shard * nb;
+  for (int i = 0; i < nb; i++) rows[i] = stream_row(r, r->step * r->B + b0 + i);
+  if ((rc = forward_rows(r, rows, nb))) return h->fail(c, rc, "forward: %s", "out of memory");
+  double add[5] = {0}, *one = r->nshards > 1 ? add + 0 : &r->sum_loss;
+  for (int i = 0; i < nb; i++) { /* (one shard: into the running sums, as always) */
+    *one += row_loss(r, rows[i], r->out + 2 * i, r->dout + 2 * i);
+    if (r->nshards > 1)
+      tally(rows[i], row_p(r, r->out + 2 * i), &add[1], &add[2], &add[3], &add[4]);
+    else
+      tally(rows[i], row_p(r, r->out + 2 * i), &r->sum_acc, &r->n_acc, &r->sum_tie, &r->n_tie);
   }
-  for (int i = 0; i < 2 * r->B; i++) r->dout[i] /= (float)r->B;
+  for (int i = 0; i < 2 * nb; i++) r->dout[i] /= (float)r->B;
   nn_params_zero_grad(&r->m.gpt.params), nn_params_zero_grad(&r->m.head);
   nn_rm_backward(&r->m, r->dout);
+  if (r->nshards > 1) {
+    float v[5];
+    for (int i = 0; i < 5; i++) v[i] = (float)add[i];
+    if ((rc = h->allreduce(c, r->m.gpt.params.g, r->m.gpt.params.total)) ||
+        (rc = h->allreduce(c, r->m.head.g, r->m.head.total)) || (rc = h->allreduce(c, v, 5)))
+      return rc;
+    r->sum_loss += v[0], r->sum_acc += v[1], r->n_acc += v[2], r->sum_tie += v[3];
+    r->n_tie += v[4];
+  }
   double gn = nn_rm_clip(&r->m, (float)r->clip);
   nn_adamw_t o = nn_adamw_default();
   o.weight_decay = (float)r->wd;
@@ -598,7 +619,8 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
 }
 
 #define RM_PLUGIN(VAR, NAME, OPTS, CREATE, DOC)                                                    \
-  static const lathe_algorithm_t VAR##_if = {.step = step, .main_metric = "eval/accuracy"};        \
+  static const lathe_algorithm_t VAR##_if = {                                                      \
+      .step = step, .main_metric = "eval/accuracy", .data_parallel = 1};                           \
   static const lathe_plugin_t VAR = {.major = LATHE_API_MAJOR,                                     \
                                      .minor = LATHE_API_TARGET,                                    \
                                      .name = NAME,                                                 \

@@ -50,6 +50,7 @@ typedef struct {
   int ntrain, neval;
   int64_t step, steps, warmup, eval_every, log_every;
   int B, ctx, resp_only;
+  int shard, nshards; /* data parallelism: this shard of the batch */
   double lr, wd, clip;
   int *tok_buf, *tgt;
   float *mask, *dl;
@@ -92,6 +93,10 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   s->eval_every = h->cfg_int(c, "eval_every"), s->log_every = h->cfg_int(c, "log_every");
   s->lr = h->cfg_num(c, "lr"), s->wd = h->cfg_num(c, "weight_decay");
   s->clip = h->cfg_num(c, "grad_clip"), s->resp_only = (int)h->cfg_int(c, "response_only");
+  s->shard = h->shard(c, &s->nshards);
+  if (s->B % s->nshards)
+    return h->fail(c, LATHE_ECONFIG, "sft: batch %d does not split over %d data-parallel shards",
+                   s->B, s->nshards);
   const char *ds = h->cfg_str(c, "dataset");
   if (!*ds) return h->fail(c, LATHE_ECONFIG, "sft: no dataset given (dataset = NAME)");
   tx_record_t *rec = NULL;
@@ -174,6 +179,12 @@ static int pack(sft_t *s, ex_t **ex, int n) {
   return T;
 }
 
+/* The tokens example e's loss scores (pack's mask). */
+static int scored(const sft_t *s, const ex_t *e) {
+  int from = e->plen > 1 ? e->plen : 1;
+  return e->len > from ? e->len - from : 0;
+}
+
 static double eval_loss(sft_t *s) {
   double sum = 0, cnt = 0;
   ex_t *ex[4096];
@@ -192,24 +203,38 @@ static double eval_loss(sft_t *s) {
 
 static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
   sft_t *s = self;
-  if (s->step % s->eval_every == 0 && s->neval) {
+  if (s->step % s->eval_every == 0 && s->neval && !s->shard) {
     double l = eval_loss(s);
     h->metric(c, "eval/loss", l), h->metric(c, "eval/perplexity", exp(l));
   }
   ex_t *ex[4096];
   for (int b = 0; b < s->B; b++) ex[b] = &s->train[nn_rng_below(&s->rng, (uint32_t)s->ntrain)];
-  int T = pack(s, ex, s->B), V = s->gpt.cfg.vocab;
-  float *logits = nn_gpt_forward(&s->gpt, s->tok_buf, s->B, T);
+  /* data-parallel: this shard's rows of the batch, its loss weighted by its
+   * share of the batch's scored tokens, so the shards' sum is the batch mean */
+  int nb = s->B / s->nshards, b0 = s->shard * nb;
+  int T = pack(s, ex + b0, nb), V = s->gpt.cfg.vocab;
+  float *logits = nn_gpt_forward(&s->gpt, s->tok_buf, nb, T);
   if (!logits) return h->fail(c, LATHE_ENOMEM, "out of memory");
-  float loss = nn_token_ce_loss(s->dl, logits, s->tgt, s->mask, s->B, T, V);
+  float loss = nn_token_ce_loss(s->dl, logits, s->tgt, s->mask, nb, T, V);
+  if (s->nshards > 1) {
+    double all = 0, mine = 0;
+    for (int b = 0; b < s->B; b++) all += scored(s, ex[b]);
+    for (int b = b0; b < b0 + nb; b++) mine += scored(s, ex[b]);
+    float w = all > 0 ? (float)(mine / all) : 0;
+    for (size_t i = 0; i < (size_t)nb * T * V; i++) s->dl[i] *= w;
+    loss *= w;
+  }
   nn_params_zero_grad(&s->gpt.params);
   nn_gpt_backward(&s->gpt, s->dl);
+  int rc = h->allreduce(c, s->gpt.params.g, s->gpt.params.total);
+  if (!rc) rc = h->allreduce(c, &loss, 1);
+  if (rc) return rc;
   double gn = nn_clip_grad_norm(&s->gpt.params, s->clip > 0 ? (float)s->clip : 0);
   nn_adamw_t o = nn_adamw_default();
   o.weight_decay = (float)s->wd;
   float lr = nn_lr_at(NN_SCHED_COSINE, (float)s->lr, s->step, s->warmup, s->steps, 0.1f);
   if (nn_adamw_step(&s->gpt.params, &o, lr)) return h->fail(c, LATHE_ENOMEM, "out of memory");
-  s->tokens += (int64_t)s->B * T;
+  s->tokens += (int64_t)nb * T * s->nshards; /* (the shards' T as this one's) */
   s->step++;
   if (s->step % s->log_every == 0) {
     h->metric(c, "loss", loss), h->metric(c, "grad_norm", gn), h->metric(c, "lr", lr);
@@ -218,7 +243,7 @@ static int step(void *self, const lathe_host_t *h, lathe_ctx_t *c) {
     s->t_last = t, s->tokens = 0;
   }
   if (s->step == s->steps) {
-    if (s->neval) {
+    if (s->neval && !s->shard) {
       double l = eval_loss(s);
       h->metric(c, "eval/loss", l), h->metric(c, "eval/perplexity", exp(l));
     }
@@ -260,7 +285,7 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
 }
 
 static const lathe_algorithm_t algorithm = {
-    .step = step, .main_metric = "eval/loss", .main_lower_better = 1};
+    .step = step, .main_metric = "eval/loss", .main_lower_better = 1, .data_parallel = 1};
 
 static const lathe_plugin_t plugin = {
     .major = LATHE_API_MAJOR,
