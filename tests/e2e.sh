@@ -181,7 +181,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 300 mpirun --oversubscribe --mca btl tcp,self"
 if ! command -v mpirun >/dev/null || [ ! -f "$MPI_SO" ]; then
   for t in mpi_doctor mpi_sweep_np2 mpi_sweep_np3 mpi_store_services mpi_worker_killed \
-           mpi_rank0_killed mpi_signal_rank0 mpi_dp_text mpi_dp_rm mpi_dp_onpolicy mpi_dp_batch \
+           mpi_rank0_killed mpi_signal_rank0 mpi_dataset_from_worker mpi_dp_text mpi_dp_rm mpi_dp_onpolicy mpi_dp_batch \
            mpi_dp_shard_killed mpi_dp_signal; do want $t && skip $t "Open MPI or liblathe-mpi.so not built"; done
 else
   expect mpi_doctor 0 "^mpi +Open MPI" -- "$LATHE" doctor
@@ -215,6 +215,12 @@ else
     done
     [ "$(cat ms_ref.rc)" = 0 ] && [ "$(cat ms_mpi.rc)" = 0 ] && [ $same = 1 ] && ok mpi_store_services ||
       bad mpi_store_services "exits $(cat ms_ref.rc) $(cat ms_mpi.rc), same $same" "$(tail -c 600 ms_mpi.err)"
+  fi
+  # RRM on rank 1 writes its augmented dataset through rank 0 (a run's dataset_create)
+  if want mpi_dataset_from_worker; then
+    $MPIRUN -np 2 "$LATHE" run "$T/rm.lua" --set mode=rrm --store mdw.lmdb --mpi --threads 1 \
+      >/dev/null 2>mdw.err
+    expect mpi_dataset_from_worker 0 "^rrm-2 +prefs +[0-9]+ +run 2" -- "$LATHE" data ls --store mdw.lmdb
   fi
   if want mpi_worker_killed; then # rank 2 dies stepping run 1; the job ends; resume on 2 ranks
     [ -d m_ref.lmdb ] || "$LATHE" run "$T/sweep_dqn.lua" --store m_ref.lmdb --set runs=6 >/dev/null 2>&1
@@ -1014,11 +1020,11 @@ fi
 # a plugin of API 5 (one int argument, a flat descriptor) serves no 6.x host
 printf '#include <stddef.h>\nstatic int p[8] = {5};\nconst void *lathe_plugin_entry(int v) { return v == 5 ? p : NULL; }\n' >old.c
 cc -shared -fPIC old.c -o old.so 2>/dev/null
-LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "serves no API 6\.2 .*rebuild it" -- "$LATHE" plugins
+LATHE_PLUGIN_PATH=$WORK/old.so expect plugin_apiver 5 "serves no API 6\.3 .*rebuild it" -- "$LATHE" plugins
 # one that claims a major it was not built for is refused by the registry too
 printf '#include <lathe.h>\nstatic const lathe_plugin_t p = {7, 0, "old"};\nconst lathe_plugin_t *lathe_plugin_entry(int a, int b) { return &p; }\n' >old7.c
 cc -shared -fPIC -I"$ROOT/workbench" old7.c -o old7.so 2>/dev/null
-LATHE_PLUGIN_PATH=$WORK/old7.so expect plugin_major 5 "built for plugin API 7\.0, this lathe speaks 6\.2" -- "$LATHE" plugins
+LATHE_PLUGIN_PATH=$WORK/old7.so expect plugin_major 5 "built for plugin API 7\.0, this lathe speaks 6\.3" -- "$LATHE" plugins
 probe() { # probe NAME -DFLAG...: build tests/plugins/probe.c as NAME.so
   local n=$1
   shift

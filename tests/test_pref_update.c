@@ -93,3 +93,38 @@ TEST(pref_group_losses_without_negative_gradient) {
   ASSERT(g.w[3 * T + 1] < 0);        /* the best is pulled up (weight on d loss / d logp) */
   ASSERT_NEAR(g.w[0 * T + 1], 0, 0); /* the worst: nothing */
 }
+
+/* pairs.c's pair_losses on a hand-built batch of four stored pairs: the
+ * weights of each shard's pairs, divided by the whole batch's count as a
+ * data-parallel step divides them, are the whole batch's, and the shards'
+ * loss and statistics add up to the batch's. */
+TEST(pref_pairs_shards_sum_to_the_batch) {
+  enum { G = 4 };
+  struct pairs d;
+  pair_t q[G];
+  pref_t p;
+  memset(&d, 0, sizeof d), memset(q, 0, sizeof q), memset(&p, 0, sizeof p);
+  p.pairs = &d, d.p = q, p.neg = 1, p.method = NN_PREF_DPO;
+  p.pref = (nn_pref_t){NN_PREF_DPO, 0.1, 0, 0};
+  int idx[G] = {0, 1, 2, 3};
+  float lp[2 * G], dlp[2 * G], part[2 * G];
+  for (int g = 0; g < G; g++) {
+    q[g].len[0] = 5 + g, q[g].plen[0] = 2, q[g].len[1] = 4, q[g].plen[1] = 2;
+    q[g].ref[0] = -3 - 0.5 * g, q[g].ref[1] = -2.5 + 0.3 * g;
+    lp[g] = (float)(-2.8 - 0.4 * g), lp[G + g] = (float)(-2.9 + 0.2 * g);
+  }
+  pstats_t whole = {0}, sum = {0};
+  pair_losses(&p, idx, G, G, lp, dlp, &whole);
+  for (int k = 0; k < 2; k++) { /* shard k: pairs 2k, 2k+1, stacked as its own batch */
+    float lk[4] = {lp[2 * k], lp[2 * k + 1], lp[G + 2 * k], lp[G + 2 * k + 1]};
+    pair_losses(&p, idx + 2 * k, 2, G, lk, part, &sum);
+    for (int j = 0; j < 2; j++) {
+      ASSERT_NEAR(part[j], dlp[2 * k + j], 0);
+      ASSERT_NEAR(part[2 + j], dlp[G + 2 * k + j], 0);
+    }
+  }
+  ASSERT_NEAR(sum.loss, whole.loss, 1e-12);
+  ASSERT_NEAR(sum.ps.margins, whole.ps.margins, 1e-12);
+  ASSERT_NEAR(sum.ps.accuracies, whole.ps.accuracies, 0);
+  ASSERT_EQ(sum.ps.pairs, whole.ps.pairs);
+}

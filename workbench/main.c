@@ -201,7 +201,7 @@ static const struct command {
      "usage: lathe plugins [NAME]\n"
      "  Kinds: algorithm (runs), environment, task, generator, textenv (turn-based,\n"
      "  text in and out). Your own plugin is a shared object built against lathe.h\n"
-     "  (plugin API 6.2; one built for 6.0 or 6.1 loads too), declared by\n"
+     "  (plugin API 6.3; one built for 6.0 to 6.2 loads too), declared by\n"
      "  LATHE_PLUGIN_PATH or lathe.register{}: see\n"
      "  share/examples/hello.c. A plugin that breaks its kind's rules is refused\n"
      "  with the rule it breaks.\n"},
