@@ -44,7 +44,8 @@ TEST(sft_pack_scores_what_scored_counts) {
 
 TEST(sft_shards_sum_to_the_batch) {
   /* four examples of different lengths and prompts (response_only) */
-  int i0[] = {1, 2, 3, 4, 5, 6}, i1[] = {2, 3}, i2[] = {4, 4, 4, 4, 4, 4, 4, 4, 4}, i3[] = {5, 1, 0};
+  int i0[] = {1, 2, 3, 4, 5, 6}, i1[] = {2, 3}, i2[] = {4, 4, 4, 4, 4, 4, 4, 4, 4},
+      i3[] = {5, 1, 0};
   ex_t e[NB] = {{i0, 6, 2}, {i1, 2, 1}, {i2, 9, 4}, {i3, 3, 0}};
   ex_t *ex[NB] = {&e[0], &e[1], &e[2], &e[3]};
   int tok[NB * 9], tgt[NB * 9];

@@ -793,8 +793,8 @@ void cluster_dp_end(lathe_run_t *r) {
     if (!sp->started) continue;
     if (!dp_gone[k] && !mpi->send(&stop, 1, k, DP_TAG))
       while (!recv_dp(&m, k, &kind) && kind != D_BYE) continue; /* parts and FIN: discarded */
-    if (dp_gone[k]) dead[k - 1] = 1;                            /* (its proxy gives up as soon) */
     pthread_join(sp->th, NULL);
+    if (dp_gone[k]) dead[k - 1] = 1; /* (its proxy gave up as soon) */
     sp->started = 0;
   }
   lathe_buf_free(&m);
