@@ -41,7 +41,10 @@ enum {              /* data parallelism: messages on DP_TAG */
        D_FIN,       /* a shard: its run ended first (i32 code, its message) */
        D_BYE        /* a shard: nothing more from it for this run */
 };
-#define DP_TAG 32000 /* MPI promises tags up to 32767; slots use 0..workers-1 */
+#define DP_TAG 32000
+#define DS_BATCH                                                                                   \
+  4096 /* dataset records per reply to a slot */ /* MPI promises tags up to 32767; slots use       \
+                                                    0..workers-1 */
 
 static const lathe_mpi_t *mpi;
 static int my_rank, n_ranks, per_rank = 1; /* worker slots per rank (--workers) */
@@ -393,14 +396,22 @@ static int serve(lathe_session_t *s, lathe_run_t *r, int k, int shard) {
       free(name);
       break;
     }
-    case M_DSGET: {
+    case M_DSGET: { /* records i, i+1, ... up to DS_BATCH of them or ~1 MiB */
       int64_t i;
-      char *name = get_str(&m);
+      char *name = get_str(&m), *rec;
       LATHE_GET(&m, i);
-      char *rec = name && !m.err ? run_host.dataset_get(&r->ctx, name, i) : NULL;
-      reply_start(&b, r, rec ? 0 : LATHE_ENOTFOUND, shard);
-      put_str(&b, rec);
-      free(name), free(rec);
+      lathe_buf_t recs = {0};
+      uint32_t got = 0;
+      while (name && !m.err && got < DS_BATCH && recs.n < (1 << 20) &&
+             (rec = run_host.dataset_get(&r->ctx, name, i + got))) {
+        put_str(&recs, rec), got++;
+        free(rec);
+      }
+      reply_start(&b, r, got ? 0 : LATHE_ENOTFOUND, shard);
+      LATHE_PUT(&b, got);
+      lathe_buf_put(&b, recs.p, recs.n);
+      lathe_buf_free(&recs);
+      free(name);
       break;
     }
     case M_STATE: {
@@ -475,7 +486,17 @@ typedef struct {
   lathe_buf_t events;
   int nevents;
   lathe_session_t *s;
+  /* the records of the run's last dataset read: [first, first + n) of name */
+  char *ds_name, **ds_recs;
+  int64_t ds_first;
+  int ds_n;
 } slot_t;
+
+static void ds_cache_clear(slot_t *sl) {
+  for (int i = 0; i < sl->ds_n; i++) free(sl->ds_recs[i]);
+  free(sl->ds_recs), free(sl->ds_name);
+  sl->ds_recs = NULL, sl->ds_name = NULL, sl->ds_n = 0;
+}
 
 static slot_t *slots;
 
@@ -597,13 +618,42 @@ int64_t cluster_ds_count(lathe_run_t *r, const char *name) {
   return rc ? rc : n;
 }
 
+/* From the slot's cache of the records after the last one asked for (a
+ * plugin reads a dataset in order: one round trip per DS_BATCH records). */
+static char *ds_cached(slot_t *sl, const char *name, int64_t i) {
+  pthread_mutex_lock(&sl->mu);
+  char *rec =
+      sl->ds_name && !strcmp(sl->ds_name, name) && i >= sl->ds_first && i - sl->ds_first < sl->ds_n
+          ? strdup(sl->ds_recs[i - sl->ds_first])
+          : NULL;
+  pthread_mutex_unlock(&sl->mu);
+  return rec;
+}
+
 char *cluster_ds_get(lathe_run_t *r, const char *name, int64_t i) {
+  slot_t *sl = slot_of(r);
+  char *rec = ds_cached(sl, name, i);
+  if (rec) return rec;
   lathe_buf_t b = {0}, m = {0};
   msg_start(&b, M_DSGET);
   put_str(&b, name);
   LATHE_PUT(&b, i);
   int rc = request(r, &b, &m);
-  char *rec = rc ? NULL : get_str(&m);
+  uint32_t k = 0;
+  LATHE_GET(&m, k);
+  char **recs = !rc && !m.err && k && k <= DS_BATCH ? calloc(k, sizeof *recs) : NULL;
+  uint32_t got = 0;
+  while (recs && got < k && (recs[got] = get_str(&m))) got++;
+  if (recs && got == k && (rec = strdup(recs[0]))) {
+    pthread_mutex_lock(&sl->mu);
+    ds_cache_clear(sl);
+    sl->ds_name = strdup(name), sl->ds_recs = recs, sl->ds_first = i, sl->ds_n = (int)k;
+    if (!sl->ds_name) ds_cache_clear(sl);
+    pthread_mutex_unlock(&sl->mu);
+  } else {
+    for (uint32_t j = 0; j < got; j++) free(recs[j]);
+    free(recs);
+  }
   lathe_buf_free(&m);
   return rec;
 }
@@ -672,6 +722,7 @@ static void *slot_main(void *arg) {
       run_shard_drive(r, &state);
     } else
       run_drive(r);
+    ds_cache_clear(sl); /* (a later run may find the store changed) */
     run_free(r);
   }
   lathe_buf_free(&m);

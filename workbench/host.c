@@ -359,7 +359,9 @@ static int h_shard(lathe_ctx_t *c, int *count) {
 
 static int h_allreduce(lathe_ctx_t *c, float *x, size_t n) {
   if (!c->run || c->run->nshards < 2) return 0;
+  double t0 = lathe_now();
   int rc = cluster_allreduce(c->run, x, n);
+  c->run->dp_wait += lathe_now() - t0; /* (waiting for the other shards included) */
   return rc ? h_fail(c, rc, "%s", lathe_lasterr()) : 0;
 }
 

@@ -88,6 +88,7 @@ typedef struct lathe_run {
   _Atomic int64_t total; /* [any] atomic: budget if known (the worker sets it) */
   int64_t perf_step;     /* [worker] step and time of the last perf/steps_per_sec */
   double perf_time;
+  double dp_wait; /* [worker] seconds in host->allreduce since perf_time */
   int64_t ckpt_every, ckpt_keep;
   int keep_best;           /* ckpt_keep_best: a checkpoint at each new best, kept */
   int have_best;           /* [worker] the main metric's best so far (finite values) */

@@ -357,10 +357,14 @@ static int chunk(lathe_run_t *r, double budget) {
   } while (lathe_now() < t_end);
   double now = lathe_now();
   if (now - r->perf_time >= 1.0) { /* wall-clock throughput: the host's, never checkpointed */
-    if (r->perf_time > 0 && r->step > r->perf_step)
+    if (r->perf_time > 0 && r->step > r->perf_step) {
       run_record_metric(r, (uint64_t)r->step, "perf/steps_per_sec",
                         (r->step - r->perf_step) / (now - r->perf_time));
-    r->perf_time = now, r->perf_step = r->step;
+      if (r->nshards > 1) /* data-parallel: the share of the time spent summing */
+        run_record_metric(r, (uint64_t)r->step, "perf/allreduce_share",
+                          r->dp_wait / (now - r->perf_time));
+    }
+    r->perf_time = now, r->perf_step = r->step, r->dp_wait = 0;
   }
   if (now - r->last_flush > 0.5 && r->npending && run_flush(r, RUN_RUNNING, NULL, 0))
     finish(r, RUN_FAILED, lathe_lasterr_code());
