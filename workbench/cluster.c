@@ -816,6 +816,9 @@ static int recv_dp(lathe_buf_t *m, int k, uint8_t *kind) {
 }
 
 int cluster_dp_begin(lathe_run_t *r) {
+  if (r->nshards > LATHE_MAX_THREADS)
+    return lathe_seterr(LATHE_EUSAGE, "--data-parallel: %d ranks, more than %d", r->nshards,
+                        LATHE_MAX_THREADS);
   lathe_buf_t state = {0};
   int rc = r->plugin->save(r->self, &run_host, &r->ctx, &state);
   if (!rc && state.err) rc = lathe_seterr(LATHE_ENOMEM, "run %u: out of memory", r->id);
