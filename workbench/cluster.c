@@ -842,7 +842,7 @@ int cluster_dp_begin(lathe_run_t *r) {
 void cluster_dp_end(lathe_run_t *r) {
   uint8_t stop = D_STOP, kind = 0;
   lathe_buf_t m = {0};
-  for (int k = 1; k < r->nshards; k++) {
+  for (int k = 1; k < r->nshards && k < LATHE_MAX_THREADS; k++) {
     shard_proxy_t *sp = &shard_proxies[k];
     if (!sp->started) continue;
     if (!dp_gone[k] && !mpi->send(&stop, 1, k, DP_TAG))
