@@ -317,13 +317,15 @@ if command -v mpirun >/dev/null && [ -f "$MPI_SO" ]; then
     [ "$rc" = "0 0" ] && [ $close = 1 ] && [ "$n" = 1 ] && ok mpi_dp_rm ||
       bad mpi_dp_rm "exits $rc, near one process $close, rrm datasets $n" "$(tail -c 600 dpr.err)"
   fi
-  if want mpi_dp_onpolicy; then # on-policy DPO, each shard sampling its prompts: repeats exactly
+  if want mpi_dp_onpolicy; then # on-policy DPO with a reward model, and PPO on a task (its
+    # reference fitted first), each shard sampling its prompts: they repeat exactly
     for k in 1 2; do
-      $MPIRUN -np 2 "$LATHE" run "$T/rm.lua" --set mode=dpo --store dpo$k.lmdb $DP >/dev/null 2>dpo$k.err
+      $MPIRUN -np 2 "$LATHE" run "$T/rm.lua" --set mode=dpo --store dpo$k.lmdb $DP >/dev/null 2>dpo$k.err &&
+        $MPIRUN -np 2 "$LATHE" run "$T/pref.lua" --set method=ppo --store dpo$k.lmdb $DP >/dev/null 2>>dpo$k.err
       echo $? >dpo$k.rc
     done
     same=1
-    for id in 1 2 3; do
+    for id in 1 2 3 4; do
       [ -n "$(curve dpo1.lmdb $id)" ] && [ "$(curve dpo1.lmdb $id)" = "$(curve dpo2.lmdb $id)" ] &&
         [ "$(hash_of dpo1.lmdb $id)" = "$(hash_of dpo2.lmdb $id)" ] || same=0
     done

@@ -1,4 +1,4 @@
-/* test_pref_update.c - the pref plugin's own group_losses() (pref.c and
+/* test_pref_update.c - the pref plugin's own group_sums() and group_mean() (pref.c and
  * pairs.c included, so the plugin's code runs, not a copy) on a hand-built
  * group of four sampled responses: the all-pairs DPO loss against
  * specs/onpolicy_pref.md's vector, best-versus-worst and the reward gap
@@ -34,6 +34,14 @@ static void make_group(group_t *g, int all_pairs, double gap, int neg) {
     g->lpt[i * T + 1] = (float)(delta[i] - 0.75), g->lpt[i * T + 2] = -0.25f;
     g->ref_tok[i * T + 1] = -0.5f, g->ref_tok[i * T + 2] = -0.5f;
   }
+}
+
+/* The plugin's loss of the group: its sums, then their mean. */
+static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, const float *lpt,
+                         float *w, stats_t *st) {
+  double denom;
+  group_sums(p, s, gidx, G, lpt, w, st, &denom);
+  group_mean(p, st, denom, w, (size_t)G * s->n);
 }
 
 static double loss_of(group_t *g) {

@@ -158,14 +158,14 @@ static void backward_weighted(pref_t *p, nn_gpt_t *g, int M, const float *w) {
 /* ---- sampling ------------------------------------------------------------------ */
 
 /* Decode responses for sequences [b0, b1) of s (prompts already in place). */
-static int decode(pref_t *p, nn_gpt_t *g, set_t *s, int b0, int b1) {
+static int decode(pref_t *p, nn_gpt_t *g, nn_rng_t *rng, set_t *s, int b0, int b1) {
   int M = b1 - b0, P = p->P, T = p->T, R = p->R, rc = LATHE_ENOMEM;
   int *plen = malloc(M * sizeof *plen), *olen = malloc(M * sizeof *olen);
   int *out = malloc((size_t)M * R * sizeof *out);
   nn_gen_t gen = {(float)p->temp, 0, 1.0f, &p->spec.eos, p->spec.eos >= 0, 0};
   if (plen && olen && out) {
     for (int b = 0; b < M; b++) plen[b] = P;
-    rc = nn_lm_generate(g, s->tok + (size_t)b0 * T, plen, M, T, R, &gen, &p->rng, out, olen, NULL);
+    rc = nn_lm_generate(g, s->tok + (size_t)b0 * T, plen, M, T, R, &gen, rng, out, olen, NULL);
   }
   for (int b = 0; b < M && !rc; b++) {
     size_t at = (size_t)(b0 + b) * T + P;
@@ -176,10 +176,12 @@ static int decode(pref_t *p, nn_gpt_t *g, set_t *s, int b0, int b1) {
   return rc;
 }
 
-/* Sample n responses for each of G prompts (indices prompt0..) from g. With
- * score, also ask the task for rewards (counted as queries) and record the
- * per-token log-probs under pi_ref and under g (the sampling policy). */
-static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t *s, int score) {
+/* Sample n responses for each of G prompts (indices prompt0..) from g with
+ * rng. With score, also ask the task for rewards (counted as queries) and
+ * record the per-token log-probs under pi_ref and under g (the sampling
+ * policy). */
+static int sample_with(pref_t *p, nn_gpt_t *g, nn_rng_t *rng, uint64_t prompt0, int G, int n,
+                       set_t *s, int score) {
   int M = G * n, P = p->P, T = p->T, rc;
   if ((rc = set_alloc(s, M, n, T))) return rc;
   int prompt[64];
@@ -189,7 +191,7 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   }
   const int chunk = 512; /* bounds the KV cache */
   for (int b0 = 0; b0 < M; b0 += chunk)
-    if ((rc = decode(p, g, s, b0, b0 + chunk < M ? b0 + chunk : M))) return rc;
+    if ((rc = decode(p, g, rng, s, b0, b0 + chunk < M ? b0 + chunk : M))) return rc;
   if (!score) return 0;
   for (int b = 0; b < M; b++)
     s->reward[b] = p->tp->task->reward(p->task, s->tok + (size_t)b * T, s->tok + (size_t)b * T + P,
@@ -205,6 +207,58 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   for (size_t i = 0; i < (size_t)M * T; i++)
     if (!s->mask[i]) s->ref_tok[i] = s->old_tok[i] = 0;
   return 0;
+}
+
+/* This shard's sampling stream: the run's own with one shard; with several,
+ * one seeded from the run's stream (every shard draws the same value) and
+ * the shard's index, so nothing depends on timing. */
+static nn_rng_t *shard_rng(pref_t *p, nn_rng_t *own) {
+  if (p->nshards < 2) return &p->rng;
+  uint64_t base = nn_rng_u64(&p->rng);
+  nn_rng_seed(own, base + 0x9e3779b97f4a7c15ULL * (uint64_t)(p->shard + 1));
+  return own;
+}
+
+/* sample_with for G groups split over the shards: shard k samples groups
+ * [k G/N, (k+1) G/N) with its own stream, and every shard gets the whole set
+ * (an all-gather: each shard's rows in a zeroed buffer, summed; ids, lengths
+ * and log-probs are exact in float, a reward is carried as two floats).
+ * G must divide by the shard count. */
+static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t *s, int score) {
+  nn_rng_t own, *rng = shard_rng(p, &own);
+  if (p->nshards < 2) return sample_with(p, g, rng, prompt0, G, n, s, score);
+  int Gl = G / p->nshards, T = p->T, M = G * n, Ml = Gl * n, row0 = p->shard * Ml;
+  set_t loc = {0};
+  int rc = sample_with(p, g, rng, prompt0 + (uint64_t)(p->shard * Gl), Gl, n, &loc, score);
+  size_t per = 4 * (size_t)T + 3; /* a row: tok, mask, ref_tok, old_tok (T each), rlen, reward */
+  float *x = rc ? NULL : calloc((size_t)M * per, sizeof *x);
+  if (!rc && !x) rc = LATHE_ENOMEM;
+  if (!rc && (rc = set_alloc(s, M, n, T))) rc = LATHE_ENOMEM;
+  for (int b = 0; b < Ml && !rc; b++) {
+    float *o = x + (size_t)(row0 + b) * per;
+    for (int t = 0; t < T; t++) {
+      size_t i = (size_t)b * T + t;
+      o[t] = (float)loc.tok[i], o[T + t] = loc.mask[i];
+      o[2 * T + t] = loc.ref_tok[i], o[3 * T + t] = loc.old_tok[i];
+    }
+    float hi = (float)loc.reward[b];
+    o[4 * T] = (float)loc.rlen[b], o[4 * T + 1] = hi;
+    o[4 * T + 2] = isfinite(loc.reward[b]) ? (float)(loc.reward[b] - hi) : 0;
+  }
+  if (!rc) rc = p->h->allreduce(p->c, x, (size_t)M * per);
+  for (int b = 0; b < M && !rc; b++) {
+    const float *o = x + (size_t)b * per;
+    for (int t = 0; t < T; t++) {
+      size_t i = (size_t)b * T + t;
+      s->tok[i] = (int)o[t], s->mask[i] = o[T + t];
+      s->ref_tok[i] = o[2 * T + t], s->old_tok[i] = o[3 * T + t];
+    }
+    s->rlen[b] = (int)o[4 * T], s->reward[b] = (double)o[4 * T + 1] + (double)o[4 * T + 2];
+  }
+  if (!rc && score) p->queries += M - Ml; /* the other shards' queries */
+  free(x);
+  set_free(&loc);
+  return rc;
 }
 
 /* Mean and variance of the finite values of r[0..n) (-inf marks a response
@@ -247,9 +301,11 @@ static double mean_logit(const pref_t *p, const nn_gpt_t *g, int mb, const float
 }
 
 /* Loss and per-token weights w (d loss / d logp) for the groups listed in
- * gidx[0..G) of s, given the policy's per-token log-probs lpt. */
-static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, const float *lpt,
-                         float *w, stats_t *st) {
+ * gidx[0..G) of s, given the policy's per-token log-probs lpt, as sums, and
+ * *denom what they are averaged over (pairs, groups or sequences; then
+ * group_mean); data-parallel shards add the sums up first. */
+static void group_sums(pref_t *p, const set_t *s, const int *gidx, int G, const float *lpt,
+                       float *w, stats_t *st, double *denom_out) {
   int n = s->n, T = p->T;
   memset(st, 0, sizeof *st);
   memset(w, 0, (size_t)G * n * T * sizeof *w);
@@ -335,10 +391,14 @@ static void group_losses(pref_t *p, const set_t *s, const int *gidx, int G, cons
 #undef W
 #undef MASK
   }
-  if (p->method < M_SFT) denom = st->ps.pairs;
+  *denom_out = p->method < M_SFT ? st->ps.pairs : denom;
+}
+
+/* The mean: the loss and the weights of k sequences divided by denom. */
+static void group_mean(pref_t *p, stats_t *st, double denom, float *w, size_t k) {
   if (denom > 0) { /* mean over pairs / groups / sequences */
     st->loss /= denom;
-    for (size_t i = 0; i < (size_t)G * n * T; i++) w[i] /= (float)denom;
+    for (size_t i = 0; i < k * p->T; i++) w[i] /= (float)denom;
   }
   if (st->ps.pairs) st->logit_c /= st->ps.pairs, st->logit_r /= st->ps.pairs;
 }
@@ -430,11 +490,12 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     if (!rc) h->set_total(c, p->train_steps);
     return rc;
   }
-  int shards;
-  h->shard(c, &shards);
-  if (shards > 1)
+  p->shard = h->shard(c, &p->nshards);
+  if (p->M_groups % p->nshards || p->ref_batch % p->nshards)
     return h->fail(c, LATHE_ECONFIG,
-                   "pref: only dataset mode is data-parallel; run tasks without --data-parallel");
+                   "pref: prompts %d and ref_batch %lld must both split over %d data-parallel "
+                   "shards",
+                   p->M_groups, (long long)p->ref_batch, p->nshards);
   /* the task, with its options */
   rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
                                 &p->task);
@@ -475,9 +536,13 @@ static int adam(pref_t *p, double lr, double *norm) {
 /* Phase 1: fit the policy to the task's reference distribution. */
 static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   set_t s = {0};
-  int B = (int)p->ref_batch, T = p->T, V = p->V, rows = 0;
-  int rc = sample(p, &p->pol, (uint64_t)p->next_prompt, B, 1, &s, 0);
-  p->next_prompt += B;
+  nn_rng_t own, *rng = shard_rng(p, &own);
+  /* data-parallel: this shard's rows, its loss weighted by its share of the
+   * batch's response tokens */
+  int B = (int)p->ref_batch / p->nshards, T = p->T, V = p->V, rows = 0;
+  int rc = sample_with(p, &p->pol, rng, (uint64_t)p->next_prompt + (uint64_t)(p->shard * B), B, 1,
+                       &s, 0);
+  p->next_prompt += p->ref_batch;
   if (rc) {
     set_free(&s);
     return h->fail(c, rc, "pref: sampling failed (out of memory)");
@@ -497,13 +562,25 @@ static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       memcpy(x + (size_t)k * V, logits + ((size_t)b * T + p->P + t - 1) * V, V * sizeof *x);
       p->tp->task->reference(p->task, h, c, row, row + p->P, t, tg + (size_t)k * V);
     }
-  float loss = nn_soft_ce_loss(gx, x, tg, rows, V);
+  float loss = nn_soft_ce_loss(gx, x, tg, rows, V), all = (float)rows;
+  if (p->nshards > 1 && (rc = p->h->allreduce(p->c, &all, 1))) {
+    set_free(&s);
+    return rc;
+  }
+  if (p->nshards > 1) { /* (all >= rows > 0 when this shard has tokens) */
+    float wgt = all > 0 ? rows / all : 0;
+    for (size_t i = 0; i < (size_t)rows * V; i++) gx[i] *= wgt;
+    loss *= wgt;
+  }
   for (int b = 0, k = 0; b < B; b++)
     for (int t = 0; t < s.rlen[b]; t++, k++)
       memcpy(dl + ((size_t)b * T + p->P + t - 1) * V, gx + (size_t)k * V, V * sizeof *gx);
   nn_params_zero_grad(&p->pol.params);
   nn_gpt_backward(&p->pol, dl);
   set_free(&s);
+  if (p->nshards > 1 && ((rc = h->allreduce(c, p->pol.params.g, p->pol.params.total)) ||
+                         (rc = h->allreduce(c, &loss, 1))))
+    return rc;
   double gn;
   if ((rc = adam(p, p->ref_lr, &gn))) return h->fail(c, rc, "pref: optimizer failed");
   h->metric(c, "ref/cross_entropy", loss);
@@ -519,7 +596,8 @@ static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
 static int evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   set_t s = {0};
   int64_t q = p->queries;
-  int E = (int)p->eval_prompts, rc = sample(p, &p->pol, 1000000000ull, E, 1, &s, 1);
+  /* (data-parallel: every shard evaluates, so the run's stream moves alike) */
+  int E = (int)p->eval_prompts, rc = sample_with(p, &p->pol, &p->rng, 1000000000ull, E, 1, &s, 1);
   p->queries = q; /* evaluation is not part of the query budget */
   if (rc) {
     set_free(&s);
@@ -582,6 +660,10 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     G = p->M_groups;
     for (int i = 0; i < G; i++) gidx[i] = (int)nn_rng_below(&p->rng, (uint32_t)(p->cur.M / n));
   }
+  /* data-parallel: this shard's groups of the minibatch, their sums added up */
+  int Gl = G / p->nshards;
+  memmove(gidx, gidx + p->shard * Gl, (size_t)Gl * sizeof *gidx);
+  G = Gl;
   /* the minibatch's sequences, contiguous */
   int T = p->T, Mb = G * n;
   int *tok = malloc((size_t)Mb * T * sizeof *tok);
@@ -600,12 +682,37 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   rc = nn_gpt_token_logprobs(&p->pol, tok, Mb, p->T, p->lpt);
   if (!rc) {
     /* excluded (offline-filtered) responses: rewards of -inf drop out of every comparison */
-    group_losses(p, &p->cur, gidx, G, p->lpt, p->w, &st);
+    double denom;
+    group_sums(p, &p->cur, gidx, G, p->lpt, p->w, &st, &denom);
+    if (p->nshards > 1) {
+      nn_pref_stats_t *ps = &st.ps;
+      float v[11] = {(float)denom,
+                     (float)st.loss,
+                     (float)st.logit_c,
+                     (float)st.logit_r,
+                     (float)ps->chosen,
+                     (float)ps->rejected,
+                     (float)ps->margins,
+                     (float)ps->accuracies,
+                     (float)ps->logps_chosen,
+                     (float)ps->logps_rejected,
+                     (float)ps->pairs};
+      rc = h->allreduce(c, v, 11);
+      denom = v[0], st.loss = v[1], st.logit_c = v[2], st.logit_r = v[3], ps->chosen = v[4];
+      ps->rejected = v[5], ps->margins = v[6], ps->accuracies = v[7], ps->logps_chosen = v[8];
+      ps->logps_rejected = v[9], ps->pairs = (int)v[10];
+    }
+    group_mean(p, &st, denom, p->w, (size_t)Mb);
     for (size_t i = 0; i < (size_t)Mb * T; i++)
       if (!isfinite(p->w[i])) p->w[i] = 0;
     nn_params_zero_grad(&p->pol.params);
     backward_weighted(p, &p->pol, Mb, p->w);
+    if (!rc) rc = h->allreduce(c, p->pol.params.g, p->pol.params.total);
     double gn;
+    if (rc) {
+      free(tok), free(mask);
+      return (int)rc; /* the allreduce said why */
+    }
     rc = adam(p, p->lr, &gn);
     h->metric(c, "loss", st.loss), h->metric(c, "grad_norm", gn);
   }
