@@ -779,7 +779,7 @@ static int load(void *self, const lathe_host_t *h, lathe_ctx_t *c, lathe_buf_t *
 }
 
 static const lathe_algorithm_t algorithm = {
-    .step = step, .main_metric = "eval/reward", .data_parallel = 1}; /* dataset mode */
+    .step = step, .main_metric = "eval/reward", .data_parallel = 1};
 
 static const lathe_plugin_t plugin = {
     .major = LATHE_API_MAJOR,
