@@ -196,3 +196,11 @@ clean:
 $(B)/bench: bench/bench.c $(NN_SO)
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $< $(NN_LINK) $(RPATH_BIN) $(LIBS)
+
+# The bench as one static binary (OpenBLAS linked in), for a larger machine
+# without lathe's packages: BENCH=$(B)/bench-static bash bench/scaling.sh there.
+$(B)/bench-static: bench/bench.c $(NN_SRC) $(B)/.deps
+	@echo "  LINK    $@ (static)"
+	@$(CC) -std=gnu11 -ffp-contract=off -O3 -fno-math-errno -fno-trapping-math -pthread $(WARN) \
+		$(shell pkg-config --cflags openblas) -static -s -o $@ bench/bench.c $(NN_SRC) \
+		$(shell pkg-config --variable=libdir openblas)/libopenblas.a -lm -lpthread
