@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../workbench/nn/nn.h"
 #include "../workbench/nn/lm.h"
@@ -446,6 +447,11 @@ int main(int argc, char **argv) {
         "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|rm_bt|rm_pairwise|sample_b1|"
         "sample_b32[_nocache]|rollouts|familiarity THREADS [REPS]\n");
     return 2;
+  }
+  const char *core = nn_blas_better_core(); /* as lathe does (workbench/main.c) */
+  if (core) {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
   }
   const char *wl = argv[1];
   int threads = atoi(argv[2]), reps = argc > 3 ? atoi(argv[3]) : 20;

@@ -59,6 +59,13 @@ expect cli_missing_value 2 "needs a value" -- "$LATHE" run x.lua --threads
 expect cli_bad_threads 2 "--threads wants" -- "$LATHE" run x.lua --threads 0
 expect cli_version 0 "" -- "$LATHE" version
 expect cli_doctor 0 "" -- "$LATHE" doctor
+# what doctor says after lathe ran itself again with better OpenBLAS kernels
+# (main.c: OpenBLAS fell back to old ones on a CPU model it does not know)
+if want cli_doctor_blas_fallback; then
+  LATHE_BLAS_FALLBACK=Prescott OPENBLAS_CORETYPE=Haswell "$LATHE" doctor |
+    grep -q "it chose Prescott kernels .*OPENBLAS_CORETYPE=Haswell" && ok cli_doctor_blas_fallback ||
+    bad cli_doctor_blas_fallback
+fi
 if want cli_doctor_content; then
   "$LATHE" doctor | grep -q "openblas .*threads" && "$LATHE" doctor | grep -q "^lmdb" &&
     ok cli_doctor_content || bad cli_doctor_content

@@ -732,3 +732,17 @@ TEST(gpt_learns_synthetic_corpus) {
   free(dl);
   nn_gpt_free(&g);
 }
+
+/* OpenBLAS's fallback to old kernels on a CPU model it does not know is
+ * replaced by the newest kernels the CPU can run; its own good choices, and
+ * CPUs without AVX2, are left alone. */
+TEST(nn_blas_core_fallback) {
+  ASSERT_STR(nn_blas_core_for("Prescott", 1, 1), "SkylakeX");
+  ASSERT_STR(nn_blas_core_for("Prescott", 1, 0), "Haswell");
+  ASSERT_STR(nn_blas_core_for("Sandybridge", 1, 0), "Haswell");
+  ASSERT(nn_blas_core_for("Prescott", 0, 0) == NULL);
+  ASSERT(nn_blas_core_for("Cooperlake", 1, 1) == NULL);
+  ASSERT(nn_blas_core_for("Zen", 1, 0) == NULL);
+  ASSERT(nn_blas_core_for("Haswell", 1, 1) == NULL);
+  ASSERT(nn_blas_core_for(NULL, 1, 1) == NULL);
+}

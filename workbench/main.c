@@ -1458,6 +1458,11 @@ static int cmd_doctor(opts_t *o) {
   printf("json-c      %s\n", json_c_version());
   printf("openblas    %s (core %s, %d threads)\n", openblas_get_config(), openblas_get_corename(),
          openblas_get_num_threads());
+  const char *fell = getenv("LATHE_BLAS_FALLBACK");
+  if (fell && *fell)
+    printf("openblas    it chose %s kernels on this CPU, which it does not know; lathe set "
+           "OPENBLAS_CORETYPE=%s\n",
+           fell, openblas_get_corename());
   const char *env[] = {"OPENBLAS_NUM_THREADS",
                        "OPENBLAS_CORETYPE",
                        "LATHE_STORE",
@@ -1532,6 +1537,13 @@ static void fault_handlers(void) {
 }
 
 int main(int argc, char **argv) {
+  const char *core = nn_blas_better_core();
+  if (core) { /* OpenBLAS fell back to old kernels on a CPU it does not know: run again with
+                 better ones (doctor says so); go on as is if that fails */
+    setenv("LATHE_BLAS_FALLBACK", openblas_get_corename(), 1);
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+  }
   signal(SIGPIPE, SIG_IGN);
   fault_handlers();
   signal(SIGXFSZ, SIG_IGN); /* a file-size limit shows up as EFBIG, handled as disk full */

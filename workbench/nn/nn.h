@@ -86,6 +86,17 @@ void nn_thread_init(void);
 /* Set OpenBLAS's thread count (n >= 1). */
 void nn_set_threads(int n);
 int nn_get_threads(void);
+/* OpenBLAS picks its kernels by CPU model, and falls back to old ones on a
+ * model it does not know (a virtual machine's: a 16-core AVX-512 Xeon VM got
+ * "Prescott", its sgemm 5.9x slower than with SkylakeX's). Given the core
+ * OpenBLAS chose and what the CPU supports, the core it should use instead
+ * ("SkylakeX" or "Haswell"), or NULL when its choice is fine. */
+const char *nn_blas_core_for(const char *chosen, int avx2_fma, int avx512);
+/* nn_blas_core_for this process's OpenBLAS and CPU; NULL also when
+ * OPENBLAS_CORETYPE is set (the user's choice stands). A program that wants
+ * it sets OPENBLAS_CORETYPE and executes itself again (OpenBLAS reads it
+ * once, at load). */
+const char *nn_blas_better_core(void);
 
 /* C(M,N) = alpha * op(A) op(B) + beta * C, row-major; op transposes when ta/tb.
  * Every matrix product of the core goes through here (cblas_sgemm). */
