@@ -509,6 +509,13 @@ else "$LATHE" run "$T/one.lua" --store ref.lmdb --set steps=3000 --set hidden=12
 # 1000 reward queries (100 gradient steps), seed 1 ----
 expect pref_onpolicy_dpo_learns 0 "sampled.{1,2}[0-9]+ " -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set need=2 --set sample=true
 expect pref_bad_task 1 "no plugin 'nope'" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=nope
+if want pref_test_split; then # held-out pairs split into validation (eval/) and test (test/)
+  "$LATHE" run "$T/sft.lua" --store tsp.lmdb --set steps=20 >/dev/null 2>&1
+  "$LATHE" run "$T/pref_split.lua" --store tsp.lmdb >tsp.out 2>tsp.err &&
+    "$LATHE" run "$T/pref_split.lua" --store tsp.lmdb --set ts=0 >>tsp.out 2>>tsp.err &&
+    grep -q 'held-out pairs ([0-9]* of them the test split)' tsp.out && ok pref_test_split ||
+    bad pref_test_split "" "$(tail -c 400 tsp.err)"
+fi
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 3 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 

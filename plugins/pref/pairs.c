@@ -26,8 +26,9 @@ typedef struct {
 
 struct pairs {
   pair_t *p;
-  char **prompt; /* on-policy: the prompt texts */
-  int *train, *eval, ntrain, neval;
+  char **prompt;                    /* on-policy: the prompt texts */
+  int *train, *eval, ntrain, neval; /* eval: the validation pairs, then the test pairs */
+  int nval;                         /* (neval - nval: the test split's) */
   int *tok;
   float *mask, lp[8192];
 };
@@ -63,6 +64,12 @@ static int stack(pref_t *p, const int *idx, int G) {
       }
     }
   return T;
+}
+
+/* A held-out pair in the test split: a hash of its index other than
+ * tx_held_out's, so the split depends on the index alone. */
+static int test_pair(int64_t i, double fraction) {
+  return tx_held_out(i ^ 0x5851f42d4c957f2dLL, fraction);
 }
 
 static int reply_tokens(const pair_t *q, int s) {
@@ -107,7 +114,9 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (n < 0) return (int)n;
   struct pairs *d = calloc(1, sizeof *d);
   p->pairs = d;
-  int G = p->M_groups, *ids = malloc((size_t)p->T * sizeof *ids), dropped = 0, longer = 0, ties = 0;
+  int G = p->M_groups, *ids = malloc((size_t)p->T * sizeof *ids), dropped = 0, longer[2] = {0, 0};
+  int ties = 0, ntest = 0;
+  double test_split = h->cfg_num(c, "test_split");
   if (d) {
     d->p = calloc((size_t)n, sizeof *d->p), d->train = malloc((size_t)n * sizeof(int));
     d->eval = malloc((size_t)n * sizeof(int));
@@ -144,14 +153,21 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     d->p[i] = q;
     if (p->onpolicy && !(d->prompt[i] = strdup(rec[i].prompt)))
       rc = h->fail(c, LATHE_ENOMEM, "out of memory");
-    if (rec[i].held_out) {
-      d->eval[d->neval++] = (int)i;
-      longer += strlen(reply[0]) > strlen(reply[1]);
+    if (rec[i].held_out) { /* validation first, the test split from the end (reversed below) */
+      int test = test_pair(i, test_split);
+      d->eval[test ? n - 1 - ntest++ : d->nval++] = (int)i;
+      longer[test] += strlen(reply[0]) > strlen(reply[1]);
     } else
       d->train[d->ntrain++] = (int)i;
   }
   free(ids);
   tx_free(rec, n);
+  for (int lo = (int)n - ntest, hi = (int)n - 1; lo < hi; lo++, hi--) { /* in index order */
+    int t = d->eval[lo];
+    d->eval[lo] = d->eval[hi], d->eval[hi] = t;
+  }
+  memmove(d->eval + d->nval, d->eval + n - ntest, (size_t)ntest * sizeof *d->eval);
+  d->neval = d->nval + ntest;
   if (rc) return rc;
   if (!d->ntrain) return h->fail(c, LATHE_EDATA, "pref: dataset '%s' leaves no training pair", ds);
   /* pi_ref, once for every pair */
@@ -165,8 +181,11 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     }
   }
   p->ref_steps = 0, p->train_steps = h->cfg_int(c, "steps");
-  if (d->neval) h->metric(c, "eval/length_baseline_accuracy", (double)longer / d->neval);
-  h->log(c, "%d training and %d held-out pairs%s%s", d->ntrain, d->neval,
+  if (d->nval) h->metric(c, "eval/length_baseline_accuracy", (double)longer[0] / d->nval);
+  if (ntest) h->metric(c, "test/length_baseline_accuracy", (double)longer[1] / ntest);
+  char split[48] = "";
+  if (ntest) snprintf(split, sizeof split, " (%d of them the test split)", ntest);
+  h->log(c, "%d training and %d held-out pairs%s%s%s", d->ntrain, d->neval, split,
          dropped ? " (some left out: no room for their prompt)" : "",
          ties ? " (ties left out: label 0.5)" : "");
   return 0;
@@ -227,18 +246,28 @@ static int reduce(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c, pstats_t *st
   return rc;
 }
 
+/* The loss and pair metrics of pairs list[0..n), named pre + ... */
+static void evaluate_list(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c, const int *list, int n,
+                          const char *pre) {
+  int G = p->M_groups;
+  pstats_t st = {0};
+  char k[64];
+  for (int i = 0; i < n; i += G) {
+    int g = n - i < G ? n - i : G, T = stack(p, list + i, g);
+    nn_gpt_logprobs(&p->pol, p->pairs->lp, p->pairs->tok, p->pairs->mask, 2 * g, T);
+    pair_losses(p, list + i, g, g, p->pairs->lp, NULL, &st);
+  }
+  snprintf(k, sizeof k, "%sloss", pre);
+  h->metric(c, k, st.loss / n);
+  pref_report(h, c, pre, &st.ps);
+}
+
+/* eval/ on the validation pairs (select on these), test/ on the test split. */
 static void pairs_evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   struct pairs *d = p->pairs;
   if (p->shard) return; /* shard 0 reports */
-  int G = p->M_groups;
-  pstats_t st = {0};
-  for (int i = 0; i < d->neval; i += G) {
-    int g = d->neval - i < G ? d->neval - i : G, T = stack(p, d->eval + i, g);
-    nn_gpt_logprobs(&p->pol, d->lp, d->tok, d->mask, 2 * g, T);
-    pair_losses(p, d->eval + i, g, g, d->lp, NULL, &st);
-  }
-  h->metric(c, "eval/loss", st.loss / d->neval);
-  pref_report(h, c, "eval/", &st.ps);
+  if (d->nval) evaluate_list(p, h, c, d->eval, d->nval, "eval/");
+  if (d->neval > d->nval) evaluate_list(p, h, c, d->eval + d->nval, d->neval - d->nval, "test/");
 }
 
 /* One on-policy step: N samples for each of G training prompts, ranked by

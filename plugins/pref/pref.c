@@ -45,6 +45,9 @@ static const lathe_opt_t opts[] = {
      "and reference (an sft run)"},
     {"steps", LATHE_INT, "200", 1, 1e9, NULL, "dataset mode: gradient steps"},
     {"holdout", LATHE_NUM, "0.1", 0, 0.9, NULL, "dataset mode: held-out fraction (as sft's)"},
+    {"test_split", LATHE_NUM, "0", 0, 0.9, NULL,
+     "dataset mode: share of the held-out pairs kept as a test split (test/ metrics; eval/ is "
+     "then the validation split to select on)"},
     {"task_args", LATHE_STR, "", 0, 0, NULL, "the task's options, \"key=value,key=value\""},
     {"method", LATHE_STR, "dpo", 0, 0, "dpo|cdpo|robust|hinge|ipo|sft|bon|rwr|reinforce|ppo",
      "the loss"},
