@@ -333,9 +333,11 @@ static int send_run(lathe_run_t *r, int rank, int tag, int32_t resume, int64_t f
 }
 
 /* Serve slot k's requests for run r until its END (0) or a failure (a code,
- * the message set). A shard (shard 1) only reads: its store writes and END
- * are not the run's. */
-static int serve(lathe_session_t *s, lathe_run_t *r, int k, int shard) {
+ * the message set). A shard (quit not NULL) only reads: its store writes and
+ * END are not the run's; and it may rightly say nothing for as long as it
+ * computes, so its proxy is given up only when *quit is set. */
+static int serve(lathe_session_t *s, lathe_run_t *r, int k, atomic_int *quit) {
+  int shard = quit != NULL;
   int rank, tag, rc = 0;
   slot_addr(k, &rank, &tag);
   lathe_buf_t b = {0}, m = {0};
@@ -343,6 +345,11 @@ static int serve(lathe_session_t *s, lathe_run_t *r, int k, int shard) {
   double silent_since = 0;
   while (!rc) {
     int w = recv_wait(&m, rank, tag, &kind, 0.2);
+    if (w == 1 && shard) {
+      if (!atomic_load(quit)) continue;
+      rc = lathe_seterr(LATHE_EIO, "rank %d: its shard is lost", rank);
+      break;
+    }
     if (w == 1) {                            /* nothing yet: a dead slot while terminating? */
       if (!lathe_signal_pending()) continue; /* (s->signal is the loop thread's) */
       if (!silent_since) silent_since = lathe_now();
@@ -461,7 +468,7 @@ void cluster_proxy(lathe_session_t *s, lathe_run_t *r, int k) {
     lost(r, k);
     return;
   }
-  if (send_run(r, rank, tag, r->resume, r->from_ckpt, 0, NULL) || serve(s, r, k, 0)) {
+  if (send_run(r, rank, tag, r->resume, r->from_ckpt, 0, NULL) || serve(s, r, k, NULL)) {
     dead[k] = 1;
     lost(r, k);
   }
@@ -783,6 +790,7 @@ typedef struct {
   lathe_session_t *s;
   lathe_run_t *r;
   int k, started;
+  atomic_int quit; /* the shard is lost: stop waiting for it */
   pthread_t th;
 } shard_proxy_t;
 
@@ -794,7 +802,7 @@ static void *shard_proxy_main(void *arg) {
   sigset_t set; /* signals are the loop's */
   sigfillset(&set);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  if (serve(sp->s, sp->r, sp->k - 1, 1)) dead[sp->k - 1] = 1;
+  if (serve(sp->s, sp->r, sp->k - 1, &sp->quit)) dead[sp->k - 1] = 1;
   return NULL;
 }
 
@@ -824,7 +832,8 @@ int cluster_dp_begin(lathe_run_t *r) {
   if (!rc && state.err) rc = lathe_seterr(LATHE_ENOMEM, "run %u: out of memory", r->id);
   for (int k = 1; k < r->nshards && !rc; k++) {
     shard_proxy_t *sp = &shard_proxies[k];
-    *sp = (shard_proxy_t){r->sess, r, k, 0, 0};
+    sp->s = r->sess, sp->r = r, sp->k = k, sp->started = 0;
+    atomic_store(&sp->quit, 0);
     dp_gone[k] = 0;
     if (dead[k - 1])
       rc = lathe_seterr(LATHE_EIO, "rank %d is gone", k);
@@ -845,8 +854,9 @@ void cluster_dp_end(lathe_run_t *r) {
   for (int k = 1; k < r->nshards && k < LATHE_MAX_THREADS; k++) {
     shard_proxy_t *sp = &shard_proxies[k];
     if (!sp->started) continue;
-    if (!dp_gone[k] && !mpi->send(&stop, 1, k, DP_TAG))
-      while (!recv_dp(&m, k, &kind) && kind != D_BYE) continue; /* parts and FIN: discarded */
+    int rc = dp_gone[k] ? -1 : mpi->send(&stop, 1, k, DP_TAG);
+    while (!rc && !(rc = recv_dp(&m, k, &kind)) && kind != D_BYE) continue; /* parts, FIN */
+    if (rc) atomic_store(&sp->quit, 1); /* lost: its proxy would wait for ever */
     pthread_join(sp->th, NULL);
     if (dp_gone[k]) dead[k - 1] = 1; /* (its proxy gave up as soon) */
     sp->started = 0;
