@@ -91,7 +91,7 @@ print(string.format("verdict: %s (selected-checkpoint IQM %.3f [%.3f, %.3f] agai
 -- (the first evaluation is the SFT model itself: policy = reference, every
 -- implicit reward 0, and a tie counts as wrong, as in TRL)
 lathe.plot{out = "hh_dpo_accuracy.svg", metric = "test/rewards/accuracies",
-           series = {{label = string.format("DPO, beta %g, test pairs (mean and std over %d seeds)", beta, seeds), runs = dpos}},
+           series = {{label = string.format("DPO, beta %g, test pairs", beta), runs = dpos}},
            hlines = {{y = base, label = "length-only rule"}},
            title = "DPO on HH-RLHF helpful: test preference accuracy"}
 print("figure: hh_dpo_accuracy.svg")
