@@ -51,6 +51,7 @@ for s = 1, seeds do
 end
 lathe.wait(dpos)
 for s = 1, seeds do assert(dpos[s].status == "done", "DPO did not finish: " .. tostring(dpos[s].error)) end
+if lathe.checking then return end -- `lathe check`: no metrics to select on
 
 local first = dpos[1].summary
 if first["eval/rewards/accuracies"] == nil or first["test/rewards/accuracies"] == nil then
