@@ -13,6 +13,9 @@
 --   lathe run share/recipes/hlgauss_scaling.lua --threads 1 --workers 2 --set env=cartpole
 --   lathe run share/recipes/hlgauss_scaling.lua --threads 1 --workers 2 --set env=acrobot
 --   lathe run share/recipes/hlgauss_scaling.lua --set seeds=2 --set steps=20000   # quick
+--   lathe run share/recipes/hlgauss_scaling.lua --set tabulate=true ...   # the table and
+--       figures again from the finished runs of that env and steps already in the store
+local tabulate = lathe.opt("tabulate", false)
 local env = lathe.opt("env", "cartpole")
 local seeds = lathe.opt("seeds", 10)
 local steps = lathe.opt("steps", 200000)
@@ -26,19 +29,33 @@ local noises = {0, noise}
 local support = {cartpole = {-10, 110}, acrobot = {-110, 10}}
 assert(support[env], "env must be cartpole or acrobot")
 
-local cells, all = {}, {}
+local cells, all, stored = {}, {}, {}
+if tabulate then -- the finished runs in the store, by head, width and noise
+  for _, r in ipairs(lathe.runs()) do
+    local c = r.config
+    if r.plugin == "dqn" and r.status == "done" and c.env == env and c.total_timesteps == steps then
+      local key = c.critic_head .. "|" .. c.hidden .. "|" .. string.format("%g", c.reward_noise)
+      stored[key] = stored[key] or {}
+      table.insert(stored[key], r)
+    end
+  end
+end
 for _, nz in ipairs(noises) do
   for _, head in ipairs(heads) do
     for _, w in ipairs(widths) do
       local cell = {head = head, noise = nz, width = w.mult, runs = {}}
-      for s = 1, seeds do
-        local r = lathe.spawn("dqn", {env = env, critic_head = head, hidden = w.hidden, seed = s,
-                                      total_timesteps = steps, reward_noise = nz,
-                                      v_min = support[env][1], v_max = support[env][2],
-                                      eval_every = math.min(10000, steps), ckpt_every = 50000})
-        cell.runs[#cell.runs + 1], all[#all + 1] = r, r
+      if tabulate then
+        cell.runs = stored[head .. "|" .. w.hidden .. "|" .. string.format("%g", nz)] or {}
+      else
+        for s = 1, seeds do
+          local r = lathe.spawn("dqn", {env = env, critic_head = head, hidden = w.hidden, seed = s,
+                                        total_timesteps = steps, reward_noise = nz,
+                                        v_min = support[env][1], v_max = support[env][2],
+                                        eval_every = math.min(10000, steps), ckpt_every = 50000})
+          cell.runs[#cell.runs + 1], all[#all + 1] = r, r
+        end
       end
-      cells[#cells + 1] = cell
+      if #cell.runs > 0 then cells[#cells + 1] = cell end
     end
   end
 end
@@ -66,7 +83,7 @@ for _, cell in ipairs(cells) do
                      cell.runs[1].id .. "-" .. cell.runs[#cell.runs].id}
 end
 print(string.format("DQN on %s, %d steps, %d seeds: IQM [95%% CI] of the final greedy return and "
-                    .. "of the area under the evaluation curve", env, steps, seeds))
+                    .. "of the area under the evaluation curve", env, steps, #cells[1].runs))
 lathe.table({"head", "rewards", "width", "final return", "area under curve", "runs"}, rows)
 
 -- score against width, per head, one figure per noise level and score
@@ -85,10 +102,11 @@ for _, nz in ipairs(noises) do
     end
     local name = string.format("hlgauss_scaling_%s_%s_%s.svg", env, nz == 0 and "clean" or "noisy", what)
     lathe.plot{out = name, points = pts, logx = true, xlabel = "network width (x CleanRL's 120,84)",
-               metric = what == "final" and "final greedy return (IQM)" or "area under the curve (IQM)",
-               title = string.format("DQN on %s, %s rewards: %s against width, %d seeds", env,
+               metric = what == "final" and "final greedy return (IQM, 95% CI)"
+                        or "area under the curve (IQM, 95% CI)",
+               title = string.format("DQN, %s, %s rewards: %s", env,
                                      nz == 0 and "clean" or ("noise " .. nz),
-                                     what == "final" and "final return" or "area under the curve", seeds)}
+                                     what == "final" and "final return" or "area under the curve")}
     print("figure: " .. name)
   end
 end
