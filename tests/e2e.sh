@@ -280,7 +280,7 @@ else
   fi
 fi
 # data parallelism: within how much a 2-shard run's continuous metrics must
-# equal one process's (relative to max(1, |value|)); measured <= 1e-7 here, the
+# equal one process's (relative to max(1, |value|)); measured below 2e-7 here, the
 # float rounding of summing each batch in two halves (tests/README.md)
 DP_TOL=1e-4
 near() { # near A.lmdb B.lmdb RUN METRIC...: every point of the metrics within DP_TOL
