@@ -233,16 +233,12 @@ void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const n
 static int reduce(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c, pstats_t *st, double *extra,
                   int n) {
   if (p->nshards < 2) return 0;
-  nn_pref_stats_t *s = &st->ps;
-  float v[16] = {(float)st->loss,          (float)s->chosen,     (float)s->rejected,
-                 (float)s->margins,        (float)s->accuracies, (float)s->logps_chosen,
-                 (float)s->logps_rejected, (float)s->pairs};
-  for (int i = 0; i < n; i++) v[8 + i] = (float)extra[i];
+  double x[8] = {st->loss};
+  for (int i = 0; i < n && i < 7; i++) x[1 + i] = extra[i];
   int rc = h->allreduce(c, p->pol.params.g, p->pol.params.total);
-  if (!rc) rc = h->allreduce(c, v, (size_t)(8 + n));
-  st->loss = v[0], s->chosen = v[1], s->rejected = v[2], s->margins = v[3];
-  s->accuracies = v[4], s->logps_chosen = v[5], s->logps_rejected = v[6], s->pairs = (int)v[7];
-  for (int i = 0; i < n; i++) extra[i] = v[8 + i];
+  if (!rc) rc = pref_sum_stats(p, x, 1 + n, &st->ps);
+  st->loss = x[0];
+  for (int i = 0; i < n && i < 7; i++) extra[i] = x[1 + i];
   return rc;
 }
 
@@ -286,12 +282,7 @@ static int onpolicy_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   int *pick = malloc((size_t)2 * G * sizeof *pick), idx[4096], stop = NN_TOK_EOS;
   if (!prompt || !plen || !out || !olen || !text || !score || !pick) rc = LATHE_ENOMEM;
   for (int g = 0; g < Gall; g++) idx[g] = d->train[nn_rng_below(&p->rng, (uint32_t)d->ntrain)];
-  nn_rng_t own, *rng = &p->rng;
-  if (p->nshards > 1) {
-    uint64_t base = nn_rng_u64(&p->rng);
-    nn_rng_seed(&own, base + 0x9e3779b97f4a7c15ULL * (uint64_t)(p->shard + 1));
-    rng = &own;
-  }
+  nn_rng_t own, *rng = pref_shard_rng(p, &own);
   memmove(idx, idx + g0, (size_t)G * sizeof *idx);
   for (int g = 0; g < G && !rc; g++) {
     const pair_t *q = &d->p[idx[g]];

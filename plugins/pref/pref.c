@@ -212,14 +212,29 @@ static int sample_with(pref_t *p, nn_gpt_t *g, nn_rng_t *rng, uint64_t prompt0, 
   return 0;
 }
 
-/* This shard's sampling stream: the run's own with one shard; with several,
- * one seeded from the run's stream (every shard draws the same value) and
- * the shard's index, so nothing depends on timing. */
-static nn_rng_t *shard_rng(pref_t *p, nn_rng_t *own) {
+/* x holds an integer in [lo, hi] (a gathered id or length) */
+static int o_ok(const float *x, int lo, int hi) {
+  return *x >= lo && *x <= hi && *x == (float)(int)*x;
+}
+
+nn_rng_t *pref_shard_rng(pref_t *p, nn_rng_t *own) {
   if (p->nshards < 2) return &p->rng;
   uint64_t base = nn_rng_u64(&p->rng);
   nn_rng_seed(own, base + 0x9e3779b97f4a7c15ULL * (uint64_t)(p->shard + 1));
   return own;
+}
+
+int pref_sum_stats(pref_t *p, double *x, int n, nn_pref_stats_t *ps) {
+  if (p->nshards < 2) return 0;
+  float v[16] = {(float)ps->chosen,     (float)ps->rejected,     (float)ps->margins,
+                 (float)ps->accuracies, (float)ps->logps_chosen, (float)ps->logps_rejected,
+                 (float)ps->pairs};
+  for (int i = 0; i < n && i < 8; i++) v[7 + i] = (float)x[i];
+  int rc = p->h->allreduce(p->c, v, (size_t)(7 + n));
+  ps->chosen = v[0], ps->rejected = v[1], ps->margins = v[2], ps->accuracies = v[3];
+  ps->logps_chosen = v[4], ps->logps_rejected = v[5], ps->pairs = (int)v[6];
+  for (int i = 0; i < n && i < 8; i++) x[i] = v[7 + i];
+  return rc;
 }
 
 /* sample_with for G groups split over the shards: shard k samples groups
@@ -228,7 +243,7 @@ static nn_rng_t *shard_rng(pref_t *p, nn_rng_t *own) {
  * and log-probs are exact in float, a reward is carried as two floats).
  * G must divide by the shard count. */
 static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t *s, int score) {
-  nn_rng_t own, *rng = shard_rng(p, &own);
+  nn_rng_t own, *rng = pref_shard_rng(p, &own);
   if (p->nshards < 2) return sample_with(p, g, rng, prompt0, G, n, s, score);
   int Gl = G / p->nshards, T = p->T, M = G * n, Ml = Gl * n, row0 = p->shard * Ml;
   set_t loc = {0};
@@ -249,6 +264,14 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
     o[4 * T + 2] = isfinite(loc.reward[b]) ? (float)(loc.reward[b] - hi) : 0;
   }
   if (!rc) rc = p->h->allreduce(p->c, x, (size_t)M * per);
+  /* the other shards' ids and lengths will index the model: in range, or no batch */
+  for (int b = 0; b < M && !rc; b++) {
+    const float *o = x + (size_t)b * per;
+    int ok = o_ok(o + 4 * T, 0, p->R);
+    for (int t = 0; t < T && ok; t++) ok = o_ok(o + t, 0, p->V - 1);
+    if (!ok)
+      rc = p->h->fail(p->c, LATHE_EIO, "pref: a shard's samples hold an id or length out of range");
+  }
   for (int b = 0; b < M && !rc; b++) {
     const float *o = x + (size_t)b * per;
     for (int t = 0; t < T; t++) {
@@ -262,6 +285,12 @@ static int sample(pref_t *p, nn_gpt_t *g, uint64_t prompt0, int G, int n, set_t 
   free(x);
   set_free(&loc);
   return rc;
+}
+
+/* A failed sample's code, its message set: out of memory here; the
+ * all-reduce and the check of the shards' samples set their own. */
+static int sample_fail(const lathe_host_t *h, lathe_ctx_t *c, int rc) {
+  return rc == LATHE_ENOMEM ? h->fail(c, rc, "pref: sampling failed (out of memory)") : rc;
 }
 
 /* Mean and variance of the finite values of r[0..n) (-inf marks a response
@@ -539,7 +568,7 @@ static int adam(pref_t *p, double lr, double *norm) {
 /* Phase 1: fit the policy to the task's reference distribution. */
 static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   set_t s = {0};
-  nn_rng_t own, *rng = shard_rng(p, &own);
+  nn_rng_t own, *rng = pref_shard_rng(p, &own);
   /* data-parallel: this shard's rows, its loss weighted by its share of the
    * batch's response tokens */
   int B = (int)p->ref_batch / p->nshards, T = p->T, V = p->V, rows = 0;
@@ -548,7 +577,7 @@ static int ref_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   p->next_prompt += p->ref_batch;
   if (rc) {
     set_free(&s);
-    return h->fail(c, rc, "pref: sampling failed (out of memory)");
+    return sample_fail(h, c, rc);
   }
   for (int b = 0; b < B; b++) rows += s.rlen[b];
   float *logits = nn_gpt_forward(&p->pol, s.tok, B, T);
@@ -604,7 +633,7 @@ static int evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   p->queries = q; /* evaluation is not part of the query budget */
   if (rc) {
     set_free(&s);
-    return h->fail(c, rc, "pref: sampling failed (out of memory)");
+    return sample_fail(h, c, rc);
   }
   double r = 0, len = 0, kl = 0;
   for (int b = 0; b < E; b++) {
@@ -627,7 +656,7 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (p->onpolicy) {
     if (k % p->inner == 0) {
       if ((rc = sample(p, &p->pol, (uint64_t)p->next_prompt, p->M_groups, n, &p->cur, 1)))
-        return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
+        return sample_fail(h, c, (int)rc);
       p->next_prompt += p->M_groups;
       double m, v;
       finite_stats(p->cur.reward, p->cur.M, &m, &v);
@@ -643,7 +672,7 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       set_t all = {0};
       if ((rc = sample(p, &p->ref, (uint64_t)p->next_prompt, groups, n, &all, 1))) {
         set_free(&all);
-        return h->fail(c, (int)rc, "pref: sampling failed (out of memory)");
+        return sample_fail(h, c, (int)rc);
       }
       p->next_prompt += groups;
       if (p->tp->task->offline_ok) /* a skewed data distribution: drop what it excludes */
@@ -687,24 +716,9 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
     /* excluded (offline-filtered) responses: rewards of -inf drop out of every comparison */
     double denom;
     group_sums(p, &p->cur, gidx, G, p->lpt, p->w, &st, &denom);
-    if (p->nshards > 1) {
-      nn_pref_stats_t *ps = &st.ps;
-      float v[11] = {(float)denom,
-                     (float)st.loss,
-                     (float)st.logit_c,
-                     (float)st.logit_r,
-                     (float)ps->chosen,
-                     (float)ps->rejected,
-                     (float)ps->margins,
-                     (float)ps->accuracies,
-                     (float)ps->logps_chosen,
-                     (float)ps->logps_rejected,
-                     (float)ps->pairs};
-      rc = h->allreduce(c, v, 11);
-      denom = v[0], st.loss = v[1], st.logit_c = v[2], st.logit_r = v[3], ps->chosen = v[4];
-      ps->rejected = v[5], ps->margins = v[6], ps->accuracies = v[7], ps->logps_chosen = v[8];
-      ps->logps_rejected = v[9], ps->pairs = (int)v[10];
-    }
+    double sums[4] = {denom, st.loss, st.logit_c, st.logit_r};
+    rc = pref_sum_stats(p, sums, 4, &st.ps);
+    denom = sums[0], st.loss = sums[1], st.logit_c = sums[2], st.logit_r = sums[3];
     group_mean(p, &st, denom, p->w, (size_t)Mb);
     for (size_t i = 0; i < (size_t)Mb * T; i++)
       if (!isfinite(p->w[i])) p->w[i] = 0;

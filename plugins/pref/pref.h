@@ -61,6 +61,13 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 /* One gradient step on a minibatch of pairs; evaluations on the held-out pairs. */
 int pairs_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 void pairs_free(pref_t *p);
+/* Data parallelism (both modes). This shard's sampling stream: the run's own
+ * with one shard; with several, one seeded from the run's stream (every shard
+ * draws the same value) and the shard's index, so nothing depends on timing. */
+nn_rng_t *pref_shard_rng(pref_t *p, nn_rng_t *own);
+/* x[0..n) (n <= 8) and the pair statistics ps summed over the shards, in
+ * float (nothing to do with one shard). Returns 0 or the all-reduce's code. */
+int pref_sum_stats(pref_t *p, double *x, int n, nn_pref_stats_t *ps);
 /* TRL's pair metrics (means), names prefixed by pre ("" or "eval/"); nothing
  * when there were no pairs. */
 void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const nn_pref_stats_t *s);
