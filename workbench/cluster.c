@@ -145,6 +145,16 @@ static char *get_str(lathe_buf_t *b) {
   return s;
 }
 
+/* A dataset record (n bytes) as put_str writes a string. */
+static int put_rec(const void *rec, size_t n, void *arg) {
+  lathe_buf_t *b = arg;
+  uint32_t k = (uint32_t)n;
+  if (n >= UINT32_MAX) return LATHE_EDATA;
+  LATHE_PUT(b, k);
+  lathe_buf_put(b, rec, n);
+  return b->err;
+}
+
 static void get_str_into(lathe_buf_t *b, char *out, size_t cap) {
   char *s = get_str(b);
   snprintf(out, cap, "%s", s ? s : "");
@@ -403,18 +413,15 @@ static int serve(lathe_session_t *s, lathe_run_t *r, int k, atomic_int *quit) {
       free(name);
       break;
     }
-    case M_DSGET: { /* records i, i+1, ... up to DS_BATCH of them or ~1 MiB */
+    case M_DSGET: { /* records i, i+1, ... up to DS_BATCH of them or ~1 MiB, one read */
       int64_t i;
-      char *name = get_str(&m), *rec;
+      char *name = get_str(&m);
       LATHE_GET(&m, i);
       lathe_buf_t recs = {0};
       uint32_t got = 0;
-      while (name && !m.err && got < DS_BATCH && recs.n < (1 << 20) &&
-             (rec = run_host.dataset_get(&r->ctx, name, i + got))) {
-        put_str(&recs, rec), got++;
-        free(rec);
-      }
-      reply_start(&b, r, got ? 0 : LATHE_ENOTFOUND, shard);
+      code = name && !m.err ? run_dataset_range(r, name, i, DS_BATCH, 1 << 20, put_rec, &recs, &got)
+                            : LATHE_EIO;
+      reply_start(&b, r, got ? 0 : code ? code : LATHE_ENOTFOUND, shard);
       LATHE_PUT(&b, got);
       lathe_buf_put(&b, recs.p, recs.n);
       lathe_buf_free(&recs);

@@ -122,6 +122,36 @@ static char *h_dataset_get(lathe_ctx_t *c, const char *name, int64_t i) {
   return a.out;
 }
 
+typedef struct {
+  const char *name;
+  int64_t i;
+  uint32_t max, got;
+  size_t max_bytes, bytes;
+  int (*each)(const void *, size_t, void *);
+  void *arg;
+} range_args;
+
+static int ds_range_txn(lathe_store_t *st, MDB_txn *txn, void *arg) {
+  range_args *a = arg;
+  MDB_val v;
+  a->got = 0, a->bytes = 0;
+  while (a->got < a->max && a->bytes < a->max_bytes) {
+    int rc = lathe_store_ds_get(st, txn, a->name, (uint64_t)(a->i + a->got), &v);
+    if (rc == LATHE_ENOTFOUND && a->got) return 0; /* past the last record */
+    if (rc || (rc = a->each(v.mv_data, v.mv_size, a->arg))) return rc;
+    a->got++, a->bytes += v.mv_size;
+  }
+  return 0;
+}
+
+int run_dataset_range(lathe_run_t *r, const char *name, int64_t i, uint32_t max, size_t max_bytes,
+                      int (*each)(const void *rec, size_t n, void *arg), void *arg, uint32_t *got) {
+  range_args a = {name, i, max, 0, max_bytes, 0, each, arg};
+  int rc = lathe_store_read(r->sess->store, ds_range_txn, &a);
+  *got = rc ? 0 : a.got;
+  return rc;
+}
+
 /* An environment's spaces fit what callers may assume: obs.n floats and a box
  * action within LATHE_SPACE_MAX (a discrete action is one float). */
 static int env_check(const lathe_plugin_t *p, void *self) {

@@ -51,6 +51,11 @@ void run_free(lathe_run_t *r);
 void run_record_metric(lathe_run_t *r, uint64_t step, const char *name, double v);
 void run_note_best(lathe_run_t *r, uint64_t step, double v);
 void run_free_kids(lathe_ctx_t *c);
+/* host.c: records i, i+1, ... of dataset name (rank 0's store) passed to each
+ * (bytes, not NUL-terminated), at most max of them and about max_bytes, in one
+ * read transaction; *got how many (LATHE_ENOTFOUND when there is none at i). */
+int run_dataset_range(lathe_run_t *r, const char *name, int64_t i, uint32_t max, size_t max_bytes,
+                      int (*each)(const void *rec, size_t n, void *arg), void *arg, uint32_t *got);
 
 /* worker.c: a checkpoint's header read from b; the worker thread; run r's
  * newest checkpoint (or r->from_ckpt's) read from the store into buf, with
