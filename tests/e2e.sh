@@ -516,6 +516,18 @@ if want pref_test_split; then # held-out pairs split into validation (eval/) and
     grep -q 'held-out pairs ([0-9]* of them the test split)' tsp.out && ok pref_test_split ||
     bad pref_test_split "" "$(tail -c 400 tsp.err)"
 fi
+if want threads_same_checkpoint; then # the nn core's parallel loops: the same bits at any count
+  res=""
+  for t in 1 2 3; do
+    "$LATHE" run "$T/threads.lua" --store thr$t.lmdb --threads $t >/dev/null 2>thr$t.err || res="$res fail$t"
+    res="$res $(hash_of thr$t.lmdb 1)/$(hash_of thr$t.lmdb 2)"
+  done
+  read -r -a h <<<"$res"
+  [ ${#h[@]} = 3 ] && [ "${h[0]}" = "${h[1]}" ] && [ "${h[0]}" = "${h[2]}" ] &&
+    [ "${h[0]#/}" = "${h[0]}" ] && [ "${h[0]%/}" = "${h[0]}" ] &&
+    ok threads_same_checkpoint || bad threads_same_checkpoint "checkpoints at 1, 2, 3 threads:$res" \
+    "$(tail -c 400 thr3.err)"
+fi
 expect pref_not_a_task 1 "'cartpole' is not a task \(its kind is environment\)" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set task=cartpole --set targs=
 expect pref_ppo_offline 3 "ppo needs onpolicy = true" -- "$LATHE" run "$T/pref.lua" --store pl.lmdb --set method=ppo --set on=false
 

@@ -177,7 +177,7 @@ TEST(grad_attention) {
   nn_rng_seed(&r, 5);
   enum { B = 2, T = 5, C = 8, H = 2 };
   float qkv[B * T * 3 * C], out[B * T * C], att[B * H * T * T], rr[B * T * C],
-      dqkv[B * T * 3 * C] = {0}, datt[T * T];
+      dqkv[B * T * 3 * C] = {0}, datt[B * H * T * T];
   fill(qkv, B * T * 3 * C, 1, &r), fill(rr, B * T * C, 1, &r);
   att_ctx c = {B, T, C, H, qkv, out, att, rr};
   att_loss(&c);
@@ -745,4 +745,68 @@ TEST(nn_blas_core_fallback) {
   ASSERT(nn_blas_core_for("Zen", 1, 0) == NULL);
   ASSERT(nn_blas_core_for("Haswell", 1, 1) == NULL);
   ASSERT(nn_blas_core_for(NULL, 1, 1) == NULL);
+}
+
+/* ---- thread-count independence ---- */
+/* Two training steps of a GPT big enough that every parallel loop splits (the
+ * token loss and the sequence log-probabilities, LayerNorm by rows and by
+ * columns, GELU, attention's heads, embeddings, bias sums, AdamW): the
+ * parameters, the moments and the losses must be the same bits at 1, 2 and 3
+ * threads. */
+static void threads_run(int threads, float *w, float *m, double *loss) {
+  enum { V = 300, T = 64, B = 16, C = 64 };
+  nn_set_threads(threads);
+  nn_rng_t r;
+  nn_rng_seed(&r, 11);
+  nn_gpt_t g;
+  ASSERT_EQ(nn_gpt_init(&g, (nn_gpt_config_t){V, T, 2, 4, C}, &r), 0);
+  static int tok[B * T], tgt[B * T];
+  static float mask[B * T], dl[(size_t)B * T * V], lp[B], dlp[B];
+  for (int i = 0; i < B * T; i++) {
+    tok[i] = (int)nn_rng_below(&r, V), tgt[i] = (int)nn_rng_below(&r, V);
+    mask[i] = i % 7 ? 1.0f : 0.0f;
+  }
+  nn_adamw_t o = nn_adamw_default();
+  for (int step = 0; step < 2; step++) {
+    nn_params_zero_grad(&g.params);
+    const float *logits = nn_gpt_forward(&g, tok, B, T);
+    ASSERT(logits != NULL);
+    loss[2 * step] = nn_token_ce_loss(dl, logits, tgt, mask, B, T, V);
+    nn_gpt_backward(&g, dl);
+    nn_gpt_logprobs(&g, lp, tok, mask, B, T); /* DPO's path: the sequence log-probabilities */
+    for (int b = 0; b < B; b++) dlp[b] = b % 2 ? 0.5f : -0.25f, loss[2 * step + 1] = lp[b];
+    nn_gpt_logprobs_backward(&g, dlp, mask);
+    nn_clip_grad_norm(&g.params, 1.0f);
+    ASSERT_EQ(nn_adamw_step(&g.params, &o, 1e-3f), 0);
+  }
+  memcpy(w, g.params.w, g.params.total * sizeof(float));
+  memcpy(m, g.params.v, g.params.total * sizeof(float));
+  nn_gpt_free(&g);
+}
+
+TEST(gpt_steps_same_bits_at_1_2_3_threads) {
+  int before = nn_get_threads();
+  size_t n = 0;
+  {
+    nn_rng_t r;
+    nn_rng_seed(&r, 11);
+    nn_gpt_t g;
+    ASSERT_EQ(nn_gpt_init(&g, (nn_gpt_config_t){300, 64, 2, 4, 64}, &r), 0);
+    n = g.params.total;
+    nn_gpt_free(&g);
+  }
+  float *w[3], *m[3];
+  double loss[3][4];
+  for (int k = 0; k < 3; k++) {
+    w[k] = malloc(n * sizeof(float)), m[k] = malloc(n * sizeof(float));
+    ASSERT(w[k] && m[k]);
+    threads_run(k + 1, w[k], m[k], loss[k]);
+  }
+  nn_set_threads(before);
+  for (int k = 1; k < 3; k++) {
+    ASSERT(memcmp(w[0], w[k], n * sizeof(float)) == 0);
+    ASSERT(memcmp(m[0], m[k], n * sizeof(float)) == 0);
+    ASSERT(memcmp(loss[0], loss[k], sizeof loss[0]) == 0);
+  }
+  for (int k = 0; k < 3; k++) free(w[k]), free(m[k]);
 }

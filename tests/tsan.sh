@@ -4,8 +4,9 @@
 # terminal reads each run's total and active flag), a recipe reading run
 # handles while workers step the runs, a recipe that fails with runs going
 # (lathe_run_stop from the loop), SIGINT during a sweep, stepvalue's
-# rollouts sampled in two shards on two threads, and lathe.sample computing
-# on libuv's pool while a run streams events. Any report fails the suite.
+# rollouts sampled in two shards on two threads, lathe.sample computing
+# on libuv's pool while a run streams events, and the nn core's parallel
+# loops (one run with a pool of two workers; two runs sharing the pool). Any report fails the suite.
 #   B=build/tsan bash tests/tsan.sh
 set -u
 B=${B:-build/tsan}
@@ -15,14 +16,14 @@ export LATHE_PLUGIN_DIR=$ROOT/$B/plugins LATHE_SHARE_DIR=$ROOT/share
 W=$(mktemp -d /tmp/lathe-tsan-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 cd "$W"
-export TSAN_OPTIONS="halt_on_error=0 log_path=$W/report"
+export TSAN_OPTIONS="halt_on_error=0 log_path=$W/report suppressions=$ROOT/tests/tsan.supp"
 # TSan's shadow memory needs a layout some kernels' address randomisation
 # breaks ("unexpected memory mapping"): then run without it, or skip saying why
 if ! "${LATHE[@]}" version >/dev/null 2>&1; then
   if setarch "$(uname -m)" -R "${LATHE[@]}" version >/dev/null 2>&1; then
     LATHE=(setarch "$(uname -m)" -R "${LATHE[@]}")
   else
-    echo "tsan: 0 passed, 0 failed, 7 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
+    echo "tsan: 0 passed, 0 failed, 9 skipped (ThreadSanitizer cannot start here: $("${LATHE[@]}" version 2>&1 | head -1))"
     exit 0
   fi
 fi
@@ -80,5 +81,20 @@ check tsan_rollout_shards 2
 store=o.lmdb # lathe.sample on libuv's pool while a spawned run streams events
 "${LATHE[@]}" run "$ROOT/tests/lua/offloop.lua" --store $store --headless --threads 1 --set bg_steps=3000 --set prompts=8 >/dev/null 2>&1
 check tsan_sample_off_loop 2
+store=t.lmdb # the nn core's parallel loops: a pool of two workers under one run
+"${LATHE[@]}" run "$ROOT/tests/lua/threads.lua" --store $store --headless --threads 3 >/dev/null 2>&1
+check tsan_parallel_loops 2
+cat >two.lua <<'LUA'
+lathe.run("sft", {dataset = "long", vocab = 300, steps = 1, ctx = 64, width = 64, heads = 4,
+                  layers = 2, batch = 16}) -- the tokenizer, once
+local hs = {}
+for s = 1, 2 do
+  hs[s] = lathe.spawn("sft", {dataset = "long", vocab = 300, steps = 15, ctx = 64, width = 64,
+                              heads = 4, layers = 2, batch = 16, seed = s})
+end
+lathe.wait(hs)
+LUA
+"${LATHE[@]}" run two.lua --store $store --headless --threads 2 --workers 2 >/dev/null 2>&1
+check tsan_parallel_loops_shared 5 # two runs' loops: one holds the pool, the other runs inline
 echo "tsan: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -100,7 +100,8 @@ static const struct command {
      "  --set KEY=VALUE  override a config key of every run (PLUGIN.KEY for one plugin)\n"
      "                   or a recipe option read with lathe.opt(KEY, default)\n"
      "  --seed N         add N to the seed of every run\n"
-     "  --threads N      numeric (OpenBLAS) threads; default: all cores\n"
+     "  --threads N      numeric threads: OpenBLAS's and the nn core's parallel loops;\n"
+     "                   default: all cores\n"
      "  --workers N      runs stepped in parallel (default 1); for sweeps of small\n"
      "                   networks, --threads 1 --workers <cores> is fastest\n"
      "  --mpi            one rank of an Open MPI job (mpirun -np N lathe run R --mpi):\n"
@@ -1465,6 +1466,7 @@ static int cmd_doctor(opts_t *o) {
            fell, openblas_get_corename());
   const char *env[] = {"OPENBLAS_NUM_THREADS",
                        "OPENBLAS_CORETYPE",
+                       "OPENBLAS_THREAD_TIMEOUT",
                        "LATHE_STORE",
                        "LATHE_THREADS",
                        "LATHE_PLUGIN_PATH",
@@ -1544,6 +1546,7 @@ int main(int argc, char **argv) {
     setenv("OPENBLAS_CORETYPE", core, 1);
     execv("/proc/self/exe", argv);
   }
+  nn_blas_setup(); /* OpenBLAS's idle threads poll 2^14 cycles, not 2^28 (nn.h) */
   signal(SIGPIPE, SIG_IGN);
   fault_handlers();
   signal(SIGXFSZ, SIG_IGN); /* a file-size limit shows up as EFBIG, handled as disk full */

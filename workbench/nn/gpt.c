@@ -106,6 +106,22 @@ static int gpt_layout(nn_gpt_t *g, int B, int T) {
   return 0;
 }
 
+typedef struct {
+  float *out;
+  const float *a, *b;
+} sum_job;
+
+static void sum_part(void *c, size_t lo, size_t hi) {
+  const sum_job *j = c;
+  for (size_t i = lo; i < hi; i++) j->out[i] = j->a[i] + j->b[i];
+}
+
+/* out = a + b over n values (a residual connection) */
+static void residual(float *out, const float *a, const float *b, size_t n) {
+  sum_job j = {out, a, b};
+  nn_parallel(n, 32768, 0, sum_part, &j);
+}
+
 float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
   if (T > g->cfg.ctx || gpt_layout(g, B, T)) return NULL;
   int C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads;
@@ -127,12 +143,12 @@ float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
     nn_linear_forward(qkv, ln1, nn_w(ps, ix[QKVW]), nn_w(ps, ix[QKVB]), BT, C, 3 * C);
     nn_attention_forward(atty, att, qkv, B, T, C, H);
     nn_linear_forward(attproj, atty, nn_w(ps, ix[PROJW]), nn_w(ps, ix[PROJB]), BT, C, C);
-    for (size_t i = 0; i < BT * C; i++) res2[i] = res[i] + attproj[i];
+    residual(res2, res, attproj, BT * C);
     nn_layernorm_forward(ln2, ln2m, ln2r, res2, nn_w(ps, ix[LN2W]), nn_w(ps, ix[LN2B]), BT, C);
     nn_linear_forward(fch, ln2, nn_w(ps, ix[FCW]), nn_w(ps, ix[FCB]), BT, C, 4 * C);
     nn_act_forward(NN_GELU, fchg, fch, BT * 4 * C);
     nn_linear_forward(fcproj, fchg, nn_w(ps, ix[FCPW]), nn_w(ps, ix[FCPB]), BT, 4 * C, C);
-    for (size_t i = 0; i < BT * C; i++) res3[i] = res2[i] + fcproj[i];
+    residual(res3, res2, fcproj, BT * C);
     res = res3;
   }
   nn_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, nn_w(ps, g->ilnfw),
@@ -203,10 +219,15 @@ static void backward_from_lnf(nn_gpt_t *g) {
   nn_embed_backward(nn_g(ps, g->iwte), nn_g(ps, g->iwpe), dres, g->tok, B, T, C);
 }
 
-/* scratch: dres, dln, dy (C each), dqkv (3C), dh, dhg (4C each), datt (T*T) */
-static float *backward_scratch(nn_gpt_t *g) {
+/* scratch: dres, dln, dy (C each), dqkv (3C), dh, dhg (4C each) per token,
+ * datt (B*H*T*T) */
+static size_t backward_scratch_n(const nn_gpt_t *g) {
   size_t BT = (size_t)g->B * g->T, C = g->cfg.width;
-  return gpt_scratch(g, BT * C * 3 + BT * 3 * C + BT * 8 * C + (size_t)g->T * g->T);
+  return BT * 14 * C + (size_t)g->B * g->cfg.heads * g->T * g->T;
+}
+
+static float *backward_scratch(nn_gpt_t *g) {
+  return gpt_scratch(g, backward_scratch_n(g));
 }
 
 void nn_gpt_backward(nn_gpt_t *g, float *dlogits) {
@@ -274,7 +295,7 @@ void nn_gpt_logprobs_backward(nn_gpt_t *g, const float *dlp, const float *mask) 
   int B = g->B, T = g->T, V = g->cfg.vocab;
   size_t BT = (size_t)B * T;
   /* dlogits lives after the backward scratch so nn_gpt_backward can use both */
-  size_t need = BT * 14 * g->cfg.width + (size_t)T * T;
+  size_t need = backward_scratch_n(g);
   float *s = gpt_scratch(g, need + BT + BT * V);
   if (!s) return;
   float *smask = s + need, *dlogits = smask + BT;

@@ -15,15 +15,18 @@
  *  - Nothing here allocates on a hot path except the model arenas, which grow
  *    when a larger batch than ever before arrives.
  *  - Everything random takes an explicit nn_rng_t, so runs are reproducible and
- *    resumable bit for bit. Results are deterministic for a given thread count.
+ *    resumable bit for bit. Results do not depend on the thread count: the
+ *    parallel loops keep each value's arithmetic what one thread's would be
+ *    (par.c's contract), and OpenBLAS's threads split a product by output
+ *    blocks (tested: the GPT's steps at 1, 2 and 3 threads, test_nn.c).
  *
  * Ownership: nn_params_t owns its values, gradients and optimizer moments (one
  * block each). Models own their nn_params_t and activation arena; *_free releases all.
  *
  * The library (liblathe-nn.so, one copy per process) by file. Generic pieces
  * any method uses: params.c (RNG, parameters, initialisers, AdamW and
- * schedules), layers.c (linear, activations, LayerNorm, embeddings,
- * attention, dropout, softmax, the generic losses), mlp.c, gpt.c (a GPT with
+ * schedules), par.c (the numeric threads and their parallel loops), layers.c (linear, activations,
+ * LayerNorm, embeddings, attention, dropout, softmax, the generic losses), mlp.c, gpt.c (a GPT with
  * a KV cache and sequence log-probabilities), heads.c (critic heads: mse,
  * huber, two_hot, HL-Gauss, C51), replay.c (the replay buffer), tok.c
  * (tokenizers, tok.h), lm.c (a text model and batched sampling, lm.h).
@@ -45,7 +48,7 @@
  * changes. A plugin records the NN_ABI it was built against in its
  * descriptor (lathe.h nn_abi); the host refuses it unless it equals
  * nn_abi_version() of the library loaded (liblathe-nn.so, one per process). */
-#define NN_ABI 1
+#define NN_ABI 2
 int nn_abi_version(void);
 
 /* SplitMix64: the next value of the sequence whose state is *x (a stateless
@@ -83,9 +86,33 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n);
  * thread that runs the core calls it first: results stay deterministic, and
  * values below 1.2e-38 never matter to training. */
 void nn_thread_init(void);
-/* Set OpenBLAS's thread count (n >= 1). */
+/* OpenBLAS's idle threads poll for work for 2^28 cycles (about 0.1 s) after
+ * each product unless OPENBLAS_THREAD_TIMEOUT says otherwise; polling
+ * threads take the cores from the elementwise passes between products (the
+ * GPT step at 2 threads on the project's machine: 12-16k tokens/s polling,
+ * 21-22k at 2^10-2^22 cycles). Unless the user has set the variable,
+ * nn_blas_setup sets it to 14 (2^14 cycles) and restarts OpenBLAS's threads
+ * so they read it. Call it once, first thing in main (setenv is not
+ * thread-safe). */
+void nn_blas_setup(void);
+
+/* The numeric thread count (clamped to 1..64): OpenBLAS's, and the
+ * parallel loops' below (par.c). Process-wide. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
+
+/* Parallel loops. fn(ctx, lo, hi) is called on disjoint ranges that cover
+ * [0, n), at most one per numeric thread (the caller runs one), none shorter
+ * than about grain items, and nn_parallel returns when all are done. The
+ * contract that keeps results bit-identical at every thread count: what fn
+ * computes for an item depends on that item alone (no sum across items in a
+ * range; reduce by columns, or afterwards in item order). The loop runs
+ * inline, as one range, with one thread, under 2 grains of work, while
+ * another thread's loop holds the pool, and when called from inside a loop.
+ * NN_PAR_BLAS1: fn calls nn_sgemm, so OpenBLAS runs on one thread meanwhile. */
+typedef void (*nn_range_fn)(void *ctx, size_t lo, size_t hi);
+#define NN_PAR_BLAS1 1
+void nn_parallel(size_t n, size_t grain, int flags, nn_range_fn fn, void *ctx);
 /* OpenBLAS picks its kernels by CPU model, and falls back to old ones on a
  * model it does not know (a virtual machine's: a 16-core AVX-512 Xeon VM got
  * "Prescott", its sgemm 5.9x slower than with SkylakeX's). Given the core
@@ -107,8 +134,9 @@ typedef struct nn_gemm {
   int ta, tb, M, N, K, lda, ldb, ldc;
   float beta;
 } nn_gemm_t;
-/* Start (clearing) or stop recording the shapes of nn_sgemm calls (not thread-safe;
- * for benchmarks). nn_gemm_traced returns the record, valid until the next start. */
+/* Start (clearing) or stop recording the shapes of nn_sgemm calls, from every
+ * thread (for benchmarks; call it between steps). nn_gemm_traced returns the
+ * record, valid until the next start. */
 void nn_gemm_trace(int on);
 int nn_gemm_traced(const nn_gemm_t **out);
 
@@ -149,9 +177,10 @@ void nn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *t
                        int C);
 
 /* Causal multi-head self-attention. qkv(B,T,3C) packs q,k,v; out(B,T,C).
- * att(B,H,T,T) holds the softmax weights (kept for backward). */
+ * att(B,H,T,T) holds the softmax weights (kept for backward). The (b, h)
+ * pairs run in parallel. */
 void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H);
-/* dqkv(B,T,3C) += ..., using scratch datt of at least T*T floats (overwritten). */
+/* dqkv(B,T,3C) += ..., using scratch datt of B*H*T*T floats (overwritten). */
 void nn_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                            const float *att, int B, int T, int C, int H);
 

@@ -52,21 +52,12 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n) {
 
 /* ---- threads ------------------------------------------------------------ */
 
-extern void openblas_set_num_threads(int);
-extern int openblas_get_num_threads(void);
-void nn_set_threads(int n) {
-  openblas_set_num_threads(n < 1 ? 1 : n);
-}
-
 void nn_thread_init(void) {
 #if defined(__SSE__) || defined(__x86_64__)
   /* flush-to-zero and denormals-are-zero: a lane that computes a denormal, even
    * one a vectorised select throws away, costs ~100 cycles in microcode */
   __builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | 0x8040);
 #endif
-}
-int nn_get_threads(void) {
-  return openblas_get_num_threads();
 }
 
 const char *nn_blas_core_for(const char *chosen, int avx2_fma, int avx512) {
@@ -283,24 +274,40 @@ nn_adamw_t nn_adamw_default(void) {
   return (nn_adamw_t){1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
 }
 
+typedef struct {
+  nn_params_t *ps;
+  const nn_adamw_t *o;
+  float lr, bc1, bc2;
+} adamw_job;
+
+/* values [lo, hi) of the flat parameter block, each updated alone */
+static void adamw_part(void *c, size_t lo, size_t hi) {
+  const adamw_job *j = c;
+  nn_params_t *ps = j->ps;
+  float b1 = j->o->beta1, b2 = j->o->beta2, bc1 = j->bc1, bc2 = j->bc2, lr = j->lr, eps = j->o->eps;
+  for (int i = 0; i < ps->np; i++) {
+    const nn_param_t *p = &ps->p[i];
+    size_t a = p->off > lo ? p->off : lo, e = p->off + p->n < hi ? p->off + p->n : hi;
+    if (a >= e) continue;
+    float *w = ps->w, *g = ps->g, *m = ps->m, *v = ps->v;
+    float wd = p->decay ? j->o->weight_decay : 0.0f;
+    for (size_t k = a; k < e; k++) {
+      m[k] = b1 * m[k] + (1.0f - b1) * g[k];
+      v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+      float mh = m[k] / bc1, vh = v[k] / bc2;
+      w[k] -= lr * (mh / (sqrtf(vh) + eps) + wd * w[k]);
+    }
+  }
+}
+
 int nn_adamw_step(nn_params_t *ps, const nn_adamw_t *o, float lr) {
   if (!ps->m) ps->m = calloc(ps->total ? ps->total : 1, sizeof(float));
   if (!ps->v) ps->v = calloc(ps->total ? ps->total : 1, sizeof(float));
   if (!ps->m || !ps->v) return LATHE_ENOMEM;
   ps->t++;
   float b1 = o->beta1, b2 = o->beta2;
-  float bc1 = 1.0f - powf(b1, (float)ps->t), bc2 = 1.0f - powf(b2, (float)ps->t);
-  for (int i = 0; i < ps->np; i++) {
-    const nn_param_t *p = &ps->p[i];
-    float *w = ps->w + p->off, *g = ps->g + p->off, *m = ps->m + p->off, *v = ps->v + p->off;
-    float wd = p->decay ? o->weight_decay : 0.0f;
-    for (size_t k = 0; k < p->n; k++) {
-      m[k] = b1 * m[k] + (1.0f - b1) * g[k];
-      v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
-      float mh = m[k] / bc1, vh = v[k] / bc2;
-      w[k] -= lr * (mh / (sqrtf(vh) + o->eps) + wd * w[k]);
-    }
-  }
+  adamw_job j = {ps, o, lr, 1.0f - powf(b1, (float)ps->t), 1.0f - powf(b2, (float)ps->t)};
+  nn_parallel(ps->total, 16384, 0, adamw_part, &j);
   return 0;
 }
 
