@@ -2,7 +2,8 @@
  *
  *   bench WORKLOAD THREADS [REPS]
  *
- * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256, dpo, rm_bt,
+ * WORKLOAD is sac_cql, dqn_mse, dqn_hlgauss, gpt128, gpt256, gpt768 (GPT-2
+ * small's width, depth, heads and context at batch 2, vocabulary 512), dpo, rm_bt,
  * rm_pairwise (reward-model training, pairs/s), or sampling:
  * sample_b1, sample_b32 (64 new tokens after a 16-token prompt with the KV
  * cache; _nocache recomputes every position each step). Prints one
@@ -239,9 +240,9 @@ typedef struct {
   float *mask, *dl;
 } gpt_w;
 
-static void gpt_init(gpt_w *w, int width, int layers, int dpo) {
-  nn_gpt_config_t cfg = {512, 128, layers, 4, width};
-  w->V = 512, w->T = 128, w->B = 16, w->dpo = dpo;
+static void gpt_init(gpt_w *w, int width, int layers, int heads, int T, int B, int dpo) {
+  nn_gpt_config_t cfg = {512, T, layers, heads, width};
+  w->V = 512, w->T = T, w->B = B, w->dpo = dpo;
   nn_gpt_init(&w->pol, cfg, &rng);
   if (dpo) nn_gpt_init(&w->ref, cfg, &rng);
   w->opt = (nn_adamw_t){3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
@@ -286,7 +287,7 @@ typedef struct {
 } sample_w;
 
 static void sample_init(sample_w *w, int B, int nocache) {
-  gpt_init(&w->g, 128, 4, 0);
+  gpt_init(&w->g, 128, 4, 4, 128, 16, 0);
   w->B = B;
   for (int i = 0; i < B * 16; i++) w->prompt[i] = nn_rng_below(&rng, 512);
   for (int b = 0; b < B; b++) w->plen[b] = 16;
@@ -442,10 +443,10 @@ static double sgemm_alone(int reps, double *flops) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(
-        stderr,
-        "usage: bench sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|dpo|rm_bt|rm_pairwise|sample_b1|"
-        "sample_b32[_nocache]|rollouts|familiarity THREADS [REPS]\n");
+    fprintf(stderr,
+            "usage: bench "
+            "sac_cql|dqn_mse|dqn_hlgauss|gpt128|gpt256|gpt768|dpo|rm_bt|rm_pairwise|sample_b1|"
+            "sample_b32[_nocache]|rollouts|familiarity THREADS [REPS]\n");
     return 2;
   }
   const char *core = nn_blas_better_core(); /* as lathe does (workbench/main.c) */
@@ -453,6 +454,7 @@ int main(int argc, char **argv) {
     setenv("OPENBLAS_CORETYPE", core, 1);
     execv("/proc/self/exe", argv);
   }
+  nn_blas_setup(); /* as lathe */
   const char *wl = argv[1];
   int threads = atoi(argv[2]), reps = argc > 3 ? atoi(argv[3]) : 20;
   if (reps > 60) reps = 60;
@@ -474,10 +476,14 @@ int main(int argc, char **argv) {
     fn = (void (*)(void *))sac_step, arg = &sw;
   } else if (!strcmp(wl, "gpt128") || !strcmp(wl, "gpt256")) {
     int big = !strcmp(wl, "gpt256");
-    gpt_init(&gw, big ? 256 : 128, big ? 6 : 4, 0);
+    gpt_init(&gw, big ? 256 : 128, big ? 6 : 4, 4, 128, 16, 0);
     fn = (void (*)(void *))gpt_step, arg = &gw, unit = "tokens/s", per = 16 * 128;
+  } else if (!strcmp(wl, "gpt768")) { /* GPT-2 small's body: 85M parameters, 2 x 256 tokens */
+    gpt_init(&gw, 768, 12, 12, 256, 2, 0);
+    fn = (void (*)(void *))gpt_step, arg = &gw, unit = "tokens/s", per = 2 * 256;
+    if (reps > 5) reps = 5;
   } else if (!strcmp(wl, "dpo")) {
-    gpt_init(&gw, 128, 4, 1);
+    gpt_init(&gw, 128, 4, 4, 128, 16, 1);
     fn = (void (*)(void *))gpt_step, arg = &gw, unit = "pairs/s", per = 8;
   } else if (!strcmp(wl, "rm_bt") || !strcmp(wl, "rm_pairwise")) {
     static rm_w rw;

@@ -116,10 +116,10 @@ def sac_cql():
 
 
 # ---- workloads 3, 4: a GPT-2 style model (bench/torchgpt.py) ----
-def gpt(width, layers, dpo):
-    V, T, B = 512, 128, 16
-    pol = GPT(V, T, layers, 4, width)
-    ref = GPT(V, T, layers, 4, width) if dpo else None
+def gpt(width, layers, dpo, H=4, T=128, B=16):
+    V = 512
+    pol = GPT(V, T, layers, H, width)
+    ref = GPT(V, T, layers, H, width) if dpo else None
     opt = torch.optim.AdamW(pol.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
     tok, tgt = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
     mask = (torch.arange(T) >= 32).float().expand(B, T)
@@ -237,6 +237,9 @@ elif wl == "sac_cql":
     step, unit, per = sac_cql()
 elif wl in ("gpt128", "gpt256"):
     step, (unit, per) = gpt(256 if wl == "gpt256" else 128, 6 if wl == "gpt256" else 4, False)
+elif wl == "gpt768":  # GPT-2 small's width, depth, heads and context, batch 2
+    step, (unit, per) = gpt(768, 12, False, H=12, T=256, B=2)
+    reps = min(reps, 5)
 elif wl == "dpo":
     step, (unit, per) = gpt(128, 4, True)
 elif wl in ("rm_bt", "rm_pairwise"):

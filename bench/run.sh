@@ -1,52 +1,87 @@
 #!/usr/bin/env bash
 # run.sh - lathe's nn workloads beside the same work in PyTorch, at 1 and 2
-# threads, in one invocation (make bench). Each row: the median rate of each,
-# the ratio, the peak resident memory of each, and the fraction of the sgemm
-# limit lathe reaches (the step's matrix products replayed in OpenBLAS alone).
-# PyTorch is tried with and without flushing denormals (lathe flushes them), and
-# for 2 threads also with OMP_WAIT_POLICY=PASSIVE and with one intra-op thread
-# and two BLAS threads; the fastest variant is compared.
+# threads, in one invocation (make bench). The protocol, per row:
+#  1. PyTorch's variants are each timed once (REPS steps, median) and the
+#     fastest is kept: with and without flushing denormals (lathe flushes
+#     them), and at 2 threads also OMP_WAIT_POLICY=PASSIVE, one intra-op thread
+#     with two BLAS threads, and OPENBLAS_THREAD_TIMEOUT=14 (what lathe sets
+#     for the OpenBLAS both use; nn.h nn_blas_setup).
+#  2. PAIRS pairs (default 5) are run interleaved, lathe then PyTorch, each a
+#     process of REPS timed steps after warm-up (its median); the ratio of
+#     each pair is taken, so the machine's drift over minutes cancels.
+#  3. The row prints the medians of each side's rates, the median of the
+#     paired ratios with their range (min-max), the peak resident memory of
+#     each process, and sgemm%: the time the step's matrix products take
+#     when replayed alone in OpenBLAS (same shapes, recorded from one step)
+#     as a fraction of lathe's whole step (median over the pairs).
 # With 1 thread both are pinned to CPU 0.
 set -u
 cd "$(dirname "$0")/.."
 BENCH=build/bench
 PY=/usr/bin/python3
 REPS=${REPS:-20}
-# WORKLOADS picks table rows; LOOPS=0 skips the whole-loop comparisons,
-# LOOPS=archer runs only the ArCHer one.
-WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 dpo rm_bt rm_pairwise sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
+PAIRS=${PAIRS:-5}
+# WORKLOADS picks table rows; THREADS the thread counts; LOOPS=0 skips the
+# whole-loop comparisons, LOOPS=archer runs only the ArCHer one.
+WORKLOADS=${WORKLOADS:-"dqn_mse dqn_hlgauss sac_cql gpt128 gpt256 gpt768 dpo rm_bt rm_pairwise sample_b1 sample_b32 sample_b1_nocache sample_b32_nocache"}
+THREADS=${THREADS:-"1 2"}
 have_torch=1
 $PY -c "import torch" 2>/dev/null || have_torch=0
 [ $have_torch = 1 ] || echo "bench: python3-torch not installed: lathe only (apt-get install python3-torch)" >&2
 field() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
+med() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+torch_run() { # torch_run VARIANT WORKLOAD THREADS PIN...: one JSON line
+  local v=$1 wl=$2 thr=$3 tt=$3
+  shift 3
+  [[ $v == *TORCH_ONE* ]] && tt=1
+  env $v "$@" $PY bench/bench_torch.py "$wl" "$tt" "$REPS" 2>/dev/null
+}
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 [ $have_torch = 1 ] && echo "torch: $($PY -c 'import torch; print(torch.__version__)')"
-printf '| %-11s | %s | %12s | %12s | %6s | %8s | %8s | %6s | %s |\n' workload thr lathe torch ratio "RSS MB" "torch MB" "sgemm%" unit
-printf '|%s|\n' "-------------|-----|--------------|--------------|--------|----------|----------|--------|------"
-for thr in 1 2; do
-  pin=""
-  [ $thr = 1 ] && command -v taskset >/dev/null && pin="taskset -c 0"
+echo "protocol: $PAIRS interleaved pairs of $REPS timed steps per process; ratio = median of the paired ratios (min-max)"
+printf '| %-11s | %s | %10s | %10s | %6s | %11s | %7s | %8s | %6s | %-10s | %s |\n' workload thr lathe torch ratio range "RSS MB" "torch MB" "sgemm%" unit "torch variant"
+printf '|%s|\n' "-------------|-----|------------|------------|--------|-------------|---------|----------|--------|------------|--------------"
+for thr in $THREADS; do
+  pin=()
+  [ "$thr" = 1 ] && command -v taskset >/dev/null && pin=(taskset -c 0)
   for wl in $WORKLOADS; do
-    l=$($pin $BENCH $wl $thr $REPS) || continue
-    lr=$(field "$l" rate) lm=$(field "$l" peak_rss_mb)
-    frac=$(awk -v a="$(field "$l" gemm_alone_s)" -v m="$(field "$l" median_s)" 'BEGIN{printf "%.0f", 100*a/m}')
-    tr=- tm=- ratio=-
+    l=$("${pin[@]}" $BENCH $wl $thr $REPS) || continue
+    unit=$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")
+    best="" bestr=0
     if [ $have_torch = 1 ]; then
-      best=""
       variants=("OMP_NUM_THREADS=$thr" "OMP_NUM_THREADS=$thr TORCH_FTZ=1")
-      [ $thr = 2 ] && variants+=("OMP_WAIT_POLICY=PASSIVE TORCH_FTZ=1" "OPENBLAS_NUM_THREADS=2 TORCH_ONE=1 TORCH_FTZ=1")
+      [ "$thr" != 1 ] && variants+=("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1"
+        "OPENBLAS_NUM_THREADS=$thr OMP_NUM_THREADS=1 TORCH_ONE=1 TORCH_FTZ=1"
+        "OPENBLAS_THREAD_TIMEOUT=14 OMP_NUM_THREADS=$thr TORCH_FTZ=1"
+        "OPENBLAS_THREAD_TIMEOUT=14 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1")
       for v in "${variants[@]}"; do
-        tt=$thr
-        [[ $v == *TORCH_ONE* ]] && tt=1
-        t=$(env $v $pin $PY bench/bench_torch.py $wl $tt $REPS 2>/dev/null) || continue
+        t=$(torch_run "$v" $wl $thr "${pin[@]}") || continue
         r=$(field "$t" rate)
-        if [ -z "$best" ] || awk -v a="$r" -v b="$tr" 'BEGIN{exit !(a>b)}'; then best=$t tr=$r tm=$(field "$t" peak_rss_mb); fi
+        [ -n "$r" ] && awk -v a="$r" -v b="$bestr" 'BEGIN{exit !(a>b)}' && best=$v bestr=$r
       done
-      [ -n "$best" ] && ratio=$(awk -v a="$lr" -v b="$tr" 'BEGIN{printf "%.2f", a/b}')
     fi
-    [ "$tr" != - ] && tr=$(printf '%.6g' "$tr") && tm=$(printf '%.1f' "$tm")
-    printf '| %-11s | %3s | %12.6g | %12s | %6s | %8.1f | %8s | %6s | %s |\n' $wl $thr "$lr" "$tr" "$ratio" "$lm" "$tm" "$frac" "$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")"
+    lr=() tr=() ra=() fr=() lm=() tm=()
+    for _ in $(seq "$PAIRS"); do
+      l=$("${pin[@]}" $BENCH $wl $thr $REPS) || continue
+      a=$(field "$l" rate)
+      lr+=("$a") lm+=("$(field "$l" peak_rss_mb)")
+      fr+=("$(awk -v a="$(field "$l" gemm_alone_s)" -v m="$(field "$l" median_s)" 'BEGIN{printf "%.0f", 100*a/m}')")
+      [ -n "$best" ] || continue
+      t=$(torch_run "$best" $wl $thr "${pin[@]}") || continue
+      b=$(field "$t" rate)
+      tr+=("$b") tm+=("$(field "$t" peak_rss_mb)") ra+=("$(awk -v a="$a" -v b="$b" 'BEGIN{print a/b}')")
+    done
+    [ ${#lr[@]} -gt 0 ] || continue
+    ts=- ratio=- range=- tmem=- tv=-
+    if [ ${#ra[@]} -gt 0 ]; then
+      ts=$(printf '%.6g' "$(med "${tr[@]}")") ratio=$(printf '%.2f' "$(med "${ra[@]}")")
+      range=$(printf '%s\n' "${ra[@]}" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.2f-%.2f", lo, hi}')
+      tmem=$(printf '%.1f' "$(med "${tm[@]}")")
+      tv=$(sed 's/OMP_NUM_THREADS=[0-9]*//; s/TORCH_ONE=1/1 intra-op/; s/OMP_WAIT_POLICY=//; s/OPENBLAS_NUM_THREADS=/blas /; s/OPENBLAS_THREAD_TIMEOUT=/timeout /; s/TORCH_FTZ=1/ftz/; s/  */ /g; s/^ //; s/ $//' <<<"$best")
+      [ -n "$tv" ] || tv=default
+    fi
+    printf '| %-11s | %3s | %10.6g | %10s | %6s | %11s | %7.1f | %8s | %6s | %-10s | %s |\n' $wl $thr "$(med "${lr[@]}")" "$ts" "$ratio" "$range" "$(med "${lm[@]}")" "$tmem" "$(med "${fr[@]}")" "$unit" "$tv"
   done
 done
 
