@@ -4,7 +4,7 @@
 #  1. PyTorch's variants are each timed once (REPS steps, median) and the
 #     fastest is kept: with and without flushing denormals (lathe flushes
 #     them), and at 2 threads also OMP_WAIT_POLICY=PASSIVE, one intra-op thread
-#     with two BLAS threads, and OPENBLAS_THREAD_TIMEOUT=14 (what lathe sets
+#     with two BLAS threads, and OPENBLAS_THREAD_TIMEOUT=18 (what lathe sets
 #     for the OpenBLAS both use; nn.h nn_blas_setup).
 #  2. PAIRS pairs (default 5) are run interleaved, lathe then PyTorch, each a
 #     process of REPS timed steps after warm-up (its median); the ratio of
@@ -53,8 +53,8 @@ for thr in $THREADS; do
       variants=("OMP_NUM_THREADS=$thr" "OMP_NUM_THREADS=$thr TORCH_FTZ=1")
       [ "$thr" != 1 ] && variants+=("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1"
         "OPENBLAS_NUM_THREADS=$thr OMP_NUM_THREADS=1 TORCH_ONE=1 TORCH_FTZ=1"
-        "OPENBLAS_THREAD_TIMEOUT=14 OMP_NUM_THREADS=$thr TORCH_FTZ=1"
-        "OPENBLAS_THREAD_TIMEOUT=14 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1")
+        "OPENBLAS_THREAD_TIMEOUT=18 OMP_NUM_THREADS=$thr TORCH_FTZ=1"
+        "OPENBLAS_THREAD_TIMEOUT=18 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1")
       for v in "${variants[@]}"; do
         t=$(torch_run "$v" $wl $thr "${pin[@]}") || continue
         r=$(field "$t" rate)

@@ -1546,7 +1546,7 @@ int main(int argc, char **argv) {
     setenv("OPENBLAS_CORETYPE", core, 1);
     execv("/proc/self/exe", argv);
   }
-  nn_blas_setup(); /* OpenBLAS's idle threads poll 2^14 cycles, not 2^28 (nn.h) */
+  nn_blas_setup(); /* OpenBLAS's idle threads poll 2^18 cycles, not 2^28 (nn.h) */
   signal(SIGPIPE, SIG_IGN);
   fault_handlers();
   signal(SIGXFSZ, SIG_IGN); /* a file-size limit shows up as EFBIG, handled as disk full */

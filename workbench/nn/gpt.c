@@ -314,7 +314,8 @@ int nn_kvcache_init(nn_kvcache_t *kv, const nn_gpt_t *g, int B) {
   size_t n = (size_t)L * B * T * C;
   kv->k = calloc(n, sizeof(float));
   kv->v = calloc(n, sizeof(float));
-  kv->scratch = calloc((size_t)B * (12 * C + T), sizeof(float));
+  /* decode's x, ln, y, tmp (C each), qkv (3C), h (4C), mean, rstd, scores (T) */
+  kv->scratch = calloc((size_t)B * (11 * C + 2 + T), sizeof(float));
   if (!kv->k || !kv->v || !kv->scratch) {
     nn_kvcache_free(kv);
     return LATHE_ENOMEM;
@@ -363,9 +364,51 @@ int nn_gpt_prefill(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, int P) {
   return 0;
 }
 
+/* One position's attention over the cache, sequences [lo, hi) of layer l:
+ * each writes its own cache rows, output row and scores (sc + b T). */
+typedef struct {
+  nn_kvcache_t *kv;
+  const float *qkv;
+  float *y, *sc;
+  int l, pos, C, H;
+} decode_job;
+
+static void decode_attention(void *c, size_t lo, size_t hi) {
+  const decode_job *j = c;
+  nn_kvcache_t *kv = j->kv;
+  int B = kv->B, T = kv->ctx, C = j->C, H = j->H, hs = C / H, pos = j->pos, l = j->l;
+  float scale = 1.0f / sqrtf((float)hs);
+  const float *qkv = j->qkv;
+  for (size_t b = lo; b < hi; b++) {
+    float *kc = kv->k + (((size_t)l * B + b) * T) * C, *vc = kv->v + (((size_t)l * B + b) * T) * C;
+    float *sc = j->sc + b * T, *y = j->y;
+    memcpy(kc + (size_t)pos * C, qkv + b * 3 * C + C, C * sizeof(float));
+    memcpy(vc + (size_t)pos * C, qkv + b * 3 * C + 2 * C, C * sizeof(float));
+    for (int hh = 0; hh < H; hh++) {
+      const float *q = qkv + b * 3 * C + hh * hs;
+      float mx = -INFINITY, sum = 0.0f;
+      for (int u = 0; u <= pos; u++) {
+        const float *k = kc + (size_t)u * C + hh * hs;
+        float d = 0.0f;
+        for (int i = 0; i < hs; i++) d += q[i] * k[i];
+        sc[u] = d * scale;
+        mx = sc[u] > mx ? sc[u] : mx;
+      }
+      for (int u = 0; u <= pos; u++) sc[u] = expf(sc[u] - mx), sum += sc[u];
+      float *o = y + b * C + hh * hs;
+      for (int i = 0; i < hs; i++) o[i] = 0.0f;
+      for (int u = 0; u <= pos; u++) {
+        const float *v = vc + (size_t)u * C + hh * hs;
+        float a = sc[u] / sum;
+        for (int i = 0; i < hs; i++) o[i] += a * v[i];
+      }
+    }
+  }
+}
+
 int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) {
   int B = kv->B, C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads, V = g->cfg.vocab;
-  int T = kv->ctx, pos = kv->pos, hs = C / H;
+  int T = kv->ctx, pos = kv->pos;
   if (pos >= T) return LATHE_ESHAPE;
   nn_params_t *ps = &g->params;
   float *x = kv->scratch, *ln = x + B * C, *qkv = ln + B * C, *y = qkv + 3 * B * C;
@@ -373,36 +416,13 @@ int nn_gpt_decode(nn_gpt_t *g, nn_kvcache_t *kv, const int *tok, float *logits) 
   const float *wte = nn_w(ps, g->iwte), *wpe = nn_w(ps, g->iwpe);
   for (int b = 0; b < B; b++)
     for (int i = 0; i < C; i++) x[b * C + i] = wte[(size_t)tok[b] * C + i] + wpe[pos * C + i];
-  float scale = 1.0f / sqrtf((float)hs);
   for (int l = 0; l < L; l++) {
     const int *ix = g->il[l];
     nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, ix[LN1W]), nn_w(ps, ix[LN1B]), B, C);
     nn_linear_forward(qkv, ln, nn_w(ps, ix[QKVW]), nn_w(ps, ix[QKVB]), B, C, 3 * C);
-    for (int b = 0; b < B; b++) {
-      float *kc = kv->k + (((size_t)l * B + b) * T) * C,
-            *vc = kv->v + (((size_t)l * B + b) * T) * C;
-      memcpy(kc + (size_t)pos * C, qkv + (size_t)b * 3 * C + C, C * sizeof(float));
-      memcpy(vc + (size_t)pos * C, qkv + (size_t)b * 3 * C + 2 * C, C * sizeof(float));
-      for (int hh = 0; hh < H; hh++) {
-        const float *q = qkv + (size_t)b * 3 * C + hh * hs;
-        float mx = -INFINITY, sum = 0.0f;
-        for (int u = 0; u <= pos; u++) {
-          const float *k = kc + (size_t)u * C + hh * hs;
-          float d = 0.0f;
-          for (int i = 0; i < hs; i++) d += q[i] * k[i];
-          sc[u] = d * scale;
-          mx = sc[u] > mx ? sc[u] : mx;
-        }
-        for (int u = 0; u <= pos; u++) sc[u] = expf(sc[u] - mx), sum += sc[u];
-        float *o = y + (size_t)b * C + hh * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int u = 0; u <= pos; u++) {
-          const float *v = vc + (size_t)u * C + hh * hs;
-          float a = sc[u] / sum;
-          for (int i = 0; i < hs; i++) o[i] += a * v[i];
-        }
-      }
-    }
+    decode_job j = {kv, qkv, y, sc, l, pos, C, H};
+    size_t work = (size_t)(pos + 1) * C * 4; /* flops per sequence */
+    nn_parallel(B, work >= 65536 ? 1 : 65536 / work, 0, decode_attention, &j);
     nn_linear_forward(tmp, y, nn_w(ps, ix[PROJW]), nn_w(ps, ix[PROJB]), B, C, C);
     nn_add(x, tmp, (size_t)B * C);
     nn_layernorm_forward(ln, mean, rstd, x, nn_w(ps, ix[LN2W]), nn_w(ps, ix[LN2B]), B, C);

@@ -90,8 +90,9 @@ void nn_thread_init(void);
  * each product unless OPENBLAS_THREAD_TIMEOUT says otherwise; polling
  * threads take the cores from the elementwise passes between products (the
  * GPT step at 2 threads on the project's machine: 12-16k tokens/s polling,
- * 21-22k at 2^10-2^22 cycles). Unless the user has set the variable,
- * nn_blas_setup sets it to 14 (2^14 cycles) and restarts OpenBLAS's threads
+ * 21-22k at 2^10-2^22 cycles; sampling at batch 32 favoured 2^18 and up).
+ * Unless the user has set the variable, nn_blas_setup sets it to 18 (2^18
+ * cycles, about 0.1 ms) and restarts OpenBLAS's threads
  * so they read it. Call it once, first thing in main (setenv is not
  * thread-safe). */
 void nn_blas_setup(void);

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define PAR_MAX 64     /* workers + 1 */
+#define PAR_MAX  64   /* workers + 1 */
 #define PAR_SPIN 2000 /* polls (pause instructions) before a worker or the caller sleeps */
 
 extern void openblas_set_num_threads(int);
@@ -33,18 +33,31 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t wake, done;
   atomic_flag busy;
-  atomic_int threads;   /* the numeric thread count (nn_set_threads) */
-  int started;          /* workers running */
-  atomic_ulong gen;     /* job generation: a change means a new job */
-  atomic_int left;      /* ranges not yet finished */
-  nn_range_fn fn;       /* the job, valid for generation gen */
+  atomic_int threads; /* the numeric thread count (nn_set_threads) */
+  int started;        /* workers running */
+  atomic_ulong gen;   /* job generation: a change means a new job */
+  atomic_int left;    /* ranges not yet finished */
+  nn_range_fn fn;     /* the job, valid for generation gen */
   void *ctx;
   size_t n;
   int parts, blas;
   unsigned mxcsr;
   unsigned long born[PAR_MAX]; /* the generation current when each worker started */
-} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-       ATOMIC_FLAG_INIT, 1, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, {0}};
+} P = {PTHREAD_MUTEX_INITIALIZER,
+       PTHREAD_COND_INITIALIZER,
+       PTHREAD_COND_INITIALIZER,
+       ATOMIC_FLAG_INIT,
+       1,
+       0,
+       0,
+       0,
+       NULL,
+       NULL,
+       0,
+       0,
+       0,
+       0,
+       {0}};
 
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -88,8 +101,8 @@ static void *worker_main(void *arg) {
   pthread_mutex_unlock(&P.mu);
   for (;;) {
     unsigned long g;
-    for (int i = 0; i < PAR_SPIN && (g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen;
-         i++)
+    for (int i = 0;
+         i < PAR_SPIN && (g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen; i++)
       relax();
     pthread_mutex_lock(&P.mu);
     while ((g = atomic_load_explicit(&P.gen, memory_order_relaxed)) == seen)
@@ -138,7 +151,7 @@ static int par_start(int want) {
 
 void nn_blas_setup(void) {
   if (getenv("OPENBLAS_THREAD_TIMEOUT")) return; /* the user's choice */
-  setenv("OPENBLAS_THREAD_TIMEOUT", "14", 0);
+  setenv("OPENBLAS_THREAD_TIMEOUT", "18", 0);
   openblas_read_env();
   blas_thread_shutdown_();
   blas_thread_init();
