@@ -55,7 +55,7 @@ def dqn(hl):
                 p = (cdf[:, 1:] - cdf[:, :-1]) / (cdf[:, -1:] - cdf[:, :1])
         out = q(obs).view(B, A, K)[torch.arange(B), act]
         loss = -(p * out.log_softmax(-1)).sum(-1).mean() if hl else F.mse_loss(out.squeeze(-1), y)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return step, "updates/s", 1
@@ -98,14 +98,14 @@ def sac_cql():
             samp = torch.cat([out[B:B + B * N].view(B, N), out[B + B * N:B + 2 * B * N].view(B, N),
                               out[B + 2 * B * N:].view(B, N)], 1)
             loss = F.mse_loss(out[:B], y) + 5.0 * (torch.logsumexp(samp + lw, 1) - out[:B]).mean()
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         a1, lp1 = sample(pi(obs), noise[0][:, :1])
         x1 = torch.cat([obs, a1[:, 0]], 1)
         qmin = torch.min(qs[0](x1), qs[1](x1)).squeeze(1)
         ploss = (0.2 * lp1[:, 0] - qmin).mean()
-        popt.zero_grad()
+        popt.zero_grad(set_to_none=True)
         ploss.backward()
         popt.step()
         with torch.no_grad():
@@ -137,7 +137,7 @@ def gpt(width, layers, dpo, H=4, T=128, B=16):
             p = logps(pol, tok)
             z = 0.1 * ((p[:8] - r[:8]) - (p[8:] - r[8:]))
             loss = -F.logsigmoid(z).mean()
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
         opt.step()
@@ -161,7 +161,7 @@ def reward_model(pairwise):
         out = head(h).squeeze(1)
         z = out if pairwise else out[0::2] - out[1::2]
         loss = F.binary_cross_entropy_with_logits(z, target)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
