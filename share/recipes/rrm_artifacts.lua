@@ -19,6 +19,8 @@
 --   lathe run share/recipes/rrm_artifacts.lua --threads 1 --workers 2
 --   lathe run share/recipes/rrm_artifacts.lua --set seeds=1 --set types=bt   # quicker
 --   lathe run share/recipes/rrm_artifacts.lua --set ablate=bt,pairwise      # all ablations
+--   lathe run share/recipes/rrm_artifacts.lua --set rm_x=6   # and an RM at 6x the epochs:
+--     about RRM's gradient steps (its data is the originals plus ~5x as many triplets)
 local seeds = lathe.opt("seeds", 3)
 local pairs_n = lathe.opt("pairs", 3000)
 local test_n = lathe.opt("test_pairs", 1000)
@@ -32,6 +34,7 @@ local function list(s)
   return t
 end
 local types = list(lathe.opt("types", "bt,pairwise"))
+local rm_x = lathe.opt("rm_x", 0) -- > 0: also an RM trained rm_x times the epochs (equal steps)
 local ablate = {} -- the ablations cost three more RRM runs per seed: Bradley-Terry only by default
 for _, t in ipairs(list(lathe.opt("ablate", "bt"))) do ablate[t] = true end
 
@@ -87,13 +90,17 @@ local variants = {{name = "RRM", extra = {}},
                   {name = "RRM, no filter", extra = {baseline_run = 0}},
                   {name = "RRM, wins only", extra = {augment = "wins"}},
                   {name = "RRM, ties only", extra = {augment = "ties"}}}
-local rm, rrm = {}, {}
+local rm, rrm, rm_long = {}, {}, {}
 local stage1 = {}
 for _, ty in ipairs(types) do
-  rm[ty] = {}
+  rm[ty], rm_long[ty] = {}, {}
   for s = 1, seeds do
     rm[ty][s] = lathe.spawn("rm", cfg{type = ty, seed = s})
     stage1[#stage1 + 1] = rm[ty][s]
+    if rm_x > 0 then
+      rm_long[ty][s] = lathe.spawn("rm", cfg{type = ty, seed = s, epochs = common.epochs * rm_x})
+      stage1[#stage1 + 1] = rm_long[ty][s]
+    end
   end
 end
 lathe.wait(stage1)
@@ -134,6 +141,20 @@ for _, ty in ipairs(types) do
   local rows = {{"RM", #base.ar, pm(base.ar, "%.3f"), pm(base.iid, "%.3f"), pm(base.flip, "%.3f"),
                  pm(base.gap, "%.3f"), pm(base.off, "%.3f"), "-", "-",
                  rm[ty][1].id .. "-" .. rm[ty][#rm[ty]].id}}
+  local function steps(runs)
+    local t = {}
+    for _, h in ipairs(runs) do t[#t + 1] = h.step or 0 end
+    return string.format("%.0f", S.mean(t))
+  end
+  if #rm_long[ty] > 0 then
+    local l = summary(rm_long[ty])
+    rows[#rows + 1] = {string.format("RM, %gx epochs", rm_x), #l.ar, pm(l.ar, "%.3f"),
+                       pm(l.iid, "%.3f"), pm(l.flip, "%.3f"), pm(l.gap, "%.3f"),
+                       pm(l.off, "%.3f"), "-", "-",
+                       rm_long[ty][1].id .. "-" .. rm_long[ty][#rm_long[ty]].id}
+    print(string.format("%s gradient steps (mean): RM %s, RM %gx epochs %s, RRM %s", ty,
+                        steps(rm[ty]), rm_x, steps(rm_long[ty]), steps(rrm[ty][1])))
+  end
   for v, var in ipairs(variants) do
     if #rrm[ty][v] == 0 then break end
     local r = summary(rrm[ty][v])
