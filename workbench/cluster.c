@@ -41,10 +41,8 @@ enum {              /* data parallelism: messages on DP_TAG */
        D_FIN,       /* a shard: its run ended first (i32 code, its message) */
        D_BYE        /* a shard: nothing more from it for this run */
 };
-#define DP_TAG 32000
-#define DS_BATCH                                                                                   \
-  4096 /* dataset records per reply to a slot */ /* MPI promises tags up to 32767; slots use       \
-                                                    0..workers-1 */
+#define DP_TAG   32000 /* MPI promises tags up to 32767; slots use 0..workers-1 */
+#define DS_BATCH 4096  /* dataset records per reply to a slot */
 
 static const lathe_mpi_t *mpi;
 static int my_rank, n_ranks, per_rank = 1; /* worker slots per rank (--workers) */
@@ -124,10 +122,23 @@ void lathe_cluster_finalize(void) {
 
 /* ---- messages --------------------------------------------------------------------- */
 
+/* n bytes as a string: a uint32 length, then the bytes (a dataset record as
+ * run_dataset_range passes it). Returns b->err, LATHE_EDATA from 4 GiB. */
+static int put_bytes(const void *p, size_t n, void *arg) {
+  lathe_buf_t *b = arg;
+  uint32_t k = (uint32_t)n;
+  if (n >= UINT32_MAX) return b->err = LATHE_EDATA;
+  LATHE_PUT(b, k);
+  lathe_buf_put(b, p, n);
+  return b->err;
+}
+
 static void put_str(lathe_buf_t *b, const char *s) {
-  uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
-  LATHE_PUT(b, n);
-  if (s) lathe_buf_put(b, s, n);
+  uint32_t none = UINT32_MAX;
+  if (s)
+    put_bytes(s, strlen(s), b);
+  else
+    LATHE_PUT(b, none);
 }
 
 /* A string (malloc'd; NULL for a NULL one or a short message, b->err then set). */
@@ -143,16 +154,6 @@ static char *get_str(lathe_buf_t *b) {
   lathe_buf_get(b, s, n);
   s[n] = 0;
   return s;
-}
-
-/* A dataset record (n bytes) as put_str writes a string. */
-static int put_rec(const void *rec, size_t n, void *arg) {
-  lathe_buf_t *b = arg;
-  uint32_t k = (uint32_t)n;
-  if (n >= UINT32_MAX) return LATHE_EDATA;
-  LATHE_PUT(b, k);
-  lathe_buf_put(b, rec, n);
-  return b->err;
 }
 
 static void get_str_into(lathe_buf_t *b, char *out, size_t cap) {
@@ -419,8 +420,10 @@ static int serve(lathe_session_t *s, lathe_run_t *r, int k, atomic_int *quit) {
       LATHE_GET(&m, i);
       lathe_buf_t recs = {0};
       uint32_t got = 0;
-      code = name && !m.err ? run_dataset_range(r, name, i, DS_BATCH, 1 << 20, put_rec, &recs, &got)
-                            : LATHE_EIO;
+      /* i comes from the slot: a record index, with room for the batch after it */
+      code = !name || m.err || i < 0 || i > INT64_MAX - DS_BATCH
+                 ? LATHE_EIO
+                 : run_dataset_range(r, name, i, DS_BATCH, 1 << 20, put_bytes, &recs, &got);
       reply_start(&b, r, got ? 0 : code ? code : LATHE_ENOTFOUND, shard);
       LATHE_PUT(&b, got);
       lathe_buf_put(&b, recs.p, recs.n);
