@@ -25,10 +25,10 @@
  *
  * The library (liblathe-nn.so, one copy per process) by file. Generic pieces
  * any method uses: params.c (RNG, parameters, initialisers, AdamW and
- * schedules), par.c (the numeric threads and their parallel loops), layers.c (linear, activations,
- * LayerNorm, embeddings, attention, dropout, softmax, the generic losses), mlp.c, gpt.c (a GPT with
- * a KV cache and sequence log-probabilities), heads.c (critic heads: mse,
- * huber, two_hot, HL-Gauss, C51), replay.c (the replay buffer), tok.c
+ * schedules), par.c (the numeric threads: their floating-point mode, OpenBLAS's setup, the parallel
+ * loops), layers.c (linear, activations, LayerNorm, embeddings, attention, dropout, softmax, the
+ * generic losses), mlp.c, gpt.c (a GPT with a KV cache and sequence log-probabilities), heads.c
+ * (critic heads: mse, huber, two_hot, HL-Gauss, C51), replay.c (the replay buffer), tok.c
  * (tokenizers, tok.h), lm.c (a text model and batched sampling, lm.h).
  * The losses of one method, each next to its backward and checked against
  * its spec's test vectors: pref.c (the DPO family and the on-policy
@@ -88,13 +88,13 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n);
 void nn_thread_init(void);
 /* OpenBLAS's idle threads poll for work for 2^28 cycles (about 0.1 s) after
  * each product unless OPENBLAS_THREAD_TIMEOUT says otherwise; polling
- * threads take the cores from the elementwise passes between products (the
- * GPT step at 2 threads on the project's machine: 12-16k tokens/s polling,
- * 21-22k at 2^10-2^22 cycles; sampling at batch 32 favoured 2^18 and up).
- * Unless the user has set the variable, nn_blas_setup sets it to 18 (2^18
- * cycles, about 0.1 ms) and restarts OpenBLAS's threads
- * so they read it. Call it once, first thing in main (setenv is not
- * thread-safe). */
+ * threads take the cores from the elementwise passes between products. With
+ * 2^18 instead, the GPT-128 step at 2 threads ran 1.30x faster on the
+ * project's machine and batch-32 sampling 1.15x (medians of 6 interleaved
+ * pairs; bench/README.md). Unless the user has set the variable,
+ * nn_blas_setup sets it to 18 (2^18 cycles, about 0.1 ms) and restarts
+ * OpenBLAS's threads so they read it. Call it once, first thing in main
+ * (setenv is not thread-safe). */
 void nn_blas_setup(void);
 
 /* The numeric thread count (clamped to 1..64): OpenBLAS's, and the

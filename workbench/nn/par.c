@@ -1,4 +1,6 @@
-/* par.c - the numeric threads' parallel loops (nn.h nn_parallel).
+/* par.c - the numeric threads: their floating-point mode, OpenBLAS's setup
+ * and thread count, and the parallel loops (nn.h, "Threads and matrix
+ * products").
  *
  * A pool of threads - 1 workers, started on first use and kept. One caller at
  * a time owns the pool (an atomic flag); any other caller, and any call made
@@ -13,10 +15,10 @@
 #include "nn.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define PAR_MAX  64   /* workers + 1 */
 #define PAR_SPIN 2000 /* polls (pause instructions) before a worker or the caller sleeps */
@@ -40,24 +42,14 @@ static struct {
   nn_range_fn fn;     /* the job, valid for generation gen */
   void *ctx;
   size_t n;
-  int parts, blas;
+  int parts;
   unsigned mxcsr;
   unsigned long born[PAR_MAX]; /* the generation current when each worker started */
-} P = {PTHREAD_MUTEX_INITIALIZER,
-       PTHREAD_COND_INITIALIZER,
-       PTHREAD_COND_INITIALIZER,
-       ATOMIC_FLAG_INIT,
-       1,
-       0,
-       0,
-       0,
-       NULL,
-       NULL,
-       0,
-       0,
-       0,
-       0,
-       {0}};
+} P = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .wake = PTHREAD_COND_INITIALIZER,
+       .done = PTHREAD_COND_INITIALIZER,
+       .busy = ATOMIC_FLAG_INIT,
+       .threads = 1};
 
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -147,6 +139,43 @@ static int par_start(int want) {
     P.started++;
   }
   return P.started + 1;
+}
+
+void nn_thread_init(void) {
+#if defined(__SSE__) || defined(__x86_64__)
+  /* flush-to-zero and denormals-are-zero: a lane that computes a denormal, even
+   * one a vectorised select throws away, costs ~100 cycles in microcode */
+  __builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | 0x8040);
+#endif
+}
+
+const char *nn_blas_core_for(const char *chosen, int avx2_fma, int avx512) {
+  /* OpenBLAS's cores without AVX2: what its detection falls back to */
+  static const char *old[] = {"Prescott",   "Core2",         "Penryn",      "Dunnington",
+                              "Nehalem",    "Atom",          "Sandybridge", "Katmai",
+                              "Coppermine", "Northwood",     "Banias",      "Barcelona",
+                              "Opteron",    "Opteron(SSE3)", "Bobcat",      "Bulldozer",
+                              "Piledriver", "Steamroller",   "Nano"};
+  if (!chosen || !avx2_fma) return NULL;
+  for (size_t i = 0; i < sizeof old / sizeof *old; i++)
+    if (!strcmp(chosen, old[i])) return avx512 ? "SkylakeX" : "Haswell";
+  return NULL;
+}
+
+extern char *openblas_get_corename(void);
+const char *nn_blas_better_core(void) {
+  const char *set = getenv("OPENBLAS_CORETYPE");
+  if (set && *set) return NULL;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512cd");
+  return nn_blas_core_for(openblas_get_corename(), avx2, avx512);
+#else
+  return NULL;
+#endif
 }
 
 void nn_blas_setup(void) {

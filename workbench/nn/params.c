@@ -50,45 +50,6 @@ uint32_t nn_rng_below(nn_rng_t *r, uint32_t n) {
   return (uint32_t)(((nn_rng_u64(r) >> 32) * (uint64_t)n) >> 32);
 }
 
-/* ---- threads ------------------------------------------------------------ */
-
-void nn_thread_init(void) {
-#if defined(__SSE__) || defined(__x86_64__)
-  /* flush-to-zero and denormals-are-zero: a lane that computes a denormal, even
-   * one a vectorised select throws away, costs ~100 cycles in microcode */
-  __builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | 0x8040);
-#endif
-}
-
-const char *nn_blas_core_for(const char *chosen, int avx2_fma, int avx512) {
-  /* OpenBLAS's cores without AVX2: what its detection falls back to */
-  static const char *old[] = {"Prescott",   "Core2",         "Penryn",      "Dunnington",
-                              "Nehalem",    "Atom",          "Sandybridge", "Katmai",
-                              "Coppermine", "Northwood",     "Banias",      "Barcelona",
-                              "Opteron",    "Opteron(SSE3)", "Bobcat",      "Bulldozer",
-                              "Piledriver", "Steamroller",   "Nano"};
-  if (!chosen || !avx2_fma) return NULL;
-  for (size_t i = 0; i < sizeof old / sizeof *old; i++)
-    if (!strcmp(chosen, old[i])) return avx512 ? "SkylakeX" : "Haswell";
-  return NULL;
-}
-
-extern char *openblas_get_corename(void);
-const char *nn_blas_better_core(void) {
-  const char *set = getenv("OPENBLAS_CORETYPE");
-  if (set && *set) return NULL;
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512cd");
-  return nn_blas_core_for(openblas_get_corename(), avx2, avx512);
-#else
-  return NULL;
-#endif
-}
-
 /* ---- parameter sets ----------------------------------------------------- */
 
 int nn_params_add(nn_params_t *ps, const char *name, int decay, int ndim, const int *shape) {
