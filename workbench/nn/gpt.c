@@ -106,22 +106,6 @@ static int gpt_layout(nn_gpt_t *g, int B, int T) {
   return 0;
 }
 
-typedef struct {
-  float *out;
-  const float *a, *b;
-} sum_job;
-
-static void sum_part(void *c, size_t lo, size_t hi) {
-  const sum_job *j = c;
-  for (size_t i = lo; i < hi; i++) j->out[i] = j->a[i] + j->b[i];
-}
-
-/* out = a + b over n values (a residual connection) */
-static void residual(float *out, const float *a, const float *b, size_t n) {
-  sum_job j = {out, a, b};
-  nn_parallel(n, 32768, 0, sum_part, &j);
-}
-
 float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
   if (T > g->cfg.ctx || gpt_layout(g, B, T)) return NULL;
   int C = g->cfg.width, L = g->cfg.layers, H = g->cfg.heads;
@@ -143,12 +127,12 @@ float *nn_gpt_hidden(nn_gpt_t *g, const int *tok, int B, int T) {
     nn_linear_forward(qkv, ln1, nn_w(ps, ix[QKVW]), nn_w(ps, ix[QKVB]), BT, C, 3 * C);
     nn_attention_forward(atty, att, qkv, B, T, C, H);
     nn_linear_forward(attproj, atty, nn_w(ps, ix[PROJW]), nn_w(ps, ix[PROJB]), BT, C, C);
-    residual(res2, res, attproj, BT * C);
+    nn_sum(res2, res, attproj, BT * C);
     nn_layernorm_forward(ln2, ln2m, ln2r, res2, nn_w(ps, ix[LN2W]), nn_w(ps, ix[LN2B]), BT, C);
     nn_linear_forward(fch, ln2, nn_w(ps, ix[FCW]), nn_w(ps, ix[FCB]), BT, C, 4 * C);
     nn_act_forward(NN_GELU, fchg, fch, BT * 4 * C);
     nn_linear_forward(fcproj, fchg, nn_w(ps, ix[FCPW]), nn_w(ps, ix[FCPB]), BT, 4 * C, C);
-    residual(res3, res2, fcproj, BT * C);
+    nn_sum(res3, res2, fcproj, BT * C);
     res = res3;
   }
   nn_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, res, nn_w(ps, g->ilnfw),

@@ -4,9 +4,9 @@
  * cblas_sgemm; the elementwise loops are plain C, split over the numeric
  * threads by nn_parallel (par.c) when they are large enough: by rows where
  * each row is computed alone, by columns where a gradient sums over rows (each
- * column then sums its rows in order, as one thread would), and a loss's rows
- * summed afterwards in row order - so every result is the same bits at any
- * thread count. Each *_GRAIN is the least work worth a range of its own (a
+ * column then sums its rows in order, as one thread would), and a loss
+ * summed in blocks fixed by the row count - so every result is the same bits
+ * at any thread count. Each *_GRAIN is the least work worth a range of its own (a
  * few microseconds; a worker wakes in about as long). Shapes use the letters
  * defined in nn.h.
  */
@@ -451,20 +451,24 @@ void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size
 }
 
 typedef struct {
-  float *y;
-  const float *x;
-} add_job;
+  float *out;
+  const float *a, *b;
+} sum_job;
 
-NN_CLONES static void add_part(void *c, size_t lo, size_t hi) {
-  const add_job *j = c;
-  float *y = j->y;
-  const float *x = j->x;
-  for (size_t i = lo; i < hi; i++) y[i] += x[i];
+NN_CLONES static void sum_part(void *c, size_t lo, size_t hi) {
+  const sum_job *j = c;
+  float *out = j->out;
+  const float *a = j->a, *b = j->b;
+  for (size_t i = lo; i < hi; i++) out[i] = a[i] + b[i];
+}
+
+void nn_sum(float *out, const float *a, const float *b, size_t n) {
+  sum_job j = {out, a, b};
+  nn_parallel(n, EW_GRAIN, 0, sum_part, &j);
 }
 
 void nn_add(float *y, const float *x, size_t n) {
-  add_job j = {y, x};
-  nn_parallel(n, EW_GRAIN, 0, add_part, &j);
+  nn_sum(y, y, x, n);
 }
 
 static void log_softmax_row(float *out, const float *x, int K) {
@@ -544,13 +548,24 @@ float nn_soft_ce_loss(float *dlogits, const float *logits, const float *target, 
   return (float)(loss / N);
 }
 
+/* The largest of x[0..V) in *mx, and the sum of exp(x - mx): a row's
+ * log-sum-exp is mx + log(sum). */
+static inline float row_expsum(const float *x, size_t V, float *mx) {
+  float m = -INFINITY, sum = 0.0f;
+  for (size_t v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
+  for (size_t v = 0; v < V; v++) sum += expf(x[v] - m);
+  *mx = m;
+  return sum;
+}
+
 /* The rows of a token loss: rows [lo, hi) of logits(rows, V), each alone. */
 typedef struct {
   float *d;     /* dlogits (NULL: none), overwritten or added to */
   double *loss; /* token CE: per block of rows */
   const float *x, *mask, *dlp;
   const int *tgt;
-  size_t T, V, block; /* T: positions per sequence (token CE: all rows); rows per block */
+  size_t T, V;        /* positions per sequence, vocabulary */
+  size_t rows, block; /* token CE: all rows, and rows per block */
   double count;
 } tok_job;
 
@@ -561,7 +576,7 @@ typedef struct {
 
 NN_CLONES static void token_ce_blocks(void *c, size_t lo, size_t hi) {
   const tok_job *j = c;
-  size_t V = j->V, N = j->T;
+  size_t V = j->V, N = j->rows;
   for (size_t k = lo; k < hi; k++) {
     double loss = 0.0;
     size_t end = (k + 1) * j->block < N ? (k + 1) * j->block : N;
@@ -573,10 +588,7 @@ NN_CLONES static void token_ce_blocks(void *c, size_t lo, size_t hi) {
         if (d) memset(d, 0, sizeof(float) * V);
         continue;
       }
-      float mx = -INFINITY, sum = 0.0f;
-      for (size_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-      for (size_t v = 0; v < V; v++) sum += expf(x[v] - mx);
-      float lse = mx + logf(sum);
+      float mx, sum = row_expsum(x, V, &mx), lse = mx + logf(sum);
       loss += m * (lse - x[j->tgt[i]]);
       if (d) {
         float s = (float)(m / j->count);
@@ -600,7 +612,7 @@ float nn_token_ce_loss(float *dlogits, const float *logits, const int *tgt, cons
   double part[CE_BLOCKS];
   size_t block = (N + CE_BLOCKS - 1) / CE_BLOCKS, blocks = (N + block - 1) / block;
   size_t grain = rows_grain(V, FN_GRAIN) / block;
-  tok_job j = {dlogits, part, logits, mask, NULL, tgt, N, V, block, count};
+  tok_job j = {dlogits, part, logits, mask, NULL, tgt, T, V, N, block, count};
   nn_parallel(blocks, grain ? grain : 1, 0, token_ce_blocks, &j);
   double loss = 0.0;
   for (size_t k = 0; k < blocks; k++) loss += part[k];
@@ -617,9 +629,7 @@ NN_CLONES static void seq_logprob_seqs(void *c, size_t lo, size_t hi) {
       float m = j->mask ? j->mask[i] : 1.0f;
       if (m == 0.0f) continue;
       const float *x = j->x + i * V;
-      float mx = -INFINITY, sum = 0.0f;
-      for (size_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-      for (size_t v = 0; v < V; v++) sum += expf(x[v] - mx);
+      float mx, sum = row_expsum(x, V, &mx);
       s += m * (x[j->tgt[i]] - mx - logf(sum));
     }
     j->d[b] = (float)s;
@@ -628,7 +638,7 @@ NN_CLONES static void seq_logprob_seqs(void *c, size_t lo, size_t hi) {
 
 void nn_seq_logprob(float *lp, const float *logits, const int *tgt, const float *mask, int B, int T,
                     int V) {
-  tok_job j = {lp, NULL, logits, mask, NULL, tgt, T, V, 0, 0};
+  tok_job j = {lp, NULL, logits, mask, NULL, tgt, T, V, 0, 0, 0};
   nn_parallel(B, rows_grain((size_t)T * V, FN_GRAIN), 0, seq_logprob_seqs, &j);
 }
 
@@ -639,9 +649,7 @@ NN_CLONES static void seq_logprob_grad_rows(void *c, size_t lo, size_t hi) {
     float m = j->mask ? j->mask[i] : 1.0f, g = j->dlp[i / T];
     if (m == 0.0f || g == 0.0f) continue;
     const float *x = j->x + i * V;
-    float *d = j->d + i * V, mx = -INFINITY, sum = 0.0f;
-    for (size_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-    for (size_t v = 0; v < V; v++) sum += expf(x[v] - mx);
+    float *d = j->d + i * V, mx, sum = row_expsum(x, V, &mx);
     float lse = mx + logf(sum), s = m * g;
     for (size_t v = 0; v < V; v++) d[v] -= s * expf(x[v] - lse);
     d[j->tgt[i]] += s;
@@ -650,6 +658,6 @@ NN_CLONES static void seq_logprob_grad_rows(void *c, size_t lo, size_t hi) {
 
 void nn_seq_logprob_backward(float *dlogits, const float *dlp, const float *logits, const int *tgt,
                              const float *mask, int B, int T, int V) {
-  tok_job j = {dlogits, NULL, logits, mask, dlp, tgt, T, V, 0, 0};
+  tok_job j = {dlogits, NULL, logits, mask, dlp, tgt, T, V, 0, 0, 0};
   nn_parallel((size_t)B * T, rows_grain(V, FN_GRAIN), 0, seq_logprob_grad_rows, &j);
 }

@@ -193,6 +193,8 @@ void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size
 
 /* y += x over n values (residual add forward); its backward is the same call. */
 void nn_add(float *y, const float *x, size_t n);
+/* out = a + b over n values (out may be a or b). */
+void nn_sum(float *out, const float *a, const float *b, size_t n);
 
 /* Row-wise softmax / log-softmax of x(N,K), numerically stable; out must not
  * overlap x. */
