@@ -751,9 +751,9 @@ TEST(nn_blas_core_fallback) {
 /* Two training steps of a GPT big enough that every parallel loop splits (the
  * token loss and the sequence log-probabilities, LayerNorm by rows and by
  * columns, GELU, attention's heads, embeddings, bias sums, AdamW): the
- * parameters, the moments and the losses must be the same bits at 1, 2 and 3
- * threads. */
-static void threads_run(int threads, float *w, float *m, double *loss) {
+ * parameters, the second moments, the token loss and the sum of the sequence
+ * log-probabilities must be the same bits at 1, 2 and 3 threads. */
+static void threads_run(int threads, float *w, float *v, double *loss) {
   enum { V = 300, T = 64, B = 16, C = 64 };
   nn_set_threads(threads);
   nn_rng_t r;
@@ -774,13 +774,14 @@ static void threads_run(int threads, float *w, float *m, double *loss) {
     loss[2 * step] = nn_token_ce_loss(dl, logits, tgt, mask, B, T, V);
     nn_gpt_backward(&g, dl);
     nn_gpt_logprobs(&g, lp, tok, mask, B, T); /* DPO's path: the sequence log-probabilities */
-    for (int b = 0; b < B; b++) dlp[b] = b % 2 ? 0.5f : -0.25f, loss[2 * step + 1] = lp[b];
+    loss[2 * step + 1] = 0;
+    for (int b = 0; b < B; b++) dlp[b] = b % 2 ? 0.5f : -0.25f, loss[2 * step + 1] += lp[b];
     nn_gpt_logprobs_backward(&g, dlp, mask);
     nn_clip_grad_norm(&g.params, 1.0f);
     ASSERT_EQ(nn_adamw_step(&g.params, &o, 1e-3f), 0);
   }
   memcpy(w, g.params.w, g.params.total * sizeof(float));
-  memcpy(m, g.params.v, g.params.total * sizeof(float));
+  memcpy(v, g.params.v, g.params.total * sizeof(float));
   nn_gpt_free(&g);
 }
 
@@ -795,18 +796,18 @@ TEST(gpt_steps_same_bits_at_1_2_3_threads) {
     n = g.params.total;
     nn_gpt_free(&g);
   }
-  float *w[3], *m[3];
+  float *w[3], *v[3];
   double loss[3][4];
   for (int k = 0; k < 3; k++) {
-    w[k] = malloc(n * sizeof(float)), m[k] = malloc(n * sizeof(float));
-    ASSERT(w[k] && m[k]);
-    threads_run(k + 1, w[k], m[k], loss[k]);
+    w[k] = malloc(n * sizeof(float)), v[k] = malloc(n * sizeof(float));
+    ASSERT(w[k] && v[k]);
+    threads_run(k + 1, w[k], v[k], loss[k]);
   }
   nn_set_threads(before);
   for (int k = 1; k < 3; k++) {
     ASSERT(memcmp(w[0], w[k], n * sizeof(float)) == 0);
-    ASSERT(memcmp(m[0], m[k], n * sizeof(float)) == 0);
+    ASSERT(memcmp(v[0], v[k], n * sizeof(float)) == 0);
     ASSERT(memcmp(loss[0], loss[k], sizeof loss[0]) == 0);
   }
-  for (int k = 0; k < 3; k++) free(w[k]), free(m[k]);
+  for (int k = 0; k < 3; k++) free(w[k]), free(v[k]);
 }
