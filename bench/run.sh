@@ -46,9 +46,7 @@ for thr in $THREADS; do
   pin=()
   [ "$thr" = 1 ] && command -v taskset >/dev/null && pin=(taskset -c 0)
   for wl in $WORKLOADS; do
-    l=$("${pin[@]}" $BENCH $wl $thr $REPS) || continue
-    unit=$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")
-    best="" bestr=0
+    best="" bestr=0 unit=""
     if [ $have_torch = 1 ]; then
       variants=("OMP_NUM_THREADS=$thr" "OMP_NUM_THREADS=$thr TORCH_FTZ=1")
       [ "$thr" != 1 ] && variants+=("OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$thr TORCH_FTZ=1"
@@ -64,7 +62,7 @@ for thr in $THREADS; do
     lr=() tr=() ra=() fr=() lm=() tm=()
     for _ in $(seq "$PAIRS"); do
       l=$("${pin[@]}" $BENCH $wl $thr $REPS) || continue
-      a=$(field "$l" rate)
+      a=$(field "$l" rate) unit=$(sed -n 's/.*"unit":"\([^"]*\)".*/\1/p' <<<"$l")
       lr+=("$a") lm+=("$(field "$l" peak_rss_mb)")
       fr+=("$(awk -v a="$(field "$l" gemm_alone_s)" -v m="$(field "$l" median_s)" 'BEGIN{printf "%.0f", 100*a/m}')")
       [ -n "$best" ] || continue
@@ -87,7 +85,6 @@ done
 
 # the whole loops (LOOPS=0 skips them)
 [ "${LOOPS:-1}" = 0 ] && exit 0
-median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 if [ "${LOOPS:-1}" != archer ]; then
 # the whole DQN loop on CartPole (environment steps per second), 1 thread
 tmp=$(mktemp -d)
@@ -115,8 +112,8 @@ for rep in 1 2 3; do
   [ $have_torch = 1 ] && tr+=("$(taskset -c 0 $PY bench/calql_loop_torch.py 2000 1 | awk '{printf "%.0f", $1}')")
 done
 rm -rf "$tmp"
-ls=$(median "${lr[@]}") ts=-
-[ $have_torch = 1 ] && ts=$(median "${tr[@]}")
+ls=$(med "${lr[@]}") ts=-
+[ $have_torch = 1 ] && ts=$(med "${tr[@]}")
 echo "Cal-QL online loop on pointmaze (2000 env steps = 2000 updates, batch 64, 64-64 nets, 1 thread, median of 3):"
 echo "  lathe $ls steps/s, PyTorch $ts steps/s$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf ", ratio %.2f", a/b}')"
 
@@ -147,8 +144,8 @@ for thr in 1 2; do
       tr+=("${best%% *}") tw=$best
     fi
   done
-  ls=$(median "${lr[@]}") ts=-
-  [ $have_torch = 1 ] && ts=$(median "${tr[@]}")
+  ls=$(med "${lr[@]}") ts=-
+  [ $have_torch = 1 ] && ts=$(med "${tr[@]}")
   echo "ArCHer iteration on twentyq ($thr thread(s), median of 3, seconds per iteration; lower is better):"
   echo "  lathe $ls s (last: $lw)"
   echo "  PyTorch $ts s (last: $tw)$( [ "$ts" != - ] && awk -v a=$ls -v b=$ts 'BEGIN{printf "; lathe is %.2fx faster", b/a}')"

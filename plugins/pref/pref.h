@@ -68,7 +68,7 @@ nn_rng_t *pref_shard_rng(pref_t *p, nn_rng_t *own);
 /* x[0..n) (n <= 8) and the pair statistics ps summed over the shards, in
  * float (nothing to do with one shard). Returns 0 or the all-reduce's code. */
 int pref_sum_stats(pref_t *p, double *x, int n, nn_pref_stats_t *ps);
-/* TRL's pair metrics (means), names prefixed by pre ("" or "eval/"); nothing
+/* TRL's pair metrics (means), names prefixed by pre ("", "eval/" or "test/"); nothing
  * when there were no pairs. */
 void pref_report(const lathe_host_t *h, lathe_ctx_t *c, const char *pre, const nn_pref_stats_t *s);
 
