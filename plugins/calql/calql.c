@@ -189,7 +189,8 @@ typedef struct {
   nn_replay_t off, on;    /* transitions, rewards already transformed; G: returns-to-go */
   int64_t ep_cap, ep_len; /* the trajectory being collected */
   float *ep_obs, *ep_act, *ep_rew, *ep_next, *ep_G, *cur_obs;
-  uint8_t *ep_term, *which; /* which: the smaller critic per row (actor loss) */
+  float *ev_rew, *ev_G;               /* an evaluation episode's transformed rewards and returns */
+  uint8_t *ep_term, *ev_term, *which; /* which: the smaller critic per row (actor loss) */
   double ep_return;
   /* scratch */
   float *bs, *ba, *br, *bn, *bG, *bd, *xq, *xt, *dq, *qv, *g1, *eps_t, *eps_n, *eps_c, *eps_p;
@@ -418,11 +419,13 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
                  (size_t)O};
   for (size_t k = 0; k < sizeof f / sizeof *f; k++)
     if (!(*f[k] = calloc(sz[k], sizeof(float)))) return LATHE_ENOMEM;
-  float **e[] = {&s->ep_obs, &s->ep_act, &s->ep_rew, &s->ep_next, &s->ep_G};
-  size_t esz[] = {(size_t)O, (size_t)A, 1, (size_t)O, 1};
-  for (int k = 0; k < 5; k++)
+  float **e[] = {&s->ep_obs, &s->ep_act, &s->ep_rew, &s->ep_next, &s->ep_G, &s->ev_rew, &s->ev_G};
+  size_t esz[] = {(size_t)O, (size_t)A, 1, (size_t)O, 1, 1, 1};
+  for (int k = 0; k < 7; k++)
     if (!(*e[k] = malloc(sizeof(float) * s->ep_cap * esz[k]))) return LATHE_ENOMEM;
-  if (!(s->ep_term = malloc(s->ep_cap)) || !(s->which = malloc(B))) return LATHE_ENOMEM;
+  if (!(s->ep_term = malloc(s->ep_cap)) || !(s->ev_term = malloc(s->ep_cap)) ||
+      !(s->which = malloc(B)))
+    return LATHE_ENOMEM;
 
   float tmp[LATHE_SPACE_MAX];
   if ((rc = s->envp->env->reset(s->env, h, c, h->seed(c), s->cur_obs)) ||
@@ -717,25 +720,56 @@ static double normalized(const sac_t *s, double ret) {
   return 100.0 * (ret - s->info.ref_random) / (s->info.ref_expert - s->info.ref_random);
 }
 
-/* The deterministic policy, scaled to the environment's action bound. */
-static void eval_policy(void *ud, const float *obs, float *a) {
-  sac_t *s = ud;
-  act(s, obs, 1, a);
-  for (int j = 0; j < s->A; j++) a[j] *= s->max_action;
+/* One deterministic episode of the evaluation environment: *ep as
+ * nn_episode's; *q0 = min(Q1, Q2) of its first state and action (decoded),
+ * *g0 = its discounted Monte-Carlo return in the critics' units (transformed
+ * rewards, the failure rule), so q0 - g0 is the learnt policy's calibration. */
+static int eval_episode(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c, nn_episode_t *ep,
+                        double *q0, double *g0) {
+  int O = s->O, A = s->A, trunc = 0, rc;
+  float obs[LATHE_SPACE_MAX], a[LATHE_SPACE_MAX], x[2 * LATHE_SPACE_MAX];
+  ep->ret = 0, ep->len = 0, ep->terminated = 0;
+  if ((rc = s->envp->env->reset(s->eval_env, h, c, LATHE_NO_SEED, obs))) return rc;
+  while (!ep->terminated && !trunc) {
+    if (ep->len == s->ep_cap)
+      return h->fail(c, LATHE_ECONFIG,
+                     "an evaluation episode ran past %lld steps: give %s a time limit",
+                     (long long)s->ep_cap, h->cfg_str(c, "env"));
+    act(s, obs, 1, a);
+    if (ep->len == 0) {
+      copy(x, obs, O), copy(x + O, a, A);
+      float v[2];
+      for (int i = 0; i < 2; i++) decode(s, nn_mlp_forward(&s->q[i], x, 1), 1, v + i);
+      *q0 = v[0] < v[1] ? v[0] : v[1];
+    }
+    for (int j = 0; j < A; j++) a[j] *= s->max_action;
+    double r;
+    if ((rc = s->envp->env->step(s->eval_env, h, c, a, obs, &r, &ep->terminated, &trunc)))
+      return rc;
+    s->ev_rew[ep->len] = (float)(s->scale * r + s->bias);
+    s->ev_term[ep->len] = (uint8_t)ep->terminated;
+    ep->ret += r, ep->len++;
+  }
+  nn_mc_returns(s->ev_rew, s->ev_term, (int)ep->len, s->gamma, s->sparse, s->r_fail, s->ev_G);
+  *g0 = s->ev_G[0];
+  return 0;
 }
 
 static int evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
-  double ret = 0, len = 0, succ = 0;
+  double ret = 0, len = 0, succ = 0, q = 0, g = 0;
   for (int64_t e = 0; e < s->eval_episodes; e++) {
     nn_episode_t ep;
-    int rc = nn_episode(s->envp, s->eval_env, h, c, LATHE_NO_SEED, 0, eval_policy, s, &ep);
+    double q0, g0;
+    int rc = eval_episode(s, h, c, &ep, &q0, &g0);
     if (rc) return rc;
-    ret += ep.ret, len += (double)ep.len;
+    ret += ep.ret, len += (double)ep.len, q += q0, g += g0;
     succ += ep.terminated && s->have_info && s->info.goal;
   }
   double n = (double)s->eval_episodes;
   h->metric(c, "evaluation/average_return", ret / n);
   h->metric(c, "evaluation/average_traj_length", len / n);
+  h->metric(c, "evaluation/q_policy", q / n);
+  h->metric(c, "evaluation/mc_return", g / n);
   if (s->have_info && s->info.goal) h->metric(c, "evaluation/success", succ / n);
   if (s->have_info && s->info.ref_expert != s->info.ref_random)
     h->metric(c, "evaluation/normalized_score", normalized(s, ret / n));
@@ -896,13 +930,14 @@ static void destroy(void *self) {
   for (int i = 0; i < 2; i++) nn_mlp_free(&s->q[i]), nn_mlp_free(&s->tq[i]);
   nn_params_free(&s->pis), nn_params_free(&s->la), nn_params_free(&s->lap);
   nn_replay_free(&s->off), nn_replay_free(&s->on);
-  float *f[] = {s->bs,      s->ba,     s->br,     s->bn,     s->bG,      s->bd,    s->xq,
-                s->xt,      s->dq,     s->qv,     s->g1,     s->eps_t,   s->eps_n, s->eps_c,
-                s->eps_p,   s->a_t,    s->lp_t,   s->a_n,    s->lp_n,    s->a_c,   s->lp_c,
-                s->a_p,     s->lp_p,   s->pout_n, s->dpi,    s->y,       s->dx,    s->tgt,
-                s->cur_obs, s->ep_obs, s->ep_act, s->ep_rew, s->ep_next, s->ep_G};
+  float *f[] = {s->bs,     s->ba,     s->br,      s->bn,   s->bG,      s->bd,
+                s->xq,     s->xt,     s->dq,      s->qv,   s->g1,      s->eps_t,
+                s->eps_n,  s->eps_c,  s->eps_p,   s->a_t,  s->lp_t,    s->a_n,
+                s->lp_n,   s->a_c,    s->lp_c,    s->a_p,  s->lp_p,    s->pout_n,
+                s->dpi,    s->y,      s->dx,      s->tgt,  s->cur_obs, s->ep_obs,
+                s->ep_act, s->ep_rew, s->ep_next, s->ep_G, s->ev_rew,  s->ev_G};
   for (size_t k = 0; k < sizeof f / sizeof *f; k++) free(f[k]);
-  free(s->ep_term), free(s->which);
+  free(s->ep_term), free(s->ev_term), free(s->which);
   free(s);
 }
 
