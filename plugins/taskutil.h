@@ -1,10 +1,12 @@
 /* taskutil.h - what every task plugin shares: a deterministic prompt hash,
- * and the plugin descriptor (a task is a pure function of its config: no
+ * task tokens as text, and the plugin descriptor (a task is a pure function of its config: no
  * save or load) (DESTROY frees an instance). Header-only; included by the task plugins. */
 #ifndef LATHE_TASKUTIL_H
 #define LATHE_TASKUTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../workbench/lathe.h"
 #include "../workbench/nn/nn.h"
@@ -12,6 +14,23 @@
 /* SplitMix64: prompt i's tokens are a function of (i, salt) alone. */
 static inline uint64_t task_mix(uint64_t x) {
   return nn_splitmix64(&x);
+}
+
+/* Task tokens as text, for a text reward model (pref's proxy reward, the
+ * taskprefs generator): "w<id>" words joined by single spaces, stopping at
+ * the first eos (eos < 0: none); NUL-terminated in out. A word that would
+ * not fit in cap bytes, and every word after it, is left out. Returns the
+ * length written. */
+static inline size_t task_text(const int *tok, int n, int eos, char *out, size_t cap) {
+  size_t at = 0;
+  if (cap) out[0] = 0;
+  for (int i = 0; i < n && tok[i] != eos; i++) {
+    char w[16];
+    int k = snprintf(w, sizeof w, "%sw%d", at ? " " : "", tok[i]);
+    if (k < 0 || at + (size_t)k + 1 > cap) break;
+    memcpy(out + at, w, (size_t)k + 1), at += (size_t)k;
+  }
+  return at;
 }
 
 #define TASK_PLUGIN(NAME, DOC, OFFLINE_OK, DESTROY)                                                \

@@ -19,6 +19,7 @@ lathe.register{name = "sac", so = "calql.so"}
 lathe.register{name = "cql", so = "calql.so"}
 lathe.register{name = "calql", so = "calql.so"}
 lathe.register{name = "prefworld", so = "prefworld.so"}
+lathe.register{name = "taskprefs", so = "taskprefs.so"}
 lathe.register{name = "rm", so = "rm.so"}
 lathe.register{name = "rrm", so = "rm.so"}
 lathe.register{name = "arith", so = "arith.so"}

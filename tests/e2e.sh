@@ -428,6 +428,7 @@ kill_resume rm_pairwise_resume_after_sigkill 60 "$T/rm.lua" --set type=pairwise 
   --set steps=60 --set every=3
 KR_RUN=3 kill_resume pref_reward_run_resume_after_sigkill 40 "$T/rm.lua" --set mode=dpo \
   --set dpo_steps=40 --set every=3
+KR_RUN=2 kill_resume pref_proxy_resume_after_sigkill 180 "$T/rm.lua" --set mode=proxy --set every=7
 KR_RUN=2 kill_resume stepvalue_resume_after_sigkill 6 "$T/stepneg.lua" --set mode=value --set every=1
 KR_RUN=2 kill_resume factqa_resume_after_sigkill 12 "$T/facts.lua" --set mode=fam --set every=1
 KR_RUN=7 kill_resume factrl_resume_after_sigkill 6 "$T/facts.lua" --set every=1 --set rlform=negation
@@ -543,6 +544,13 @@ expect pref_onpolicy_reward_run 0 "dpo with reward_run: reward -?[0-9.]+ best" -
   "$T/rm.lua" --store rd.lmdb --set mode=dpo
 expect pref_reward_run_not_rm 1 "reward_run 2 \(sft\) holds no reward model" -- \
   "$LATHE" run "$T/rm.lua" --store rn.lmdb --set mode=dpo --set reward=2
+# a reward model of Min Length's gold preferences (taskprefs) as the proxy
+# reward of DPO on Mode Length pulls the replies far below the mode, where the
+# gold reward keeps them; a proxy run that is no reward model fails
+expect pref_proxy_reward_model 0 "proxy: rm accuracy 0\.(8|9)[0-9]* \([0-9]+ ties\), length" -- \
+  "$LATHE" run "$T/rm.lua" --store rp.lmdb --set mode=proxy
+expect pref_proxy_not_rm 1 "reward_run 2 has no checkpoint" -- "$LATHE" run "$T/rm.lua" \
+  --store rq.lmdb --set mode=proxy --set reward=2
 expect rm_bad_label 1 "bad: record 2: field 'label' is 1.5, want a number in \[0, 1\]" -- \
   "$LATHE" run "$T/rm.lua" --store rb.lmdb --set mode=badlabel
 expect rrm_missing_baseline 1 "baseline_run 99: no such run" -- "$LATHE" run "$T/rm.lua" \

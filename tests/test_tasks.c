@@ -1,9 +1,12 @@
 /* test_tasks.c - the task plugins (bandit, length) against onpolicy_pref.md:
  * the reward test vectors, the reference histogram's exact bin masses, and
- * the length reference's shape. */
+ * the length reference's shape; task_text and the taskprefs generator. */
 #include <math.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
+#include "../plugins/taskutil.h"
 #include "../workbench/error.h"
 #include "../workbench/registry.h"
 #include "../workbench/run.h"
@@ -89,4 +92,52 @@ TEST(task_length_rewards_and_reference) {
   ASSERT_NEAR(pl[7], 0, 0);
   ASSERT(pl[8] > 0 && pl[63] > 0);
   lathe_instance_free(a), lathe_instance_free(b), lathe_instance_free(c);
+}
+
+TEST(task_text_words_and_bounds) {
+  int tok[5] = {3, 17, 0, 9, 9};
+  char out[64];
+  ASSERT_EQ((int)task_text(tok, 5, 0, out, sizeof out), 6); /* stops at eos */
+  ASSERT(!strcmp(out, "w3 w17"));
+  ASSERT_EQ((int)task_text(tok, 5, -1, out, sizeof out), 15); /* no eos: every token */
+  ASSERT(!strcmp(out, "w3 w17 w0 w9 w9"));
+  ASSERT_EQ((int)task_text(tok, 5, -1, out, 7), 6); /* "w3 w17" fits in 7, " w0" does not */
+  ASSERT(!strcmp(out, "w3 w17"));
+  ASSERT_EQ((int)task_text(tok, 5, -1, out, 2), 0); /* not even "w3" */
+  ASSERT(!strcmp(out, ""));
+}
+
+/* taskprefs on Skew Length: every response the skew admits (32 words or
+ * more), the shorter chosen (label 1) or a tie (0.5), r_chosen = -words. */
+TEST(taskprefs_gold_choice_and_skew) {
+  const char *kv[] = {"task=length", "task_args=variant=skew", "pairs=40", "seed=3"};
+  lathe_child_t *g = test_instance("taskprefs", kv, 4);
+  ASSERT(g != NULL);
+  int n = 0, rc;
+  lathe_buf_t b = {0};
+  while ((rc = g->p->generator->next(g->self, lathe_host(), &g->ctx, &b)) == LATHE_CONTINUE) {
+    lathe_buf_put(&b, "", 1);
+    json_object *o = json_tokener_parse((const char *)b.p), *v;
+    ASSERT(o != NULL);
+    int w[2];
+    const char *f[2] = {"chosen", "rejected"};
+    for (int k = 0; k < 2; k++) {
+      ASSERT(json_object_object_get_ex(o, f[k], &v));
+      const char *s = json_object_get_string(v);
+      w[k] = *s != 0;
+      for (; *s; s++) w[k] += *s == ' ';
+      ASSERT(w[k] >= 32);
+    }
+    ASSERT(json_object_object_get_ex(o, "label", &v));
+    double label = json_object_get_double(v);
+    ASSERT(label == 1 ? w[0] < w[1] : label == 0.5 && w[0] == w[1]);
+    ASSERT(json_object_object_get_ex(o, "r_chosen", &v));
+    ASSERT_NEAR(json_object_get_double(v), -w[0], 0);
+    json_object_put(o);
+    b.n = 0, n++;
+  }
+  ASSERT_EQ(rc, LATHE_DONE);
+  ASSERT_EQ(n, 40);
+  lathe_buf_free(&b);
+  lathe_instance_free(g);
 }

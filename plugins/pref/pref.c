@@ -26,12 +26,18 @@
  * negative_gradient = false removes every push-down: the rejected side of a
  * pair gets no gradient, BoN drops its worst term, and REINFORCE/PPO clip
  * negative advantages to zero.
+ * With reward_run on a task, that run's reward model scores every training
+ * response instead of the task (a proxy reward: it reads prompt and response
+ * as task_text words, as the taskprefs generator writes its pairs);
+ * evaluation keeps the task's gold reward (eval/reward) and reports the
+ * proxy's beside it (eval/proxy_reward), so over-optimisation shows.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../taskutil.h"
 #include "pref.h"
 
 static const lathe_opt_t opts[] = {
@@ -39,7 +45,9 @@ static const lathe_opt_t opts[] = {
     {"dataset", LATHE_STR, "", 0, 0, NULL,
      "a prefs dataset instead of a task (offline; needs init_run)"},
     {"reward_run", LATHE_INT, "0", 0, 4e9, NULL,
-     "dataset mode: the rm/rrm run whose reward model ranks on-policy samples (onpolicy = true)"},
+     "the rm/rrm run whose reward model scores samples: on a dataset it ranks on-policy samples "
+     "(onpolicy = true); on a task it replaces the task's reward in training (a proxy reward "
+     "model; evaluation keeps the task's)"},
     {"init_run", LATHE_INT, "0", 0, 4e9, NULL,
      "dataset mode: the run whose model starts policy "
      "and reference (an sft run)"},
@@ -293,6 +301,45 @@ static int sample_fail(const lathe_host_t *h, lathe_ctx_t *c, int rc) {
   return rc == LATHE_ENOMEM ? h->fail(c, rc, "pref: sampling failed (out of memory)") : rc;
 }
 
+/* The proxy reward model's scores of the responses of s (groups of s->n
+ * responses to one prompt) into out(M), as task_text words; *gold (may be
+ * NULL) = the mean of the task's rewards s->reward. Returns 0 or a code,
+ * its message set. */
+static int proxy_score(pref_t *p, const set_t *s, double *out, double *gold) {
+  int n = s->n, T = p->T, rc = 0;
+  size_t cap = (size_t)(p->P > p->R ? p->P : p->R) * 9 + 1;
+  char *pt = malloc(cap), *buf = malloc(cap * (size_t)n);
+  const char **resp = malloc(sizeof *resp * (size_t)n);
+  if (!pt || !buf || !resp) rc = LATHE_ENOMEM;
+  if (gold) { /* (before out, which may be s->reward, is written) */
+    double sum = 0;
+    for (int b = 0; b < s->M; b++) sum += s->reward[b];
+    *gold = s->M ? sum / s->M : 0;
+  }
+  for (int g = 0; g < s->M / n && !rc; g++) {
+    const int *row = s->tok + (size_t)g * n * T;
+    task_text(row, p->P, -1, pt, cap);
+    for (int k = 0; k < n; k++) {
+      const int *r = s->tok + (size_t)(g * n + k) * T + p->P;
+      task_text(r, s->rlen[g * n + k], p->spec.eos, buf + cap * (size_t)k, cap);
+      resp[k] = buf + cap * (size_t)k;
+    }
+    rc = nn_rm_rank(&p->rm, pt, resp, n, out + (size_t)g * n);
+  }
+  free(pt), free(buf), free(resp);
+  return rc ? p->h->fail(p->c, rc, "pref: the proxy reward model failed (out of memory)") : 0;
+}
+
+/* Training rewards from the proxy reward model instead of the task's (which
+ * is logged as train/gold_reward); nothing without one. */
+static int use_proxy(pref_t *p, set_t *s) {
+  if (!p->proxy) return 0;
+  double gold;
+  int rc = proxy_score(p, s, s->reward, &gold);
+  if (!rc) p->h->metric(p->c, "train/gold_reward", gold);
+  return rc;
+}
+
 /* Mean and variance of the finite values of r[0..n) (-inf marks a response
  * the offline data excludes); returns how many there are. */
 static int finite_stats(const double *r, int n, double *mean, double *var) {
@@ -442,6 +489,7 @@ static void destroy(void *self) {
   if (!p) return;
   /* the task is the host's: freed with the run */
   pairs_free(p);
+  if (p->proxy) nn_rm_free(&p->rm);
   nn_tok_free(&p->tok);
   nn_gpt_free(&p->pol), nn_gpt_free(&p->ref);
   set_free(&p->cur);
@@ -471,12 +519,7 @@ static int validate(const lathe_host_t *h, lathe_ctx_t *c) {
   if (h->cfg_int(c, "width") % h->cfg_int(c, "heads"))
     return h->fail(c, LATHE_ECONFIG, "pref: width %lld is not a multiple of heads %lld",
                    (long long)h->cfg_int(c, "width"), (long long)h->cfg_int(c, "heads"));
-  if (!*h->cfg_str(c, "dataset")) {
-    if (h->cfg_int(c, "reward_run"))
-      return h->fail(c, LATHE_ECONFIG,
-                     "pref: reward_run ranks samples on a dataset's prompts: give dataset too");
-    return 0;
-  }
+  if (!*h->cfg_str(c, "dataset")) return 0;
   if (!h->cfg_int(c, "init_run"))
     return h->fail(c, LATHE_ECONFIG, "pref: a dataset needs init_run (the SFT run to start from)");
   if (onpolicy && !h->cfg_int(c, "reward_run"))
@@ -536,6 +579,19 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
     return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
                    lathe_kind_name(p->tp->kind));
   p->tp->task->spec(p->task, &p->spec);
+  uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
+  if (rrun) { /* a proxy reward model */
+    lathe_buf_t rb = {0};
+    char made_by[64];
+    if ((rc = h->run_checkpoint(c, rrun, &rb, made_by)))
+      return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
+    rc = nn_rm_load(&p->rm, &rb);
+    lathe_buf_free(&rb);
+    if (rc)
+      return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
+                     made_by);
+    p->proxy = 1;
+  }
   p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
   p->T = p->P + p->R;
   if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
@@ -643,8 +699,15 @@ static int evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   h->metric(c, "eval/reward", r / E), h->metric(c, "eval/length", len / E);
   h->metric(c, "eval/kl", kl / E);
+  if (p->proxy) {
+    double *pr = malloc(sizeof *pr * (size_t)E), sum = 0;
+    rc = pr ? proxy_score(p, &s, pr, NULL) : h->fail(c, LATHE_ENOMEM, "out of memory");
+    for (int b = 0; b < E && !rc; b++) sum += pr[b];
+    if (!rc) h->metric(c, "eval/proxy_reward", sum / E);
+    free(pr);
+  }
   set_free(&s);
-  return 0;
+  return rc;
 }
 
 /* Phase 2: one gradient step of the method. */
@@ -658,6 +721,7 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
       if ((rc = sample(p, &p->pol, (uint64_t)p->next_prompt, p->M_groups, n, &p->cur, 1)))
         return sample_fail(h, c, (int)rc);
       p->next_prompt += p->M_groups;
+      if ((rc = use_proxy(p, &p->cur))) return (int)rc;
       double m, v;
       finite_stats(p->cur.reward, p->cur.M, &m, &v);
       if (!p->rstats) p->rmean = m, p->rvar = v, p->rstats = 1;
@@ -675,6 +739,10 @@ static int train_step(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
         return sample_fail(h, c, (int)rc);
       }
       p->next_prompt += groups;
+      if ((rc = use_proxy(p, &all))) {
+        set_free(&all);
+        return (int)rc;
+      }
       if (p->tp->task->offline_ok) /* a skewed data distribution: drop what it excludes */
         for (int b = 0; b < all.M; b++)
           if (!p->tp->task->offline_ok(p->task, all.tok + (size_t)b * p->T,

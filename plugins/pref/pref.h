@@ -41,7 +41,8 @@ typedef struct {
   set_t cur;    /* the on-policy batch, or the offline data */
   nn_tok_t tok; /* dataset mode: the model's tokenizer */
   int text;     /* dataset mode (pairs.c) */
-  nn_rm_t rm;   /* dataset mode on-policy: reward_run's reward model */
+  nn_rm_t rm;   /* reward_run's reward model (dataset mode on-policy, or a task's proxy) */
+  int proxy;    /* task mode: rm replaces the task's reward in training */
   struct pairs *pairs;
   int64_t queries; /* reward queries so far */
   int64_t next_prompt;

@@ -3,11 +3,52 @@
 -- kill-and-resume tests start from nothing). mode "rm": one model; "rrm":
 -- the baseline, then RRM filtered by it, then lathe.score with both;
 -- "dpo": the model as the reward of on-policy DPO from a small SFT policy;
--- "badlabel": a dataset whose label is out of range.
+-- "badlabel": a dataset whose label is out of range; "proxy": a model trained
+-- on Min Length's taskprefs pairs as the proxy reward of on-policy DPO on
+-- Mode Length (it must pull the responses below the mode the gold reward
+-- keeps them at).
 local mode = lathe.opt("mode", "rm")
 local baseline = lathe.opt("baseline", 0) -- rrm: 0 is the rm run made here
 local reward = lathe.opt("reward", 0) -- dpo: the reward_run, 0 for the rm run made here
 local dpo_steps = lathe.opt("dpo_steps", 12)
+if mode == "proxy" then
+  if not lathe.data.count("lp") then
+    assert(lathe.data.generate("lp", "taskprefs", {task = "length", task_args = "variant=min",
+                                                   pairs = lathe.opt("pairs", 1000)}))
+  end
+  local ties = 0
+  for i = 1, lathe.data.count("lp") do -- the gold reward's choice: the shorter reply
+    local r, n = lathe.data.get("lp", i), {}
+    for k, f in ipairs({"chosen", "rejected"}) do n[k] = select(2, string.gsub(r[f], "%S+", "")) end
+    assert(r.label == 1 and n[1] < n[2] or r.label == 0.5 and n[1] == n[2],
+           string.format("record %d: %d words chosen over %d (label %g)", i, n[1], n[2], r.label))
+    assert(r.r_chosen == -n[1], "record " .. i .. ": r_chosen is not minus the words")
+    if r.label == 0.5 then ties = ties + 1 end
+  end
+  local rm = lathe.run("rm", {dataset = "lp", epochs = 2, batch = 32, lr = 1e-3, warmup = 10,
+                              vocab = 320, ctx = 160, layers = 1, heads = 2, width = 32, seed = 1,
+                              ckpt_every = lathe.opt("every", 1000)})
+  assert(rm.status == "done", rm.error)
+  local cfg = {task = "length", task_args = "variant=mode", queries = lathe.opt("queries", 1280),
+               samples = 4, prompts = 8, inner_steps = 2, lr = 1e-3, layers = 1, heads = 2,
+               width = 32, ref_steps = 100, ref_lr = 3e-3, ref_batch = 32, eval_every = 20,
+               eval_prompts = 32, seed = 1, reward_run = reward > 0 and reward or rm.id, ckpt_every = lathe.opt("every", 1000)}
+  local proxy = lathe.run("pref", cfg)
+  assert(proxy.status == "done", proxy.error)
+  cfg.reward_run = nil
+  local gold = lathe.run("pref", cfg)
+  assert(gold.status == "done", gold.error)
+  local _, len = lathe.metrics(proxy, "eval/length")
+  local _, tg = lathe.metrics(proxy, "train/gold_reward")
+  assert(#tg > 0 and proxy.summary["eval/proxy_reward"], "the proxy run lacks its metrics")
+  assert(gold.summary["eval/proxy_reward"] == nil, "a gold-reward run reports a proxy reward")
+  print(string.format("proxy: rm accuracy %.3f (%d ties), length %.1f -> %.1f with the proxy, "
+                      .. "%.1f with the gold reward", rm.summary["eval/accuracy"], ties, len[1],
+                      len[#len], gold.summary["eval/length"]))
+  assert(len[#len] < len[1] - 5 and len[#len] < gold.summary["eval/length"] - 5,
+         "the proxy reward model did not drive the policy")
+  return
+end
 if not lathe.data.count("w") then
   local rho = lathe.opt("rho", 0.9)
   lathe.data.generate("w", "prefworld", {pairs = lathe.opt("pairs", 600), rho = rho})
