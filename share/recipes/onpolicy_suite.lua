@@ -28,7 +28,8 @@ local function value_at(h, name, frac)
   return values[#values]
 end
 
--- spec: {title, prefix (figure file names), seeds, tasks = {{id, label, task, task_args}},
+-- spec: {title, prefix (figure file names), seeds, tasks = {{id, label, task, task_args,
+--        reward_run (optional: a proxy reward model's run for every method on the task)}},
 --        common = {pref config shared by every run}, only = "comma,separated,method names"}
 return function(spec)
   local runs = {}
@@ -39,6 +40,7 @@ return function(spec)
           local cfg = {task = t.task, task_args = t.task_args, method = m.method,
                        onpolicy = m.onpolicy, negative_gradient = m.neg, seed = s}
           for k, v in pairs(spec.common) do cfg[k] = v end
+          if t.reward_run then cfg.reward_run = t.reward_run end
           if m.method == "ipo" then cfg.beta = spec.ipo_tau or 0.05 end
           local h = lathe.spawn("pref", cfg)
           runs[#runs + 1] = {task = t, m = m, mi = mi, h = h}
@@ -54,13 +56,14 @@ return function(spec)
   for _, t in ipairs(spec.tasks) do
     local rows, series = {}, {}
     for mi, m in ipairs(methods) do
-      local early, final, kl, start, group = {}, {}, {}, {}, {}
+      local early, final, kl, start, group, proxy = {}, {}, {}, {}, {}, {}
       for _, r in ipairs(runs) do
         if r.task == t and r.mi == mi and r.h.status == "done" then
           start[#start + 1] = value_at(r.h, "eval/reward", 0)
           early[#early + 1] = value_at(r.h, "eval/reward", 0.25)
           final[#final + 1] = r.h.summary["eval/reward"]
           kl[#kl + 1] = r.h.summary["eval/kl"]
+          proxy[#proxy + 1] = r.h.summary["eval/proxy_reward"]
           group[#group + 1] = r.h
         end
       end
@@ -70,13 +73,18 @@ return function(spec)
                            string.format("%.3f", lathe.stats.mean(early)),
                            string.format("%.3f +- %.3f", lathe.stats.mean(final), lathe.stats.sem(final)),
                            string.format("%.1f", lathe.stats.mean(kl))}
+        if t.reward_run then rows[#rows][9] = string.format("%.3f", lathe.stats.mean(proxy)) end
         series[#series + 1] = {label = m.name, runs = group}
       end
     end
     print("")
-    print(t.label .. ": task reward of one sample on held-out prompts (mean over seeds)")
-    lathe.table({"method", "sampling", "neg. grad", "seeds", "reference", "at 25%",
-                 "final (+- sem)", "KL"}, rows)
+    print(t.label .. ": task reward of one sample on held-out prompts (mean over seeds)"
+          .. (t.reward_run and string.format("; trained on the proxy reward model of run %d "
+                                             .. "(its final score beside the task's)", t.reward_run) or ""))
+    local head = {"method", "sampling", "neg. grad", "seeds", "reference", "at 25%",
+                  "final (+- sem)", "KL"}
+    if t.reward_run then head[9] = "proxy reward" end
+    lathe.table(head, rows)
     local base = spec.prefix .. "_" .. t.id
     lathe.plot{out = base .. ".svg", metric = "eval/reward", series = series,
                title = spec.title .. ": " .. t.label}
