@@ -37,11 +37,14 @@ local types = list(lathe.opt("types", "bt,pairwise"))
 local rm_x = lathe.opt("rm_x", 0) -- > 0: also an RM trained rm_x times the epochs (equal steps)
 local ablate = {} -- the ablations cost three more RRM runs per seed: Bradley-Terry only by default
 for _, t in ipairs(list(lathe.opt("ablate", "bt"))) do ablate[t] = true end
+-- the policy stage (0 steps: none): on-policy DPO with each reward model
+local dpo_steps, dpo_types = lathe.opt("dpo_steps", 200), list(lathe.opt("dpo_types", "bt"))
+local dpo_lr, dpo_beta = lathe.opt("dpo_lr", 3e-4), lathe.opt("dpo_beta", 0.1)
 
 -- the world: a training set and the four test sets of the spec
 local tag = string.format("prefworld-%s-r%g", artifact, rho)
-local function dataset(set, n, seed, r)
-  local name = string.format("%s-%s-%d%s", tag, set, n, r and "-r" .. r or "")
+local function dataset(set, n, seed, r, suffix)
+  local name = string.format("%s-%s-%d%s%s", tag, set, n, r and "-r" .. r or "", suffix or "")
   if not lathe.data.count(name) then
     local k, err = lathe.data.generate(name, "prefworld", {set = set, pairs = n, rho = r or rho,
                                                            artifact = artifact, seed = seed})
@@ -53,6 +56,12 @@ local train = dataset("train", pairs_n, 0)
 local tests = {iid = dataset("iid", test_n, 1), flip = dataset("flip", test_n, 1),
                art = dataset("art", test_n, 1), off = dataset("off", test_n, 1)}
 local test_list = table.concat({tests.iid, tests.flip, tests.art, tests.off}, ",")
+-- the training length tuned per method: every epochs of the grid, each chosen
+-- per seed by accuracy on an in-distribution validation set (its own seed),
+-- never on the test sets
+local grid = list(lathe.opt("epochs_grid", ""))
+local val = #grid > 0 and dataset("iid", test_n, 3, nil, "-val") or nil
+if val then test_list = test_list .. "," .. val end
 
 -- one recipe for every model: same size, optimiser and passes over its data
 local common = {dataset = train, tests = test_list, epochs = lathe.opt("epochs", 2),
@@ -103,8 +112,28 @@ for _, ty in ipairs(types) do
     end
   end
 end
+local rm_grid, rrm_grid = {}, {}
+for _, ty in ipairs(types) do
+  rm_grid[ty], rrm_grid[ty] = {}, {}
+  for g, e in ipairs(grid) do
+    rm_grid[ty][g], rrm_grid[ty][g] = {}, {}
+    for s = 1, seeds do
+      rm_grid[ty][g][s] = lathe.spawn("rm", cfg{type = ty, seed = s, epochs = tonumber(e)})
+      stage1[#stage1 + 1] = rm_grid[ty][g][s]
+    end
+  end
+end
 lathe.wait(stage1)
 local stage2 = {policy}
+for _, ty in ipairs(types) do
+  for g, e in ipairs(grid) do
+    for s = 1, seeds do
+      rrm_grid[ty][g][s] = lathe.spawn("rrm", cfg{type = ty, seed = s, epochs = tonumber(e),
+                                                  baseline_run = rm[ty][s].id})
+      stage2[#stage2 + 1] = rrm_grid[ty][g][s]
+    end
+  end
+end
 for _, ty in ipairs(types) do
   rrm[ty] = {}
   for v, var in ipairs(variants) do
@@ -170,6 +199,48 @@ for _, ty in ipairs(types) do
                       common.epochs))
   lathe.table({"model", "seeds", "AR", "acc iid", "acc flip", "iid - flip", "acc off",
                "iid cost", "kept aug", "runs"}, rows)
+end
+
+-- the tuned comparison: per seed and method, the grid's run with the best
+-- validation accuracy (the fewer epochs on a tie); its test metrics
+for _, ty in ipairs(#grid > 0 and types or {}) do
+  local rows = {}
+  for _, arm in ipairs({{"RM", rm_grid[ty]}, {"RRM", rrm_grid[ty]}}) do
+    local chosen, picked = {}, {}
+    for s = 1, seeds do
+      local best, best_acc
+      for g = 1, #grid do
+        local h = arm[2][g][s]
+        local acc = h.status == "done" and h.summary["test/" .. val .. "/accuracy"] or nil
+        if acc and (not best_acc or acc > best_acc) then best, best_acc = g, acc end
+      end
+      if best then
+        chosen[#chosen + 1] = arm[2][best][s]
+        picked[#picked + 1] = grid[best]
+      end
+    end
+    local r = summary(chosen)
+    rows[#rows + 1] = {arm[1], #r.ar, table.concat(picked, ","), S.cell(r.ar), S.cell(r.iid),
+                       S.cell(r.flip), S.cell(r.gap), S.cell(r.off)}
+  end
+  print(string.format("%s reward models, training length tuned on the validation set %s over "
+                      .. "epochs {%s}: test metrics of each seed's pick (IQM [95%% stratified-"
+                      .. "bootstrap CI] over seeds, 2,000 resamples)", ty, val,
+                      table.concat(grid, ", ")))
+  lathe.table({"model", "seeds", "epochs picked", "AR", "acc iid", "acc flip", "iid - flip",
+               "acc off"}, rows)
+  local grows = {}
+  for g, e in ipairs(grid) do
+    for _, arm in ipairs({{"RM", rm_grid[ty]}, {"RRM", rrm_grid[ty]}}) do
+      local r, v = summary(arm[2][g]), {}
+      for _, h in ipairs(arm[2][g]) do
+        if h.status == "done" then v[#v + 1] = h.summary["test/" .. val .. "/accuracy"] end
+      end
+      grows[#grows + 1] = {arm[1], e, S.cell(v), S.cell(r.ar), S.cell(r.iid), S.cell(r.off)}
+    end
+  end
+  print(string.format("%s: every point of the grid (IQM [95%% CI] over seeds)", ty))
+  lathe.table({"model", "epochs", "acc validation", "AR", "acc iid", "acc off"}, grows)
 end
 
 -- best-of-N: the true s and length of what each reward model picks
@@ -240,3 +311,71 @@ end
 print(string.format("best-of-%d on %d held-out prompts, policy run %d (sft): true s and length "
                     .. "in words of the pick, and how often it carries fmt", bon_n, #items, policy.id))
 lathe.table({"selector", "seeds", "true s", "length", "fmt"}, rows)
+
+-- the policy stage: on-policy DPO from the same policy, each reward model
+-- ranking the policy's own samples (pref with reward_run), then the true s,
+-- length and fmt rate of what each trained policy writes for the held-out
+-- prompts (4 samples each, temperature 1): IQM over seeds with a 95%
+-- stratified-bootstrap interval, and the policy before DPO for reference
+if dpo_steps > 0 then
+  local dpo, stage3 = {}, {}
+  for _, ty in ipairs(dpo_types) do
+    for _, pair in ipairs({{"RM", rm[ty]}, {"RRM", rrm[ty] and rrm[ty][1]}}) do
+      for s, h in ipairs(pair[2] or {}) do
+        if h.status == "done" then
+          local key = pair[1] .. " (" .. ty .. ")"
+          dpo[key] = dpo[key] or {}
+          local p = lathe.spawn("pref", {dataset = train, init_run = policy.id, reward_run = h.id,
+                                         onpolicy = true, method = "dpo", steps = dpo_steps,
+                                         samples = 4, prompts = 16, lr = dpo_lr,
+                                         beta = dpo_beta, eval_every = 100000,
+                                         seed = s})
+          dpo[key][#dpo[key] + 1] = p
+          stage3[#stage3 + 1] = p
+          dpo[#dpo + 1] = key
+        end
+      end
+    end
+  end
+  lathe.wait(stage3)
+  local function policy_stats(h, seed)
+    local sum_s, sum_n, sum_f, k = 0, 0, 0, 0
+    for i = 1, math.min(bon_prompts, test_n) do
+      local r = lathe.data.get(tests.iid, i)
+      local resp = lathe.sample(h, {r.prompt, r.prompt, r.prompt, r.prompt},
+                                {temperature = 1, max_tokens = 40, seed = 7919 * seed + i})
+      for _, y in ipairs(resp) do
+        local n, s = words(y, prompts[i])
+        sum_s, sum_n, k = sum_s + s, sum_n + n, k + 1
+        if string.match(y, "^fmt") then sum_f = sum_f + 1 end
+      end
+    end
+    return sum_s / k, sum_n / k, sum_f / k
+  end
+  local s0, n0, f0 = policy_stats(policy, 1)
+  local rows = {{"before DPO (sft)", "1", string.format("%.3f", s0), string.format("%.1f", n0),
+                 string.format("%.2f", f0), "-", tostring(policy.id)}}
+  local seen = {}
+  for _, key in ipairs(dpo) do
+    if not seen[key] then
+      seen[key] = true
+      local ss, ns, fs, rw = {}, {}, {}, {}
+      for s, h in ipairs(dpo[key]) do
+        if h.status == "done" then
+          local a, b, f = policy_stats(h, s)
+          ss[#ss + 1], ns[#ns + 1], fs[#fs + 1] = a, b, f
+          rw[#rw + 1] = h.summary["rm/reward_mean"]
+        end
+      end
+      rows[#rows + 1] = {"DPO with " .. key, tostring(#ss), S.cell(ss, "%.3f"), S.cell(ns, "%.1f"),
+                         S.cell(fs, "%.2f"), S.cell(rw, "%.2f"),
+                         dpo[key][1].id .. "-" .. dpo[key][#dpo[key]].id}
+    end
+  end
+  print(string.format("on-policy DPO, %d steps (16 prompts x 4 samples, ranked by the reward model), "
+                      .. "from policy run %d: true s, length in words and fmt rate of 4 samples on "
+                      .. "each of %d held-out prompts (IQM [95%% bootstrap CI] over seeds)",
+                      dpo_steps, policy.id, math.min(bon_prompts, test_n)))
+  lathe.table({"policy", "seeds", "true s", "length", "fmt", "own RM's reward (last batch)", "runs"},
+              rows)
+end
