@@ -5,7 +5,9 @@
 -- same 51-bin support, as the paper sets both), hidden widths 1x, 2x and 4x
 -- CleanRL's 120,84, clean rewards and Gaussian reward noise, `seeds` seeds
 -- each, on CartPole-v1 (env=cartpole) or Acrobot-v1 (env=acrobot), every run
--- with the same step budget. Scores: the final greedy evaluation return (10
+-- with the same step budget (heads= with c51 too, widths= of 1,2,4, depth=
+-- hidden layers, noise= the noisy level and clean=false select a part).
+-- Scores: the final greedy evaluation return (10
 -- episodes) and the area under the evaluation curve (the mean of its points);
 -- per head, width and noise the IQM over seeds with a 95% stratified
 -- bootstrap interval. Figure: score against width per head, per noise level.
@@ -13,6 +15,8 @@
 --   lathe run share/recipes/hlgauss_scaling.lua --threads 1 --workers 2 --set env=cartpole
 --   lathe run share/recipes/hlgauss_scaling.lua --threads 1 --workers 2 --set env=acrobot
 --   lathe run share/recipes/hlgauss_scaling.lua --set seeds=2 --set steps=20000   # quick
+--   lathe run share/recipes/hlgauss_scaling.lua --set env=acrobot --set heads=mse,hl_gauss,c51 \
+--     --set widths=1,4 --set noise=3     # C51 beside, a noise level that hurts MSE
 --   lathe run share/recipes/hlgauss_scaling.lua --set tabulate=true ...   # the table and
 --       figures again from the finished runs of that env and steps already in the store
 local tabulate = lathe.opt("tabulate", false)
@@ -20,10 +24,27 @@ local env = lathe.opt("env", "cartpole")
 local seeds = lathe.opt("seeds", 10)
 local steps = lathe.opt("steps", 200000)
 local noise = lathe.opt("noise", 1.0) -- std of the reward noise in the noisy condition
-local heads = {"mse", "two_hot", "hl_gauss"}
-local widths = {{mult = 1, hidden = "120,84"}, {mult = 2, hidden = "240,168"},
-                {mult = 4, hidden = "480,336"}}
-local noises = {0, noise}
+local function list(x)
+  local t = {}
+  for v in string.gmatch(x, "[^,]+") do t[#t + 1] = v end
+  return t
+end
+local heads = list(lathe.opt("heads", "mse,two_hot,hl_gauss")) -- c51 too, on the same support
+local depth = lathe.opt("depth", 2) -- hidden layers: CleanRL's two, or more of the second width
+local base = {{mult = 1, w = {120, 84}}, {mult = 2, w = {240, 168}}, {mult = 4, w = {480, 336}}}
+local widths = {}
+for _, m in ipairs(list(lathe.opt("widths", "1,2,4"))) do
+  for _, b in ipairs(base) do
+    if b.mult == tonumber(m) then
+      local h = {}
+      for i = 1, depth do h[i] = b.w[math.min(i, 2)] end
+      widths[#widths + 1] = {mult = b.mult, hidden = table.concat(h, ",")}
+    end
+  end
+end
+assert(#widths > 0 and depth >= 1, "widths: a list of 1, 2 and 4; depth >= 1")
+local noises = lathe.opt("clean", true) and {0, noise} or {noise}
+local function noise_name(nz) return nz == 0 and "clean" or nz == 1 and "noisy" or "noise" .. nz end
 -- the value support: the returns' range under gamma 0.99 (CartPole +1 a step,
 -- Acrobot -1 a step until the goal), with room on the outer side
 local support = {cartpole = {-10, 110}, acrobot = {-110, 10}}
@@ -82,8 +103,9 @@ for _, cell in ipairs(cells) do
                      lathe.stats.cell(cell.auc, "%.1f"),
                      cell.runs[1].id .. "-" .. cell.runs[#cell.runs].id}
 end
-print(string.format("DQN on %s, %d steps, %d seeds: IQM [95%% CI] of the final greedy return and "
-                    .. "of the area under the evaluation curve", env, steps, #cells[1].runs))
+print(string.format("DQN on %s, %d steps, %d hidden layers, %d seeds: IQM [95%% CI] of the final "
+                    .. "greedy return and of the area under the evaluation curve", env, steps,
+                    depth, #cells[1].runs))
 lathe.table({"head", "rewards", "width", "final return", "area under curve", "runs"}, rows)
 
 -- score against width, per head, one figure per noise level and score
@@ -100,7 +122,8 @@ for _, nz in ipairs(noises) do
       end
       pts[#pts + 1] = s
     end
-    local name = string.format("hlgauss_scaling_%s_%s_%s.svg", env, nz == 0 and "clean" or "noisy", what)
+    local name = string.format("hlgauss_scaling_%s_%s%s_%s.svg", env, noise_name(nz),
+                               depth ~= 2 and "_d" .. depth or "", what)
     lathe.plot{out = name, points = pts, logx = true, xlabel = "network width (x CleanRL's 120,84)",
                metric = what == "final" and "final greedy return (IQM, 95% CI)"
                         or "area under the curve (IQM, 95% CI)",
