@@ -72,18 +72,20 @@ return function(spec)
                            string.format("%.3f", lathe.stats.mean(start)),
                            string.format("%.3f", lathe.stats.mean(early)),
                            string.format("%.3f +- %.3f", lathe.stats.mean(final), lathe.stats.sem(final)),
+                           lathe.stats.cell(final, "%.3f"),
                            string.format("%.1f", lathe.stats.mean(kl))}
-        if t.reward_run then rows[#rows][9] = string.format("%.3f", lathe.stats.mean(proxy)) end
+        if t.reward_run then rows[#rows][10] = string.format("%.3f", lathe.stats.mean(proxy)) end
         series[#series + 1] = {label = m.name, runs = group}
       end
     end
     print("")
-    print(t.label .. ": task reward of one sample on held-out prompts (mean over seeds)"
+    print(t.label .. ": task reward of one sample on held-out prompts (mean over seeds; the IQM "
+          .. "with its 95% stratified-bootstrap interval, 2,000 resamples)"
           .. (t.reward_run and string.format("; trained on the proxy reward model of run %d "
                                              .. "(its final score beside the task's)", t.reward_run) or ""))
     local head = {"method", "sampling", "neg. grad", "seeds", "reference", "at 25%",
-                  "final (+- sem)", "KL"}
-    if t.reward_run then head[9] = "proxy reward" end
+                  "final (+- sem)", "final IQM [95% CI]", "KL"}
+    if t.reward_run then head[10] = "proxy reward" end
     lathe.table(head, rows)
     local base = spec.prefix .. "_" .. t.id
     lathe.plot{out = base .. ".svg", metric = "eval/reward", series = series,
