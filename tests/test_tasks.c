@@ -111,6 +111,7 @@ TEST(task_text_words_and_bounds) {
  * more), the shorter chosen (label 1) or a tie (0.5), r_chosen = -words. */
 TEST(taskprefs_gold_choice_and_skew) {
   const char *kv[] = {"task=length", "task_args=variant=skew", "pairs=40", "seed=3"};
+  lathe_registry_add("length", "length.so", "tests"); /* the task it instantiates */
   lathe_child_t *g = test_instance("taskprefs", kv, 4);
   ASSERT(g != NULL);
   int n = 0, rc;
