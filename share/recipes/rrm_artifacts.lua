@@ -14,13 +14,20 @@
 -- iid - flip gap and the in-distribution cost against RM. Then best-of-16:
 -- a small policy (sft on the world's responses) samples 16 responses to each
 -- held-out prompt, each reward model picks one, and the table gives the true
--- s and the length (words) of what it picked.
+-- s and the length (words) of what it picked. Then the policy stage: on-policy
+-- DPO from that policy with each RM and RRM as reward_run (dpo_steps, 0 for
+-- none), and the true s, length and fmt rate of what the trained policies
+-- write. epochs_grid=1,2,4,8 also trains both at every length of the grid and
+-- reports the test metrics of the length each seed picks on an
+-- in-distribution validation set.
 --
 --   lathe run share/recipes/rrm_artifacts.lua --threads 1 --workers 2
 --   lathe run share/recipes/rrm_artifacts.lua --set seeds=1 --set types=bt   # quicker
 --   lathe run share/recipes/rrm_artifacts.lua --set ablate=bt,pairwise      # all ablations
 --   lathe run share/recipes/rrm_artifacts.lua --set rm_x=6   # and an RM at 6x the epochs:
 --     about RRM's gradient steps (its data is the originals plus ~5x as many triplets)
+--   lathe run share/recipes/rrm_artifacts.lua --set seeds=5 --set types=bt --set ablate= \
+--     --set rm_x=6 --set epochs_grid=1,2,4,8   # training length tuned on validation
 local seeds = lathe.opt("seeds", 3)
 local pairs_n = lathe.opt("pairs", 3000)
 local test_n = lathe.opt("test_pairs", 1000)
