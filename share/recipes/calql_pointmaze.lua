@@ -114,5 +114,7 @@ local out = lathe.plot{out = "calql_pointmaze" .. suffix .. ".svg", metric = "ev
                        title = title}
 local qout = lathe.plot{out = "calql_pointmaze" .. suffix .. "_q.svg", metric = "evaluation/q_policy",
                         series = series, vlines = {{x = offline, label = "online fine-tuning"}},
-                        title = title .. ": Q of the learnt policy's first action"}
+                        title = string.format("%s (%s), weight %s: Q(s0, pi(s0))", maze,
+                                              data.starts, common.cql_lagrange and "Lagrange"
+                                                or tostring(common.cql_min_q_weight))}
 print("figures: " .. out .. ", " .. qout)
