@@ -23,12 +23,15 @@ static inline uint64_t task_mix(uint64_t x) {
  * length written. */
 static inline size_t task_text(const int *tok, int n, int eos, char *out, size_t cap) {
   size_t at = 0;
-  if (cap) out[0] = 0;
+  if (!cap) return 0;
+  out[0] = 0;
   for (int i = 0; i < n && tok[i] != eos; i++) {
-    char w[16];
-    int k = snprintf(w, sizeof w, "%sw%d", at ? " " : "", tok[i]);
-    if (k < 0 || at + (size_t)k + 1 > cap) break;
-    memcpy(out + at, w, (size_t)k + 1), at += (size_t)k;
+    int k = snprintf(out + at, cap - at, "%sw%d", at ? " " : "", tok[i]);
+    if (k < 0 || (size_t)k >= cap - at) { /* did not fit: cut it off */
+      out[at] = 0;
+      break;
+    }
+    at += (size_t)k;
   }
   return at;
 }
