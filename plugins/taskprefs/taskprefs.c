@@ -48,16 +48,16 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   gen_t *g = calloc(1, sizeof *g);
   if (!g) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = g;
-  int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"),
-                                    &g->tp, &g->task);
+  int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &g->tp,
+                                    &g->task);
   if (rc) return rc;
   if (g->tp->kind != LATHE_TASK)
-    return h->fail(c, LATHE_ECONFIG, "taskprefs: '%s' is not a task (its kind is %s)",
-                   g->tp->name, lathe_kind_name(g->tp->kind));
+    return h->fail(c, LATHE_ECONFIG, "taskprefs: '%s' is not a task (its kind is %s)", g->tp->name,
+                   lathe_kind_name(g->tp->kind));
   g->tp->task->spec(g->task, &g->spec);
   lathe_task_spec_t *s = &g->spec;
-  if (s->prompt_len < 1 || s->prompt_len > 4096 || s->max_response < 1 ||
-      s->max_response > 4096 || s->vocab < 2 || s->vocab > 1000000)
+  if (s->prompt_len < 1 || s->prompt_len > 4096 || s->max_response < 1 || s->max_response > 4096 ||
+      s->vocab < 2 || s->vocab > 1000000)
     return h->fail(c, LATHE_ECONFIG, "taskprefs: task %s has an unusable spec", g->tp->name);
   g->total = h->cfg_int(c, "pairs"), g->first = h->cfg_int(c, "first_prompt");
   nn_rng_seed(&g->rng, (uint64_t)h->cfg_int(c, "seed") * 0x9e3779b97f4a7c15ULL + 7);
@@ -82,8 +82,7 @@ static int draw(gen_t *g, const lathe_host_t *h, lathe_ctx_t *c, int k) {
     double tot = 0;
     for (int v = 0; v < V; v++) tot += g->probs[v] > 0 ? g->probs[v] : 0;
     if (!(tot > 0) || !isfinite(tot))
-      return h->fail(c, LATHE_EIO, "taskprefs: task %s gave a reference with no mass",
-                     g->tp->name);
+      return h->fail(c, LATHE_EIO, "taskprefs: task %s gave a reference with no mass", g->tp->name);
     double u = nn_rng_uniform_d(&g->rng) * tot, acc = 0;
     int t = V - 1;
     for (int v = 0; v < V; v++) {
