@@ -328,7 +328,7 @@ TEST(env_episode_helper) {
   const lathe_host_t *h = lathe_host();
   nn_episode_t ep;
   int calls = 0;
-  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 0, push_right, &calls, &ep), 0);
+  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 0, push_right, &calls, NULL, &ep), 0);
   float obs[4], a = 1;
   double r, ret = 0;
   int term = 0, trunc = 0, len = 0;
@@ -339,7 +339,11 @@ TEST(env_episode_helper) {
   ASSERT_EQ(calls, len);
   ASSERT_NEAR(ep.ret, ret, 0);
   ASSERT(ep.terminated && len < 20); /* pushed right, the pole falls within a few steps */
-  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 4, push_right, &calls, &ep), 0);
+  ASSERT(!ep.cut);
+  double rew[4] = {0};
+  ASSERT_EQ(nn_episode(e->p, e->self, h, &e->ctx, 3, 4, push_right, &calls, rew, &ep), 0);
   ASSERT(ep.len == 4 && !ep.terminated);
+  ASSERT(ep.cut); /* the bound ended it, not the environment */
+  ASSERT_NEAR(rew[0] + rew[1] + rew[2] + rew[3], ep.ret, 0);
   lathe_instance_free(e);
 }

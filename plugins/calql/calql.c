@@ -189,7 +189,8 @@ typedef struct {
   nn_replay_t off, on;    /* transitions, rewards already transformed; G: returns-to-go */
   int64_t ep_cap, ep_len; /* the trajectory being collected */
   float *ep_obs, *ep_act, *ep_rew, *ep_next, *ep_G, *cur_obs;
-  float *ev_rew, *ev_G;               /* an evaluation episode's transformed rewards and returns */
+  double *ev_raw;                     /* an evaluation episode's rewards, */
+  float *ev_rew, *ev_G;               /* transformed, and its returns */
   uint8_t *ep_term, *ev_term, *which; /* which: the smaller critic per row (actor loss) */
   double ep_return;
   /* scratch */
@@ -424,7 +425,7 @@ static int create_common(const lathe_host_t *h, lathe_ctx_t *c, void **self, int
   for (int k = 0; k < 7; k++)
     if (!(*e[k] = malloc(sizeof(float) * s->ep_cap * esz[k]))) return LATHE_ENOMEM;
   if (!(s->ep_term = malloc(s->ep_cap)) || !(s->ev_term = malloc(s->ep_cap)) ||
-      !(s->which = malloc(B)))
+      !(s->ev_raw = malloc(sizeof(double) * s->ep_cap)) || !(s->which = malloc(B)))
     return LATHE_ENOMEM;
 
   float tmp[LATHE_SPACE_MAX];
@@ -720,38 +721,48 @@ static double normalized(const sac_t *s, double ret) {
   return 100.0 * (ret - s->info.ref_random) / (s->info.ref_expert - s->info.ref_random);
 }
 
+/* The deterministic policy, scaled to the environment's action bound; on
+ * an episode's first step it also records min(Q1, Q2) of that state and
+ * action (decoded) in q0. */
+typedef struct {
+  sac_t *s;
+  int first;
+  double q0;
+} eval_ud_t;
+
+static void eval_policy(void *ud, const float *obs, float *a) {
+  eval_ud_t *e = ud;
+  sac_t *s = e->s;
+  act(s, obs, 1, a);
+  if (e->first) {
+    float x[2 * LATHE_SPACE_MAX], v[2];
+    copy(x, obs, s->O), copy(x + s->O, a, s->A);
+    for (int i = 0; i < 2; i++) decode(s, nn_mlp_forward(&s->q[i], x, 1), 1, v + i);
+    e->q0 = v[0] < v[1] ? v[0] : v[1], e->first = 0;
+  }
+  for (int j = 0; j < s->A; j++) a[j] *= s->max_action;
+}
+
 /* One deterministic episode of the evaluation environment: *ep as
- * nn_episode's; *q0 = min(Q1, Q2) of its first state and action (decoded),
+ * nn_episode's; *q0 = the critics' value of its first state and action,
  * *g0 = its discounted Monte-Carlo return in the critics' units (transformed
  * rewards, the failure rule), so q0 - g0 is the learnt policy's calibration. */
 static int eval_episode(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c, nn_episode_t *ep,
                         double *q0, double *g0) {
-  int O = s->O, A = s->A, trunc = 0, rc;
-  float obs[LATHE_SPACE_MAX], a[LATHE_SPACE_MAX], x[2 * LATHE_SPACE_MAX];
-  ep->ret = 0, ep->len = 0, ep->terminated = 0;
-  if ((rc = s->envp->env->reset(s->eval_env, h, c, LATHE_NO_SEED, obs))) return rc;
-  while (!ep->terminated && !trunc) {
-    if (ep->len == s->ep_cap)
-      return h->fail(c, LATHE_ECONFIG,
-                     "an evaluation episode ran past %lld steps: give %s a time limit",
-                     (long long)s->ep_cap, h->cfg_str(c, "env"));
-    act(s, obs, 1, a);
-    if (ep->len == 0) {
-      copy(x, obs, O), copy(x + O, a, A);
-      float v[2];
-      for (int i = 0; i < 2; i++) decode(s, nn_mlp_forward(&s->q[i], x, 1), 1, v + i);
-      *q0 = v[0] < v[1] ? v[0] : v[1];
-    }
-    for (int j = 0; j < A; j++) a[j] *= s->max_action;
-    double r;
-    if ((rc = s->envp->env->step(s->eval_env, h, c, a, obs, &r, &ep->terminated, &trunc)))
-      return rc;
-    s->ev_rew[ep->len] = (float)(s->scale * r + s->bias);
-    s->ev_term[ep->len] = (uint8_t)ep->terminated;
-    ep->ret += r, ep->len++;
+  eval_ud_t e = {s, 1, 0};
+  int rc = nn_episode(s->envp, s->eval_env, h, c, LATHE_NO_SEED, s->ep_cap, eval_policy, &e,
+                      s->ev_raw, ep);
+  if (rc) return rc;
+  if (ep->cut)
+    return h->fail(c, LATHE_ECONFIG,
+                   "an evaluation episode ran to %lld steps: give %s a time limit",
+                   (long long)s->ep_cap, h->cfg_str(c, "env"));
+  for (int64_t k = 0; k < ep->len; k++) {
+    s->ev_rew[k] = (float)(s->scale * s->ev_raw[k] + s->bias);
+    s->ev_term[k] = (uint8_t)(ep->terminated && k == ep->len - 1);
   }
   nn_mc_returns(s->ev_rew, s->ev_term, (int)ep->len, s->gamma, s->sparse, s->r_fail, s->ev_G);
-  *g0 = s->ev_G[0];
+  *q0 = e.q0, *g0 = s->ev_G[0];
   return 0;
 }
 
@@ -759,7 +770,7 @@ static int evaluate(sac_t *s, const lathe_host_t *h, lathe_ctx_t *c) {
   double ret = 0, len = 0, succ = 0, q = 0, g = 0;
   for (int64_t e = 0; e < s->eval_episodes; e++) {
     nn_episode_t ep;
-    double q0, g0;
+    double q0 = 0, g0 = 0;
     int rc = eval_episode(s, h, c, &ep, &q0, &g0);
     if (rc) return rc;
     ret += ep.ret, len += (double)ep.len, q += q0, g += g0;
@@ -937,7 +948,7 @@ static void destroy(void *self) {
                 s->dpi,    s->y,      s->dx,      s->tgt,  s->cur_obs, s->ep_obs,
                 s->ep_act, s->ep_rew, s->ep_next, s->ep_G, s->ev_rew,  s->ev_G};
   for (size_t k = 0; k < sizeof f / sizeof *f; k++) free(f[k]);
-  free(s->ep_term), free(s->ev_term), free(s->which);
+  free(s->ep_term), free(s->ev_term), free(s->ev_raw), free(s->which);
   free(s);
 }
 

@@ -243,7 +243,7 @@ static int evaluate(dqn_t *d, const lathe_host_t *h, lathe_ctx_t *c) {
   for (int e = 0; e < d->eval_episodes; e++) {
     uint64_t seed = h->seed(c) * 1000003ULL + 1000000ULL + (uint64_t)d->evals * 1000 + e;
     nn_episode_t ep;
-    int rc = nn_episode(d->envp, d->eval_env, h, c, seed, 0, greedy, d, &ep);
+    int rc = nn_episode(d->envp, d->eval_env, h, c, seed, 0, greedy, d, NULL, &ep);
     if (rc) return rc;
     sum += ep.ret, len += (double)ep.len;
   }

@@ -48,7 +48,7 @@
  * changes. A plugin records the NN_ABI it was built against in its
  * descriptor (lathe.h nn_abi); the host refuses it unless it equals
  * nn_abi_version() of the library loaded (liblathe-nn.so, one per process). */
-#define NN_ABI 2
+#define NN_ABI 3
 int nn_abi_version(void);
 
 /* SplitMix64: the next value of the sequence whose state is *x (a stateless
@@ -406,16 +406,20 @@ const char *nn_replay_load(nn_replay_t *b, lathe_buf_t *in);
 /* Episodes (rollout.c): one episode of environment env (an instance of
  * envp, kind environment) from reset(seed) with actions from policy (which
  * writes an action for obs as the environment takes it), ended by
- * termination, truncation or max_len steps (0: no bound of its own). Returns
- * 0, or the environment's error (its message set through h->fail). */
+ * termination, truncation or max_len steps (0: no bound of its own). rew
+ * (may be NULL; else max_len > 0 and room for max_len values) gets each
+ * step's reward. Returns 0, or the environment's error (its message set
+ * through h->fail). */
 typedef void (*nn_policy_fn)(void *ud, const float *obs, float *action);
 typedef struct nn_episode {
   double ret;     /* undiscounted return */
   int64_t len;    /* steps */
   int terminated; /* 1: ended by termination (with env info's goal: a success) */
+  int cut;        /* 1: ended by max_len, not by the environment */
 } nn_episode_t;
 int nn_episode(const lathe_plugin_t *envp, void *env, const lathe_host_t *h, lathe_ctx_t *c,
-               uint64_t seed, int64_t max_len, nn_policy_fn policy, void *ud, nn_episode_t *out);
+               uint64_t seed, int64_t max_len, nn_policy_fn policy, void *ud, double *rew,
+               nn_episode_t *out);
 
 /* ======================================================================== */
 /* Critic heads (heads.c): a network output -> value and loss. K = bins.    */
