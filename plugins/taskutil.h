@@ -1,6 +1,7 @@
 /* taskutil.h - what every task plugin shares: a deterministic prompt hash,
- * task tokens as text, and the plugin descriptor (a task is a pure function of its config: no
- * save or load) (DESTROY frees an instance). Header-only; included by the task plugins. */
+ * a caller's task, task tokens as text, and the plugin descriptor (a task is a pure function of its
+ * config: no save or load) (DESTROY frees an instance). Header-only; included by the task plugins.
+ */
 #ifndef LATHE_TASKUTIL_H
 #define LATHE_TASKUTIL_H
 
@@ -14,6 +15,21 @@
 /* SplitMix64: prompt i's tokens are a function of (i, salt) alone. */
 static inline uint64_t task_mix(uint64_t x) {
   return nn_splitmix64(&x);
+}
+
+/* The task the caller's config names (keys "task" and "task_args", the
+ * latter "key=value,key=value"), created as a child of the caller's context:
+ * 0, or a code with its message set (who names the caller in it), also when
+ * the plugin is not a task. */
+static inline int task_create(const lathe_host_t *h, lathe_ctx_t *c, const char *who,
+                              const lathe_plugin_t **tp, void **task) {
+  int rc =
+      lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), tp, task);
+  if (rc) return rc;
+  if ((*tp)->kind != LATHE_TASK)
+    return h->fail(c, LATHE_ECONFIG, "%s: '%s' is not a task (its kind is %s)", who, (*tp)->name,
+                   lathe_kind_name((*tp)->kind));
+  return 0;
 }
 
 /* Task tokens as text, for a text reward model (pref's proxy reward, the

@@ -42,7 +42,6 @@ void pairs_free(pref_t *p) {
   }
   for (int i = 0; d->prompt && i < d->ntrain + d->neval; i++) free(d->prompt[i]);
   free(d->prompt), free(d->p), free(d->train), free(d->eval), free(d->tok), free(d->mask);
-  nn_rm_free(&p->rm);
   free(d);
   p->pairs = NULL;
 }
@@ -78,7 +77,6 @@ static int reply_tokens(const pair_t *q, int s) {
 
 int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   uint32_t run = (uint32_t)h->cfg_int(c, "init_run"); /* validate() checked the rules */
-  uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
   p->shard = h->shard(c, &p->nshards);
   if (p->M_groups % p->nshards)
     return h->fail(c, LATHE_ECONFIG, "pref: prompts %d does not split over %d data-parallel shards",
@@ -92,16 +90,7 @@ int pairs_create(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   if (rc || !has)
     return h->fail(c, LATHE_ECONFIG, "pref: init_run %u (%s) holds no text model", run, made_by);
   nn_params_reset_opt(&p->pol.params); /* a fresh optimizer */
-  if (p->onpolicy) {
-    lathe_buf_t rb = {0};
-    if ((rc = h->run_checkpoint(c, rrun, &rb, made_by)))
-      return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
-    rc = nn_rm_load(&p->rm, &rb);
-    lathe_buf_free(&rb);
-    if (rc)
-      return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
-                     made_by);
-  }
+  if (p->onpolicy && (rc = pref_load_rm(p, h, c))) return rc;
   nn_rng_t r;
   nn_rng_seed(&r, 0);
   if (nn_gpt_init(&p->ref, p->pol.cfg, &r)) return h->fail(c, LATHE_ENOMEM, "out of memory");

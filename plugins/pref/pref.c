@@ -29,8 +29,9 @@
  * With reward_run on a task, that run's reward model scores every training
  * response instead of the task (a proxy reward: it reads prompt and response
  * as task_text words, as the taskprefs generator writes its pairs);
- * evaluation keeps the task's gold reward (eval/reward) and reports the
- * proxy's beside it (eval/proxy_reward), so over-optimisation shows.
+ * evaluation keeps the task's gold reward (eval/reward) and reports a
+ * Bradley-Terry proxy's beside it (eval/proxy_reward), so over-optimisation
+ * shows.
  */
 #include <math.h>
 #include <stdio.h>
@@ -302,42 +303,35 @@ static int sample_fail(const lathe_host_t *h, lathe_ctx_t *c, int rc) {
 }
 
 /* The proxy reward model's scores of the responses of s (groups of s->n
- * responses to one prompt) into out(M), as task_text words; *gold (may be
- * NULL) = the mean of the task's rewards s->reward. Returns 0 or a code,
- * its message set. */
-static int proxy_score(pref_t *p, const set_t *s, double *out, double *gold) {
+ * responses to one prompt) into out(M), as task_text words. Returns 0 or a
+ * code, its message set. */
+static int proxy_score(pref_t *p, const set_t *s, double *out) {
   int n = s->n, T = p->T, rc = 0;
   size_t cap = (size_t)(p->P > p->R ? p->P : p->R) * 9 + 1;
   char *pt = malloc(cap), *buf = malloc(cap * (size_t)n);
   const char **resp = malloc(sizeof *resp * (size_t)n);
   if (!pt || !buf || !resp) rc = LATHE_ENOMEM;
-  if (gold) { /* (before out, which may be s->reward, is written) */
-    double sum = 0;
-    for (int b = 0; b < s->M; b++) sum += s->reward[b];
-    *gold = s->M ? sum / s->M : 0;
-  }
   for (int g = 0; g < s->M / n && !rc; g++) {
-    const int *row = s->tok + (size_t)g * n * T;
-    task_text(row, p->P, -1, pt, cap);
+    task_text(s->tok + (size_t)g * n * T, p->P, -1, pt, cap);
     for (int k = 0; k < n; k++) {
       const int *r = s->tok + (size_t)(g * n + k) * T + p->P;
-      task_text(r, s->rlen[g * n + k], p->spec.eos, buf + cap * (size_t)k, cap);
       resp[k] = buf + cap * (size_t)k;
+      task_text(r, s->rlen[g * n + k], p->spec.eos, buf + cap * (size_t)k, cap);
     }
     rc = nn_rm_rank(&p->rm, pt, resp, n, out + (size_t)g * n);
   }
   free(pt), free(buf), free(resp);
-  return rc ? p->h->fail(p->c, rc, "pref: the proxy reward model failed (out of memory)") : 0;
+  return rc ? p->h->fail(p->c, rc, "pref: the proxy reward model could not score the samples") : 0;
 }
 
-/* Training rewards from the proxy reward model instead of the task's (which
- * is logged as train/gold_reward); nothing without one. */
+/* Training rewards from the proxy reward model instead of the task's (whose
+ * mean is logged as train/gold_reward); nothing without one. */
 static int use_proxy(pref_t *p, set_t *s) {
-  if (!p->proxy) return 0;
-  double gold;
-  int rc = proxy_score(p, s, s->reward, &gold);
-  if (!rc) p->h->metric(p->c, "train/gold_reward", gold);
-  return rc;
+  if (!p->has_rm) return 0;
+  double gold = 0;
+  for (int b = 0; b < s->M; b++) gold += s->reward[b];
+  p->h->metric(p->c, "train/gold_reward", s->M ? gold / s->M : 0);
+  return proxy_score(p, s, s->reward);
 }
 
 /* Mean and variance of the finite values of r[0..n) (-inf marks a response
@@ -484,12 +478,27 @@ static void group_mean(pref_t *p, stats_t *st, double denom, float *w, size_t k)
 
 /* ---- the plugin ----------------------------------------------------------------- */
 
+int pref_load_rm(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
+  uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
+  lathe_buf_t rb = {0};
+  char made_by[64];
+  int rc = h->run_checkpoint(c, rrun, &rb, made_by);
+  if (rc) return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
+  rc = nn_rm_load(&p->rm, &rb);
+  lathe_buf_free(&rb);
+  if (rc)
+    return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
+                   made_by);
+  p->has_rm = 1;
+  return 0;
+}
+
 static void destroy(void *self) {
   pref_t *p = self;
   if (!p) return;
   /* the task is the host's: freed with the run */
   pairs_free(p);
-  if (p->proxy) nn_rm_free(&p->rm);
+  nn_rm_free(&p->rm);
   nn_tok_free(&p->tok);
   nn_gpt_free(&p->pol), nn_gpt_free(&p->ref);
   set_free(&p->cur);
@@ -572,26 +581,9 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
                    "shards",
                    p->M_groups, (long long)p->ref_batch, p->nshards);
   /* the task, with its options */
-  rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &p->tp,
-                                &p->task);
-  if (rc) return rc;
-  if (p->tp->kind != LATHE_TASK)
-    return h->fail(c, LATHE_ECONFIG, "pref: '%s' is not a task (its kind is %s)", p->tp->name,
-                   lathe_kind_name(p->tp->kind));
+  if ((rc = task_create(h, c, "pref", &p->tp, &p->task))) return rc;
   p->tp->task->spec(p->task, &p->spec);
-  uint32_t rrun = (uint32_t)h->cfg_int(c, "reward_run");
-  if (rrun) { /* a proxy reward model */
-    lathe_buf_t rb = {0};
-    char made_by[64];
-    if ((rc = h->run_checkpoint(c, rrun, &rb, made_by)))
-      return h->fail(c, rc, "pref: reward_run %u has no checkpoint", rrun);
-    rc = nn_rm_load(&p->rm, &rb);
-    lathe_buf_free(&rb);
-    if (rc)
-      return h->fail(c, LATHE_ECONFIG, "pref: reward_run %u (%s) holds no reward model", rrun,
-                     made_by);
-    p->proxy = 1;
-  }
+  if (h->cfg_int(c, "reward_run") && (rc = pref_load_rm(p, h, c))) return rc; /* a proxy */
   p->P = p->spec.prompt_len, p->R = p->spec.max_response, p->V = p->spec.vocab;
   p->T = p->P + p->R;
   if (p->P > 64) return h->fail(c, LATHE_ECONFIG, "pref: prompts of over 64 tokens");
@@ -699,9 +691,9 @@ static int evaluate(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c) {
   }
   h->metric(c, "eval/reward", r / E), h->metric(c, "eval/length", len / E);
   h->metric(c, "eval/kl", kl / E);
-  if (p->proxy) {
+  if (p->has_rm && p->rm.kind == NN_RM_BT) { /* (a pairwise model ranks, one alone is 0.5) */
     double *pr = malloc(sizeof *pr * (size_t)E), sum = 0;
-    rc = pr ? proxy_score(p, &s, pr, NULL) : h->fail(c, LATHE_ENOMEM, "out of memory");
+    rc = pr ? proxy_score(p, &s, pr) : h->fail(c, LATHE_ENOMEM, "out of memory");
     for (int b = 0; b < E && !rc; b++) sum += pr[b];
     if (!rc) h->metric(c, "eval/proxy_reward", sum / E);
     free(pr);

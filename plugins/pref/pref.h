@@ -42,7 +42,7 @@ typedef struct {
   nn_tok_t tok; /* dataset mode: the model's tokenizer */
   int text;     /* dataset mode (pairs.c) */
   nn_rm_t rm;   /* reward_run's reward model (dataset mode on-policy, or a task's proxy) */
-  int proxy;    /* task mode: rm replaces the task's reward in training */
+  int has_rm;   /* rm is loaded; in task mode it replaces the task's reward in training */
   struct pairs *pairs;
   int64_t queries; /* reward queries so far */
   int64_t next_prompt;
@@ -53,6 +53,9 @@ typedef struct {
   size_t nbuf;
 } pref_t;
 
+/* Load reward_run's reward model into p->rm (both modes). Returns 0 or a
+ * code, its message set: no checkpoint, or not a reward model's. */
+int pref_load_rm(pref_t *p, const lathe_host_t *h, lathe_ctx_t *c);
 /* Dataset mode: read the pairs and the init_run model, precompute pi_ref's
  * log-probabilities (valid since pi_ref is fixed). With reward_run and
  * onpolicy, the pairs give prompts only: each step samples `samples`

@@ -48,12 +48,8 @@ static int create(const lathe_host_t *h, lathe_ctx_t *c, void **self) {
   gen_t *g = calloc(1, sizeof *g);
   if (!g) return h->fail(c, LATHE_ENOMEM, "out of memory");
   *self = g;
-  int rc = lathe_plugin_create_list(h, c, h->cfg_str(c, "task"), h->cfg_str(c, "task_args"), &g->tp,
-                                    &g->task);
+  int rc = task_create(h, c, "taskprefs", &g->tp, &g->task);
   if (rc) return rc;
-  if (g->tp->kind != LATHE_TASK)
-    return h->fail(c, LATHE_ECONFIG, "taskprefs: '%s' is not a task (its kind is %s)", g->tp->name,
-                   lathe_kind_name(g->tp->kind));
   g->tp->task->spec(g->task, &g->spec);
   lathe_task_spec_t *s = &g->spec;
   if (s->prompt_len < 1 || s->prompt_len > 4096 || s->max_response < 1 || s->max_response > 4096 ||
