@@ -325,23 +325,20 @@ lathe.table({"selector", "seeds", "true s", "length", "fmt"}, rows)
 -- prompts (4 samples each, temperature 1): IQM over seeds with a 95%
 -- stratified-bootstrap interval, and the policy before DPO for reference
 if dpo_steps > 0 then
-  local dpo, stage3 = {}, {}
+  local arms, stage3 = {}, {} -- {name, runs (by seed)} in table order
   for _, ty in ipairs(dpo_types) do
     for _, pair in ipairs({{"RM", rm[ty]}, {"RRM", rrm[ty] and rrm[ty][1]}}) do
+      local arm = {name = "DPO with " .. pair[1] .. " (" .. ty .. ")", runs = {}}
       for s, h in ipairs(pair[2] or {}) do
         if h.status == "done" then
-          local key = pair[1] .. " (" .. ty .. ")"
-          dpo[key] = dpo[key] or {}
-          local p = lathe.spawn("pref", {dataset = train, init_run = policy.id, reward_run = h.id,
-                                         onpolicy = true, method = "dpo", steps = dpo_steps,
-                                         samples = 4, prompts = 16, lr = dpo_lr,
-                                         beta = dpo_beta, eval_every = 100000,
-                                         seed = s})
-          dpo[key][#dpo[key] + 1] = p
-          stage3[#stage3 + 1] = p
-          dpo[#dpo + 1] = key
+          arm.runs[#arm.runs + 1] = lathe.spawn("pref", {
+            dataset = train, init_run = policy.id, reward_run = h.id, onpolicy = true,
+            method = "dpo", steps = dpo_steps, samples = 4, prompts = 16, lr = dpo_lr,
+            beta = dpo_beta, eval_every = 100000, seed = s})
+          stage3[#stage3 + 1] = arm.runs[#arm.runs]
         end
       end
+      if #arm.runs > 0 then arms[#arms + 1] = arm end
     end
   end
   lathe.wait(stage3)
@@ -362,22 +359,18 @@ if dpo_steps > 0 then
   local s0, n0, f0 = policy_stats(policy, 1)
   local rows = {{"before DPO (sft)", "1", string.format("%.3f", s0), string.format("%.1f", n0),
                  string.format("%.2f", f0), "-", tostring(policy.id)}}
-  local seen = {}
-  for _, key in ipairs(dpo) do
-    if not seen[key] then
-      seen[key] = true
-      local ss, ns, fs, rw = {}, {}, {}, {}
-      for s, h in ipairs(dpo[key]) do
-        if h.status == "done" then
-          local a, b, f = policy_stats(h, s)
-          ss[#ss + 1], ns[#ns + 1], fs[#fs + 1] = a, b, f
-          rw[#rw + 1] = h.summary["rm/reward_mean"]
-        end
+  for _, arm in ipairs(arms) do
+    local ss, ns, fs, rw = {}, {}, {}, {}
+    for s, h in ipairs(arm.runs) do
+      if h.status == "done" then
+        local a, b, f = policy_stats(h, s)
+        ss[#ss + 1], ns[#ns + 1], fs[#fs + 1] = a, b, f
+        rw[#rw + 1] = h.summary["rm/reward_mean"]
       end
-      rows[#rows + 1] = {"DPO with " .. key, tostring(#ss), S.cell(ss, "%.3f"), S.cell(ns, "%.1f"),
-                         S.cell(fs, "%.2f"), S.cell(rw, "%.2f"),
-                         dpo[key][1].id .. "-" .. dpo[key][#dpo[key]].id}
     end
+    rows[#rows + 1] = {arm.name, tostring(#ss), S.cell(ss, "%.3f"), S.cell(ns, "%.1f"),
+                       S.cell(fs, "%.2f"), S.cell(rw, "%.2f"),
+                       arm.runs[1].id .. "-" .. arm.runs[#arm.runs].id}
   end
   print(string.format("on-policy DPO, %d steps (16 prompts x 4 samples, ranked by the reward model), "
                       .. "from policy run %d: true s, length in words and fmt rate of 4 samples on "
